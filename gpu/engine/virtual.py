@@ -1,0 +1,271 @@
+"""A virtual-clock driver: replicas of `Scheduler` on one event queue (docs/engine-model.md,
+"Events and their order" and "Several replicas").
+
+Step and load durations come from plug-in functions; `LinearCostModel` is the fixed model the
+conformance test uses. Run as `python3 -m engine.virtual SCENARIO --batch-log FILE` (with `gpu/`
+on PYTHONPATH) to replay a scenario file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import EngineConfig
+from .records import IterationRecord, write_iterations_csv, write_requests_csv, write_text_atomic
+from .scheduler import AdapterInfo, Request, Scheduler, StepPlan
+
+StepSeconds = Callable[[StepPlan], float]
+LoadSeconds = Callable[[AdapterInfo, bool], float]
+
+# Event kinds, in the order events at the same time are handled.
+ARRIVAL, LOAD_DONE, MODE_SWITCH_DONE, ITERATION_END, PASS = range(5)
+
+
+@dataclass(frozen=True)
+class LinearCostModel:
+    """The conformance cost model (docs/engine-model.md, "The linear cost model").
+
+    step = base_s + per_prefill_token_s * prefill_tokens + per_decode_seq_s * decode_seqs,
+    load = host_to_gpu_s, or disk_to_host_s + host_to_gpu_s from disk. Seconds throughout.
+    """
+
+    base_s: float
+    per_prefill_token_s: float
+    per_decode_seq_s: float
+    host_to_gpu_s: float
+    disk_to_host_s: float
+
+    @classmethod
+    def from_mapping(cls, d: Mapping[str, Any], where: str = "cost_model") -> LinearCostModel:
+        """Parses `{kind: linear, base_s: ..., ...}`; ValueError naming the key."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"{where}: expected a mapping")
+        if d.get("kind") != "linear":
+            raise ValueError(f"{where}.kind: expected 'linear', found {d.get('kind')!r}")
+        names = ("base_s", "per_prefill_token_s", "per_decode_seq_s", "host_to_gpu_s", "disk_to_host_s")
+        for key in d:
+            if key != "kind" and key not in names:
+                raise ValueError(f"{where}.{key}: unknown key")
+        values: dict[str, float] = {}
+        for name in names:
+            v = d.get(name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ValueError(f"{where}.{name}: expected a number >= 0, found {v!r}")
+            values[name] = float(v)
+        return cls(**values)
+
+    def step_seconds(self, plan: StepPlan) -> float:
+        """Duration of the iteration `plan`, evaluated left to right as written."""
+        return self.base_s + self.per_prefill_token_s * plan.prefill_tokens + self.per_decode_seq_s * plan.decode_seqs
+
+    def load_seconds(self, adapter: AdapterInfo, from_disk: bool) -> float:
+        """Duration of one adapter load."""
+        if from_disk:
+            return self.disk_to_host_s + self.host_to_gpu_s
+        return self.host_to_gpu_s
+
+
+@dataclass
+class BatchLogEntry:
+    """One line of the batch log: one iteration of one replica."""
+
+    replica: int
+    iteration: int
+    start_s: float
+    batch: list[tuple[int, int]]
+    loads: list[str]
+    preempted: list[int]
+
+    def to_json(self) -> str:
+        """The JSON line, `start_s` with 9 decimal places."""
+        batch = ", ".join(f"[{rid}, {n}]" for rid, n in self.batch)
+        return (
+            f'{{"replica": {self.replica}, "iteration": {self.iteration}, '
+            f'"start_s": {self.start_s:.9f}, "batch": [{batch}], '
+            f'"loads": {json.dumps(self.loads)}, "preempted": {json.dumps(self.preempted)}}}'
+        )
+
+
+@dataclass
+class VirtualResult:
+    """What a virtual run produced: requests in trace order, iterations and the batch log in
+    order of start time then replica."""
+
+    requests: list[Request]
+    iterations: list[IterationRecord]
+    batch_log: list[BatchLogEntry]
+    end_s: float
+
+
+class _Replica:
+    def __init__(self, index: int, scheduler: Scheduler) -> None:
+        self.index = index
+        self.scheduler = scheduler
+        self.busy = False
+        self.pass_pending = False
+        self.loader_free_at = 0.0
+        self.iterations = 0
+        self.plan: StepPlan | None = None
+
+
+def run_virtual(
+    config: EngineConfig,
+    adapters: Mapping[str, AdapterInfo],
+    requests: Iterable[Request],
+    step_seconds: StepSeconds,
+    load_seconds: LoadSeconds,
+    replicas: int = 1,
+    placement: Mapping[str, Sequence[int]] | None = None,
+    batch_log: str | Path | None = None,
+) -> VirtualResult:
+    """Replays `requests` on `replicas` replicas in simulated time.
+
+    `placement` maps an adapter to the replicas that host it (default: all); requests of the
+    base model (adapter None) may go to any replica. Writes the batch log to `batch_log` when
+    given. The `Request` objects are updated in place and returned in input order.
+    """
+    if replicas < 1:
+        raise ValueError(f"replicas: expected at least 1, found {replicas}")
+    hosts: dict[str | None, list[int]] = {None: list(range(replicas))}
+    for name in adapters:
+        chosen = list(range(replicas)) if placement is None else list(placement.get(name, []))
+        for r in chosen:
+            if not 0 <= r < replicas:
+                raise ValueError(f"placement.{name}: replica {r} out of range 0..{replicas - 1}")
+        hosts[name] = sorted(set(chosen))
+    reqs = list(requests)
+    reps = [_Replica(k, Scheduler(config, dict(adapters))) for k in range(replicas)]
+
+    events: list[tuple[float, int, int, Any]] = []
+    counter = 0
+
+    def push(time: float, kind: int, payload: Any) -> None:
+        nonlocal counter
+        heapq.heappush(events, (time, kind, counter, payload))
+        counter += 1
+
+    def ask_pass(rep: _Replica, now: float) -> None:
+        if not rep.busy and not rep.pass_pending:
+            rep.pass_pending = True
+            push(now, PASS, rep)
+
+    # Arrivals in order of arrival time, ties in trace order.
+    for req in sorted(reqs, key=lambda r: r.arrival_s):
+        if req.adapter is not None and not hosts.get(req.adapter):
+            raise ValueError(f"request {req.request_id}: adapter {req.adapter!r} is hosted nowhere")
+        push(req.arrival_s, ARRIVAL, req)
+
+    log: list[BatchLogEntry] = []
+    iterations: list[IterationRecord] = []
+    now = 0.0
+    while events:
+        now, kind, _, payload = heapq.heappop(events)
+        if kind == ARRIVAL:
+            req = payload
+            candidates = hosts[req.adapter]
+            rep = min((reps[k] for k in candidates), key=lambda x: (x.scheduler.queue_length, x.index))
+            if rep.scheduler.add_request(req, now):
+                ask_pass(rep, now)
+        elif kind == LOAD_DONE:
+            rep, adapter = payload
+            rep.scheduler.load_done(adapter, now)
+            ask_pass(rep, now)
+        elif kind == ITERATION_END:
+            rep = payload
+            assert rep.plan is not None
+            rep.scheduler.finish_step(rep.plan, now)
+            rep.plan = None
+            rep.busy = False
+            ask_pass(rep, now)
+        elif kind == PASS:
+            rep = payload
+            rep.pass_pending = False
+            plan = rep.scheduler.schedule(now)
+            for order in plan.loads:
+                d = load_seconds(adapters[order.adapter], order.from_disk)
+                finish = max(now, rep.loader_free_at) + d
+                rep.loader_free_at = finish
+                push(finish, LOAD_DONE, (rep, order.adapter))
+            if plan.seqs:
+                duration = step_seconds(plan)
+                if not duration > 0.0:
+                    raise ValueError(f"step_seconds returned {duration!r}; expected > 0")
+                entry = BatchLogEntry(
+                    replica=rep.index,
+                    iteration=rep.iterations,
+                    start_s=now,
+                    batch=[(s.request_id, s.num_tokens) for s in plan.seqs],
+                    loads=[o.adapter for o in plan.loads],
+                    preempted=list(plan.preempted),
+                )
+                log.append(entry)
+                iterations.append(IterationRecord.from_plan(rep.index, rep.iterations, now, duration, plan))
+                rep.iterations += 1
+                rep.busy = True
+                rep.plan = plan
+                push(now + duration, ITERATION_END, rep)
+        else:  # pragma: no cover - no mode switches in policy v1
+            raise AssertionError(kind)
+
+    log.sort(key=lambda e: (e.start_s, e.replica, e.iteration))
+    iterations.sort(key=lambda it: (it.start_s, it.replica, it.iteration))
+    if batch_log is not None:
+        write_batch_log(batch_log, log)
+    return VirtualResult(requests=reqs, iterations=iterations, batch_log=log, end_s=now)
+
+
+def write_batch_log(path: str | Path, entries: Iterable[BatchLogEntry]) -> None:
+    """Writes the batch log, one JSON object per line (atomic)."""
+    write_text_atomic(path, "".join(e.to_json() + "\n" for e in entries))
+
+
+def run_scenario(path: str | Path, batch_log: str | Path | None = None) -> VirtualResult:
+    """Loads a scenario file (engine, linear cost model, replicas, placement `all`, workload)
+    and replays it."""
+    from .trace_io import load_scenario
+
+    sc = load_scenario(path)
+    if not isinstance(sc.cost_model, Mapping):
+        raise ValueError(f"{path}: cost_model: expected a mapping")
+    model = LinearCostModel.from_mapping(sc.cost_model, f"{path}: cost_model")
+    return run_virtual(
+        sc.engine,
+        sc.adapters,
+        sc.requests,
+        model.step_seconds,
+        model.load_seconds,
+        replicas=sc.replicas,
+        placement=sc.placement,
+        batch_log=batch_log,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: replay a scenario with the linear cost model and write the outputs."""
+    p = argparse.ArgumentParser(prog="python3 -m engine.virtual", description=__doc__)
+    p.add_argument("scenario")
+    p.add_argument("--batch-log", help="JSONL batch log to write")
+    p.add_argument("--requests-csv", help="requests.csv to write")
+    p.add_argument("--iterations-csv", help="iterations.csv to write")
+    args = p.parse_args(argv)
+    try:
+        result = run_scenario(args.scenario, args.batch_log)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.requests_csv:
+        write_requests_csv(args.requests_csv, result.requests)
+    if args.iterations_csv:
+        write_iterations_csv(args.iterations_csv, result.iterations)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Shared helpers for the scheduler tests (CPU only, no torch)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from gpu.engine.config import EngineConfig  # noqa: E402
+from gpu.engine.scheduler import AdapterInfo, Request, Scheduler, StepPlan  # noqa: E402
+
+SMALL = dict(
+    max_num_seqs=4,
+    max_num_batched_tokens=64,
+    chunked_prefill=True,
+    block_size=4,
+    num_gpu_blocks=64,
+    max_model_len=64,
+    max_loras=2,
+    max_cpu_loras=3,
+    scheduler_lookahead=16,
+)
+
+
+def make_config(**overrides: object) -> EngineConfig:
+    """A small engine config; keyword arguments override SMALL."""
+    d = dict(SMALL)
+    d.update(overrides)
+    return EngineConfig(**d)  # type: ignore[arg-type]
+
+
+def make_adapters(*names: str, rank: int = 8) -> dict[str, AdapterInfo]:
+    """A catalogue of rank-`rank` adapters on the attention projections."""
+    return {n: AdapterInfo(n, rank, 16.0, ("q_proj", "v_proj")) for n in names}
+
+
+def make_scheduler(adapters: tuple[str, ...] = ("a1", "a2", "a3", "a4"), **overrides: object) -> Scheduler:
+    """A scheduler over `make_config(**overrides)` and a catalogue of `adapters`."""
+    return Scheduler(make_config(**overrides), make_adapters(*adapters))
+
+
+def req(rid: int, prompt: int, output: int, adapter: str | None = None, arrival: float = 0.0) -> Request:
+    """A request."""
+    return Request(rid, arrival, adapter, prompt, output)
+
+
+def batch(plan: StepPlan) -> list[tuple[int, int]]:
+    """The plan as (request_id, tokens) pairs in scheduling order."""
+    return [(s.request_id, s.num_tokens) for s in plan.seqs]
+
+
+def step(s: Scheduler, t: float, dt: float = 1.0) -> tuple[StepPlan, list[Request]]:
+    """One scheduling pass at `t` and its token accounting at `t + dt`."""
+    plan = s.schedule(t)
+    return plan, s.finish_step(plan, t + dt)
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    """The repository root."""
+    return ROOT
+
+
+def twin_binary() -> Path | None:
+    """The twin CLI: `LORATWIN_BIN`, else .build/release/loratwin, else .build/debug/loratwin."""
+    env = os.environ.get("LORATWIN_BIN")
+    if env:
+        p = Path(env)
+        return p if p.is_file() else None
+    for rel in (".build/release/loratwin", ".build/debug/loratwin"):
+        p = ROOT / rel
+        if p.is_file():
+            return p
+    return None
