@@ -1,0 +1,247 @@
+import DequeModule
+
+/// One request's share of an iteration.
+public struct BatchEntry: Sendable, Equatable {
+    /// Index of the request in the simulation.
+    public var request: Int32
+    /// Tokens computed for it in the iteration.
+    public var tokens: Int32
+}
+
+/// A serving replica: its queues, KV cache, adapter slots, host cache and loader, and the
+/// scheduling pass of docs/engine-model.md. The event loop (`Simulation`) owns it and calls it.
+public struct Replica {
+    /// Index of the replica.
+    public let index: Int
+    /// Engine limits.
+    public let config: EngineConfig
+    /// KV-cache blocks in all.
+    public let totalBlocks: Int
+    /// KV-cache blocks free.
+    public internal(set) var freeBlocks: Int
+
+    /// Admitted requests, in order of admission.
+    public internal(set) var running: [Int32] = []
+    /// Waiting requests, FCFS; preempted requests go back to the front.
+    public internal(set) var waiting = Deque<Int32>()
+
+    // Adapters, indexed by catalogue index.
+    var adapterSlot: [Int32]
+    var adapterLoading: [Bool]
+    var runningUsers: [Int32]
+    var inHost: [Bool]
+    var recency: [Int]
+    var touchedInPass: [Int]
+    var hostCount = 0
+    var recencyCounter = 0
+    var slotAdapter: [Int32]
+    var slotTokens: [Int32]
+    /// When the loader is free to start the next transfer, seconds.
+    public internal(set) var loaderFreeAt = 0.0
+
+    /// Whether an iteration is in flight.
+    public internal(set) var busy = false
+    /// Whether a scheduling pass is queued.
+    var passPending = false
+    /// Serving mode.
+    public internal(set) var mode = ServingMode.unmerged
+
+    // The iteration being built or run.
+    /// Batch of the current iteration, in scheduling order.
+    public internal(set) var batch: [BatchEntry] = []
+    /// Aggregates of the current iteration for the cost model.
+    public internal(set) var stepBatch = StepBatch()
+    /// Loads started by the last pass: adapter and finish time.
+    public internal(set) var loadsStarted: [(adapter: Int32, finish: Double)] = []
+    /// Requests preempted by the last pass.
+    public internal(set) var preemptedInPass: [Int32] = []
+    /// Iterations run.
+    public internal(set) var iterations = 0
+    /// Seconds spent in iterations.
+    public internal(set) var busySeconds = 0.0
+    var passNumber = 0
+
+    /// Creates an idle replica with an empty cache and every adapter on disk.
+    public init(index: Int, config: EngineConfig, totalBlocks: Int, adapterCount: Int) {
+        self.index = index
+        self.config = config
+        self.totalBlocks = totalBlocks
+        self.freeBlocks = totalBlocks
+        adapterSlot = Array(repeating: -1, count: adapterCount)
+        adapterLoading = Array(repeating: false, count: adapterCount)
+        runningUsers = Array(repeating: 0, count: adapterCount)
+        inHost = Array(repeating: false, count: adapterCount)
+        recency = Array(repeating: 0, count: adapterCount)
+        touchedInPass = Array(repeating: -1, count: adapterCount)
+        slotAdapter = Array(repeating: -1, count: config.maxLoras)
+        slotTokens = Array(repeating: 0, count: config.maxLoras)
+    }
+
+    /// Requests in `running` and `waiting`: the router's measure of load.
+    public var load: Int { running.count + waiting.count }
+
+    /// Whether adapter `a` is in a GPU slot and ready.
+    @inline(__always) func isResident(_ a: Int32) -> Bool {
+        a < 0 || (adapterSlot[Int(a)] >= 0 && !adapterLoading[Int(a)])
+    }
+
+    @inline(__always) func blocksFor(_ tokens: Int32) -> Int32 {
+        let bs = Int32(config.blockSize)
+        return (tokens + bs - 1) / bs
+    }
+
+    /// Runs the scheduling pass at `now` (docs/engine-model.md, "One iteration").
+    /// Fills `batch`, `stepBatch`, `loadsStarted` and `preemptedInPass`.
+    mutating func schedulePass<Cost: StepCostModel>(now: Double, requests: inout [RequestState], cost: Cost) {
+        batch.removeAll(keepingCapacity: true)
+        loadsStarted.removeAll(keepingCapacity: true)
+        preemptedInPass.removeAll(keepingCapacity: true)
+        passNumber += 1
+        var budget = Int32(config.maxNumBatchedTokens)
+        let chunked = config.chunkedPrefill
+
+        // 1. Running requests, in admission order.
+        var i = 0
+        runningLoop: while i < running.count && budget > 0 {
+            let r = running[i]
+            let req = requests[Int(r)]
+            var n = req.known - req.computed
+            if chunked {
+                n = min(n, budget)
+            } else if n > budget {
+                i += 1
+                continue
+            }
+            let need = Int(blocksFor(req.computed + n) - req.blocks)
+            while need > freeBlocks {
+                let victim = running.removeLast()
+                preempt(victim, requests: &requests)
+                if victim == r { break runningLoop }
+            }
+            allocate(r, blocks: need, tokens: n, requests: &requests)
+            budget -= n
+            i += 1
+        }
+
+        // 2. Waiting requests, FCFS with adapter skips, unless this pass preempted.
+        if preemptedInPass.isEmpty {
+            var position = 0
+            var examined = 0
+            while position < waiting.count && examined < config.schedulerLookahead
+                && running.count < config.maxNumSeqs && budget > 0
+            {
+                let r = waiting[position]
+                examined += 1
+                let req = requests[Int(r)]
+                let a = req.adapter
+                if !isResident(a) {
+                    if adapterSlot[Int(a)] < 0 { startLoad(Int(a), now: now, cost: cost) }
+                    position += 1
+                    continue
+                }
+                var n = req.known - req.computed
+                if chunked {
+                    n = min(n, budget)
+                } else if n > budget {
+                    break
+                }
+                let need = Int(blocksFor(n))
+                if need > freeBlocks { break }
+                waiting.remove(at: position)
+                running.append(r)
+                if a >= 0 { runningUsers[Int(a)] += 1 }
+                requests[Int(r)].status = .running
+                if requests[Int(r)].firstScheduledSeconds.isNaN { requests[Int(r)].firstScheduledSeconds = now }
+                allocate(r, blocks: need, tokens: n, requests: &requests)
+                budget -= n
+            }
+        }
+        summarise(requests: requests)
+    }
+
+    @inline(__always) mutating func allocate(_ r: Int32, blocks need: Int, tokens n: Int32, requests: inout [RequestState]) {
+        precondition(need <= freeBlocks, "KV cache over-allocated")
+        freeBlocks -= need
+        requests[Int(r)].blocks += Int32(need)
+        batch.append(BatchEntry(request: r, tokens: n))
+    }
+
+    /// Preempts `r` by recompute: frees its blocks and puts it at the front of `waiting`.
+    mutating func preempt(_ r: Int32, requests: inout [RequestState]) {
+        freeBlocks += Int(requests[Int(r)].blocks)
+        precondition(freeBlocks <= totalBlocks, "KV block freed twice")
+        requests[Int(r)].blocks = 0
+        requests[Int(r)].computed = 0
+        requests[Int(r)].preemptions += 1
+        requests[Int(r)].status = .waiting
+        let a = requests[Int(r)].adapter
+        if a >= 0 { runningUsers[Int(a)] -= 1 }
+        waiting.prepend(r)
+        preemptedInPass.append(r)
+    }
+
+    /// Builds `stepBatch` from `batch` and touches the batch's adapters in order of first appearance.
+    mutating func summarise(requests: [RequestState]) {
+        var s = StepBatch()
+        s.mode = mode
+        s.segments = stepBatch.segments
+        s.segments.removeAll(keepingCapacity: true)
+        for e in batch {
+            let req = requests[Int(e.request)]
+            let n = Int(e.tokens)
+            let c = Int(req.computed)
+            if req.generated > 0 && n == 1 && c == Int(req.known) - 1 {
+                s.decodeSequences += 1
+                s.decodeContextTokens += c + 1
+            } else {
+                s.prefillTokens += n
+                s.prefillSequences += 1
+                s.prefillAttentionPairs += Double(n) * (Double(c) + Double(n + 1) / 2)
+            }
+            if c + n == Int(req.known) { s.samplingSequences += 1 }
+            let a = Int(req.adapter)
+            if a >= 0 {
+                let slot = Int(adapterSlot[a])
+                if touchedInPass[a] != passNumber {
+                    touchedInPass[a] = passNumber
+                    touch(a)
+                    slotTokens[slot] = 0
+                    s.segments.append(LoraSegment(adapter: a, tokens: 0))
+                }
+                slotTokens[slot] += Int32(n)
+            }
+        }
+        for k in s.segments.indices {
+            s.segments[k].tokens = Int(slotTokens[Int(adapterSlot[s.segments[k].adapter])])
+        }
+        stepBatch = s
+    }
+
+    /// Applies the token accounting at the end of the iteration (`end`, seconds) and frees the
+    /// blocks of finished requests. Returns how many finished.
+    mutating func finishIteration(end: Double, requests: inout [RequestState]) -> Int {
+        var finished = 0
+        for e in batch {
+            let r = Int(e.request)
+            requests[r].computed += e.tokens
+            if requests[r].computed == requests[r].known {
+                requests[r].generated += 1
+                if requests[r].generated == 1 { requests[r].firstTokenSeconds = end }
+                if requests[r].generated == requests[r].outputTokens {
+                    requests[r].finishSeconds = end
+                    requests[r].status = .finished
+                    freeBlocks += Int(requests[r].blocks)
+                    requests[r].blocks = 0
+                    let a = requests[r].adapter
+                    if a >= 0 { runningUsers[Int(a)] -= 1 }
+                    finished += 1
+                }
+            }
+        }
+        if finished > 0 {
+            running.removeAll { requests[Int($0)].status == .finished }
+        }
+        batch.removeAll(keepingCapacity: true)
+        return finished
+    }
+}

@@ -1,0 +1,138 @@
+"""Attention over the paged KV cache.
+
+- Decode (one query token per sequence): a Triton kernel that walks each sequence's block
+  table with an online softmax; its launch depends only on tensor shapes, so it is captured in
+  the decode CUDA graphs. ``paged_decode_torch`` is the reference it is checked against.
+- Prefill (a chunk of ``n`` query tokens starting at ``start_pos``): torch SDPA, over the fresh
+  keys/values when the chunk starts at position 0, else over the keys/values gathered from the
+  sequence's pages.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+try:
+    import triton
+    import triton.language as tl
+
+    HAVE_TRITON = True
+except ImportError:  # CPU-only environments
+    HAVE_TRITON = False
+
+
+if HAVE_TRITON:
+
+    @triton.jit
+    def _paged_decode_kernel(
+        q_ptr, k_ptr, v_ptr, bt_ptr, ctx_ptr, o_ptr,
+        scale,
+        stride_qt, stride_qh,
+        stride_kb, stride_ks, stride_kh,
+        stride_bt,
+        stride_ot, stride_oh,
+        GROUP: tl.constexpr, BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr, TILE: tl.constexpr,
+    ):
+        seq = tl.program_id(0)
+        head = tl.program_id(1)
+        kv_head = head // GROUP
+        ctx = tl.load(ctx_ptr + seq)
+        d = tl.arange(0, HEAD_DIM)
+        q = tl.load(q_ptr + seq * stride_qt + head * stride_qh + d).to(tl.float32) * scale
+        m_i = tl.max(tl.full([TILE], float("-inf"), tl.float32), axis=0)
+        l_i = tl.sum(tl.zeros([TILE], tl.float32), axis=0)
+        acc = tl.zeros([HEAD_DIM], tl.float32)
+        for start in range(0, ctx, TILE):
+            t = start + tl.arange(0, TILE)
+            valid = t < ctx
+            blk = tl.load(bt_ptr + seq * stride_bt + t // BLOCK_SIZE, mask=valid, other=0).to(tl.int64)
+            base = blk * stride_kb + (t % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
+            offs = base[:, None] + d[None, :]
+            k = tl.load(k_ptr + offs, mask=valid[:, None], other=0.0).to(tl.float32)
+            s = tl.sum(k * q[None, :], axis=1)
+            s = tl.where(valid, s, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(s, axis=0))
+            p = tl.exp(s - m_new)
+            alpha = tl.exp(m_i - m_new)
+            l_i = l_i * alpha + tl.sum(p, axis=0)
+            v = tl.load(v_ptr + offs, mask=valid[:, None], other=0.0).to(tl.float32)
+            acc = acc * alpha + tl.sum(p[:, None] * v, axis=0)
+            m_i = m_new
+        out = acc / l_i
+        tl.store(o_ptr + seq * stride_ot + head * stride_oh + d, out.to(o_ptr.dtype.element_ty))
+
+
+def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                        block_tables: torch.Tensor, context_lens: torch.Tensor,
+                        out: torch.Tensor | None = None) -> torch.Tensor:
+    """q ``[B, H, D]``; caches ``[blocks, bs, KVH, D]``; block_tables ``[B, max_blocks]`` int32;
+    context_lens ``[B]`` int32 (>= 1, the new token included). Returns ``[B, H, D]``."""
+    b, h, d = q.shape
+    bs, kvh = k_cache.shape[1], k_cache.shape[2]
+    if out is None:
+        out = torch.empty_like(q)
+    tile = 64 if d <= 64 else 32
+    _paged_decode_kernel[(b, h)](
+        q, k_cache, v_cache, block_tables, context_lens, out,
+        1.0 / math.sqrt(d),
+        q.stride(0), q.stride(1),
+        k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
+        block_tables.stride(0),
+        out.stride(0), out.stride(1),
+        GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d, TILE=tile,
+        num_warps=4,
+    )
+    return out
+
+
+def paged_decode_torch(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                       block_tables: torch.Tensor, context_lens: torch.Tensor) -> torch.Tensor:
+    """Reference for ``paged_decode_triton`` (a loop over sequences; not for speed)."""
+    b, h, d = q.shape
+    bs, kvh = k_cache.shape[1], k_cache.shape[2]
+    outs = []
+    for i in range(b):
+        n = int(context_lens[i])
+        nb = -(-n // bs)
+        idx = block_tables[i, :nb].long()
+        k = k_cache[idx].reshape(-1, kvh, d)[:n].float()
+        v = v_cache[idx].reshape(-1, kvh, d)[:n].float()
+        k = k.repeat_interleave(h // kvh, dim=1)
+        v = v.repeat_interleave(h // kvh, dim=1)
+        s = torch.einsum("hd,nhd->hn", q[i].float(), k) / math.sqrt(d)
+        p = torch.softmax(s, dim=-1)
+        outs.append(torch.einsum("hn,nhd->hd", p, v))
+    return torch.stack(outs).to(q.dtype)
+
+
+def paged_decode(q, k_cache, v_cache, block_tables, context_lens, out=None):
+    """Decode attention: the Triton kernel on CUDA, the reference elsewhere."""
+    if HAVE_TRITON and q.is_cuda:
+        return paged_decode_triton(q, k_cache, v_cache, block_tables, context_lens, out)
+    res = paged_decode_torch(q, k_cache, v_cache, block_tables, context_lens)
+    if out is not None:
+        out.copy_(res)
+        return out
+    return res
+
+
+def prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start_pos: int) -> torch.Tensor:
+    """Causal attention of a chunk. q ``[n, H, D]`` holds positions ``start_pos .. start_pos +
+    n - 1``; k, v ``[start_pos + n, KVH, D]`` hold positions ``0 .. start_pos + n - 1``.
+    Returns ``[n, H, D]``."""
+    n, h, d = q.shape
+    total, kvh = k.shape[0], k.shape[1]
+    if kvh != h:
+        k = k.repeat_interleave(h // kvh, dim=1)
+        v = v.repeat_interleave(h // kvh, dim=1)
+    qt, kt, vt = q.transpose(0, 1)[None], k.transpose(0, 1)[None], v.transpose(0, 1)[None]
+    if start_pos == 0:
+        o = F.scaled_dot_product_attention(qt, kt, vt, is_causal=True)
+    else:
+        qpos = torch.arange(start_pos, start_pos + n, device=q.device)[:, None]
+        kpos = torch.arange(total, device=q.device)[None, :]
+        o = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=kpos <= qpos)
+    return o[0].transpose(0, 1)

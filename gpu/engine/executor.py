@@ -1,0 +1,238 @@
+"""Runs the scheduler's StepPlan as one forward pass of the model.
+
+- Token ids: the executor keeps each request's ids (prompt, then every sampled token), so a
+  request preempted by recompute is prefilled again from the same ids.
+- A step whose sequences all compute one token (decode steps, or a one-token chunk) replays a
+  CUDA graph captured for the smallest bucket >= the batch size (rows padded: padded rows write
+  to and read from the KV cache's scratch block, with no adapter). Other steps (any prefill chunk)
+  run eagerly: decode rows first, then the prefill chunks.
+- Sampling is greedy (argmax); end-of-sequence is ignored (the scheduler forces output lengths).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from .model import ForwardBatch, LlamaModel, PrefillChunk
+
+DEFAULT_GRAPH_SIZES = (1, 2, 4, 8, 12, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128)
+
+
+class Executor:
+    def __init__(self, model: LlamaModel, block_size: int, max_model_len: int, use_graphs: bool = True,
+                 graph_sizes: tuple[int, ...] = DEFAULT_GRAPH_SIZES, max_num_seqs: int = 128) -> None:
+        self.model = model
+        self.kv = model.kv
+        self.block_size = block_size
+        self.max_blocks = -(-max_model_len // block_size)
+        self.device = model.w.embed.device
+        self.tokens: dict[int, list[int]] = {}
+        self.use_graphs = use_graphs
+        self.graph_sizes = tuple(sorted(s for s in graph_sizes if s <= max(max_num_seqs, 1)))
+        if not self.graph_sizes or self.graph_sizes[-1] < max_num_seqs:
+            self.graph_sizes = tuple(sorted(set(self.graph_sizes) | {max_num_seqs}))
+        g = self.graph_sizes[-1]
+        dev = self.device
+        self.s_ids = torch.zeros(g, dtype=torch.int64, device=dev)
+        self.s_pos = torch.zeros(g, dtype=torch.int64, device=dev)
+        self.s_slots = torch.full((g,), self.kv.scratch_slot, dtype=torch.int64, device=dev)
+        self.s_lora = torch.full((g,), -1, dtype=torch.int64, device=dev)
+        self.s_bt = torch.full((g, self.max_blocks), self.kv.scratch_block, dtype=torch.int32, device=dev)
+        self.s_ctx = torch.ones(g, dtype=torch.int32, device=dev)
+        self.graphs: dict[tuple[int, bool], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        self.last_host_s = 0.0  # host time to prepare the last step's inputs
+        self.last_path = ""
+
+    # ---------------------------------------------------------------- requests
+    def add_request(self, request_id: int, prompt_ids: list[int]) -> None:
+        self.tokens[request_id] = list(prompt_ids)
+
+    def drop(self, request_id: int) -> None:
+        self.tokens.pop(request_id, None)
+
+    # ---------------------------------------------------------------- graphs
+    def _decode_batch(self, size: int, use_lora: bool) -> ForwardBatch:
+        return ForwardBatch(
+            input_ids=self.s_ids[:size], positions=self.s_pos[:size], slot_mapping=self.s_slots[:size],
+            num_decode=size, decode_block_tables=self.s_bt[:size], decode_context_lens=self.s_ctx[:size],
+            lora_slots=self.s_lora[:size] if use_lora else None,
+        )
+
+    def capture_graphs(self) -> float:
+        """Captures one graph per (bucket, with/without LoRA). Returns the seconds it took."""
+        t0 = time.perf_counter()
+        variants = [False] + ([True] if self.model.lora is not None else [])
+        pool = torch.cuda.graph_pool_handle()
+        self._fill_static([])
+        for size in reversed(self.graph_sizes):
+            for use_lora in variants:
+                batch = self._decode_batch(size, use_lora)
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    for _ in range(2):
+                        self.model.forward(batch)
+                torch.cuda.current_stream().wait_stream(side)
+                g = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(g, pool=pool):
+                    logits = self.model.forward(batch)
+                    toks = logits.argmax(-1)
+                self.graphs[(size, use_lora)] = (g, logits, toks)
+        torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    def bucket(self, n: int) -> int | None:
+        for s in self.graph_sizes:
+            if s >= n:
+                return s
+        return None
+
+    def _fill_static(self, seqs) -> None:
+        """Writes the decode rows of ``seqs`` (and padding after them) into the static inputs."""
+        g = self.graph_sizes[-1]
+        ids = np.zeros(g, dtype=np.int64)
+        pos = np.zeros(g, dtype=np.int64)
+        slots = np.full(g, self.kv.scratch_slot, dtype=np.int64)
+        lora = np.full(g, -1, dtype=np.int64)
+        bt = np.full((g, self.max_blocks), self.kv.scratch_block, dtype=np.int32)
+        ctx = np.ones(g, dtype=np.int32)
+        bs = self.block_size
+        for i, s in enumerate(seqs):
+            p = s.start_pos
+            ids[i] = self.tokens[s.request_id][p]
+            pos[i] = p
+            slots[i] = s.block_table[p // bs] * bs + p % bs
+            if s.slot is not None:
+                lora[i] = s.slot
+            bt[i, :len(s.block_table)] = s.block_table
+            ctx[i] = p + 1
+        self.s_ids.copy_(torch.from_numpy(ids))
+        self.s_pos.copy_(torch.from_numpy(pos))
+        self.s_slots.copy_(torch.from_numpy(slots))
+        self.s_lora.copy_(torch.from_numpy(lora))
+        self.s_bt.copy_(torch.from_numpy(bt))
+        self.s_ctx.copy_(torch.from_numpy(ctx))
+
+    def replay(self, size: int, use_lora: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        g, logits, toks = self.graphs[(size, use_lora)]
+        g.replay()
+        return logits, toks
+
+    # ---------------------------------------------------------------- one step
+    def execute(self, seqs, return_logits: bool = False, force_eager: bool = False):
+        """Runs one step over ``seqs`` (ScheduledSeq-like: request_id, slot, start_pos,
+        num_tokens, block_table, samples). Appends each sampled token to its request's ids and
+        returns ``{request_id: token}`` (and the logits of the sampled rows when asked)."""
+        if not seqs:
+            return ({}, None) if return_logits else {}
+        t0 = time.perf_counter()
+        use_lora = self.model.lora is not None and any(s.slot is not None for s in seqs)
+        all_one = all(s.num_tokens == 1 for s in seqs)
+        size = self.bucket(len(seqs)) if all_one else None
+        if self.use_graphs and not force_eager and size is not None and (size, use_lora) in self.graphs:
+            self._fill_static(seqs)
+            self.last_host_s = time.perf_counter() - t0
+            logits, toks = self.replay(size, use_lora)
+            toks_l = toks[:len(seqs)].tolist()
+            sampled = {}
+            for s, t in zip(seqs, toks_l, strict=True):
+                if s.samples:
+                    sampled[s.request_id] = t
+            rows = [i for i, s in enumerate(seqs) if s.samples]
+            out_logits = logits[rows].float().clone() if return_logits else None
+            self.last_path = f"graph{size}"
+        else:
+            sampled, out_logits = self._eager(seqs, use_lora, return_logits, t0)
+            self.last_path = "eager"
+        for rid, t in sampled.items():
+            self.tokens[rid].append(t)
+        return (sampled, out_logits) if return_logits else sampled
+
+    def _eager(self, seqs, use_lora: bool, return_logits: bool, t0: float):
+        bs = self.block_size
+        dev = self.device
+        decode = [s for s in seqs if s.num_tokens == 1]
+        prefill = [s for s in seqs if s.num_tokens != 1]
+        ordered = decode + prefill
+        ids: list[int] = []
+        pos: list[int] = []
+        slots: list[int] = []
+        lora: list[int] = []
+        sample_rows: list[int] = []
+        chunks: list[PrefillChunk] = []
+        for s in ordered:
+            toks = self.tokens[s.request_id]
+            start = len(ids)
+            for p in range(s.start_pos, s.start_pos + s.num_tokens):
+                ids.append(toks[p])
+                pos.append(p)
+                slots.append(s.block_table[p // bs] * bs + p % bs)
+            lora.extend([-1 if s.slot is None else s.slot] * s.num_tokens)
+            if s.samples:
+                sample_rows.append(len(ids) - 1)
+            if s.num_tokens != 1:
+                bt = None
+                if s.start_pos > 0:
+                    bt = torch.tensor(s.block_table, dtype=torch.int64, device=dev)
+                chunks.append(PrefillChunk(start, s.num_tokens, s.start_pos, bt))
+        nd = len(decode)
+        dbt = dctx = None
+        if nd:
+            width = max(len(s.block_table) for s in decode)
+            bt_np = np.full((nd, width), self.kv.scratch_block, dtype=np.int32)
+            for i, s in enumerate(decode):
+                bt_np[i, :len(s.block_table)] = s.block_table
+            dbt = torch.from_numpy(bt_np).to(dev)
+            dctx = torch.tensor([s.start_pos + 1 for s in decode], dtype=torch.int32, device=dev)
+        batch = ForwardBatch(
+            input_ids=torch.tensor(ids, dtype=torch.int64, device=dev),
+            positions=torch.tensor(pos, dtype=torch.int64, device=dev),
+            slot_mapping=torch.tensor(slots, dtype=torch.int64, device=dev),
+            num_decode=nd, decode_block_tables=dbt, decode_context_lens=dctx, prefills=chunks,
+            lora_slots=torch.tensor(lora, dtype=torch.int64, device=dev) if use_lora else None,
+            logits_idx=torch.tensor(sample_rows, dtype=torch.int64, device=dev) if sample_rows else None,
+        )
+        self.last_host_s = time.perf_counter() - t0
+        if not sample_rows:
+            batch.logits_idx = torch.zeros(1, dtype=torch.int64, device=dev)
+            self.model.forward(batch)
+            return {}, None
+        logits = self.model.forward(batch)
+        toks = logits.argmax(-1).tolist()
+        sampled_seqs = [s for s in ordered if s.samples]
+        sampled = {s.request_id: t for s, t in zip(sampled_seqs, toks, strict=True)}
+        out_logits = None
+        if return_logits:
+            # rows back in the caller's order of seqs
+            order = {s.request_id: i for i, s in enumerate(sampled_seqs)}
+            want = [order[s.request_id] for s in seqs if s.samples]
+            out_logits = logits[want].float()
+        return sampled, out_logits
+
+    def forward_all_logits(self, seqs) -> torch.Tensor:
+        """Eager pass that returns the logits of every token (checks only); samples nothing."""
+        bs = self.block_size
+        dev = self.device
+        ids, pos, slots, lora, chunks = [], [], [], [], []
+        use_lora = self.model.lora is not None and any(s.slot is not None for s in seqs)
+        for s in seqs:
+            toks = self.tokens[s.request_id]
+            start = len(ids)
+            for p in range(s.start_pos, s.start_pos + s.num_tokens):
+                ids.append(toks[p])
+                pos.append(p)
+                slots.append(s.block_table[p // bs] * bs + p % bs)
+            lora.extend([-1 if s.slot is None else s.slot] * s.num_tokens)
+            bt = torch.tensor(s.block_table, dtype=torch.int64, device=dev) if s.start_pos > 0 else None
+            chunks.append(PrefillChunk(start, s.num_tokens, s.start_pos, bt))
+        batch = ForwardBatch(
+            input_ids=torch.tensor(ids, dtype=torch.int64, device=dev),
+            positions=torch.tensor(pos, dtype=torch.int64, device=dev),
+            slot_mapping=torch.tensor(slots, dtype=torch.int64, device=dev),
+            prefills=chunks,
+            lora_slots=torch.tensor(lora, dtype=torch.int64, device=dev) if use_lora else None,
+        )
+        return self.model.forward(batch).float()

@@ -1,0 +1,99 @@
+"""Adapter loads on one loader: disk -> pinned host memory -> GPU slot, serialised.
+
+A load order from the scheduler is queued on one worker thread (so loads run one after the
+other, as docs/engine-model.md requires). From disk, the worker reads the adapter's safetensors
+file into pinned host memory (the host cache, LRU, ``max_cpu_loras`` entries); then it enqueues
+the host->GPU copies on a side stream between two CUDA events. The main loop calls ``poll()``;
+a load is done once its worker step has returned and its end event has fired.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .lora import HostAdapter, LoraSlots, read_adapter
+
+
+@dataclass
+class LoadRecord:
+    adapter: str
+    slot: int
+    from_disk: bool
+    ordered_s: float  # host clock when the order was queued
+    disk_s: float = 0.0  # seconds reading the file into pinned memory
+    h2d_ms: float = 0.0  # host->GPU copy time between the CUDA events
+    done_s: float = 0.0  # host clock when poll() saw it complete
+    nbytes: int = 0
+
+
+class AdapterLoader:
+    def __init__(self, slots: LoraSlots, files: dict[str, Path], max_cpu_loras: int,
+                 clock=time.perf_counter) -> None:
+        self.slots = slots
+        self.files = files
+        self.max_cpu_loras = max_cpu_loras
+        self.clock = clock
+        self.host: OrderedDict[str, HostAdapter] = OrderedDict()
+        self.stream = torch.cuda.Stream()
+        self.pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="lora-loader")
+        self.pending: list[tuple[LoadRecord, cf.Future]] = []
+        self.done: list[LoadRecord] = []
+        self.device_index = torch.cuda.current_device()
+
+    def _host_copy(self, name: str, from_disk: bool, rec: LoadRecord) -> HostAdapter:
+        if not from_disk and name in self.host:
+            self.host.move_to_end(name)
+            return self.host[name]
+        t0 = time.perf_counter()
+        ha = read_adapter(self.files[name]).pin()
+        rec.disk_s = time.perf_counter() - t0
+        self.host[name] = ha
+        self.host.move_to_end(name)
+        while len(self.host) > self.max_cpu_loras:
+            self.host.popitem(last=False)
+        return ha
+
+    def _work(self, rec: LoadRecord):
+        torch.cuda.set_device(self.device_index)
+        ha = self._host_copy(rec.adapter, rec.from_disk, rec)
+        rec.nbytes = ha.nbytes()
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        with torch.cuda.stream(self.stream):
+            start.record(self.stream)
+            self.slots.copy_in(rec.slot, ha)
+            end.record(self.stream)
+        return start, end, ha
+
+    def start(self, adapter: str, slot: int, from_disk: bool) -> None:
+        rec = LoadRecord(adapter=adapter, slot=slot, from_disk=from_disk, ordered_s=self.clock())
+        self.pending.append((rec, self.pool.submit(self._work, rec)))
+
+    def poll(self) -> list[LoadRecord]:
+        """Loads completed since the last call, in order."""
+        out = []
+        while self.pending:
+            rec, fut = self.pending[0]
+            if not fut.done():
+                break
+            start, end, _ = fut.result()
+            if not end.query():
+                break
+            rec.h2d_ms = start.elapsed_time(end)
+            rec.done_s = self.clock()
+            self.pending.pop(0)
+            out.append(rec)
+            self.done.append(rec)
+        return out
+
+    def busy(self) -> bool:
+        return bool(self.pending)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)

@@ -1,0 +1,227 @@
+"""Multi-LoRA: GPU adapter slots, host (pinned) copies, batched application, merge/unmerge.
+
+Slot buffers, per layer and target module: ``A[S, r_max, in]`` and ``BT[S, r_max, out]``
+(``BT = (alpha / r) * B^T``: the scale is folded in at load). An adapter of rank ``r`` fills rows
+``0 .. r-1`` of its slot and the rest are zero, so a padded rank contributes nothing.
+
+Batched application, ``y[t] += (x[t] @ A[s_t]^T) @ BT[s_t]`` for the slot ``s_t`` of token t
+(none: -1), has two implementations behind ``LoraSlots.apply``:
+
+- ``"torch"`` (graph-capturable, static shapes): one shrink GEMM against all slots at once
+  (``[T, in] x [in, S*r]``), a one-hot mask of each token's slot, one expand GEMM. It reads every
+  slot's weights whatever the batch holds: the cost of a dense formulation.
+- ``"sgmv"``: the segmented kernels of ``gpu.kernels`` when that package is importable (rows are
+  grouped by slot on the fly); falls back to ``"torch"`` otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .weights import ModelConfig, ModelWeights
+
+ATTN_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+@dataclass
+class HostAdapter:
+    """One adapter in host memory: per (layer, module), ``A [r, in]`` and ``BT [r, out]``
+    (scale folded in)."""
+
+    name: str
+    rank: int
+    alpha: float
+    tensors: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]]
+
+    @property
+    def scale(self) -> float:
+        return self.alpha / self.rank
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes + b.nbytes for a, b in self.tensors.values())
+
+    def pin(self) -> HostAdapter:
+        if torch.cuda.is_available():
+            self.tensors = {k: (a.pin_memory(), b.pin_memory()) for k, (a, b) in self.tensors.items()}
+        return self
+
+
+def random_adapter(cfg: ModelConfig, name: str, rank: int, alpha: float, target_modules: tuple[str, ...],
+                   seed: int, dtype: torch.dtype = torch.float16) -> HostAdapter:
+    """A seeded random adapter whose update is a few percent of the base projection."""
+    gen = torch.Generator().manual_seed(seed)
+    tensors = {}
+    scale = alpha / rank
+    for li in range(cfg.num_layers):
+        for m in target_modules:
+            fin, fout = cfg.module_dims(m)
+            a = torch.randn(rank, fin, generator=gen) / math.sqrt(fin)
+            b = torch.randn(fout, rank, generator=gen) * (0.05 / math.sqrt(rank)) / max(scale, 1e-6)
+            tensors[(li, m)] = (a.to(dtype), (b.T * scale).to(dtype).contiguous())
+    return HostAdapter(name=name, rank=rank, alpha=alpha, tensors=tensors)
+
+
+def save_adapter(adapter: HostAdapter, path: str | Path) -> None:
+    """Write an adapter in the engine's own safetensors layout (the disk tier of the replay)."""
+    from safetensors.torch import save_file
+
+    flat = {}
+    for (li, m), (a, bt) in adapter.tensors.items():
+        flat[f"{li}.{m}.A"] = a.contiguous()
+        flat[f"{li}.{m}.BT"] = bt.contiguous()
+    save_file(flat, str(path), metadata={"name": adapter.name, "rank": str(adapter.rank), "alpha": str(adapter.alpha)})
+
+
+def read_adapter(path: str | Path) -> HostAdapter:
+    """Read a file written by ``save_adapter``."""
+    from safetensors import safe_open
+
+    tensors: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+    with safe_open(str(path), framework="pt", device="cpu") as fh:
+        meta = fh.metadata()
+        keys = list(fh.keys())
+        for k in keys:
+            if k.endswith(".A"):
+                li, m, _ = k.split(".")
+                tensors[(int(li), m)] = (fh.get_tensor(k), fh.get_tensor(f"{li}.{m}.BT"))
+    return HostAdapter(name=meta["name"], rank=int(meta["rank"]), alpha=float(meta["alpha"]), tensors=tensors)
+
+
+def read_peft_adapter(path: str | Path, name: str | None = None, dtype: torch.dtype = torch.float16) -> HostAdapter:
+    """Read a PEFT LoRA adapter folder (``adapter_config.json`` + ``adapter_model.safetensors``)."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    conf = json.loads((path / "adapter_config.json").read_text())
+    rank, alpha = int(conf["r"]), float(conf["lora_alpha"])
+    if conf.get("use_rslora"):
+        raise ValueError(f"{path}: rsLoRA scaling not supported")
+    if conf.get("rank_pattern") or conf.get("alpha_pattern"):
+        raise ValueError(f"{path}: per-module rank/alpha patterns not supported")
+    scale = alpha / rank
+    raw = load_file(str(path / "adapter_model.safetensors"))
+    pairs: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
+    for key, t in raw.items():
+        parts = key.split(".")
+        if "layers" not in parts or ("lora_A" not in parts and "lora_B" not in parts):
+            continue
+        li = int(parts[parts.index("layers") + 1])
+        which = "A" if "lora_A" in parts else "B"
+        module = parts[parts.index("lora_A" if which == "A" else "lora_B") - 1]
+        pairs.setdefault((li, module), {})[which] = t
+    tensors = {}
+    for k, ab in pairs.items():
+        a, b = ab["A"].float(), ab["B"].float()
+        tensors[k] = (a.to(dtype).contiguous(), (b.T * scale).to(dtype).contiguous())
+    return HostAdapter(name=name or path.name, rank=rank, alpha=alpha, tensors=tensors)
+
+
+def _sgmv_backend():
+    try:
+        import gpu.kernels as k  # helper-1's package
+
+        return k
+    except Exception:  # noqa: BLE001 - absent or broken: the torch path is used
+        return None
+
+
+class LoraSlots:
+    """``max_loras`` GPU slots of rank ``max_rank`` on ``target_modules``."""
+
+    def __init__(self, cfg: ModelConfig, max_loras: int, max_rank: int, target_modules: tuple[str, ...],
+                 dtype: torch.dtype, device: str | torch.device, kind: str = "torch") -> None:
+        self.cfg = cfg
+        self.max_loras = max_loras
+        self.max_rank = max_rank
+        self.target_modules = tuple(target_modules)
+        self.dtype = dtype
+        self.device = device
+        self.kind = kind
+        self.A: list[dict[str, torch.Tensor]] = []
+        self.BT: list[dict[str, torch.Tensor]] = []
+        for _ in range(cfg.num_layers):
+            a_l, b_l = {}, {}
+            for m in self.target_modules:
+                fin, fout = cfg.module_dims(m)
+                a_l[m] = torch.zeros(max_loras, max_rank, fin, dtype=dtype, device=device)
+                b_l[m] = torch.zeros(max_loras, max_rank, fout, dtype=dtype, device=device)
+            self.A.append(a_l)
+            self.BT.append(b_l)
+        self.resident: dict[int, str] = {}
+        self.slot_rank = [0] * max_loras
+        self.backend = _sgmv_backend() if kind == "sgmv" else None
+
+    def nbytes(self) -> int:
+        return sum(t.nbytes for layer in self.A for t in layer.values()) + sum(
+            t.nbytes for layer in self.BT for t in layer.values())
+
+    # -- loading ---------------------------------------------------------------------------
+    def copy_in(self, slot: int, adapter: HostAdapter) -> None:
+        """Enqueue the host->GPU copy of ``adapter`` into ``slot`` on the current stream."""
+        if adapter.rank > self.max_rank:
+            raise ValueError(f"adapter {adapter.name}: rank {adapter.rank} > max_lora_rank {self.max_rank}")
+        r = adapter.rank
+        for li in range(self.cfg.num_layers):
+            for m in self.target_modules:
+                a_dst, b_dst = self.A[li][m][slot], self.BT[li][m][slot]
+                pair = adapter.tensors.get((li, m))
+                if pair is None:
+                    a_dst.zero_()
+                    b_dst.zero_()
+                    continue
+                a_dst[:r].copy_(pair[0], non_blocking=True)
+                b_dst[:r].copy_(pair[1], non_blocking=True)
+                if r < self.max_rank:
+                    a_dst[r:].zero_()
+                    b_dst[r:].zero_()
+        self.resident[slot] = adapter.name
+        self.slot_rank[slot] = r
+
+    # -- application -----------------------------------------------------------------------
+    def slot_mask(self, slot_ids: torch.Tensor) -> torch.Tensor:
+        """One-hot ``[T, S]`` of each token's slot (all zero for -1). Graph-capturable."""
+        ar = torch.arange(self.max_loras, device=slot_ids.device)
+        return (slot_ids[:, None] == ar[None, :]).to(self.dtype)
+
+    def delta(self, layer: int, module: str, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``[T, out]`` LoRA update of ``module`` for input ``x [T, in]`` (dense torch path)."""
+        a = self.A[layer][module]
+        bt = self.BT[layer][module]
+        s, r = a.shape[0], a.shape[1]
+        h = F.linear(x, a.view(s * r, -1))  # [T, S*r]
+        h = (h.view(-1, s, r) * mask[:, :, None]).view(-1, s * r)
+        return h @ bt.view(s * r, -1)
+
+    # -- merged mode -----------------------------------------------------------------------
+    def merge(self, weights: ModelWeights, adapter: HostAdapter, sign: float = 1.0) -> None:
+        """Fold ``adapter`` into the base weights (``W += sign * s * B A``), in place."""
+        cfg = self.cfg
+        q, kv, inter = cfg.q_size, cfg.kv_size, cfg.intermediate_size
+        for (li, m), (a, bt) in adapter.tensors.items():
+            lw = weights.layers[li]
+            a_d = a.to(weights.embed.device, non_blocking=True).float()
+            b_d = bt.to(weights.embed.device, non_blocking=True).float()
+            d = (b_d.T @ a_d).mul_(sign).to(weights.embed.dtype)  # [out, in]
+            if m == "q_proj":
+                lw.wqkv[:q].add_(d)
+            elif m == "k_proj":
+                lw.wqkv[q:q + kv].add_(d)
+            elif m == "v_proj":
+                lw.wqkv[q + kv:].add_(d)
+            elif m == "o_proj":
+                lw.wo.add_(d)
+            elif m == "gate_proj":
+                lw.w_gate_up[:inter].add_(d)
+            elif m == "up_proj":
+                lw.w_gate_up[inter:].add_(d)
+            elif m == "down_proj":
+                lw.w_down.add_(d)
+
+    def unmerge(self, weights: ModelWeights, adapter: HostAdapter) -> None:
+        self.merge(weights, adapter, sign=-1.0)
