@@ -19,7 +19,7 @@ from typing import Any
 
 from .config import EngineConfig
 from .records import IterationRecord, write_iterations_csv, write_requests_csv, write_text_atomic
-from .scheduler import AdapterInfo, Request, Scheduler, StepPlan
+from .scheduler import AdapterInfo, LoadOrder, Request, Scheduler, StepPlan
 
 StepSeconds = Callable[[StepPlan], float]
 LoadSeconds = Callable[[AdapterInfo, bool], float]
@@ -96,11 +96,13 @@ class BatchLogEntry:
 @dataclass
 class VirtualResult:
     """What a virtual run produced: requests in trace order, iterations and the batch log in
-    order of start time then replica."""
+    order of start time then replica, and every load started as (start, replica, order,
+    finish), including those of passes with an empty batch."""
 
     requests: list[Request]
     iterations: list[IterationRecord]
     batch_log: list[BatchLogEntry]
+    loads: list[tuple[float, int, LoadOrder, float]]
     end_s: float
 
 
@@ -163,6 +165,7 @@ def run_virtual(
         push(req.arrival_s, ARRIVAL, req)
 
     log: list[BatchLogEntry] = []
+    load_log: list[tuple[float, int, LoadOrder, float]] = []
     iterations: list[IterationRecord] = []
     now = 0.0
     while events:
@@ -192,6 +195,7 @@ def run_virtual(
                 d = load_seconds(adapters[order.adapter], order.from_disk)
                 finish = max(now, rep.loader_free_at) + d
                 rep.loader_free_at = finish
+                load_log.append((now, rep.index, order, finish))
                 push(finish, LOAD_DONE, (rep, order.adapter))
             if plan.seqs:
                 duration = step_seconds(plan)
@@ -218,7 +222,7 @@ def run_virtual(
     iterations.sort(key=lambda it: (it.start_s, it.replica, it.iteration))
     if batch_log is not None:
         write_batch_log(batch_log, log)
-    return VirtualResult(requests=reqs, iterations=iterations, batch_log=log, end_s=now)
+    return VirtualResult(requests=reqs, iterations=iterations, batch_log=log, loads=load_log, end_s=now)
 
 
 def write_batch_log(path: str | Path, entries: Iterable[BatchLogEntry]) -> None:
