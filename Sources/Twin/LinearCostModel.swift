@@ -3,7 +3,7 @@
 /// Used by the tests (hand-computable latencies) and by the scheduler conformance test, whose
 /// Python side (`gpu/engine/virtual.py`) implements the same definition
 /// (docs/engine-model.md, "The linear cost model").
-public struct LinearCostModel: StepCostModel {
+public struct LinearCostModel: StepCostModel, Equatable {
     /// Seconds per iteration regardless of its size.
     public var baseSeconds: Double
     /// Seconds per prefill token.

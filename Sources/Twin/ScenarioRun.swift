@@ -1,0 +1,155 @@
+import Foundation
+import Workloads
+
+/// The result of running a scenario.
+public struct RunResult: Sendable {
+    /// The scenario run.
+    public var scenario: Scenario
+    /// Label of the step-cost model (`analytic`, `linear`, ...).
+    public var costModelLabel: String
+    /// KV-cache blocks per replica.
+    public var blocksPerReplica: Int
+    /// The trace's adapters.
+    public var catalogue: AdapterCatalogue
+    /// Per-run metrics.
+    public var summary: RunSummary
+    /// Events handled by the event loop.
+    public var events: Int
+}
+
+/// Runs scenarios: builds the trace, the cost model and the replicas, runs the event loop, and
+/// writes the outputs atomically.
+public enum ScenarioRunner {
+    /// Output files to write; nil fields are skipped.
+    public struct Outputs: Sendable {
+        /// Directory for `requests.csv`, `iterations.csv` and `summary.json`.
+        public var directory: String?
+        /// Path of the batch log (JSONL).
+        public var batchLog: String?
+        /// Creates the output selection.
+        public init(directory: String? = nil, batchLog: String? = nil) {
+            self.directory = directory
+            self.batchLog = batchLog
+        }
+    }
+
+    /// Checks the catalogue against the engine and builds the trace.
+    public static func makeTrace(_ s: Scenario) throws(WorkloadError) -> Trace {
+        let trace = try s.workload.makeTrace(baseDirectory: s.baseDirectory, seed: s.seed)
+        for a in trace.catalogue.adapters {
+            if a.rank > s.engine.maxLoraRank {
+                throw WorkloadError(
+                    file: "<scenario \(s.name)>", field: "engine.max_lora_rank",
+                    "adapter '\(a.name)' has rank \(a.rank), above max_lora_rank \(s.engine.maxLoraRank)")
+            }
+            if let m = a.targetModules.first(where: { s.model.moduleShape($0) == nil }) {
+                throw WorkloadError(
+                    file: "<scenario \(s.name)>", field: "target_modules",
+                    "adapter '\(a.name)' targets '\(m)', which \(s.model.name) does not have; expected \(ModelSpec.projectionModules.joined(separator: ", "))"
+                )
+            }
+        }
+        return trace
+    }
+
+    /// KV blocks per replica: the scenario's `num_gpu_blocks`, or derived from memory.
+    public static func blocks(_ s: Scenario, catalogue: AdapterCatalogue) -> Int {
+        if let n = s.engine.numGPUBlocks { return n }
+        var modules = Set(catalogue.adapters.flatMap(\.targetModules))
+        if modules.isEmpty { modules = ["q_proj", "k_proj", "v_proj", "o_proj"] }
+        return s.engine.derivedBlocks(model: s.model, gpu: s.gpu, slotModules: modules.sorted())
+    }
+
+    /// Runs `scenario` on `trace` and writes the outputs. Nothing is written unless the whole
+    /// run succeeds.
+    public static func run(
+        _ s: Scenario, trace: Trace, outputs: Outputs = Outputs(), progress: ((Double) -> Void)? = nil
+    ) throws -> RunResult {
+        switch s.costModel {
+        case .analytic:
+            return try run(s, trace: trace, cost: AnalyticCostModel(model: s.model, gpu: s.gpu, catalogue: trace.catalogue),
+                           outputs: outputs, progress: progress)
+        case .linear(let m):
+            return try run(s, trace: trace, cost: m, outputs: outputs, progress: progress)
+        }
+    }
+
+    /// Runs with a given cost model (generic, so the event loop is specialised for it).
+    public static func run<Cost: StepCostModel>(
+        _ s: Scenario, trace: Trace, cost: Cost, outputs: Outputs = Outputs(), progress: ((Double) -> Void)? = nil
+    ) throws -> RunResult {
+        let blocks = blocks(s, catalogue: trace.catalogue)
+        guard blocks > 0 else {
+            throw WorkloadError(
+                file: "<scenario \(s.name)>", field: "engine",
+                "no memory is left for the KV cache after the weights of \(s.model.name) on \(s.gpu.name); lower the reserve or set num_gpu_blocks")
+        }
+        var sim = Simulation(
+            trace: trace, config: s.engine, totalBlocks: blocks, replicaCount: s.replicas,
+            placement: s.placement.resolve(catalogue: trace.catalogue, replicas: s.replicas), cost: cost)
+        if let dir = outputs.directory {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+        var recorder: RunRecorder? = nil
+        if outputs.directory != nil || outputs.batchLog != nil {
+            recorder = try RunRecorder(
+                iterationsPath: outputs.directory.map { $0 + "/iterations.csv" }, batchLogPath: outputs.batchLog,
+                catalogue: trace.catalogue)
+        }
+        sim.run(observer: &recorder, progress: progress)
+        let summary = RunSummary(requests: sim.requests, replicas: sim.replicas, adapterCount: trace.catalogue.count)
+        let result = RunResult(
+            scenario: s, costModelLabel: cost.label, blocksPerReplica: blocks, catalogue: trace.catalogue,
+            summary: summary, events: sim.eventsHandled)
+        // Every file is complete in its temporary before any is renamed into place.
+        var pending: [AtomicFileWriter] = []
+        if let dir = outputs.directory {
+            pending.append(try requestsCSV(path: dir + "/requests.csv", requests: sim.requests, catalogue: trace.catalogue))
+            let json = try AtomicFileWriter(path: dir + "/summary.json")
+            json.write(summaryJSON(result))
+            pending.append(json)
+        }
+        for w in pending { try w.commit() }
+        try recorder?.commit()
+        return result
+    }
+
+    /// The summary as JSON text (sorted keys; NaN written as null).
+    public static func summaryJSON(_ r: RunResult) -> String {
+        func num(_ x: Double) -> Any { x.isFinite ? x : NSNull() }
+        func dist(_ d: Distribution) -> [String: Any] {
+            ["count": d.count, "mean_s": num(d.mean), "p50_s": num(d.p50), "p90_s": num(d.p90), "p99_s": num(d.p99), "max_s": num(d.max)]
+        }
+        let s = r.summary
+        var longest: [String: Any] = [:]
+        for (i, w) in s.longestWaitByAdapter.enumerated() where !w.isNaN { longest[r.catalogue[i].name] = w }
+        let obj: [String: Any] = [
+            "format": "loratwin-summary/1",
+            "scenario": r.scenario.name,
+            "seed": r.scenario.seed,
+            "cost_model": r.costModelLabel,
+            "model": r.scenario.model.name,
+            "gpu": r.scenario.gpu.name,
+            "replicas": r.scenario.replicas,
+            "kv_blocks_per_replica": r.blocksPerReplica,
+            "requests": s.requests,
+            "completed": s.completed,
+            "rejected": s.rejected,
+            "makespan_s": num(s.makespanSeconds),
+            "requests_per_s": num(s.requestsPerSecond),
+            "output_tokens_per_s": num(s.outputTokensPerSecond),
+            "total_tokens_per_s": num(s.totalTokensPerSecond),
+            "ttft": dist(s.ttft),
+            "tpot": dist(s.tpot),
+            "e2e": dist(s.e2e),
+            "queue_wait": dist(s.queueWait),
+            "longest_wait_s": num(s.queueWait.max),
+            "longest_wait_by_adapter_s": longest,
+            "preemptions": s.preemptions,
+            "iterations": s.iterations,
+            "gpu_busy_fraction": num(s.gpuBusyFraction),
+        ]
+        let data = try! JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+}

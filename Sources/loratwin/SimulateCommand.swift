@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import Twin
+import Workloads
+
+struct SimulateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Simulate a scenario and print its metrics.",
+        discussion: "With no scenario file, runs the built-in default (see --print-default). Format: docs/scenario.md."
+    )
+
+    @Argument(help: "Scenario YAML file (default: the built-in scenario).")
+    var scenario: String?
+
+    @Option(help: "Seed for every random choice (overrides the scenario's).")
+    var seed: UInt64?
+
+    @Option(name: .shortAndLong, help: "Directory for requests.csv, iterations.csv and summary.json.")
+    var output: String?
+
+    @Option(help: "Write the per-iteration batch log (JSONL, docs/engine-model.md) to this file.")
+    var batchLog: String?
+
+    @Flag(help: "Print the built-in default scenario and exit.")
+    var printDefault = false
+
+    @Flag(help: "Print the summary as JSON instead of a table.")
+    var json = false
+
+    func run() throws {
+        if printDefault {
+            print(DefaultScenario.yaml, terminator: "")
+            return
+        }
+        do {
+            var s = try loadScenario()
+            if let seed { s.seed = seed }
+            let trace = try ScenarioRunner.makeTrace(s)
+            let bar = ProgressBar()
+            let result = try ScenarioRunner.run(
+                s, trace: trace, outputs: .init(directory: output, batchLog: batchLog), progress: bar.update)
+            bar.finish()
+            if json {
+                print(ScenarioRunner.summaryJSON(result), terminator: "")
+            } else {
+                print(SummaryTable.render(result))
+                if let output { print("wrote \(output)/requests.csv, iterations.csv, summary.json") }
+            }
+        } catch let e as WorkloadError {
+            throw CLIError(e.description)
+        } catch let e as OutputError {
+            throw CLIError(e.description)
+        }
+    }
+
+    private func loadScenario() throws -> Scenario {
+        guard let path = scenario else { return try DefaultScenario.scenario() }
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw CLIError("\(path): cannot read the scenario file (\(error.localizedDescription))")
+        }
+        let dir = (path as NSString).deletingLastPathComponent
+        return try Scenario.parse(text, file: path, baseDirectory: dir.isEmpty ? "." : dir)
+    }
+}
+
+/// An error the CLI prints as one line before exiting non-zero.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
