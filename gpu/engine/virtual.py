@@ -74,7 +74,8 @@ class LinearCostModel:
 
 @dataclass
 class BatchLogEntry:
-    """One line of the batch log: one iteration of one replica."""
+    """One line of the batch log: one iteration of one replica, or (`iteration` -1, empty
+    `batch`) a pass that formed no batch but started loads."""
 
     replica: int
     iteration: int
@@ -197,7 +198,10 @@ def run_virtual(
                 rep.loader_free_at = finish
                 load_log.append((now, rep.index, order, finish))
                 push(finish, LOAD_DONE, (rep, order.adapter))
-            if plan.seqs:
+            if not plan.seqs:
+                if plan.loads or plan.preempted:  # an idle pass that started loads: iteration -1
+                    log.append(BatchLogEntry(rep.index, -1, now, [], [o.adapter for o in plan.loads], []))
+            else:
                 duration = step_seconds(plan)
                 if not duration > 0.0:
                     raise ValueError(f"step_seconds returned {duration!r}; expected > 0")
@@ -218,7 +222,7 @@ def run_virtual(
         else:  # pragma: no cover - no mode switches in policy v1
             raise AssertionError(kind)
 
-    log.sort(key=lambda e: (e.start_s, e.replica, e.iteration))
+    log.sort(key=lambda e: (e.start_s, e.replica))  # stable: same time and replica stay in pass order
     iterations.sort(key=lambda it: (it.start_s, it.replica, it.iteration))
     if batch_log is not None:
         write_batch_log(batch_log, log)

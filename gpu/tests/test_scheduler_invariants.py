@@ -144,16 +144,20 @@ def test_random_virtual_runs_conserve_requests(seed: int) -> None:
         assert r.generated == r.output_tokens
         assert r.first_scheduled_s is not None and r.first_token_s is not None and r.finish_s is not None
         assert r.arrival_s <= r.first_scheduled_s < r.first_token_s <= r.finish_s
-    assert len(plans) == len(result.batch_log) == len(result.iterations)
+    iteration_lines = [e for e in result.batch_log if e.iteration >= 0]
+    idle_lines = [e for e in result.batch_log if e.iteration < 0]
+    assert len(plans) == len(iteration_lines) == len(result.iterations)
+    assert all(e.iteration == -1 and not e.batch and e.loads and not e.preempted for e in idle_lines)
     for p in plans:
         assert len(p.seqs) <= config.max_num_seqs
         assert sum(q.num_tokens for q in p.seqs) <= config.max_num_batched_tokens
         assert len({q.adapter for q in p.seqs if q.adapter}) <= config.max_loras
-    assert all(e.batch for e in result.batch_log)
+    assert all(e.batch for e in iteration_lines)
+    assert sum(len(e.loads) for e in result.batch_log) == len(result.loads)
     keys = [(e.start_s, e.replica) for e in result.batch_log]
     assert keys == sorted(keys)
     for k in range(replicas):
-        its = [e.iteration for e in result.batch_log if e.replica == k]
+        its = [e.iteration for e in iteration_lines if e.replica == k]
         assert its == list(range(len(its)))
     # Tokens per request over the log: the prompt and every output but the last, once, plus
     # whatever was recomputed; a request never preempted is computed exactly once.

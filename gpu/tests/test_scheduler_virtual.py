@@ -48,7 +48,11 @@ def test_cold_load_delays_the_first_iteration() -> None:
     r = req(1, 4, 1, "a1", arrival=1.0)
     result = run([r])
     start = 1.0 + (0.02 + 0.003)
-    assert [(e.start_s, e.batch, e.loads) for e in result.batch_log] == [(start, [(1, 4)], [])]
+    assert [(e.iteration, e.start_s, e.batch, e.loads) for e in result.batch_log] == [
+        (-1, 1.0, [], ["a1"]),  # the pass at the arrival formed no batch but started the load
+        (0, start, [(1, 4)], []),
+    ]
+    assert len(result.iterations) == 1
     assert r.first_scheduled_s == start
 
 
@@ -58,7 +62,11 @@ def test_loads_are_serialised_on_one_loader() -> None:
     d = 0.02 + 0.003
     assert a.first_scheduled_s == d
     assert b.first_scheduled_s == d + d  # second load waits for the first
-    assert result.batch_log[0].batch == [(1, 4)]
+    assert [(e.iteration, e.batch, e.loads) for e in result.batch_log] == [
+        (-1, [], ["a1", "a2"]),
+        (0, [(1, 4)], []),
+        (1, [(2, 4)], []),
+    ]
 
 
 def test_arrival_at_an_iteration_end_joins_the_next_pass() -> None:
@@ -115,6 +123,7 @@ def test_batch_log_line_format(tmp_path: Path) -> None:
     assert lines[0] == (
         '{"replica": 0, "iteration": 0, "start_s": 0.000000000, "batch": [[15, 4]], "loads": ["a1"], "preempted": []}'
     )
+    assert lines[1].startswith('{"replica": 0, "iteration": 1, ')
     assert json.loads(lines[1])["start_s"] == 0.023
     assert '"start_s": 0.023000000,' in lines[1]
     entry = BatchLogEntry(0, 7, 0.35, [(12, 1), (15, 64)], ["a3"], [9])
@@ -160,3 +169,12 @@ def test_linear_cost_model_from_mapping_names_bad_key() -> None:
         LinearCostModel.from_mapping(d)
     with pytest.raises(ValueError, match=r"cost_model\.kind"):
         LinearCostModel.from_mapping({**d, "kind": "measured"})
+
+
+def test_idle_pass_line(tmp_path: Path) -> None:
+    path = tmp_path / "batch.jsonl"
+    run([req(3, 4, 1, "a2", arrival=0.25)], batch_log=path)
+    assert path.read_text().splitlines() == [
+        '{"replica": 0, "iteration": -1, "start_s": 0.250000000, "batch": [], "loads": ["a2"], "preempted": []}',
+        '{"replica": 0, "iteration": 0, "start_s": 0.273000000, "batch": [[3, 4]], "loads": [], "preempted": []}',
+    ]
