@@ -40,11 +40,12 @@ class AdapterLoader:
         self.max_cpu_loras = max_cpu_loras
         self.clock = clock
         self.host: OrderedDict[str, HostAdapter] = OrderedDict()
-        self.stream = torch.cuda.Stream()
+        self.cuda = torch.device(slots.device).type == "cuda"
+        self.stream = torch.cuda.Stream() if self.cuda else None
         self.pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="lora-loader")
         self.pending: list[tuple[LoadRecord, cf.Future]] = []
         self.done: list[LoadRecord] = []
-        self.device_index = torch.cuda.current_device()
+        self.device_index = torch.cuda.current_device() if self.cuda else None
 
     def _host_copy(self, name: str, from_disk: bool, rec: LoadRecord) -> HostAdapter:
         if not from_disk and name in self.host:
@@ -60,9 +61,14 @@ class AdapterLoader:
         return ha
 
     def _work(self, rec: LoadRecord):
-        torch.cuda.set_device(self.device_index)
         ha = self._host_copy(rec.adapter, rec.from_disk, rec)
         rec.nbytes = ha.nbytes()
+        if not self.cuda:  # CPU runs (tests): a synchronous copy
+            t0 = time.perf_counter()
+            self.slots.copy_in(rec.slot, ha)
+            rec.h2d_ms = (time.perf_counter() - t0) * 1e3
+            return None, None, ha
+        torch.cuda.set_device(self.device_index)
         start = torch.cuda.Event(enable_timing=True)
         end = torch.cuda.Event(enable_timing=True)
         with torch.cuda.stream(self.stream):
@@ -83,9 +89,10 @@ class AdapterLoader:
             if not fut.done():
                 break
             start, end, _ = fut.result()
-            if not end.query():
-                break
-            rec.h2d_ms = start.elapsed_time(end)
+            if end is not None:
+                if not end.query():
+                    break
+                rec.h2d_ms = start.elapsed_time(end)
             rec.done_s = self.clock()
             self.pending.pop(0)
             out.append(rec)

@@ -53,17 +53,18 @@ class HostAdapter:
 
 
 def random_adapter(cfg: ModelConfig, name: str, rank: int, alpha: float, target_modules: tuple[str, ...],
-                   seed: int, dtype: torch.dtype = torch.float16) -> HostAdapter:
-    """A seeded random adapter whose update is a few percent of the base projection."""
-    gen = torch.Generator().manual_seed(seed)
+                   seed: int, dtype: torch.dtype = torch.float16, device: str = "cpu") -> HostAdapter:
+    """A seeded random adapter whose update is a few percent of the base projection (drawn on
+    ``device``, returned in host memory)."""
+    gen = torch.Generator(device=device).manual_seed(seed)
     tensors = {}
     scale = alpha / rank
     for li in range(cfg.num_layers):
         for m in target_modules:
             fin, fout = cfg.module_dims(m)
-            a = torch.randn(rank, fin, generator=gen) / math.sqrt(fin)
-            b = torch.randn(fout, rank, generator=gen) * (0.05 / math.sqrt(rank)) / max(scale, 1e-6)
-            tensors[(li, m)] = (a.to(dtype), (b.T * scale).to(dtype).contiguous())
+            a = torch.randn(rank, fin, generator=gen, device=device) / math.sqrt(fin)
+            b = torch.randn(fout, rank, generator=gen, device=device) * (0.05 / math.sqrt(rank)) / max(scale, 1e-6)
+            tensors[(li, m)] = (a.to(dtype).cpu(), (b.T * scale).to(dtype).contiguous().cpu())
     return HostAdapter(name=name, rank=rank, alpha=alpha, tensors=tensors)
 
 

@@ -90,7 +90,10 @@ LLAMA2_13B = ModelConfig(
     name="llama-2-13b", hidden_size=5120, intermediate_size=13824, num_layers=40,
     num_heads=40, num_kv_heads=40,
 )
-PRESETS = {"llama-2-7b": LLAMA2_7B, "llama-2-13b": LLAMA2_13B}
+# A toy shape for CPU tests of the replay loop (not a real model).
+TINY = ModelConfig(name="tiny-llama", hidden_size=64, intermediate_size=96, num_layers=2, num_heads=4,
+                   num_kv_heads=2, vocab_size=97, max_position=4096)
+PRESETS = {"llama-2-7b": LLAMA2_7B, "llama-2-13b": LLAMA2_13B, "tiny-llama": TINY}
 
 
 def config_from_hf(path: str | Path) -> ModelConfig:

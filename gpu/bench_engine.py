@@ -1,0 +1,385 @@
+"""Benchmarks the live engine on the GPU against its rooflines and against transformers.
+
+Measured in one run (CUDA events, after warm-up, medians):
+- HBM bandwidth (a large device-to-device copy, bytes read + written) and the fp16 matmul peak
+  (8192^3 products on random data): the two ceilings.
+- Decode step time (CUDA graph replay, context ``--ctx`` tokens per sequence) at batch 1, 8, 16,
+  32, 64, without LoRA and with LoRA (8 slots of rank 64 on q,k,v,o, the batch spread over the
+  slots), against the weight-read roofline (weight bytes read per step / bandwidth) and the
+  weight+KV roofline (adds the KV bytes the attention reads, and the LoRA slot bytes the dense
+  LoRA path reads). Also the eager (no graph) step at batch 1 and 32: the host overhead graphs
+  remove.
+- Prefill tokens/s (one 2048-token prompt; 4 x 512) against the FLOP roofline.
+- Adapter loads (pinned host -> GPU slot, on a side stream) and merge/unmerge time per rank.
+- transformers (LlamaForCausalLM, same shape, random weights, fp16, SDPA) decode step with
+  ``past_key_values`` at the same batches and context: host wall time per step.
+
+Writes ``bench.json`` (all numbers + metadata) and ``bench.md`` (the tables) to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from gpu.check_engine import metadata  # noqa: E402
+from gpu.engine.executor import Executor  # noqa: E402
+from gpu.engine.kv_cache import PagedKVCache, lora_slot_bytes  # noqa: E402
+from gpu.engine.lora import ATTN_MODULES, LoraSlots, random_adapter  # noqa: E402
+from gpu.engine.model import ForwardBatch, LlamaModel, PrefillChunk  # noqa: E402
+from gpu.engine.weights import PRESETS, random_weights  # noqa: E402
+
+BATCHES = (1, 8, 16, 32, 64)
+
+
+@dataclass
+class Seq:
+    request_id: int
+    slot: int | None
+    start_pos: int
+    num_tokens: int
+    block_table: list[int]
+    samples: bool = True
+
+
+def cuda_time_ms(fn, warmup: int = 3, iters: int = 20) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        s = torch.cuda.Event(enable_timing=True)
+        e = torch.cuda.Event(enable_timing=True)
+        s.record()
+        fn()
+        e.record()
+        e.synchronize()
+        times.append(s.elapsed_time(e))
+    return times
+
+
+def wall_time_ms(fn, warmup: int = 2, iters: int = 10) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def med(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def measure_ceilings() -> dict:
+    out = {}
+    n = 2 << 30  # 2 GiB per buffer
+    src = torch.empty(n // 2, dtype=torch.float16, device="cuda").normal_()
+    dst = torch.empty_like(src)
+    t = cuda_time_ms(lambda: dst.copy_(src), warmup=3, iters=15)
+    out["copy_bytes"] = 2 * n
+    out["copy_ms_median"] = med(t)
+    out["hbm_bytes_per_s"] = 2 * n / (med(t) / 1e3)
+    m = 8192
+    a = torch.randn(m, m, dtype=torch.float16, device="cuda")
+    b = torch.randn(m, m, dtype=torch.float16, device="cuda")
+    t = cuda_time_ms(lambda: a @ b, warmup=3, iters=15)
+    out["matmul_ms_median"] = med(t)
+    out["fp16_flops_per_s"] = 2 * m**3 / (med(t) / 1e3)
+    torch.cuda.empty_cache()
+    return out
+
+
+def bench_engine(args, res: dict) -> None:
+    cfg = PRESETS[args.model]
+    dtype = torch.float16
+    t0 = time.perf_counter()
+    weights = random_weights(cfg, dtype, "cuda", seed=0)
+    torch.cuda.synchronize()
+    res["engine_init_s"] = time.perf_counter() - t0
+    bs = 16
+    ctx = args.ctx
+    max_b = max(BATCHES)
+    per_seq_blocks = -(-(ctx + 1) // bs)
+    num_blocks = max(max_b * per_seq_blocks, 4 * 512 // bs + 2048 // bs) + 8
+    kv = PagedKVCache(cfg, num_blocks=num_blocks, block_size=bs, dtype=dtype, device="cuda")
+    for t in kv.k + kv.v:  # never time on zeros
+        t.normal_()
+    slots = LoraSlots(cfg, max_loras=8, max_rank=64, target_modules=ATTN_MODULES, dtype=dtype, device="cuda")
+    model = LlamaModel(cfg, weights, kv, slots)
+    free, total = torch.cuda.mem_get_info()
+    from gpu.engine.config import EngineConfig, derive_num_gpu_blocks
+
+    ec = EngineConfig()
+    res["memory"] = {
+        "gpu_total_bytes": total,
+        "weight_bytes": weights.nbytes(),
+        "slot_bytes_rank64_qkvo": lora_slot_bytes(cfg, 64, ATTN_MODULES),
+        "lora_slots_bytes": slots.nbytes(),
+        "kv_bytes_per_token": cfg.kv_bytes_per_token(),
+        "derived_num_gpu_blocks": derive_num_gpu_blocks(
+            ec, total, weights.nbytes(), lora_slot_bytes(cfg, 64, ATTN_MODULES), cfg.kv_bytes_per_token()),
+        "bench_num_blocks": num_blocks,
+    }
+    # Adapters: 8 slots, ranks 8..64 mixed for the load/merge timings, all slots filled.
+    ranks = [8, 16, 32, 64, 8, 16, 32, 64]
+    adapters = [random_adapter(cfg, f"r{r}_{i}", r, 2.0 * r, ATTN_MODULES, seed=10 + i, device="cuda").pin()
+                for i, r in enumerate(ranks)]
+    loads = []
+    side = torch.cuda.Stream()
+    for i, ha in enumerate(adapters):
+        s_ev, e_ev = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        with torch.cuda.stream(side):
+            s_ev.record(side)
+            slots.copy_in(i, ha)
+            e_ev.record(side)
+        e_ev.synchronize()
+        loads.append({"rank": ha.rank, "bytes": ha.nbytes(), "h2d_ms": s_ev.elapsed_time(e_ev)})
+    # Second round (warm): the load times reported.
+    for i, ha in enumerate(adapters):
+        s_ev, e_ev = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        with torch.cuda.stream(side):
+            s_ev.record(side)
+            slots.copy_in(i, ha)
+            e_ev.record(side)
+        e_ev.synchronize()
+        loads[i]["h2d_ms_warm"] = s_ev.elapsed_time(e_ev)
+        loads[i]["gb_per_s_warm"] = ha.nbytes() / (loads[i]["h2d_ms_warm"] / 1e3) / 1e9
+    res["loads"] = loads
+
+    ex = Executor(model, block_size=bs, max_model_len=4096, use_graphs=True, graph_sizes=BATCHES, max_num_seqs=max_b)
+    res["graph_capture_s"] = ex.capture_graphs()
+    bw = res["ceilings"]["hbm_bytes_per_s"]
+    wread = cfg.weight_bytes_read_per_step()
+    decode = []
+    gen = torch.Generator().manual_seed(1)
+    for b in BATCHES:
+        for use_lora in (False, True):
+            seqs = []
+            for i in range(b):
+                table = list(range(i * per_seq_blocks, (i + 1) * per_seq_blocks))
+                rid = i
+                ex.tokens[rid] = torch.randint(0, cfg.vocab_size, (ctx + 1,), generator=gen).tolist()
+                seqs.append(Seq(rid, (i % 8) if use_lora else None, ctx, 1, table))
+            ex._fill_static(seqs)
+            size = ex.bucket(b)
+            t = cuda_time_ms(lambda size=size, use_lora=use_lora: ex.replay(size, use_lora), warmup=5, iters=30)
+            kv_bytes = b * (ctx + 1) * cfg.kv_bytes_per_token()
+            lora_bytes = slots.nbytes() if use_lora else 0
+            step = med(t)
+            roof_w = wread / bw * 1e3
+            roof_all = (wread + kv_bytes + lora_bytes) / bw * 1e3
+            row = {
+                "batch": b, "lora": use_lora, "ctx": ctx, "step_ms": step, "step_ms_min": min(t),
+                "step_ms_p90": sorted(t)[int(0.9 * (len(t) - 1))],
+                "roofline_weights_ms": roof_w, "roofline_all_ms": roof_all,
+                "pct_weight_roofline": 100 * roof_w / step, "pct_all_roofline": 100 * roof_all / step,
+                "tokens_per_s": b / (step / 1e3),
+            }
+            # One real step through execute() (host prep + replay + sampling), wall clock.
+            w = wall_time_ms(lambda seqs=seqs: ex.execute(seqs), warmup=2, iters=10)
+            row["execute_wall_ms"] = med(w)
+            row["host_prep_ms"] = ex.last_host_s * 1e3
+            decode.append(row)
+            print(f"decode b={b:3d} lora={use_lora!s:5} step={step:7.3f} ms roof_w={roof_w:6.3f} "
+                  f"({row['pct_weight_roofline']:5.1f}%) all={roof_all:6.3f} ({row['pct_all_roofline']:5.1f}%) "
+                  f"execute={row['execute_wall_ms']:.3f} ms", flush=True)
+    res["decode"] = decode
+    # Eager engine (no graph) for the host-overhead comparison.
+    eager = []
+    for b in (1, 32):
+        seqs = [Seq(i, None, ctx, 1, list(range(i * per_seq_blocks, (i + 1) * per_seq_blocks))) for i in range(b)]
+        w = wall_time_ms(lambda seqs=seqs: ex.execute(seqs, force_eager=True), warmup=2, iters=5)
+        eager.append({"batch": b, "eager_step_wall_ms": med(w)})
+    res["decode_eager"] = eager
+    # Prefill throughput.
+    peak = res["ceilings"]["fp16_flops_per_s"]
+    prefill = []
+    for n_seq, plen in ((1, 2048), (4, 512), (1, 512)):
+        ids, pos, slotmap, chunks = [], [], [], []
+        for i in range(n_seq):
+            base = i * (plen // bs)
+            chunks.append(PrefillChunk(len(ids), plen, 0, None))
+            ids.extend(torch.randint(0, cfg.vocab_size, (plen,), generator=gen).tolist())
+            for p in range(plen):
+                pos.append(p)
+                slotmap.append((base + p // bs) * bs + p % bs)
+        dev = "cuda"
+        batch = ForwardBatch(
+            input_ids=torch.tensor(ids, device=dev), positions=torch.tensor(pos, device=dev),
+            slot_mapping=torch.tensor(slotmap, device=dev), prefills=chunks,
+            logits_idx=torch.tensor([c.tok_start + plen - 1 for c in chunks], device=dev),
+        )
+        t = cuda_time_ms(lambda batch=batch: model.forward(batch), warmup=2, iters=8)
+        tokens = n_seq * plen
+        flops = tokens * cfg.matmul_flops_per_token() + n_seq * 2 * cfg.num_layers * cfg.q_size * plen * plen
+        row = {"seqs": n_seq, "prompt": plen, "tokens": tokens, "ms": med(t),
+               "tokens_per_s": tokens / (med(t) / 1e3), "roofline_tokens_per_s": tokens / (flops / peak),
+               "flops": flops}
+        row["pct_flop_roofline"] = 100 * row["tokens_per_s"] / row["roofline_tokens_per_s"]
+        prefill.append(row)
+        print(f"prefill {n_seq}x{plen}: {row['ms']:.2f} ms, {row['tokens_per_s']:.0f} tok/s "
+              f"({row['pct_flop_roofline']:.1f}% of FLOP roofline)", flush=True)
+    res["prefill"] = prefill
+    # Merge / unmerge per rank.
+    merges = []
+    for ha in adapters[:4]:
+        dev_ad = type(ha)(ha.name, ha.rank, ha.alpha,
+                          {k: (a.cuda(), b.cuda()) for k, (a, b) in ha.tensors.items()})
+        tm = cuda_time_ms(lambda dev_ad=dev_ad: slots.merge(weights, dev_ad), warmup=1, iters=3)
+        tu = cuda_time_ms(lambda dev_ad=dev_ad: slots.unmerge(weights, dev_ad), warmup=1, iters=3)
+        merges.append({"rank": ha.rank, "merge_ms": med(tm), "unmerge_ms": med(tu)})
+        print(f"merge rank {ha.rank}: {med(tm):.2f} ms, unmerge {med(tu):.2f} ms", flush=True)
+    res["merge"] = merges
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
+@torch.no_grad()
+def bench_transformers(args, res: dict) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = PRESETS[args.model]
+    hf_cfg = LlamaConfig(
+        vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
+        max_position_embeddings=cfg.max_position, rms_norm_eps=cfg.rms_norm_eps, tie_word_embeddings=False,
+    )
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float16)
+    try:
+        with torch.device("cuda"):
+            model = LlamaForCausalLM(hf_cfg)
+    finally:
+        torch.set_default_dtype(old)
+    model = model.eval()
+    res["transformers_attn_impl"] = getattr(model.config, "_attn_implementation", None)
+    ctx = args.ctx
+    rows = []
+    for b in BATCHES:
+        try:
+            ids = torch.randint(0, cfg.vocab_size, (b, ctx), device="cuda")
+            out = model(input_ids=ids, use_cache=True)
+            pkv = out.past_key_values
+            nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+
+            def step(pkv=pkv, nxt=nxt):
+                o = model(input_ids=nxt, past_key_values=pkv, use_cache=True)
+                o.logits[:, -1].argmax(-1)
+                if hasattr(pkv, "crop"):
+                    pkv.crop(ctx)
+
+            w = wall_time_ms(step, warmup=2, iters=8)
+            rows.append({"batch": b, "ctx": ctx, "step_wall_ms": med(w)})
+            print(f"transformers b={b}: {med(w):.2f} ms/step", flush=True)
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            rows.append({"batch": b, "error": repr(e)})
+    res["transformers_decode"] = rows
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
+def write_tables(res: dict, out: Path) -> str:
+    lines = []
+    c = res.get("ceilings", {})
+    m = res.get("meta", {})
+    lines.append(f"GPU {m.get('gpu')}, driver {m.get('driver')}, CUDA {m.get('cuda')}, torch {m.get('torch')}, "
+                 f"triton {m.get('triton')}, transformers {m.get('transformers')}, fp16, {m.get('date')}, "
+                 f"commit {m.get('git_commit')}")
+    if c:
+        lines.append(f"Measured ceilings: HBM {c['hbm_bytes_per_s'] / 1e12:.2f} TB/s (copy, read+write); "
+                     f"fp16 matmul {c['fp16_flops_per_s'] / 1e12:.0f} TFLOP/s.")
+    lines.append("")
+    hf = {r["batch"]: r.get("step_wall_ms") for r in res.get("transformers_decode", [])}
+    if res.get("decode"):
+        lines.append("| batch | LoRA | step ms (graph) | weight roofline ms | % of weight roofline | "
+                     "weight+KV(+LoRA) roofline ms | % | execute() wall ms | transformers ms | speed-up |")
+        lines.append("| ---: | :---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r in res["decode"]:
+            t = hf.get(r["batch"])
+            sp = f"{t / r['execute_wall_ms']:.1f}x" if t and not r["lora"] else ""
+            lines.append(
+                f"| {r['batch']} | {'yes' if r['lora'] else 'no'} | {r['step_ms']:.3f} "
+                f"| {r['roofline_weights_ms']:.3f} "
+                f"| {r['pct_weight_roofline']:.1f} | {r['roofline_all_ms']:.3f} | {r['pct_all_roofline']:.1f} "
+                f"| {r['execute_wall_ms']:.3f} | {'' if t is None or r['lora'] else f'{t:.2f}'} | {sp} |")
+        lines.append("")
+    if res.get("prefill"):
+        lines.append("| prefill | tokens | ms | tokens/s | FLOP-roofline tokens/s | % |")
+        lines.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for r in res["prefill"]:
+            lines.append(f"| {r['seqs']} x {r['prompt']} | {r['tokens']} | {r['ms']:.2f} | {r['tokens_per_s']:.0f} "
+                         f"| {r['roofline_tokens_per_s']:.0f} | {r['pct_flop_roofline']:.1f} |")
+        lines.append("")
+    if res.get("loads"):
+        lines.append("| adapter rank | bytes | host->GPU ms (warm) | GB/s |")
+        lines.append("| ---: | ---: | ---: | ---: |")
+        for r in res["loads"][:4]:
+            lines.append(f"| {r['rank']} | {r['bytes']} | {r['h2d_ms_warm']:.2f} | {r['gb_per_s_warm']:.1f} |")
+        lines.append("")
+    if res.get("merge"):
+        lines.append("| rank | merge ms | unmerge ms |")
+        lines.append("| ---: | ---: | ---: |")
+        for r in res["merge"]:
+            lines.append(f"| {r['rank']} | {r['merge_ms']:.2f} | {r['unmerge_ms']:.2f} |")
+        lines.append("")
+    if res.get("decode_eager"):
+        lines.append("Eager engine step (no CUDA graph), wall ms: " + ", ".join(
+            f"batch {r['batch']}: {r['eager_step_wall_ms']:.2f}" for r in res["decode_eager"]))
+    text = "\n".join(lines) + "\n"
+    (out / "bench.md").write_text(text)
+    return text
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="out/bench")
+    ap.add_argument("--model", default="llama-2-7b", choices=sorted(PRESETS))
+    ap.add_argument("--ctx", type=int, default=128, help="context tokens per sequence in decode steps")
+    ap.add_argument("--skip-transformers", action="store_true")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    res: dict = {"meta": metadata(), "model": PRESETS[args.model].to_dict(), "dtype": "float16", "args": vars(args)}
+    res["meta"]["git_commit"] = os.environ.get("GIT_COMMIT")
+    for name, fn in (("ceilings", None), ("engine", bench_engine), ("transformers", bench_transformers)):
+        if name == "transformers" and args.skip_transformers:
+            continue
+        t0 = time.perf_counter()
+        try:
+            if fn is None:
+                res["ceilings"] = measure_ceilings()
+            else:
+                fn(args, res)
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            res[f"{name}_error"] = repr(e)
+        gc.collect()
+        torch.cuda.empty_cache()
+        res[f"{name}_seconds"] = time.perf_counter() - t0
+        (out / "bench.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    print(write_tables(res, out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
