@@ -1,8 +1,8 @@
 """Readers of the project's trace and adapter-catalogue CSVs, and of scenario files.
 
-Trace CSV: header `request_id,arrival_s,adapter,prompt_tokens,output_tokens`; an empty adapter
-is the base model. Catalogue CSV: header `adapter,rank,alpha,target_modules`, target modules
-`;`-separated. Errors name the file, line and field.
+Trace CSV: header `request_id,arrival_s,adapter,prompt_tokens,output_tokens`, rows in
+non-decreasing `arrival_s`; an empty adapter is the base model. Catalogue CSV: header
+`adapter,rank,alpha,target_modules`, target modules `;`-separated. Errors name the file, line and field.
 """
 
 from __future__ import annotations
@@ -106,6 +106,10 @@ def read_trace(path: str | Path, catalogue: Mapping[str, AdapterInfo] | None = N
             raise TraceError(path, line, "request_id", f"duplicate request_id {rid}")
         seen.add(rid)
         arrival = _float(path, line, "arrival_s", row["arrival_s"], 0.0)
+        if out and arrival < out[-1].arrival_s:
+            raise TraceError(
+                path, line, "arrival_s", f"{arrival} is earlier than the previous row's {out[-1].arrival_s}"
+            )
         adapter = row["adapter"] or None
         if adapter is not None and catalogue is not None and adapter not in catalogue:
             raise TraceError(path, line, "adapter", f"{adapter!r} is not in the adapter catalogue")

@@ -97,10 +97,10 @@ def test_read_catalogue_and_trace(tmp_path: Path) -> None:
     assert adapters["a1"].target_modules == ("q_proj", "k_proj", "v_proj", "o_proj")
     assert adapters["a2"].rank == 16 and adapters["a2"].alpha == 32.5
     tr = tmp_path / "trace.csv"
-    tr.write_text("request_id,arrival_s,adapter,prompt_tokens,output_tokens\n3,0.5,a2,10,4\n1,0.25,,7,1\n")
+    tr.write_text("request_id,arrival_s,adapter,prompt_tokens,output_tokens\n3,0.25,a2,10,4\n1,0.25,,7,1\n")
     reqs = read_trace(tr, adapters)
     assert [(r.request_id, r.arrival_s, r.adapter, r.prompt_tokens, r.output_tokens) for r in reqs] == [
-        (3, 0.5, "a2", 10, 4),
+        (3, 0.25, "a2", 10, 4),
         (1, 0.25, None, 7, 1),
     ]
 
@@ -116,6 +116,7 @@ def test_read_catalogue_and_trace(tmp_path: Path) -> None:
         ("1,-1,a1,4,2\n", 2, "arrival_s"),
         ("1,inf,a1,4,2\n", 2, "arrival_s"),
         ("1,0.0,a1,4\n", 2, None),
+        ("1,0.5,a1,4,2\n2,0.25,a1,4,2\n", 3, "arrival_s"),
     ],
 )
 def test_trace_errors_name_file_line_field(tmp_path: Path, body: str, line: int, field: str | None) -> None:
