@@ -5,8 +5,8 @@ seeded scenarios with the linear cost model and must write identical batch logs
 The twin is `LORATWIN_BIN`, else `.build/release/loratwin`, else `.build/debug/loratwin`. Without
 it the twin tests fail, unless `LORATWIN_ALLOW_SKIP=1` (local runs only).
 
-`python3 gpu/tests/test_conformance.py --write DIR` writes the scenarios (scenario.yaml,
-trace.csv, adapters.csv) and the engine's batch logs (batch-log.jsonl) under DIR.
+`python3 gpu/tests/test_conformance.py --write DIR [CASE...]` writes the scenarios
+(scenario.yaml, trace.csv, adapters.csv) and the engine's batch logs (batch-log.jsonl) under DIR.
 """
 
 from __future__ import annotations
@@ -67,6 +67,27 @@ class Case:
 
 
 CASES = (
+    Case(
+        "conf-0-mini",
+        7,
+        dict(
+            max_num_seqs=4,
+            max_num_batched_tokens=48,
+            chunked_prefill=True,
+            block_size=8,
+            num_gpu_blocks=12,
+            max_model_len=96,
+            max_loras=2,
+            max_cpu_loras=3,
+            scheduler_lookahead=4,
+        ),
+        requests=16,
+        rate_per_s=20.0,
+        prompt_tokens=(4, 60),
+        output_tokens=(2, 30),
+        base_share=0.15,
+        expects=("chunks", "preemptions", "host_hits", "disk_reloads", "slot_evictions", "skips_past"),
+    ),
     Case(
         "conf-1-chunked",
         1,
@@ -358,6 +379,21 @@ def test_cases_are_deterministic(tmp_path: Path) -> None:
         assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
 
 
+GOLDEN = Path(__file__).resolve().parent / "data" / "conformance"
+
+
+def test_golden_mini_case_is_reproduced(tmp_path: Path) -> None:
+    """gpu/tests/data/conformance/conf-0-mini holds the smallest case and the engine's batch log
+    (a fixture the twin's own tests can use). Regenerate it with `--write gpu/tests/data/conformance`
+    when docs/engine-model.md changes on purpose."""
+    case = CASES[0]
+    scenario = write_case(case, tmp_path)
+    run_scenario(scenario, tmp_path / "batch-log.jsonl")
+    for name in ("scenario.yaml", "trace.csv", "adapters.csv", "batch-log.jsonl"):
+        golden = GOLDEN / case.name / name
+        assert golden.read_bytes() == (tmp_path / name).read_bytes(), f"{golden} differs from a fresh run"
+
+
 @pytest.mark.parametrize("case", CASES[::2], ids=lambda c: c.name)
 def test_python_cli_against_in_process(case: Case, tmp_path: Path) -> None:
     """Python against Python: the CLI the twin is compared with, in a fresh process, against
@@ -411,11 +447,14 @@ def test_compare_reports_the_first_difference(twin: list[str], words: str) -> No
 
 
 def main(argv: list[str]) -> int:
-    """`--write DIR`: write every case and the engine's batch log under DIR/<case>/."""
-    if len(argv) != 2 or argv[0] != "--write":
-        print("usage: python3 gpu/tests/test_conformance.py --write DIR", file=sys.stderr)
+    """`--write DIR [CASE...]`: write the cases (all by default) and the engine's batch logs
+    under DIR/<case>/."""
+    if len(argv) < 2 or argv[0] != "--write":
+        print("usage: python3 gpu/tests/test_conformance.py --write DIR [CASE...]", file=sys.stderr)
         return 2
     for case in CASES:
+        if argv[2:] and case.name not in argv[2:]:
+            continue
         folder = Path(argv[1]) / case.name
         run_scenario(write_case(case, folder), folder / "batch-log.jsonl")
         print(folder)

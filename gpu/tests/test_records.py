@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,6 +69,9 @@ def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path: Path) -> None:
     write_text_atomic(p, "two\n")
     assert p.read_text() == "two\n"
     assert sorted(x.name for x in p.parent.iterdir()) == ["x.txt"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_run_json(tmp_path: Path) -> None:
