@@ -15,7 +15,6 @@ import torch
 
 from .config import ExpandConfig, ShrinkConfig, expand_config, shrink_config
 from .segments import NO_ADAPTER, SegmentLayout
-from .triton_sgmv import sgmv_expand_kernel, sgmv_shrink_kernel
 
 
 @dataclass
@@ -99,6 +98,8 @@ def sgmv_shrink(x: torch.Tensor, a_stack: torch.Tensor, seg: SegmentInfo, ranks:
         raise ValueError(f"sgmv_shrink: v must be float32, got {v.dtype}")
     tokens, h_in = x.shape
     cfg = config or shrink_config(tokens, h_in, a_stack.shape[1], seg.max_segments, seg.max_seg_len)
+    from .triton_sgmv import sgmv_shrink_kernel
+
     use_atomic = cfg.split_k > 1
     if use_atomic:
         v.zero_()
@@ -125,6 +126,8 @@ def sgmv_expand(v: torch.Tensor, b_stack: torch.Tensor, seg: SegmentInfo, ranks:
     _check(y, b_stack, "sgmv_expand")
     tokens, h_out = y.shape
     cfg = config or expand_config(tokens, h_out, b_stack.shape[1], seg.max_segments, seg.max_seg_len)
+    from .triton_sgmv import sgmv_expand_kernel
+
     sgmv_expand_kernel[cfg.grid(h_out, seg.max_segments)](
         v, b_stack, y,
         seg.seg_starts, seg.seg_lens, seg.seg_slots, ranks, scales, _row_index_arg(seg),

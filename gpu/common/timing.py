@@ -1,0 +1,94 @@
+"""CUDA-event timing of GPU work, eager or as CUDA-graph replays, with rotated inputs.
+
+``time_calls(calls, mode)`` runs the list of zero-argument callables (one per rotated input set,
+so successive calls touch different memory and the L2 cache does not flatter small cases) once
+per repetition, between two CUDA events, and reports per-call times (repetition time / number of
+calls): median, 10th and 90th percentiles over the repetitions.
+
+- ``mode="eager"``: the calls are issued from Python back to back, so the time per call is the
+  larger of the GPU time and the host's launch cost (about 9 us a kernel on the H100 machine).
+- ``mode="graph"``: the calls are captured once into one CUDA graph and the graph is replayed;
+  launches cost about a microsecond each, as in an engine that replays its decode step.
+
+A GPU spin (``torch.cuda._sleep``) precedes the first repetition so the host gets ahead and the
+device never waits on the first launches.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Per-call time of one measured configuration, in microseconds."""
+
+    mode: str
+    median_us: float
+    p10_us: float
+    p90_us: float
+    reps: int
+    calls_per_rep: int
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    i = q * (len(sorted_values) - 1)
+    lo = int(i)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (i - lo)
+
+
+def _run_all(calls: Sequence[Callable[[], object]]) -> None:
+    for c in calls:
+        c()
+
+
+def time_calls(calls: Sequence[Callable[[], object]], mode: str = "eager", *, min_reps: int = 20,
+               max_reps: int = 60, budget_ms: float = 60.0, warmup: int = 2) -> Timing:
+    """Median per-call time of ``calls`` (one rotation each repetition); at least ``min_reps`` repetitions."""
+    if mode not in ("eager", "graph"):
+        raise ValueError(f"mode must be 'eager' or 'graph', got {mode!r}")
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(warmup):
+            _run_all(calls)
+    torch.cuda.current_stream().wait_stream(stream)
+    torch.cuda.synchronize()
+    graph: torch.cuda.CUDAGraph | None = None
+    if mode == "graph":
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            _run_all(calls)
+        graph.replay()
+        torch.cuda.synchronize()
+
+    def one_rep() -> None:
+        if graph is not None:
+            graph.replay()
+        else:
+            _run_all(calls)
+
+    # Probe one repetition to size the run within the budget.
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record()
+    one_rep()
+    e.record()
+    torch.cuda.synchronize()
+    probe_ms = max(s.elapsed_time(e), 1e-3)
+    reps = int(max(min_reps, min(max_reps, budget_ms / probe_ms)))
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    torch.cuda._sleep(2_000_000)
+    for i in range(reps):
+        starts[i].record()
+        one_rep()
+        ends[i].record()
+    torch.cuda.synchronize()
+    n = len(calls)
+    per_call = sorted(starts[i].elapsed_time(ends[i]) * 1e3 / n for i in range(reps))
+    return Timing(mode, statistics.median(per_call), _quantile(per_call, 0.1), _quantile(per_call, 0.9), reps, n)
