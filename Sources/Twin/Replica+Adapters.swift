@@ -6,8 +6,10 @@ extension Replica {
     }
 
     /// Starts loading adapter `a` into a GPU slot if one is free or can be freed
-    /// (docs/engine-model.md, "Adapters"). Records the load in `loadsStarted`.
-    mutating func startLoad<Cost: StepCostModel>(_ a: Int, now: Double, cost: Cost) {
+    /// (docs/engine-model.md, "Adapters"). Records the load in `loadsStarted`. Returns false when
+    /// no slot could be had.
+    @discardableResult
+    mutating func startLoad<Cost: StepCostModel>(_ a: Int, now: Double, cost: Cost) -> Bool {
         var slot = slotAdapter.firstIndex(of: -1) ?? -1
         if slot < 0 {
             var best = -1
@@ -19,7 +21,7 @@ extension Replica {
                     bestRecency = recency[b]
                 }
             }
-            guard best >= 0 else { return }
+            guard best >= 0 else { return false }
             adapterSlot[Int(slotAdapter[best])] = -1
             slot = best
         }
@@ -46,6 +48,7 @@ extension Replica {
         let finish = max(now, loaderFreeAt) + cost.loadSeconds(adapter: a, fromDisk: fromDisk)
         loaderFreeAt = finish
         loadsStarted.append((Int32(a), finish))
+        return true
     }
 
     /// Marks adapter `a`'s load finished: it is resident from now on.

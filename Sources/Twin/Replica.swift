@@ -8,6 +8,14 @@ public struct BatchEntry: Sendable, Equatable {
     public var tokens: Int32
 }
 
+/// A request in a waiting queue, with its adapter (-1 for the base model).
+public struct WaitingEntry: Sendable, Equatable {
+    /// Index of the request in the simulation.
+    public var request: Int32
+    /// Catalogue index of its adapter.
+    public var adapter: Int32
+}
+
 /// A serving replica: its queues, KV cache, adapter slots, host cache and loader, and the
 /// scheduling pass of docs/engine-model.md. The event loop (`Simulation`) owns it and calls it.
 public struct Replica {
@@ -22,8 +30,9 @@ public struct Replica {
 
     /// Admitted requests, in order of admission.
     public internal(set) var running: [Int32] = []
-    /// Waiting requests, FCFS; preempted requests go back to the front.
-    public internal(set) var waiting = Deque<Int32>()
+    /// Waiting requests, FCFS; preempted requests go back to the front. Each entry carries its
+    /// adapter so the walk of step 2 reads the queue sequentially, not the request table.
+    public internal(set) var waiting = Deque<WaitingEntry>()
 
     // Adapters, indexed by catalogue index.
     var adapterSlot: [Int32]
@@ -35,6 +44,9 @@ public struct Replica {
     var hostCount = 0
     var recencyCounter = 0
     var slotAdapter: [Int32]
+    /// Waiting requests per adapter, and of the base model.
+    var waitingByAdapter: [Int]
+    var waitingBase = 0
     var slotTokens: [Int32]
     /// When the loader is free to start the next transfer, seconds.
     public internal(set) var loaderFreeAt = 0.0
@@ -73,8 +85,20 @@ public struct Replica {
         inHost = Array(repeating: false, count: adapterCount)
         recency = Array(repeating: 0, count: adapterCount)
         touchedInPass = Array(repeating: -1, count: adapterCount)
+        waitingByAdapter = Array(repeating: 0, count: adapterCount)
         slotAdapter = Array(repeating: -1, count: config.maxLoras)
         slotTokens = Array(repeating: 0, count: config.maxLoras)
+    }
+
+    /// Puts request `r` (of adapter `a`, -1 for the base model) in `waiting`, at the back or front.
+    mutating func enqueue(_ r: Int32, adapter a: Int32, atFront: Bool = false) {
+        let e = WaitingEntry(request: r, adapter: a)
+        if atFront { waiting.prepend(e) } else { waiting.append(e) }
+        if a >= 0 { waitingByAdapter[Int(a)] += 1 } else { waitingBase += 1 }
+    }
+
+    @inline(__always) mutating func noteLeftWaiting(_ a: Int32) {
+        if a >= 0 { waitingByAdapter[Int(a)] -= 1 } else { waitingBase -= 1 }
     }
 
     /// Requests in `running` and `waiting`: the router's measure of load.
@@ -125,20 +149,28 @@ public struct Replica {
 
         // 2. Waiting requests, FCFS with adapter skips, unless this pass preempted.
         if preemptedInPass.isEmpty {
+            // Within a pass slots only get scarcer (admissions add users, loads claim slots), so
+            // after one load fails to find a slot none can succeed; and once, besides, no waiting
+            // request has a resident adapter, the rest of the walk would only skip. Both cuts
+            // leave the pass's outcome exactly as the page defines it.
+            var loadsPossible = true
+            var admissible = waitingBase
+            for a in slotAdapter where a >= 0 && !adapterLoading[Int(a)] { admissible += waitingByAdapter[Int(a)] }
             var position = 0
             var examined = 0
             while position < waiting.count && examined < config.schedulerLookahead
-                && running.count < config.maxNumSeqs && budget > 0
+                && running.count < config.maxNumSeqs && budget > 0 && (loadsPossible || admissible > 0)
             {
-                let r = waiting[position]
+                let entry = waiting[position]
                 examined += 1
-                let req = requests[Int(r)]
-                let a = req.adapter
+                let a = entry.adapter
                 if !isResident(a) {
-                    if adapterSlot[Int(a)] < 0 { startLoad(Int(a), now: now, cost: cost) }
+                    if loadsPossible && adapterSlot[Int(a)] < 0 { loadsPossible = startLoad(Int(a), now: now, cost: cost) }
                     position += 1
                     continue
                 }
+                let r = entry.request
+                let req = requests[Int(r)]
                 var n = req.known - req.computed
                 if chunked {
                     n = min(n, budget)
@@ -148,6 +180,8 @@ public struct Replica {
                 let need = Int(blocksFor(n))
                 if need > freeBlocks { break }
                 waiting.remove(at: position)
+                admissible -= 1
+                noteLeftWaiting(a)
                 running.append(r)
                 if a >= 0 { runningUsers[Int(a)] += 1 }
                 requests[Int(r)].status = .running
@@ -176,7 +210,7 @@ public struct Replica {
         requests[Int(r)].status = .waiting
         let a = requests[Int(r)].adapter
         if a >= 0 { runningUsers[Int(a)] -= 1 }
-        waiting.prepend(r)
+        enqueue(r, adapter: a, atFront: true)
         preemptedInPass.append(r)
     }
 

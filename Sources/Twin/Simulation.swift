@@ -119,7 +119,7 @@ public struct Simulation<Cost: StepCostModel> {
         let r = route(adapter: Int(req.adapter))
         requests[i].replica = Int32(r)
         requests[i].status = .waiting
-        replicas[r].waiting.append(Int32(i))
+        replicas[r].enqueue(Int32(i), adapter: req.adapter)
         requestPass(r)
     }
 
