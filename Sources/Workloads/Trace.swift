@@ -77,10 +77,14 @@ public struct Trace: Sendable {
     public var requests: [TraceRequest]
     /// Adapters the requests refer to.
     public var catalogue: AdapterCatalogue
+    /// How the trace was made (source file, reader, options, seed...), written beside it in
+    /// `<name>.meta.json`; empty when unknown.
+    public var provenance: [String: String]
 
     /// Creates a trace.
-    public init(requests: [TraceRequest], catalogue: AdapterCatalogue) {
+    public init(requests: [TraceRequest], catalogue: AdapterCatalogue, provenance: [String: String] = [:]) {
         self.requests = requests
         self.catalogue = catalogue
+        self.provenance = provenance
     }
 }
