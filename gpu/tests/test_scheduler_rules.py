@@ -317,3 +317,20 @@ def test_block_table_holds_the_positions() -> None:
     assert len(q.block_table) == 3 and len(set(q.block_table)) == 3
     plan, _ = step(s, 1.0)
     assert plan.seqs[0].block_table == q.block_table  # position 9 is still in block 3
+
+
+def test_no_admission_in_a_pass_that_preempted() -> None:
+    # With a short budget a preempted request could be readmitted at once with a small chunk;
+    # the rule forbids it in the pass that preempted it.
+    s = make_scheduler(block_size=4, num_gpu_blocks=4, max_num_batched_tokens=5, max_model_len=20)
+    s.add_request(req(1, 4, 10), 0.0)
+    s.add_request(req(2, 5, 10), 0.0)
+    batches = [batch(step(s, float(t))[0]) for t in range(5)]
+    assert batches == [[(1, 4), (2, 1)], [(1, 1), (2, 4)], [(1, 1), (2, 1)], [(1, 1), (2, 1)], [(1, 1), (2, 1)]]
+    # Request 1 needs its 3rd block (position 8): request 2 (2 blocks) is preempted; 1 block
+    # stays free and 4 tokens of budget, enough for a 4-token chunk of request 2, yet no admission.
+    plan, _ = step(s, 5.0)
+    assert batch(plan) == [(1, 1)] and plan.preempted == [2]
+    assert s.num_free_blocks == 1
+    plan, _ = step(s, 6.0)
+    assert batch(plan) == [(1, 1), (2, 4)]  # readmitted in the next pass: 4 of its 9 tokens
