@@ -9,20 +9,22 @@ public struct RunRecorder: IterationObserver {
     let iterations: AtomicFileWriter?
     let batchLog: AtomicFileWriter?
     let catalogue: AdapterCatalogue
+    /// The first write error; observers cannot throw, so `commit()` reports it.
+    private(set) var failure: WorkloadError?
 
     /// Creates a recorder writing to the given files (either may be nil).
-    public init(iterationsPath: String?, batchLogPath: String?, catalogue: AdapterCatalogue) throws(OutputError) {
-        iterations = try iterationsPath.map { p throws(OutputError) in try AtomicFileWriter(path: p) }
-        batchLog = try batchLogPath.map { p throws(OutputError) in try AtomicFileWriter(path: p) }
+    public init(iterationsPath: String?, batchLogPath: String?, catalogue: AdapterCatalogue) throws(WorkloadError) {
+        iterations = try iterationsPath.map { p throws(WorkloadError) in try AtomicFileWriter(path: p) }
+        batchLog = try batchLogPath.map { p throws(WorkloadError) in try AtomicFileWriter(path: p) }
         self.catalogue = catalogue
-        iterations?.write(
+        write(iterations, 
             "replica,iteration,start_s,duration_s,prefill_tokens,decode_seqs,num_seqs,distinct_adapters,mode,adapter_loads,preemptions\n"
         )
     }
 
     public mutating func observe(_ r: IterationRecord, replica: Replica, requests: [RequestState]) {
         let b = r.batch
-        iterations?.write(
+        write(iterations, 
             "\(r.replica),\(r.iteration),\(csvNumber(r.startSeconds)),\(csvNumber(r.durationSeconds)),\(b.prefillTokens),\(b.decodeSequences),\(b.sequences),\(r.distinctAdapters),\(b.mode.rawValue),\(replica.loadsStarted.count),\(replica.preemptedInPass.count)\n"
         )
         logPass(replica: replica, iteration: r.iteration, at: r.startSeconds, requests: requests)
@@ -32,7 +34,7 @@ public struct RunRecorder: IterationObserver {
         logPass(replica: replica, iteration: -1, at: time, requests: requests)
     }
 
-    private func logPass(replica: Replica, iteration: Int, at time: Double, requests: [RequestState]) {
+    private mutating func logPass(replica: Replica, iteration: Int, at time: Double, requests: [RequestState]) {
         guard let batchLog else { return }
         var line = "{\"replica\": \(replica.index), \"iteration\": \(iteration), \"start_s\": \(formatFixed9(time)), \"batch\": ["
         for (k, e) in replica.batch.enumerated() {
@@ -49,11 +51,17 @@ public struct RunRecorder: IterationObserver {
             if k > 0 { line += ", " }
             line += "\(requests[Int(p)].requestID)"
         }
-        batchLog.write(line + "]}\n")
+        write(batchLog, line + "]}\n")
+    }
+
+    private mutating func write(_ w: AtomicFileWriter?, _ text: String) {
+        guard let w, failure == nil else { return }
+        do { try w.write(text) } catch { failure = error }
     }
 
     /// Renames the files into place.
-    public func commit() throws(OutputError) {
+    public func commit() throws(WorkloadError) {
+        if let failure { throw failure }
         try iterations?.commit()
         try batchLog?.commit()
     }
@@ -70,9 +78,9 @@ func formatFixed9(_ x: Double) -> String {
 
 /// Writes `requests.csv` (uncommitted): the live-run columns first (docs/live-run-format.md),
 /// then the twin's derived ones.
-func requestsCSV(path: String, requests: [RequestState], catalogue: AdapterCatalogue) throws(OutputError) -> AtomicFileWriter {
+func requestsCSV(path: String, requests: [RequestState], catalogue: AdapterCatalogue) throws(WorkloadError) -> AtomicFileWriter {
     let w = try AtomicFileWriter(path: path)
-    w.write(
+    try w.write(
         "request_id,adapter,arrival_s,first_scheduled_s,first_token_s,finish_s,prompt_tokens,output_tokens,preemptions,status,replica,queue_wait_s,ttft_s,tpot_s,e2e_s\n"
     )
     for r in requests {
@@ -84,7 +92,7 @@ func requestsCSV(path: String, requests: [RequestState], catalogue: AdapterCatal
         case .rejected: status = "rejected"
         default: status = "unfinished"
         }
-        w.write(
+        try w.write(
             "\(r.requestID),\(adapter),\(csvNumber(r.arrivalSeconds)),\(csvNumber(r.firstScheduledSeconds)),\(csvNumber(r.firstTokenSeconds)),\(csvNumber(r.finishSeconds)),\(r.promptTokens),\(r.outputTokens),\(r.preemptions),\(status),\(r.replica),\(csvNumber(r.firstScheduledSeconds - r.arrivalSeconds)),\(csvNumber(r.firstTokenSeconds - r.arrivalSeconds)),\(csvNumber(tpot)),\(csvNumber(r.finishSeconds - r.arrivalSeconds))\n"
         )
     }

@@ -106,7 +106,7 @@ public enum ScenarioRunner {
         if let dir = outputs.directory {
             pending.append(try requestsCSV(path: dir + "/requests.csv", requests: sim.requests, catalogue: trace.catalogue))
             let json = try AtomicFileWriter(path: dir + "/summary.json")
-            json.write(summaryJSON(result))
+            try json.write(summaryJSON(result))
             pending.append(json)
         }
         for w in pending { try w.commit() }

@@ -49,8 +49,6 @@ struct SimulateCommand: ParsableCommand {
             }
         } catch let e as WorkloadError {
             throw CLIError(e.description)
-        } catch let e as OutputError {
-            throw CLIError(e.description)
         }
     }
 

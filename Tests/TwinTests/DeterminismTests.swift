@@ -43,10 +43,20 @@ struct DeterminismTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loratwin-atomic-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let w = try AtomicFileWriter(path: dir + "/x.csv")
-        w.write("partial")
-        w.abort()
+        do {
+            let w = try AtomicFileWriter(path: dir + "/x.csv")
+            try w.write("partial")
+        }  // dropped without commit
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
-        #expect(throws: OutputError.self) { try AtomicFileWriter(path: dir + "/missing/x.csv") }
+        // A run whose output cannot be written fails before anything appears.
+        var s = try DefaultScenario.scenario()
+        if case .generated(var g) = s.workload {
+            g.requests = 50
+            s.workload = .generated(g)
+        }
+        #expect(throws: (any Error).self) {
+            try ScenarioRunner.run(s, trace: try ScenarioRunner.makeTrace(s), outputs: .init(batchLog: dir + "/no/such/dir/b.jsonl"))
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
     }
 }
