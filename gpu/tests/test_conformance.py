@@ -64,6 +64,7 @@ class Case:
     output_tokens: tuple[int, int] = (1, 64)
     base_share: float = 0.1
     expects: tuple[str, ...] = field(default=())  # features the case must exercise
+    rows: tuple[str, ...] = ()  # a hand-made trace (`id,arrival_s,adapter,prompt,output` rows) instead
 
 
 CASES = (
@@ -183,6 +184,36 @@ CASES = (
         output_tokens=(10, 100),
         expects=("replicas", "preemptions", "disk_reloads"),
     ),
+    # Replica 0 waits for a load; two base-model requests arrive together: the first goes to
+    # replica 1 (fewer queued), the second, on a tie, to replica 0. Both replicas then start
+    # iterations at the same times, and the log lists replica 0 first (start time, then replica),
+    # whatever order the passes ran in.
+    Case(
+        "conf-6-replica-ties",
+        6,
+        dict(
+            max_num_seqs=8,
+            max_num_batched_tokens=256,
+            chunked_prefill=True,
+            block_size=16,
+            num_gpu_blocks=64,
+            max_model_len=512,
+            max_loras=2,
+            max_cpu_loras=3,
+            scheduler_lookahead=256,
+        ),
+        replicas=2,
+        adapters=2,
+        rows=(
+            "0,0.000000,lora-00,8,2",
+            "1,0.001000,,8,3",
+            "2,0.001000,,8,3",
+            "3,0.050000,lora-01,16,4",
+            "4,0.050000,lora-01,16,4",
+            "5,0.050000,,4,2",
+        ),
+        expects=("replicas", "same_time_replicas"),
+    ),
 )
 
 
@@ -205,9 +236,9 @@ def write_case(case: Case, folder: Path) -> Path:
         cat.append(f"{n},{rank},{2 * rank},q_proj;k_proj;v_proj;o_proj")
     (folder / "adapters.csv").write_text("\n".join(cat) + "\n")
     weights = [1.0 / (k + 1) for k in range(case.adapters)]  # Zipf-like skew
-    rows = ["request_id,arrival_s,adapter,prompt_tokens,output_tokens"]
+    rows = ["request_id,arrival_s,adapter,prompt_tokens,output_tokens", *case.rows]
     t = 0.0
-    for rid in range(case.requests):
+    for rid in range(0 if case.rows else case.requests):
         burst = rng.random() < 0.15
         t += 0.0 if burst else rng.expovariate(case.rate_per_s)
         adapter = "" if rng.random() < case.base_share else rng.choices(names, weights)[0]
@@ -276,6 +307,11 @@ def read_lines(path: Path) -> list[str]:
 def features(result: VirtualResult) -> set[str]:
     """The behaviours a run exercised (so that a case cannot silently stop testing them)."""
     found: set[str] = set()
+    starts: dict[float, set[int]] = {}
+    for e in result.batch_log:
+        starts.setdefault(e.start_s, set()).add(e.replica)
+    if any(len(v) > 1 for v in starts.values()):
+        found.add("same_time_replicas")
     if any(e.preempted for e in result.batch_log):
         found.add("preemptions")
     if any(r.status == "rejected" for r in result.requests):
@@ -365,7 +401,8 @@ def test_case_exercises_what_it_is_for(case: Case, tmp_path: Path) -> None:
     missing = set(case.expects) - features(result)
     assert not missing, f"{case.name} no longer exercises {sorted(missing)}"
     finished = [r for r in result.requests if r.status == "finished"]
-    assert len(finished) + sum(r.status == "rejected" for r in result.requests) == case.requests
+    expected = len(case.rows) if case.rows else case.requests
+    assert len(finished) + sum(r.status == "rejected" for r in result.requests) == expected
     assert all(r.generated == r.output_tokens for r in finished)
 
 
