@@ -35,6 +35,9 @@ extension Event: Comparable {
     public static func < (a: Event, b: Event) -> Bool {
         if a.time != b.time { return a.time < b.time }
         if a.kind != b.kind { return a.kind < b.kind }
+        // Passes of different replicas at one time are independent; running them in replica
+        // order makes the batch log sorted by (start, replica), as the engine writes it.
+        if a.kind == .schedule && a.replica != b.replica { return a.replica < b.replica }
         return a.sequence < b.sequence
     }
 }
