@@ -108,6 +108,37 @@ def measure_ceilings() -> dict:
     return out
 
 
+def gemm_floor(cfg, weights) -> dict:
+    """The step's weight GEMMs alone (same shapes, batch 1 and 32), replayed from a CUDA graph:
+    what cuBLAS gives for reading the weights, the floor this engine's decode step sits on."""
+    out = {}
+    for b in (1, 32):
+        xh = torch.randn(b, cfg.hidden_size, dtype=torch.float16, device="cuda")
+        xq = torch.randn(b, cfg.q_size, dtype=torch.float16, device="cuda")
+        xi = torch.randn(b, cfg.intermediate_size, dtype=torch.float16, device="cuda")
+
+        def run(xh=xh, xq=xq, xi=xi):
+            for lw in weights.layers:
+                torch.nn.functional.linear(xh, lw.wqkv)
+                torch.nn.functional.linear(xq, lw.wo)
+                torch.nn.functional.linear(xh, lw.w_gate_up)
+                torch.nn.functional.linear(xi, lw.w_down)
+            torch.nn.functional.linear(xh, weights.lm_head)
+
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            run()
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            run()
+        t = cuda_time_ms(g.replay, warmup=3, iters=20)
+        out[f"batch{b}_ms"] = med(t)
+        print(f"GEMM-only floor batch {b}: {med(t):.3f} ms", flush=True)
+    return out
+
+
 def bench_engine(args, res: dict) -> None:
     cfg = PRESETS[args.model]
     dtype = torch.float16
@@ -164,44 +195,90 @@ def bench_engine(args, res: dict) -> None:
         loads[i]["h2d_ms_warm"] = s_ev.elapsed_time(e_ev)
         loads[i]["gb_per_s_warm"] = ha.nbytes() / (loads[i]["h2d_ms_warm"] / 1e3) / 1e9
     res["loads"] = loads
+    try:  # the disk tier: safetensors file -> one pinned host buffer (page cache warm: written just before)
+        import tempfile
+
+        from gpu.engine.lora import read_adapter, save_adapter
+
+        with tempfile.TemporaryDirectory() as td:
+            for ha in adapters[:4]:
+                f = Path(td) / f"{ha.name}.safetensors"
+                save_adapter(ha, f)
+                ts = []
+                for _ in range(3):
+                    t0 = time.perf_counter()
+                    read_adapter(f).pin()
+                    ts.append((time.perf_counter() - t0) * 1e3)
+                for row in loads:
+                    if row["rank"] == ha.rank and "disk_to_pinned_ms" not in row:
+                        row["disk_to_pinned_ms"] = med(ts)
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        res["disk_error"] = repr(e)
 
     ex = Executor(model, block_size=bs, max_model_len=4096, use_graphs=True, graph_sizes=BATCHES, max_num_seqs=max_b)
     res["graph_capture_s"] = ex.capture_graphs()
+    ex_sgmv = None
+    try:  # a second executor whose LoRA goes through the SGMV kernels (same slots)
+        slots_sgmv = LoraSlots.__new__(LoraSlots)
+        slots_sgmv.__dict__.update(slots.__dict__)
+        from gpu.engine.lora import _sgmv_backend
+
+        slots_sgmv.backend = _sgmv_backend()
+        slots_sgmv.kind = "sgmv" if slots_sgmv.backend is not None else "torch"
+        if slots_sgmv.kind == "sgmv":
+            ex_sgmv = Executor(LlamaModel(cfg, weights, kv, slots_sgmv), block_size=bs, max_model_len=4096,
+                               use_graphs=True, graph_sizes=BATCHES, max_num_seqs=max_b)
+            res["graph_capture_sgmv_s"] = ex_sgmv.capture_graphs()
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        res["sgmv_error"] = repr(e)
+        ex_sgmv = None
     bw = res["ceilings"]["hbm_bytes_per_s"]
     wread = cfg.weight_bytes_read_per_step()
+    res["gemm_floor"] = gemm_floor(cfg, weights)
     decode = []
     gen = torch.Generator().manual_seed(1)
     for b in BATCHES:
-        for use_lora in (False, True):
-            seqs = []
-            for i in range(b):
-                table = list(range(i * per_seq_blocks, (i + 1) * per_seq_blocks))
-                rid = i
-                ex.tokens[rid] = torch.randint(0, cfg.vocab_size, (ctx + 1,), generator=gen).tolist()
-                seqs.append(Seq(rid, (i % 8) if use_lora else None, ctx, 1, table))
-            ex._fill_static(seqs)
-            size = ex.bucket(b)
-            t = cuda_time_ms(lambda size=size, use_lora=use_lora: ex.replay(size, use_lora), warmup=5, iters=30)
-            kv_bytes = b * (ctx + 1) * cfg.kv_bytes_per_token()
-            lora_bytes = slots.nbytes() if use_lora else 0
-            step = med(t)
-            roof_w = wread / bw * 1e3
-            roof_all = (wread + kv_bytes + lora_bytes) / bw * 1e3
-            row = {
-                "batch": b, "lora": use_lora, "ctx": ctx, "step_ms": step, "step_ms_min": min(t),
-                "step_ms_p90": sorted(t)[int(0.9 * (len(t) - 1))],
-                "roofline_weights_ms": roof_w, "roofline_all_ms": roof_all,
-                "pct_weight_roofline": 100 * roof_w / step, "pct_all_roofline": 100 * roof_all / step,
-                "tokens_per_s": b / (step / 1e3),
-            }
-            # One real step through execute() (host prep + replay + sampling), wall clock.
-            w = wall_time_ms(lambda seqs=seqs: ex.execute(seqs), warmup=2, iters=10)
-            row["execute_wall_ms"] = med(w)
-            row["host_prep_ms"] = ex.last_host_s * 1e3
-            decode.append(row)
-            print(f"decode b={b:3d} lora={use_lora!s:5} step={step:7.3f} ms roof_w={roof_w:6.3f} "
-                  f"({row['pct_weight_roofline']:5.1f}%) all={roof_all:6.3f} ({row['pct_all_roofline']:5.1f}%) "
-                  f"execute={row['execute_wall_ms']:.3f} ms", flush=True)
+        for lora in ("none", "torch", "sgmv"):
+            exe = ex_sgmv if lora == "sgmv" else ex
+            if exe is None:
+                continue
+            use_lora = lora != "none"
+            try:
+                seqs = []
+                for i in range(b):
+                    table = list(range(i * per_seq_blocks, (i + 1) * per_seq_blocks))
+                    exe.tokens[i] = torch.randint(0, cfg.vocab_size, (ctx + 1,), generator=gen).tolist()
+                    seqs.append(Seq(i, (i % 8) if use_lora else None, ctx, 1, table))
+                size = exe.bucket(b)
+                exe._fill_static(seqs, size)
+                t = cuda_time_ms(lambda exe=exe, size=size, use_lora=use_lora: exe.replay(size, use_lora),
+                                 warmup=5, iters=30)
+                kv_bytes = b * (ctx + 1) * cfg.kv_bytes_per_token()
+                used = min(b, 8)  # slots the batch touches
+                lora_bytes = {"none": 0, "torch": slots.nbytes(), "sgmv": slots.nbytes() * used // 8}[lora]
+                step = med(t)
+                roof_w = wread / bw * 1e3
+                roof_all = (wread + kv_bytes + lora_bytes) / bw * 1e3
+                row = {
+                    "batch": b, "lora": lora, "ctx": ctx, "step_ms": step, "step_ms_min": min(t),
+                    "step_ms_p90": sorted(t)[int(0.9 * (len(t) - 1))],
+                    "roofline_weights_ms": roof_w, "roofline_all_ms": roof_all,
+                    "pct_weight_roofline": 100 * roof_w / step, "pct_all_roofline": 100 * roof_all / step,
+                    "tokens_per_s": b / (step / 1e3),
+                }
+                # One real step through execute() (host prep + replay + sampling), wall clock.
+                w = wall_time_ms(lambda exe=exe, seqs=seqs: exe.execute(seqs), warmup=2, iters=10)
+                row["execute_wall_ms"] = med(w)
+                row["host_prep_ms"] = exe.last_host_s * 1e3
+                decode.append(row)
+                print(f"decode b={b:3d} lora={lora:5} step={step:7.3f} ms roof_w={roof_w:6.3f} "
+                      f"({row['pct_weight_roofline']:5.1f}%) all={roof_all:6.3f} ({row['pct_all_roofline']:5.1f}%) "
+                      f"execute={row['execute_wall_ms']:.3f} ms", flush=True)
+            except Exception as e:  # noqa: BLE001
+                traceback.print_exc()
+                decode.append({"batch": b, "lora": lora, "error": repr(e)})
     res["decode"] = decode
     # Eager engine (no graph) for the host-overhead comparison.
     eager = []
@@ -311,17 +388,21 @@ def write_tables(res: dict, out: Path) -> str:
     lines.append("")
     hf = {r["batch"]: r.get("step_wall_ms") for r in res.get("transformers_decode", [])}
     if res.get("decode"):
-        lines.append("| batch | LoRA | step ms (graph) | weight roofline ms | % of weight roofline | "
+        lines.append("| batch | LoRA kind | step ms (graph) | weight roofline ms | % of weight roofline | "
                      "weight+KV(+LoRA) roofline ms | % | execute() wall ms | transformers ms | speed-up |")
         lines.append("| ---: | :---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for r in res["decode"]:
             t = hf.get(r["batch"])
-            sp = f"{t / r['execute_wall_ms']:.1f}x" if t and not r["lora"] else ""
+            if "error" in r:
+                lines.append(f"| {r['batch']} | {r['lora']} | error: {r['error'][:60]} |")
+                continue
+            base = r["lora"] == "none"
+            sp = f"{t / r['execute_wall_ms']:.1f}x" if t and base else ""
             lines.append(
-                f"| {r['batch']} | {'yes' if r['lora'] else 'no'} | {r['step_ms']:.3f} "
+                f"| {r['batch']} | {r['lora']} | {r['step_ms']:.3f} "
                 f"| {r['roofline_weights_ms']:.3f} "
                 f"| {r['pct_weight_roofline']:.1f} | {r['roofline_all_ms']:.3f} | {r['pct_all_roofline']:.1f} "
-                f"| {r['execute_wall_ms']:.3f} | {'' if t is None or r['lora'] else f'{t:.2f}'} | {sp} |")
+                f"| {r['execute_wall_ms']:.3f} | {f'{t:.2f}' if t is not None and base else ''} | {sp} |")
         lines.append("")
     if res.get("prefill"):
         lines.append("| prefill | tokens | ms | tokens/s | FLOP-roofline tokens/s | % |")
@@ -331,10 +412,12 @@ def write_tables(res: dict, out: Path) -> str:
                          f"| {r['roofline_tokens_per_s']:.0f} | {r['pct_flop_roofline']:.1f} |")
         lines.append("")
     if res.get("loads"):
-        lines.append("| adapter rank | bytes | host->GPU ms (warm) | GB/s |")
-        lines.append("| ---: | ---: | ---: | ---: |")
+        lines.append("| adapter rank | bytes | host->GPU ms (warm) | GB/s | disk->pinned host ms |")
+        lines.append("| ---: | ---: | ---: | ---: | ---: |")
         for r in res["loads"][:4]:
-            lines.append(f"| {r['rank']} | {r['bytes']} | {r['h2d_ms_warm']:.2f} | {r['gb_per_s_warm']:.1f} |")
+            dk = r.get("disk_to_pinned_ms")
+            lines.append(f"| {r['rank']} | {r['bytes']} | {r['h2d_ms_warm']:.2f} | {r['gb_per_s_warm']:.1f} "
+                         f"| {'' if dk is None else f'{dk:.1f}'} |")
         lines.append("")
     if res.get("merge"):
         lines.append("| rank | merge ms | unmerge ms |")
@@ -342,6 +425,9 @@ def write_tables(res: dict, out: Path) -> str:
         for r in res["merge"]:
             lines.append(f"| {r['rank']} | {r['merge_ms']:.2f} | {r['unmerge_ms']:.2f} |")
         lines.append("")
+    if res.get("gemm_floor"):
+        lines.append("Weight GEMMs alone (CUDA graph), ms: " + ", ".join(
+            f"{k}: {v:.3f}" for k, v in res["gemm_floor"].items()))
     if res.get("decode_eager"):
         lines.append("Eager engine step (no CUDA graph), wall ms: " + ", ".join(
             f"batch {r['batch']}: {r['eager_step_wall_ms']:.2f}" for r in res["decode_eager"]))

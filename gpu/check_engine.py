@@ -159,7 +159,7 @@ def check_decode_kernel(device: str) -> dict:
     out = {}
     g = torch.Generator(device=device).manual_seed(7)
     for (h, kvh, d) in [(32, 32, 128), (8, 4, 32), (32, 8, 128)]:
-        nb, bs, b = 400, 16, 24
+        nb, bs, b = 600, 16, 24
         kc = torch.randn(nb, bs, kvh, d, device=device, dtype=torch.float16, generator=g)
         vc = torch.randn(nb, bs, kvh, d, device=device, dtype=torch.float16, generator=g)
         q = torch.randn(b, h, d, device=device, dtype=torch.float16, generator=g)
@@ -175,12 +175,13 @@ def check_decode_kernel(device: str) -> dict:
 
 
 def run_engine(base: Path, adapters: dict[str, Path], dtype: torch.dtype, device: str, seqs_spec, refs,
-               use_graphs: bool) -> dict:
+               use_graphs: bool, lora_kind: str = "torch") -> dict:
     """Runs the scripted steps and returns per-request errors against ``refs`` (float64)."""
     cfg = config_from_hf(base)
     weights = load_hf_weights(base, cfg, dtype, device)
     host = {n: read_peft_adapter(p, n, dtype=dtype) for n, p in adapters.items()}
-    slots = LoraSlots(cfg, max_loras=4, max_rank=16, target_modules=ALL_MODULES, dtype=dtype, device=device)
+    slots = LoraSlots(cfg, max_loras=4, max_rank=16, target_modules=ALL_MODULES, dtype=dtype, device=device,
+                      kind=lora_kind)
     slot_of = {}
     for i, (n, ha) in enumerate(host.items()):
         slots.copy_in(i, ha)
@@ -267,7 +268,7 @@ def run_engine(base: Path, adapters: dict[str, Path], dtype: torch.dtype, device
             "prefill_max_rel_err": max(r[2] for r in rows if r[0] < seqs_spec[rid][2]),
             "decode_max_rel_err": max((r[2] for r in rows if r[0] >= seqs_spec[rid][2]), default=None),
         }
-    return {"per_request": per_req, "decode_paths": paths, "merged": merged}
+    return {"per_request": per_req, "decode_paths": paths, "merged": merged, "lora_kind": slots.kind}
 
 
 def main() -> int:
@@ -275,6 +276,7 @@ def main() -> int:
     ap.add_argument("--out", default="out/check")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--runs", default="fp32,fp16,fp16_sgmv", help="engine runs: fp32, fp16, fp16_sgmv, fp32_sgmv")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -311,18 +313,18 @@ def main() -> int:
             rows = refs16[rid][: len(spec[rid][1]) - 1]
             hf16[rid] = max(rel_err(rows[i], refs64[rid][i]) for i in range(rows.shape[0]))
         result["transformers_fp16_max_rel_err"] = hf16
-        for name, dtype in (("fp32", torch.float32), ("fp16", torch.float16)):
-            if dev == "cpu" and dtype == torch.float16:
-                continue
+        for name in args.runs.split(","):
+            dtype = torch.float32 if name.startswith("fp32") else torch.float16
+            kind = "sgmv" if name.endswith("sgmv") else "torch"
             try:
-                r = run_engine(base, adapters, dtype, dev, spec, refs64, use_graphs=(dev == "cuda"))
-                if name == "fp32":
+                r = run_engine(base, adapters, dtype, dev, spec, refs64, use_graphs=(dev == "cuda"), lora_kind=kind)
+                if dtype == torch.float32:
                     tol = {rid: 1e-4 for rid in spec}
                 else:
                     tol = {rid: max(4 * hf16.get(rid, 5e-4), 2e-3) for rid in spec}
                 ok = all(v["max_rel_err"] <= tol[rid] for rid, v in r["per_request"].items())
                 m = r["merged"]
-                mtol = 1e-4 if name == "fp32" else 2e-2
+                mtol = 1e-4 if dtype == torch.float32 else 2e-2
                 ok_m = "error" not in m and m["merged_vs_a8_rel_err"] <= mtol and m["unmerged_vs_base_rel_err"] <= mtol
                 r["tolerance"] = tol
                 r["pass"] = bool(ok)
@@ -334,18 +336,19 @@ def main() -> int:
     result["seconds"] = time.time() - t0
     (out / "check.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     print("\n== engine logits vs transformers+peft (float64 reference) ==")
-    print(f"{'dtype':6} {'req':>3} {'adapter':8} {'rows':>4} {'max_rel':>10} {'prefill':>10} {'decode':>10} "
+    print(f"{'run':9} {'req':>3} {'adapter':8} {'rows':>4} {'max_rel':>10} {'prefill':>10} {'decode':>10} "
           f"{'max_abs':>9} {'argmax':>6} {'tol':>8}")
-    for name in ("fp32", "fp16"):
+    for name in args.runs.split(","):
         r = result.get(f"engine_{name}")
         if not r or "error" in r:
             print(name, "ERROR" if r else "skipped", (r or {}).get("error", ""))
             continue
         for rid, v in r["per_request"].items():
-            print(f"{name:6} {rid:>3} {str(v['adapter']):8} {v['rows']:>4} {v['max_rel_err']:>10.2e} "
+            print(f"{name:9} {rid:>3} {str(v['adapter']):8} {v['rows']:>4} {v['max_rel_err']:>10.2e} "
                   f"{v['prefill_max_rel_err']:>10.2e} {v['decode_max_rel_err'] or 0:>10.2e} "
                   f"{v['max_abs_err']:>9.2e} {v['argmax_agree']:>6.2f} {r['tolerance'][rid]:>8.1e}")
-        print(f"{name}: pass={r['pass']} merged={r['merged']} merged_pass={r['merged_pass']} paths={r['decode_paths']}")
+        print(f"{name}: pass={r['pass']} kind={r['lora_kind']} merged={r['merged']} merged_pass={r['merged_pass']} "
+              f"paths={r['decode_paths']}")
     print("transformers fp16 max rel err:", {k: f"{v:.2e}" for k, v in hf16.items()})
     print("decode kernel:", result["decode_kernel"])
     return 0

@@ -89,6 +89,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-seconds", type=float, default=None, help="stop the replay after this long")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--lora-kind", default="torch", choices=("torch", "sgmv"),
+                    help="LoRA application: dense torch GEMMs or the SGMV kernels of gpu.kernels")
     ap.add_argument("--model", default=None, help="override the scenario's model (a preset name)")
     args = ap.parse_args()
 
@@ -119,7 +121,7 @@ def main() -> int:
     if num_blocks > derived and cuda:
         raise ValueError(f"{scen_path}: engine.num_gpu_blocks {num_blocks} does not fit ({derived} derivable)")
     engine = engine.with_blocks(num_blocks)
-    slots = LoraSlots(cfg, engine.max_loras, engine.max_lora_rank, targets, dtype, dev)
+    slots = LoraSlots(cfg, engine.max_loras, engine.max_lora_rank, targets, dtype, dev, kind=args.lora_kind)
     kv = PagedKVCache(cfg, num_blocks, engine.block_size, dtype, dev)
     model = LlamaModel(cfg, weights, kv, slots)
     sizes = tuple(s for s in DEFAULT_GRAPH_SIZES if s <= engine.max_num_seqs)

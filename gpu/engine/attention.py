@@ -23,6 +23,9 @@ try:
 except ImportError:  # CPU-only environments
     HAVE_TRITON = False
 
+# Tests set this (with TRITON_INTERPRET=1) to run the Triton kernels on CPU tensors.
+FORCE_TRITON = False
+
 
 if HAVE_TRITON:
 
@@ -110,7 +113,7 @@ def paged_decode_torch(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Te
 
 def paged_decode(q, k_cache, v_cache, block_tables, context_lens, out=None):
     """Decode attention: the Triton kernel on CUDA, the reference elsewhere."""
-    if HAVE_TRITON and q.is_cuda:
+    if HAVE_TRITON and (q.is_cuda or FORCE_TRITON):
         return paged_decode_triton(q, k_cache, v_cache, block_tables, context_lens, out)
     res = paged_decode_torch(q, k_cache, v_cache, block_tables, context_lens)
     if out is not None:
@@ -136,3 +139,73 @@ def prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start_p
         kpos = torch.arange(total, device=q.device)[None, :]
         o = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=kpos <= qpos)
     return o[0].transpose(0, 1)
+
+
+if HAVE_TRITON:
+
+    @triton.jit
+    def _rope_cache_kernel(
+        qkv_ptr, pos_ptr, cos_ptr, sin_ptr, slot_ptr, q_ptr, k_ptr, kc_ptr, vc_ptr,
+        stride_qkv, stride_cos, stride_q, stride_k, stride_cs,
+        H: tl.constexpr, KVH: tl.constexpr, D: tl.constexpr,
+    ):
+        t = tl.program_id(0)
+        h = tl.program_id(1)  # 0 .. H-1: query heads; H .. H+KVH-1: key/value heads
+        half: tl.constexpr = D // 2
+        i = tl.arange(0, half)
+        pos = tl.load(pos_ptr + t)
+        c = tl.load(cos_ptr + pos * stride_cos + i).to(tl.float32)
+        s = tl.load(sin_ptr + pos * stride_cos + i).to(tl.float32)
+        src = qkv_ptr + t * stride_qkv + h * D
+        x1 = tl.load(src + i).to(tl.float32)
+        x2 = tl.load(src + half + i).to(tl.float32)
+        o1 = x1 * c - x2 * s
+        o2 = x2 * c + x1 * s
+        if h < H:
+            dst = q_ptr + t * stride_q + h * D
+            tl.store(dst + i, o1.to(q_ptr.dtype.element_ty))
+            tl.store(dst + half + i, o2.to(q_ptr.dtype.element_ty))
+        else:
+            kh = h - H
+            slot = tl.load(slot_ptr + t).to(tl.int64)
+            kd = k_ptr + t * stride_k + kh * D
+            tl.store(kd + i, o1.to(k_ptr.dtype.element_ty))
+            tl.store(kd + half + i, o2.to(k_ptr.dtype.element_ty))
+            cd = kc_ptr + slot * stride_cs + kh * D
+            tl.store(cd + i, o1.to(kc_ptr.dtype.element_ty))
+            tl.store(cd + half + i, o2.to(kc_ptr.dtype.element_ty))
+            j = tl.arange(0, D)
+            v = tl.load(qkv_ptr + t * stride_qkv + (H + KVH) * D + kh * D + j)
+            tl.store(vc_ptr + slot * stride_cs + kh * D + j, v)
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    rot = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rot * sin
+
+
+def rope_and_cache(qkv: torch.Tensor, positions: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                   slot_mapping: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                   h: int, kvh: int, d: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rotary embedding of q and k (Hugging Face's half-split convention) and the KV-cache write
+    of k and v at ``slot_mapping``, in one kernel on CUDA. ``qkv [T, (H + 2 KVH) D]``; caches
+    ``[blocks, bs, KVH, D]``. Returns q ``[T, H, D]``, k ``[T, KVH, D]`` (rotated) and v (a view)."""
+    t = qkv.shape[0]
+    v = qkv[:, (h + kvh) * d:].view(t, kvh, d)
+    if HAVE_TRITON and (qkv.is_cuda or FORCE_TRITON):
+        q = torch.empty((t, h, d), dtype=qkv.dtype, device=qkv.device)
+        k = torch.empty((t, kvh, d), dtype=qkv.dtype, device=qkv.device)
+        _rope_cache_kernel[(t, h + kvh)](
+            qkv, positions, cos, sin, slot_mapping, q, k, k_cache, v_cache,
+            qkv.stride(0), cos.stride(0), q.stride(0), k.stride(0), k_cache.stride(1),
+            H=h, KVH=kvh, D=d, num_warps=1 if d <= 64 else 2,
+        )
+        return q, k, v
+    c = cos[positions][:, None, :]
+    s = sin[positions][:, None, :]
+    q = _rotate(qkv[:, :h * d].view(t, h, d), c, s)
+    k = _rotate(qkv[:, h * d:(h + kvh) * d].view(t, kvh, d), c, s)
+    k_cache.view(-1, kvh, d).index_copy_(0, slot_mapping, k)
+    v_cache.view(-1, kvh, d).index_copy_(0, slot_mapping, v)
+    return q, k, v

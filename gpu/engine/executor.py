@@ -16,6 +16,7 @@ import time
 import numpy as np
 import torch
 
+from .lora import build_segment_info
 from .model import ForwardBatch, LlamaModel, PrefillChunk
 
 DEFAULT_GRAPH_SIZES = (1, 2, 4, 8, 12, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128)
@@ -43,6 +44,8 @@ class Executor:
         self.s_bt = torch.full((g, self.max_blocks), self.kv.scratch_block, dtype=torch.int32, device=dev)
         self.s_ctx = torch.ones(g, dtype=torch.int32, device=dev)
         self.graphs: dict[tuple[int, bool], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        self.sgmv = model.lora is not None and model.lora.kind == "sgmv"
+        self.s_seg: dict[int, object] = {}  # static SGMV segment info per graph size
         self.last_host_s = 0.0  # host time to prepare the last step's inputs
         self.last_path = ""
 
@@ -59,7 +62,11 @@ class Executor:
             input_ids=self.s_ids[:size], positions=self.s_pos[:size], slot_mapping=self.s_slots[:size],
             num_decode=size, decode_block_tables=self.s_bt[:size], decode_context_lens=self.s_ctx[:size],
             lora_slots=self.s_lora[:size] if use_lora else None,
+            lora_seg=self.s_seg.get(size) if use_lora else None,
         )
+
+    def _seg(self, slots: list[int]):
+        return build_segment_info(slots, self.model.lora.max_loras, self.device) if self.sgmv else None
 
     def capture_graphs(self) -> float:
         """Captures one graph per (bucket, with/without LoRA). Returns the seconds it took."""
@@ -67,6 +74,9 @@ class Executor:
         variants = [False] + ([True] if self.model.lora is not None else [])
         pool = torch.cuda.graph_pool_handle()
         self._fill_static([])
+        if self.sgmv:
+            for size in self.graph_sizes:
+                self.s_seg[size] = self._seg([-1] * size)
         for size in reversed(self.graph_sizes):
             for use_lora in variants:
                 batch = self._decode_batch(size, use_lora)
@@ -90,7 +100,7 @@ class Executor:
                 return s
         return None
 
-    def _fill_static(self, seqs) -> None:
+    def _fill_static(self, seqs, size: int | None = None) -> None:
         """Writes the decode rows of ``seqs`` (and padding after them) into the static inputs."""
         g = self.graph_sizes[-1]
         ids = np.zeros(g, dtype=np.int64)
@@ -115,6 +125,8 @@ class Executor:
         self.s_lora.copy_(torch.from_numpy(lora))
         self.s_bt.copy_(torch.from_numpy(bt))
         self.s_ctx.copy_(torch.from_numpy(ctx))
+        if size is not None and size in self.s_seg:
+            self.s_seg[size].update(self._seg(lora[:size].tolist()))
 
     def replay(self, size: int, use_lora: bool) -> tuple[torch.Tensor, torch.Tensor]:
         g, logits, toks = self.graphs[(size, use_lora)]
@@ -133,7 +145,7 @@ class Executor:
         all_one = all(s.num_tokens == 1 for s in seqs)
         size = self.bucket(len(seqs)) if all_one else None
         if self.use_graphs and not force_eager and size is not None and (size, use_lora) in self.graphs:
-            self._fill_static(seqs)
+            self._fill_static(seqs, size)
             self.last_host_s = time.perf_counter() - t0
             logits, toks = self.replay(size, use_lora)
             toks_l = toks[:len(seqs)].tolist()
@@ -193,6 +205,7 @@ class Executor:
             slot_mapping=torch.tensor(slots, dtype=torch.int64, device=dev),
             num_decode=nd, decode_block_tables=dbt, decode_context_lens=dctx, prefills=chunks,
             lora_slots=torch.tensor(lora, dtype=torch.int64, device=dev) if use_lora else None,
+            lora_seg=self._seg(lora) if use_lora else None,
             logits_idx=torch.tensor(sample_rows, dtype=torch.int64, device=dev) if sample_rows else None,
         )
         self.last_host_s = time.perf_counter() - t0
@@ -234,5 +247,6 @@ class Executor:
             slot_mapping=torch.tensor(slots, dtype=torch.int64, device=dev),
             prefills=chunks,
             lora_slots=torch.tensor(lora, dtype=torch.int64, device=dev) if use_lora else None,
+            lora_seg=self._seg(lora) if use_lora else None,
         )
         return self.model.forward(batch).float()

@@ -47,8 +47,25 @@ class HostAdapter:
         return sum(a.nbytes + b.nbytes for a, b in self.tensors.values())
 
     def pin(self) -> HostAdapter:
-        if torch.cuda.is_available():
-            self.tensors = {k: (a.pin_memory(), b.pin_memory()) for k, (a, b) in self.tensors.items()}
+        """Moves every tensor into one pinned host buffer (one allocation, not one per tensor:
+        pinning is the slow part of a host load)."""
+        if not torch.cuda.is_available() or not self.tensors:
+            return self
+        pairs = list(self.tensors.items())
+        dtype = pairs[0][1][0].dtype
+        total = sum(a.numel() + b.numel() for _, (a, b) in pairs)
+        buf = torch.empty(total, dtype=dtype, pin_memory=True)
+        off = 0
+        out = {}
+        for k, (a, b) in pairs:
+            va = buf[off:off + a.numel()].view(a.shape)
+            off += a.numel()
+            vb = buf[off:off + b.numel()].view(b.shape)
+            off += b.numel()
+            va.copy_(a)
+            vb.copy_(b)
+            out[k] = (va, vb)
+        self.tensors = out
         return self
 
 
@@ -125,11 +142,23 @@ def read_peft_adapter(path: str | Path, name: str | None = None, dtype: torch.dt
 
 def _sgmv_backend():
     try:
-        import gpu.kernels as k  # helper-1's package
+        from gpu.kernels import ops  # the project's Triton SGMV kernels
 
-        return k
+        return ops
     except Exception:  # noqa: BLE001 - absent or broken: the torch path is used
         return None
+
+
+def build_segment_info(slots_per_row: list[int], max_loras: int, device, max_seg_len: int | None = None):
+    """SGMV segment metadata of a batch whose rows are in any order (a row index groups them by
+    slot), padded to ``max_loras + 1`` segments so that one captured graph fits every batch."""
+    from gpu.kernels import build_segments, pad_layout, sort_permutation
+    from gpu.kernels.ops import SegmentInfo
+
+    perm, _ = sort_permutation(slots_per_row)
+    layout = pad_layout(build_segments([slots_per_row[p] for p in perm]), max_loras + 1)
+    return SegmentInfo.from_layout(layout, device, tokens=len(slots_per_row), row_index=perm,
+                                   max_seg_len=max_seg_len or len(slots_per_row))
 
 
 class LoraSlots:
@@ -146,21 +175,34 @@ class LoraSlots:
         self.kind = kind
         self.A: list[dict[str, torch.Tensor]] = []
         self.BT: list[dict[str, torch.Tensor]] = []
+        # q, k, v share their input: their A slots live in one tensor, so one GEMM shrinks all three.
+        self.fused_qkv = {"q_proj", "k_proj", "v_proj"} <= set(self.target_modules)
+        self.A_qkv: list[torch.Tensor] = []
         for _ in range(cfg.num_layers):
             a_l, b_l = {}, {}
+            if self.fused_qkv:
+                a_qkv = torch.zeros(3, max_loras, max_rank, cfg.hidden_size, dtype=dtype, device=device)
+                self.A_qkv.append(a_qkv)
+                for j, m in enumerate(("q_proj", "k_proj", "v_proj")):
+                    a_l[m] = a_qkv[j]
             for m in self.target_modules:
                 fin, fout = cfg.module_dims(m)
-                a_l[m] = torch.zeros(max_loras, max_rank, fin, dtype=dtype, device=device)
+                if m not in a_l:
+                    a_l[m] = torch.zeros(max_loras, max_rank, fin, dtype=dtype, device=device)
                 b_l[m] = torch.zeros(max_loras, max_rank, fout, dtype=dtype, device=device)
             self.A.append(a_l)
             self.BT.append(b_l)
         self.resident: dict[int, str] = {}
         self.slot_rank = [0] * max_loras
         self.backend = _sgmv_backend() if kind == "sgmv" else None
+        if kind == "sgmv" and self.backend is None:
+            self.kind = "torch"  # gpu.kernels not importable
+        self.ranks_dev = torch.zeros(max_loras, dtype=torch.int32, device=device)
+        self.scales_dev = torch.ones(max_loras, dtype=torch.float32, device=device)  # scale is folded into B
 
     def nbytes(self) -> int:
         return sum(t.nbytes for layer in self.A for t in layer.values()) + sum(
-            t.nbytes for layer in self.BT for t in layer.values())
+            t.nbytes for layer in self.BT for t in layer.values())  # views of A_qkv counted once each
 
     # -- loading ---------------------------------------------------------------------------
     def copy_in(self, slot: int, adapter: HostAdapter) -> None:
@@ -168,27 +210,55 @@ class LoraSlots:
         if adapter.rank > self.max_rank:
             raise ValueError(f"adapter {adapter.name}: rank {adapter.rank} > max_lora_rank {self.max_rank}")
         r = adapter.rank
+        prev = self.slot_rank[slot]  # rows past max(r, prev) are zero already
         for li in range(self.cfg.num_layers):
             for m in self.target_modules:
                 a_dst, b_dst = self.A[li][m][slot], self.BT[li][m][slot]
                 pair = adapter.tensors.get((li, m))
                 if pair is None:
-                    a_dst.zero_()
-                    b_dst.zero_()
+                    if prev > 0:
+                        b_dst[:prev].zero_()
                     continue
                 a_dst[:r].copy_(pair[0], non_blocking=True)
                 b_dst[:r].copy_(pair[1], non_blocking=True)
-                if r < self.max_rank:
-                    a_dst[r:].zero_()
-                    b_dst[r:].zero_()
+                if prev > r:
+                    b_dst[r:prev].zero_()  # B zero past the rank is enough: those rows add nothing
+        self.ranks_dev[slot:slot + 1].fill_(r)
         self.resident[slot] = adapter.name
-        self.slot_rank[slot] = r
+        self.slot_rank[slot] = r  # every module's B rows >= r are zero now
 
     # -- application -----------------------------------------------------------------------
     def slot_mask(self, slot_ids: torch.Tensor) -> torch.Tensor:
         """One-hot ``[T, S]`` of each token's slot (all zero for -1). Graph-capturable."""
         ar = torch.arange(self.max_loras, device=slot_ids.device)
         return (slot_ids[:, None] == ar[None, :]).to(self.dtype)
+
+    def add_delta(self, layer: int, module: str, x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> None:
+        """``y += delta`` in place (y may be a column slice): shrink, mask, ``addmm_``."""
+        a = self.A[layer][module]
+        bt = self.BT[layer][module]
+        s, r = a.shape[0], a.shape[1]
+        h = F.linear(x, a.reshape(s * r, -1))
+        h = (h.view(-1, s, r) * mask[:, :, None]).view(-1, s * r)
+        y.addmm_(h, bt.view(s * r, -1))
+
+    def add_delta_sgmv(self, layer: int, module: str, x: torch.Tensor, seg, v: torch.Tensor, y: torch.Tensor) -> None:
+        """``y += delta`` through the SGMV kernels (only the slots in the batch are read)."""
+        self.backend.sgmv_shrink(x, self.A[layer][module], seg, self.ranks_dev, v)
+        self.backend.sgmv_expand(v, self.BT[layer][module], seg, self.ranks_dev, self.scales_dev, y)
+
+    def add_delta_qkv(self, layer: int, x: torch.Tensor, mask: torch.Tensor, qkv: torch.Tensor,
+                      sizes: tuple[int, int]) -> None:
+        """q, k and v updates into the fused ``qkv [T, q + 2 kv]``: one shrink GEMM for the three."""
+        a = self.A_qkv[layer]  # [3, S, r, in]
+        s, r = a.shape[1], a.shape[2]
+        t = x.shape[0]
+        h = F.linear(x, a.view(3 * s * r, -1)).view(t, 3, s, r) * mask[:, None, :, None]
+        qs, kvs = sizes
+        cols = ((0, qs), (qs, qs + kvs), (qs + kvs, qs + 2 * kvs))
+        for j, m in enumerate(("q_proj", "k_proj", "v_proj")):
+            c0, c1 = cols[j]
+            qkv[:, c0:c1].addmm_(h[:, j].reshape(t, s * r), self.BT[layer][m].view(s * r, -1))
 
     def delta(self, layer: int, module: str, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``[T, out]`` LoRA update of ``module`` for input ``x [T, in]`` (dense torch path)."""

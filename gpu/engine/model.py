@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .attention import paged_decode, prefill_attention
+from . import attention as _attn
+from .attention import HAVE_TRITON, paged_decode, prefill_attention, rope_and_cache
 from .kv_cache import PagedKVCache
 from .lora import LoraSlots
 from .weights import ModelConfig, ModelWeights
@@ -40,6 +41,7 @@ class ForwardBatch:
     decode_context_lens: torch.Tensor | None = None  # [num_decode] int32
     prefills: list[PrefillChunk] = field(default_factory=list)
     lora_slots: torch.Tensor | None = None  # [T] int64, -1 = base model
+    lora_seg: object | None = None  # gpu.kernels SegmentInfo, for the "sgmv" LoRA kind
     logits_idx: torch.Tensor | None = None  # tokens whose logits are wanted (None: all)
 
 
@@ -47,6 +49,67 @@ def rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
     xf = x.float()
     xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
     return w * xf.to(x.dtype)
+
+
+if HAVE_TRITON:
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def _add_rms_norm_kernel(x_ptr, d_ptr, w_ptr, o_ptr, stride_x, stride_d, stride_o, N, eps,
+                             HAS_D: tl.constexpr, BLOCK: tl.constexpr):
+        row = tl.program_id(0)
+        cols = tl.arange(0, BLOCK)
+        m = cols < N
+        x = tl.load(x_ptr + row * stride_x + cols, mask=m, other=0.0)
+        if HAS_D:
+            d = tl.load(d_ptr + row * stride_d + cols, mask=m, other=0.0)
+            x = (x.to(tl.float32) + d.to(tl.float32)).to(x_ptr.dtype.element_ty)
+            tl.store(x_ptr + row * stride_x + cols, x, mask=m)
+        xf = x.to(tl.float32)
+        var = tl.sum(xf * xf, axis=0) / N
+        y = (xf * tl.rsqrt(var + eps)).to(o_ptr.dtype.element_ty).to(tl.float32)
+        w = tl.load(w_ptr + cols, mask=m, other=0.0).to(tl.float32)
+        tl.store(o_ptr + row * stride_o + cols, (w * y).to(o_ptr.dtype.element_ty), mask=m)
+
+    @triton.jit
+    def _silu_mul_kernel(g_ptr, o_ptr, stride_g, stride_o, N, BLOCK: tl.constexpr):
+        row = tl.program_id(0)
+        cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+        m = cols < N
+        g = tl.load(g_ptr + row * stride_g + cols, mask=m, other=0.0).to(tl.float32)
+        u = tl.load(g_ptr + row * stride_g + N + cols, mask=m, other=0.0).to(tl.float32)
+        s = (g / (1.0 + tl.exp(-g))).to(o_ptr.dtype.element_ty).to(tl.float32)
+        tl.store(o_ptr + row * stride_o + cols, (s * u).to(o_ptr.dtype.element_ty), mask=m)
+
+
+def add_rms_norm(x: torch.Tensor, d: torch.Tensor | None, w: torch.Tensor, eps: float) -> torch.Tensor:
+    """``x += d`` in place (when d is given), then returns RMSNorm(x) * w. One kernel on CUDA."""
+    if HAVE_TRITON and (x.is_cuda or _attn.FORCE_TRITON):
+        t, n = x.shape
+        out = torch.empty_like(x)
+        block = triton.next_power_of_2(n)
+        _add_rms_norm_kernel[(t,)](
+            x, d if d is not None else x, w, out, x.stride(0), (d if d is not None else x).stride(0), out.stride(0),
+            n, eps, HAS_D=d is not None, BLOCK=block, num_warps=8 if block >= 4096 else 4,
+        )
+        return out
+    if d is not None:
+        x.add_(d)
+    return rms_norm(x, w, eps)
+
+
+def silu_mul(gu: torch.Tensor) -> torch.Tensor:
+    """``silu(gu[:, :N]) * gu[:, N:]`` for ``gu [T, 2N]``. One kernel on CUDA."""
+    t, n2 = gu.shape
+    n = n2 // 2
+    if HAVE_TRITON and (gu.is_cuda or _attn.FORCE_TRITON):
+        out = torch.empty((t, n), dtype=gu.dtype, device=gu.device)
+        block = 1024
+        _silu_mul_kernel[(t, triton.cdiv(n, block))](gu, out, gu.stride(0), out.stride(0), n, BLOCK=block,
+                                                     num_warps=4)
+        return out
+    return F.silu(gu[:, :n]) * gu[:, n:]
 
 
 class Rotary:
@@ -80,15 +143,17 @@ class LlamaModel:
         dev = weights.embed.device
         self.dtype = weights.embed.dtype
         self.rotary = Rotary(cfg, self.dtype, dev)
+        self._seg = None
+        self._v = None
 
     def _lora_add(self, layer: int, module: str, x: torch.Tensor, y: torch.Tensor, mask, cols=None) -> None:
         if self.lora is None or mask is None or module not in self.lora.target_modules:
             return
-        d = self.lora.delta(layer, module, x, mask)
-        if cols is None:
-            y.add_(d)
+        dst = y if cols is None else y[:, cols[0]:cols[1]]
+        if self._seg is not None:
+            self.lora.add_delta_sgmv(layer, module, x, self._seg, self._v, dst)
         else:
-            y[:, cols[0]:cols[1]].add_(d)
+            self.lora.add_delta(layer, module, x, mask, dst)
 
     @torch.inference_mode()
     def forward(self, b: ForwardBatch) -> torch.Tensor:
@@ -98,22 +163,29 @@ class LlamaModel:
         inter = cfg.intermediate_size
         nd = b.num_decode
         mask = None
+        self._seg = self._v = None
         if self.lora is not None and b.lora_slots is not None:
-            mask = self.lora.slot_mask(b.lora_slots)
+            if self.lora.kind == "sgmv" and b.lora_seg is not None:
+                self._seg = b.lora_seg
+                self._v = torch.empty((b.input_ids.shape[0], self.lora.max_rank), dtype=torch.float32,
+                                      device=b.input_ids.device)
+                mask = True  # marks "LoRA on" for _lora_add
+            else:
+                mask = self.lora.slot_mask(b.lora_slots)
         x = F.embedding(b.input_ids, self.w.embed)
+        pending = None  # residual update not yet added to x (fused into the next norm)
         for li, lw in enumerate(self.w.layers):
-            h = rms_norm(x, lw.attn_norm, cfg.rms_norm_eps)
+            h = add_rms_norm(x, pending, lw.attn_norm, cfg.rms_norm_eps)
             qkv = F.linear(h, lw.wqkv)
             if mask is not None:
-                self._lora_add(li, "q_proj", h, qkv, mask, (0, qs))
-                self._lora_add(li, "k_proj", h, qkv, mask, (qs, qs + kvs))
-                self._lora_add(li, "v_proj", h, qkv, mask, (qs + kvs, qs + 2 * kvs))
-            q = qkv[:, :qs].view(-1, hq, d)
-            k = qkv[:, qs:qs + kvs].view(-1, hkv, d)
-            v = qkv[:, qs + kvs:].reshape(-1, hkv, d)
-            q = self.rotary.apply(q, b.positions)
-            k = self.rotary.apply(k, b.positions)
-            self.kv.write(li, b.slot_mapping, k, v)
+                if self.lora.fused_qkv and self._seg is None:
+                    self.lora.add_delta_qkv(li, h, mask, qkv, (qs, kvs))
+                else:
+                    self._lora_add(li, "q_proj", h, qkv, mask, (0, qs))
+                    self._lora_add(li, "k_proj", h, qkv, mask, (qs, qs + kvs))
+                    self._lora_add(li, "v_proj", h, qkv, mask, (qs + kvs, qs + 2 * kvs))
+            q, k, v = rope_and_cache(qkv, b.positions, self.rotary.cos, self.rotary.sin, b.slot_mapping,
+                                     self.kv.k[li], self.kv.v[li], hq, hkv, d)
             attn = torch.empty_like(q)
             if nd > 0:
                 paged_decode(q[:nd], self.kv.k[li], self.kv.v[li], b.decode_block_tables,
@@ -128,16 +200,15 @@ class LlamaModel:
             attn = attn.view(-1, qs)
             o = F.linear(attn, lw.wo)
             self._lora_add(li, "o_proj", attn, o, mask)
-            x = x + o
-            h = rms_norm(x, lw.mlp_norm, cfg.rms_norm_eps)
+            h = add_rms_norm(x, o, lw.mlp_norm, cfg.rms_norm_eps)
             gu = F.linear(h, lw.w_gate_up)
             self._lora_add(li, "gate_proj", h, gu, mask, (0, inter))
             self._lora_add(li, "up_proj", h, gu, mask, (inter, 2 * inter))
-            a = F.silu(gu[:, :inter]) * gu[:, inter:]
+            a = silu_mul(gu)
             dn = F.linear(a, lw.w_down)
             self._lora_add(li, "down_proj", a, dn, mask)
-            x = x + dn
+            pending = dn
+        x = add_rms_norm(x, pending, self.w.final_norm, cfg.rms_norm_eps)
         if b.logits_idx is not None:
             x = x[b.logits_idx]
-        x = rms_norm(x, self.w.final_norm, cfg.rms_norm_eps)
         return F.linear(x, self.w.lm_head)
