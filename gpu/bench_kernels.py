@@ -13,9 +13,9 @@ Method (docs/kernels.md says more): the HBM bandwidth and tensor peaks are measu
 same run. Every grid point times SGMV (``apply`` = shrink + expand, and each half), the torch loop
 and the gathered bmm, each with CUDA events over at least 20 repetitions after warm-up, median
 reported. Inputs rotate over enough independent sets (x, y, v and the adapters' slots) that one
-repetition touches at least 2.5x the L2 cache. Decode points are timed as CUDA-graph replays
-(SGMV with the bounds a captured engine graph must use: one segment slot per token, segment length
-bound = tokens) and eagerly (tight bounds); prefill chunks eagerly.
+repetition touches at least 2.5x the L2 cache. Every point is timed as CUDA-graph replays and
+eagerly. Decode graphs give SGMV the bounds a captured engine graph must use (one segment slot per
+token, segment-length bound = tokens); eager calls and prefill get tight bounds (the layout's own).
 """
 
 from __future__ import annotations
@@ -135,8 +135,13 @@ def bench_point(p: Point, peaks, log: Callable[[str], None]) -> list[dict]:
     def sets(mode: str) -> range:
         return range(n_sets if mode == "graph" else min(n_sets, MAX_EAGER_SETS))
 
+    # A captured decode step must take any layout: SGMV gets one segment slot per token and a
+    # segment-length bound of T there. Prefill (eager in an engine) knows its layout: tight bounds,
+    # also when timed as a graph (which then measures the GPU time without Python's launch cost).
+    graph_segs = padded if p.phase == "decode" else tight
+
     def apply_calls(kind: str, mode: str) -> list[Callable[[], object]]:
-        segs = padded if (mode == "graph" and kind == "sgmv") else tight
+        segs = graph_segs if (mode == "graph" and kind == "sgmv") else tight
         if kind == "sgmv":
             return [lambda j=j: lora_apply(xs[j], ys[j], a, b, segs[j], ranks_t, scales_t, v=vs[j]) for j in sets(mode)]
         if kind == "torch":
@@ -146,12 +151,12 @@ def bench_point(p: Point, peaks, log: Callable[[str], None]) -> list[dict]:
                 for j in sets(mode)]
 
     def half_calls(op: str, mode: str) -> list[Callable[[], object]]:
-        segs = padded if mode == "graph" else tight
+        segs = graph_segs if mode == "graph" else tight
         if op == "shrink":
             return [lambda j=j: sgmv_shrink(xs[j], a, segs[j], ranks_t, vs[j]) for j in sets(mode)]
         return [lambda j=j: sgmv_expand(vs[j], b, segs[j], ranks_t, scales_t, ys[j]) for j in sets(mode)]
 
-    modes = ("graph", "eager") if p.phase == "decode" else ("eager",)
+    modes = ("graph", "eager")
     jobs: list[tuple[str, str, str, Callable[[], list]]] = []
     for mode in modes:
         jobs.append(("sgmv", "apply", mode, lambda m=mode: apply_calls("sgmv", m)))
@@ -220,12 +225,82 @@ def sweep(peaks, log: Callable[[str], None]) -> list[dict]:
             nb = op_bytes("shrink", lens, [r] * n, h_in, h_out)
             roof = roofline_us(nb, op_flops("shrink", lens, [r] * n, h_in, h_out), peaks.hbm_bytes_per_s,
                                peaks.fp16_flops_per_s)
-            row = {"module": module, "tokens": T, "segments": n, "rank": r, "split_k": cfg.split_k,
+            row = {"op": "shrink", "module": module, "tokens": T, "segments": n, "rank": r, "split_k": cfg.split_k,
                    "heuristic_split_k": heur.split_k, "block_m": cfg.block_m, "median_us": round(t.median_us, 2),
                    "roofline_us": round(roof, 2), "fraction": round(roof / t.median_us, 3)}
             log(f"  sweep {row}")
             out.append(row)
+    out += sweep_expand(peaks, log)
     return out
+
+
+def sweep_expand(peaks, log: Callable[[str], None]) -> list[dict]:
+    """Expand tile sweep (block_m, block_n, warps) on a few points (graph, tight bounds)."""
+    import torch
+
+    from gpu.common.timing import time_calls
+    from gpu.kernels.config import ExpandConfig, cdiv
+    from gpu.kernels.ops import SegmentInfo, sgmv_expand
+    from gpu.kernels.segments import layout_from_lengths
+
+    out = []
+    cases = [("gate_up", [4096], "16"), ("qkvo", [256] * 16, "mix"), ("gate_up", [1] * 64, "mix"),
+             ("down", [1] * 64, "64")]
+    for module, lens, rank in cases:
+        h_in, h_out = LLAMA2_7B.module_dims(module)
+        n, T = len(lens), sum(lens)
+        rks = adapter_ranks(rank, n)
+        R = max(rks)
+        nb = op_bytes("expand", lens, rks, h_in, h_out)
+        n_sets = max(2, min(16, math.ceil(ROTATION_BYTES / nb)))
+        b = torch.randn(n * n_sets, R, h_out, device="cuda", dtype=torch.float16)
+        ranks = torch.tensor(rks * n_sets, dtype=torch.int32, device="cuda")
+        scales = torch.ones(n * n_sets, device="cuda")
+        vs = [torch.randn(T, R, device="cuda") for _ in range(n_sets)]
+        ys = [torch.randn(T, h_out, device="cuda", dtype=torch.float16) for _ in range(n_sets)]
+        segs = [SegmentInfo.from_layout(layout_from_lengths(lens, [j * n + i for i in range(n)]), "cuda", tokens=T)
+                for j in range(n_sets)]
+        roof = roofline_us(nb, op_flops("expand", lens, rks, h_in, h_out), peaks.hbm_bytes_per_s,
+                           peaks.fp16_flops_per_s)
+        br = max(16, 1 << (R - 1).bit_length())
+        for bm, bn, warps in ((16, 128, 4), (16, 256, 4), (32, 128, 4), (64, 128, 4), (64, 128, 8), (64, 256, 8)):
+            bound = max(lens)
+            cfg = ExpandConfig(bm, bn, br, cdiv(bound, bm), warps, 2)
+            try:
+                t = time_calls([partial(sgmv_expand, vs[j], b, segs[j], ranks, scales, ys[j], config=cfg)
+                                for j in range(n_sets)], "graph")
+            except Exception as exc:  # noqa: BLE001
+                log(f"  expand sweep FAILED {module} {cfg}: {exc!r}")
+                continue
+            row = {"op": "expand", "module": module, "tokens": T, "segments": n, "rank": rank, "block_m": bm,
+                   "block_n": bn, "num_warps": warps, "median_us": round(t.median_us, 2),
+                   "roofline_us": round(roof, 2), "fraction": round(roof / t.median_us, 3)}
+            log(f"  sweep {row}")
+            out.append(row)
+    return out
+
+
+def profile_meta(meta: dict, peaks, done: int, planned: int, seconds: float) -> dict:
+    """meta.json of the profile: run metadata, measured ceilings, and the table's description."""
+    meta = dict(meta)
+    meta.update({
+        "schema_version": 1,
+        "profile": "h100-llama2-7b",
+        "dtype": "fp16 (bf16 and llama2-13b rows where the dtype and model columns say so)",
+        "peaks": {"hbm_bytes_per_s": peaks.hbm_bytes_per_s, "fp16_flops_per_s": peaks.fp16_flops_per_s,
+                  "bf16_flops_per_s": peaks.bf16_flops_per_s,
+                  "method": "HBM: 1 GiB device-to-device copy, bytes read + written; tensor: 8192^3 matmul, "
+                            "random data; medians of 20-30 CUDA-event timings"},
+        "tables": {"kernel_lora": {
+            "file": "kernel_lora.csv", "points_done": done, "points_planned": planned,
+            "timing": "graph = per-call time inside a replayed CUDA graph; eager = per-call time of "
+                      "back-to-back launches from Python (includes host launch cost when host-bound)",
+            "method": f"CUDA events, median of >= 20 repetitions after warm-up; inputs rotated over up to "
+                      f"{MAX_SETS} sets (>= {ROTATION_BYTES >> 20} MiB a repetition where that fits in 32 sets)",
+        }},
+        "bench_seconds": round(seconds, 1),
+    })
+    return meta
 
 
 def run(args: argparse.Namespace) -> int:
@@ -249,6 +324,7 @@ def run(args: argparse.Namespace) -> int:
     peaks = measure_peaks()
     log(f"peaks: HBM {peaks.hbm_bytes_per_s / 1e12:.3f} TB/s, fp16 {peaks.fp16_flops_per_s / 1e12:.1f} TFLOP/s, "
         f"bf16 {peaks.bf16_flops_per_s / 1e12:.1f} TFLOP/s ({time.time() - t0:.1f} s)")
+    (out / "meta.json").write_text(json.dumps(profile_meta(meta, peaks, 0, 0, time.time() - t0), indent=2) + "\n")
     sweep_rows = sweep(peaks, log) if not args.no_sweep else []
     (out / "bench_sweep.json").write_text(json.dumps(sweep_rows, indent=1) + "\n")
     points = plan()
@@ -276,23 +352,7 @@ def run(args: argparse.Namespace) -> int:
             write_csv(rows, out / "kernel_lora.csv")
         torch.cuda.empty_cache()
     write_csv(rows, out / "kernel_lora.csv")
-    meta.update({
-        "schema_version": 1,
-        "profile": "h100-llama2-7b",
-        "dtype": "fp16 (bf16 and llama2-13b rows where the dtype and model columns say so)",
-        "peaks": {"hbm_bytes_per_s": peaks.hbm_bytes_per_s, "fp16_flops_per_s": peaks.fp16_flops_per_s,
-                  "bf16_flops_per_s": peaks.bf16_flops_per_s,
-                  "method": "HBM: 1 GiB device-to-device copy, bytes read + written; tensor: 8192^3 matmul, "
-                            "random data; medians of 20-30 CUDA-event timings"},
-        "tables": {"kernel_lora": {
-            "file": "kernel_lora.csv", "points_done": done, "points_planned": len(points),
-            "timing": "graph = per-call time inside a replayed CUDA graph (decode); eager = per-call time of "
-                      "back-to-back launches from Python (includes host launch cost when host-bound)",
-            "method": f"CUDA events, median of >= 20 repetitions after warm-up; inputs rotated over up to "
-                      f"{MAX_SETS} sets (>= {ROTATION_BYTES >> 20} MiB a repetition where that fits in 32 sets)",
-        }},
-        "bench_seconds": round(time.time() - t0, 1),
-    })
+    meta = profile_meta(meta, peaks, done, len(points), time.time() - t0)
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     (out / "kernels_table.md").write_text(render_markdown(rows, meta) + "\n")
     log(f"done: {len(rows)} rows, {done} points in {time.time() - t0:.1f} s")

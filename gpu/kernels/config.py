@@ -9,9 +9,13 @@ meets at most 2 * 128 flops, under the H100's ~250 flop/byte ridge):
 
 - ``block_r``: the whole rank in one tile, ``max(16, next_pow2(max_rank))`` (``tl.dot`` needs 16).
   Rows past a slot's true rank are masked, so a rank-8 adapter in a rank-128 buffer reads 8 rows.
-- ``block_m``: 16 rows when no segment can exceed 16 rows (decode, small batches: the smallest
-  tensor-core tile), else 64. Each program loops over the m-tiles of its segment with a stride of
-  ``m_groups`` tiles, so the grid never depends on the actual lengths.
+- ``block_m``: 16 rows (the smallest tensor-core tile) when no segment can exceed 64 rows (every
+  decode batch of up to 64 tokens), else 64. A segment longer than a tile spans several m-tiles,
+  taken by ``m_groups`` programs side by side, each looping over its share with a stride of
+  ``m_groups`` tiles, so the grid never depends on the actual lengths (and any bound is correct:
+  it only sets how many programs share a segment). Measured on the H100 (commit 702adf8, graph
+  bounds of 64 rows): 64-row tiles made the decode expand of 64 one-row segments 3x slower than
+  16-row tiles (gate_up, mixed ranks: 197 us vs 63 us), since 63 of 64 rows of each tile are masked.
 - shrink ``block_k``: 128 along h_in (16 KB per x+A stage at rank 64), 64 at rank 128 to keep the
   staged tiles and the [block_m, 128] fp32 accumulator small; 4 pipeline stages.
 - shrink split-K: h_in (4096 to 13824) is long and r short, so one program per (segment, m-tile)
@@ -19,8 +23,10 @@ meets at most 2 * 128 flops, under the H100's ~250 flop/byte ridge):
   streaming all of A). The K range is cut into ``split_k`` slices so that the grid reaches about
   ``TARGET_PROGRAMS``; partial sums meet in an fp32 ``v`` through atomic adds (relaxed). Slices
   keep at least ``MIN_K_BLOCKS`` blocks each, so the atomics stay a small fraction of the traffic.
-  Prefill chunks (segments that may exceed 64 rows) already have many m-tiles: they split only up
-  to one program per SM, since their atomics grow with the token count.
+  Prefill chunks (segments that may exceed 64 rows) already have many m-tiles: they split only as
+  far as fits one wave (``NUM_SMS // programs``), since their atomics grow with the token count and
+  a partial second wave cost up to 35% in the split-K sweep (down, 4096 tokens, rank 64: split 2
+  40.7 us, split 3 54.5 us; ``gpu/results/kernels/bench_sweep.json``).
 - expand: K is the rank (one tile), so no split; each program owns a [block_m, block_n] tile of y
   (read once, written once, no atomics). ``block_n`` 128, or 256 when the rank is at most 32 (fewer,
   larger programs for thin B tiles).
@@ -80,7 +86,7 @@ class ExpandConfig:
 
 
 def _block_m(seg_len_bound: int) -> int:
-    return 16 if seg_len_bound <= 16 else 64
+    return 16 if seg_len_bound <= 64 else 64
 
 
 def shrink_config(tokens: int, h_in: int, max_rank: int, max_segments: int, max_seg_len: int | None = None,
@@ -97,8 +103,11 @@ def shrink_config(tokens: int, h_in: int, max_rank: int, max_segments: int, max_
     k_blocks = cdiv(h_in, block_k)
     if split_k is None:
         base = max(1, max_segments * m_groups)
-        target = TARGET_PROGRAMS if bound <= 64 else NUM_SMS_H100
-        split_k = max(1, min(cdiv(target, base), k_blocks // MIN_K_BLOCKS))
+        if bound <= 64:
+            split_k = cdiv(TARGET_PROGRAMS, base)
+        else:
+            split_k = NUM_SMS_H100 // base
+        split_k = max(1, min(split_k, k_blocks // MIN_K_BLOCKS))
     split_k = max(1, min(split_k, k_blocks))
     k_per_split = cdiv(k_blocks, split_k) * block_k
     split_k = cdiv(h_in, k_per_split)

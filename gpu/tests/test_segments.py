@@ -128,13 +128,14 @@ def test_shrink_config_covers_k_exactly(h_in: int, tokens: int, segments: int, r
 def test_split_k_only_where_programs_are_few() -> None:
     assert shrink_config(1, 4096, 16, 1).split_k > 1  # one row, one adapter: split the K range
     assert shrink_config(4096, 4096, 16, 16, 4096).split_k == 1  # 1024 programs already
+    assert shrink_config(4096, 4096, 64, 1).split_k == 2  # 64 m-tiles: two slices fill one wave of 132 SMs
 
 
 def test_expand_config_tiles() -> None:
     e = expand_config(64, 11008, 16, 64)
-    assert (e.block_m, e.block_n, e.block_r) == (64, 256, 16)
-    assert e.grid(11008, 64) == (cdiv(11008, 256), 1, 64)
-    assert expand_config(8, 4096, 128, 8).block_m == 16
+    assert (e.block_m, e.block_n, e.block_r, e.m_groups) == (16, 256, 16, 4)
+    assert e.grid(11008, 64) == (cdiv(11008, 256), 4, 64)
+    assert expand_config(4096, 4096, 128, 1).block_m == 64
 
 
 def test_roofline_counts_by_hand() -> None:
