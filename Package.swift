@@ -60,7 +60,7 @@ let package = Package(
         ),
         .testTarget(name: "TwinTests", dependencies: ["Twin", "Workloads", "TestSupport"]),
         .testTarget(name: "WorkloadsTests", dependencies: ["Workloads", "TestSupport"]),
-        .testTarget(name: "KernelProfilesTests", dependencies: ["KernelProfiles"]),
+        .testTarget(name: "KernelProfilesTests", dependencies: ["KernelProfiles", "TestSupport", "Twin", "Workloads"]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

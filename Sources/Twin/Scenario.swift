@@ -6,6 +6,8 @@ public enum CostModelSpec: Sendable, Equatable {
     case analytic
     /// Fixed coefficients (label `linear`).
     case linear(LinearCostModel)
+    /// A measured profile directory (relative to the scenario) and the LoRA kernel to cost.
+    case measured(profile: String, kernel: String)
 }
 
 /// Which replicas host which adapters.
@@ -137,7 +139,11 @@ public struct Scenario: Sendable {
                     perDecodeSequenceSeconds: try b.double("per_decode_seq_s", min: 0) ?? 0,
                     hostToGPUSeconds: try b.double("host_to_gpu_s", min: 0) ?? 0,
                     diskToHostSeconds: try b.double("disk_to_host_s", min: 0) ?? 0))
-        default: throw y.error("cost_model", "unknown kind '\(node.kind)'; expected analytic or linear")
+        case "measured":
+            guard let b = node.body else { throw y.error("cost_model", "measured needs {kind: measured, profile: DIR}") }
+            try b.checkKeys(["kind", "profile", "kernel"])
+            return .measured(profile: try b.requiredString("profile"), kernel: try b.string("kernel") ?? "sgmv")
+        default: throw y.error("cost_model", "unknown kind '\(node.kind)'; expected analytic, linear or measured")
         }
     }
 

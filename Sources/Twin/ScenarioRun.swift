@@ -1,4 +1,5 @@
 import Foundation
+import KernelProfiles
 import Workloads
 
 /// The result of running a scenario.
@@ -71,6 +72,14 @@ public enum ScenarioRunner {
                            outputs: outputs, progress: progress)
         case .linear(let m):
             return try run(s, trace: trace, cost: m, outputs: outputs, progress: progress)
+        case .measured(let dir, let kernel):
+            let path = dir.hasPrefix("/") ? dir : s.baseDirectory + "/" + dir
+            let profile: StepProfile
+            do { profile = try StepProfile(directory: path) } catch let error as ProfileError {
+                throw WorkloadError(file: error.file, line: error.line, field: error.column, error.message)
+            }
+            let cost = try MeasuredCostModel(profile: profile, kernel: kernel, model: s.model, catalogue: trace.catalogue)
+            return try run(s, trace: trace, cost: cost, outputs: outputs, progress: progress)
         }
     }
 

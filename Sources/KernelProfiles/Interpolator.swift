@@ -1,0 +1,104 @@
+import LoraTwinGSL
+
+/// Monotone 1-D interpolation through measured points (GSL's Steffen method: no overshoot
+/// between points, so a latency curve never dips where the measurements do not).
+public final class Interpolator1D: @unchecked Sendable {
+    private let handle: OpaquePointer?
+    /// The abscissae, increasing.
+    public let xs: [Double]
+    /// The values.
+    public let ys: [Double]
+
+    /// Creates an interpolator; `xs` must be strictly increasing. With fewer than three points it
+    /// interpolates linearly.
+    public init?(xs: [Double], ys: [Double]) {
+        guard xs.count == ys.count, xs.count >= 2, zip(xs, xs.dropFirst()).allSatisfy({ $0 < $1 }) else { return nil }
+        self.xs = xs
+        self.ys = ys
+        let kind: Int32 = xs.count >= 3 ? 1 : 0
+        handle = xs.withUnsafeBufferPointer { x in ys.withUnsafeBufferPointer { y in lt_interp_new(kind, x.baseAddress, y.baseAddress, xs.count) } }
+        if handle == nil { return nil }
+    }
+
+    deinit { lt_interp_free(handle) }
+
+    /// Whether `x` lies within the measured range.
+    public func covers(_ x: Double) -> Bool { x >= xs[0] && x <= xs[xs.count - 1] }
+
+    /// The value at `x`, clamped to the range's ends outside it.
+    public func callAsFunction(_ x: Double) -> Double {
+        if x <= xs[0] { return ys[0] }
+        if x >= xs[xs.count - 1] { return ys[ys.count - 1] }
+        var out = 0.0
+        return lt_interp_eval(handle, x, &out) == 0 ? out : .nan
+    }
+}
+
+/// Multilinear interpolation over a full rectangular grid of any dimension.
+///
+/// Written here because GSL interpolates in one and two dimensions only, and the LoRA table has
+/// three (tokens, segments, rank). Outside the grid each coordinate is clamped to its edge; the
+/// caller extrapolates with a fitted model (`LinearFit`).
+public struct GridInterpolator: Sendable {
+    /// Grid coordinates per axis, increasing.
+    public let axes: [[Double]]
+    /// Values in row-major order (last axis fastest).
+    public let values: [Double]
+
+    /// Builds the grid from scattered rows that must cover every combination of axis values once.
+    /// Returns nil (with the missing combination) if the rows are not a full grid.
+    public static func fromRows(points: [[Double]], values: [Double]) -> (grid: GridInterpolator?, missing: [Double]?) {
+        guard let d = points.first?.count else { return (nil, []) }
+        let axes = (0..<d).map { k in Array(Set(points.map { $0[k] })).sorted() }
+        var grid = Array(repeating: Double.nan, count: axes.reduce(1) { $0 * $1.count })
+        for (p, v) in zip(points, values) {
+            var index = 0
+            for k in 0..<d { index = index * axes[k].count + axes[k].firstIndex(of: p[k])! }
+            grid[index] = v
+        }
+        if let hole = grid.firstIndex(where: { $0.isNaN }) {
+            var rest = hole
+            var coord = Array(repeating: 0.0, count: d)
+            for k in (0..<d).reversed() {
+                coord[k] = axes[k][rest % axes[k].count]
+                rest /= axes[k].count
+            }
+            return (nil, coord)
+        }
+        return (GridInterpolator(axes: axes, values: grid), nil)
+    }
+
+    /// Whether `point` lies within the grid on every axis.
+    public func covers(_ point: [Double]) -> Bool {
+        zip(axes, point).allSatisfy { $1 >= $0[0] && $1 <= $0[$0.count - 1] }
+    }
+
+    /// The interpolated value at `point` (clamped to the grid).
+    public func callAsFunction(_ point: [Double]) -> Double {
+        let d = axes.count
+        var lower = [Int](repeating: 0, count: d)
+        var weight = [Double](repeating: 0, count: d)
+        for k in 0..<d {
+            let a = axes[k]
+            let x = min(max(point[k], a[0]), a[a.count - 1])
+            if a.count == 1 { continue }
+            var i = 0
+            while i + 2 < a.count && x > a[i + 1] { i += 1 }
+            lower[k] = i
+            weight[k] = (x - a[i]) / (a[i + 1] - a[i])
+        }
+        var total = 0.0
+        for corner in 0..<(1 << d) {
+            var w = 1.0
+            var index = 0
+            for k in 0..<d {
+                let up = (corner >> k) & 1 == 1
+                if axes[k].count == 1 && up { w = 0; break }
+                w *= up ? weight[k] : 1 - weight[k]
+                index = index * axes[k].count + lower[k] + (up ? 1 : 0)
+            }
+            if w != 0 { total += w * values[index] }
+        }
+        return total
+    }
+}

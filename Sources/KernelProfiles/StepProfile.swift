@@ -1,0 +1,153 @@
+/// A measured model of one engine iteration on one GPU and model, built from the step tables of
+/// a profile (schema 2, docs/profile-format.md): interpolation inside the measured grids, fitted
+/// linear models outside them, each fit with its leave-one-out error.
+public struct StepProfile: Sendable {
+    /// The profile directory.
+    public let directory: String
+    /// Its metadata.
+    public let meta: ProfileMeta
+    /// Decode-only steps (CUDA-graph path): microseconds over (sequences, context per sequence).
+    public let decodeGrid: GridInterpolator
+    /// Decode-only steps outside the grid: us ~ 1 + seqs + context tokens.
+    public let decodeFit: LinearFit
+    /// Eager steps of `tokens` new tokens with negligible attention: microseconds.
+    public let tokenCurve: Interpolator1D
+    /// Eager steps beyond the token grid: us ~ 1 + tokens, fitted on the upper half of the points.
+    public let tokenFit: LinearFit
+    /// Attention in eager steps: (us - tokenCurve) ~ prefill pairs + decode context tokens.
+    public let attentionFit: LinearFit
+    /// Extra microseconds of unmerged LoRA per kernel over (tokens, segments, rank).
+    public let loraGrids: [String: GridInterpolator]
+    /// LoRA outside the grid, per kernel: us ~ 1 + tokens + segments + tokens x rank.
+    public let loraFits: [String: LinearFit]
+    /// Host-to-GPU adapter copy: us ~ 1 + bytes.
+    public let hostToGPUFit: LinearFit
+    /// Disk-to-host adapter read: us ~ 1 + bytes.
+    public let diskToHostFit: LinearFit
+    /// Merge and unmerge: us ~ 1 + rank, by operation.
+    public let mergeFits: [String: LinearFit]
+    /// Host time per iteration outside the GPU step: us ~ 1 + sequences.
+    public let hostOverheadFit: LinearFit
+
+    /// Loads the step tables of the profile in `directory`.
+    public init(directory: String) throws(ProfileError) {
+        self.directory = directory
+        meta = try ProfileMeta(path: directory + "/meta.json")
+        guard meta.schemaVersion >= 2 else {
+            throw ProfileError(file: directory + "/meta.json", column: "schema_version", "step tables need schema 2 or later")
+        }
+        let timing = ["median_us"]
+
+        let decode = try ProfileTable(path: directory + "/step_decode.csv", required: ["seqs", "context_tokens"] + timing)
+        let seqs = try decode.doubles("seqs", min: 1)
+        let ctx = try decode.doubles("context_tokens", min: 0)
+        let decodeUs = try decode.doubles("median_us", min: 0)
+        let (grid, missing) = GridInterpolator.fromRows(points: zip(seqs, ctx).map { [$0, $1] }, values: decodeUs)
+        guard let grid else {
+            throw ProfileError(file: decode.file, "not a full grid: no row for seqs, context_tokens = \(missing ?? [])")
+        }
+        decodeGrid = grid
+        decodeFit = try Self.fit(decode, ["1", "seqs", "context_tokens"], zip(seqs, ctx).map { [1, $0, $0 * $1] }, decodeUs)
+
+        let tokens = try ProfileTable(path: directory + "/step_tokens.csv", required: ["tokens"] + timing)
+        let t = try tokens.doubles("tokens", min: 1)
+        let tUs = try tokens.doubles("median_us", min: 0)
+        let order = t.indices.sorted { t[$0] < t[$1] }
+        guard let curve = Interpolator1D(xs: order.map { t[$0] }, ys: order.map { tUs[$0] }) else {
+            throw ProfileError(file: tokens.file, column: "tokens", "needs at least two distinct, increasing token counts")
+        }
+        tokenCurve = curve
+        let upper = Array(order.suffix(max(2, order.count / 2)))
+        let beyond = try Self.fit(tokens, ["1", "tokens"], upper.map { [1, t[$0]] }, upper.map { tUs[$0] })
+        tokenFit = beyond
+
+        let attention = try ProfileTable(
+            path: directory + "/step_attention.csv", required: ["tokens", "prefill_pairs", "decode_context_tokens"] + timing)
+        let at = try attention.doubles("tokens", min: 1)
+        let pairs = try attention.doubles("prefill_pairs", min: 0)
+        let dctx = try attention.doubles("decode_context_tokens", min: 0)
+        let aUs = try attention.doubles("median_us", min: 0)
+        let residual = at.indices.map { aUs[$0] - (curve.covers(at[$0]) ? curve(at[$0]) : beyond([1, at[$0]])) }
+        attentionFit = try Self.fit(attention, ["prefill_pairs", "decode_context_tokens"], at.indices.map { [pairs[$0], dctx[$0]] }, residual)
+
+        let lora = try ProfileTable(path: directory + "/lora_step.csv", required: ["kernel", "tokens", "segments", "rank"] + timing)
+        var grids: [String: GridInterpolator] = [:]
+        var fits: [String: LinearFit] = [:]
+        for kernel in Set((0..<lora.count).map { lora.string($0, "kernel") }).sorted() {
+            let rows = lora.rows(where: "kernel", is: kernel)
+            var points: [[Double]] = []
+            var us: [Double] = []
+            for i in rows {
+                points.append([try lora.double(i, "tokens", min: 1), try lora.double(i, "segments", min: 1), try lora.double(i, "rank", min: 1)])
+                us.append(try lora.double(i, "median_us", min: -1e9))
+            }
+            let (g, hole) = GridInterpolator.fromRows(points: points, values: us)
+            guard let g else { throw ProfileError(file: lora.file, column: "kernel", "\(kernel): not a full grid, missing tokens/segments/rank \(hole ?? [])") }
+            grids[kernel] = g
+            fits[kernel] = try Self.fit(lora, ["1", "tokens", "segments", "tokens*rank"], points.map { [1, $0[0], $0[1], $0[0] * $0[2]] }, us)
+        }
+        loraGrids = grids
+        loraFits = fits
+
+        let loads = try ProfileTable(path: directory + "/adapter_load.csv", required: ["source", "bytes"] + timing)
+        func loadFit(_ source: String) throws(ProfileError) -> LinearFit {
+            let rows = loads.rows(where: "source", is: source)
+            var x: [[Double]] = []
+            var y: [Double] = []
+            for i in rows {
+                x.append([1, try loads.double(i, "bytes", min: 0)])
+                y.append(try loads.double(i, "median_us", min: 0))
+            }
+            guard rows.count >= 2 else { throw ProfileError(file: loads.file, column: "source", "needs at least two '\(source)' rows") }
+            return try Self.fit(loads, ["1", "bytes"], x, y)
+        }
+        hostToGPUFit = try loadFit("host")
+        diskToHostFit = try loadFit("disk")
+
+        let merge = try ProfileTable(path: directory + "/merge.csv", required: ["op", "rank"] + timing)
+        var mf: [String: LinearFit] = [:]
+        for op in ["merge", "unmerge"] {
+            let rows = merge.rows(where: "op", is: op)
+            var x: [[Double]] = []
+            var y: [Double] = []
+            for i in rows {
+                x.append([1, try merge.double(i, "rank", min: 1)])
+                y.append(try merge.double(i, "median_us", min: 0))
+            }
+            if rows.count >= 2 { mf[op] = try Self.fit(merge, ["1", "rank"], x, y) }
+        }
+        mergeFits = mf
+
+        let host = try ProfileTable(path: directory + "/host_overhead.csv", required: ["seqs"] + timing)
+        hostOverheadFit = try Self.fit(
+            host, ["1", "seqs"], try host.doubles("seqs", min: 0).map { [1, $0] }, try host.doubles("median_us", min: 0))
+    }
+
+    private static func fit(_ table: ProfileTable, _ names: [String], _ x: [[Double]], _ y: [Double]) throws(ProfileError) -> LinearFit {
+        guard let f = LinearFit(features: names, x: x, y: y) else {
+            throw ProfileError(file: table.file, "cannot fit \(names.joined(separator: " + ")) to \(y.count) rows (too few or degenerate)")
+        }
+        return f
+    }
+
+    /// Microseconds of a decode-only step.
+    public func decodeMicroseconds(seqs: Int, contextTokens: Int) -> Double {
+        let perSeq = Double(contextTokens) / Double(max(seqs, 1))
+        let p = [Double(seqs), perSeq]
+        return decodeGrid.covers(p) ? decodeGrid(p) : decodeFit([1, Double(seqs), Double(contextTokens)])
+    }
+
+    /// Microseconds of an eager step of `tokens` tokens with the given attention work.
+    public func eagerMicroseconds(tokens: Int, prefillPairs: Double, decodeContextTokens: Int) -> Double {
+        let t = Double(tokens)
+        let linear = tokenCurve.covers(t) ? tokenCurve(t) : max(tokenCurve(t), tokenFit([1, t]))
+        return linear + attentionFit([prefillPairs, Double(decodeContextTokens)])
+    }
+
+    /// Extra microseconds of unmerged LoRA with `kernel` (nil if the profile lacks the kernel).
+    public func loraMicroseconds(kernel: String, tokens: Int, segments: Int, rank: Int) -> Double? {
+        guard let g = loraGrids[kernel], let f = loraFits[kernel] else { return nil }
+        let p = [Double(tokens), Double(segments), Double(rank)]
+        return g.covers(p) ? g(p) : max(0, f([1, p[0], p[1], p[0] * p[2]]))
+    }
+}

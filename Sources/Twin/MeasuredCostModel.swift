@@ -1,0 +1,55 @@
+import KernelProfiles
+import Workloads
+
+/// Step costs from a measured profile of the live engine (label `measured`): decode-only steps
+/// from the CUDA-graph decode table, other steps from the eager token curve plus fitted
+/// attention, unmerged LoRA from the LoRA table of the chosen kernel (at the batch's largest
+/// rank), and the engine's host time per iteration. Loads from the measured copy and read fits.
+public struct MeasuredCostModel: StepCostModel {
+    /// The profile.
+    public let profile: StepProfile
+    /// LoRA kernel whose table is used (`sgmv`, `torch`, ...).
+    public let kernel: String
+    private let adapterBytes: [Double]
+    private let adapterRanks: [Int]
+
+    /// Creates the model for the adapters of `catalogue`; fails if the profile has no LoRA table
+    /// for `kernel`.
+    public init(profile: StepProfile, kernel: String, model: ModelSpec, catalogue: AdapterCatalogue) throws(WorkloadError) {
+        guard profile.loraGrids[kernel] != nil else {
+            throw WorkloadError(
+                file: profile.directory + "/lora_step.csv", field: "kernel",
+                "no rows for kernel '\(kernel)'; the profile has \(profile.loraGrids.keys.sorted().joined(separator: ", "))")
+        }
+        self.profile = profile
+        self.kernel = kernel
+        adapterBytes = catalogue.adapters.map { Double(model.adapterBytes(rank: $0.rank, modules: $0.targetModules)) }
+        adapterRanks = catalogue.adapters.map(\.rank)
+    }
+
+    public var label: String { "measured" }
+
+    public func stepSeconds(_ b: StepBatch) -> Double {
+        var us: Double
+        if b.prefillTokens == 0 {
+            us = profile.decodeMicroseconds(seqs: b.decodeSequences, contextTokens: b.decodeContextTokens)
+        } else {
+            us = profile.eagerMicroseconds(
+                tokens: b.tokens, prefillPairs: b.prefillAttentionPairs, decodeContextTokens: b.decodeContextTokens)
+        }
+        if b.mode == .unmerged && !b.segments.isEmpty {
+            var rank = 0
+            for s in b.segments { rank = max(rank, adapterRanks[s.adapter]) }
+            us += profile.loraMicroseconds(kernel: kernel, tokens: b.tokens, segments: b.segments.count, rank: rank) ?? 0
+        }
+        us += max(0, profile.hostOverheadFit([1, Double(b.sequences)]))
+        return max(us, 1) * 1e-6
+    }
+
+    public func loadSeconds(adapter: Int, fromDisk: Bool) -> Double {
+        let bytes = adapterBytes[adapter]
+        var us = max(0, profile.hostToGPUFit([1, bytes]))
+        if fromDisk { us += max(0, profile.diskToHostFit([1, bytes])) }
+        return us * 1e-6
+    }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import KernelProfiles
+
+struct ProfileCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "profile",
+        abstract: "Inspect measured GPU profiles.",
+        subcommands: [Check.self]
+    )
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Load a profile and print, per table, its grid, its fit and the fit's leave-one-out error.")
+
+        @Argument(help: "Profile directory (meta.json and the CSV tables, docs/profile-format.md).")
+        var directory: String
+
+        func run() throws {
+            let p: StepProfile
+            do { p = try StepProfile(directory: directory) } catch { throw CLIError(error.description) }
+            let m = p.meta
+            print("profile \(directory): schema \(m.schemaVersion), \(m.gpu), \(m.dtype), model \(m.model ?? "-")")
+            print(
+                "measured \(m.fields["date"] ?? "-") at commit \(m.fields["commit"] ?? "-"); torch \(m.fields["torch"] ?? "-"), triton \(m.fields["triton"] ?? "-"), driver \(m.fields["driver"] ?? "-")"
+            )
+            print("")
+            func axes(_ g: GridInterpolator, _ names: [String]) -> String {
+                zip(names, g.axes).map { "\($0) \($1.map { fmt($0) }.joined(separator: ","))" }.joined(separator: "; ")
+            }
+            func line(_ table: String, _ grid: String, _ f: LinearFit) {
+                let model = zip(f.features, f.coefficients).map { "\(fmtCoef($1))*\($0)" }.joined(separator: " + ")
+                print(table)
+                if !grid.isEmpty { print("  grid   \(grid)") }
+                print("  fit    us = \(model)   (\(f.points) points)")
+                print("  error  leave-one-out RMS \(fmtPct(f.leaveOneOutPercent)), max \(fmtPct(f.leaveOneOutMaxPercent))")
+            }
+            line("step_decode.csv (decode-only, graph)", axes(p.decodeGrid, ["seqs", "context/seq"]), p.decodeFit)
+            line("step_tokens.csv (eager, by tokens; fit above the grid)", "tokens " + p.tokenCurve.xs.map { fmt($0) }.joined(separator: ","), p.tokenFit)
+            line("step_attention.csv (eager attention over the token curve)", "", p.attentionFit)
+            for (k, g) in p.loraGrids.sorted(by: { $0.key < $1.key }) {
+                line("lora_step.csv kernel \(k)", axes(g, ["tokens", "segments", "rank"]), p.loraFits[k]!)
+            }
+            line("adapter_load.csv host->GPU", "", p.hostToGPUFit)
+            line("adapter_load.csv disk->host", "", p.diskToHostFit)
+            for (op, f) in p.mergeFits.sorted(by: { $0.key < $1.key }) { line("merge.csv \(op)", "", f) }
+            line("host_overhead.csv", "", p.hostOverheadFit)
+        }
+    }
+}
+
+private func fmt(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(format: "%g", x) }
+private func fmtCoef(_ x: Double) -> String { String(format: "%.4g", x) }
+private func fmtPct(_ x: Double) -> String { x.isNaN ? "-" : String(format: "%.2f %%", x) }

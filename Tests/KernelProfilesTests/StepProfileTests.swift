@@ -1,0 +1,96 @@
+import Foundation
+import KernelProfiles
+import TestSupport
+import Testing
+import Twin
+import Workloads
+
+@Suite("Measured step profiles")
+struct StepProfileTests {
+    @Test("exact at grid points, multilinear between them, fitted beyond them")
+    func decodeTable() throws {
+        let p = try StepProfile(directory: try ProfileFixture.write())
+        #expect(abs(p.decodeMicroseconds(seqs: 8, contextTokens: 8 * 1024) - ProfileFixture.decode(8, 1024)) < 1e-9)
+        // Between grid points the table is bilinear; the formula is bilinear in (seqs, context), so exact.
+        #expect(abs(p.decodeMicroseconds(seqs: 20, contextTokens: 20 * 2000) - ProfileFixture.decode(20, 2000)) < 1e-6)
+        // Beyond the grid (256 sequences) the fit takes over; the formula is linear in its features.
+        #expect(abs(p.decodeMicroseconds(seqs: 256, contextTokens: 256 * 512) - ProfileFixture.decode(256, 512)) < 1e-6)
+        #expect(p.decodeFit.leaveOneOutPercent < 1e-6)
+    }
+
+    @Test("the eager token curve and the attention fit reproduce the formulas")
+    func eagerSteps() throws {
+        let p = try StepProfile(directory: try ProfileFixture.write())
+        #expect(abs(p.eagerMicroseconds(tokens: 2048, prefillPairs: 0, decodeContextTokens: 0) - ProfileFixture.tokens(2048)) < 1e-9)
+        #expect(abs(p.attentionFit.coefficients[0] - 1e-4) < 1e-12)
+        #expect(abs(p.attentionFit.coefficients[1] - 0.01) < 1e-9)
+        // Beyond 4096 tokens the upper-half fit (500 + 12 T) extrapolates exactly.
+        #expect(abs(p.eagerMicroseconds(tokens: 8192, prefillPairs: 0, decodeContextTokens: 0) - ProfileFixture.tokens(8192)) < 1e-6)
+    }
+
+    @Test("LoRA per kernel, loads, merges and host overhead")
+    func otherTables() throws {
+        let p = try StepProfile(directory: try ProfileFixture.write())
+        #expect(abs(p.loraMicroseconds(kernel: "sgmv", tokens: 16, segments: 4, rank: 16)! - ProfileFixture.lora(16, 4, 16)) < 1e-9)
+        #expect(abs(p.loraMicroseconds(kernel: "torch", tokens: 128, segments: 8, rank: 64)! - 2 * ProfileFixture.lora(128, 8, 64)) < 1e-9)
+        #expect(p.loraMicroseconds(kernel: "dop", tokens: 16, segments: 4, rank: 16) == nil)
+        #expect(abs(p.hostToGPUFit([1, 5e7]) - (50 + 5e7 / 25e3)) < 1e-6)
+        #expect(abs(p.diskToHostFit([1, 5e7]) - (200 + 5e7 / 2e3)) < 1e-6)
+        #expect(abs(p.mergeFits["unmerge"]!([1, 32]) - 1220) < 1e-6)
+        #expect(abs(p.hostOverheadFit([1, 10]) - 350) < 1e-9)
+    }
+
+    @Test("the measured cost model adds the parts as documented")
+    func measuredModel() throws {
+        let p = try StepProfile(directory: try ProfileFixture.write())
+        let cat = AdapterCatalogue([
+            AdapterSpec(name: "a", rank: 16, alpha: 16, targetModules: ["q_proj"]),
+            AdapterSpec(name: "b", rank: 64, alpha: 16, targetModules: ["q_proj"]),
+        ])
+        let m = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: cat)
+        var b = StepBatch()
+        b.decodeSequences = 8
+        b.decodeContextTokens = 8 * 1024
+        b.samplingSequences = 8
+        b.segments = [LoraSegment(adapter: 0, tokens: 4), LoraSegment(adapter: 1, tokens: 4)]
+        let expected = ProfileFixture.decode(8, 1024) + ProfileFixture.lora(8, 2, 64) + (300 + 5 * 8)
+        #expect(abs(m.stepSeconds(b) - expected * 1e-6) < 1e-12)
+        let bytes = Double(ModelSpec.llama2_7b.adapterBytes(rank: 64, modules: ["q_proj"]))
+        #expect(abs(m.loadSeconds(adapter: 1, fromDisk: true) - (50 + bytes / 25e3 + 200 + bytes / 2e3) * 1e-6) < 1e-12)
+    }
+
+    @Test("bad profiles are refused with file, line and column", arguments: [
+        ("step_decode.csv", "\n1,128,", "\n1,128,abc", "step_decode.csv", "median_us"),
+        ("step_tokens.csv", "tokens,", "count,", "step_tokens.csv", "tokens"),
+        ("meta.json", "\"schema_version\": 2", "\"schema_version\": 99", "meta.json", "schema_version"),
+    ])
+    func badProfiles(file: String, find: String, replace: String, expectFile: String, column: String) throws {
+        let dir = try ProfileFixture.write(mutate: [file: { $0.replacingOccurrences(of: find, with: replace) }])
+        do {
+            _ = try StepProfile(directory: dir)
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.file.hasSuffix(expectFile))
+            #expect(error.column == column, "\(error)")
+            if file != "meta.json" { #expect(error.line != nil) }
+        }
+    }
+
+    @Test("a table with a hole in its grid is refused")
+    func incompleteGrid() throws {
+        let dir = try ProfileFixture.write(mutate: ["step_decode.csv": { text in
+            text.split(separator: "\n").filter { !$0.hasPrefix("32,1024,") }.joined(separator: "\n") + "\n"
+        }])
+        #expect(throws: ProfileError.self) { try StepProfile(directory: dir) }
+    }
+
+    @Test("leave-one-out error is large when the model is wrong")
+    func leaveOneOutDetectsMisfit() {
+        // y = x^2 fitted by a line: the held-out ends are badly predicted.
+        let xs = (1...8).map(Double.init)
+        let fit = LinearFit(features: ["1", "x"], x: xs.map { [1, $0] }, y: xs.map { $0 * $0 })!
+        #expect(fit.leaveOneOutPercent > 20)
+        let exact = LinearFit(features: ["1", "x"], x: xs.map { [1, $0] }, y: xs.map { 3 + 2 * $0 })!
+        #expect(exact.leaveOneOutPercent < 1e-9)
+    }
+}

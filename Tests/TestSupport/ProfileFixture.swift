@@ -1,0 +1,65 @@
+import Foundation
+
+/// A synthetic profile whose tables follow exact formulas, so that every interpolation and fit
+/// has a value computable by hand (microseconds):
+/// - decode: 4000 + 20 seqs + 0.01 seqs x context/seq
+/// - tokens: 4500 for T <= 333, else 500 + 12 T (a weight-bound floor, then compute-bound)
+/// - attention: tokens-curve + 1e-4 pairs + 0.01 decode context
+/// - lora (sgmv): 100 + 2 tokens + 50 segments + 0.05 tokens x rank; `torch` twice that
+/// - loads: host 50 + bytes / 25e3; disk 200 + bytes / 2e3
+/// - merge: 1000 + 10 rank; unmerge 900 + 10 rank; host overhead: 300 + 5 seqs
+public enum ProfileFixture {
+    /// Decode formula.
+    public static func decode(_ s: Double, _ c: Double) -> Double { 4000 + 20 * s + 0.01 * s * c }
+    /// Token-curve formula.
+    public static func tokens(_ t: Double) -> Double { max(4500, 500 + 12 * t) }
+    /// LoRA formula for sgmv.
+    public static func lora(_ t: Double, _ s: Double, _ r: Double) -> Double { 100 + 2 * t + 50 * s + 0.05 * t * r }
+
+    /// Writes the profile into a new temporary directory and returns its path. `schema` and
+    /// `mutate` (file name -> text transform) let tests break it.
+    public static func write(schema: Int = 2, mutate: [String: (String) -> String] = [:]) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loratwin-profile-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var files: [String: String] = [:]
+        files["meta.json"] = """
+            {"schema_version": \(schema), "gpu": "Synthetic GPU", "dtype": "float16", "model": "llama-2-7b",
+             "driver": "0", "torch": "0", "triton": "0", "date": "2026-11-23", "commit": "fixture", "command": "ProfileFixture"}
+            """
+        var d = "seqs,context_tokens,median_us,p10_us,p90_us,reps\n"
+        for s in [1.0, 8, 32, 128] { for c in [128.0, 1024, 4096] { d += "\(Int(s)),\(Int(c)),\(decode(s, c)),0,0,20\n" } }
+        files["step_decode.csv"] = d
+        var t = "tokens,median_us,p10_us,p90_us,reps\n"
+        for x in [1.0, 16, 64, 256, 1024, 2048, 4096] { t += "\(Int(x)),\(tokens(x)),0,0,20\n" }
+        files["step_tokens.csv"] = t
+        var a = "tokens,prefill_pairs,decode_seqs,decode_context_tokens,median_us,p10_us,p90_us,reps\n"
+        for (tok, pairs, ds, dc) in [(1024.0, 524800.0, 0.0, 0.0), (2048, 2098176, 0, 0), (1024, 508536, 16, 16384), (64, 0, 64, 65536), (2048, 1e6, 32, 32768)] {
+            a += "\(Int(tok)),\(pairs),\(Int(ds)),\(Int(dc)),\(tokens(tok) + 1e-4 * pairs + 0.01 * dc),0,0,20\n"
+        }
+        files["step_attention.csv"] = a
+        var l = "kernel,tokens,segments,rank,median_us,p10_us,p90_us,reps\n"
+        for k in ["sgmv", "torch"] {
+            for tok in [1.0, 16, 128, 1024] { for s in [1.0, 4, 8] { for r in [8.0, 16, 64] {
+                l += "\(k),\(Int(tok)),\(Int(s)),\(Int(r)),\(lora(tok, s, r) * (k == "torch" ? 2 : 1)),0,0,20\n"
+            } } }
+        }
+        files["lora_step.csv"] = l
+        var ld = "source,bytes,median_us,p10_us,p90_us,reps\n"
+        for b in [1e6, 1e7, 1e8] {
+            ld += "host,\(Int(b)),\(50 + b / 25e3),0,0,20\n"
+            ld += "disk,\(Int(b)),\(200 + b / 2e3),0,0,20\n"
+        }
+        files["adapter_load.csv"] = ld
+        var m = "op,rank,median_us,p10_us,p90_us,reps\n"
+        for r in [8.0, 16, 64] { m += "merge,\(Int(r)),\(1000 + 10 * r),0,0,20\nunmerge,\(Int(r)),\(900 + 10 * r),0,0,20\n" }
+        files["merge.csv"] = m
+        var h = "seqs,median_us,p10_us,p90_us,reps\n"
+        for s in [1.0, 16, 64, 128] { h += "\(Int(s)),\(300 + 5 * s),0,0,20\n" }
+        files["host_overhead.csv"] = h
+        for (name, text) in files {
+            let final = mutate[name].map { $0(text) } ?? text
+            try final.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8)
+        }
+        return dir
+    }
+}
