@@ -1,0 +1,149 @@
+import ArgumentParser
+import Foundation
+import KernelProfiles
+import Twin
+import Workloads
+
+struct ValidateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate",
+        abstract: "Simulate every recorded live run and compare the twin with it by SMAPE.",
+        discussion: "Each run folder holds scenario.yaml (with its trace), requests.csv, iterations.csv and run.json (docs/live-run-format.md). Method: docs/validation.md."
+    )
+
+    @Argument(help: "Folder of run folders, or one run folder.")
+    var runs = "traces/live"
+
+    @Option(help: "Cost every run with this measured profile (overrides the scenarios' cost_model).")
+    var profile: String?
+
+    @Option(help: "LoRA kernel table of the profile to use with --profile.")
+    var kernel = "sgmv"
+
+    @Option(help: "Write the comparison (one row per run and metric) as CSV, or JSON if the name ends in .json.")
+    var output: String?
+
+    @Option(help: "YAML of metric: largest allowed mean SMAPE in percent; exit 1 if any is exceeded.")
+    var check: String?
+
+    func run() throws {
+        let folders = try runFolders()
+        guard !folders.isEmpty else { throw CLIError("\(runs): no run folders (a folder with scenario.yaml and requests.csv)") }
+        var rows: [ValidationRow] = []
+        for dir in folders {
+            do { rows.append(try validate(dir)) } catch let e as WorkloadError { throw CLIError(e.description) } catch let e as ProfileError {
+                throw CLIError(e.description)
+            }
+        }
+        print(render(rows))
+        if let output { try write(rows, to: output) }
+        if let check { try enforce(rows, thresholds: check) }
+    }
+
+    private func runFolders() throws -> [String] {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: runs + "/scenario.yaml") { return [runs] }
+        guard let names = try? fm.contentsOfDirectory(atPath: runs) else { throw CLIError("\(runs): cannot list the folder") }
+        return names.sorted().map { runs + "/" + $0 }.filter {
+            fm.fileExists(atPath: $0 + "/scenario.yaml") && fm.fileExists(atPath: $0 + "/requests.csv")
+        }
+    }
+
+    private func validate(_ dir: String) throws -> ValidationRow {
+        let path = dir + "/scenario.yaml"
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw CLIError("\(path): cannot read") }
+        var s = try Scenario.parse(text, file: path, baseDirectory: dir)
+        if let profile {
+            let abs = profile.hasPrefix("/") ? profile : FileManager.default.currentDirectoryPath + "/" + profile
+            s.costModel = .measured(profile: abs, kernel: kernel)
+        }
+        let trace = try ScenarioRunner.makeTrace(s)
+        let predicted = try ScenarioRunner.run(s, trace: trace)
+        let live = try LiveRun(directory: dir, catalogue: trace.catalogue).summary(adapterCount: trace.catalogue.count, replicas: s.replicas)
+        let arrivals = trace.requests.map(\.arrivalSeconds)
+        let span = (arrivals.max() ?? 0) - (arrivals.min() ?? 0)
+        let offered = span > 0 ? Double(trace.requests.count) / span : .infinity
+        return ValidationRow(
+            scenario: s.name, directory: dir, costModel: predicted.costModelLabel, offeredRequestsPerSecond: offered,
+            live: live, predicted: predicted.summary)
+    }
+
+    private static let shown: [ValidationMetric] = [
+        .requestsPerSecond, .outputTokensPerSecond, .ttftMean, .ttftP50, .ttftP99, .tpotMean, .tpotP50, .tpotP99,
+        .e2eMean, .e2eP50, .e2eP99, .longestWait, .preemptions,
+    ]
+
+    private func render(_ rows: [ValidationRow]) -> String {
+        let headers = ["req/s", "tok/s", "TTFTm", "TTFT50", "TTFT99", "TPOTm", "TPOT50", "TPOT99", "E2Em", "E2E50", "E2E99", "wait", "preempt"]
+        func pct(_ x: Double) -> String { x.isNaN ? "-" : String(format: "%.1f", x) }
+        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
+        let nameWidth = max(30, (rows.map { $0.scenario.count }.max() ?? 0) + 2)
+        var out = ["SMAPE % by metric (twin vs live); * = saturated run"]
+        out.append("scenario".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "cost     " + headers.map { pad($0, 8) }.joined())
+        for r in rows {
+            let name = (r.scenario + (r.saturated ? " *" : "")).padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+            out.append(name + r.costModel.padding(toLength: 9, withPad: " ", startingAt: 0) + Self.shown.map { pad(pct(r.error($0)), 8) }.joined())
+        }
+        for (label, group) in [("all runs", rows), ("saturated", rows.filter(\.saturated)), ("below saturation", rows.filter { !$0.saturated })] where !group.isEmpty {
+            out.append(
+                "mean, \(label) (\(group.count))".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "         "
+                    + Self.shown.map { pad(pct(meanError(group, $0)), 8) }.joined())
+        }
+        return out.joined(separator: "\n")
+    }
+
+    private func write(_ rows: [ValidationRow], to path: String) throws {
+        let text = path.hasSuffix(".json") ? Self.json(rows) : Self.csv(rows)
+        do {
+            let w = try AtomicFileWriter(path: path)
+            try w.write(text)
+            try w.commit()
+        } catch { throw CLIError(error.description) }
+    }
+
+    private static func num(_ x: Double?) -> String { x.map { $0.isNaN ? "" : "\($0)" } ?? "" }
+    private static func jsonNum(_ x: Double?) -> String { x.map { $0.isNaN ? "null" : "\($0)" } ?? "null" }
+
+    private static func csv(_ rows: [ValidationRow]) -> String {
+        var out = "scenario,saturated,cost_model,metric,live,predicted,smape_percent\n"
+        for r in rows {
+            for m in ValidationMetric.allCases {
+                out += "\(r.scenario),\(r.saturated),\(r.costModel),\(m.rawValue),\(num(r.live[m])),\(num(r.predicted[m])),\(num(r.error(m)))\n"
+            }
+        }
+        return out
+    }
+
+    private static func json(_ rows: [ValidationRow]) -> String {
+        var items: [String] = []
+        for r in rows {
+            let metrics = ValidationMetric.allCases.map {
+                "\"\($0.rawValue)\": {\"live\": \(jsonNum(r.live[$0])), \"predicted\": \(jsonNum(r.predicted[$0])), \"smape\": \(jsonNum(r.error($0)))}"
+            }
+            items.append(
+                "  {\"scenario\": \"\(r.scenario)\", \"saturated\": \(r.saturated), \"cost_model\": \"\(r.costModel)\", \"metrics\": {\(metrics.joined(separator: ", "))}}")
+        }
+        return "[\n" + items.joined(separator: ",\n") + "\n]\n"
+    }
+
+    private func enforce(_ rows: [ValidationRow], thresholds path: String) throws {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw CLIError("\(path): cannot read") }
+        var failures: [String] = []
+        do {
+            let y = try YAMLReader.parse(text, file: path)
+            try y.checkKeys(Set(ValidationMetric.allCases.map(\.rawValue)))
+            for m in ValidationMetric.allCases {
+                guard let limit = try y.double(m.rawValue, min: 0) else { continue }
+                let e = meanError(rows, m)
+                if !e.isNaN && e > limit { failures.append(String(format: "%@: mean SMAPE %.2f %% over the threshold %.2f %%", m.rawValue, e, limit)) }
+            }
+        } catch { throw CLIError(error.description) }
+        if !failures.isEmpty {
+            print("check failed (\(path)):\n  " + failures.joined(separator: "\n  "))
+            throw ExitCode(1)
+        }
+        print("check passed (\(path))")
+    }
+}
