@@ -174,6 +174,35 @@ def check_decode_kernel(device: str) -> dict:
     return out
 
 
+def check_slot_copy(device: str) -> dict:
+    """An adapter loaded the way the replay loads it (one pinned buffer, copies on a side stream,
+    into a slot that held a larger rank) lands exactly in its slot, with zeros past its rank."""
+    from gpu.engine.lora import random_adapter
+    from gpu.engine.weights import ModelConfig
+
+    cfg = ModelConfig(name="t", hidden_size=256, intermediate_size=512, num_layers=2, num_heads=4, num_kv_heads=2,
+                      vocab_size=64, max_position=64)
+    mods = ("q_proj", "k_proj", "v_proj", "o_proj")
+    slots = LoraSlots(cfg, max_loras=3, max_rank=16, target_modules=mods, dtype=torch.float16, device=device)
+    big = random_adapter(cfg, "big", 16, 32.0, mods, seed=1).pin()
+    small = random_adapter(cfg, "small", 4, 8.0, mods, seed=2).pin()
+    stream = torch.cuda.Stream() if device == "cuda" else None
+    ctx = torch.cuda.stream(stream) if stream is not None else None
+    if ctx is not None:
+        with ctx:
+            slots.copy_in(1, big)
+            slots.copy_in(1, small)
+        stream.synchronize()
+    else:
+        slots.copy_in(1, big)
+        slots.copy_in(1, small)
+    ok = True
+    for (li, m), (a, bt) in small.tensors.items():
+        ok &= bool(torch.equal(slots.A[li][m][1, :4].cpu(), a)) and bool(torch.equal(slots.BT[li][m][1, :4].cpu(), bt))
+        ok &= bool((slots.BT[li][m][1, 4:] == 0).all())
+    return {"pass": ok}
+
+
 def run_engine(base: Path, adapters: dict[str, Path], dtype: torch.dtype, device: str, seqs_spec, refs,
                use_graphs: bool, lora_kind: str = "torch") -> dict:
     """Runs the scripted steps and returns per-request errors against ``refs`` (float64)."""
@@ -290,6 +319,11 @@ def main() -> int:
     except Exception as e:  # noqa: BLE001
         traceback.print_exc()
         result["decode_kernel"] = {"error": repr(e)}
+    try:
+        result["slot_copy"] = check_slot_copy(dev)
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        result["slot_copy"] = {"error": repr(e)}
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         base, adapters = make_models(tmp, args.seed)
@@ -351,6 +385,7 @@ def main() -> int:
               f"paths={r['decode_paths']}")
     print("transformers fp16 max rel err:", {k: f"{v:.2e}" for k, v in hf16.items()})
     print("decode kernel:", result["decode_kernel"])
+    print("slot copy:", result["slot_copy"])
     return 0
 
 

@@ -134,6 +134,14 @@ class Executor:
         return logits, toks
 
     # ---------------------------------------------------------------- one step
+    def _wait(self) -> None:
+        """Waits for the step on an event (which releases the GIL, unlike a blocking copy), so
+        that the adapter loader's thread runs while the GPU computes."""
+        if self.device.type == "cuda":
+            ev = torch.cuda.Event()
+            ev.record()
+            ev.synchronize()
+
     def execute(self, seqs, return_logits: bool = False, force_eager: bool = False):
         """Runs one step over ``seqs`` (ScheduledSeq-like: request_id, slot, start_pos,
         num_tokens, block_table, samples). Appends each sampled token to its request's ids and
@@ -148,6 +156,7 @@ class Executor:
             self._fill_static(seqs, size)
             self.last_host_s = time.perf_counter() - t0
             logits, toks = self.replay(size, use_lora)
+            self._wait()
             toks_l = toks[:len(seqs)].tolist()
             sampled = {}
             for s, t in zip(seqs, toks_l, strict=True):
@@ -214,7 +223,9 @@ class Executor:
             self.model.forward(batch)
             return {}, None
         logits = self.model.forward(batch)
-        toks = logits.argmax(-1).tolist()
+        toks_d = logits.argmax(-1)
+        self._wait()
+        toks = toks_d.tolist()
         sampled_seqs = [s for s in ordered if s.samples]
         sampled = {s.request_id: t for s, t in zip(sampled_seqs, toks, strict=True)}
         out_logits = None

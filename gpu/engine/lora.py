@@ -211,6 +211,8 @@ class LoraSlots:
             raise ValueError(f"adapter {adapter.name}: rank {adapter.rank} > max_lora_rank {self.max_rank}")
         r = adapter.rank
         prev = self.slot_rank[slot]  # rows past max(r, prev) are zero already
+        dsts: list[torch.Tensor] = []
+        srcs: list[torch.Tensor] = []
         for li in range(self.cfg.num_layers):
             for m in self.target_modules:
                 a_dst, b_dst = self.A[li][m][slot], self.BT[li][m][slot]
@@ -219,10 +221,13 @@ class LoraSlots:
                     if prev > 0:
                         b_dst[:prev].zero_()
                     continue
-                a_dst[:r].copy_(pair[0], non_blocking=True)
-                b_dst[:r].copy_(pair[1], non_blocking=True)
+                dsts += [a_dst[:r], b_dst[:r]]
+                srcs += [pair[0], pair[1]]
                 if prev > r:
                     b_dst[r:prev].zero_()  # B zero past the rank is enough: those rows add nothing
+        # One call for all the copies: little Python work, so a loader thread is not held up by
+        # the GIL while the main thread runs the engine loop.
+        torch._foreach_copy_(dsts, srcs, non_blocking=True)
         self.ranks_dev[slot:slot + 1].fill_(r)
         self.resident[slot] = adapter.name
         self.slot_rank[slot] = r  # every module's B rows >= r are zero now
