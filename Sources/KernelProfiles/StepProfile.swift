@@ -14,7 +14,8 @@ public struct StepProfile: Sendable {
     public let tokenCurve: Interpolator1D
     /// Eager steps beyond the token grid: us ~ 1 + tokens, fitted on the upper half of the points.
     public let tokenFit: LinearFit
-    /// Attention in eager steps: (us - tokenCurve) ~ prefill pairs + decode context tokens.
+    /// Attention and decode rows in eager steps: (us - tokenCurve) ~ prefill pairs + decode
+    /// context tokens + decode sequences.
     public let attentionFit: LinearFit
     /// Extra microseconds of unmerged LoRA per kernel over (tokens, segments, rank).
     public let loraGrids: [String: GridInterpolator]
@@ -62,13 +63,17 @@ public struct StepProfile: Sendable {
         tokenFit = beyond
 
         let attention = try ProfileTable(
-            path: directory + "/step_attention.csv", required: ["tokens", "prefill_pairs", "decode_context_tokens"] + timing)
+            path: directory + "/step_attention.csv",
+            required: ["tokens", "prefill_pairs", "decode_seqs", "decode_context_tokens"] + timing)
         let at = try attention.doubles("tokens", min: 1)
         let pairs = try attention.doubles("prefill_pairs", min: 0)
         let dctx = try attention.doubles("decode_context_tokens", min: 0)
+        let dseqs = try attention.doubles("decode_seqs", min: 0)
         let aUs = try attention.doubles("median_us", min: 0)
         let residual = at.indices.map { aUs[$0] - (curve.covers(at[$0]) ? curve(at[$0]) : beyond([1, at[$0]])) }
-        attentionFit = try Self.fit(attention, ["prefill_pairs", "decode_context_tokens"], at.indices.map { [pairs[$0], dctx[$0]] }, residual)
+        attentionFit = try Self.fit(
+            attention, ["prefill_pairs", "decode_context_tokens", "decode_seqs"], at.indices.map { [pairs[$0], dctx[$0], dseqs[$0]] },
+            residual)
 
         let lora = try ProfileTable(path: directory + "/lora_step.csv", required: ["kernel", "tokens", "segments", "rank"] + timing)
         var grids: [String: GridInterpolator] = [:]
@@ -138,10 +143,10 @@ public struct StepProfile: Sendable {
     }
 
     /// Microseconds of an eager step of `tokens` tokens with the given attention work.
-    public func eagerMicroseconds(tokens: Int, prefillPairs: Double, decodeContextTokens: Int) -> Double {
+    public func eagerMicroseconds(tokens: Int, prefillPairs: Double, decodeSequences: Int, decodeContextTokens: Int) -> Double {
         let t = Double(tokens)
         let linear = tokenCurve.covers(t) ? tokenCurve(t) : max(tokenCurve(t), tokenFit([1, t]))
-        return linear + attentionFit([prefillPairs, Double(decodeContextTokens)])
+        return linear + attentionFit([prefillPairs, Double(decodeContextTokens), Double(decodeSequences)])
     }
 
     /// Extra microseconds of unmerged LoRA with `kernel` (nil if the profile lacks the kernel).

@@ -35,7 +35,8 @@ public struct MeasuredCostModel: StepCostModel {
             us = profile.decodeMicroseconds(seqs: b.decodeSequences, contextTokens: b.decodeContextTokens)
         } else {
             us = profile.eagerMicroseconds(
-                tokens: b.tokens, prefillPairs: b.prefillAttentionPairs, decodeContextTokens: b.decodeContextTokens)
+                tokens: b.tokens, prefillPairs: b.prefillAttentionPairs, decodeSequences: b.decodeSequences,
+                decodeContextTokens: b.decodeContextTokens)
         }
         if b.mode == .unmerged && !b.segments.isEmpty {
             var rank = 0

@@ -21,11 +21,12 @@ struct StepProfileTests {
     @Test("the eager token curve and the attention fit reproduce the formulas")
     func eagerSteps() throws {
         let p = try StepProfile(directory: try ProfileFixture.write())
-        #expect(abs(p.eagerMicroseconds(tokens: 2048, prefillPairs: 0, decodeContextTokens: 0) - ProfileFixture.tokens(2048)) < 1e-9)
+        #expect(abs(p.eagerMicroseconds(tokens: 2048, prefillPairs: 0, decodeSequences: 0, decodeContextTokens: 0) - ProfileFixture.tokens(2048)) < 1e-9)
         #expect(abs(p.attentionFit.coefficients[0] - 1e-4) < 1e-12)
         #expect(abs(p.attentionFit.coefficients[1] - 0.01) < 1e-9)
+        #expect(abs(p.attentionFit.coefficients[2] - 0.5) < 1e-6)
         // Beyond 4096 tokens the upper-half fit (500 + 12 T) extrapolates exactly.
-        #expect(abs(p.eagerMicroseconds(tokens: 8192, prefillPairs: 0, decodeContextTokens: 0) - ProfileFixture.tokens(8192)) < 1e-6)
+        #expect(abs(p.eagerMicroseconds(tokens: 8192, prefillPairs: 0, decodeSequences: 0, decodeContextTokens: 0) - ProfileFixture.tokens(8192)) < 1e-6)
     }
 
     @Test("LoRA per kernel, loads, merges and host overhead")

@@ -4,7 +4,7 @@ import Foundation
 /// has a value computable by hand (microseconds):
 /// - decode: 4000 + 20 seqs + 0.01 seqs x context/seq
 /// - tokens: 4500 for T <= 333, else 500 + 12 T (a weight-bound floor, then compute-bound)
-/// - attention: tokens-curve + 1e-4 pairs + 0.01 decode context
+/// - attention: tokens-curve + 1e-4 pairs + 0.01 decode context + 0.5 decode seqs
 /// - lora (sgmv): 100 + 2 tokens + 50 segments + 0.05 tokens x rank; `torch` twice that
 /// - loads: host 50 + bytes / 25e3; disk 200 + bytes / 2e3
 /// - merge: 1000 + 10 rank; unmerge 900 + 10 rank; host overhead: 300 + 5 seqs
@@ -33,8 +33,8 @@ public enum ProfileFixture {
         for x in [1.0, 16, 64, 256, 1024, 2048, 4096] { t += "\(Int(x)),\(tokens(x)),0,0,20\n" }
         files["step_tokens.csv"] = t
         var a = "tokens,prefill_pairs,decode_seqs,decode_context_tokens,median_us,p10_us,p90_us,reps\n"
-        for (tok, pairs, ds, dc) in [(1024.0, 524800.0, 0.0, 0.0), (2048, 2098176, 0, 0), (1024, 508536, 16, 16384), (64, 0, 64, 65536), (2048, 1e6, 32, 32768)] {
-            a += "\(Int(tok)),\(pairs),\(Int(ds)),\(Int(dc)),\(tokens(tok) + 1e-4 * pairs + 0.01 * dc),0,0,20\n"
+        for (tok, pairs, ds, dc) in [(1024.0, 524800.0, 0.0, 0.0), (2048, 2098176, 0, 0), (1024, 508536, 16, 16384), (64, 0, 64, 16384), (2048, 1e6, 32, 32768)] {
+            a += "\(Int(tok)),\(pairs),\(Int(ds)),\(Int(dc)),\(tokens(tok) + 1e-4 * pairs + 0.01 * dc + 0.5 * ds),0,0,20\n"
         }
         files["step_attention.csv"] = a
         var l = "kernel,tokens,segments,rank,median_us,p10_us,p90_us,reps\n"

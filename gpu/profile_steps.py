@@ -1,0 +1,407 @@
+"""Step profiler: calibration data for the twin's `measured` cost model (docs/profile-format.md,
+schema 2).
+
+It drives the live engine's own pieces with synthetic batches -- never a trace replay, so that
+the runs the twin is validated on stay out of its calibration -- and times exactly what the
+replay loop (gpu/replay.py) times for one iteration:
+
+- step tables: wall time of ``Executor.execute`` (host preparation, the CUDA graph or the eager
+  forward, the wait, the sampled tokens back on the host), median over repetitions;
+- host_overhead.csv: wall time of the scheduler's pass and ``finish_step`` for N running
+  sequences (the rest of an iteration in the replay loop);
+- adapter_load.csv: the engine's own loader (disk -> pinned host -> GPU slot), order to done;
+- merge.csv: folding a rank-r adapter into the base weights and out again;
+- lora_step.csv: a step with LoRA minus the same step without, per kernel, tokens, segments, rank.
+
+Usage (on the GPU machine): python3 gpu/profile_steps.py --out DIR [--model llama-2-7b] [--quick]
+Writes DIR/meta.json and the CSV tables; prints a short summary last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from gpu.engine.config import EngineConfig, derive_num_gpu_blocks  # noqa: E402
+from gpu.engine.executor import DEFAULT_GRAPH_SIZES, Executor  # noqa: E402
+from gpu.engine.kv_cache import PagedKVCache, lora_slot_bytes  # noqa: E402
+from gpu.engine.loader import AdapterLoader  # noqa: E402
+from gpu.engine.lora import LoraSlots, random_adapter, save_adapter  # noqa: E402
+from gpu.engine.model import LlamaModel  # noqa: E402
+from gpu.engine.scheduler import AdapterInfo, Request, Scheduler  # noqa: E402
+from gpu.engine.weights import PRESETS, random_weights  # noqa: E402
+
+TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+BLOCK = 16
+TIMING = "median_us,p10_us,p90_us,reps"
+
+
+@dataclass
+class Seq:
+    """A ScheduledSeq stand-in: what Executor.execute reads."""
+
+    request_id: int
+    start_pos: int
+    num_tokens: int
+    block_table: list[int]
+    slot: int | None = None
+    samples: bool = True
+    adapter: str | None = None
+
+
+@dataclass
+class Stats:
+    samples_us: list[float] = field(default_factory=list)
+
+    def row(self) -> str:
+        xs = sorted(self.samples_us)
+        n = len(xs)
+        q = statistics.quantiles(xs, n=10) if n >= 2 else [xs[0]] * 9
+        return f"{statistics.median(xs):.3f},{q[0]:.3f},{q[-1]:.3f},{n}"
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples_us)
+
+
+def timed(fn, reps: int, warmup: int = 2) -> Stats:
+    for _ in range(warmup):
+        fn()
+    s = Stats()
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        s.samples_us.append((time.perf_counter() - t0) * 1e6)
+    return s
+
+
+class Rig:
+    """The engine on the GPU, with a pool of KV blocks handed out to synthetic sequences."""
+
+    def __init__(self, model_name: str, device: str, graph_sizes: tuple[int, ...], util: float) -> None:
+        self.cfg = PRESETS[model_name]
+        self.dtype = torch.float16 if device == "cuda" else torch.float32
+        self.device = device
+        self.weights = random_weights(self.cfg, self.dtype, device, seed=0)
+        total = torch.cuda.mem_get_info()[1] if device == "cuda" else 4 * 2**30
+        slot_bytes = lora_slot_bytes(self.cfg, 64, TARGETS)
+        # Two slot sets (torch and SGMV executors) and two graph pools: keep a wider margin.
+        ec = EngineConfig(gpu_memory_utilization=util, max_loras=16)
+        self.num_blocks = derive_num_gpu_blocks(ec, total, self.weights.nbytes(), slot_bytes,
+                                                self.cfg.kv_bytes_per_token())
+        self.kv = PagedKVCache(self.cfg, self.num_blocks, BLOCK, self.dtype, device)
+        for t in self.kv.k + self.kv.v:  # never time on zeros
+            t.normal_()
+        self.slots = {k: LoraSlots(self.cfg, 8, 64, TARGETS, self.dtype, device, kind=k) for k in ("torch", "sgmv")}
+        self.kinds = [k for k, s in self.slots.items() if s.kind == k]
+        self.ex = {}
+        for k in self.kinds:
+            model = LlamaModel(self.cfg, self.weights, self.kv, self.slots[k])
+            self.ex[k] = Executor(model, BLOCK, 4096 + 2 * BLOCK, use_graphs=device == "cuda",
+                                  graph_sizes=graph_sizes, max_num_seqs=max(graph_sizes))
+        self.next_id = 0
+        self.next_block = 0
+        self.gen = torch.Generator().manual_seed(1)
+
+    def warm(self) -> dict[str, float]:
+        out = {}
+        for k, ex in self.ex.items():
+            seqs = self.prefill_seqs(ex, [512], slot=None)
+            ex.execute(seqs)
+            seqs = self.prefill_seqs(ex, [512], slot=0)
+            ex.execute(seqs)
+            out[k] = ex.capture_graphs() if ex.use_graphs else 0.0
+        return out
+
+    def blocks(self, n: int) -> list[int]:
+        """n blocks from the pool, cycling (sequences alias blocks only when the pool is short)."""
+        out = [(self.next_block + i) % self.num_blocks for i in range(n)]
+        self.next_block = (self.next_block + n) % self.num_blocks
+        return out
+
+    def new_request(self, ex: Executor, length: int) -> int:
+        rid = self.next_id
+        self.next_id += 1
+        ex.add_request(rid, torch.randint(0, self.cfg.vocab_size, (length + 1,), generator=self.gen).tolist())
+        return rid
+
+    def decode_seqs(self, ex: Executor, n: int, context: int, slots: list[int | None] | None = None) -> list[Seq]:
+        seqs = []
+        for i in range(n):
+            rid = self.new_request(ex, context)
+            bt = self.blocks(-(-(context + 1) // BLOCK))
+            seqs.append(Seq(rid, context, 1, bt, slot=None if slots is None else slots[i]))
+        return seqs
+
+    def prefill_seqs(self, ex: Executor, chunks: list[int], context: int = 0, slot=None) -> list[Seq]:
+        seqs = []
+        for i, n in enumerate(chunks):
+            rid = self.new_request(ex, context + n)
+            bt = self.blocks(-(-(context + n) // BLOCK))
+            s = slot[i] if isinstance(slot, list) else slot
+            seqs.append(Seq(rid, context, n, bt, slot=s))
+        return seqs
+
+    def drop(self, ex: Executor, seqs: list[Seq]) -> None:
+        for s in seqs:
+            ex.drop(s.request_id)
+
+
+def profile_decode(rig: Rig, quick: bool) -> list[str]:
+    ex = rig.ex[rig.kinds[0]]
+    rows = ["seqs,context_tokens," + TIMING]
+    seqs_grid = (1, 2, 4, 8, 16, 32, 64, 128)
+    ctx_grid = (128, 512, 1024, 2048, 4096) if not quick else (128, 1024)
+    for n in seqs_grid:
+        for c in ctx_grid:
+            sets = [rig.decode_seqs(ex, n, c) for _ in range(3)]  # rotate inputs
+            k = [0]
+
+            def step(sets=sets, k=k):
+                ex.execute(sets[k[0] % 3])
+                k[0] += 1
+
+            st = timed(step, reps=12 if not quick else 5)
+            rows.append(f"{n},{c},{st.row()}")
+            for s in sets:
+                rig.drop(ex, s)
+    return rows
+
+
+def profile_tokens(rig: Rig, quick: bool) -> list[str]:
+    ex = rig.ex[rig.kinds[0]]
+    rows = ["tokens," + TIMING]
+    for t in (1, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096):
+        chunk = 1 if t < 16 else min(256, t)
+        chunks = [chunk] * (t // chunk)
+        sets = [rig.prefill_seqs(ex, chunks) for _ in range(2)]
+        k = [0]
+
+        def step(sets=sets, k=k):
+            ex.execute(sets[k[0] % 2], force_eager=True)
+            k[0] += 1
+
+        st = timed(step, reps=8 if not quick else 3)
+        rows.append(f"{t},{st.row()}")
+        for s in sets:
+            rig.drop(ex, s)
+    return rows
+
+
+def profile_attention(rig: Rig, quick: bool) -> list[str]:
+    ex = rig.ex[rig.kinds[0]]
+    rows = ["tokens,prefill_pairs,decode_seqs,decode_context_tokens," + TIMING]
+    cases = [(256, 0, 0, 0), (1024, 0, 0, 0), (2048, 0, 0, 0), (4096, 0, 0, 0), (512, 1024, 0, 0), (1024, 2048, 0, 0),
+             (512, 0, 16, 512), (512, 0, 64, 512), (512, 0, 16, 2048), (512, 0, 64, 2048), (256, 1024, 32, 1024),
+             (2048, 0, 128, 256)]
+    for n, c, d, k in cases:
+        seqs = rig.decode_seqs(ex, d, k) + rig.prefill_seqs(ex, [n], context=c)
+        st = timed(lambda seqs=seqs: ex.execute(seqs), reps=8 if not quick else 3)
+        pairs = n * (c + (n + 1) / 2)
+        rows.append(f"{n + d},{pairs},{d},{d * (k + 1)},{st.row()}")
+        rig.drop(ex, seqs)
+    return rows
+
+
+def profile_lora(rig: Rig, quick: bool) -> list[str]:
+    rows = ["kernel,tokens,segments,rank," + TIMING]
+    ranks = (8, 16, 32, 64)
+    for kind in rig.kinds:
+        ex = rig.ex[kind]
+        slots = rig.slots[kind]
+        for r in ranks:
+            for slot in range(8):
+                ha = random_adapter(rig.cfg, f"p{r}_{slot}", r, 2.0 * r, TARGETS, seed=100 + slot + r,
+                                    dtype=rig.dtype, device=rig.device)
+                slots.copy_in(slot, ha)
+            if rig.device == "cuda":
+                torch.cuda.synchronize()
+            for t in (1, 8, 32, 128, 512, 2048):
+                base_cache: dict[int, float] = {}
+                for segs in (1, 2, 4, 8):
+                    s_eff = min(segs, t)
+                    slot_of = [i * s_eff // t for i in range(t)] if t <= 128 else None
+                    if t <= 128:
+                        with_l = rig.decode_seqs(ex, t, 256, slots=slot_of)
+                        without = rig.decode_seqs(ex, t, 256)
+                    else:
+                        chunk = min(256, t // s_eff)
+                        n_chunks = t // chunk
+                        owner = [i * s_eff // n_chunks for i in range(n_chunks)]
+                        with_l = rig.prefill_seqs(ex, [chunk] * n_chunks, slot=owner)
+                        without = rig.prefill_seqs(ex, [chunk] * n_chunks)
+                    reps = (10 if t <= 128 else 5) if not quick else 3
+                    if s_eff not in base_cache:
+                        base_cache[s_eff] = timed(lambda w=without, ex=ex: ex.execute(w), reps=reps).median
+                    st = timed(lambda w=with_l, ex=ex: ex.execute(w), reps=reps)
+                    extra = Stats([x - base_cache[s_eff] for x in st.samples_us])
+                    rows.append(f"{kind},{t},{segs},{r},{extra.row()}")
+                    rig.drop(ex, with_l)
+                    rig.drop(ex, without)
+    return rows
+
+
+def profile_loads(rig: Rig, quick: bool) -> list[str]:
+    rows = ["source,bytes," + TIMING]
+    slots = rig.slots[rig.kinds[0]]
+    with tempfile.TemporaryDirectory(prefix="lora-profile-") as td:
+        files = {}
+        for r in (8, 16, 32, 64):
+            ha = random_adapter(rig.cfg, f"load{r}", r, 2.0 * r, TARGETS, seed=7 + r, dtype=rig.dtype, device="cpu")
+            files[ha.name] = Path(td) / f"{ha.name}.safetensors"
+            save_adapter(ha, files[ha.name])
+        loader = AdapterLoader(slots, files, max_cpu_loras=64)
+        for name in files:
+            host, disk = Stats(), Stats()
+            nbytes = 0
+            for rep in range(6 if not quick else 2):
+                for from_disk in (True, False):
+                    loader.start(name, rep % 8, from_disk)
+                    done = []
+                    while not done:
+                        done = loader.poll()
+                    rec = done[0]
+                    nbytes = rec.nbytes
+                    total_us = (rec.done_s - rec.ordered_s) * 1e6
+                    if from_disk:
+                        disk.samples_us.append(rec.disk_s * 1e6)
+                    else:
+                        host.samples_us.append(total_us)
+            rows.append(f"host,{nbytes},{host.row()}")
+            rows.append(f"disk,{nbytes},{disk.row()}")
+        loader.close()
+    return rows
+
+
+def profile_merge(rig: Rig, quick: bool) -> list[str]:
+    rows = ["op,rank," + TIMING]
+    slots = rig.slots[rig.kinds[0]]
+    for r in (8, 16, 32, 64):
+        ha = random_adapter(rig.cfg, f"m{r}", r, 2.0 * r, TARGETS, seed=50 + r, dtype=rig.dtype, device=rig.device)
+        merge, unmerge = Stats(), Stats()
+        for _ in range(5 if not quick else 2):
+            for op, st in (("merge", merge), ("unmerge", unmerge)):
+                t0 = time.perf_counter()
+                (slots.merge if op == "merge" else slots.unmerge)(rig.weights, ha)
+                if rig.device == "cuda":
+                    torch.cuda.synchronize()
+                st.samples_us.append((time.perf_counter() - t0) * 1e6)
+        rows.append(f"merge,{r},{merge.row()}")
+        rows.append(f"unmerge,{r},{unmerge.row()}")
+    return rows
+
+
+def profile_host(quick: bool) -> list[str]:
+    """Scheduler pass + finish_step for N running decode requests (CPU only)."""
+    rows = ["seqs," + TIMING]
+    for n in (1, 8, 32, 64, 128):
+        cfg = EngineConfig(max_num_seqs=128, num_gpu_blocks=100000, max_loras=8, max_cpu_loras=8)
+        adapters = {f"a{i}": AdapterInfo(f"a{i}", 16, 32.0, TARGETS) for i in range(8)}
+        sched = Scheduler(cfg, adapters)
+        for i in range(n):
+            sched.add_request(Request(i, 0.0, None, 32, 4000), 0.0)
+        plan = sched.schedule(0.0)
+        sched.finish_step(plan, 0.0)  # all admitted: decode from here on
+        st = Stats()
+        for _ in range(200 if not quick else 20):
+            t0 = time.perf_counter()
+            plan = sched.schedule(0.0)
+            sched.finish_step(plan, 0.0)
+            st.samples_us.append((time.perf_counter() - t0) * 1e6)
+        rows.append(f"{n},{st.row()}")
+    return rows
+
+
+def versions() -> dict:
+    v = {"torch": torch.__version__, "cuda": torch.version.cuda or ""}
+    try:
+        import triton
+
+        v["triton"] = triton.__version__
+    except Exception:  # noqa: BLE001
+        v["triton"] = ""
+    if torch.cuda.is_available():
+        v["gpu"] = torch.cuda.get_device_name(0)
+        try:
+            import subprocess
+
+            v["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                         capture_output=True, text=True, timeout=10).stdout.strip()
+        except Exception:  # noqa: BLE001
+            v["driver"] = ""
+    else:
+        v["gpu"], v["driver"] = "cpu", ""
+    return v
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--model", default="llama-2-7b")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--quick", action="store_true", help="small grids and few repetitions (a smoke test)")
+    ap.add_argument("--memory-utilization", type=float, default=0.80)
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    sizes = tuple(s for s in DEFAULT_GRAPH_SIZES if s <= 128)
+    rig = Rig(args.model, args.device, sizes, args.memory_utilization)
+    capture = rig.warm()
+    tables = {}
+    seconds = {}
+    for name, fn in (("step_decode", lambda: profile_decode(rig, args.quick)),
+                     ("step_tokens", lambda: profile_tokens(rig, args.quick)),
+                     ("step_attention", lambda: profile_attention(rig, args.quick)),
+                     ("lora_step", lambda: profile_lora(rig, args.quick)),
+                     ("adapter_load", lambda: profile_loads(rig, args.quick)),
+                     ("merge", lambda: profile_merge(rig, args.quick)),
+                     ("host_overhead", lambda: profile_host(args.quick))):
+        t = time.perf_counter()
+        try:
+            tables[name] = fn()
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
+            print(f"table {name} failed; the profile is incomplete", flush=True)
+        seconds[name] = time.perf_counter() - t
+        print(f"{name}: {len(tables.get(name, [])) - 1} rows in {seconds[name]:.1f} s", flush=True)
+    for name, rows in tables.items():
+        tmp = out / f".{name}.csv.tmp"
+        tmp.write_text("\n".join(rows) + "\n")
+        os.replace(tmp, out / f"{name}.csv")
+    meta = {
+        "schema_version": 2,
+        **versions(),
+        "dtype": "float16" if args.device == "cuda" else "float32",
+        "model": args.model,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": os.environ.get("GIT_COMMIT", ""),
+        "command": " ".join(["python3", "gpu/profile_steps.py"] + sys.argv[1:]),
+        "timing": "wall clock around Executor.execute (what gpu/replay.py times), median of repetitions",
+        "kv_blocks": rig.num_blocks,
+        "graph_capture_s": capture,
+        "lora_kernels": rig.kinds,
+        "seconds": seconds,
+        "complete": len(tables) == 7,
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"profile written to {out} in {time.perf_counter() - t0:.0f} s; kernels {rig.kinds}; blocks {rig.num_blocks}")
+    return 0 if meta["complete"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
