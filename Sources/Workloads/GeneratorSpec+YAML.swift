@@ -1,3 +1,5 @@
+import Yams
+
 extension GeneratorSpec {
     /// Reads a generator section (`workload:` of a scenario).
     ///
@@ -47,7 +49,7 @@ extension GeneratorSpec {
         guard !cat.targetModules.isEmpty, !cat.targetModules.contains(where: { $0.isEmpty || $0.contains(";") || $0.contains(",") }) else {
             throw a.error("target_modules", "expected module names such as [q_proj, v_proj]")
         }
-        if let r = try a.mapping("ranks") {
+        if a.node("ranks")?.mapping != nil, let r = try a.mapping("ranks") {
             var ranks: [(rank: Int, weight: Double)] = []
             for k in r.keys {
                 guard let rank = Int(k), rank > 0 else { throw r.error(k, "a rank must be a positive integer") }
