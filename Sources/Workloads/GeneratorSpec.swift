@@ -48,6 +48,20 @@ public struct GeneratorSpec: Sendable, Equatable {
                     requestID: i, arrivalSeconds: t, adapter: adapter,
                     promptTokens: promptTokens.draw(rng), outputTokens: outputTokens.draw(rng)))
         }
-        return Trace(requests: out, catalogue: cat, provenance: ["generator": "GeneratorSpec", "seed": String(seed), "spec": "\(self)"])
+        return Trace(requests: out, catalogue: cat, provenance: provenance(seed: seed))
+    }
+
+    /// How a trace of this spec was made, for `<name>.meta.json`.
+    public func provenance(seed: UInt64) -> [String: String] {
+        var p = [
+            "generator": "loratwin GeneratorSpec", "seed": String(seed), "requests": String(requests),
+            "arrival": "\(arrival)", "popularity": "\(popularity)", "prompt_tokens": "\(promptTokens)",
+            "output_tokens": "\(outputTokens)", "catalogue": catalogue.summary,
+        ]
+        if !popularityShifts.isEmpty {
+            p["popularity_shifts"] = popularityShifts.map { "from \($0.startSeconds) s: \($0.popularity), rotation \($0.rotation)" }
+                .joined(separator: "; ")
+        }
+        return p
     }
 }
