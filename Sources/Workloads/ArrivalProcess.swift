@@ -60,7 +60,7 @@ public enum ArrivalProcess: Sendable, Equatable {
 }
 
 /// One phase of a piecewise arrival schedule.
-public struct RatePhase: Sendable, Equatable {
+public struct RatePhase: Sendable, Equatable, CustomStringConvertible {
     /// How long the phase lasts, in seconds (ignored for the last phase, which lasts for ever).
     public var durationSeconds: Double
     /// The arrival process during the phase (Poisson, Gamma or constant; not itself a schedule).
@@ -71,4 +71,7 @@ public struct RatePhase: Sendable, Equatable {
         self.durationSeconds = durationSeconds
         self.process = process
     }
+
+    /// `20.0 s of poisson(rate: 4.0)`.
+    public var description: String { "\(durationSeconds) s of \(process)" }
 }

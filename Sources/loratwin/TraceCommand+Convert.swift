@@ -58,13 +58,16 @@ struct TraceConvertCommand: ParsableCommand {
             case .loratwin:
                 let reader = try TraceFiles.openReader(input)
                 while let row = try reader.next() { try writer.write(row) }
+                // x.csv and x.jsonl in one folder share x.catalogue.csv and x.meta.json: then leave them be.
                 let catalogue = TraceFiles.cataloguePath(forTrace: input)
-                if FileManager.default.fileExists(atPath: catalogue) {
-                    try CatalogueFile.write(try CatalogueFile.read(catalogue), to: TraceFiles.cataloguePath(forTrace: output))
+                if catalogue != TraceFiles.cataloguePath(forTrace: output) {
+                    if FileManager.default.fileExists(atPath: catalogue) {
+                        try CatalogueFile.write(try CatalogueFile.read(catalogue), to: TraceFiles.cataloguePath(forTrace: output))
+                    }
+                    var provenance = TraceFiles.readMeta(input)
+                    provenance["converted_from"] = input
+                    try TraceFiles.writeMeta(provenance, requests: writer.rowCount, forTrace: output)
                 }
-                var provenance = TraceFiles.readMeta(input)
-                provenance["converted_from"] = input
-                try TraceFiles.writeMeta(provenance, requests: writer.rowCount, forTrace: output)
             case .azure, .burstgpt:
                 let source: any ExternalTraceReader =
                     kind == .azure ? try AzureTraceReader(path: input) : try BurstGPTReader(path: input, model: model, logType: logType)
