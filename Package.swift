@@ -53,6 +53,11 @@ let package = Package(
             dependencies: ["Twin", "Workloads"],
             path: "Benchmarks/twin-bench"
         ),
+        .executableTarget(
+            name: "trace-bench",
+            dependencies: ["Workloads"],
+            path: "Benchmarks/trace-bench"
+        ),
         .target(
             name: "TestSupport",
             dependencies: ["Twin", "Workloads"],

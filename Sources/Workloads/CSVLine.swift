@@ -56,7 +56,10 @@ enum CSVLine {
 
     /// Whether every byte of `line` is a space or tab (a blank line is skipped).
     static func isBlank(_ line: UnsafeMutableBufferPointer<UInt8>) -> Bool {
-        line.allSatisfy { $0 == 32 || $0 == 9 }
+        // Most lines start with a digit: decide on the first byte before scanning.
+        guard let first = line.first else { return true }
+        guard first == 32 || first == 9 else { return false }
+        return line.allSatisfy { $0 == 32 || $0 == 9 }
     }
 
     /// The text of a field, shortened for messages.

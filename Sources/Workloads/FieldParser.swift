@@ -6,7 +6,7 @@ import Foundation
 /// making a `String` per field and going through `Int(_:)`/`Double(_:)` or Foundation's `Scanner`
 /// is about ten times slower, and the CSV packages on the machine are not in the project's
 /// dependency set. Doubles give exactly what `strtod` gives: short decimals take Clinger's exact
-/// fast path (an integer mantissa below 2^53 and one multiplication or division by an exact power
+/// fast path (an integer mantissa of at most 2^53 and one multiplication or division by an exact power
 /// of ten is correctly rounded), everything else goes to `strtod` itself.
 enum FieldParser {
     /// A decimal integer with an optional sign, or nil (not an integer, or beyond `Int`).
@@ -84,7 +84,7 @@ enum FieldParser {
         }
         guard i == n else { return nil }
         let e10 = exponent - fractionDigits
-        if digits <= 15 && e10 >= -22 && e10 <= 22 {
+        if digits <= 19 && mantissa <= 1 << 53 && e10 >= -22 && e10 <= 22 {
             let m = Double(mantissa)
             let v = e10 < 0 ? m / powersOfTen[-e10] : m * powersOfTen[e10]
             return negative ? -v : v

@@ -3,10 +3,10 @@ public final class TraceCSVReader: TraceRowReader {
     /// The file being read.
     public var file: String { lines.file }
     private let lines: ByteLineReader
-    private var fields: [UnsafeBufferPointer<UInt8>] = []
-    private var checks = TraceRowChecks()
-    private var lastAdapterBytes: [UInt8] = []
-    private var lastAdapterName: String? = nil
+    // Reached only from `next()`, never re-entrantly: no run-time exclusivity checks per row.
+    @exclusivity(unchecked) private var fields: [UnsafeBufferPointer<UInt8>] = []
+    @exclusivity(unchecked) private var checks = TraceRowChecks()
+    @exclusivity(unchecked) private var names = NameCache()
 
     /// Opens `path` and checks its header.
     public init(path: String) throws(WorkloadError) {
@@ -73,12 +73,8 @@ public final class TraceCSVReader: TraceRowReader {
         return v
     }
 
-    // Adapter names repeat row after row; the last one is kept to skip building a String.
     private func adapterName(_ f: UnsafeBufferPointer<UInt8>) -> String? {
         if f.isEmpty { return nil }
-        if lastAdapterName != nil && f.elementsEqual(lastAdapterBytes) { return lastAdapterName }
-        lastAdapterBytes = Array(f)
-        lastAdapterName = String(decoding: f, as: UTF8.self)
-        return lastAdapterName
+        return names.name(f)
     }
 }

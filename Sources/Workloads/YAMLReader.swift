@@ -137,6 +137,23 @@ public struct YAMLReader {
         return out
     }
 
+    /// A sequence of mappings (`phases: [{...}, {...}]`), each a reader with path `key[i]`.
+    public func mappings(_ k: String) throws(WorkloadError) -> [YAMLReader]? {
+        guard let v = node(k) else { return nil }
+        guard let seq = v.sequence else { throw error(k, "expected a list of mappings") }
+        var out: [YAMLReader] = []
+        for (i, item) in seq.enumerated() { out.append(try YAMLReader(node: item, file: file, path: key(k) + "[\(i)]")) }
+        return out
+    }
+
+    /// A path named at `k`, resolved against the folder of the file being read when relative.
+    public func path(_ k: String) throws(WorkloadError) -> String? {
+        guard let p = try string(k) else { return nil }
+        if p.hasPrefix("/") { return p }
+        guard let slash = file.lastIndex(of: "/") else { return p }
+        return String(file[..<slash]) + "/" + p
+    }
+
     /// A nested value that is either a bare scalar (`kind`) or a mapping with a `kind` key.
     /// Returns the kind and the mapping (nil for a bare scalar).
     public func kinded(_ k: String) throws(WorkloadError) -> (kind: String, body: YAMLReader?)? {
