@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# On the GPU machine: optionally profile the engine (calibration), then record live validation
+# runs (each a real-time replay of traces/live/<run>/), and pack everything into $OUT.
+# Usage: bash gpu/record_runs.sh [--profile] RUN...   (RUN: a folder name under traces/live/)
+# Needs GIT_COMMIT in the environment (the tree on that machine has no .git).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT/work"
+export PYTHONUNBUFFERED=1
+if [ "${1:-}" = "--profile" ]; then
+  shift
+  echo "== profile $(date -u +%T)"
+  timeout 300 python3 gpu/profile_steps.py --out "$OUT/work/profile" 2>&1 | tee "$OUT/work/profile.log" | tail -12
+fi
+for run in "$@"; do
+  dir=traces/live/$run
+  kernel=$(sed -n 's/.*kernel: \([a-z]*\)}.*/\1/p' "$dir/scenario.yaml")
+  echo "== $run ($kernel) $(date -u +%T)"
+  mkdir -p "$OUT/work/runs/$run"
+  timeout 150 python3 gpu/replay.py "$dir/scenario.yaml" --out "$OUT/work/runs/$run" --lora-kind "$kernel" \
+    --max-seconds 110 > "$OUT/work/runs/$run/replay.log" 2>&1
+  echo "rc=$? $(grep -E '"finished"|"wall_s"|"preemptions"' "$OUT/work/runs/$run/replay.log" | tr -d ' \n')"
+done
+tar -C "$OUT/work" -czf "$OUT/results.tar.gz" .
+rm -rf "$OUT/work"
+echo "== done $(date -u +%T)"

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Writes the validation scenarios under traces/live/<run>/: scenario.yaml, trace.csv and its
+# catalogue, every trace from a fixed seed (re-running this script rewrites identical files).
+# Record a run on the GPU machine with:
+#   python3 gpu/replay.py traces/live/<run>/scenario.yaml --out traces/live/<run> --lora-kind <kernel>
+# (the kernel is the scenario's cost_model.kernel; gpu/record_runs.sh records them all).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+LT=${LORATWIN:-.build/release/loratwin}
+[ -x "$LT" ] || swift build -c release --product loratwin >&2
+
+# run name | kernel | num_gpu_blocks | max_loras | chunked | generator options...
+runs=(
+  "v01-low-uniform-mixed|sgmv|4096|8|true|--requests 160 --arrival poisson --rate 4 --adapters 16 --popularity uniform --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 101"
+  "v02-near-zipf-mixed|sgmv|4096|8|true|--requests 560 --arrival poisson --rate 14 --adapters 32 --popularity zipf:1.2 --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 102"
+  "v03-over-distinct-loading|sgmv|4096|8|true|--requests 840 --arrival poisson --rate 28 --adapters 64 --popularity distinct --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 103"
+  "v04-near-identical-rank16|sgmv|4096|8|true|--requests 640 --arrival poisson --rate 16 --adapters 8 --popularity identical --ranks 16 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 104"
+  "v05-bursty-uniform-rank32|sgmv|4096|8|true|--requests 400 --arrival gamma --rate 10 --cv 3 --adapters 16 --popularity uniform --ranks 32 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 105"
+  "v07-long-prompts-torch|torch|4096|8|true|--requests 160 --arrival poisson --rate 4 --adapters 16 --popularity uniform --ranks 8,16,32,64 --prompt-tokens lognormal:2000:0.5:256:3500 --output-tokens lognormal:64:0.6:4:256 --seed 107"
+  "v08-near-zipf-torch|torch|4096|8|true|--requests 560 --arrival poisson --rate 14 --adapters 32 --popularity zipf:1.2 --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 102"
+  "v09-small-kv-preempt|sgmv|600|8|true|--requests 400 --arrival poisson --rate 10 --adapters 16 --popularity uniform --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:256:0.6:16:1024 --seed 109"
+  "v10-over-skewed-top2|sgmv|4096|4|true|--requests 720 --arrival poisson --rate 24 --adapters 32 --popularity top:2:0.8 --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 110"
+  "v11-low-distinct-rank8|sgmv|4096|8|true|--requests 240 --arrival poisson --rate 6 --adapters 32 --popularity distinct --ranks 8 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 111"
+  "v12-near-uniform-nochunk|sgmv|4096|8|false|--requests 480 --arrival poisson --rate 12 --adapters 16 --popularity uniform --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 112"
+)
+
+write_scenario() {  # dir name kernel blocks loras chunked
+  cat > "$1/scenario.yaml" <<YAML
+# Validation run $2 (made by traces/live/make_runs.sh; record with gpu/record_runs.sh).
+name: $2
+seed: 0
+model: llama-2-7b
+gpu: h100
+cost_model: {kind: measured, profile: ../../../profiles/h100-llama2-7b, kernel: $3}
+engine:
+  max_num_seqs: 128
+  max_num_batched_tokens: 4096
+  chunked_prefill: $6
+  block_size: 16
+  num_gpu_blocks: $4
+  max_model_len: 4096
+  max_loras: $5
+  max_lora_rank: 64
+  max_cpu_loras: 32
+workload:
+  trace: trace.csv
+  catalogue: trace.catalogue.csv
+YAML
+}
+
+for spec in "${runs[@]}"; do
+  IFS='|' read -r name kernel blocks loras chunked opts <<<"$spec"
+  dir=traces/live/$name
+  mkdir -p "$dir"
+  # shellcheck disable=SC2086
+  "$LT" trace generate $opts "$dir/trace.csv" >/dev/null
+  write_scenario "$dir" "$name" "$kernel" "$blocks" "$loras" "$chunked"
+done
+
+# An Azure conversation slice: the first 40 s at 1.5x the rate, 16 adapters with Zipf popularity.
+dir=traces/live/v06-azure-conv-zipf
+mkdir -p "$dir"
+"$LT" trace convert --from azure traces/azure-llm-2023/AzureLLMInferenceTrace_conv.csv "$dir/trace.csv" \
+  --window-end 60 --rate-scale 1.5 --adapters 16 --popularity zipf:1.0 --ranks 8,16,32,64 --seed 106 >/dev/null
+write_scenario "$dir" v06-azure-conv-zipf sgmv 4096 8 true
+echo "wrote $(ls -d traces/live/v* | wc -l) validation scenarios"
