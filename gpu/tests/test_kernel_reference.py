@@ -68,3 +68,12 @@ def test_sgmv_matches_fp64_on_gpu(dtype, tol: float) -> None:
     out = lora_apply(x, y.clone(), a, b, seg, ranks, scales.float())
     assert ((out.double() - ref).norm() / ref.norm()).item() < tol
     assert torch.equal(out[37:], y[37:])
+
+
+def test_package_exports_load_lazily() -> None:
+    import gpu.kernels as k
+
+    assert k.SegmentInfo is SegmentInfo
+    assert callable(k.lora_apply) and callable(k.sgmv_shrink) and callable(k.bmm_apply)
+    with pytest.raises(AttributeError):
+        _ = k.not_a_kernel
