@@ -6,7 +6,7 @@ public struct ProfileMeta: Sendable, Equatable {
     public static let supportedSchemas: ClosedRange<Int> = 1...2
     /// Schema version of the profile.
     public var schemaVersion: Int
-    /// GPU name as the driver reports it.
+    /// GPU name as the driver reports it (`gpu_name`).
     public var gpu: String
     /// Data type of the measurements (`float16`, `bfloat16`).
     public var dtype: String
@@ -39,10 +39,12 @@ public struct ProfileMeta: Sendable, Equatable {
         for (k, v) in dict {
             if let s = v as? String { strings[k] = s } else if let n = v as? NSNumber { strings[k] = n.stringValue }
         }
-        guard let gpu = strings["gpu"] else { throw ProfileError(file: path, column: "gpu", "missing") }
+        guard let gpu = strings["gpu_name"] ?? strings["gpu"] else { throw ProfileError(file: path, column: "gpu_name", "missing") }
         self.gpu = gpu
         dtype = strings["dtype"] ?? "float16"
         model = strings["model"]
+        strings["date"] = strings["date"] ?? strings["date_utc"]
+        strings["commit"] = strings["commit"] ?? strings["git_commit"]
         fields = strings
     }
 }

@@ -23,7 +23,7 @@ public enum ProfileFixture {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var files: [String: String] = [:]
         files["meta.json"] = """
-            {"schema_version": \(schema), "gpu": "Synthetic GPU", "dtype": "float16", "model": "llama-2-7b",
+            {"schema_version": \(schema), "gpu_name": "Synthetic GPU", "dtype": "float16", "model": "llama-2-7b",
              "driver": "0", "torch": "0", "triton": "0", "date": "2026-11-23", "commit": "fixture", "command": "ProfileFixture"}
             """
         var d = "seqs,context_tokens,median_us,p10_us,p90_us,reps\n"

@@ -1,0 +1,51 @@
+"""Adds the step tables written by gpu/profile_steps.py to a profile directory and records them in
+its meta.json (schema 2, docs/profile-format.md). The kernel table and its metadata stay as
+they are. Usage: python3 gpu/merge_profile.py STEP_PROFILE_DIR PROFILE_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+TABLES = {
+    "step_decode": "decode-only steps through the CUDA graphs, by sequences and context per sequence",
+    "step_tokens": "eager steps of N new tokens with negligible attention (chunks of up to 256 tokens, no cache)",
+    "step_attention": "eager steps with long prefill chunks and decode rows: the attention terms",
+    "lora_step": "step with LoRA on q, k, v, o minus the same step without, per kernel, tokens, segments, rank",
+    "adapter_load": "the engine's loader: disk -> pinned host (source disk), pinned host -> GPU slot (source host)",
+    "merge": "folding a rank-r adapter into the base weights (merge) and out again (unmerge)",
+    "host_overhead": "the scheduler's pass and finish_step for N running sequences (CPU)",
+}
+
+
+def main(src: str, dst: str) -> int:
+    s, d = Path(src), Path(dst)
+    step_meta = json.loads((s / "meta.json").read_text())
+    meta_path = d / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    for name in TABLES:
+        if not (s / f"{name}.csv").exists():
+            print(f"missing {name}.csv in {s}", file=sys.stderr)
+            return 1
+    for name, what in TABLES.items():
+        shutil.copyfile(s / f"{name}.csv", d / f"{name}.csv")
+        meta.setdefault("tables", {})[name] = {"file": f"{name}.csv", "method": what, "timing": step_meta["timing"]}
+    meta["schema_version"] = 2
+    meta.setdefault("gpu_name", step_meta.get("gpu"))
+    meta["model"] = step_meta.get("model")
+    meta["step_profile"] = {k: step_meta.get(k) for k in (
+        "date", "commit", "command", "gpu", "driver", "torch", "triton", "cuda", "dtype", "kv_blocks",
+        "graph_capture_s", "lora_kernels", "seconds")}
+    tmp = meta_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, meta_path)
+    print(f"merged {len(TABLES)} step tables into {d}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:3]))
