@@ -1,6 +1,6 @@
 """Replays a scenario's trace through the live engine in real time and records the run.
 
-    python3 gpu/replay.py SCENARIO.yaml --out DIR [--weights HF_FOLDER] [--no-graphs]
+    python3 gpu/replay.py SCENARIO.yaml --out DIR [--weights HF_FOLDER] [--adapters PEFT_DIR] [--no-graphs]
 
 Reads the same scenario file as the twin (keys ``model``, ``engine``, ``workload: {trace,
 catalogue}``). The loop, in wall-clock seconds from the start of the replay: ingest every request
@@ -35,7 +35,7 @@ from gpu.engine.config import EngineConfig, derive_num_gpu_blocks  # noqa: E402
 from gpu.engine.executor import DEFAULT_GRAPH_SIZES, Executor  # noqa: E402
 from gpu.engine.kv_cache import PagedKVCache, lora_slot_bytes  # noqa: E402
 from gpu.engine.loader import AdapterLoader  # noqa: E402
-from gpu.engine.lora import LoraSlots, random_adapter, save_adapter  # noqa: E402
+from gpu.engine.lora import LoraSlots, random_adapter, read_peft_adapter, save_adapter  # noqa: E402
 from gpu.engine.model import LlamaModel  # noqa: E402
 from gpu.engine.records import (  # noqa: E402
     IterationRecord,
@@ -85,6 +85,8 @@ def main() -> int:
     ap.add_argument("scenario")
     ap.add_argument("--out", required=True)
     ap.add_argument("--weights", default=None, help="Hugging Face Llama folder (default: random weights)")
+    ap.add_argument("--adapters", default=None,
+                    help="folder of PEFT adapters, one sub-folder per catalogue name (default: random adapters)")
     ap.add_argument("--no-graphs", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-seconds", type=float, default=None, help="stop the replay after this long")
@@ -132,7 +134,14 @@ def main() -> int:
     files = {}
     t_ad = time.perf_counter()
     for i, a in enumerate(adapters.values()):
-        ha = random_adapter(cfg, a.name, a.rank, a.alpha, a.target_modules, seed=1000 + i, dtype=dtype, device=dev)
+        peft_dir = Path(args.adapters) / a.name if args.adapters else None
+        if peft_dir is not None and (peft_dir / "adapter_config.json").exists():
+            ha = read_peft_adapter(peft_dir, a.name, dtype=dtype)
+            if ha.rank != a.rank:
+                raise ValueError(f"{peft_dir}: rank {ha.rank}, catalogue says {a.rank}")
+        else:
+            ha = random_adapter(cfg, a.name, a.rank, a.alpha, a.target_modules, seed=1000 + i, dtype=dtype,
+                                device=dev)
         files[a.name] = Path(tmp.name) / f"{a.name}.safetensors"
         save_adapter(ha, files[a.name])
     adapter_write_s = time.perf_counter() - t_ad
@@ -227,7 +236,8 @@ def main() -> int:
     write_run_json(
         out / "run.json", engine.to_dict(), trace_path, str(doc.get("name", scen_path.stem)), versions(), git=git,
         extra={
-            "model": {**cfg.to_dict(), "weights": args.weights or f"random(seed={args.seed})", "dtype": "float16"},
+            "model": {**cfg.to_dict(), "weights": args.weights or f"random(seed={args.seed})",
+                      "adapters": args.adapters or "random", "dtype": str(dtype).removeprefix("torch.")},
             "catalogue": {"path": str(scen_path.parent / wl["catalogue"])},
             "lora": {"kind": slots.kind, "target_modules": list(targets), "slot_bytes": slot_bytes},
             "cuda_graphs": use_graphs, "graph_sizes": list(sizes), "device": dev,
