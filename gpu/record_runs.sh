@@ -2,7 +2,8 @@
 # On the GPU machine: optionally profile the engine (calibration), then record live validation
 # runs (each a real-time replay of traces/live/<run>/), and pack everything into $OUT.
 # Usage: bash gpu/record_runs.sh [--profile] RUN...   (RUN: a folder name under traces/live/)
-# Needs GIT_COMMIT in the environment (the tree on that machine has no .git).
+# Needs GIT_COMMIT in the environment (the tree on that machine has no .git). Results go to
+# $OUT/results.tar.gz (profile/ and runs/<run>/), packed again after every step.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
@@ -12,6 +13,7 @@ if [ "${1:-}" = "--profile" ]; then
   shift
   echo "== profile $(date -u +%T)"
   timeout 300 python3 gpu/profile_steps.py --out "$OUT/work/profile" 2>&1 | tee "$OUT/work/profile.log" | tail -12
+  tar -C "$OUT/work" -czf "$OUT/results.tar.gz" .
 fi
 for run in "$@"; do
   dir=traces/live/$run
@@ -21,7 +23,6 @@ for run in "$@"; do
   timeout 150 python3 gpu/replay.py "$dir/scenario.yaml" --out "$OUT/work/runs/$run" --lora-kind "$kernel" \
     --max-seconds 110 > "$OUT/work/runs/$run/replay.log" 2>&1
   echo "rc=$? $(grep -E '"finished"|"wall_s"|"preemptions"' "$OUT/work/runs/$run/replay.log" | tr -d ' \n')"
+  tar -C "$OUT/work" -czf "$OUT/results.tar.gz" .  # after each run: a timeout still returns what finished
 done
-tar -C "$OUT/work" -czf "$OUT/results.tar.gz" .
-rm -rf "$OUT/work"
 echo "== done $(date -u +%T)"
