@@ -2,9 +2,12 @@
 
 A load order from the scheduler is queued on one worker thread (so loads run one after the
 other, as docs/engine-model.md requires). From disk, the worker reads the adapter's safetensors
-file into pinned host memory (the host cache, LRU, ``max_cpu_loras`` entries); then it enqueues
-the host->GPU copies on a side stream between two CUDA events. The main loop calls ``poll()``;
-a load is done once its worker step has returned and its end event has fired.
+file with one ``readinto`` into a pinned byte buffer (from a pool that can be allocated up front,
+so that no large ``cudaHostAlloc`` happens while the engine runs; the host cache is LRU,
+``max_cpu_loras`` entries, and an evicted adapter's buffer goes back to the pool once its last
+copy has finished); then it enqueues the host->GPU copies on a side stream between two CUDA
+events. The main loop calls ``poll()``; a load is done once its worker step has returned and its
+end event has fired.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .lora import HostAdapter, LoraSlots, read_adapter
+from .lora import HostAdapter, LoraSlots, read_adapter, read_adapter_into
 
 
 @dataclass
@@ -34,7 +37,7 @@ class LoadRecord:
 
 class AdapterLoader:
     def __init__(self, slots: LoraSlots, files: dict[str, Path], max_cpu_loras: int,
-                 clock=time.perf_counter) -> None:
+                 clock=time.perf_counter, prealloc: int = 0, prealloc_bytes: int = 0) -> None:
         self.slots = slots
         self.files = files
         self.max_cpu_loras = max_cpu_loras
@@ -46,18 +49,54 @@ class AdapterLoader:
         self.pending: list[tuple[LoadRecord, cf.Future]] = []
         self.done: list[LoadRecord] = []
         self.device_index = torch.cuda.current_device() if self.cuda else None
+        self.free: list[torch.Tensor] = [self._new_buffer(prealloc_bytes) for _ in range(prealloc)]
+        self.buffers: dict[str, torch.Tensor] = {}  # adapter -> the pinned buffer its tensors view
+        self.last_copy: dict[str, torch.cuda.Event] = {}  # adapter -> end event of its last copy
+        self.fallback_reads = 0
+
+    def _new_buffer(self, nbytes: int) -> torch.Tensor:
+        return torch.empty(nbytes, dtype=torch.uint8, pin_memory=self.cuda)
+
+    def _alloc(self, nbytes: int) -> torch.Tensor:
+        fits = [b for b in self.free if b.numel() >= nbytes]
+        if fits:
+            b = min(fits, key=lambda t: t.numel())
+            self.free.remove(b)
+            return b
+        return self._new_buffer(nbytes)
+
+    def _release(self, name: str) -> None:
+        buf = self.buffers.pop(name, None)
+        ev = self.last_copy.pop(name, None)
+        if buf is None:
+            return
+        if ev is not None:
+            ev.synchronize()  # its bytes may still be on their way to the GPU
+        self.free.append(buf)
 
     def _host_copy(self, name: str, from_disk: bool, rec: LoadRecord) -> HostAdapter:
         if not from_disk and name in self.host:
             self.host.move_to_end(name)
             return self.host[name]
         t0 = time.perf_counter()
-        ha = read_adapter(self.files[name]).pin()
+        if name in self.host:
+            del self.host[name]
+            self._release(name)
+        while len(self.host) >= self.max_cpu_loras:  # evict first, so its buffer can be reused
+            old, _ = self.host.popitem(last=False)
+            self._release(old)
+        try:
+            ha, buf = read_adapter_into(self.files[name], self._alloc)
+            self.buffers[name] = buf
+        except Exception:  # noqa: BLE001 - not a file of save_adapter's layout: the general reader
+            self.fallback_reads += 1
+            ha = read_adapter(self.files[name]).pin()
         rec.disk_s = time.perf_counter() - t0
         self.host[name] = ha
         self.host.move_to_end(name)
         while len(self.host) > self.max_cpu_loras:
-            self.host.popitem(last=False)
+            old, _ = self.host.popitem(last=False)
+            self._release(old)
         return ha
 
     def _work(self, rec: LoadRecord):
@@ -75,6 +114,7 @@ class AdapterLoader:
             start.record(self.stream)
             self.slots.copy_in(rec.slot, ha)
             end.record(self.stream)
+        self.last_copy[rec.adapter] = end
         return start, end, ha
 
     def start(self, adapter: str, slot: int, from_disk: bool) -> None:
