@@ -135,11 +135,27 @@ public struct StepProfile: Sendable {
         return f
     }
 
-    /// Microseconds of a decode-only step.
-    public func decodeMicroseconds(seqs: Int, contextTokens: Int) -> Double {
-        let perSeq = Double(contextTokens) / Double(max(seqs, 1))
-        let p = [Double(seqs), perSeq]
-        return decodeGrid.covers(p) ? decodeGrid(p) : decodeFit([1, Double(seqs), Double(contextTokens)])
+    /// Microseconds of a decode-only step of `seqs` sequences whose contexts sum to
+    /// `contextTokens`, the longest being `maxContext` (0: all equal).
+    ///
+    /// The table holds batches of equal contexts. The engine's decode attention gives each
+    /// (sequence, head) one program that walks that sequence's whole context, so a batch takes the
+    /// longer of two things: its total attention work, read off the table at the mean context; and
+    /// its longest program, read off the one-sequence row at the longest context. Both come from
+    /// the table, as increments over its shortest context.
+    public func decodeMicroseconds(seqs: Int, contextTokens: Int, maxContext: Int = 0) -> Double {
+        let s = Double(seqs)
+        let mean = Double(contextTokens) / Double(max(seqs, 1))
+        func table(_ n: Double, _ c: Double) -> Double {
+            let p = [n, c]
+            return decodeGrid.covers(p) ? decodeGrid(p) : decodeFit([1, n, n * c])
+        }
+        let shortest = decodeGrid.axes[1][0]
+        let floor = table(s, shortest)
+        let work = table(s, mean) - floor
+        guard Double(maxContext) > mean else { return floor + work }
+        let tail = table(1, Double(maxContext)) - table(1, shortest)
+        return floor + max(work, tail)
     }
 
     /// Microseconds of an eager step of `tokens` tokens with the given attention work.

@@ -1,3 +1,4 @@
+import Foundation
 import KernelProfiles
 import Workloads
 
@@ -12,6 +13,8 @@ public struct LiveRun: Sendable {
     public let iterations: Int
     /// Seconds of iterations recorded, summed.
     public let busySeconds: Double
+    /// When the replay was stopped before every request finished (`run.json`), seconds.
+    public let stoppedAtSeconds: Double?
 
     /// Reads `requests.csv` and `iterations.csv` of `directory`; adapters are resolved against
     /// `catalogue`.
@@ -60,6 +63,15 @@ public struct LiveRun: Sendable {
         let it = try ProfileTable(path: directory + "/iterations.csv", required: ["duration_s"])
         iterations = it.count
         busySeconds = try it.doubles("duration_s", min: 0).reduce(0, +)
+        var stopped: Double? = nil
+        if let data = FileManager.default.contents(atPath: directory + "/run.json"),
+            let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let summary = obj["summary"] as? [String: Any], summary["stopped_early"] as? Bool == true,
+            let wall = summary["wall_s"] as? Double
+        {
+            stopped = wall
+        }
+        stoppedAtSeconds = stopped
     }
 
     /// The run's metrics, computed as the twin computes its own.

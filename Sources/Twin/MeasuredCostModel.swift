@@ -32,7 +32,8 @@ public struct MeasuredCostModel: StepCostModel {
     public func stepSeconds(_ b: StepBatch) -> Double {
         var us: Double
         if b.prefillTokens == 0 {
-            us = profile.decodeMicroseconds(seqs: b.decodeSequences, contextTokens: b.decodeContextTokens)
+            us = profile.decodeMicroseconds(
+                seqs: b.decodeSequences, contextTokens: b.decodeContextTokens, maxContext: b.decodeMaxContext)
         } else {
             us = profile.eagerMicroseconds(
                 tokens: b.tokens, prefillPairs: b.prefillAttentionPairs, decodeSequences: b.decodeSequences,

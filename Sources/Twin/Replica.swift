@@ -227,6 +227,7 @@ public struct Replica {
             if req.generated > 0 && n == 1 && c == Int(req.known) - 1 {
                 s.decodeSequences += 1
                 s.decodeContextTokens += c + 1
+                s.decodeMaxContext = max(s.decodeMaxContext, c + 1)
             } else {
                 s.prefillTokens += n
                 s.prefillSequences += 1

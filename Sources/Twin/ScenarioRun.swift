@@ -63,15 +63,18 @@ public enum ScenarioRunner {
 
     /// Runs `scenario` on `trace` and writes the outputs. Nothing is written unless the whole
     /// run succeeds.
+    /// - Parameter horizon: stop the simulation after this many simulated seconds (to compare
+    ///   with a live run that was stopped early); requests unfinished then are not counted.
     public static func run(
-        _ s: Scenario, trace: Trace, outputs: Outputs = Outputs(), progress: ((Double) -> Void)? = nil
+        _ s: Scenario, trace: Trace, outputs: Outputs = Outputs(), progress: ((Double) -> Void)? = nil,
+        horizon: Double = .infinity
     ) throws -> RunResult {
         switch s.costModel {
         case .analytic:
             return try run(s, trace: trace, cost: AnalyticCostModel(model: s.model, gpu: s.gpu, catalogue: trace.catalogue),
-                           outputs: outputs, progress: progress)
+                           outputs: outputs, progress: progress, horizon: horizon)
         case .linear(let m):
-            return try run(s, trace: trace, cost: m, outputs: outputs, progress: progress)
+            return try run(s, trace: trace, cost: m, outputs: outputs, progress: progress, horizon: horizon)
         case .measured(let dir, let kernel):
             let path = dir.hasPrefix("/") ? dir : s.baseDirectory + "/" + dir
             let profile: StepProfile
@@ -79,13 +82,14 @@ public enum ScenarioRunner {
                 throw WorkloadError(file: error.file, line: error.line, field: error.column, error.message)
             }
             let cost = try MeasuredCostModel(profile: profile, kernel: kernel, model: s.model, catalogue: trace.catalogue)
-            return try run(s, trace: trace, cost: cost, outputs: outputs, progress: progress)
+            return try run(s, trace: trace, cost: cost, outputs: outputs, progress: progress, horizon: horizon)
         }
     }
 
     /// Runs with a given cost model (generic, so the event loop is specialised for it).
     public static func run<Cost: StepCostModel>(
-        _ s: Scenario, trace: Trace, cost: Cost, outputs: Outputs = Outputs(), progress: ((Double) -> Void)? = nil
+        _ s: Scenario, trace: Trace, cost: Cost, outputs: Outputs = Outputs(), progress: ((Double) -> Void)? = nil,
+        horizon: Double = .infinity
     ) throws -> RunResult {
         let blocks = blocks(s, catalogue: trace.catalogue)
         guard blocks > 0 else {
@@ -105,7 +109,7 @@ public enum ScenarioRunner {
                 iterationsPath: outputs.directory.map { $0 + "/iterations.csv" }, batchLogPath: outputs.batchLog,
                 catalogue: trace.catalogue)
         }
-        sim.run(observer: &recorder, progress: progress)
+        sim.run(observer: &recorder, progress: progress, horizon: horizon)
         let summary = RunSummary(requests: sim.requests, replicas: sim.replicas, adapterCount: trace.catalogue.count)
         let result = RunResult(
             scenario: s, costModelLabel: cost.label, blocksPerReplica: blocks, catalogue: trace.catalogue,

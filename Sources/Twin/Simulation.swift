@@ -72,16 +72,19 @@ public struct Simulation<Cost: StepCostModel> {
     }
 
     /// Runs to the end with no observer.
-    public mutating func run(progress: ((Double) -> Void)? = nil) {
+    public mutating func run(progress: ((Double) -> Void)? = nil, horizon: Double = .infinity) {
         var none: NoObserver? = nil
-        run(observer: &none, progress: progress)
+        run(observer: &none, progress: progress, horizon: horizon)
     }
 
-    /// Runs to the end, reporting each iteration to `observer` and the share of arrivals handled
-    /// to `progress` every 2^16 events.
-    public mutating func run<O: IterationObserver>(observer: inout O?, progress: ((Double) -> Void)? = nil) {
+    /// Runs to the end (or until the first event after `horizon` seconds), reporting each
+    /// iteration to `observer` and the share of arrivals handled to `progress` every 2^16 events.
+    public mutating func run<O: IterationObserver>(
+        observer: inout O?, progress: ((Double) -> Void)? = nil, horizon: Double = .infinity
+    ) {
         let total = Double(max(1, requests.count))
         while let e = queue.pop() {
+            if e.time > horizon { break }
             precondition(e.time >= now, "the clock went back")
             now = e.time
             eventsHandled += 1

@@ -33,6 +33,9 @@ public struct StepBatch: Sendable, Equatable {
     public var decodeSequences = 0
     /// Tokens of context the decode sequences attend to, summed.
     public var decodeContextTokens = 0
+    /// The longest context among the decode sequences (attention kernels that give each sequence
+    /// one program are bounded by it).
+    public var decodeMaxContext = 0
     /// Sequences that sample a token at the end of the iteration.
     public var samplingSequences = 0
     /// LoRA segments (unmerged mode), in order of first appearance in the batch.

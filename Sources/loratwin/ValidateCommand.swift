@@ -59,8 +59,10 @@ struct ValidateCommand: ParsableCommand {
             s.costModel = .measured(profile: abs, kernel: kernel)
         }
         let trace = try ScenarioRunner.makeTrace(s)
-        let predicted = try ScenarioRunner.run(s, trace: trace)
-        let live = try LiveRun(directory: dir, catalogue: trace.catalogue).summary(adapterCount: trace.catalogue.count, replicas: s.replicas)
+        let liveRun = try LiveRun(directory: dir, catalogue: trace.catalogue)
+        // A replay stopped early is compared with a simulation stopped at the same time.
+        let predicted = try ScenarioRunner.run(s, trace: trace, horizon: liveRun.stoppedAtSeconds ?? .infinity)
+        let live = liveRun.summary(adapterCount: trace.catalogue.count, replicas: s.replicas)
         let arrivals = trace.requests.map(\.arrivalSeconds)
         let span = (arrivals.max() ?? 0) - (arrivals.min() ?? 0)
         let offered = span > 0 ? Double(trace.requests.count) / span : .infinity

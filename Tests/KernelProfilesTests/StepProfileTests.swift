@@ -95,3 +95,20 @@ struct StepProfileTests {
         #expect(exact.leaveOneOutPercent < 1e-9)
     }
 }
+
+@Suite("Decode steps with unequal contexts")
+struct DecodeTailTests {
+    @Test("a batch takes the longer of its total work and its longest sequence")
+    func tail() throws {
+        let p = try StepProfile(directory: try ProfileFixture.write())
+        // Equal contexts: the table itself.
+        #expect(abs(p.decodeMicroseconds(seqs: 8, contextTokens: 8 * 1024, maxContext: 1024) - ProfileFixture.decode(8, 1024)) < 1e-6)
+        // 8 sequences, mean 512, one of 4096: work = decode(8, 512) - decode(8, 128) = 0.01*8*384 = 30.72;
+        // tail = decode(1, 4096) - decode(1, 128) = 0.01*3968 = 39.68 > work.
+        let expected = ProfileFixture.decode(8, 128) + 0.01 * 3968
+        #expect(abs(p.decodeMicroseconds(seqs: 8, contextTokens: 8 * 512, maxContext: 4096) - expected) < 1e-6)
+        // With many sequences the total work dominates again.
+        let many = p.decodeMicroseconds(seqs: 128, contextTokens: 128 * 2048, maxContext: 4096)
+        #expect(abs(many - ProfileFixture.decode(128, 2048)) < 1e-6)
+    }
+}

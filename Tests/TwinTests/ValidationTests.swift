@@ -1,0 +1,69 @@
+import Foundation
+import KernelProfiles
+import Testing
+import TestSupport
+import Twin
+import Workloads
+
+@Suite("Validation against live runs")
+struct ValidationTests {
+    @Test("SMAPE: the published formula, 0 when both are 0, undefined when either is missing")
+    func smapeDefinition() {
+        #expect(abs(smape(forecast: 110, actual: 100) - 100 * 10 / 105) < 1e-12)
+        #expect(smape(forecast: 0, actual: 0) == 0)
+        #expect(smape(forecast: 5, actual: 0) == 200)
+        #expect(smape(forecast: .nan, actual: 1).isNaN)
+    }
+
+    /// Runs a small scenario, writes its outputs, and returns the folder (a run in the live format).
+    func recordedRun(horizon: Double = .infinity) throws -> (Scenario, Trace, String, RunResult) {
+        var s = try DefaultScenario.scenario()
+        if case .generated(var g) = s.workload {
+            g.requests = 300
+            s.workload = .generated(g)
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loratwin-live-\(UUID().uuidString)").path
+        let trace = try ScenarioRunner.makeTrace(s)
+        let result = try ScenarioRunner.run(s, trace: trace, outputs: .init(directory: dir), horizon: horizon)
+        return (s, trace, dir, result)
+    }
+
+    @Test("the twin read back as a live run agrees with itself on every metric")
+    func selfValidation() throws {
+        let (s, trace, dir, result) = try recordedRun()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let live = try LiveRun(directory: dir, catalogue: trace.catalogue)
+        let row = ValidationRow(
+            scenario: s.name, directory: dir, costModel: "analytic", offeredRequestsPerSecond: 1,
+            live: live.summary(adapterCount: trace.catalogue.count, replicas: 1), predicted: result.summary)
+        for m in ValidationMetric.allCases {
+            #expect(row.error(m) < 1e-9, "\(m.rawValue): \(row.error(m))")
+        }
+        #expect(result.summary.completed == 300)
+    }
+
+    @Test("a horizon stops the simulation: requests unfinished then are not counted")
+    func horizon() throws {
+        let (_, _, dir, full) = try recordedRun()
+        let (_, _, dir2, cut) = try recordedRun(horizon: full.summary.makespanSeconds / 2)
+        defer {
+            try? FileManager.default.removeItem(atPath: dir)
+            try? FileManager.default.removeItem(atPath: dir2)
+        }
+        #expect(cut.summary.completed > 0 && cut.summary.completed < full.summary.completed)
+        let rows = try String(contentsOfFile: dir2 + "/requests.csv", encoding: .utf8).split(separator: "\n")
+        #expect(rows.contains { $0.contains(",unfinished,") })
+    }
+
+    @Test("a live run naming an adapter missing from the catalogue is refused with its line")
+    func unknownAdapter() throws {
+        let (_, trace, dir, _) = try recordedRun()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var text = try String(contentsOfFile: dir + "/requests.csv", encoding: .utf8)
+        let name = trace.catalogue[0].name
+        text = text.replacingOccurrences(of: ",\(name),", with: ",nosuch,")
+        try text.write(toFile: dir + "/requests.csv", atomically: true, encoding: .utf8)
+        #expect(throws: ProfileError.self) { try LiveRun(directory: dir, catalogue: trace.catalogue) }
+        do { _ = try LiveRun(directory: dir, catalogue: trace.catalogue) } catch { #expect(error.line != nil && error.column == "adapter") }
+    }
+}
