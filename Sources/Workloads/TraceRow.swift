@@ -42,7 +42,7 @@ struct TraceRowChecks {
     // Seen IDs: a bit set for the usual small IDs (cheap at ten million rows), a set for the rest.
     private var bits: [UInt64] = []
     private var largeIDs: Set<Int> = []
-    private static let bitSetLimit = 1 << 28
+    private static let bitSetLimit = 1 << 24  // 2 MiB of bits at most
 
     /// Throws if `row` arrives before the previous row or repeats a request ID.
     mutating func check(_ row: TraceRow, file: String) throws(WorkloadError) {
