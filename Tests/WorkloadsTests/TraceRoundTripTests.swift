@@ -24,12 +24,10 @@ struct TraceRoundTripTests {
         let trace = WorkloadFixtures.randomTrace(requests: 3000, seed: 11)
         let csv = folder.file("a.csv")
         try TraceFiles.write(trace, to: csv)
-        for (from, to) in [(csv, folder.file("b.jsonl")), (folder.file("b.jsonl"), folder.file("c.csv"))] {
-            let reader = try TraceFiles.openReader(from)
-            let writer = try TraceWriter(path: to)
-            while let row = try reader.next() { try writer.write(row) }
-            try writer.commit()
-        }
+        #expect(try TraceFiles.convert(csv, to: folder.file("b.jsonl")) == 3000)
+        #expect(try TraceFiles.convert(folder.file("b.jsonl"), to: folder.file("c.csv")) == 3000)
+        #expect(try CatalogueFile.read(folder.file("c.catalogue.csv")) == trace.catalogue)
+        #expect(TraceFiles.readMeta(folder.file("c.csv"))["converted_from"] == folder.file("b.jsonl"))
         let a = try #require(FileManager.default.contents(atPath: csv))
         let c = try #require(FileManager.default.contents(atPath: folder.file("c.csv")))
         #expect(a == c)
@@ -83,5 +81,31 @@ struct TraceRoundTripTests {
         #expect(throws: WorkloadError.self) { try TraceFiles.write(bad, to: p) }
         #expect(try String(contentsOfFile: p, encoding: .utf8) == "old contents\n")
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["keep.csv"])
+    }
+
+    @Test("converting checks adapters against the catalogue beside the input")
+    func convertChecksAdapters() throws {
+        let folder = TemporaryFolder()
+        folder.write("t.csv", WorkloadFixtures.validTraceCSV.replacingOccurrences(of: "3,1.5e1,a0", with: "3,1.5e1,zz"))
+        folder.write("t.catalogue.csv", WorkloadFixtures.validCatalogueCSV)
+        let e = try #require(throws: WorkloadError.self) { try TraceFiles.convert(folder.file("t.csv"), to: folder.file("u.jsonl")) }
+        #expect(e.line == 5 && e.field == "adapter")
+        #expect(!FileManager.default.fileExists(atPath: folder.file("u.jsonl")))
+    }
+
+    @Test("an imported trace written to a file reads back the same, with its catalogue and provenance")
+    func importedToFile() throws {
+        let folder = TemporaryFolder()
+        let options = ImportOptions(
+            limit: 300,
+            adapters: AdapterAssignment(
+                catalogue: CatalogueSpec(count: 5, ranks: [(8, 1)], alpha: 8, targetModules: ["q_proj"]), popularity: .uniform, seed: 2))
+        let direct = try TraceImporter(try AzureTraceReader(path: WorkloadFixtures.azureTrace("conv")), options: options).readTrace()
+        let importer = try TraceImporter(try AzureTraceReader(path: WorkloadFixtures.azureTrace("conv")), options: options)
+        #expect(try TraceFiles.write(importer, to: folder.file("conv.csv")) == 300)
+        let back = try TraceFiles.read(trace: folder.file("conv.csv"), catalogue: nil)
+        #expect(back.requests == direct.requests)
+        #expect(back.catalogue == direct.catalogue)
+        #expect(back.provenance == direct.provenance)
     }
 }
