@@ -52,28 +52,19 @@ public final class TraceWriter {
     /// Finishes the file and moves it into place.
     public func commit() throws(WorkloadError) { try out.commit() }
 
+    // Digits straight into the line buffer, without a `String` per field.
     private func append(_ v: Int) {
-        if v >= 0 && v < 10 {
-            line.append(UInt8(48 + v))
-            return
-        }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        if v < 0 {
+        guard v >= 0 else {
             line.append(contentsOf: String(v).utf8)
             return
         }
         var x = v
-        var count = 0
-        withUnsafeMutableBytes(of: &digits) { d in
-            while x > 0 {
-                d[count] = UInt8(48 + x % 10)
-                x /= 10
-                count += 1
-            }
-            for k in stride(from: count - 1, through: 0, by: -1) { line.append(d[k]) }
-        }
+        let start = line.count
+        repeat {
+            line.append(UInt8(48 + x % 10))
+            x /= 10
+        } while x > 0
+        line[start...].reverse()
     }
 }
 
