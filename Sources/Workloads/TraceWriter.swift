@@ -7,6 +7,7 @@ public final class TraceWriter {
     public let format: TraceFormat
     private let out: AtomicFileWriter
     private var line: [UInt8] = []
+    private var checks = TraceRowChecks()
     /// Number of rows written so far.
     public private(set) var rowCount = 0
 
@@ -17,8 +18,11 @@ public final class TraceWriter {
         if self.format == .csv { try out.write(TraceFormat.csvColumns.joined(separator: ",") + "\n") }
     }
 
-    /// Appends one row. The writer does not reorder: rows go out as given.
+    /// Appends one row. The writer does not reorder: rows go out as given, and a row the readers
+    /// would reject (out of order, a repeated ID, lengths below 1, a time that is not a finite
+    /// number >= 0) is an error naming the line it would have had, so every file written reads back.
     public func write(_ row: TraceRow) throws(WorkloadError) {
+        try validate(row)
         line.removeAll(keepingCapacity: true)
         switch format {
         case .csv:
@@ -47,6 +51,25 @@ public final class TraceWriter {
         line.append(10)
         try out.write(bytes: line)
         rowCount += 1
+    }
+
+    private func validate(_ row: TraceRow) throws(WorkloadError) {
+        let lineNumber = rowCount + (format == .csv ? 2 : 1)
+        func fail(_ field: String, _ message: String) -> WorkloadError {
+            WorkloadError(file: out.path, line: lineNumber, field: field, message + (row.line > 0 ? " (input line \(row.line))" : ""))
+        }
+        guard row.requestID >= 0 else { throw fail("request_id", "\(row.requestID); expected an integer >= 0") }
+        guard row.arrivalSeconds.isFinite && row.arrivalSeconds >= 0 else {
+            throw fail("arrival_s", "\(row.arrivalSeconds); expected a finite number of seconds >= 0")
+        }
+        guard row.promptTokens >= 1 else { throw fail("prompt_tokens", "\(row.promptTokens); expected at least 1") }
+        guard row.outputTokens >= 1 else { throw fail("output_tokens", "\(row.outputTokens); expected at least 1") }
+        if let name = row.adapterName, name.isEmpty || name.first == " " || name.last == " " {
+            throw fail("adapter", "'\(name)'; adapter names cannot be empty or start or end with a space")
+        }
+        var numbered = row
+        numbered.line = lineNumber
+        try checks.check(numbered, file: out.path)
     }
 
     /// Finishes the file and moves it into place.

@@ -50,13 +50,13 @@ struct TraceRoundTripTests {
         let folder = TemporaryFolder()
         let trace = Trace(
             requests: [
-                TraceRequest(requestID: 0, arrivalSeconds: 0.1, adapter: -1, promptTokens: 3, outputTokens: 4),
-                TraceRequest(requestID: 1, arrivalSeconds: 1e-5, adapter: 0, promptTokens: 5, outputTokens: 6),
+                TraceRequest(requestID: 0, arrivalSeconds: 1e-5, adapter: -1, promptTokens: 3, outputTokens: 4),
+                TraceRequest(requestID: 1, arrivalSeconds: 0.1, adapter: 0, promptTokens: 5, outputTokens: 6),
             ], catalogue: WorkloadFixtures.catalogue)
         let p = folder.file("x.csv")
         try TraceFiles.write(trace, to: p)
         let text = try String(contentsOfFile: p, encoding: .utf8)
-        #expect(text == "request_id,arrival_s,adapter,prompt_tokens,output_tokens\n0,0.1,,3,4\n1,1e-05,a0,5,6\n")
+        #expect(text == "request_id,arrival_s,adapter,prompt_tokens,output_tokens\n0,1e-05,,3,4\n1,0.1,a0,5,6\n")
     }
 
     @Test("a valid hand-written file reads as expected")
@@ -107,5 +107,28 @@ struct TraceRoundTripTests {
         #expect(back.requests == direct.requests)
         #expect(back.catalogue == direct.catalogue)
         #expect(back.provenance == direct.provenance)
+    }
+
+    @Test(
+        "the writer refuses rows the readers would reject, naming the output line, and writes nothing",
+        arguments: [
+            (TraceRow(requestID: 1, arrivalSeconds: 0.5, adapterName: nil, promptTokens: 1, outputTokens: 1), "arrival_s"),
+            (TraceRow(requestID: 0, arrivalSeconds: 2, adapterName: nil, promptTokens: 1, outputTokens: 1), "request_id"),
+            (TraceRow(requestID: 1, arrivalSeconds: 2, adapterName: nil, promptTokens: 0, outputTokens: 1), "prompt_tokens"),
+            (TraceRow(requestID: 1, arrivalSeconds: .nan, adapterName: nil, promptTokens: 1, outputTokens: 1), "arrival_s"),
+            (TraceRow(requestID: 1, arrivalSeconds: 2, adapterName: " a0", promptTokens: 1, outputTokens: 1), "adapter"),
+        ])
+    func writerValidates(_ row: TraceRow, _ field: String) throws {
+        let folder = TemporaryFolder()
+        for format in TraceFormat.allCases {
+            let path = folder.file("w.\(format.rawValue)")
+            let w = try TraceWriter(path: path)
+            try w.write(TraceRow(requestID: 0, arrivalSeconds: 1, adapterName: "a0", promptTokens: 3, outputTokens: 4))
+            let e = try #require(throws: WorkloadError.self) { try w.write(row) }
+            #expect(e.file == path && e.field == field)
+            #expect(e.line == (format == .csv ? 3 : 2))
+            #expect(!FileManager.default.fileExists(atPath: path))
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
     }
 }
