@@ -1,3 +1,5 @@
+import Foundation
+
 /// Reads and writes adapter catalogues: CSV with the header `adapter,rank,alpha,target_modules`
 /// and optionally a fifth column `base_model`; target modules are `;`-separated.
 public enum CatalogueFile {
