@@ -6,8 +6,9 @@ public final class TraceWriter {
     /// The format being written.
     public let format: TraceFormat
     private let out: AtomicFileWriter
-    private var line: [UInt8] = []
-    private var checks = TraceRowChecks()
+    // Reached only from `write(_:)`, never re-entrantly: no run-time exclusivity checks per row.
+    @exclusivity(unchecked) private var line: [UInt8] = []
+    @exclusivity(unchecked) private var checks = TraceRowChecks()
     /// Number of rows written so far.
     public private(set) var rowCount = 0
 
@@ -87,6 +88,12 @@ public final class TraceWriter {
             line.append(UInt8(48 + x % 10))
             x /= 10
         } while x > 0
-        line[start...].reverse()
+        var i = start
+        var j = line.count - 1
+        while i < j {
+            line.swapAt(i, j)
+            i += 1
+            j -= 1
+        }
     }
 }
