@@ -21,15 +21,24 @@ public enum TraceSource {
         return .loratwin
     }
 
+    /// A reader of another project's trace at `path`, or nil for the project's own format.
+    /// `model` and `logType` filter BurstGPT rows.
+    public static func external(_ path: String, kind: TraceSourceKind, model: String? = nil, logType: String? = nil)
+        throws(WorkloadError) -> (any ExternalTraceReader)?
+    {
+        switch kind {
+        case .loratwin: return nil
+        case .azure: return try AzureTraceReader(path: path)
+        case .burstgpt: return try BurstGPTReader(path: path, model: model, logType: logType)
+        }
+    }
+
     /// A row reader for `path` of `kind` (detected when nil).
     public static func open(_ path: String, kind: TraceSourceKind? = nil) throws(WorkloadError) -> any TraceRowReader {
         let k: TraceSourceKind
         if let kind { k = kind } else { k = try detect(path) }
-        switch k {
-        case .loratwin: return try TraceFiles.openReader(path)
-        case .azure: return try AzureTraceReader(path: path)
-        case .burstgpt: return try BurstGPTReader(path: path)
-        }
+        if let reader = try external(path, kind: k) { return reader }
+        return try TraceFiles.openReader(path)
     }
 
     /// The prompt or output lengths of every request of the trace at `path`, for an empirical

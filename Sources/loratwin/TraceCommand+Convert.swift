@@ -46,19 +46,9 @@ struct TraceConvertCommand: ParsableCommand {
 
     func run() throws {
         try TraceCommandError.reporting {
-            let kind: TraceSourceKind
-            if let from {
-                guard let k = TraceSourceKind(rawValue: from) else { throw ValidationError("--from: expected loratwin, azure or burstgpt") }
-                kind = k
-            } else {
-                kind = try TraceSource.detect(input)
-            }
+            let kind = try sourceKind(from: from, path: input)
             let written: Int
-            switch kind {
-            case .loratwin: written = try TraceFiles.convert(input, to: output)
-            case .azure, .burstgpt:
-                let source: any ExternalTraceReader =
-                    kind == .azure ? try AzureTraceReader(path: input) : try BurstGPTReader(path: input, model: model, logType: logType)
+            if let source = try TraceSource.external(input, kind: kind, model: model, logType: logType) {
                 var options = ImportOptions(windowStartSeconds: windowStart, windowEndSeconds: windowEnd, rateScale: rateScale, limit: limit)
                 if let n = adapterOptions.adapters, n > 0 {
                     options.adapters = AdapterAssignment(
@@ -68,6 +58,8 @@ struct TraceConvertCommand: ParsableCommand {
                 let importer = try TraceImporter(source, options: options)
                 written = try TraceFiles.write(importer, to: output)
                 for (reason, count) in importer.skipped.sorted(by: { $0.key < $1.key }) { print("skipped \(count) rows: \(reason)") }
+            } else {
+                written = try TraceFiles.convert(input, to: output)
             }
             print("wrote \(output) (\(written) requests)")
         }

@@ -50,3 +50,10 @@ func parseLengths(_ text: String, output: Bool, option: String) throws -> Length
     }
     return d
 }
+
+/// The trace kind named by `--from`, or detected from the file at `path` when not given.
+func sourceKind(from: String?, path: String) throws -> TraceSourceKind {
+    guard let from else { return try TraceSource.detect(path) }
+    guard let k = TraceSourceKind(rawValue: from) else { throw ValidationError("--from: expected loratwin, azure or burstgpt") }
+    return k
+}
