@@ -131,4 +131,12 @@ struct TraceRoundTripTests {
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
     }
+
+    @Test("writing into a folder that does not exist yet makes it")
+    func makesFolder() throws {
+        let folder = TemporaryFolder()
+        let path = folder.file("out/deeper/t.jsonl")
+        try TraceFiles.write(WorkloadFixtures.randomTrace(requests: 3, seed: 1), to: path)
+        #expect(try TraceFiles.read(trace: path, catalogue: nil).requests.count == 3)
+    }
 }
