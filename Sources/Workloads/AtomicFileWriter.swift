@@ -2,6 +2,7 @@ import Foundation
 
 /// Writes a file through a temporary file beside it, renamed over the target only when complete:
 /// a reader never sees a half-written file, and a failed write leaves the old file as it was.
+/// The target's folder is created when missing.
 public final class AtomicFileWriter {
     /// The file that `commit()` creates or replaces.
     public let path: String
@@ -16,6 +17,8 @@ public final class AtomicFileWriter {
         self.path = path
         let url = URL(fileURLWithPath: path)
         let folder = url.deletingLastPathComponent().path
+        // A missing output folder is made, as `mkdir -p` would; failing that, mkstemp says why below.
+        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         var template = Array((folder + "/." + url.lastPathComponent + ".tmp-XXXXXX").utf8CString)
         fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else {

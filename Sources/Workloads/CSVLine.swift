@@ -1,3 +1,5 @@
+import Foundation
+
 /// Splits one CSV line into fields, as slices of the line itself.
 ///
 /// Fields are separated by commas; surrounding spaces and tabs are trimmed (as Python's reader of

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Reads and writes adapter catalogues: CSV with the header `adapter,rank,alpha,target_modules`
 /// and optionally a fifth column `base_model`; target modules are `;`-separated.
 public enum CatalogueFile {
@@ -60,8 +62,12 @@ public enum CatalogueFile {
         let out = try AtomicFileWriter(path: path)
         try out.write((withBase ? columns : Array(columns.prefix(4))).joined(separator: ",") + "\n")
         for a in catalogue.adapters {
-            guard !a.name.isEmpty, !a.targetModules.isEmpty, !a.targetModules.contains(where: { $0.isEmpty || $0.contains(";") }) else {
-                throw WorkloadError(file: path, field: "adapter", "adapter '\(a.name)' has an empty name or bad target modules")
+            // Readers trim fields, so a name or module with edge spaces would not read back.
+            guard !a.name.isEmpty, a.name.first != " ", a.name.last != " " else {
+                throw WorkloadError(file: path, field: "adapter", "'\(a.name)'; names cannot be empty or start or end with a space")
+            }
+            guard !a.targetModules.isEmpty, !a.targetModules.contains(where: { $0.isEmpty || $0.contains(";") || $0 != $0.trimmingCharacters(in: .whitespaces) }) else {
+                throw WorkloadError(file: path, field: "target_modules", "adapter '\(a.name)': \(a.targetModules); expected module names without ';' or edge spaces")
             }
             var fields = [CSVLine.escape(a.name), String(a.rank), a.alpha.description, CSVLine.escape(a.targetModules.joined(separator: ";"))]
             if withBase { fields.append(CSVLine.escape(a.baseModel ?? "")) }

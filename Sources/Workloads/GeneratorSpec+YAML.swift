@@ -10,13 +10,15 @@ extension GeneratorSpec {
     /// popularity_shifts: [{start_s: 60, kind: zipf, exponent: 1.1, rotation: 16}]
     /// prompt_tokens: {kind: lognormal, mean: 600, sigma: 0.9, min: 4, max: 3000}
     /// output_tokens: {kind: empirical, trace: traces/azure-llm-2023/AzureLLMInferenceTrace_conv.csv}
+    /// # or both together, keeping their correlation (instead of prompt_tokens and output_tokens):
+    /// # lengths: {kind: empirical, trace: traces/azure-llm-2023/AzureLLMInferenceTrace_code.csv}
     /// adapters: {count: 32, ranks: {8: 1, 16: 1, 32: 1, 64: 1}, alpha: 16, target_modules: [q_proj, k_proj, v_proj, o_proj]}
     /// ```
     ///
     /// A piecewise arrival schedule: `{kind: piecewise, phases: [{duration_s: 60, kind: poisson, rate: 2},
     /// {duration_s: 60, kind: gamma, rate: 20, cv: 3}]}`. Paths are relative to the scenario file.
     public static func parse(_ y: YAMLReader) throws(WorkloadError) -> GeneratorSpec {
-        try y.checkKeys(["requests", "arrival", "popularity", "popularity_shifts", "prompt_tokens", "output_tokens", "adapters"])
+        try y.checkKeys(["requests", "arrival", "popularity", "popularity_shifts", "prompt_tokens", "output_tokens", "lengths", "adapters"])
         let requests = try y.int("requests", min: 1) ?? 1000
         guard let arrivalNode = try y.kinded("arrival") else { throw y.error("arrival", "missing; e.g. {kind: poisson, rate: 10}") }
         let arrival = try parseArrival(arrivalNode.kind, arrivalNode.body, y, key: "arrival")
@@ -32,9 +34,24 @@ extension GeneratorSpec {
         let prompt = try parseLength(y, "prompt_tokens", default: .fixed(512), output: false)
         let output = try parseLength(y, "output_tokens", default: .fixed(128), output: true)
         let catalogue = try parseCatalogue(try y.mapping("adapters"))
-        return GeneratorSpec(
+        var spec = GeneratorSpec(
             requests: requests, arrival: arrival, popularity: popularity, promptTokens: prompt, outputTokens: output,
             catalogue: catalogue, popularityShifts: shifts)
+        if let l = try y.mapping("lengths") {
+            guard !y.has("prompt_tokens") && !y.has("output_tokens") else {
+                throw y.error("lengths", "gives both lengths; remove prompt_tokens and output_tokens, or this key")
+            }
+            try l.checkKeys(["kind", "trace", "format"])
+            guard try l.requiredString("kind") == "empirical" else { throw l.error("kind", "expected empirical (pairs from a trace)") }
+            guard let path = try l.path("trace") else { throw l.error("trace", "missing; a trace file to resample from") }
+            var kind: TraceSourceKind? = nil
+            if let f = try l.string("format") {
+                guard let k = TraceSourceKind(rawValue: f) else { throw l.error("format", "unknown; expected loratwin, azure or burstgpt") }
+                kind = k
+            }
+            spec.jointLengths = try JointLengths.load(path, kind: kind)
+        }
+        return spec
     }
 
     /// Reads an adapter catalogue spec (`{count, ranks, alpha, target_modules, base_model}`); nil gives the default.

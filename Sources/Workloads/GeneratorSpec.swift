@@ -16,6 +16,9 @@ public struct GeneratorSpec: Sendable, Equatable {
     public var catalogue: CatalogueSpec
     /// Shifts of popularity over time (empty: `popularity` throughout).
     public var popularityShifts: [PopularityPhase] = []
+    /// When set, prompt and output lengths are drawn together from these pairs, and
+    /// `promptTokens` and `outputTokens` are not used.
+    public var jointLengths: JointLengths? = nil
 
     /// Creates a spec.
     public init(
@@ -43,10 +46,10 @@ public struct GeneratorSpec: Sendable, Equatable {
         for i in 0..<requests {
             if i > 0 { t = arrival.nextArrival(after: t, rng) }
             let adapter = sampler.next(arrivalSeconds: t, rng)
+            let lengths = jointLengths?.draw(rng) ?? (prompt: promptTokens.draw(rng), output: outputTokens.draw(rng))
             out.append(
                 TraceRequest(
-                    requestID: i, arrivalSeconds: t, adapter: adapter,
-                    promptTokens: promptTokens.draw(rng), outputTokens: outputTokens.draw(rng)))
+                    requestID: i, arrivalSeconds: t, adapter: adapter, promptTokens: lengths.prompt, outputTokens: lengths.output))
         }
         return Trace(requests: out, catalogue: cat, provenance: provenance(seed: seed))
     }
@@ -58,6 +61,11 @@ public struct GeneratorSpec: Sendable, Equatable {
             "arrival": "\(arrival)", "popularity": "\(popularity)", "prompt_tokens": "\(promptTokens)",
             "output_tokens": "\(outputTokens)", "catalogue": catalogue.summary,
         ]
+        if let jointLengths {
+            p["lengths"] = jointLengths.description
+            p["prompt_tokens"] = nil
+            p["output_tokens"] = nil
+        }
         if !popularityShifts.isEmpty {
             p["popularity_shifts"] = popularityShifts.map { "from \($0.startSeconds) s: \($0.popularity), rotation \($0.rotation)" }
                 .joined(separator: "; ")

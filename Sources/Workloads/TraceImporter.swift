@@ -90,12 +90,11 @@ public final class TraceImporter: TraceRowReader {
     /// Reads all remaining rows into a trace with the assigned catalogue.
     public func readTrace() throws(WorkloadError) -> Trace {
         var requests: [TraceRequest] = []
-        let index = Dictionary(uniqueKeysWithValues: catalogue.adapters.enumerated().map { ($1.name, $0) })
         while let r = try next() {
             requests.append(
                 TraceRequest(
                     requestID: r.requestID, arrivalSeconds: r.arrivalSeconds,
-                    adapter: r.adapterName.flatMap { index[$0] } ?? TraceRequest.baseModel,
+                    adapter: r.adapterName.flatMap { catalogue.index(of: $0) } ?? TraceRequest.baseModel,
                     promptTokens: r.promptTokens, outputTokens: r.outputTokens))
         }
         return Trace(requests: requests, catalogue: catalogue, provenance: provenance)

@@ -4,8 +4,9 @@ public final class TraceJSONLReader: TraceRowReader {
     /// The file being read.
     public var file: String { lines.file }
     private let lines: ByteLineReader
-    private var object = FlatJSONObject()
-    private var checks = TraceRowChecks()
+    // Reached only from `next()`, never re-entrantly: no run-time exclusivity checks per row.
+    @exclusivity(unchecked) private var object = FlatJSONObject()
+    @exclusivity(unchecked) private var checks = TraceRowChecks()
 
     /// Opens `path`.
     public init(path: String) throws(WorkloadError) {

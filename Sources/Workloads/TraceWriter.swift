@@ -6,7 +6,9 @@ public final class TraceWriter {
     /// The format being written.
     public let format: TraceFormat
     private let out: AtomicFileWriter
-    private var line: [UInt8] = []
+    // Reached only from `write(_:)`, never re-entrantly: no run-time exclusivity checks per row.
+    @exclusivity(unchecked) private var line: [UInt8] = []
+    @exclusivity(unchecked) private var checks = TraceRowChecks()
     /// Number of rows written so far.
     public private(set) var rowCount = 0
 
@@ -17,8 +19,11 @@ public final class TraceWriter {
         if self.format == .csv { try out.write(TraceFormat.csvColumns.joined(separator: ",") + "\n") }
     }
 
-    /// Appends one row. The writer does not reorder: rows go out as given.
+    /// Appends one row. The writer does not reorder: rows go out as given, and a row the readers
+    /// would reject (out of order, a repeated ID, lengths below 1, a time that is not a finite
+    /// number >= 0) is an error naming the line it would have had, so every file written reads back.
     public func write(_ row: TraceRow) throws(WorkloadError) {
+        try validate(row)
         line.removeAll(keepingCapacity: true)
         switch format {
         case .csv:
@@ -49,55 +54,46 @@ public final class TraceWriter {
         rowCount += 1
     }
 
+    private func validate(_ row: TraceRow) throws(WorkloadError) {
+        let lineNumber = rowCount + (format == .csv ? 2 : 1)
+        func fail(_ field: String, _ message: String) -> WorkloadError {
+            WorkloadError(file: out.path, line: lineNumber, field: field, message + (row.line > 0 ? " (input line \(row.line))" : ""))
+        }
+        guard row.requestID >= 0 else { throw fail("request_id", "\(row.requestID); expected an integer >= 0") }
+        guard row.arrivalSeconds.isFinite && row.arrivalSeconds >= 0 else {
+            throw fail("arrival_s", "\(row.arrivalSeconds); expected a finite number of seconds >= 0")
+        }
+        guard row.promptTokens >= 1 else { throw fail("prompt_tokens", "\(row.promptTokens); expected at least 1") }
+        guard row.outputTokens >= 1 else { throw fail("output_tokens", "\(row.outputTokens); expected at least 1") }
+        if let name = row.adapterName, name.isEmpty || name.first == " " || name.last == " " {
+            throw fail("adapter", "'\(name)'; adapter names cannot be empty or start or end with a space")
+        }
+        var numbered = row
+        numbered.line = lineNumber
+        try checks.check(numbered, file: out.path)
+    }
+
     /// Finishes the file and moves it into place.
     public func commit() throws(WorkloadError) { try out.commit() }
 
+    // Digits straight into the line buffer, without a `String` per field.
     private func append(_ v: Int) {
-        if v >= 0 && v < 10 {
-            line.append(UInt8(48 + v))
-            return
-        }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        if v < 0 {
+        guard v >= 0 else {
             line.append(contentsOf: String(v).utf8)
             return
         }
         var x = v
-        var count = 0
-        withUnsafeMutableBytes(of: &digits) { d in
-            while x > 0 {
-                d[count] = UInt8(48 + x % 10)
-                x /= 10
-                count += 1
-            }
-            for k in stride(from: count - 1, through: 0, by: -1) { line.append(d[k]) }
+        let start = line.count
+        repeat {
+            line.append(UInt8(48 + x % 10))
+            x /= 10
+        } while x > 0
+        var i = start
+        var j = line.count - 1
+        while i < j {
+            line.swapAt(i, j)
+            i += 1
+            j -= 1
         }
-    }
-}
-
-/// JSON string quoting for the writers.
-enum JSONText {
-    /// `s` as a JSON string literal.
-    static func quoted(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
     }
 }

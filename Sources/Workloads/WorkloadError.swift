@@ -17,6 +17,7 @@ public struct WorkloadError: Error, CustomStringConvertible, Sendable, Equatable
         self.message = message
     }
 
+    /// One line: `file:line: field 'name': message`.
     public var description: String {
         var s = file
         if let line { s += ":\(line)" }

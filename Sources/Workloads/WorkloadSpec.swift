@@ -63,11 +63,8 @@ public enum WorkloadSpec: Sendable, Equatable {
             return try TraceFiles.read(trace: resolve(trace), catalogue: catalogue.map(resolve))
         case .imported(let trace, let kind, var options, let ownSeed):
             options.adapters?.seed = ownSeed ?? seed
-            let source: any ExternalTraceReader
-            switch kind {
-            case .burstgpt: source = try BurstGPTReader(path: resolve(trace))
-            case .azure: source = try AzureTraceReader(path: resolve(trace))
-            case .loratwin: return try TraceFiles.read(trace: resolve(trace), catalogue: nil)
+            guard let source = try TraceSource.external(resolve(trace), kind: kind) else {
+                return try TraceFiles.read(trace: resolve(trace), catalogue: nil)
             }
             return try TraceImporter(source, options: options).readTrace()
         }

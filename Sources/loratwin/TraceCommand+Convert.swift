@@ -46,31 +46,9 @@ struct TraceConvertCommand: ParsableCommand {
 
     func run() throws {
         try TraceCommandError.reporting {
-            let kind: TraceSourceKind
-            if let from {
-                guard let k = TraceSourceKind(rawValue: from) else { throw ValidationError("--from: expected loratwin, azure or burstgpt") }
-                kind = k
-            } else {
-                kind = try TraceSource.detect(input)
-            }
-            let writer = try TraceWriter(path: output)
-            switch kind {
-            case .loratwin:
-                let reader = try TraceFiles.openReader(input)
-                while let row = try reader.next() { try writer.write(row) }
-                // x.csv and x.jsonl in one folder share x.catalogue.csv and x.meta.json: then leave them be.
-                let catalogue = TraceFiles.cataloguePath(forTrace: input)
-                if catalogue != TraceFiles.cataloguePath(forTrace: output) {
-                    if FileManager.default.fileExists(atPath: catalogue) {
-                        try CatalogueFile.write(try CatalogueFile.read(catalogue), to: TraceFiles.cataloguePath(forTrace: output))
-                    }
-                    var provenance = TraceFiles.readMeta(input)
-                    provenance["converted_from"] = input
-                    try TraceFiles.writeMeta(provenance, requests: writer.rowCount, forTrace: output)
-                }
-            case .azure, .burstgpt:
-                let source: any ExternalTraceReader =
-                    kind == .azure ? try AzureTraceReader(path: input) : try BurstGPTReader(path: input, model: model, logType: logType)
+            let kind = try sourceKind(from: from, path: input)
+            let written: Int
+            if let source = try TraceSource.external(input, kind: kind, model: model, logType: logType) {
                 var options = ImportOptions(windowStartSeconds: windowStart, windowEndSeconds: windowEnd, rateScale: rateScale, limit: limit)
                 if let n = adapterOptions.adapters, n > 0 {
                     options.adapters = AdapterAssignment(
@@ -78,13 +56,12 @@ struct TraceConvertCommand: ParsableCommand {
                         seed: adapterOptions.seed)
                 }
                 let importer = try TraceImporter(source, options: options)
-                while let row = try importer.next() { try writer.write(row) }
-                try CatalogueFile.write(importer.catalogue, to: TraceFiles.cataloguePath(forTrace: output))
-                try TraceFiles.writeMeta(importer.provenance, requests: writer.rowCount, forTrace: output)
+                written = try TraceFiles.write(importer, to: output)
                 for (reason, count) in importer.skipped.sorted(by: { $0.key < $1.key }) { print("skipped \(count) rows: \(reason)") }
+            } else {
+                written = try TraceFiles.convert(input, to: output)
             }
-            try writer.commit()
-            print("wrote \(output) (\(writer.rowCount) requests)")
+            print("wrote \(output) (\(written) requests)")
         }
     }
 }

@@ -38,6 +38,9 @@ struct TraceGenerateCommand: ParsableCommand {
     @Option(help: "Output lengths, as --prompt-tokens.")
     var outputTokens: String = "lognormal:180:0.8:1:1024"
 
+    @Option(help: "A trace to resample (prompt, output) pairs from, keeping their joint distribution; replaces --prompt-tokens and --output-tokens.")
+    var lengthsFrom: String?
+
     @OptionGroup var adapterOptions: AdapterOptions
 
     func run() throws {
@@ -68,10 +71,12 @@ struct TraceGenerateCommand: ParsableCommand {
             process = .gamma(rate: rate, cv: cv)
         default: throw ValidationError("--arrival: '\(arrival)'; expected poisson, gamma or constant")
         }
-        return GeneratorSpec(
+        var generator = GeneratorSpec(
             requests: requests, arrival: process, popularity: try adapterOptions.parsedPopularity(),
             promptTokens: try parseLengths(promptTokens, output: false, option: "--prompt-tokens"),
             outputTokens: try parseLengths(outputTokens, output: true, option: "--output-tokens"),
             catalogue: try adapterOptions.catalogue(count: adapterOptions.adapters ?? 8))
+        if let lengthsFrom { generator.jointLengths = try JointLengths.load(lengthsFrom) }
+        return generator
     }
 }

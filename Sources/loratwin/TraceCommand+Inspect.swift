@@ -23,23 +23,15 @@ struct TraceInspectCommand: ParsableCommand {
 
     func run() throws {
         try TraceCommandError.reporting {
-            let kind: TraceSourceKind
-            if let from {
-                guard let k = TraceSourceKind(rawValue: from) else { throw ValidationError("--from: expected loratwin, azure or burstgpt") }
-                kind = k
-            } else {
-                kind = try TraceSource.detect(file)
-            }
+            let kind = try sourceKind(from: from, path: file)
             let trace: Trace
             var skipped: [String: Int] = [:]
-            switch kind {
-            case .loratwin: trace = try TraceFiles.read(trace: file, catalogue: catalogue, collectUnknownAdapters: true)
-            case .azure, .burstgpt:
-                let source: any ExternalTraceReader =
-                    kind == .azure ? try AzureTraceReader(path: file) : try BurstGPTReader(path: file)
+            if let source = try TraceSource.external(file, kind: kind) {
                 let importer = try TraceImporter(source, options: ImportOptions())
                 trace = try importer.readTrace()
                 skipped = importer.skipped
+            } else {
+                trace = try TraceFiles.read(trace: file, catalogue: catalogue, collectUnknownAdapters: true)
             }
             print("\(file) (\(kind.rawValue))")
             print(TraceSummary(trace, top: max(top, 0)).report)

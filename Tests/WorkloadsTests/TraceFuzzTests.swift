@@ -68,4 +68,47 @@ struct TraceFuzzTests {
         #expect(errors + traces == 1500)
         #expect(errors > 500)
     }
+
+    /// Another file kind the fuzzer feeds: its valid text and how to read it.
+    enum Source: String, CaseIterable, Sendable {
+        case azure, burstgpt, catalogue
+    }
+
+    @Test("400 mutated files per other reader give an error naming a line, or rows", arguments: Source.allCases)
+    func fuzzOthers(_ source: Source) throws {
+        let folder = TemporaryFolder()
+        let valid: String
+        switch source {
+        case .azure:
+            let text = try String(contentsOfFile: WorkloadFixtures.azureTrace("code"), encoding: .utf8)
+            valid = text.split(separator: "\n").prefix(40).joined(separator: "\n") + "\n"
+        case .burstgpt: valid = BurstGPTReaderTests.v1 + "\n" + BurstGPTReaderTests.v2.split(separator: "\n").dropFirst().joined(separator: "\n")
+        case .catalogue:
+            let p = folder.file("c.csv")
+            try CatalogueFile.write(WorkloadFixtures.catalogue, to: p)
+            valid = try String(contentsOfFile: p, encoding: .utf8)
+        }
+        let rng = RandomSource(seed: 1234)
+        var errors = 0
+        for i in 0..<400 {
+            let path = folder.write("m\(i % 10).csv", bytes: Self.mutate(Array(valid.utf8), rng))
+            do {
+                switch source {
+                case .azure:
+                    let t = try TraceImporter(try AzureTraceReader(path: path), options: ImportOptions()).readTrace()
+                    #expect(t.requests.allSatisfy { $0.arrivalSeconds >= 0 && $0.promptTokens >= 1 && $0.outputTokens >= 1 })
+                case .burstgpt:
+                    let t = try TraceImporter(try BurstGPTReader(path: path), options: ImportOptions()).readTrace()
+                    #expect(t.requests.allSatisfy { $0.arrivalSeconds >= 0 && $0.promptTokens >= 1 && $0.outputTokens >= 1 })
+                case .catalogue:
+                    let c = try CatalogueFile.read(path)
+                    #expect(c.adapters.allSatisfy { $0.rank >= 1 && !$0.name.isEmpty && !$0.targetModules.isEmpty })
+                }
+            } catch {
+                errors += 1
+                #expect(error.line != nil, "\(error)")
+            }
+        }
+        #expect(errors > 120)
+    }
 }
