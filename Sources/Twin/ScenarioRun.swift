@@ -78,7 +78,7 @@ public enum ScenarioRunner {
         case .measured(let dir, let kernel):
             let path = dir.hasPrefix("/") ? dir : s.baseDirectory + "/" + dir
             let profile: StepProfile
-            do { profile = try StepProfile(directory: path) } catch let error as ProfileError {
+            do { profile = try StepProfile(directory: path) } catch {
                 throw WorkloadError(file: error.file, line: error.line, field: error.column, error.message)
             }
             let cost = try MeasuredCostModel(profile: profile, kernel: kernel, model: s.model, catalogue: trace.catalogue)

@@ -54,9 +54,14 @@ struct DeterminismTests {
             g.requests = 50
             s.workload = .generated(g)
         }
+        // The batch log's folder cannot exist: a regular file stands where it should be.
+        try "x".write(toFile: dir + "/blocker", atomically: true, encoding: .utf8)
         #expect(throws: (any Error).self) {
-            try ScenarioRunner.run(s, trace: try ScenarioRunner.makeTrace(s), outputs: .init(batchLog: dir + "/no/such/dir/b.jsonl"))
+            try ScenarioRunner.run(
+                s, trace: try ScenarioRunner.makeTrace(s),
+                outputs: .init(directory: dir + "/out", batchLog: dir + "/blocker/b.jsonl"))
         }
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
+        let left = try FileManager.default.subpathsOfDirectory(atPath: dir).filter { $0 != "blocker" && $0 != "out" }
+        #expect(left.isEmpty, "\(left)")
     }
 }
