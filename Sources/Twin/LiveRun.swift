@@ -13,6 +13,8 @@ public struct LiveRun: Sendable {
     public let iterations: Int
     /// Seconds of iterations recorded, summed.
     public let busySeconds: Double
+    /// Decode-only iterations recorded, and their seconds.
+    public let decodeOnly: (count: Int, seconds: Double)
     /// When the replay was stopped before every request finished (`run.json`), seconds.
     public let stoppedAtSeconds: Double?
 
@@ -60,9 +62,13 @@ public struct LiveRun: Sendable {
             out.append(r)
         }
         requests = out
-        let it = try ProfileTable(path: directory + "/iterations.csv", required: ["duration_s"])
+        let it = try ProfileTable(path: directory + "/iterations.csv", required: ["duration_s", "prefill_tokens"])
         iterations = it.count
-        busySeconds = try it.doubles("duration_s", min: 0).reduce(0, +)
+        let durations = try it.doubles("duration_s", min: 0)
+        let prefill = try it.doubles("prefill_tokens", min: 0)
+        busySeconds = durations.reduce(0, +)
+        let decodeRows = durations.indices.filter { prefill[$0] == 0 }
+        decodeOnly = (decodeRows.count, decodeRows.reduce(0.0) { $0 + durations[$1] })
         var stopped: Double? = nil
         if let data = FileManager.default.contents(atPath: directory + "/run.json"),
             let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
@@ -79,6 +85,8 @@ public struct LiveRun: Sendable {
         var s = RunSummary(requests: requests, replicas: [], adapterCount: adapterCount)
         s.iterations = iterations
         s.gpuBusyFraction = busySeconds / (Double(replicas) * s.makespanSeconds)
+        s.decodeStepMeanSeconds = decodeOnly.seconds / Double(decodeOnly.count)
+        s.mixedStepMeanSeconds = (busySeconds - decodeOnly.seconds) / Double(iterations - decodeOnly.count)
         return s
     }
 }

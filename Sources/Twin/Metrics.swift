@@ -70,6 +70,10 @@ public struct RunSummary: Sendable {
     public var iterations: Int
     /// Iteration time over replicas x makespan.
     public var gpuBusyFraction: Double
+    /// Mean seconds of a decode-only iteration (no prefill token): the CUDA-graph path.
+    public var decodeStepMeanSeconds: Double
+    /// Mean seconds of an iteration with prefill tokens: the eager path.
+    public var mixedStepMeanSeconds: Double
 
     /// Computes the metrics of a finished run.
     public init(requests reqs: [RequestState], replicas: [Replica], adapterCount: Int) {
@@ -125,5 +129,9 @@ public struct RunSummary: Sendable {
         iterations = replicas.reduce(0) { $0 + $1.iterations }
         let busy = replicas.reduce(0.0) { $0 + $1.busySeconds }
         gpuBusyFraction = busy / (Double(replicas.count) * span)
+        let decodeCount = replicas.reduce(0) { $0 + $1.decodeOnlyIterations }
+        let decodeSeconds = replicas.reduce(0.0) { $0 + $1.decodeOnlySeconds }
+        decodeStepMeanSeconds = decodeSeconds / Double(decodeCount)
+        mixedStepMeanSeconds = (busy - decodeSeconds) / Double(iterations - decodeCount)
     }
 }

@@ -71,6 +71,10 @@ public struct Replica {
     public internal(set) var iterations = 0
     /// Seconds spent in iterations.
     public internal(set) var busySeconds = 0.0
+    /// Decode-only iterations (no prefill token) and their seconds.
+    public internal(set) var decodeOnlyIterations = 0
+    /// Seconds of decode-only iterations.
+    public internal(set) var decodeOnlySeconds = 0.0
     var passNumber = 0
 
     /// Creates an idle replica with an empty cache and every adapter on disk.

@@ -8,6 +8,9 @@ public enum CostModelSpec: Sendable, Equatable {
     case linear(LinearCostModel)
     /// A measured profile directory (relative to the scenario) and the LoRA kernel to cost.
     case measured(profile: String, kernel: String)
+    /// Not given in the scenario: the measured profile `profiles/<gpu>-<model>` if one is found
+    /// in the scenario's folder or a parent of it (or of the working directory), else analytic.
+    case automatic
 }
 
 /// Which replicas host which adapters.
@@ -124,7 +127,7 @@ public struct Scenario: Sendable {
     }
 
     private static func parseCostModel(_ y: YAMLReader) throws(WorkloadError) -> CostModelSpec {
-        guard let node = try y.kinded("cost_model") else { return .analytic }
+        guard let node = try y.kinded("cost_model") else { return .automatic }
         switch node.kind {
         case "analytic":
             try node.body?.checkKeys(["kind"])

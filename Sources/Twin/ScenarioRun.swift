@@ -65,11 +65,39 @@ public enum ScenarioRunner {
     /// run succeeds.
     /// - Parameter horizon: stop the simulation after this many simulated seconds (to compare
     ///   with a live run that was stopped early); requests unfinished then are not counted.
+    /// Where `cost_model: automatic` looks for a profile: `profiles/<gpu>-<model>` (e.g.
+    /// `profiles/h100-llama2-7b`) in `start` or any parent folder.
+    public static func findProfile(_ s: Scenario, from start: String) -> String? {
+        let gpu = s.gpu.name.split(separator: "-").first.map(String.init) ?? s.gpu.name
+        let model = s.model.name.replacingOccurrences(of: "llama-2", with: "llama2")
+        let name = "profiles/\(gpu)-\(model)"
+        var dir = URL(fileURLWithPath: start).standardizedFileURL
+        for _ in 0..<12 {
+            let candidate = dir.appendingPathComponent(name).path
+            if FileManager.default.fileExists(atPath: candidate + "/step_decode.csv") { return candidate }
+            let parent = dir.deletingLastPathComponent()
+            if parent.path == dir.path { break }
+            dir = parent
+        }
+        return nil
+    }
+
+    /// The cost model a scenario will use, resolved (`automatic` becomes `measured` or `analytic`).
+    public static func resolvedCostModel(_ s: Scenario) -> CostModelSpec {
+        guard case .automatic = s.costModel else { return s.costModel }
+        if let p = findProfile(s, from: s.baseDirectory) ?? findProfile(s, from: FileManager.default.currentDirectoryPath) {
+            return .measured(profile: p, kernel: "sgmv")
+        }
+        return .analytic
+    }
+
     public static func run(
         _ s: Scenario, trace: Trace, outputs: Outputs = Outputs(), progress: ((Double) -> Void)? = nil,
         horizon: Double = .infinity
     ) throws -> RunResult {
-        switch s.costModel {
+        switch resolvedCostModel(s) {
+        case .automatic:
+            preconditionFailure("resolvedCostModel never returns automatic")
         case .analytic:
             return try run(s, trace: trace, cost: AnalyticCostModel(model: s.model, gpu: s.gpu, catalogue: trace.catalogue),
                            outputs: outputs, progress: progress, horizon: horizon)

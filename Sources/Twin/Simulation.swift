@@ -166,6 +166,10 @@ public struct Simulation<Cost: StepCostModel> {
         }
         replicas[r].iterations += 1
         replicas[r].busySeconds += duration
+        if replicas[r].stepBatch.prefillTokens == 0 {
+            replicas[r].decodeOnlyIterations += 1
+            replicas[r].decodeOnlySeconds += duration
+        }
         replicas[r].busy = true
         queue.push(now + duration, .iterationEnd, replica: r)
     }

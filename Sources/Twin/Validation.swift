@@ -23,6 +23,10 @@ public enum ValidationMetric: String, CaseIterable, Sendable {
     case longestWait = "longest_wait"
     case preemptions = "preemptions"
     case iterations = "iterations"
+    /// Diagnostic: mean decode-only (graph) step.
+    case decodeStepMean = "decode_step_mean"
+    /// Diagnostic: mean step with prefill tokens (eager).
+    case mixedStepMean = "mixed_step_mean"
 
     /// The value of this metric in a run summary.
     public func value(_ s: RunSummary) -> Double {
@@ -41,6 +45,8 @@ public enum ValidationMetric: String, CaseIterable, Sendable {
         case .longestWait: return s.queueWait.max
         case .preemptions: return Double(s.preemptions)
         case .iterations: return Double(s.iterations)
+        case .decodeStepMean: return s.decodeStepMeanSeconds
+        case .mixedStepMean: return s.mixedStepMeanSeconds
         }
     }
 }

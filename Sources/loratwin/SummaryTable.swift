@@ -9,7 +9,10 @@ enum SummaryTable {
         func f(_ x: Double, _ digits: Int = 2) -> String { x.isNaN ? "-" : String(format: "%.\(digits)f", x) }
         var lines: [String] = []
         lines.append("scenario \(r.scenario.name): \(r.scenario.model.name) on \(r.scenario.replicas) x \(r.scenario.gpu.name), seed \(r.scenario.seed)")
-        lines.append("step costs: \(r.costModelLabel)\(r.costModelLabel == "analytic" ? " (roofline from specs; not a measured profile)" : "")")
+        var costs = r.costModelLabel
+        if r.costModelLabel == "analytic" { costs += " (roofline from specs; not a measured profile)" }
+        if case .measured(let dir, let kernel) = ScenarioRunner.resolvedCostModel(r.scenario) { costs += " (profile \(dir), LoRA kernel \(kernel))" }
+        lines.append("step costs: \(costs)")
         lines.append("KV cache: \(r.blocksPerReplica) blocks of \(r.scenario.engine.blockSize) tokens per replica; \(r.catalogue.count) adapters, max_loras \(r.scenario.engine.maxLoras), max_cpu_loras \(r.scenario.engine.maxCPULoras)")
         lines.append("")
         lines.append("requests      \(s.requests) (\(s.completed) completed, \(s.rejected) rejected)")

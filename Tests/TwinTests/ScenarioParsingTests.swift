@@ -14,7 +14,7 @@ struct ScenarioParsingTests {
     @Test("the default scenario parses and runs")
     func defaultScenario() throws {
         let s = try DefaultScenario.scenario()
-        #expect(s.engine.maxLoras == 8 && s.replicas == 1 && s.costModel == .analytic)
+        #expect(s.engine.maxLoras == 8 && s.replicas == 1 && s.costModel == .automatic)
     }
 
     @Test("a misspelt key is named with its line")
