@@ -9,4 +9,6 @@ swift build -c release --product loratwin
 swift test
 python3 -m ruff check gpu
 LORATWIN_BIN="$PWD/.build/release/loratwin" python3 -m pytest gpu/tests -q
+# The twin against the committed live runs: a regression guard on its predictions.
+.build/release/loratwin validate traces/live --check traces/live/thresholds.yaml
 echo "all checks passed"
