@@ -68,6 +68,58 @@ public struct GridInterpolator: Sendable {
         return (GridInterpolator(axes: axes, values: grid), nil)
     }
 
+    /// The cell of `x` on axis `k` (clamped): its lower index and the weight of the upper point.
+    @inline(__always) func bracket(_ k: Int, _ x: Double) -> (Int, Double) {
+        let a = axes[k]
+        if a.count == 1 { return (0, 0) }
+        let v = min(max(x, a[0]), a[a.count - 1])
+        var i = 0
+        while i + 2 < a.count && v > a[i + 1] { i += 1 }
+        return (i, (v - a[i]) / (a[i + 1] - a[i]))
+    }
+
+    /// Bilinear value of a 2-D grid at (x, y), clamped; no allocation (the twin's hot path).
+    public func value(_ x: Double, _ y: Double) -> Double {
+        precondition(axes.count == 2)
+        let (i, u) = bracket(0, x)
+        let (j, w) = bracket(1, y)
+        let n = axes[1].count
+        let j1 = min(j + 1, n - 1)
+        let i1 = min(i + 1, axes[0].count - 1)
+        let a = values[i * n + j] * (1 - w) + values[i * n + j1] * w
+        let b = values[i1 * n + j] * (1 - w) + values[i1 * n + j1] * w
+        return a * (1 - u) + b * u
+    }
+
+    /// Trilinear value of a 3-D grid at (x, y, z), clamped; no allocation.
+    public func value(_ x: Double, _ y: Double, _ z: Double) -> Double {
+        precondition(axes.count == 3)
+        let (i, u) = bracket(0, x)
+        let (j, v) = bracket(1, y)
+        let (k, w) = bracket(2, z)
+        let ny = axes[1].count
+        let nz = axes[2].count
+        func at(_ a: Int, _ b: Int, _ c: Int) -> Double {
+            values[(min(a, axes[0].count - 1) * ny + min(b, ny - 1)) * nz + min(c, nz - 1)]
+        }
+        func plane(_ a: Int) -> Double {
+            let lo = at(a, j, k) * (1 - w) + at(a, j, k + 1) * w
+            let hi = at(a, j + 1, k) * (1 - w) + at(a, j + 1, k + 1) * w
+            return lo * (1 - v) + hi * v
+        }
+        return plane(i) * (1 - u) + plane(i + 1) * u
+    }
+
+    /// Whether (x, y) lies within a 2-D grid.
+    @inline(__always) public func covers(_ x: Double, _ y: Double) -> Bool {
+        x >= axes[0][0] && x <= axes[0][axes[0].count - 1] && y >= axes[1][0] && y <= axes[1][axes[1].count - 1]
+    }
+
+    /// Whether (x, y, z) lies within a 3-D grid.
+    @inline(__always) public func covers(_ x: Double, _ y: Double, _ z: Double) -> Bool {
+        covers(x, y) && z >= axes[2][0] && z <= axes[2][axes[2].count - 1]
+    }
+
     /// Whether `point` lies within the grid on every axis.
     public func covers(_ point: [Double]) -> Bool {
         zip(axes, point).allSatisfy { $1 >= $0[0] && $1 <= $0[$0.count - 1] }

@@ -55,6 +55,17 @@ public struct LinearFit: Sendable, Equatable {
         return rc == 0 && c.allSatisfy(\.isFinite) ? c : nil
     }
 
+    /// The fitted value for two, three or four features, without building an array.
+    @inline(__always) public func value(_ a: Double, _ b: Double) -> Double { coefficients[0] * a + coefficients[1] * b }
+    /// See `value(_:_:)`.
+    @inline(__always) public func value(_ a: Double, _ b: Double, _ c: Double) -> Double {
+        coefficients[0] * a + coefficients[1] * b + coefficients[2] * c
+    }
+    /// See `value(_:_:)`.
+    @inline(__always) public func value(_ a: Double, _ b: Double, _ c: Double, _ d: Double) -> Double {
+        coefficients[0] * a + coefficients[1] * b + coefficients[2] * c + coefficients[3] * d
+    }
+
     /// The fitted value for a feature vector.
     public func callAsFunction(_ features: [Double]) -> Double {
         zip(coefficients, features).reduce(0) { $0 + $1.0 * $1.1 }

@@ -147,8 +147,7 @@ public struct StepProfile: Sendable {
         let s = Double(seqs)
         let mean = Double(contextTokens) / Double(max(seqs, 1))
         func table(_ n: Double, _ c: Double) -> Double {
-            let p = [n, c]
-            return decodeGrid.covers(p) ? decodeGrid(p) : decodeFit([1, n, n * c])
+            decodeGrid.covers(n, c) ? decodeGrid.value(n, c) : decodeFit.value(1, n, n * c)
         }
         let shortest = decodeGrid.axes[1][0]
         let floor = table(s, shortest)
@@ -161,14 +160,14 @@ public struct StepProfile: Sendable {
     /// Microseconds of an eager step of `tokens` tokens with the given attention work.
     public func eagerMicroseconds(tokens: Int, prefillPairs: Double, decodeSequences: Int, decodeContextTokens: Int) -> Double {
         let t = Double(tokens)
-        let linear = tokenCurve.covers(t) ? tokenCurve(t) : max(tokenCurve(t), tokenFit([1, t]))
-        return linear + attentionFit([prefillPairs, Double(decodeContextTokens), Double(decodeSequences)])
+        let linear = tokenCurve.covers(t) ? tokenCurve(t) : max(tokenCurve(t), tokenFit.value(1, t))
+        return linear + attentionFit.value(prefillPairs, Double(decodeContextTokens), Double(decodeSequences))
     }
 
     /// Extra microseconds of unmerged LoRA with `kernel` (nil if the profile lacks the kernel).
     public func loraMicroseconds(kernel: String, tokens: Int, segments: Int, rank: Int) -> Double? {
         guard let g = loraGrids[kernel], let f = loraFits[kernel] else { return nil }
-        let p = [Double(tokens), Double(segments), Double(rank)]
-        return g.covers(p) ? g(p) : max(0, f([1, p[0], p[1], p[0] * p[2]]))
+        let (t, s, r) = (Double(tokens), Double(segments), Double(rank))
+        return g.covers(t, s, r) ? g.value(t, s, r) : max(0, f.value(1, t, s, t * r))
     }
 }

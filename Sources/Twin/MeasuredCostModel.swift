@@ -44,14 +44,14 @@ public struct MeasuredCostModel: StepCostModel {
             for s in b.segments { rank = max(rank, adapterRanks[s.adapter]) }
             us += profile.loraMicroseconds(kernel: kernel, tokens: b.tokens, segments: b.segments.count, rank: rank) ?? 0
         }
-        us += max(0, profile.hostOverheadFit([1, Double(b.sequences)]))
+        us += max(0, profile.hostOverheadFit.value(1, Double(b.sequences)))
         return max(us, 1) * 1e-6
     }
 
     public func loadSeconds(adapter: Int, fromDisk: Bool) -> Double {
         let bytes = adapterBytes[adapter]
-        var us = max(0, profile.hostToGPUFit([1, bytes]))
-        if fromDisk { us += max(0, profile.diskToHostFit([1, bytes])) }
+        var us = max(0, profile.hostToGPUFit.value(1, bytes))
+        if fromDisk { us += max(0, profile.diskToHostFit.value(1, bytes)) }
         return us * 1e-6
     }
 }
