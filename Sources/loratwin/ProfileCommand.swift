@@ -24,6 +24,12 @@ struct ProfileCommand: ParsableCommand {
             print(
                 "measured \(m.fields["date"] ?? "-") at commit \(m.fields["commit"] ?? "-"); torch \(m.fields["torch"] ?? "-"), triton \(m.fields["triton"] ?? "-"), driver \(m.fields["driver"] ?? "-")"
             )
+            if m.schemaVersion >= 2, let data = FileManager.default.contents(atPath: directory + "/meta.json"),
+                let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                let step = obj["step_profile"] as? [String: Any]
+            {
+                print("step tables measured \(step["date"] ?? "-") at commit \(step["commit"] ?? "-") by: \(step["command"] ?? "-")")
+            }
             print("")
             func axes(_ g: GridInterpolator, _ names: [String]) -> String {
                 zip(names, g.axes).map { "\($0) \($1.map { fmt($0) }.joined(separator: ","))" }.joined(separator: "; ")
