@@ -22,7 +22,7 @@ struct ProfileCommand: ParsableCommand {
             let m = p.meta
             print("profile \(directory): schema \(m.schemaVersion), \(m.gpu), \(m.dtype), model \(m.model ?? "-")")
             print(
-                "measured \(m.fields["date"] ?? "-") at commit \(m.fields["commit"] ?? "-"); torch \(m.fields["torch"] ?? "-"), triton \(m.fields["triton"] ?? "-"), driver \(m.fields["driver"] ?? "-")"
+                "kernel table measured \(m.fields["date"] ?? "-") at commit \(m.fields["commit"] ?? "-"); torch \(m.fields["torch"] ?? "-"), triton \(m.fields["triton"] ?? "-"), driver \(m.fields["driver"] ?? "-")"
             )
             if m.schemaVersion >= 2, let data = FileManager.default.contents(atPath: directory + "/meta.json"),
                 let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
