@@ -1,3 +1,5 @@
+import Foundation
+
 /// A measured model of one engine iteration on one GPU and model, built from the step tables of
 /// a profile (schema 2, docs/profile-format.md): interpolation inside the measured grids, fitted
 /// linear models outside them, each fit with its leave-one-out error.
@@ -29,6 +31,11 @@ public struct StepProfile: Sendable {
     public let mergeFits: [String: LinearFit]
     /// Host time per iteration outside the GPU step: us ~ 1 + sequences.
     public let hostOverheadFit: LinearFit
+    /// Spread of repeated timings of decode-only steps: the median over the table's rows of
+    /// ln(p90 / p10) / 2.563, i.e. the sigma of a log-normal with the same 10-90 % range.
+    public let decodeLogSigma: Double
+    /// The same for eager steps (`step_tokens` and `step_attention`).
+    public let eagerLogSigma: Double
 
     /// Loads the step tables of the profile in `directory`.
     public init(directory: String) throws(ProfileError) {
@@ -123,9 +130,27 @@ public struct StepProfile: Sendable {
         }
         mergeFits = mf
 
+        decodeLogSigma = try Self.logSigma([decode])
+        eagerLogSigma = try Self.logSigma([tokens, attention])
+
         let host = try ProfileTable(path: directory + "/host_overhead.csv", required: ["seqs"] + timing)
         hostOverheadFit = try Self.fit(
             host, ["1", "seqs"], try host.doubles("seqs", min: 0).map { [1, $0] }, try host.doubles("median_us", min: 0))
+    }
+
+    /// Median of ln(p90 / p10) / (2 x 1.2816) over the rows of `tables` that have both (0 if none).
+    private static func logSigma(_ tables: [ProfileTable]) throws(ProfileError) -> Double {
+        var values: [Double] = []
+        for t in tables where t.columns.contains("p10_us") && t.columns.contains("p90_us") {
+            for i in 0..<t.count {
+                let lo = try t.double(i, "p10_us")
+                let hi = try t.double(i, "p90_us")
+                if lo > 0 && hi >= lo { values.append(log(hi / lo) / 2.5631) }
+            }
+        }
+        guard !values.isEmpty else { return 0 }
+        values.sort()
+        return values[values.count / 2]
     }
 
     private static func fit(_ table: ProfileTable, _ names: [String], _ x: [[Double]], _ y: [Double]) throws(ProfileError) -> LinearFit {

@@ -155,6 +155,26 @@ public enum ScenarioRunner {
         return result
     }
 
+    /// Runs `count` replicas of the scenario with step costs drawn from the measured profile's
+    /// spread (seeds 1...count), for prediction intervals. Needs a measured cost model.
+    public static func sampledRuns(_ s: Scenario, trace: Trace, count: Int, horizon: Double = .infinity) throws
+        -> [RunSummary]
+    {
+        guard case .measured(let dir, let kernel) = resolvedCostModel(s) else {
+            throw WorkloadError(
+                file: "<scenario \(s.name)>", field: "cost_model", "prediction intervals need a measured profile (cost_model: measured)")
+        }
+        let path = dir.hasPrefix("/") ? dir : s.baseDirectory + "/" + dir
+        let profile: StepProfile
+        do { profile = try StepProfile(directory: path) } catch {
+            throw WorkloadError(file: error.file, line: error.line, field: error.column, error.message)
+        }
+        let base = try MeasuredCostModel(profile: profile, kernel: kernel, model: s.model, catalogue: trace.catalogue)
+        return try (1...max(1, count)).map { seed in
+            try run(s, trace: trace, cost: SampledCostModel(base: base, seed: UInt64(seed)), horizon: horizon).summary
+        }
+    }
+
     /// The summary as JSON text (sorted keys; NaN written as null).
     public static func summaryJSON(_ r: RunResult) -> String {
         func num(_ x: Double) -> Any { x.isFinite ? x : NSNull() }

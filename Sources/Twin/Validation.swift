@@ -94,3 +94,26 @@ public func meanError(_ rows: [ValidationRow], _ metric: ValidationMetric) -> Do
     let values = rows.map { $0.error(metric) }.filter { !$0.isNaN }
     return values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count)
 }
+
+/// A prediction interval: the 5th and 95th percentiles of a metric over sampled replicas.
+public struct PredictionBand: Sendable, Equatable {
+    /// 5th percentile.
+    public var low: Double
+    /// 95th percentile.
+    public var high: Double
+
+    /// The band of `metric` over `summaries` (NaN-valued replicas left out).
+    public init(_ metric: ValidationMetric, _ summaries: [RunSummary]) {
+        let v = summaries.map { metric.value($0) }.filter { !$0.isNaN }.sorted()
+        if v.isEmpty {
+            low = .nan
+            high = .nan
+        } else {
+            low = Distribution.percentile(v, 0.05)
+            high = Distribution.percentile(v, 0.95)
+        }
+    }
+
+    /// Whether `x` lies in the band (false when either is undefined).
+    public func contains(_ x: Double) -> Bool { !x.isNaN && !low.isNaN && x >= low && x <= high }
+}

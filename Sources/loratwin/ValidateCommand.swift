@@ -26,16 +26,25 @@ struct ValidateCommand: ParsableCommand {
     @Option(help: "YAML of metric: largest allowed mean SMAPE in percent; exit 1 if any is exceeded.")
     var check: String?
 
+    @Option(help: "Also run N replicas with step costs drawn from the profile's spread, and report p5-p95 bands and how often the live value falls inside.")
+    var intervals: Int?
+
     func run() throws {
         let folders = try runFolders()
         guard !folders.isEmpty else { throw CLIError("\(runs): no run folders (a folder with scenario.yaml and requests.csv)") }
         var rows: [ValidationRow] = []
+        var bands: [[ValidationMetric: PredictionBand]] = []
         for dir in folders {
-            do { rows.append(try validate(dir)) } catch let e as WorkloadError { throw CLIError(e.description) } catch let e as ProfileError {
+            do {
+                let (row, band) = try validate(dir)
+                rows.append(row)
+                if let band { bands.append(band) }
+            } catch let e as WorkloadError { throw CLIError(e.description) } catch let e as ProfileError {
                 throw CLIError(e.description)
             }
         }
         print(render(rows))
+        if intervals != nil { print(renderCoverage(rows, bands)) }
         if let output { try write(rows, to: output) }
         if let check { try enforce(rows, thresholds: check) }
     }
@@ -49,7 +58,7 @@ struct ValidateCommand: ParsableCommand {
         }
     }
 
-    private func validate(_ dir: String) throws -> ValidationRow {
+    private func validate(_ dir: String) throws -> (ValidationRow, [ValidationMetric: PredictionBand]?) {
         let path = dir + "/scenario.yaml"
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw CLIError("\(path): cannot read") }
@@ -66,9 +75,32 @@ struct ValidateCommand: ParsableCommand {
         let arrivals = trace.requests.map(\.arrivalSeconds)
         let span = (arrivals.max() ?? 0) - (arrivals.min() ?? 0)
         let offered = span > 0 ? Double(trace.requests.count) / span : .infinity
-        return ValidationRow(
+        let row = ValidationRow(
             scenario: s.name, directory: dir, costModel: predicted.costModelLabel, offeredRequestsPerSecond: offered,
             live: live, predicted: predicted.summary)
+        guard let n = intervals else { return (row, nil) }
+        let replicas = try ScenarioRunner.sampledRuns(s, trace: trace, count: n, horizon: liveRun.stoppedAtSeconds ?? .infinity)
+        var band: [ValidationMetric: PredictionBand] = [:]
+        for m in ValidationMetric.allCases { band[m] = PredictionBand(m, replicas) }
+        return (row, band)
+    }
+
+    private func renderCoverage(_ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]) -> String {
+        var out = ["", "p5-p95 prediction bands (\(intervals ?? 0) sampled replicas per run): live value inside?"]
+        var inside = 0
+        var total = 0
+        for (r, b) in zip(rows, bands) {
+            var cells: [String] = []
+            for m in Self.shown {
+                guard let band = b[m], !band.low.isNaN, let live = r.live[m], !live.isNaN else { continue }
+                total += 1
+                if band.contains(live) { inside += 1 }
+                cells.append("\(m.rawValue) \(band.contains(live) ? "in" : "out")")
+            }
+            out.append("  \(r.scenario): " + cells.joined(separator: ", "))
+        }
+        out.append(String(format: "live inside the band: %d of %d (run, metric) pairs, %.0f %%", inside, total, total > 0 ? 100 * Double(inside) / Double(total) : 0))
+        return out.joined(separator: "\n")
     }
 
     private static let shown: [ValidationMetric] = [

@@ -27,7 +27,10 @@ public enum ProfileFixture {
              "driver": "0", "torch": "0", "triton": "0", "date": "2026-11-23", "commit": "fixture", "command": "ProfileFixture"}
             """
         var d = "seqs,context_tokens,median_us,p10_us,p90_us,reps\n"
-        for s in [1.0, 8, 32, 128] { for c in [128.0, 1024, 4096] { d += "\(Int(s)),\(Int(c)),\(decode(s, c)),0,0,20\n" } }
+        // Repeated timings spread 0.9x-1.1x around the median: log-sigma ln(1.1/0.9)/2.5631.
+        for s in [1.0, 8, 32, 128] {
+            for c in [128.0, 1024, 4096] { d += "\(Int(s)),\(Int(c)),\(decode(s, c)),\(0.9 * decode(s, c)),\(1.1 * decode(s, c)),20\n" }
+        }
         files["step_decode.csv"] = d
         var t = "tokens,median_us,p10_us,p90_us,reps\n"
         for x in [1.0, 16, 64, 256, 1024, 2048, 4096] { t += "\(Int(x)),\(tokens(x)),0,0,20\n" }

@@ -67,3 +67,41 @@ struct ValidationTests {
         do { _ = try LiveRun(directory: dir, catalogue: trace.catalogue) } catch { #expect(error.line != nil && error.column == "adapter") }
     }
 }
+
+@Suite("Prediction intervals")
+struct PredictionIntervalTests {
+    func scenario(profile: String) throws -> Scenario {
+        var s = try DefaultScenario.scenario()
+        s.costModel = .measured(profile: profile, kernel: "sgmv")
+        if case .generated(var g) = s.workload {
+            g.requests = 200
+            s.workload = .generated(g)
+        }
+        return s
+    }
+
+    @Test("the spread comes from the profile's p10/p90, and sampled replicas are seeded")
+    func sampledReplicas() throws {
+        let dir = try ProfileFixture.write()
+        let profile = try StepProfile(directory: dir)
+        #expect(abs(profile.decodeLogSigma - log(1.1 / 0.9) / 2.5631) < 1e-9)
+        #expect(profile.eagerLogSigma == 0)
+        let s = try scenario(profile: dir)
+        let trace = try ScenarioRunner.makeTrace(s)
+        let a = try ScenarioRunner.sampledRuns(s, trace: trace, count: 4)
+        let b = try ScenarioRunner.sampledRuns(s, trace: trace, count: 4)
+        #expect(a.map(\.e2e.mean) == b.map(\.e2e.mean))
+        #expect(Set(a.map(\.e2e.mean)).count == 4)
+        let band = PredictionBand(.e2eMean, a)
+        #expect(band.low < band.high)
+        #expect(band.contains(a[0].e2e.mean) || a[0].e2e.mean == a.map(\.e2e.mean).min() || a[0].e2e.mean == a.map(\.e2e.mean).max())
+        #expect(!band.contains(.nan))
+    }
+
+    @Test("intervals need a measured profile")
+    func needsProfile() throws {
+        var s = try scenario(profile: "/nonexistent")
+        s.costModel = .analytic
+        #expect(throws: WorkloadError.self) { try ScenarioRunner.sampledRuns(s, trace: try ScenarioRunner.makeTrace(s), count: 2) }
+    }
+}
