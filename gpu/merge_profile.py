@@ -16,6 +16,8 @@ TABLES = {
     "step_tokens": "eager steps of N new tokens with negligible attention (chunks of up to 256 tokens, no cache)",
     "step_attention": "eager steps with long prefill chunks and decode rows: the attention terms",
     "lora_step": "step with LoRA on q, k, v, o minus the same step without, per kernel, tokens, segments, rank",
+    "step_mixed": ("eager steps made like live ones (unsorted multi-adapter decode rows, prompt and continuation "
+                   "chunks, LoRA)"),
     "adapter_load": "the engine's loader: disk -> pinned host (source disk), pinned host -> GPU slot (source host)",
     "merge": "folding a rank-r adapter into the base weights (merge) and out again (unmerge)",
     "host_overhead": "the scheduler's pass and finish_step for N running sequences (CPU)",
@@ -27,11 +29,14 @@ def main(src: str, dst: str) -> int:
     step_meta = json.loads((s / "meta.json").read_text())
     meta_path = d / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    optional = {"step_mixed"}  # profiles of schema 2 made before it existed lack it
     for name in TABLES:
-        if not (s / f"{name}.csv").exists():
+        if name not in optional and not (s / f"{name}.csv").exists():
             print(f"missing {name}.csv in {s}", file=sys.stderr)
             return 1
     for name, what in TABLES.items():
+        if not (s / f"{name}.csv").exists():
+            continue
         shutil.copyfile(s / f"{name}.csv", d / f"{name}.csv")
         meta.setdefault("tables", {})[name] = {"file": f"{name}.csv", "method": what, "timing": step_meta["timing"]}
     meta["schema_version"] = 2

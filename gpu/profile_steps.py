@@ -255,6 +255,60 @@ def profile_lora(rig: Rig, quick: bool) -> list[str]:
     return rows
 
 
+MIXED_COLUMNS = ("kernel,tokens,prefill_tokens,prefill_chunks,continuation_chunks,prefill_pairs,decode_seqs,"
+                 "decode_context_tokens,decode_max_context,segments,max_rank,first_us," + TIMING)
+
+
+def profile_mixed(rig: Rig, quick: bool) -> list[str]:
+    """Eager steps made like the live engine's: decode rows with their own contexts and adapters
+    (unsorted), one to three prompt chunks, some continuing over cached context, LoRA on. Each
+    composition is new: `first_us` is its first execution (new shapes), the timing columns the
+    repetitions after it."""
+    import random
+
+    rows = [MIXED_COLUMNS]
+    ranks = (8, 16, 32, 64, 8, 16, 32, 64)
+    rnd = random.Random(7)
+    for kind in rig.kinds:
+        ex = rig.ex[kind]
+        for slot, r in enumerate(ranks):
+            ha = random_adapter(rig.cfg, f"mix{r}_{slot}", r, 2.0 * r, TARGETS, seed=300 + slot,
+                                dtype=rig.dtype, device=rig.device)
+            rig.slots[kind].copy_in(slot, ha)
+        for _ in range(30 if not quick else 4):
+            d = rnd.choice((0, 4, 16, 32, 64))
+            budget = 4096 - d
+            chunks = []
+            for _ in range(rnd.randint(1, 3)):
+                n = min(rnd.choice((16, 64, 128, 512, 1024, 2048)), budget)
+                if n < 1:
+                    break
+                c = 0 if rnd.random() < 0.6 else rnd.choice((256, 512, 1024, 2048))
+                chunks.append((n, c))
+                budget -= n
+            seqs = []
+            for _ in range(d):
+                slot = None if rnd.random() < 0.1 else rnd.randrange(8)
+                seqs += rig.decode_seqs(ex, 1, rnd.randint(64, 2048), slots=[slot])
+            for n, c in chunks:
+                seqs += rig.prefill_seqs(ex, [n], context=c, slot=None if rnd.random() < 0.1 else rnd.randrange(8))
+            rnd.shuffle(seqs)
+            t0 = time.perf_counter()
+            ex.execute(seqs)
+            first = (time.perf_counter() - t0) * 1e6
+            st = timed(lambda seqs=seqs, ex=ex: ex.execute(seqs), reps=4 if not quick else 2, warmup=0)
+            dec = [q for q in seqs if q.num_tokens == 1]
+            pre = [q for q in seqs if q.num_tokens != 1]
+            pairs = sum(q.num_tokens * (q.start_pos + (q.num_tokens + 1) / 2) for q in pre)
+            used = {q.slot for q in seqs if q.slot is not None}
+            rows.append(f"{kind},{sum(q.num_tokens for q in seqs)},{sum(q.num_tokens for q in pre)},{len(pre)},"
+                        f"{sum(1 for q in pre if q.start_pos > 0)},{pairs},{len(dec)},"
+                        f"{sum(q.start_pos + 1 for q in dec)},{max((q.start_pos + 1 for q in dec), default=0)},"
+                        f"{len(used)},{max((ranks[u] for u in used), default=0)},{first:.3f},{st.row()}")
+            rig.drop(ex, seqs)
+    return rows
+
+
 def profile_loads(rig: Rig, quick: bool) -> list[str]:
     rows = ["source,bytes," + TIMING]
     slots = rig.slots[rig.kinds[0]]
@@ -369,6 +423,7 @@ def main() -> int:
                      ("step_tokens", lambda: profile_tokens(rig, args.quick)),
                      ("step_attention", lambda: profile_attention(rig, args.quick)),
                      ("lora_step", lambda: profile_lora(rig, args.quick)),
+                     ("step_mixed", lambda: profile_mixed(rig, args.quick)),
                      ("adapter_load", lambda: profile_loads(rig, args.quick)),
                      ("merge", lambda: profile_merge(rig, args.quick)),
                      ("host_overhead", lambda: profile_host(args.quick))):
@@ -396,7 +451,7 @@ def main() -> int:
         "graph_capture_s": capture,
         "lora_kernels": rig.kinds,
         "seconds": seconds,
-        "complete": len(tables) == 7,
+        "complete": len(tables) == 8,
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     print(f"profile written to {out} in {time.perf_counter() - t0:.0f} s; kernels {rig.kinds}; blocks {rig.num_blocks}")

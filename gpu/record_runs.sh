@@ -12,7 +12,7 @@ export PYTHONUNBUFFERED=1
 if [ "${1:-}" = "--profile" ]; then
   shift
   echo "== profile $(date -u +%T)"
-  timeout 240 python3 gpu/profile_steps.py --out "$OUT/work/profile" 2>&1 | tee "$OUT/work/profile.log" | tail -12
+  timeout 330 python3 gpu/profile_steps.py --out "$OUT/work/profile" 2>&1 | tee "$OUT/work/profile.log" | tail -12
   tar -C "$OUT/work" -czf "$OUT/results.tar.gz" .
 fi
 for run in "$@"; do

@@ -31,6 +31,16 @@ public struct StepProfile: Sendable {
     public let mergeFits: [String: LinearFit]
     /// Host time per iteration outside the GPU step: us ~ 1 + sequences.
     public let hostOverheadFit: LinearFit
+    /// Eager steps made like the engine's live ones, per LoRA kernel (`step_mixed.csv`, when the
+    /// profile has it): us ~ 1 + prefill tokens + prefill pairs + chunks + continuation chunks +
+    /// decode rows + decode context + longest decode context + segments. When present it prices
+    /// every step with prefill tokens, LoRA included.
+    public let mixedFits: [String: LinearFit]
+    /// Feature names of `mixedFits`, in order.
+    public static let mixedFeatures = [
+        "1", "prefill_tokens", "prefill_pairs", "prefill_chunks", "continuation_chunks", "decode_seqs",
+        "decode_context_tokens", "decode_max_context", "segments",
+    ]
     /// Spread of repeated timings of decode-only steps: the median over the table's rows of
     /// ln(p90 / p10) / 2.563, i.e. the sigma of a log-normal with the same 10-90 % range.
     public let decodeLogSigma: Double
@@ -130,6 +140,24 @@ public struct StepProfile: Sendable {
         }
         mergeFits = mf
 
+        var mixed: [String: LinearFit] = [:]
+        let mixedPath = directory + "/step_mixed.csv"
+        if FileManager.default.fileExists(atPath: mixedPath) {
+            let columns = Array(Self.mixedFeatures.dropFirst())
+            let m = try ProfileTable(path: mixedPath, required: ["kernel"] + columns + timing)
+            for kernel in Set((0..<m.count).map { m.string($0, "kernel") }).sorted() {
+                var x: [[Double]] = []
+                var y: [Double] = []
+                for i in m.rows(where: "kernel", is: kernel) {
+                    var row = [1.0]
+                    for c in columns { row.append(try m.double(i, c, min: 0)) }
+                    x.append(row)
+                    y.append(try m.double(i, "median_us", min: 0))
+                }
+                mixed[kernel] = try Self.fit(m, Self.mixedFeatures, x, y)
+            }
+        }
+        mixedFits = mixed
         decodeLogSigma = try Self.logSigma([decode])
         eagerLogSigma = try Self.logSigma([tokens, attention])
 
@@ -187,6 +215,20 @@ public struct StepProfile: Sendable {
         let t = Double(tokens)
         let linear = tokenCurve.covers(t) ? tokenCurve(t) : max(tokenCurve(t), tokenFit.value(1, t))
         return linear + attentionFit.value(prefillPairs, Double(decodeContextTokens), Double(decodeSequences))
+    }
+
+    /// Microseconds of a step with prefill tokens from `step_mixed` (nil when the profile has no
+    /// rows for `kernel`). Arguments in the order of `mixedFeatures` after the constant.
+    public func mixedMicroseconds(
+        kernel: String, prefillTokens: Int, prefillPairs: Double, chunks: Int, continuations: Int, decodeSequences: Int,
+        decodeContextTokens: Int, decodeMaxContext: Int, segments: Int
+    ) -> Double? {
+        guard let f = mixedFits[kernel] else { return nil }
+        let x: [Double] = [
+            1, Double(prefillTokens), prefillPairs, Double(chunks), Double(continuations), Double(decodeSequences),
+            Double(decodeContextTokens), Double(decodeMaxContext), Double(segments),
+        ]
+        return max(1, f(x))
     }
 
     /// Extra microseconds of unmerged LoRA with `kernel` (nil if the profile lacks the kernel).

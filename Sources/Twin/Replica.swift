@@ -235,6 +235,7 @@ public struct Replica {
             } else {
                 s.prefillTokens += n
                 s.prefillSequences += 1
+                if c > 0 { s.prefillContinuations += 1 }
                 s.prefillAttentionPairs += Double(n) * (Double(c) + Double(n + 1) / 2)
             }
             if c + n == Int(req.known) { s.samplingSequences += 1 }

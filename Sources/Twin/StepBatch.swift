@@ -26,6 +26,8 @@ public struct StepBatch: Sendable, Equatable {
     public var prefillTokens = 0
     /// Sequences with a prefill chunk.
     public var prefillSequences = 0
+    /// Prefill chunks that continue after cached context (chunked prompts, recomputation).
+    public var prefillContinuations = 0
     /// Causal attention work of the prefill chunks: the sum over chunks of n * (c + (n + 1) / 2),
     /// for a chunk of n tokens after c cached ones (query-key pairs).
     public var prefillAttentionPairs = 0.0

@@ -112,3 +112,40 @@ struct DecodeTailTests {
         #expect(abs(many - ProfileFixture.decode(128, 2048)) < 1e-6)
     }
 }
+
+@Suite("Mixed eager steps")
+struct MixedStepTests {
+    @Test("step_mixed, when present, prices steps with prefill tokens for its kernel")
+    func mixedTable() throws {
+        let p = try StepProfile(directory: try ProfileFixture.write(withMixed: true))
+        let us = p.mixedMicroseconds(
+            kernel: "sgmv", prefillTokens: 1000, prefillPairs: 500_000, chunks: 2, continuations: 1, decodeSequences: 8,
+            decodeContextTokens: 4000, decodeMaxContext: 900, segments: 3)
+        let prefillPart: Double = 3000 + 20 * 1000 + 1e-4 * 500_000 + 500 * 2 + 800
+        let decodePart: Double = 30 * 8 + 0.005 * 4000 + 900 + 200 * 3
+        let expected = prefillPart + decodePart
+        #expect(abs(us! - expected) < 1e-3)
+        #expect(p.mixedMicroseconds(
+            kernel: "torch", prefillTokens: 1, prefillPairs: 1, chunks: 1, continuations: 0, decodeSequences: 0,
+            decodeContextTokens: 0, decodeMaxContext: 0, segments: 0) == nil)
+        #expect(p.mixedFits["sgmv"]!.leaveOneOutPercent < 1e-6)
+        let cat = AdapterCatalogue([AdapterSpec(name: "a", rank: 16, alpha: 16, targetModules: ["q_proj"])])
+        let m = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: cat)
+        var b = StepBatch()
+        b.prefillTokens = 1000
+        b.prefillSequences = 2
+        b.prefillContinuations = 1
+        b.prefillAttentionPairs = 500_000
+        b.decodeSequences = 8
+        b.decodeContextTokens = 4000
+        b.decodeMaxContext = 900
+        b.segments = [LoraSegment(adapter: 0, tokens: 10), LoraSegment(adapter: 0, tokens: 5), LoraSegment(adapter: 0, tokens: 1)]
+        #expect(abs(m.stepSeconds(b) - (expected + 300 + 5 * 10) * 1e-6) < 1e-9)
+    }
+
+    @Test("a profile without step_mixed keeps the token curve and attention model")
+    func withoutMixed() throws {
+        let p = try StepProfile(directory: try ProfileFixture.write())
+        #expect(p.mixedFits.isEmpty)
+    }
+}

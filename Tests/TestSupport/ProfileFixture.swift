@@ -18,7 +18,9 @@ public enum ProfileFixture {
 
     /// Writes the profile into a new temporary directory and returns its path. `schema` and
     /// `mutate` (file name -> text transform) let tests break it.
-    public static func write(schema: Int = 2, mutate: [String: (String) -> String] = [:]) throws -> String {
+    public static func write(schema: Int = 2, mutate: [String: (String) -> String] = [:], withMixed: Bool = false) throws
+        -> String
+    {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loratwin-profile-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var files: [String: String] = [:]
@@ -59,6 +61,23 @@ public enum ProfileFixture {
         var h = "seqs,median_us,p10_us,p90_us,reps\n"
         for s in [1.0, 16, 64, 128] { h += "\(Int(s)),\(300 + 5 * s),0,0,20\n" }
         files["host_overhead.csv"] = h
+        if withMixed {
+            // step_mixed: 3000 + 20 prefill tokens + 1e-4 pairs + 500 chunks + 800 continuations
+            // + 30 decode rows + 0.005 decode context + 1 longest context + 200 segments, for sgmv.
+            var mx = "kernel,tokens,prefill_tokens,prefill_chunks,continuation_chunks,prefill_pairs,decode_seqs,"
+            mx += "decode_context_tokens,decode_max_context,segments,max_rank,first_us,median_us,p10_us,p90_us,reps\n"
+            for i in 0..<24 {
+                let (p, ch, co, d) = (Double(64 + 97 * i), Double(1 + i % 3), Double(i % 2), Double(4 * (i % 5)))
+                let pairs = p * p / 2 + Double(i * 1000)
+                let dc = d * Double(300 + 11 * i)
+                let dm = d > 0 ? Double(300 + 37 * i) : 0
+                let seg = Double(1 + (i * 5) % 8)
+                let prefillPart: Double = 3000 + 20 * p + 1e-4 * pairs + 500 * ch + 800 * co
+                let us: Double = prefillPart + 30 * d + 0.005 * dc + dm + 200 * seg
+                mx += "sgmv,\(Int(p + d)),\(Int(p)),\(Int(ch)),\(Int(co)),\(pairs),\(Int(d)),\(Int(dc)),\(Int(dm)),\(Int(seg)),64,\(us),\(us),\(us),\(us),4\n"
+            }
+            files["step_mixed.csv"] = mx
+        }
         for (name, text) in files {
             let final = mutate[name].map { $0(text) } ?? text
             try final.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8)
