@@ -46,11 +46,12 @@ public struct GPUSpec: Sendable, Equatable {
         self.bandwidthEfficiency = bandwidthEfficiency
     }
 
-    /// H100 SXM 80GB. Peak fp16 rate and HBM bandwidth are the figures measured on the project's
-    /// GPU machine (DESIGN.md: ~755 TFLOP/s matmul, ~3.0 TB/s device copy); host-device and disk
-    /// figures are PCIe Gen5 x16 and NVMe datasheet orders of magnitude (assumptions, analytic).
+    /// H100 SXM 80GB. Memory, peak fp16 rate and HBM bandwidth are the figures measured on the
+    /// project's GPU machine (profiles/h100-llama2-7b/meta.json: 85,017,493,504 bytes as PyTorch
+    /// reports them, 752 TFLOP/s matmul, 3.0 TB/s device copy); host-device and disk figures are
+    /// PCIe Gen5 x16 and NVMe datasheet orders of magnitude (assumptions, analytic).
     public static let h100 = GPUSpec(
-        name: "h100-sxm-80gb", memoryBytes: 80e9, peakFlopsPerSecond: 755e12, memoryBytesPerSecond: 3.0e12,
+        name: "h100-sxm-80gb", memoryBytes: 85_017_493_504, peakFlopsPerSecond: 755e12, memoryBytesPerSecond: 3.0e12,
         hostToDeviceBytesPerSecond: 25e9, diskToHostBytesPerSecond: 2e9, loadLatencySeconds: 200e-6,
         iterationOverheadSeconds: 1.5e-3, perSequenceOverheadSeconds: 10e-6, loraLaunchSeconds: 1.5e-6,
         matmulEfficiency: 0.75, bandwidthEfficiency: 0.85)

@@ -52,3 +52,19 @@ struct ScenarioParsingTests {
         #expect(e?.line != nil)
     }
 }
+
+@Suite("KV-cache sizing")
+struct KVSizingTests {
+    @Test("derived KV blocks follow the page's formula and agree with the engine on the H100")
+    func h100Blocks() {
+        // (85,017,493,504 x 0.9 - 13,476,831,232 weight bytes (6,738,415,616 parameters) - 8 x 134,217,728 slot bytes
+        //  - 2 GiB) / (16 x 524,288) = 7130.8 -> 7130, the count the live engine derived on the
+        // H100 (docs/engine.md).
+        let blocks = EngineConfig().derivedBlocks(
+            model: .llama2_7b, gpu: .h100, slotModules: ["q_proj", "k_proj", "v_proj", "o_proj"])
+        #expect(ModelSpec.llama2_7b.weightBytes == 13_476_831_232)
+        #expect(ModelSpec.llama2_7b.kvBytesPerToken == 524_288)
+        #expect(ModelSpec.llama2_7b.adapterBytes(rank: 64, modules: ["q_proj", "k_proj", "v_proj", "o_proj"]) == 134_217_728)
+        #expect(blocks == 7130)
+    }
+}
