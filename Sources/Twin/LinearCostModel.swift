@@ -14,12 +14,15 @@ public struct LinearCostModel: StepCostModel, Equatable {
     public var hostToGPUSeconds: Double
     /// Seconds of a disk-to-host adapter read.
     public var diskToHostSeconds: Double
+    /// Seconds of a merge or an unmerge.
+    public var switchSecondsConstant: Double
 
     /// Creates the model.
     public init(
         baseSeconds: Double, perPrefillTokenSeconds: Double = 0, perDecodeSequenceSeconds: Double = 0,
-        hostToGPUSeconds: Double = 0, diskToHostSeconds: Double = 0
+        hostToGPUSeconds: Double = 0, diskToHostSeconds: Double = 0, switchSeconds: Double = 0.02
     ) {
+        self.switchSecondsConstant = switchSeconds
         self.baseSeconds = baseSeconds
         self.perPrefillTokenSeconds = perPrefillTokenSeconds
         self.perDecodeSequenceSeconds = perDecodeSequenceSeconds
@@ -37,4 +40,6 @@ public struct LinearCostModel: StepCostModel, Equatable {
     public func loadSeconds(adapter: Int, fromDisk: Bool) -> Double {
         fromDisk ? diskToHostSeconds + hostToGPUSeconds : hostToGPUSeconds
     }
+
+    public func switchSeconds(adapter: Int, merging: Bool) -> Double { switchSecondsConstant }
 }

@@ -58,6 +58,12 @@ public struct MeasuredCostModel: StepCostModel {
         return max(us, 1) * 1e-6
     }
 
+    /// The profile's merge or unmerge fit at the adapter's rank (its target modules as profiled).
+    public func switchSeconds(adapter: Int, merging: Bool) -> Double {
+        guard let f = profile.mergeFits[merging ? "merge" : "unmerge"] else { return 0.02 }
+        return max(0, f.value(1, Double(adapterRanks[adapter]))) * 1e-6
+    }
+
     public func loadSeconds(adapter: Int, fromDisk: Bool) -> Double {
         let bytes = adapterBytes[adapter]
         var us = max(0, profile.hostToGPUFit.value(1, bytes))

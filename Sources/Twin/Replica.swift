@@ -57,6 +57,16 @@ public struct Replica {
     var passPending = false
     /// Serving mode.
     public internal(set) var mode = ServingMode.unmerged
+    /// The adapter merged into the base weights (-1 when unmerged).
+    public internal(set) var mergedAdapter: Int32 = -1
+    /// dLoRA's state, when the replica runs the dLoRA scheduler.
+    var dlora: DLoRAState?
+    /// Whether a merge or unmerge is in progress.
+    public internal(set) var switching = false
+    /// The switch the last pass started, for the batch log (`merge a3`, `unmerge a3`).
+    public internal(set) var switchStartedInPass: (merging: Bool, adapter: Int32)?
+    /// The current iteration's duration as the cost model gave it, seconds.
+    var iterationSeconds = 0.0
 
     // The iteration being built or run.
     /// Batch of the current iteration, in scheduling order.
@@ -78,7 +88,8 @@ public struct Replica {
     var passNumber = 0
 
     /// Creates an idle replica with an empty cache and every adapter on disk.
-    public init(index: Int, config: EngineConfig, totalBlocks: Int, adapterCount: Int) {
+    public init(index: Int, config: EngineConfig, totalBlocks: Int, adapterCount: Int, scheduler: SchedulerSpec = .fcfs) {
+        if case .dlora(let c) = scheduler { dlora = DLoRAState(config: c, adapters: adapterCount) }
         self.index = index
         self.config = config
         self.totalBlocks = totalBlocks
@@ -124,15 +135,30 @@ public struct Replica {
         batch.removeAll(keepingCapacity: true)
         loadsStarted.removeAll(keepingCapacity: true)
         preemptedInPass.removeAll(keepingCapacity: true)
+        switchStartedInPass = nil
         passNumber += 1
+        if dlora != nil {
+            dloraPass(now: now, requests: &requests, cost: cost)
+            return
+        }
         var budget = Int32(config.maxNumBatchedTokens)
-        let chunked = config.chunkedPrefill
+        scheduleRunning(budget: &budget, only: nil, requests: &requests)
+        if preemptedInPass.isEmpty { admitWaiting(budget: &budget, now: now, requests: &requests, cost: cost) }
+        summarise(requests: requests)
+    }
 
-        // 1. Running requests, in admission order.
+    /// Step 1 of the pass: running requests in admission order. With `only`, requests of other
+    /// adapters are parked (left in `running`, not scheduled).
+    mutating func scheduleRunning(budget: inout Int32, only: Int32?, requests: inout [RequestState]) {
+        let chunked = config.chunkedPrefill
         var i = 0
         runningLoop: while i < running.count && budget > 0 {
             let r = running[i]
             let req = requests[Int(r)]
+            if let only, req.adapter != only {
+                i += 1
+                continue
+            }
             var n = req.known - req.computed
             if chunked {
                 n = min(n, budget)
@@ -150,51 +176,71 @@ public struct Replica {
             budget -= n
             i += 1
         }
+    }
 
-        // 2. Waiting requests, FCFS with adapter skips, unless this pass preempted.
-        if preemptedInPass.isEmpty {
-            // Within a pass slots only get scarcer (admissions add users, loads claim slots), so
-            // after one load fails to find a slot none can succeed; and once, besides, no waiting
-            // request has a resident adapter, the rest of the walk would only skip. Both cuts
-            // leave the pass's outcome exactly as the page defines it.
-            var loadsPossible = true
-            var admissible = waitingBase
-            for a in slotAdapter where a >= 0 && !adapterLoading[Int(a)] { admissible += waitingByAdapter[Int(a)] }
-            var position = 0
-            var examined = 0
-            while position < waiting.count && examined < config.schedulerLookahead
-                && running.count < config.maxNumSeqs && budget > 0 && (loadsPossible || admissible > 0)
-            {
-                let entry = waiting[position]
-                examined += 1
-                let a = entry.adapter
-                if !isResident(a) {
-                    if loadsPossible && adapterSlot[Int(a)] < 0 { loadsPossible = startLoad(Int(a), now: now, cost: cost) }
-                    position += 1
-                    continue
-                }
-                let r = entry.request
-                let req = requests[Int(r)]
-                var n = req.known - req.computed
-                if chunked {
-                    n = min(n, budget)
-                } else if n > budget {
-                    break
-                }
-                let need = Int(blocksFor(n))
-                if need > freeBlocks { break }
-                waiting.remove(at: position)
-                admissible -= 1
-                noteLeftWaiting(a)
-                running.append(r)
-                if a >= 0 { runningUsers[Int(a)] += 1 }
-                requests[Int(r)].status = .running
-                if requests[Int(r)].firstScheduledSeconds.isNaN { requests[Int(r)].firstScheduledSeconds = now }
-                allocate(r, blocks: need, tokens: n, requests: &requests)
-                budget -= n
+    /// Step 2 of the pass: walk `waiting` from the front, FCFS with adapter skips.
+    /// - Parameters:
+    ///   - only: admit only this adapter's requests (others are skipped, counted as examined, and
+    ///     start no load).
+    ///   - merged: `only` is merged into the base weights: its requests need no slot, and no load
+    ///     starts.
+    mutating func admitWaiting<Cost: StepCostModel>(
+        budget: inout Int32, now: Double, requests: inout [RequestState], cost: Cost, only: Int32? = nil,
+        merged: Bool = false
+    ) {
+        let chunked = config.chunkedPrefill
+        // Within a pass slots only get scarcer (admissions add users, loads claim slots), so after
+        // one load fails to find a slot none can succeed; and once, besides, no waiting request
+        // that could be admitted has a resident adapter, the rest of the walk would only skip.
+        // Both cuts leave the pass's outcome exactly as the page defines it.
+        var loadsPossible = !merged
+        var admissible = 0
+        if let only {
+            if merged || isResident(only) {
+                admissible = only >= 0 ? waitingByAdapter[Int(only)] : waitingBase
             }
+            if merged || isResident(only) || (only >= 0 && adapterSlot[Int(only)] >= 0) { loadsPossible = false }
+        } else {
+            admissible = waitingBase
+            for a in slotAdapter where a >= 0 && !adapterLoading[Int(a)] { admissible += waitingByAdapter[Int(a)] }
         }
-        summarise(requests: requests)
+        var position = 0
+        var examined = 0
+        while position < waiting.count && examined < config.schedulerLookahead
+            && running.count < config.maxNumSeqs && budget > 0 && (loadsPossible || admissible > 0)
+        {
+            let entry = waiting[position]
+            examined += 1
+            let a = entry.adapter
+            if let only, a != only {
+                position += 1
+                continue
+            }
+            if !merged && !isResident(a) {
+                if loadsPossible && adapterSlot[Int(a)] < 0 { loadsPossible = startLoad(Int(a), now: now, cost: cost) }
+                position += 1
+                continue
+            }
+            let r = entry.request
+            let req = requests[Int(r)]
+            var n = req.known - req.computed
+            if chunked {
+                n = min(n, budget)
+            } else if n > budget {
+                break
+            }
+            let need = Int(blocksFor(n))
+            if need > freeBlocks { break }
+            waiting.remove(at: position)
+            admissible -= 1
+            noteLeftWaiting(a)
+            running.append(r)
+            if a >= 0 { runningUsers[Int(a)] += 1 }
+            requests[Int(r)].status = .running
+            if requests[Int(r)].firstScheduledSeconds.isNaN { requests[Int(r)].firstScheduledSeconds = now }
+            allocate(r, blocks: need, tokens: n, requests: &requests)
+            budget -= n
+        }
     }
 
     @inline(__always) mutating func allocate(_ r: Int32, blocks need: Int, tokens n: Int32, requests: inout [RequestState]) {
@@ -260,6 +306,11 @@ public struct Replica {
     /// Applies the token accounting at the end of the iteration (`end`, seconds) and frees the
     /// blocks of finished requests. Returns how many finished.
     mutating func finishIteration(end: Double, requests: inout [RequestState]) -> Int {
+        if dlora != nil {
+            var tokens = 0
+            for e in batch { tokens += Int(e.tokens) }
+            dlora!.record(tokens: tokens, seconds: iterationSeconds, merged: stepBatch.mode == .merged)
+        }
         var finished = 0
         for e in batch {
             let r = Int(e.request)

@@ -51,7 +51,11 @@ public struct RunRecorder: IterationObserver {
             if k > 0 { line += ", " }
             line += "\(requests[Int(p)].requestID)"
         }
-        write(batchLog, line + "]}\n")
+        line += "]"
+        if let sw = replica.switchStartedInPass {
+            line += ", \"switch\": \"\(sw.merging ? "merge" : "unmerge") \(catalogue[Int(sw.adapter)].name)\""
+        }
+        write(batchLog, line + "}\n")
     }
 
     private mutating func write(_ w: AtomicFileWriter?, _ text: String) {

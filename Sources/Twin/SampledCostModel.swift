@@ -29,4 +29,8 @@ public struct SampledCostModel: StepCostModel, @unchecked Sendable {
     public func loadSeconds(adapter: Int, fromDisk: Bool) -> Double {
         base.loadSeconds(adapter: adapter, fromDisk: fromDisk)
     }
+
+    public func switchSeconds(adapter: Int, merging: Bool) -> Double {
+        base.switchSeconds(adapter: adapter, merging: merging)
+    }
 }

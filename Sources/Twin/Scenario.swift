@@ -54,6 +54,8 @@ public struct Scenario: Sendable {
     public var replicas: Int
     /// Adapter placement.
     public var placement: PlacementSpec
+    /// The replica scheduler.
+    public var scheduler: SchedulerSpec = .fcfs
     /// Where requests come from.
     public var workload: WorkloadSpec
     /// Directory relative paths in the scenario resolve against.
@@ -65,7 +67,7 @@ public struct Scenario: Sendable {
     ///   - baseDirectory: where relative paths (trace files) are found.
     public static func parse(_ text: String, file: String, baseDirectory: String) throws(WorkloadError) -> Scenario {
         let y = try YAMLReader.parse(text, file: file)
-        try y.checkKeys(["name", "seed", "model", "gpu", "cost_model", "engine", "replicas", "placement", "workload"])
+        try y.checkKeys(["name", "seed", "model", "gpu", "cost_model", "engine", "replicas", "placement", "workload", "scheduler"])
         let model = try parseModel(y)
         let gpu = try parseGPU(y)
         let engine = try parseEngine(y)
@@ -82,7 +84,34 @@ public struct Scenario: Sendable {
             }
         }
         s.name = s.name.isEmpty ? "scenario" : s.name
+        s.scheduler = try parseScheduler(y)
         return s
+    }
+
+    private static func parseScheduler(_ y: YAMLReader) throws(WorkloadError) -> SchedulerSpec {
+        guard let node = try y.kinded("scheduler") else { return .fcfs }
+        switch node.kind {
+        case "fcfs":
+            try node.body?.checkKeys(["kind"])
+            return .fcfs
+        case "dlora":
+            var c = DLoRAConfig()
+            guard let b = node.body else { return .dlora(c) }
+            try b.checkKeys(["kind", "credit_unit", "merge_ratio", "stay_ratio", "adaptive", "credits", "switch_cost"])
+            c.creditUnit = try b.double("credit_unit", positive: true) ?? c.creditUnit
+            c.mergeRatio = try b.double("merge_ratio", min: 0) ?? c.mergeRatio
+            c.stayRatio = try b.double("stay_ratio", min: 0) ?? c.stayRatio
+            c.adaptive = try b.bool("adaptive") ?? c.adaptive
+            c.credits = try b.bool("credits") ?? c.credits
+            if let v = try b.string("switch_cost"), v != "model" {
+                guard let x = Double(v), x >= 0, x.isFinite else {
+                    throw b.error("switch_cost", "expected seconds (a number at least 0) or 'model', found '\(v)'")
+                }
+                c.switchSeconds = x
+            }
+            return .dlora(c)
+        default: throw y.error("scheduler", "unknown kind '\(node.kind)'; expected fcfs or dlora")
+        }
     }
 
     private static func parseModel(_ y: YAMLReader) throws(WorkloadError) -> ModelSpec {
@@ -134,14 +163,15 @@ public struct Scenario: Sendable {
             return .analytic
         case "linear":
             guard let b = node.body else { throw y.error("cost_model", "linear needs its coefficients") }
-            try b.checkKeys(["kind", "base_s", "per_prefill_token_s", "per_decode_seq_s", "host_to_gpu_s", "disk_to_host_s"])
+            try b.checkKeys(["kind", "base_s", "per_prefill_token_s", "per_decode_seq_s", "host_to_gpu_s", "disk_to_host_s", "switch_s"])
             guard let base = try b.double("base_s", positive: true) else { throw b.error("base_s", "missing; seconds per iteration (> 0)") }
             return .linear(
                 LinearCostModel(
                     baseSeconds: base, perPrefillTokenSeconds: try b.double("per_prefill_token_s", min: 0) ?? 0,
                     perDecodeSequenceSeconds: try b.double("per_decode_seq_s", min: 0) ?? 0,
                     hostToGPUSeconds: try b.double("host_to_gpu_s", min: 0) ?? 0,
-                    diskToHostSeconds: try b.double("disk_to_host_s", min: 0) ?? 0))
+                    diskToHostSeconds: try b.double("disk_to_host_s", min: 0) ?? 0,
+                    switchSeconds: try b.double("switch_s", min: 0) ?? 0.02))
         case "measured":
             guard let b = node.body else { throw y.error("cost_model", "measured needs {kind: measured, profile: DIR}") }
             try b.checkKeys(["kind", "profile", "kernel"])

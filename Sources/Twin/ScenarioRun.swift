@@ -127,7 +127,8 @@ public enum ScenarioRunner {
         }
         var sim = Simulation(
             trace: trace, config: s.engine, totalBlocks: blocks, replicaCount: s.replicas,
-            placement: s.placement.resolve(catalogue: trace.catalogue, replicas: s.replicas), cost: cost)
+            placement: s.placement.resolve(catalogue: trace.catalogue, replicas: s.replicas), cost: cost,
+            scheduler: s.scheduler)
         if let dir = outputs.directory {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         }

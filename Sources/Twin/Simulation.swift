@@ -52,7 +52,8 @@ public struct Simulation<Cost: StepCostModel> {
     ///   - placement: for each adapter in the catalogue, the replicas that host it (non-empty).
     ///   - totalBlocks: KV-cache blocks per replica.
     public init(
-        trace: Trace, config: EngineConfig, totalBlocks: Int, replicaCount: Int, placement: [[Int]], cost: Cost
+        trace: Trace, config: EngineConfig, totalBlocks: Int, replicaCount: Int, placement: [[Int]], cost: Cost,
+        scheduler: SchedulerSpec = .fcfs
     ) {
         precondition(replicaCount >= 1 && placement.count == trace.catalogue.count)
         self.cost = cost
@@ -66,7 +67,8 @@ public struct Simulation<Cost: StepCostModel> {
                 promptTokens: Int32($0.promptTokens), outputTokens: Int32($0.outputTokens))
         }
         replicas = (0..<replicaCount).map {
-            Replica(index: $0, config: config, totalBlocks: totalBlocks, adapterCount: trace.catalogue.count)
+            Replica(
+                index: $0, config: config, totalBlocks: totalBlocks, adapterCount: trace.catalogue.count, scheduler: scheduler)
         }
         if let first = requests.first { queue.push(first.arrivalSeconds, .arrival, subject: 0) }
     }
@@ -96,6 +98,7 @@ public struct Simulation<Cost: StepCostModel> {
                 replicas[r].loadDone(Int(e.subject))
                 requestPass(r)
             case .modeSwitchDone:
+                replicas[r].finishSwitch(now: now)
                 requestPass(r)
             case .iterationEnd:
                 _ = replicas[r].finishIteration(end: now, requests: &requests)
@@ -138,17 +141,22 @@ public struct Simulation<Cost: StepCostModel> {
     }
 
     private mutating func requestPass(_ r: Int) {
-        if !replicas[r].busy && !replicas[r].passPending {
+        if !replicas[r].busy && !replicas[r].passPending && !replicas[r].switching {
             replicas[r].passPending = true
             queue.push(now, .schedule, replica: r)
         }
     }
 
     private mutating func pass<O: IterationObserver>(_ r: Int, observer: inout O?) {
-        guard !replicas[r].busy else { return }
+        guard !replicas[r].busy && !replicas[r].switching else { return }
         replicas[r].schedulePass(now: now, requests: &requests, cost: cost)
         for load in replicas[r].loadsStarted {
             queue.push(load.finish, .loadDone, replica: r, subject: Int(load.adapter))
+        }
+        if replicas[r].switching {
+            queue.push(now + replicas[r].switchDuration, .modeSwitchDone, replica: r)
+            observer?.observeIdlePass(replica: replicas[r], at: now, requests: requests)
+            return
         }
         if replicas[r].batch.isEmpty {
             if !replicas[r].loadsStarted.isEmpty || !replicas[r].preemptedInPass.isEmpty {
@@ -165,6 +173,7 @@ public struct Simulation<Cost: StepCostModel> {
             observer!.observe(record, replica: replicas[r], requests: requests)
         }
         replicas[r].iterations += 1
+        replicas[r].iterationSeconds = duration
         replicas[r].busySeconds += duration
         if replicas[r].stepBatch.prefillTokens == 0 {
             replicas[r].decodeOnlyIterations += 1

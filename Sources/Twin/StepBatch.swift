@@ -66,4 +66,11 @@ public protocol StepCostModel: Sendable {
     /// Seconds to bring adapter `adapter` (catalogue index) to a GPU slot; from disk through host
     /// memory if `fromDisk`, otherwise from the host cache.
     func loadSeconds(adapter: Int, fromDisk: Bool) -> Double
+    /// Seconds to fold adapter `adapter` into the base weights (`merging`) or out again.
+    func switchSeconds(adapter: Int, merging: Bool) -> Double
+}
+
+extension StepCostModel {
+    /// dLoRA's constant (0.02 s, profiled on a 7B model) where a model has no measurement.
+    public func switchSeconds(adapter: Int, merging: Bool) -> Double { 0.02 }
 }

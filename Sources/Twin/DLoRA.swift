@@ -1,0 +1,69 @@
+/// The replica scheduler a scenario picks (`scheduler:`, docs/schedulers.md).
+public enum SchedulerSpec: Sendable, Equatable {
+    /// FCFS continuous batching (docs/engine-model.md).
+    case fcfs
+    /// dLoRA's dynamic merge/unmerge with starvation credits.
+    case dlora(DLoRAConfig)
+}
+
+/// dLoRA's parameters (docs/schedulers.md, "Parameters").
+public struct DLoRAConfig: Sendable, Equatable {
+    /// One unit of credit.
+    public var creditUnit = 10_000.0
+    /// Merge onto an adapter whose candidate queue is at least this times `max_num_seqs` (R).
+    public var mergeRatio = 1.5
+    /// Stay merged while the merged adapter's queue is at least this times `max_num_seqs` (L).
+    public var stayRatio = 0.5
+    /// Nudge R and L at each mode change.
+    public var adaptive = true
+    /// Starvation credits on (off: the "dLoRA without credits" baseline).
+    public var credits = true
+    /// Seconds of a merge or unmerge; nil: the cost model's `switchSeconds`.
+    public var switchSeconds: Double?
+
+    /// The defaults.
+    public init() {}
+}
+
+/// dLoRA's state in one replica (docs/schedulers.md, "State").
+struct DLoRAState {
+    let config: DLoRAConfig
+    /// Credit per adapter.
+    var credit: [Double]
+    /// The adapter prioritised in the previous pass, or -1.
+    var prioritised: Int32 = -1
+    /// Thresholds R and L.
+    var mergeRatio: Double
+    var stayRatio: Double
+    /// Tokens per second in each mode (NaN until the mode has run an iteration).
+    var speedUnmerged = Double.nan
+    var speedMerged = Double.nan
+    /// When the current mode began.
+    var modeSince = 0.0
+    /// Per adapter: whether it has a request in the candidate batch (reused between passes).
+    var queue: [Int]
+    /// The candidate batch of the current pass.
+    var candidates: [WaitingEntry] = []
+    /// The switch in progress: its target (-1: unmerged) and start, and its seconds.
+    var switchTarget: Int32 = -1
+    var switchStart = 0.0
+    var switchDuration = 0.0
+
+    init(config: DLoRAConfig, adapters: Int) {
+        self.config = config
+        credit = Array(repeating: Double(max(adapters - 1, 0)) * config.creditUnit, count: adapters)
+        mergeRatio = config.mergeRatio
+        stayRatio = config.stayRatio
+        queue = Array(repeating: 0, count: adapters)
+    }
+
+    /// Updates the speed of `merged` or unmerged mode with one iteration.
+    mutating func record(tokens: Int, seconds: Double, merged: Bool) {
+        let v = Double(tokens) / seconds
+        if merged {
+            speedMerged = speedMerged.isNaN ? v : 0.8 * speedMerged + 0.2 * v
+        } else {
+            speedUnmerged = speedUnmerged.isNaN ? v : 0.8 * speedUnmerged + 0.2 * v
+        }
+    }
+}
