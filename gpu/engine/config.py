@@ -153,3 +153,71 @@ def derive_num_gpu_blocks(
     if blocks < 1:
         raise ValueError(f"engine.num_gpu_blocks: no KV-cache block fits ({free / GIB:.2f} GiB left for the cache)")
     return blocks
+
+
+@dataclass(frozen=True)
+class DLoRAConfig:
+    """The parameters of the `dlora` replica scheduler (docs/schedulers.md, "Parameters").
+
+    `switch_seconds` is the fixed seconds of a merge or unmerge, or None for `switch_cost:
+    model` (the cost model's `switch_seconds`).
+    """
+
+    credit_unit: float = 10000.0
+    merge_ratio: float = 1.5
+    stay_ratio: float = 0.5
+    adaptive: bool = True
+    credits: bool = True
+    switch_seconds: float | None = None
+
+
+def parse_scheduler(d: Any, where: str = "scheduler") -> DLoRAConfig | None:
+    """Parses the scenario's `scheduler:` value: absent, `fcfs` or `{kind: fcfs}` give None (FCFS);
+    `dlora` or `{kind: dlora, credit_unit, merge_ratio, stay_ratio, adaptive, credits,
+    switch_cost}` give a `DLoRAConfig`. Raises ValueError naming `where.key`."""
+    if d is None or d == "fcfs":
+        return None
+    if d == "dlora":
+        return DLoRAConfig()
+    if not isinstance(d, Mapping):
+        raise ValueError(f"{where}: expected fcfs, dlora or a mapping with kind, found {d!r}")
+    kind = d.get("kind")
+    if kind == "fcfs":
+        extra = [k for k in d if k != "kind"]
+        if extra:
+            raise ValueError(f"{where}.{extra[0]}: unknown key for kind fcfs")
+        return None
+    if kind != "dlora":
+        raise ValueError(f"{where}.kind: expected fcfs or dlora, found {kind!r}")
+    values: dict[str, Any] = {}
+    for key, value in d.items():
+        if key == "kind":
+            continue
+        if key in ("credit_unit", "merge_ratio", "stay_ratio"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{where}.{key}: expected a number, found {value!r}")
+            if value < 0 or (key == "credit_unit" and value <= 0):
+                bound = "> 0" if key == "credit_unit" else ">= 0"
+                raise ValueError(f"{where}.{key}: expected a number {bound}, found {value!r}")
+            values[key] = float(value)
+        elif key in ("adaptive", "credits"):
+            if not isinstance(value, bool):
+                raise ValueError(f"{where}.{key}: expected true or false, found {value!r}")
+            values[key] = value
+        elif key == "switch_cost":
+            if value == "model":
+                values["switch_seconds"] = None
+            elif (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not (math.isfinite(value) and value >= 0)
+            ):
+                raise ValueError(f"{where}.switch_cost: expected seconds >= 0 or 'model', found {value!r}")
+            else:
+                values["switch_seconds"] = float(value)
+        else:
+            raise ValueError(
+                f"{where}.{key}: unknown key (expected one of adaptive, credit_unit, credits, merge_ratio, "
+                "stay_ratio, switch_cost)"
+            )
+    return DLoRAConfig(**values)

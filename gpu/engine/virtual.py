@@ -13,16 +13,18 @@ import heapq
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import EngineConfig
+from .config import DLoRAConfig, EngineConfig, parse_scheduler
+from .dlora import DLoRAPlan, DLoRAScheduler
 from .records import IterationRecord, write_iterations_csv, write_requests_csv, write_text_atomic
 from .scheduler import AdapterInfo, LoadOrder, Request, Scheduler, StepPlan
 
 StepSeconds = Callable[[StepPlan], float]
 LoadSeconds = Callable[[AdapterInfo, bool], float]
+SwitchSeconds = Callable[[AdapterInfo, bool], float]  # (adapter, merging) -> seconds
 
 # Event kinds, in the order events at the same time are handled.
 ARRIVAL, LOAD_DONE, MODE_SWITCH_DONE, ITERATION_END, PASS = range(5)
@@ -33,7 +35,9 @@ class LinearCostModel:
     """The conformance cost model (docs/engine-model.md, "The linear cost model").
 
     step = base_s + per_prefill_token_s * prefill_tokens + per_decode_seq_s * decode_seqs,
-    load = host_to_gpu_s, or disk_to_host_s + host_to_gpu_s from disk. Seconds throughout.
+    load = host_to_gpu_s, or disk_to_host_s + host_to_gpu_s from disk; a merge or unmerge
+    (docs/schedulers.md, `switch_cost: model`) takes `switch_s` (optional key, default 0.02).
+    Seconds throughout.
     """
 
     base_s: float
@@ -41,6 +45,7 @@ class LinearCostModel:
     per_decode_seq_s: float
     host_to_gpu_s: float
     disk_to_host_s: float
+    switch_s: float = 0.02
 
     @classmethod
     def from_mapping(cls, d: Mapping[str, Any], where: str = "cost_model") -> LinearCostModel:
@@ -51,10 +56,10 @@ class LinearCostModel:
             raise ValueError(f"{where}.kind: expected 'linear', found {d.get('kind')!r}")
         names = ("base_s", "per_prefill_token_s", "per_decode_seq_s", "host_to_gpu_s", "disk_to_host_s")
         for key in d:
-            if key != "kind" and key not in names:
+            if key != "kind" and key not in names and key != "switch_s":
                 raise ValueError(f"{where}.{key}: unknown key")
         values: dict[str, float] = {}
-        for name in names:
+        for name in names + (("switch_s",) if "switch_s" in d else ()):
             v = d.get(name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise ValueError(f"{where}.{name}: expected a number >= 0, found {v!r}")
@@ -71,11 +76,16 @@ class LinearCostModel:
             return self.disk_to_host_s + self.host_to_gpu_s
         return self.host_to_gpu_s
 
+    def switch_seconds(self, adapter: AdapterInfo, merging: bool) -> float:
+        """Duration of a merge or unmerge of `adapter`: `switch_s`."""
+        return self.switch_s
+
 
 @dataclass
 class BatchLogEntry:
     """One line of the batch log: one iteration of one replica, or (`iteration` -1, empty
-    `batch`) a pass that formed no batch but started loads."""
+    `batch`) a pass that formed no batch but started loads, or (`dlora`) a pass that started a
+    mode switch (`switch`: `merge a3` or `unmerge a3`; the key is absent on other lines)."""
 
     replica: int
     iteration: int
@@ -83,14 +93,16 @@ class BatchLogEntry:
     batch: list[tuple[int, int]]
     loads: list[str]
     preempted: list[int]
+    switch: str | None = None
 
     def to_json(self) -> str:
         """The JSON line, `start_s` with 9 decimal places."""
         batch = ", ".join(f"[{rid}, {n}]" for rid, n in self.batch)
+        switch = "" if self.switch is None else f', "switch": {json.dumps(self.switch)}'
         return (
             f'{{"replica": {self.replica}, "iteration": {self.iteration}, '
             f'"start_s": {self.start_s:.9f}, "batch": [{batch}], '
-            f'"loads": {json.dumps(self.loads)}, "preempted": {json.dumps(self.preempted)}}}'
+            f'"loads": {json.dumps(self.loads)}, "preempted": {json.dumps(self.preempted)}{switch}}}'
         )
 
 
@@ -105,6 +117,8 @@ class VirtualResult:
     batch_log: list[BatchLogEntry]
     loads: list[tuple[float, int, LoadOrder, float]]
     end_s: float
+    schedulers: list[Scheduler] = field(default_factory=list)  # one per replica, final state
+    switches: list[tuple[float, int, str, float]] = field(default_factory=list)  # (start, replica, label, end)
 
 
 class _Replica:
@@ -116,6 +130,8 @@ class _Replica:
         self.loader_free_at = 0.0
         self.iterations = 0
         self.plan: StepPlan | None = None
+        self.duration = 0.0
+        self.switching = False
 
 
 def run_virtual(
@@ -127,13 +143,21 @@ def run_virtual(
     replicas: int = 1,
     placement: Mapping[str, Sequence[int]] | None = None,
     batch_log: str | Path | None = None,
+    dlora: DLoRAConfig | None = None,
+    switch_seconds: SwitchSeconds | None = None,
 ) -> VirtualResult:
     """Replays `requests` on `replicas` replicas in simulated time.
 
     `placement` maps an adapter to the replicas that host it (default: all); requests of the
     base model (adapter None) may go to any replica. Writes the batch log to `batch_log` when
     given. The `Request` objects are updated in place and returned in input order.
+
+    With `dlora` each replica runs `DLoRAScheduler` (docs/schedulers.md); a merge or unmerge takes
+    `dlora.switch_seconds`, or, when that is None (`switch_cost: model`), `switch_seconds(adapter,
+    merging)`.
     """
+    if dlora is not None and dlora.switch_seconds is None and switch_seconds is None:
+        raise ValueError("scheduler.switch_cost: model needs the cost model's switch_seconds")
     if replicas < 1:
         raise ValueError(f"replicas: expected at least 1, found {replicas}")
     hosts: dict[str | None, list[int]] = {None: list(range(replicas))}
@@ -144,7 +168,10 @@ def run_virtual(
                 raise ValueError(f"placement.{name}: replica {r} out of range 0..{replicas - 1}")
         hosts[name] = sorted(set(chosen))
     reqs = list(requests)
-    reps = [_Replica(k, Scheduler(config, dict(adapters))) for k in range(replicas)]
+    if dlora is None:
+        reps = [_Replica(k, Scheduler(config, dict(adapters))) for k in range(replicas)]
+    else:
+        reps = [_Replica(k, DLoRAScheduler(config, dict(adapters), dlora)) for k in range(replicas)]
 
     events: list[tuple[float, int, int, Any]] = []
     counter = 0
@@ -155,7 +182,7 @@ def run_virtual(
         counter += 1
 
     def ask_pass(rep: _Replica, now: float) -> None:
-        if not rep.busy and not rep.pass_pending:
+        if not rep.busy and not rep.pass_pending and not rep.switching:
             rep.pass_pending = True
             push(now, PASS, rep)
 
@@ -168,6 +195,7 @@ def run_virtual(
     log: list[BatchLogEntry] = []
     load_log: list[tuple[float, int, LoadOrder, float]] = []
     iterations: list[IterationRecord] = []
+    switch_log: list[tuple[float, int, str, float]] = []
     now = 0.0
     while events:
         now, kind, _, payload = heapq.heappop(events)
@@ -185,6 +213,8 @@ def run_virtual(
             rep = payload
             assert rep.plan is not None
             rep.scheduler.finish_step(rep.plan, now)
+            if isinstance(rep.scheduler, DLoRAScheduler):
+                rep.scheduler.record_iteration(rep.plan, rep.duration)
             rep.plan = None
             rep.busy = False
             ask_pass(rep, now)
@@ -198,7 +228,25 @@ def run_virtual(
                 rep.loader_free_at = finish
                 load_log.append((now, rep.index, order, finish))
                 push(finish, LOAD_DONE, (rep, order.adapter))
-            if not plan.seqs:
+            switch = plan.switch if isinstance(plan, DLoRAPlan) else None
+            if switch is not None:
+                assert isinstance(rep.scheduler, DLoRAScheduler) and dlora is not None
+                info = adapters[switch.adapter]
+                if dlora.switch_seconds is not None:
+                    d = dlora.switch_seconds
+                else:
+                    assert switch_seconds is not None
+                    d = switch_seconds(info, switch.merging)
+                if not d >= 0.0:
+                    raise ValueError(f"switch_seconds returned {d!r}; expected >= 0")
+                rep.scheduler.switch_started(d)
+                rep.switching = True
+                log.append(
+                    BatchLogEntry(rep.index, -1, now, [], [o.adapter for o in plan.loads], [], switch=switch.label())
+                )
+                switch_log.append((now, rep.index, switch.label(), now + d))
+                push(now + d, MODE_SWITCH_DONE, rep)
+            elif not plan.seqs:
                 if plan.loads or plan.preempted:  # an idle pass that started loads: iteration -1
                     log.append(BatchLogEntry(rep.index, -1, now, [], [o.adapter for o in plan.loads], []))
             else:
@@ -214,19 +262,35 @@ def run_virtual(
                     preempted=list(plan.preempted),
                 )
                 log.append(entry)
-                iterations.append(IterationRecord.from_plan(rep.index, rep.iterations, now, duration, plan))
+                mode = plan.mode if isinstance(plan, DLoRAPlan) else "unmerged"
+                iterations.append(IterationRecord.from_plan(rep.index, rep.iterations, now, duration, plan, mode=mode))
                 rep.iterations += 1
+                rep.duration = duration
                 rep.busy = True
                 rep.plan = plan
                 push(now + duration, ITERATION_END, rep)
-        else:  # pragma: no cover - no mode switches in policy v1
+        elif kind == MODE_SWITCH_DONE:
+            rep = payload
+            assert isinstance(rep.scheduler, DLoRAScheduler)
+            rep.scheduler.switch_done(now)
+            rep.switching = False
+            ask_pass(rep, now)
+        else:  # pragma: no cover
             raise AssertionError(kind)
 
     log.sort(key=lambda e: (e.start_s, e.replica))  # stable: same time and replica stay in pass order
     iterations.sort(key=lambda it: (it.start_s, it.replica, it.iteration))
     if batch_log is not None:
         write_batch_log(batch_log, log)
-    return VirtualResult(requests=reqs, iterations=iterations, batch_log=log, loads=load_log, end_s=now)
+    return VirtualResult(
+        requests=reqs,
+        iterations=iterations,
+        batch_log=log,
+        loads=load_log,
+        end_s=now,
+        schedulers=[r.scheduler for r in reps],
+        switches=switch_log,
+    )
 
 
 def write_batch_log(path: str | Path, entries: Iterable[BatchLogEntry]) -> None:
@@ -243,6 +307,7 @@ def run_scenario(path: str | Path, batch_log: str | Path | None = None) -> Virtu
     if not isinstance(sc.cost_model, Mapping):
         raise ValueError(f"{path}: cost_model: expected a mapping")
     model = LinearCostModel.from_mapping(sc.cost_model, f"{path}: cost_model")
+    dlora = parse_scheduler(sc.raw.get("scheduler"), f"{path}: scheduler")
     return run_virtual(
         sc.engine,
         sc.adapters,
@@ -252,6 +317,8 @@ def run_scenario(path: str | Path, batch_log: str | Path | None = None) -> Virtu
         replicas=sc.replicas,
         placement=sc.placement,
         batch_log=batch_log,
+        dlora=dlora,
+        switch_seconds=model.switch_seconds,
     )
 
 

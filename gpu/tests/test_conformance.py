@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from gpu.engine.dlora import DLoRAScheduler  # noqa: E402
 from gpu.engine.virtual import VirtualResult, run_scenario  # noqa: E402
 
 COST_MODEL = {
@@ -47,6 +48,17 @@ ENGINE_KEYS = (
     "max_cpu_loras",
     "scheduler_lookahead",
 )
+DLORA_ENGINE = dict(
+    max_num_seqs=8,
+    max_num_batched_tokens=256,
+    chunked_prefill=True,
+    block_size=16,
+    num_gpu_blocks=96,
+    max_model_len=1024,
+    max_loras=2,
+    max_cpu_loras=4,
+    scheduler_lookahead=256,
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,11 @@ class Case:
     base_share: float = 0.1
     expects: tuple[str, ...] = field(default=())  # features the case must exercise
     rows: tuple[str, ...] = ()  # a hand-made trace (`id,arrival_s,adapter,prompt,output` rows) instead
+    scheduler: str = ""  # the scenario's `scheduler:` value (YAML flow text); empty: absent (fcfs)
+    cost_extra: tuple[tuple[str, float], ...] = ()  # cost-model keys added after COST_MODEL's
+    weights: tuple[float, ...] = ()  # adapter popularity (default: Zipf-like 1/(k+1))
+    shift_after: int = 0  # from this request on, the popularity is reversed (0: no shift)
+    absent: tuple[str, ...] = ()  # features the case must not exercise
 
 
 CASES = (
@@ -214,6 +231,55 @@ CASES = (
         ),
         expects=("replicas", "same_time_replicas"),
     ),
+    # dlora (docs/schedulers.md). Seeds are chosen so that every request finishes: under policy
+    # draft 1 a replica merged while `running` is full of parked requests stalls for good.
+    Case(
+        "dlora-0-skewed",
+        20,
+        DLORA_ENGINE,
+        requests=300,
+        rate_per_s=80.0,
+        weights=(8.0, 1.0, 1.0, 1.0),
+        scheduler="{kind: dlora}",
+        cost_extra=(("switch_s", 0.015),),
+        expects=("merges", "unmerges", "merged_iterations", "parked", "prioritised", "credit_moved", "preemptions"),
+    ),
+    Case(
+        "dlora-1-popularity-shift",
+        40,
+        DLORA_ENGINE,
+        requests=300,
+        rate_per_s=80.0,
+        weights=(8.0, 1.0, 1.0, 1.0),
+        shift_after=150,
+        scheduler="{kind: dlora, switch_cost: 0.01}",
+        expects=("merges", "merges_onto_several", "unmerges", "merged_iterations"),
+    ),
+    Case(
+        "dlora-2-starving-cold-adapter",
+        21,
+        DLORA_ENGINE,
+        requests=300,
+        adapters=3,
+        rate_per_s=80.0,
+        weights=(30.0, 1.0, 1.0),
+        base_share=0.0,
+        scheduler="{kind: dlora, credit_unit: 100, merge_ratio: 1.0, stay_ratio: 0.25, switch_cost: model}",
+        cost_extra=(("switch_s", 0.015),),
+        expects=("merges", "unmerges", "prioritised", "priority_unmerges", "credit_moved"),
+    ),
+    Case(
+        "dlora-3-no-credits",
+        47,
+        DLORA_ENGINE,
+        requests=300,
+        rate_per_s=80.0,
+        weights=(8.0, 1.0, 1.0, 1.0),
+        scheduler="{kind: dlora, credits: false, adaptive: true}",
+        cost_extra=(("switch_s", 0.015),),
+        expects=("merges", "merges_onto_several", "unmerges", "parked"),
+        absent=("prioritised", "credit_moved"),
+    ),
 )
 
 
@@ -235,13 +301,14 @@ def write_case(case: Case, folder: Path) -> Path:
         rank = rng.choice([8, 16, 32, 64])
         cat.append(f"{n},{rank},{2 * rank},q_proj;k_proj;v_proj;o_proj")
     (folder / "adapters.csv").write_text("\n".join(cat) + "\n")
-    weights = [1.0 / (k + 1) for k in range(case.adapters)]  # Zipf-like skew
+    weights = list(case.weights) if case.weights else [1.0 / (k + 1) for k in range(case.adapters)]  # Zipf-like
     rows = ["request_id,arrival_s,adapter,prompt_tokens,output_tokens", *case.rows]
     t = 0.0
     for rid in range(0 if case.rows else case.requests):
         burst = rng.random() < 0.15
         t += 0.0 if burst else rng.expovariate(case.rate_per_s)
-        adapter = "" if rng.random() < case.base_share else rng.choices(names, weights)[0]
+        popular = weights[::-1] if case.shift_after and rid >= case.shift_after else weights
+        adapter = "" if rng.random() < case.base_share else rng.choices(names, popular)[0]
         prompt = rng.randint(*case.prompt_tokens)
         output = rng.randint(*case.output_tokens)
         rows.append(f"{rid},{t:.6f},{adapter},{prompt},{output}")
@@ -250,7 +317,10 @@ def write_case(case: Case, folder: Path) -> Path:
         f"{k}: {str(case.engine[k]).lower() if isinstance(case.engine[k], bool) else case.engine[k]}"
         for k in ENGINE_KEYS
     )
-    cost = ", ".join(f"{k}: {v if isinstance(v, str) else _number(v)}" for k, v in COST_MODEL.items())
+    cost = ", ".join(
+        f"{k}: {v if isinstance(v, str) else _number(v)}" for k, v in (*COST_MODEL.items(), *case.cost_extra)
+    )
+    scheduler = f"scheduler: {case.scheduler}\n" if case.scheduler else ""
     scenario = folder / "scenario.yaml"
     scenario.write_text(
         f"name: {case.name}\n"
@@ -260,6 +330,7 @@ def write_case(case: Case, folder: Path) -> Path:
         f"cost_model: {{{cost}}}\n"
         f"engine: {{{engine}}}\n"
         f"replicas: {case.replicas}\n"
+        f"{scheduler}"
         "placement: {kind: all}\n"
         "workload: {trace: trace.csv, catalogue: adapters.csv}\n"
     )
@@ -277,7 +348,7 @@ def compare_batch_logs(expected: list[str], actual: list[str], tolerance_s: floa
             return f"line {k}: not JSON ({err})\n  engine: {e_line}\n  twin:   {a_line}"
         if set(e) != set(a):
             return f"line {k}: keys {sorted(a)} (twin) != {sorted(e)} (engine)\n  engine: {e_line}\n  twin:   {a_line}"
-        for key in ("replica", "iteration", "start_s", "batch", "loads", "preempted"):
+        for key in ("replica", "iteration", "start_s", "batch", "loads", "preempted", "switch"):
             ev, av = e.get(key), a.get(key)
             if key == "start_s":
                 ok = isinstance(av, (int, float)) and abs(float(av) - float(ev)) <= tolerance_s * (1 + 1e-6)
@@ -338,6 +409,26 @@ def features(result: VirtualResult) -> set[str]:
     )
     if any(a.first_scheduled_s > b.first_scheduled_s for a, b in zip(firsts, firsts[1:], strict=False)):  # type: ignore[operator]
         found.add("skips_past")
+    # dlora (docs/schedulers.md).
+    merged_onto = {e.switch.split()[1] for e in result.batch_log if e.switch and e.switch.startswith("merge ")}
+    if merged_onto:
+        found.add("merges")
+    if len(merged_onto) > 1:
+        found.add("merges_onto_several")
+    if any(e.switch and e.switch.startswith("unmerge ") for e in result.batch_log):
+        found.add("unmerges")
+    if any(it.mode == "merged" for it in result.iterations):
+        found.add("merged_iterations")
+    for sched in result.schedulers:
+        if isinstance(sched, DLoRAScheduler):
+            if sched.prioritised_passes:
+                found.add("prioritised")
+            if sched.parked_passes:
+                found.add("parked")
+            if sched.priority_unmerges:
+                found.add("priority_unmerges")
+            if any(v != (len(sched.adapters) - 1) * sched.params.credit_unit for v in sched.credit.values()):
+                found.add("credit_moved")
     return found
 
 
@@ -398,8 +489,11 @@ def test_twin_matches_engine(case: Case, tmp_path: Path) -> None:
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_case_exercises_what_it_is_for(case: Case, tmp_path: Path) -> None:
     result = run_scenario(write_case(case, tmp_path))
-    missing = set(case.expects) - features(result)
+    found = features(result)
+    missing = set(case.expects) - found
     assert not missing, f"{case.name} no longer exercises {sorted(missing)}"
+    unwanted = set(case.absent) & found
+    assert not unwanted, f"{case.name} exercises {sorted(unwanted)}, which it must not"
     finished = [r for r in result.requests if r.status == "finished"]
     expected = len(case.rows) if case.rows else case.requests
     assert len(finished) + sum(r.status == "rejected" for r in result.requests) == expected
