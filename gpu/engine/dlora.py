@@ -168,8 +168,9 @@ class DLoRAScheduler(Scheduler):
             elif p is not None:
                 # p's walk: the first scheduler_lookahead requests of waiting, p's only (others
                 # skipped, no loads); then the usual walk over waiting without p's admitted ones.
-                budget, _ = self._walk(now, list(islice(self.waiting, c.scheduler_lookahead)), budget, seqs, loads,
-                                       admitted, only=p)
+                budget, _ = self._walk(
+                    now, list(islice(self.waiting, c.scheduler_lookahead)), budget, seqs, loads, admitted, only=p
+                )
                 self._remove_admitted(admitted)
                 self._walk(now, list(islice(self.waiting, c.scheduler_lookahead)), budget, seqs, loads, admitted)
             else:

@@ -145,6 +145,7 @@ def run_virtual(
     batch_log: str | Path | None = None,
     dlora: DLoRAConfig | None = None,
     switch_seconds: SwitchSeconds | None = None,
+    max_events: int | None = None,
 ) -> VirtualResult:
     """Replays `requests` on `replicas` replicas in simulated time.
 
@@ -154,7 +155,8 @@ def run_virtual(
 
     With `dlora` each replica runs `DLoRAScheduler` (docs/schedulers.md); a merge or unmerge takes
     `dlora.switch_seconds`, or, when that is None (`switch_cost: model`), `switch_seconds(adapter,
-    merging)`.
+    merging)`. `max_events` bounds the events handled (RuntimeError beyond; a guard for tests: a
+    `dlora` replica with `stay_ratio > merge_ratio` may merge and unmerge forever).
     """
     if dlora is not None and dlora.switch_seconds is None and switch_seconds is None:
         raise ValueError("scheduler.switch_cost: model needs the cost model's switch_seconds")
@@ -197,8 +199,12 @@ def run_virtual(
     iterations: list[IterationRecord] = []
     switch_log: list[tuple[float, int, str, float]] = []
     now = 0.0
+    handled = 0
     while events:
         now, kind, _, payload = heapq.heappop(events)
+        handled += 1
+        if max_events is not None and handled > max_events:
+            raise RuntimeError(f"run_virtual: more than {max_events} events (at {now:.9f} s)")
         if kind == ARRIVAL:
             req = payload
             candidates = hosts[req.adapter]
