@@ -149,7 +149,7 @@ public struct Replica {
 
     /// Step 1 of the pass: running requests in admission order. With `only`, requests of other
     /// adapters are parked (left in `running`, not scheduled).
-    mutating func scheduleRunning(budget: inout Int32, only: Int32?, requests: inout [RequestState]) {
+    @inline(__always) mutating func scheduleRunning(budget: inout Int32, only: Int32?, requests: inout [RequestState]) {
         let chunked = config.chunkedPrefill
         var i = 0
         runningLoop: while i < running.count && budget > 0 {
@@ -184,7 +184,7 @@ public struct Replica {
     ///     start no load).
     ///   - merged: `only` is merged into the base weights: its requests need no slot, and no load
     ///     starts.
-    mutating func admitWaiting<Cost: StepCostModel>(
+    @inline(__always) mutating func admitWaiting<Cost: StepCostModel>(
         budget: inout Int32, now: Double, requests: inout [RequestState], cost: Cost, only: Int32? = nil,
         merged: Bool = false
     ) {
