@@ -1,6 +1,7 @@
 extension Replica {
-    /// One dLoRA pass (docs/schedulers.md, "One pass"): candidate batch, credit priority, target
-    /// mode, switching, admission in the mode, credit transfer.
+    /// One dLoRA pass (docs/schedulers.md, "One pass", draft 2): candidate batch, credit priority,
+    /// target mode, switching (or loading or draining towards a merge), admission in the mode,
+    /// credit transfer.
     mutating func dloraPass<Cost: StepCostModel>(now: Double, requests: inout [RequestState], cost: Cost) {
         var d = dlora!
         let maxSeqs = config.maxNumSeqs
@@ -41,10 +42,13 @@ extension Replica {
             }
             if b >= 0 && Double(waitingByAdapter[b]) >= d.mergeRatio * Double(maxSeqs) { target = Int32(b) }
         }
-        // 4. Switching.
+        // 4. Switching (or loading, or draining, on the way to a merge).
+        var draining: Int32 = -1
         if target != current {
             if current < 0 && !isResident(target) {
                 if adapterSlot[Int(target)] < 0 { startLoad(Int(target), now: now, cost: cost) }
+            } else if current < 0 && running.count > Int(runningUsers[Int(target)]) {
+                draining = target
             } else {
                 let merging = current < 0
                 let adapter = merging ? target : current
@@ -60,15 +64,29 @@ extension Replica {
         // 5. Admission in the current mode.
         var budget = Int32(config.maxNumBatchedTokens)
         if mode == .merged {
-            scheduleRunning(budget: &budget, only: mergedAdapter, requests: &requests)
+            scheduleRunning(budget: &budget, only: nil, requests: &requests)  // only m's requests run
             if preemptedInPass.isEmpty {
                 admitWaiting(budget: &budget, now: now, requests: &requests, cost: cost, only: mergedAdapter, merged: true)
+            }
+            if batch.isEmpty {
+                // The guard: nothing of the merged adapter runs, and nothing else would wake the replica.
+                switching = true
+                switchStartedInPass = (false, mergedAdapter)
+                d.switchTarget = -1
+                d.switchStart = now
+                d.switchDuration = d.config.switchSeconds ?? cost.switchSeconds(adapter: Int(mergedAdapter), merging: false)
+                summarise(requests: requests)
+                return
             }
         } else {
             scheduleRunning(budget: &budget, only: nil, requests: &requests)
             if preemptedInPass.isEmpty {
-                if p >= 0 { admitWaiting(budget: &budget, now: now, requests: &requests, cost: cost, only: p) }
-                admitWaiting(budget: &budget, now: now, requests: &requests, cost: cost)
+                if draining >= 0 {
+                    admitWaiting(budget: &budget, now: now, requests: &requests, cost: cost, only: draining)
+                } else {
+                    if p >= 0 { admitWaiting(budget: &budget, now: now, requests: &requests, cost: cost, only: p) }
+                    admitWaiting(budget: &budget, now: now, requests: &requests, cost: cost)
+                }
             }
         }
         summarise(requests: requests)

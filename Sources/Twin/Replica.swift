@@ -180,8 +180,8 @@ public struct Replica {
 
     /// Step 2 of the pass: walk `waiting` from the front, FCFS with adapter skips.
     /// - Parameters:
-    ///   - only: admit only this adapter's requests (others are skipped, counted as examined, and
-    ///     start no load).
+    ///   - only: a restricted walk: admit only this adapter's requests; others are passed over,
+    ///     not counted against the lookahead, and start no load.
     ///   - merged: `only` is merged into the base weights: its requests need no slot, and no load
     ///     starts.
     @inline(__always) mutating func admitWaiting<Cost: StepCostModel>(
@@ -210,12 +210,12 @@ public struct Replica {
             && running.count < config.maxNumSeqs && budget > 0 && (loadsPossible || admissible > 0)
         {
             let entry = waiting[position]
-            examined += 1
             let a = entry.adapter
             if let only, a != only {
-                position += 1
+                position += 1  // a restricted walk passes over other adapters without counting them
                 continue
             }
+            examined += 1
             if !merged && !isResident(a) {
                 if loadsPossible && adapterSlot[Int(a)] < 0 { loadsPossible = startLoad(Int(a), now: now, cost: cost) }
                 position += 1

@@ -96,6 +96,26 @@ struct DLoRATests {
         #expect((t.merge != 1.5 || t.stay != 0.5) == on)
     }
 
+    @Test("a merge waits for other adapters' running requests to drain (draft 1 stalled here)")
+    func drainBeforeMerge() {
+        // max_num_seqs 2: an a2 request and a base-model request run; six a1 requests then make
+        // a1's queue reach R x 2. Draft 1 merged at once with both seats held by parked requests
+        // and never ran again; draft 2 drains them first (a1's requests take the freed seats),
+        // then merges while a1 still has enough waiting.
+        let rows: [(Double, Int, Int, Int)] =
+            [(0, 2, 10, 40), (0, TraceRequest.baseModel, 10, 40)] + (0..<6).map { _ in (0.1, 1, 10, 3) }
+        var c = DLoRAConfig()
+        c.mergeRatio = 1.0
+        c.credits = false
+        c.adaptive = false
+        let (sim, obs) = run(rows, adapters: 3, config: c, seqs: 2)
+        #expect(sim.requests.allSatisfy { $0.status == .finished })
+        let merge = obs.switches.first { $0.merging && $0.adapter == 1 }
+        #expect(merge != nil)
+        // The merge starts only after the a2 and base-model requests (ids 0 and 1) finished.
+        #expect(merge.map { $0.at >= max(sim.requests[0].finishSeconds, sim.requests[1].finishSeconds) } == true)
+    }
+
     @Test("a dLoRA scenario parses with its parameters; bad values are named")
     func parsing() throws {
         let base = "workload: {requests: 3, arrival: {kind: poisson, rate: 1}}\n"
