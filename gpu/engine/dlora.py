@@ -1,4 +1,4 @@
-"""The `dlora` replica scheduler of docs/schedulers.md (policy draft 1), without torch.
+"""The `dlora` replica scheduler of docs/schedulers.md (policy draft 2), without torch.
 
 `DLoRAScheduler` is a `Scheduler` (docs/engine-model.md) with a mode (`unmerged` or merged onto one
 adapter), starvation credits, adaptive thresholds and per-mode speeds. The caller owns time, as
@@ -77,8 +77,9 @@ class DLoRAScheduler(Scheduler):
         self.merges = 0
         self.unmerges = 0
         self.prioritised_passes = 0
-        self.parked_passes = 0  # merged passes that left a running request of another adapter unscheduled
+        self.drain_passes = 0  # unmerged passes that drained other adapters' requests before a merge
         self.priority_unmerges = 0  # unmerges started because an adapter was prioritised
+        self.empty_unmerges = 0  # unmerges started by a merged pass that scheduled nothing (draft 2)
 
     # ----------------------------------------------------------------- queries
     @property
@@ -141,21 +142,26 @@ class DLoRAScheduler(Scheduler):
                     b = a
             target = b if b is not None and queue[b] >= self.merge_ratio * c.max_num_seqs else None
 
-        # 4. switching.
+        # 4. switching (or loading, or draining, on the way to a merge).
         loads: list[LoadOrder] = []
+        draining: str | None = None
         if target != self.merged:
             if self.merged is not None:
                 if p is not None:
                     self.priority_unmerges += 1
                 return self._start_switch(SwitchOrder("unmerge", self.merged), now, p)
             assert target is not None
-            if target in self._resident:
+            if target not in self._resident:
+                if target not in self._in_flight:
+                    order_ = self._start_load(target)
+                    if order_ is not None:
+                        loads.append(order_)
+                # an ordinary unmerged pass (p is None here).
+            elif any(r.adapter != target for r in self.running):
+                draining = target  # an unmerged pass whose step 2 admits only the target's requests
+                self.drain_passes += 1
+            else:
                 return self._start_switch(SwitchOrder("merge", target), now, p)
-            if target not in self._in_flight:
-                order_ = self._start_load(target)
-                if order_ is not None:
-                    loads.append(order_)
-            # stay unmerged for this pass (p is None here).
 
         # 5. admission.
         seqs: list[ScheduledSeq] = []
@@ -164,18 +170,22 @@ class DLoRAScheduler(Scheduler):
         admitted: set[int] = set()
         if not preempted:
             if self.merged is not None:
-                self._walk(now, list(islice(self.waiting, c.scheduler_lookahead)), budget, seqs, loads, admitted)
+                self._walk(now, self._restricted(self.merged), budget, seqs, loads, admitted)
+            elif draining is not None:
+                self._walk(now, self._restricted(draining), budget, seqs, loads, admitted)
             elif p is not None:
-                # p's walk: the first scheduler_lookahead requests of waiting, p's only (others
-                # skipped, no loads); then the usual walk over waiting without p's admitted ones.
-                budget, _ = self._walk(
-                    now, list(islice(self.waiting, c.scheduler_lookahead)), budget, seqs, loads, admitted, only=p
-                )
+                # p's restricted walk, then the usual walk over waiting without p's admitted ones.
+                budget, _ = self._walk(now, self._restricted(p), budget, seqs, loads, admitted)
                 self._remove_admitted(admitted)
                 self._walk(now, list(islice(self.waiting, c.scheduler_lookahead)), budget, seqs, loads, admitted)
             else:
                 self._walk(now, list(islice(self.waiting, c.scheduler_lookahead)), budget, seqs, loads, admitted)
             self._remove_admitted(admitted)
+        if self.merged is not None and not seqs:
+            # The guard: a merged pass that schedules no token starts an unmerge instead (nothing
+            # else would wake the replica: a merged pass starts no loads).
+            self.empty_unmerges += 1
+            return self._start_switch(SwitchOrder("unmerge", self.merged), now, p, preempted)
 
         # Touch the batch's adapters in order of first appearance, after the pass's loads.
         seen: set[str] = set()
@@ -206,26 +216,27 @@ class DLoRAScheduler(Scheduler):
         self.credit[dst] += amount
         plan.transfers.append((src, dst, amount))
 
-    def _start_switch(self, order: SwitchOrder, now: float, p: str | None) -> DLoRAPlan:
+    def _start_switch(
+        self, order: SwitchOrder, now: float, p: str | None, preempted: list[int] | None = None
+    ) -> DLoRAPlan:
         self.switching = order
         self.switch_start = now
         self.switch_seconds_ = None
-        return DLoRAPlan(seqs=[], loads=[], preempted=[], mode=self.mode, switch=order, prioritised=p)
+        return DLoRAPlan(
+            seqs=[], loads=[], preempted=list(preempted or []), mode=self.mode, switch=order, prioritised=p
+        )
 
     def _schedule_running(self, seqs: list[ScheduledSeq], preempted: list[int]) -> int:
-        """docs/engine-model.md step 1; while merged only the merged adapter's requests are
-        scheduled (the others are parked: skipped, keeping their blocks). Returns the budget left."""
+        """docs/engine-model.md step 1 (while merged every running request is the merged adapter's:
+        a merge starts only after a drain). Returns the budget left."""
         c = self.config
         bs = c.block_size
         budget = c.max_num_batched_tokens
-        parked = False
         i = 0
         while i < len(self.running) and budget > 0:
             req = self.running[i]
             if self.merged is not None and req.adapter != self.merged:
-                parked = True
-                i += 1
-                continue
+                raise RuntimeError(f"request {req.request_id} ({req.adapter}) running while merged onto {self.merged}")
             n = req.known - req.num_computed
             if c.chunked_prefill:
                 n = min(n, budget)
@@ -246,8 +257,6 @@ class DLoRAScheduler(Scheduler):
             self._schedule_tokens(req, n, need, seqs)
             budget -= n
             i += 1
-        if parked:
-            self.parked_passes += 1
         return budget
 
     def _walk(
@@ -258,10 +267,9 @@ class DLoRAScheduler(Scheduler):
         seqs: list[ScheduledSeq],
         loads: list[LoadOrder],
         admitted: set[int],
-        only: str | None = None,
     ) -> tuple[int, bool]:
-        """docs/engine-model.md step 2 over `examined`; while merged, requests of other adapters
-        and of the base model are skipped without loads. Returns the budget left and whether the
+        """docs/engine-model.md step 2 over `examined` (a restricted walk passes only its
+        adapter's requests); while merged no load starts. Returns the budget left and whether the
         walk *stopped* (a prefill that does not fit the budget unchunked, or not enough blocks);
         running out of sequences or budget is not a stop."""
         c = self.config
@@ -272,8 +280,6 @@ class DLoRAScheduler(Scheduler):
             if self.merged is not None:
                 if a != self.merged:
                     continue
-            elif only is not None and a != only:
-                continue
             elif a is not None and a not in self._resident:
                 if a not in self._in_flight:
                     order = self._start_load(a)
@@ -298,6 +304,11 @@ class DLoRAScheduler(Scheduler):
             self._schedule_tokens(req, n, need, seqs)
             budget -= n
         return budget, False
+
+    def _restricted(self, adapter: str) -> list[Request]:
+        """A restricted walk's requests: the first `scheduler_lookahead` of `adapter`'s waiting
+        requests, in queue order (other adapters' are passed over without counting)."""
+        return list(islice((r for r in self.waiting if r.adapter == adapter), self.config.scheduler_lookahead))
 
     def _remove_admitted(self, admitted: set[int]) -> None:
         if admitted and any(r.request_id in admitted for r in self.waiting):

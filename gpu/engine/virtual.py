@@ -248,13 +248,17 @@ def run_virtual(
                 rep.scheduler.switch_started(d)
                 rep.switching = True
                 log.append(
-                    BatchLogEntry(rep.index, -1, now, [], [o.adapter for o in plan.loads], [], switch=switch.label())
+                    BatchLogEntry(
+                        rep.index, -1, now, [], [o.adapter for o in plan.loads], list(plan.preempted), switch.label()
+                    )
                 )
                 switch_log.append((now, rep.index, switch.label(), now + d))
                 push(now + d, MODE_SWITCH_DONE, rep)
             elif not plan.seqs:
                 if plan.loads or plan.preempted:  # an idle pass that started loads: iteration -1
-                    log.append(BatchLogEntry(rep.index, -1, now, [], [o.adapter for o in plan.loads], []))
+                    log.append(
+                        BatchLogEntry(rep.index, -1, now, [], [o.adapter for o in plan.loads], list(plan.preempted))
+                    )
             else:
                 duration = step_seconds(plan)
                 if not duration > 0.0:

@@ -231,8 +231,8 @@ CASES = (
         ),
         expects=("replicas", "same_time_replicas"),
     ),
-    # dlora (docs/schedulers.md). Seeds are chosen so that every request finishes: under policy
-    # draft 1 a replica merged while `running` is full of parked requests stalls for good.
+    # dlora (docs/schedulers.md, draft 2). Every request finishes (test_case_exercises_what_it_is_for);
+    # with `adaptive: false` a replica can merge and unmerge for ever (gpu/tests/test_dlora.py).
     Case(
         "dlora-0-skewed",
         20,
@@ -242,7 +242,7 @@ CASES = (
         weights=(8.0, 1.0, 1.0, 1.0),
         scheduler="{kind: dlora}",
         cost_extra=(("switch_s", 0.015),),
-        expects=("merges", "unmerges", "merged_iterations", "parked", "prioritised", "credit_moved", "preemptions"),
+        expects=("merges", "unmerges", "merged_iterations", "drains", "prioritised", "credit_moved", "preemptions"),
     ),
     Case(
         "dlora-1-popularity-shift",
@@ -277,8 +277,22 @@ CASES = (
         weights=(8.0, 1.0, 1.0, 1.0),
         scheduler="{kind: dlora, credits: false, adaptive: true}",
         cost_extra=(("switch_s", 0.015),),
-        expects=("merges", "merges_onto_several", "unmerges", "parked"),
+        expects=("merges", "unmerges", "drains", "merged_iterations"),
         absent=("prioritised", "credit_moved"),
+    ),
+    # Draft 1 stalled on this trace (merged while parked requests held every seat); draft 2 drains
+    # before merging, and its guard unmerges a merged pass that has nothing to schedule.
+    Case(
+        "dlora-4-empty-merged-pass",
+        20,
+        DLORA_ENGINE,
+        requests=300,
+        rate_per_s=80.0,
+        weights=(8.0, 1.0, 1.0, 1.0),
+        scheduler="{kind: dlora, credits: false, merge_ratio: 1.0, stay_ratio: 0, adaptive: false}",
+        cost_extra=(("switch_s", 0.015),),
+        expects=("merges", "unmerges", "empty_unmerges", "drains"),
+        absent=("prioritised",),
     ),
 )
 
@@ -423,10 +437,12 @@ def features(result: VirtualResult) -> set[str]:
         if isinstance(sched, DLoRAScheduler):
             if sched.prioritised_passes:
                 found.add("prioritised")
-            if sched.parked_passes:
-                found.add("parked")
+            if sched.drain_passes:
+                found.add("drains")
             if sched.priority_unmerges:
                 found.add("priority_unmerges")
+            if sched.empty_unmerges:
+                found.add("empty_unmerges")
             if any(v != (len(sched.adapters) - 1) * sched.params.credit_unit for v in sched.credit.values()):
                 found.add("credit_moved")
     return found

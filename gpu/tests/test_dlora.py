@@ -1,4 +1,4 @@
-"""The `dlora` scheduler (docs/schedulers.md, policy draft 1): one hand-made case per decision,
+"""The `dlora` scheduler (docs/schedulers.md, policy draft 2): one hand-made case per decision,
 the baselines, and invariants over seeded random runs."""
 
 from __future__ import annotations
@@ -118,45 +118,71 @@ def test_stays_merged_while_queue_reaches_l_times_max_num_seqs_then_unmerges() -
     assert plan.mode == "unmerged" and batch(plan) == [(10, 4)]
 
 
-# ------------------------------------------------------------------ parking
-def test_parked_requests_keep_their_blocks_and_resume_after_unmerge() -> None:
+# ------------------------------------------------------------------ draining (draft 2), the guard
+def test_drains_other_adapters_before_merging_and_keeps_their_blocks() -> None:
     s = make(max_num_seqs=4, merge_ratio=1.0, stay_ratio=0.5, adaptive=False)
-    other = add(s, 0, "a2", prompt=6, output=4)
-    base = add(s, 1, None, prompt=5, output=3)
-    plan = run_pass(s, 0.0)
-    assert batch(plan) == [(0, 6), (1, 5)]
-    for rid in range(2, 6):
+    other = add(s, 0, "a2", prompt=6, output=3)
+    base = add(s, 1, None, prompt=5, output=2)
+    assert batch(run_pass(s, 0.0)) == [(0, 6), (1, 5)]
+    for rid in range(2, 7):
         add(s, rid, "a1", output=1)
-    assert run_pass(s, 1.0).switch.label() == "merge a1"  # type: ignore[union-attr]
+    add(s, 7, "a2")
     blocks = (list(other.blocks), list(base.blocks))
-    plan = run_pass(s, 2.0)  # two seats left: a2's and the base model's requests are parked
-    assert plan.mode == "merged" and batch(plan) == [(2, 4), (3, 4)]
-    assert (other.blocks, base.blocks) == blocks and other in s.running and base in s.running
-    assert (other.generated, base.generated) == (1, 1) and s.parked_passes == 1
-    plan = run_pass(s, 3.0)  # queue 2 >= 2
-    assert batch(plan) == [(4, 4), (5, 4)]
-    plan = run_pass(s, 4.0)
-    assert plan.switch is not None and plan.switch.label() == "unmerge a1"
-    plan = run_pass(s, 5.0)
-    assert plan.mode == "unmerged" and batch(plan) == [(0, 1), (1, 1)]
-    run_pass(s, 6.0)
-    run_pass(s, 7.0)
-    assert other.status == "finished" and other.generated == 4 and base.generated == 3
-    assert s.num_free_blocks == s.config.num_gpu_blocks
+    plan = run_pass(s, 1.0)  # target merged(a1), resident, others running: drain
+    assert plan.switch is None and plan.mode == "unmerged" and s.drain_passes == 1
+    assert batch(plan) == [(0, 1), (1, 1), (2, 4), (3, 4)]  # step 1 as always; step 2 admits a1 only
+    assert other.blocks[: len(blocks[0])] == blocks[0] and base.status == "finished"
+    plan = run_pass(s, 2.0)  # queue[a1] = 3 < 4: no merge target, an ordinary FCFS pass
+    assert plan.switch is None and batch(plan) == [(0, 1), (4, 4), (5, 4), (6, 4)] and s.drain_passes == 1
+    assert other.status == "finished" and other.generated == 3
+    plan = run_pass(s, 3.0)  # a1 has nothing waiting now; a2's one request < R x 4: unmerged
+    assert plan.switch is None and batch(plan) == [(7, 4)] and s.merges == 0
 
 
-def test_merged_walk_skips_others_without_loads_and_counts_them_as_examined() -> None:
-    s = make(("a1", "a2", "a3"), resident=("a1",), max_num_seqs=4, merge_ratio=0.5, scheduler_lookahead=3)
+def test_merge_starts_once_only_the_target_runs() -> None:
+    s = make(max_num_seqs=4, merge_ratio=1.0, stay_ratio=0.25, adaptive=False)
+    add(s, 0, "a1", prompt=4, output=3)
+    assert batch(run_pass(s, 0.0)) == [(0, 4)]
+    for rid in range(1, 5):
+        add(s, rid, "a1", output=1)
+    plan = run_pass(s, 1.0)  # only a1 runs: the merge starts, request 0 keeps its blocks
+    assert plan.switch is not None and plan.switch.label() == "merge a1" and len(s.running[0].blocks) == 1
+    plan = run_pass(s, 1.5)
+    assert plan.mode == "merged" and batch(plan) == [(0, 1), (1, 4), (2, 4), (3, 4)]
+
+
+def test_restricted_walks_count_only_their_adapter_against_the_lookahead() -> None:
+    s = make(("a1", "a2", "a3"), resident=("a1",), max_num_seqs=4, merge_ratio=0.5, scheduler_lookahead=2)
     add(s, 0, "a1")
     add(s, 1, "a3")
     add(s, 2, None)
     add(s, 3, "a1")
+    add(s, 4, "a1")
     assert run_pass(s, 0.0).switch.label() == "merge a1"  # type: ignore[union-attr]
-    plan = run_pass(s, 1.0)
-    assert plan.loads == [] and batch(plan) == [(0, 4)]  # request 3 lies beyond the lookahead of 3
+    plan = run_pass(s, 1.0)  # a1's first two requests; the others are passed over, no load
+    assert plan.loads == [] and batch(plan) == [(0, 4), (3, 4)]
+    p = make(credit_unit=100.0, max_num_seqs=4, merge_ratio=10.0, scheduler_lookahead=2)
+    for rid, a in enumerate(["a1", "a1", "a1", "a2", "a2", "a2"]):
+        add(p, rid, a)
+    p.credit.update(a1=0.0, a2=200.0)
+    plan = p.schedule(0.0)
+    # p's walk: a2's first two (3, 4); then the usual walk over the first two of waiting (0, 1).
+    assert plan.prioritised == "a2" and batch(plan) == [(3, 4), (4, 4), (0, 4), (1, 4)]
+    # C = [0, 1, 2, 3]; last = 3 (request 3); displaced and not admitted: request 2 only.
+    assert plan.transfers == [("a2", "a1", 25.0)]
 
 
-# ------------------------------------------------------------------ credits
+def test_guard_unmerges_a_merged_pass_with_nothing_to_schedule() -> None:
+    s = make(max_num_seqs=2, merge_ratio=0.5, stay_ratio=0.0, adaptive=False)
+    add(s, 0, "a1", output=1)
+    add(s, 1, "a2", output=1)
+    assert run_pass(s, 0.0).switch.label() == "merge a1"  # type: ignore[union-attr]
+    assert batch(run_pass(s, 1.0)) == [(0, 4)]
+    plan = s.schedule(2.0)  # stay_ratio 0: stay; nothing of a1 to run: the guard unmerges
+    assert plan.seqs == [] and plan.switch is not None and plan.switch.label() == "unmerge a1"
+    assert s.empty_unmerges == 1 and plan.transfers == []
+
+
 def test_credits_start_at_n_minus_one_units() -> None:
     s = make(("a1", "a2", "a3"), credit_unit=100.0)
     assert s.credit == {"a1": 200.0, "a2": 200.0, "a3": 200.0} and s.total_credit() == 600.0
@@ -224,18 +250,6 @@ def test_prioritised_adapter_is_admitted_first_and_pays_the_displaced() -> None:
     u = 100.0 / 4
     assert plan.transfers == [("a2", "a3", u)]
     assert s.credit == {"a1": 0.0, "a2": 300.0 - u, "a3": 300.0 + u} and s.total_credit() == before
-
-
-def test_prioritised_walk_then_the_usual_walk_each_bounded_by_the_lookahead() -> None:
-    s = make(credit_unit=100.0, max_num_seqs=4, merge_ratio=10.0, scheduler_lookahead=2)
-    add(s, 0, "a1")
-    add(s, 1, "a1")
-    add(s, 2, "a2")
-    add(s, 3, "a2")
-    s.credit.update(a1=0.0, a2=200.0)
-    plan = s.schedule(0.0)
-    # p's walk examines the first 2 of waiting (a1, a1): admits none; the usual walk admits 0, 1.
-    assert plan.prioritised == "a2" and batch(plan) == [(0, 4), (1, 4)] and plan.transfers == []
 
 
 def test_priority_unmerges_and_a_starving_adapter_waits_at_most_2_s_max_num_seqs_passes() -> None:
@@ -464,7 +478,9 @@ NAMES = ["a1", "a2", "a3", "a4"]
 SKEW = [8.0, 1.0, 1.0, 1.0]
 
 
-def _run(seed: int, dl: DLoRAConfig | None, n: int = 150, **eng: object) -> virtual.VirtualResult:
+def _run(
+    seed: int, dl: DLoRAConfig | None, n: int = 150, max_events: int = 10**6, **eng: object
+) -> virtual.VirtualResult:
     rng = random.Random(seed)
     cfg = make_config(
         **{
@@ -488,7 +504,7 @@ def _run(seed: int, dl: DLoRAConfig | None, n: int = 150, **eng: object) -> virt
         COST.load_seconds,
         dlora=dl,
         switch_seconds=COST.switch_seconds,
-        max_events=10**6,
+        max_events=max_events,
     )
 
 
@@ -515,7 +531,10 @@ def test_dlora_without_credits_merges_but_never_prioritises() -> None:
     assert merged_somewhere
 
 
-def test_always_merged_merges_on_the_first_adapter_request_and_stays() -> None:
+def test_always_merged_serves_one_adapter_at_a_time_and_hops_when_it_runs_dry() -> None:
+    """`merge_ratio: 0, stay_ratio: 0`: merge onto the longest queue as soon as there is one and
+    stay while the merged adapter has work; under draft 2 a merged pass with nothing to run
+    unmerges, so the base model's and the other adapters' requests are served in between."""
     always = DLoRAConfig(merge_ratio=0.0, stay_ratio=0.0, credits=False, adaptive=False)
     reqs = [
         Request(0, 0.0, "a1", 4, 2),
@@ -533,31 +552,27 @@ def test_always_merged_merges_on_the_first_adapter_request_and_stays() -> None:
         switch_seconds=COST.switch_seconds,
         max_events=1000,
     )
-    assert [e.switch for e in result.batch_log if e.switch] == ["merge a1"]
+    assert [e.switch for e in result.batch_log if e.switch] == [
+        "merge a1",
+        "unmerge a1",
+        "merge a2",
+        "unmerge a2",
+        "merge a1",
+        "unmerge a1",
+    ]
+    modes = {(it.replica, it.iteration): it.mode for it in result.iterations}
     by_id = {r.request_id: r for r in result.requests}
-    assert by_id[0].status == by_id[3].status == "finished"
-    # the base model's and a2's requests are never served: always merged onto a1.
-    assert by_id[1].status == by_id[2].status == "waiting"
+    for e in result.batch_log:
+        if e.iteration >= 0:
+            adapters = {by_id[rid].adapter for rid, _ in e.batch}
+            assert modes[(e.replica, e.iteration)] == ("unmerged" if adapters == {None} else "merged")
+    assert all(r.status == "finished" and r.generated == r.output_tokens for r in result.requests)
 
 
-def test_stall_when_parked_requests_fill_the_seats() -> None:
-    """Policy draft 1 as written: merged onto a1 while `running` holds max_num_seqs requests of
-    other adapters, no a1 request can be admitted, queue[a1] stays >= L x max_num_seqs, and no
-    event comes: the replica stalls for good (reported to the lead; the twin does the same)."""
-    s = make(max_num_seqs=2, merge_ratio=1.0, stay_ratio=0.5)
-    add(s, 0, "a2", output=5)
-    add(s, 1, None, output=5)
-    run_pass(s, 0.0)
-    add(s, 2, "a1")
-    add(s, 3, "a1")
-    assert run_pass(s, 1.0).switch.label() == "merge a1"  # type: ignore[union-attr]
-    plan = s.schedule(2.0)
-    assert plan.seqs == [] and plan.switch is None and s.merged == "a1"
-
-
-# ------------------------------------------------------------------ invariants
 class CheckedDLoRA(DLoRAScheduler):
-    """Checks the pass's invariants after each `schedule`."""
+    """Checks the pass's invariants after each `schedule`; keeps the last plans."""
+
+    recent: list[DLoRAPlan] = []
 
     def schedule(self, now: float) -> DLoRAPlan:
         mode = self.merged
@@ -573,28 +588,20 @@ class CheckedDLoRA(DLoRAScheduler):
             assert plan.seqs == [] and plan.transfers == []
         if mode is not None and plan.switch is None:
             assert plan.mode == "merged" and {q.adapter for q in plan.seqs} <= {mode} and plan.loads == []
+        if self.merged is not None:
+            assert all(r.adapter == self.merged for r in self.running)  # draft 2: no parking
         assert abs(self.total_credit() - credit) <= 1e-9 * max(1.0, abs(credit))
+        CheckedDLoRA.recent = [*CheckedDLoRA.recent[-39:], plan]
         return plan
-
-
-def _stalled(sched: DLoRAScheduler) -> bool:
-    """The draft-1 stall: merged, nothing of the merged adapter running, and its first waiting
-    request cannot be admitted (no seat, not within the lookahead, or not enough blocks)."""
-    m = sched.merged
-    if m is None or any(r.adapter == m for r in sched.running):
-        return False
-    window = list(sched.waiting)[: sched.config.scheduler_lookahead]
-    mine = [r for r in window if r.adapter == m]
-    if len(sched.running) >= sched.config.max_num_seqs or not mine:
-        return True
-    r = mine[0]
-    n = min(r.known - r.num_computed, sched.config.max_num_batched_tokens)
-    return -(-n // sched.config.block_size) > sched.num_free_blocks
 
 
 @pytest.mark.parametrize("seed", range(24))
 def test_invariants_over_seeded_random_runs(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every pass keeps the invariants (CheckedDLoRA: blocks conserved and within capacity, merged
+    batches of the merged adapter only, nothing else running while merged, credit conserved);
+    every request finishes with exactly its output tokens."""
     monkeypatch.setattr(virtual, "DLoRAScheduler", CheckedDLoRA)
+    CheckedDLoRA.recent = []
     rng = random.Random(1000 + seed)
     merge = rng.choice([0.25, 0.5, 1.0, 1.5, 3.0])
     dl = DLoRAConfig(
@@ -605,36 +612,31 @@ def test_invariants_over_seeded_random_runs(seed: int, monkeypatch: pytest.Monke
         credits=rng.random() < 0.7,
         switch_seconds=rng.choice([None, 0.0, 0.05]),
     )
-    result = _run(
-        seed,
-        dl,
-        n=120,
+    eng = dict(
         max_num_seqs=rng.choice([2, 4, 8]),
         chunked_prefill=rng.random() < 0.8,
         block_size=rng.choice([4, 16]),
         num_gpu_blocks=rng.choice([16, 40, 200]),
         scheduler_lookahead=rng.choice([4, 256]),
     )
-    stalled = [s for s in result.schedulers if isinstance(s, DLoRAScheduler) and _stalled(s)]
+    result = _run(seed, dl, n=120, max_events=200000, **eng)  # no livelock: max_events would raise
     for r in result.requests:
+        assert r.status in ("finished", "rejected"), f"request {r.request_id} unfinished ({r.status})"
         if r.status == "finished":
             assert r.generated == r.output_tokens and r.num_computed == r.prompt_tokens + r.output_tokens - 1
-        elif r.status != "rejected":
-            assert stalled, f"request {r.request_id} unfinished ({r.status}) without the documented stall"
     for it in result.iterations:
         if it.mode == "merged":
-            assert it.distinct_adapters <= 1
+            assert it.distinct_adapters == 1
     merged_ids = {(it.replica, it.iteration) for it in result.iterations if it.mode == "merged"}
     by_id = {r.request_id: r for r in result.requests}
     for e in result.batch_log:
         if (e.replica, e.iteration) in merged_ids:
-            assert len({by_id[rid].adapter for rid, _ in e.batch}) == 1 and None not in {
-                by_id[rid].adapter for rid, _ in e.batch
-            }
+            adapters = {by_id[rid].adapter for rid, _ in e.batch}
+            assert len(adapters) == 1 and None not in adapters
 
 
 def test_random_runs_mostly_finish_with_room_to_spare() -> None:
-    """With seats and blocks to spare the stall does not happen: every request finishes."""
+    """Seats and blocks to spare, merges happen, and every request finishes."""
     merges = 0
     for seed in range(6):
         result = _run(
