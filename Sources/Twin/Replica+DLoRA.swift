@@ -119,10 +119,13 @@ extension Replica {
             let t = d.switchStart - d.modeSince
             let mergedTokens = d.speedMerged * (t - d.switchDuration)
             let unmergedTokens = d.speedUnmerged * t
+            // L <= R is kept, or the replica would merge and unmerge at once, forever.
             if merging {
                 if mergedTokens > unmergedTokens { d.stayRatio /= 1.1 } else { d.stayRatio += 0.05 }
+                d.stayRatio = min(d.stayRatio, d.mergeRatio)
             } else {
                 if mergedTokens > unmergedTokens { d.mergeRatio = max(0.1, d.mergeRatio - 0.05) } else { d.mergeRatio *= 1.1 }
+                d.mergeRatio = max(d.mergeRatio, d.stayRatio)
             }
         }
         mode = merging ? .merged : .unmerged

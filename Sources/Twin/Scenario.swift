@@ -103,6 +103,11 @@ public struct Scenario: Sendable {
             c.stayRatio = try b.double("stay_ratio", min: 0) ?? c.stayRatio
             c.adaptive = try b.bool("adaptive") ?? c.adaptive
             c.credits = try b.bool("credits") ?? c.credits
+            if c.stayRatio > c.mergeRatio {
+                throw b.error(
+                    "stay_ratio",
+                    "must not exceed merge_ratio (\(c.mergeRatio)); found \(c.stayRatio) (a replica would merge and unmerge at once, forever)")
+            }
             if let v = try b.string("switch_cost"), v != "model" {
                 guard let x = Double(v), x >= 0, x.isFinite else {
                     throw b.error("switch_cost", "expected seconds (a number at least 0) or 'model', found '\(v)'")

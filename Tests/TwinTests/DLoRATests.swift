@@ -129,5 +129,10 @@ struct DLoRATests {
             try Scenario.parse("scheduler: {kind: dlora, switch_cost: soon}\n" + base, file: "s.yaml", baseDirectory: ".")
         }
         #expect(throws: WorkloadError.self) { try Scenario.parse("scheduler: lottery\n" + base, file: "s.yaml", baseDirectory: ".") }
+        // L > R would merge and unmerge at once, forever.
+        do {
+            _ = try Scenario.parse("scheduler: {kind: dlora, merge_ratio: 0.5, stay_ratio: 0.6}\n" + base, file: "s.yaml", baseDirectory: ".")
+            Issue.record("expected an error")
+        } catch { #expect(error.field == "scheduler.stay_ratio" && error.line == 1) }
     }
 }

@@ -220,4 +220,10 @@ def parse_scheduler(d: Any, where: str = "scheduler") -> DLoRAConfig | None:
                 f"{where}.{key}: unknown key (expected one of adaptive, credit_unit, credits, merge_ratio, "
                 "stay_ratio, switch_cost)"
             )
-    return DLoRAConfig(**values)
+    config = DLoRAConfig(**values)
+    if config.stay_ratio > config.merge_ratio:
+        raise ValueError(
+            f"{where}.stay_ratio: must not exceed merge_ratio ({config.merge_ratio}); found {config.stay_ratio} "
+            "(a replica would merge and unmerge at once, forever)"
+        )
+    return config

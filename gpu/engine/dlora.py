@@ -336,11 +336,13 @@ class DLoRAScheduler(Scheduler):
                     self.stay_ratio = self.stay_ratio / 1.1
                 else:
                     self.stay_ratio = self.stay_ratio + 0.05
+                self.stay_ratio = min(self.stay_ratio, self.merge_ratio)  # L <= R, or the replica flaps
             else:
                 if merged_tokens > unmerged_tokens:
                     self.merge_ratio = max(0.1, self.merge_ratio - 0.05)
                 else:
                     self.merge_ratio = self.merge_ratio * 1.1
+                self.merge_ratio = max(self.merge_ratio, self.stay_ratio)  # L <= R, or the replica flaps
         if order.merging:
             self.merged = order.adapter
             self.merges += 1

@@ -344,7 +344,7 @@ def test_adaptive_thresholds_move_both_ways() -> None:
     s = _adaptive_switch(False, 100.0, 100.0)
     assert s.merge_ratio == 1.0 * 1.1
     s = _adaptive_switch(False, 200.0, 100.0, merge_ratio=0.12)
-    assert s.merge_ratio == 0.1  # floor
+    assert s.merge_ratio == 0.5  # 0.12 - 0.05 floors at 0.1, then R >= L (0.5) holds
 
 
 def test_adaptive_thresholds_stay_without_speeds_or_when_off() -> None:
@@ -367,14 +367,14 @@ def test_scheduler_key_parsing() -> None:
         {
             "kind": "dlora",
             "credit_unit": 100,
-            "merge_ratio": 0,
+            "merge_ratio": 0.25,
             "stay_ratio": 0.25,
             "adaptive": False,
             "credits": False,
             "switch_cost": 0.5,
         }
     )
-    assert c == DLoRAConfig(100.0, 0.0, 0.25, False, False, 0.5)
+    assert c == DLoRAConfig(100.0, 0.25, 0.25, False, False, 0.5)
     assert parse_scheduler({"kind": "dlora", "switch_cost": "model"}).switch_seconds is None  # type: ignore[union-attr]
     for bad, words in [
         ({"kind": "dlora", "credit_unit": 0}, "credit_unit"),
@@ -651,3 +651,12 @@ def test_random_runs_mostly_finish_with_room_to_spare() -> None:
         assert all(r.status == "finished" and r.generated == r.output_tokens for r in result.requests)
         merges += sum(s.merges for s in result.schedulers if isinstance(s, DLoRAScheduler))
     assert merges > 0
+
+
+def test_stay_ratio_above_merge_ratio_is_refused() -> None:
+    """With L > R a replica merges and unmerges at once, forever: refused when the scenario loads."""
+    from gpu.engine.config import parse_scheduler
+
+    with pytest.raises(ValueError, match="stay_ratio"):
+        parse_scheduler({"kind": "dlora", "merge_ratio": 0.5, "stay_ratio": 0.6}, "s.yaml: scheduler")
+    assert parse_scheduler({"kind": "dlora", "merge_ratio": 0.5, "stay_ratio": 0.5}, "s.yaml: scheduler") is not None
