@@ -51,12 +51,7 @@ extension Replica {
                 draining = target
             } else {
                 let merging = current < 0
-                let adapter = merging ? target : current
-                switching = true
-                switchStartedInPass = (merging, adapter)
-                d.switchTarget = merging ? target : -1
-                d.switchStart = now
-                d.switchDuration = d.config.switchSeconds ?? cost.switchSeconds(adapter: Int(adapter), merging: merging)
+                startSwitch(merging: merging, adapter: merging ? target : current, now: now, cost: cost, state: &d)
                 summarise(requests: requests)
                 return
             }
@@ -70,11 +65,7 @@ extension Replica {
             }
             if batch.isEmpty {
                 // The guard: nothing of the merged adapter runs, and nothing else would wake the replica.
-                switching = true
-                switchStartedInPass = (false, mergedAdapter)
-                d.switchTarget = -1
-                d.switchStart = now
-                d.switchDuration = d.config.switchSeconds ?? cost.switchSeconds(adapter: Int(mergedAdapter), merging: false)
+                startSwitch(merging: false, adapter: mergedAdapter, now: now, cost: cost, state: &d)
                 summarise(requests: requests)
                 return
             }
@@ -109,6 +100,17 @@ extension Replica {
                 d.credit[Int(e.adapter)] += u
             }
         }
+    }
+
+    /// Starts merging `adapter` into the base weights, or unmerging it (docs/schedulers.md, step 4).
+    private mutating func startSwitch<Cost: StepCostModel>(
+        merging: Bool, adapter: Int32, now: Double, cost: Cost, state d: inout DLoRAState
+    ) {
+        switching = true
+        switchStartedInPass = (merging, adapter)
+        d.switchTarget = merging ? adapter : -1
+        d.switchStart = now
+        d.switchDuration = d.config.switchSeconds ?? cost.switchSeconds(adapter: Int(adapter), merging: merging)
     }
 
     /// Ends the merge or unmerge in progress at `now` (docs/schedulers.md, steps 4 and 7).
