@@ -15,6 +15,8 @@ public struct LiveRun: Sendable {
     public let busySeconds: Double
     /// Decode-only iterations recorded, and their seconds.
     public let decodeOnly: (count: Int, seconds: Double)
+    /// Changes of `mode` between consecutive iterations of a replica.
+    public let modeChanges: Int
     /// When the replay was stopped before every request finished (`run.json`), seconds.
     public let stoppedAtSeconds: Double?
 
@@ -69,6 +71,17 @@ public struct LiveRun: Sendable {
         busySeconds = durations.reduce(0, +)
         let decodeRows = durations.indices.filter { prefill[$0] == 0 }
         decodeOnly = (decodeRows.count, decodeRows.reduce(0.0) { $0 + durations[$1] })
+        var changes = 0
+        if it.columns.contains("mode") && it.columns.contains("replica") {
+            var last: [String: String] = [:]
+            for i in 0..<it.count {
+                let replica = it.string(i, "replica")
+                let mode = it.string(i, "mode")
+                if mode != (last[replica] ?? "unmerged") { changes += 1 }
+                last[replica] = mode
+            }
+        }
+        modeChanges = changes
         var stopped: Double? = nil
         if let data = FileManager.default.contents(atPath: directory + "/run.json"),
             let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
@@ -85,6 +98,7 @@ public struct LiveRun: Sendable {
         var s = RunSummary(requests: requests, replicas: [], adapterCount: adapterCount)
         s.iterations = iterations
         s.gpuBusyFraction = busySeconds / (Double(replicas) * s.makespanSeconds)
+        s.modeChanges = modeChanges
         s.decodeStepMeanSeconds = decodeOnly.seconds / Double(decodeOnly.count)
         s.mixedStepMeanSeconds = (busySeconds - decodeOnly.seconds) / Double(iterations - decodeOnly.count)
         return s

@@ -70,6 +70,8 @@ public struct RunSummary: Sendable {
     public var iterations: Int
     /// Iteration time over replicas x makespan.
     public var gpuBusyFraction: Double
+    /// Changes of serving mode between consecutive iterations, all replicas (dLoRA's switches).
+    public var modeChanges: Int
     /// Mean seconds of a decode-only iteration (no prefill token): the CUDA-graph path.
     public var decodeStepMeanSeconds: Double
     /// Mean seconds of an iteration with prefill tokens: the eager path.
@@ -129,6 +131,7 @@ public struct RunSummary: Sendable {
         iterations = replicas.reduce(0) { $0 + $1.iterations }
         let busy = replicas.reduce(0.0) { $0 + $1.busySeconds }
         gpuBusyFraction = busy / (Double(replicas.count) * span)
+        modeChanges = replicas.reduce(0) { $0 + $1.modeChanges }
         let decodeCount = replicas.reduce(0) { $0 + $1.decodeOnlyIterations }
         let decodeSeconds = replicas.reduce(0.0) { $0 + $1.decodeOnlySeconds }
         decodeStepMeanSeconds = decodeSeconds / Double(decodeCount)

@@ -85,6 +85,9 @@ public struct Replica {
     public internal(set) var decodeOnlyIterations = 0
     /// Seconds of decode-only iterations.
     public internal(set) var decodeOnlySeconds = 0.0
+    /// Times `mode` differed from the previous iteration's (merges and unmerges that took effect).
+    public internal(set) var modeChanges = 0
+    var lastIterationMode = ServingMode.unmerged
     var passNumber = 0
 
     /// Creates an idle replica with an empty cache and every adapter on disk.

@@ -209,6 +209,7 @@ public enum ScenarioRunner {
             "longest_wait_by_adapter_s": longest,
             "preemptions": s.preemptions,
             "iterations": s.iterations,
+            "mode_changes": s.modeChanges,
             "gpu_busy_fraction": num(s.gpuBusyFraction),
         ]
         let data = try! JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])

@@ -172,6 +172,10 @@ public struct Simulation<Cost: StepCostModel> {
                 batch: replicas[r].stepBatch)
             observer!.observe(record, replica: replicas[r], requests: requests)
         }
+        if replicas[r].stepBatch.mode != replicas[r].lastIterationMode {
+            replicas[r].modeChanges += 1
+            replicas[r].lastIterationMode = replicas[r].stepBatch.mode
+        }
         replicas[r].iterations += 1
         replicas[r].iterationSeconds = duration
         replicas[r].busySeconds += duration

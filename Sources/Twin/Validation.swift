@@ -23,6 +23,8 @@ public enum ValidationMetric: String, CaseIterable, Sendable {
     case longestWait = "longest_wait"
     case preemptions = "preemptions"
     case iterations = "iterations"
+    /// Changes of serving mode (dLoRA's merges and unmerges).
+    case modeChanges = "mode_changes"
     /// Diagnostic: mean decode-only (graph) step.
     case decodeStepMean = "decode_step_mean"
     /// Diagnostic: mean step with prefill tokens (eager).
@@ -45,6 +47,7 @@ public enum ValidationMetric: String, CaseIterable, Sendable {
         case .longestWait: return s.queueWait.max
         case .preemptions: return Double(s.preemptions)
         case .iterations: return Double(s.iterations)
+        case .modeChanges: return Double(s.modeChanges)
         case .decodeStepMean: return s.decodeStepMeanSeconds
         case .mixedStepMean: return s.mixedStepMeanSeconds
         }

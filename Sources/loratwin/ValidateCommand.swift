@@ -105,11 +105,11 @@ struct ValidateCommand: ParsableCommand {
 
     private static let shown: [ValidationMetric] = [
         .requestsPerSecond, .outputTokensPerSecond, .ttftMean, .ttftP50, .ttftP99, .tpotMean, .tpotP50, .tpotP99,
-        .e2eMean, .e2eP50, .e2eP99, .longestWait, .preemptions, .iterations, .decodeStepMean, .mixedStepMean,
+        .e2eMean, .e2eP50, .e2eP99, .longestWait, .preemptions, .modeChanges, .iterations, .decodeStepMean, .mixedStepMean,
     ]
 
     private func render(_ rows: [ValidationRow]) -> String {
-        let headers = ["req/s", "tok/s", "TTFTm", "TTFT50", "TTFT99", "TPOTm", "TPOT50", "TPOT99", "E2Em", "E2E50", "E2E99", "wait", "preempt", "iters", "decStep", "mixStep"]
+        let headers = ["req/s", "tok/s", "TTFTm", "TTFT50", "TTFT99", "TPOTm", "TPOT50", "TPOT99", "E2Em", "E2E50", "E2E99", "wait", "preempt", "modes", "iters", "decStep", "mixStep"]
         func pct(_ x: Double) -> String { x.isNaN ? "-" : String(format: "%.1f", x) }
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
         let nameWidth = max(30, (rows.map { $0.scenario.count }.max() ?? 0) + 2)

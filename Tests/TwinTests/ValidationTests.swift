@@ -105,3 +105,33 @@ struct PredictionIntervalTests {
         #expect(throws: WorkloadError.self) { try ScenarioRunner.sampledRuns(s, trace: try ScenarioRunner.makeTrace(s), count: 2) }
     }
 }
+
+@Suite("Mode changes")
+struct ModeChangeTests {
+    @Test("a dLoRA run read back as a live run agrees on its mode changes, and has some")
+    func modeChangesRoundTrip() throws {
+        let yaml = """
+            name: modes
+            seed: 3
+            scheduler: {kind: dlora, merge_ratio: 1.0, stay_ratio: 0.5}
+            cost_model: {kind: linear, base_s: 0.01, per_prefill_token_s: 0.00005, per_decode_seq_s: 0.0005, host_to_gpu_s: 0.003, disk_to_host_s: 0.02, switch_s: 0.03}
+            engine: {max_num_seqs: 8, max_num_batched_tokens: 512, num_gpu_blocks: 512, max_loras: 2, max_cpu_loras: 4}
+            workload:
+              requests: 300
+              arrival: {kind: poisson, rate: 60}
+              popularity: {kind: zipf, exponent: 2.5}
+              prompt_tokens: {kind: uniform, min: 16, max: 128}
+              output_tokens: {kind: uniform, min: 4, max: 32}
+              adapters: {count: 4, ranks: [16]}
+            """
+        let s = try Scenario.parse(yaml, file: "modes.yaml", baseDirectory: ".")
+        let trace = try ScenarioRunner.makeTrace(s)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loratwin-modes-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let result = try ScenarioRunner.run(s, trace: trace, outputs: .init(directory: dir))
+        let live = try LiveRun(directory: dir, catalogue: trace.catalogue)
+        #expect(result.summary.modeChanges > 0)
+        #expect(live.modeChanges == result.summary.modeChanges)
+        #expect(result.summary.completed == 300)
+    }
+}
