@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs every check that needs no GPU: the Swift tests, the Python tests of gpu/ (scheduler,
+# Runs every check that needs no GPU: swift format's lint, the Swift tests, the Python tests of gpu/ (scheduler,
 # record writers, segment metadata, and the scheduler conformance test against the twin's
 # binary), ruff, and the twin's validation guard where recorded runs exist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh --python
+swift format lint --strict -r Sources Tests Benchmarks   # config: .swift-format
 swift build -c release --product loratwin
 swift test
 python3 -m ruff check gpu
