@@ -22,7 +22,8 @@ func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.
 
 func report(_ what: String, _ d: Duration, _ count: Int, bytes: Int? = nil) {
     let s = seconds(d)
-    var line = what.padding(toLength: 34, withPad: " ", startingAt: 0)
+    var line =
+        what.padding(toLength: 34, withPad: " ", startingAt: 0)
         + String(format: "%8.3f s  %10.2f M rows/s", s, Double(count) / s / 1e6)
     if let bytes { line += String(format: "  %7.1f MB/s", Double(bytes) / s / 1e6) }
     print(line)

@@ -39,6 +39,14 @@ let sim = t2.timeIntervalSince(t1)
 let s = result.summary
 print("generated \(requests) requests in \(String(format: "%.2f", t1.timeIntervalSince(t0))) s")
 print("cost model: \(result.costModelLabel)")
-print("simulated \(s.completed) completed requests, \(s.iterations) iterations, \(result.events) events in \(String(format: "%.2f", sim)) s wall")
-print(String(format: "%.0f simulated requests/s, %.0f events/s, %.0f iterations/s", Double(requests) / sim, Double(result.events) / sim, Double(s.iterations) / sim))
-print(String(format: "simulated makespan %.0f s (%.0fx faster than real time); %.2f req/s, GPU busy %.1f %%", s.makespanSeconds, s.makespanSeconds / sim, s.requestsPerSecond, s.gpuBusyFraction * 100))
+print(
+    "simulated \(s.completed) completed requests, \(s.iterations) iterations, \(result.events) events in \(String(format: "%.2f", sim)) s wall"
+)
+print(
+    String(
+        format: "%.0f simulated requests/s, %.0f events/s, %.0f iterations/s", Double(requests) / sim, Double(result.events) / sim,
+        Double(s.iterations) / sim))
+print(
+    String(
+        format: "simulated makespan %.0f s (%.0fx faster than real time); %.2f req/s, GPU busy %.1f %%", s.makespanSeconds,
+        s.makespanSeconds / sim, s.requestsPerSecond, s.gpuBusyFraction * 100))

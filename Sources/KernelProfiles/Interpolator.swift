@@ -16,7 +16,9 @@ public final class Interpolator1D: @unchecked Sendable {
         self.xs = xs
         self.ys = ys
         let kind: Int32 = xs.count >= 3 ? 1 : 0
-        handle = xs.withUnsafeBufferPointer { x in ys.withUnsafeBufferPointer { y in lt_interp_new(kind, x.baseAddress, y.baseAddress, xs.count) } }
+        handle = xs.withUnsafeBufferPointer { x in
+            ys.withUnsafeBufferPointer { y in lt_interp_new(kind, x.baseAddress, y.baseAddress, xs.count) }
+        }
         if handle == nil { return nil }
     }
 

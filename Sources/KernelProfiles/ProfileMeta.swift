@@ -32,7 +32,8 @@ public struct ProfileMeta: Sendable, Equatable {
         guard Self.supportedSchemas.contains(version) else {
             throw ProfileError(
                 file: path, column: "schema_version",
-                "version \(version) is not supported; this build reads \(Self.supportedSchemas.lowerBound)-\(Self.supportedSchemas.upperBound)")
+                "version \(version) is not supported; this build reads \(Self.supportedSchemas.lowerBound)-\(Self.supportedSchemas.upperBound)"
+            )
         }
         schemaVersion = version
         var strings: [String: String] = [:]

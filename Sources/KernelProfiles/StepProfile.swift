@@ -100,13 +100,19 @@ public struct StepProfile: Sendable {
             var points: [[Double]] = []
             var us: [Double] = []
             for i in rows {
-                points.append([try lora.double(i, "tokens", min: 1), try lora.double(i, "segments", min: 1), try lora.double(i, "rank", min: 1)])
+                points.append([
+                    try lora.double(i, "tokens", min: 1), try lora.double(i, "segments", min: 1), try lora.double(i, "rank", min: 1),
+                ])
                 us.append(try lora.double(i, "median_us", min: -1e9))
             }
             let (g, hole) = GridInterpolator.fromRows(points: points, values: us)
-            guard let g else { throw ProfileError(file: lora.file, column: "kernel", "\(kernel): not a full grid, missing tokens/segments/rank \(hole ?? [])") }
+            guard let g else {
+                throw ProfileError(
+                    file: lora.file, column: "kernel", "\(kernel): not a full grid, missing tokens/segments/rank \(hole ?? [])")
+            }
             grids[kernel] = g
-            fits[kernel] = try Self.fit(lora, ["1", "tokens", "segments", "tokens*rank"], points.map { [1, $0[0], $0[1], $0[0] * $0[2]] }, us)
+            fits[kernel] = try Self.fit(
+                lora, ["1", "tokens", "segments", "tokens*rank"], points.map { [1, $0[0], $0[1], $0[0] * $0[2]] }, us)
         }
         loraGrids = grids
         loraFits = fits

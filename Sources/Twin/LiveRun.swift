@@ -26,8 +26,10 @@ public struct LiveRun: Sendable {
         self.directory = directory
         let t = try ProfileTable(
             path: directory + "/requests.csv",
-            required: ["request_id", "adapter", "arrival_s", "first_scheduled_s", "first_token_s", "finish_s",
-                       "prompt_tokens", "output_tokens", "preemptions", "status"])
+            required: [
+                "request_id", "adapter", "arrival_s", "first_scheduled_s", "first_token_s", "finish_s",
+                "prompt_tokens", "output_tokens", "preemptions", "status",
+            ])
         var out: [RequestState] = []
         out.reserveCapacity(t.count)
         func time(_ i: Int, _ c: String) throws(ProfileError) -> Double {
@@ -59,7 +61,9 @@ public struct LiveRun: Sendable {
                 }
             case "rejected": r.status = .rejected
             case "unfinished": r.status = .running
-            case let s: throw ProfileError(file: t.file, line: t.lines[i], column: "status", "expected finished, rejected or unfinished, found '\(s)'")
+            case let s:
+                throw ProfileError(
+                    file: t.file, line: t.lines[i], column: "status", "expected finished, rejected or unfinished, found '\(s)'")
             }
             out.append(r)
         }

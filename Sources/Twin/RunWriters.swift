@@ -17,14 +17,16 @@ public struct RunRecorder: IterationObserver {
         iterations = try iterationsPath.map { p throws(WorkloadError) in try AtomicFileWriter(path: p) }
         batchLog = try batchLogPath.map { p throws(WorkloadError) in try AtomicFileWriter(path: p) }
         self.catalogue = catalogue
-        write(iterations, 
+        write(
+            iterations,
             "replica,iteration,start_s,duration_s,prefill_tokens,decode_seqs,num_seqs,distinct_adapters,mode,adapter_loads,preemptions\n"
         )
     }
 
     public mutating func observe(_ r: IterationRecord, replica: Replica, requests: [RequestState]) {
         let b = r.batch
-        write(iterations, 
+        write(
+            iterations,
             "\(r.replica),\(r.iteration),\(csvNumber(r.startSeconds)),\(csvNumber(r.durationSeconds)),\(b.prefillTokens),\(b.decodeSequences),\(b.sequences),\(r.distinctAdapters),\(b.mode.rawValue),\(replica.loadsStarted.count),\(replica.preemptedInPass.count)\n"
         )
         logPass(replica: replica, iteration: r.iteration, at: r.startSeconds, requests: requests)

@@ -106,7 +106,8 @@ public struct Scenario: Sendable {
             if c.stayRatio > c.mergeRatio {
                 throw b.error(
                     "stay_ratio",
-                    "must not exceed merge_ratio (\(c.mergeRatio)); found \(c.stayRatio) (a replica would merge and unmerge at once, forever)")
+                    "must not exceed merge_ratio (\(c.mergeRatio)); found \(c.stayRatio) (a replica would merge and unmerge at once, forever)"
+                )
             }
             if let v = try b.string("switch_cost"), v != "model" {
                 guard let x = Double(v), x >= 0, x.isFinite else {

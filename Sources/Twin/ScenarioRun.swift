@@ -99,8 +99,9 @@ public enum ScenarioRunner {
         case .automatic:
             preconditionFailure("resolvedCostModel never returns automatic")
         case .analytic:
-            return try run(s, trace: trace, cost: AnalyticCostModel(model: s.model, gpu: s.gpu, catalogue: trace.catalogue),
-                           outputs: outputs, progress: progress, horizon: horizon)
+            return try run(
+                s, trace: trace, cost: AnalyticCostModel(model: s.model, gpu: s.gpu, catalogue: trace.catalogue),
+                outputs: outputs, progress: progress, horizon: horizon)
         case .linear(let m):
             return try run(s, trace: trace, cost: m, outputs: outputs, progress: progress, horizon: horizon)
         case .measured(let dir, let kernel):
@@ -123,7 +124,8 @@ public enum ScenarioRunner {
         guard blocks > 0 else {
             throw WorkloadError(
                 file: "<scenario \(s.name)>", field: "engine",
-                "no memory is left for the KV cache after the weights of \(s.model.name) on \(s.gpu.name); lower the reserve or set num_gpu_blocks")
+                "no memory is left for the KV cache after the weights of \(s.model.name) on \(s.gpu.name); lower the reserve or set num_gpu_blocks"
+            )
         }
         var sim = Simulation(
             trace: trace, config: s.engine, totalBlocks: blocks, replicaCount: s.replicas,

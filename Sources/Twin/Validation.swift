@@ -76,7 +76,10 @@ public struct ValidationRow: Sendable {
     }
 
     /// Builds the row from both summaries.
-    public init(scenario: String, directory: String, costModel: String, offeredRequestsPerSecond: Double, live l: RunSummary, predicted p: RunSummary) {
+    public init(
+        scenario: String, directory: String, costModel: String, offeredRequestsPerSecond: Double, live l: RunSummary,
+        predicted p: RunSummary
+    ) {
         self.scenario = scenario
         self.directory = directory
         self.costModel = costModel

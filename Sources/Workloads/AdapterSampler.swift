@@ -17,7 +17,8 @@ public struct AdapterSampler {
     /// `shifts` from its start time.
     public init(popularity: Popularity, shifts: [PopularityPhase] = [], adapterCount: Int) {
         self.adapterCount = adapterCount
-        let all = [PopularityPhase(startSeconds: -.infinity, popularity: popularity)]
+        let all =
+            [PopularityPhase(startSeconds: -.infinity, popularity: popularity)]
             + shifts.sorted { $0.startSeconds < $1.startSeconds }
         phases = all.map { p in
             let table: DiscreteDistribution?

@@ -39,7 +39,8 @@ public final class AzureTraceReader: ExternalTraceReader {
             let n = lines.lineNumber
             if let problem = CSVLine.split(line, into: &fields) { throw WorkloadError(file: file, line: n, problem) }
             guard fields.count == names.count else {
-                throw WorkloadError(file: file, line: n, "\(fields.count) fields; expected \(names.count) (\(names.joined(separator: ",")))")
+                throw WorkloadError(
+                    file: file, line: n, "\(fields.count) fields; expected \(names.count) (\(names.joined(separator: ",")))")
             }
             let row = ExternalRowFields(file: file, line: n, fields: fields, names: names)
             guard let ticks = Self.ticks(fields[timeColumn]) else {
@@ -48,7 +49,8 @@ public final class AzureTraceReader: ExternalTraceReader {
                     "'\(CSVLine.text(fields[timeColumn]))'; expected a time YYYY-MM-DD HH:MM:SS.fffffff")
             }
             guard ticks >= lastTicks else {
-                throw WorkloadError(file: file, line: n, field: names[timeColumn], "earlier than the row before; rows must be in time order")
+                throw WorkloadError(
+                    file: file, line: n, field: names[timeColumn], "earlier than the row before; rows must be in time order")
             }
             lastTicks = ticks
             let prompt = try row.int(promptColumn)

@@ -49,12 +49,14 @@ public final class BurstGPTReader: ExternalTraceReader {
             let n = lines.lineNumber
             if let problem = CSVLine.split(line, into: &fields) { throw WorkloadError(file: file, line: n, problem) }
             guard fields.count == names.count else {
-                throw WorkloadError(file: file, line: n, "\(fields.count) fields; expected \(names.count) (\(names.joined(separator: ",")))")
+                throw WorkloadError(
+                    file: file, line: n, "\(fields.count) fields; expected \(names.count) (\(names.joined(separator: ",")))")
             }
             let row = ExternalRowFields(file: file, line: n, fields: fields, names: names)
             let t = try row.double(timeColumn)
             guard t >= last else {
-                throw WorkloadError(file: file, line: n, field: names[timeColumn], "\(t) is before the row above; rows must be in time order")
+                throw WorkloadError(
+                    file: file, line: n, field: names[timeColumn], "\(t) is before the row above; rows must be in time order")
             }
             last = t
             let prompt = try row.int(promptColumn)

@@ -72,7 +72,8 @@ enum CSVLine {
 
     /// A field as written in a CSV file: quoted when it holds a comma, quote, newline or edge space.
     static func escape(_ s: String) -> String {
-        let needs = s.utf8.contains { $0 == 44 || $0 == 34 || $0 == 10 || $0 == 13 }
+        let needs =
+            s.utf8.contains { $0 == 44 || $0 == 34 || $0 == 10 || $0 == 13 }
             || s.first == " " || s.last == " "
         guard needs else { return s }
         return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""

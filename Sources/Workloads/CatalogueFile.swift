@@ -47,7 +47,8 @@ public enum CatalogueFile {
                 $0.trimmingCharacters(in: .whitespaces)
             }
             guard !modules.contains(where: \.isEmpty) else {
-                throw WorkloadError(file: path, line: n, field: "target_modules", "'\(modulesText)'; expected e.g. q_proj;k_proj;v_proj;o_proj")
+                throw WorkloadError(
+                    file: path, line: n, field: "target_modules", "'\(modulesText)'; expected e.g. q_proj;k_proj;v_proj;o_proj")
             }
             let base = width == 5 && !fields[4].isEmpty ? String(decoding: fields[4], as: UTF8.self) : nil
             adapters.append(AdapterSpec(name: name, rank: rank, alpha: alpha, targetModules: modules, baseModel: base))
@@ -66,10 +67,16 @@ public enum CatalogueFile {
             guard !a.name.isEmpty, a.name.first != " ", a.name.last != " " else {
                 throw WorkloadError(file: path, field: "adapter", "'\(a.name)'; names cannot be empty or start or end with a space")
             }
-            guard !a.targetModules.isEmpty, !a.targetModules.contains(where: { $0.isEmpty || $0.contains(";") || $0 != $0.trimmingCharacters(in: .whitespaces) }) else {
-                throw WorkloadError(file: path, field: "target_modules", "adapter '\(a.name)': \(a.targetModules); expected module names without ';' or edge spaces")
+            guard !a.targetModules.isEmpty,
+                !a.targetModules.contains(where: { $0.isEmpty || $0.contains(";") || $0 != $0.trimmingCharacters(in: .whitespaces) })
+            else {
+                throw WorkloadError(
+                    file: path, field: "target_modules",
+                    "adapter '\(a.name)': \(a.targetModules); expected module names without ';' or edge spaces")
             }
-            var fields = [CSVLine.escape(a.name), String(a.rank), a.alpha.description, CSVLine.escape(a.targetModules.joined(separator: ";"))]
+            var fields = [
+                CSVLine.escape(a.name), String(a.rank), a.alpha.description, CSVLine.escape(a.targetModules.joined(separator: ";")),
+            ]
             if withBase { fields.append(CSVLine.escape(a.baseModel ?? "")) }
             try out.write(fields.joined(separator: ",") + "\n")
         }

@@ -103,7 +103,9 @@ extension GeneratorSpec {
                 }
                 return .topShare(adapters: top, share: share)
             }
-            guard let b else { throw y.error(key, "\(kind) needs an exponent: {kind: zipf, exponent: 1.0}, or {kind: skewed, top: 4, share: 0.8}") }
+            guard let b else {
+                throw y.error(key, "\(kind) needs an exponent: {kind: zipf, exponent: 1.0}, or {kind: skewed, top: 4, share: 0.8}")
+            }
             return .zipf(exponent: try b.double("exponent", min: 0) ?? 1.0)
         default: throw y.error(key, "unknown kind '\(kind)'; expected distinct, uniform, zipf, skewed or identical")
         }

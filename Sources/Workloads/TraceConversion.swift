@@ -14,7 +14,8 @@ extension TraceFiles {
         let writer = try TraceWriter(path: output)
         while let row = try reader.next() {
             if let name = row.adapterName, let catalogue, catalogue.index(of: name) == nil {
-                throw WorkloadError(file: input, line: row.line, field: "adapter", "'\(name)' is not in the adapter catalogue \(cataloguePath)")
+                throw WorkloadError(
+                    file: input, line: row.line, field: "adapter", "'\(name)' is not in the adapter catalogue \(cataloguePath)")
             }
             try writer.write(row)
         }

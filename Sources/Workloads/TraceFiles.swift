@@ -82,7 +82,8 @@ public enum TraceFiles {
         let names = trace.catalogue.adapters.map(\.name)
         for r in trace.requests {
             guard r.adapter == TraceRequest.baseModel || names.indices.contains(r.adapter) else {
-                throw WorkloadError(file: path, field: "adapter", "request \(r.requestID) refers to adapter \(r.adapter), beyond the catalogue")
+                throw WorkloadError(
+                    file: path, field: "adapter", "request \(r.requestID) refers to adapter \(r.adapter), beyond the catalogue")
             }
             try writer.write(
                 TraceRow(

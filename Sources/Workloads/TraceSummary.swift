@@ -83,14 +83,16 @@ public struct TraceSummary: Sendable {
             String(format: "duration        %.3f s", durationSeconds),
             String(format: "mean rate       %.3f req/s", meanRatePerSecond),
             String(format: "burstiness      %.3f (CV of inter-arrival gaps; 1 = Poisson)", interArrivalCV),
-            "tokens  " + Self.quantiles.map { q in (q == 0 ? "min" : q == 1 ? "max" : "p" + String(format: "%g", q * 100)).leftPad(7) }
+            "tokens  "
+                + Self.quantiles.map { q in (q == 0 ? "min" : q == 1 ? "max" : "p" + String(format: "%g", q * 100)).leftPad(7) }
                 .joined() + "      mean",
             row("prompt", promptPercentiles, promptMean),
             row("output", outputPercentiles, outputMean),
             "adapters        \(adaptersUsed) used of \(catalogueSize) in the catalogue; \(baseModelRequests) requests on the base model",
         ]
         for (i, a) in topAdapters.enumerated() {
-            lines.append("  #\(i + 1) " + a.name.padding(toLength: 16, withPad: " ", startingAt: 0) + String(format: " %6.2f%%", a.share * 100))
+            lines.append(
+                "  #\(i + 1) " + a.name.padding(toLength: 16, withPad: " ", startingAt: 0) + String(format: " %6.2f%%", a.share * 100))
         }
         return lines.joined(separator: "\n")
     }

@@ -42,7 +42,9 @@ struct ProfileCommand: ParsableCommand {
                 print("  error  leave-one-out RMS \(fmtPct(f.leaveOneOutPercent)), max \(fmtPct(f.leaveOneOutMaxPercent))")
             }
             line("step_decode.csv (decode-only, graph)", axes(p.decodeGrid, ["seqs", "context/seq"]), p.decodeFit)
-            line("step_tokens.csv (eager, by tokens; fit above the grid)", "tokens " + p.tokenCurve.xs.map { fmt($0) }.joined(separator: ","), p.tokenFit)
+            line(
+                "step_tokens.csv (eager, by tokens; fit above the grid)",
+                "tokens " + p.tokenCurve.xs.map { fmt($0) }.joined(separator: ","), p.tokenFit)
             line("step_attention.csv (eager attention over the token curve)", "", p.attentionFit)
             for (k, g) in p.loraGrids.sorted(by: { $0.key < $1.key }) {
                 line("lora_step.csv kernel \(k)", axes(g, ["tokens", "segments", "rank"]), p.loraFits[k]!)

@@ -49,7 +49,8 @@ struct TraceConvertCommand: ParsableCommand {
             let kind = try sourceKind(from: from, path: input)
             let written: Int
             if let source = try TraceSource.external(input, kind: kind, model: model, logType: logType) {
-                var options = ImportOptions(windowStartSeconds: windowStart, windowEndSeconds: windowEnd, rateScale: rateScale, limit: limit)
+                var options = ImportOptions(
+                    windowStartSeconds: windowStart, windowEndSeconds: windowEnd, rateScale: rateScale, limit: limit)
                 if let n = adapterOptions.adapters, n > 0 {
                     options.adapters = AdapterAssignment(
                         catalogue: try adapterOptions.catalogue(count: n), popularity: try adapterOptions.parsedPopularity(),

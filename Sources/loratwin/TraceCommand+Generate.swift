@@ -38,7 +38,10 @@ struct TraceGenerateCommand: ParsableCommand {
     @Option(help: "Output lengths, as --prompt-tokens.")
     var outputTokens: String = "lognormal:180:0.8:1:1024"
 
-    @Option(help: "A trace to resample (prompt, output) pairs from, keeping their joint distribution; replaces --prompt-tokens and --output-tokens.")
+    @Option(
+        help:
+            "A trace to resample (prompt, output) pairs from, keeping their joint distribution; replaces --prompt-tokens and --output-tokens."
+    )
     var lengthsFrom: String?
 
     @OptionGroup var adapterOptions: AdapterOptions
@@ -48,7 +51,9 @@ struct TraceGenerateCommand: ParsableCommand {
             let generator = try makeSpec()
             let trace = generator.generate(seed: adapterOptions.seed)
             try TraceFiles.write(trace, to: out)
-            print("wrote \(out) (\(trace.requests.count) requests), \(TraceFiles.cataloguePath(forTrace: out)) (\(trace.catalogue.count) adapters)")
+            print(
+                "wrote \(out) (\(trace.requests.count) requests), \(TraceFiles.cataloguePath(forTrace: out)) (\(trace.catalogue.count) adapters)"
+            )
         }
     }
 

@@ -28,7 +28,9 @@ struct AdapterOptions: ParsableArguments {
             throw ValidationError("--ranks: '\(ranks)'; expected e.g. 8,16,32,64 or 8:4,16:2,64:1")
         }
         let modules = targetModules.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard !modules.isEmpty, !modules.contains(where: { $0.isEmpty || $0.contains(",") }) else { throw ValidationError("--target-modules: needs at least one module") }
+        guard !modules.isEmpty, !modules.contains(where: { $0.isEmpty || $0.contains(",") }) else {
+            throw ValidationError("--target-modules: needs at least one module")
+        }
         guard count >= 0 else { throw ValidationError("--adapters: expected a count >= 0") }
         return CatalogueSpec(count: count, ranks: ranked, alpha: alpha, targetModules: modules)
     }
@@ -46,7 +48,8 @@ struct AdapterOptions: ParsableArguments {
 func parseLengths(_ text: String, output: Bool, option: String) throws -> LengthDistribution {
     guard let d = try LengthDistribution.parse(shortForm: text, output: output) else {
         throw ValidationError(
-            "\(option): '\(text)'; expected N, fixed:N, uniform:LO:HI, normal:MEAN:SD[:LO:HI], lognormal:MEAN:SIGMA[:LO:HI] or empirical:TRACE")
+            "\(option): '\(text)'; expected N, fixed:N, uniform:LO:HI, normal:MEAN:SD[:LO:HI], lognormal:MEAN:SIGMA[:LO:HI] or empirical:TRACE"
+        )
     }
     return d
 }

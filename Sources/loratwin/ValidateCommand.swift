@@ -8,7 +8,8 @@ struct ValidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "validate",
         abstract: "Simulate every recorded live run and compare the twin with it by SMAPE.",
-        discussion: "Each run folder holds scenario.yaml (with its trace), requests.csv, iterations.csv and run.json (docs/live-run-format.md). Method: docs/validation.md."
+        discussion:
+            "Each run folder holds scenario.yaml (with its trace), requests.csv, iterations.csv and run.json (docs/live-run-format.md). Method: docs/validation.md."
     )
 
     @Argument(help: "Folder of run folders, or one run folder.")
@@ -26,7 +27,10 @@ struct ValidateCommand: ParsableCommand {
     @Option(help: "YAML of metric: largest allowed mean SMAPE in percent; exit 1 if any is exceeded.")
     var check: String?
 
-    @Option(help: "Also run N replicas with step costs drawn from the profile's spread, and report p5-p95 bands and how often the live value falls inside.")
+    @Option(
+        help:
+            "Also run N replicas with step costs drawn from the profile's spread, and report p5-p95 bands and how often the live value falls inside."
+    )
     var intervals: Int?
 
     func run() throws {
@@ -99,7 +103,10 @@ struct ValidateCommand: ParsableCommand {
             }
             out.append("  \(r.scenario): " + cells.joined(separator: ", "))
         }
-        out.append(String(format: "live inside the band: %d of %d (run, metric) pairs, %.0f %%", inside, total, total > 0 ? 100 * Double(inside) / Double(total) : 0))
+        out.append(
+            String(
+                format: "live inside the band: %d of %d (run, metric) pairs, %.0f %%", inside, total,
+                total > 0 ? 100 * Double(inside) / Double(total) : 0))
         return out.joined(separator: "\n")
     }
 
@@ -109,7 +116,10 @@ struct ValidateCommand: ParsableCommand {
     ]
 
     private func render(_ rows: [ValidationRow]) -> String {
-        let headers = ["req/s", "tok/s", "TTFTm", "TTFT50", "TTFT99", "TPOTm", "TPOT50", "TPOT99", "E2Em", "E2E50", "E2E99", "wait", "preempt", "modes", "iters", "decStep", "mixStep"]
+        let headers = [
+            "req/s", "tok/s", "TTFTm", "TTFT50", "TTFT99", "TPOTm", "TPOT50", "TPOT99", "E2Em", "E2E50", "E2E99", "wait", "preempt",
+            "modes", "iters", "decStep", "mixStep",
+        ]
         func pct(_ x: Double) -> String { x.isNaN ? "-" : String(format: "%.1f", x) }
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
         let nameWidth = max(30, (rows.map { $0.scenario.count }.max() ?? 0) + 2)
@@ -117,9 +127,12 @@ struct ValidateCommand: ParsableCommand {
         out.append("scenario".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "cost     " + headers.map { pad($0, 8) }.joined())
         for r in rows {
             let name = (r.scenario + (r.saturated ? " *" : "")).padding(toLength: nameWidth, withPad: " ", startingAt: 0)
-            out.append(name + r.costModel.padding(toLength: 9, withPad: " ", startingAt: 0) + Self.shown.map { pad(pct(r.error($0)), 8) }.joined())
+            out.append(
+                name + r.costModel.padding(toLength: 9, withPad: " ", startingAt: 0) + Self.shown.map { pad(pct(r.error($0)), 8) }.joined())
         }
-        for (label, group) in [("all runs", rows), ("saturated", rows.filter(\.saturated)), ("below saturation", rows.filter { !$0.saturated })] where !group.isEmpty {
+        for (label, group) in [
+            ("all runs", rows), ("saturated", rows.filter(\.saturated)), ("below saturation", rows.filter { !$0.saturated }),
+        ] where !group.isEmpty {
             out.append(
                 "mean, \(label) (\(group.count))".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "         "
                     + Self.shown.map { pad(pct(meanError(group, $0)), 8) }.joined())
@@ -143,7 +156,8 @@ struct ValidateCommand: ParsableCommand {
         var out = "scenario,saturated,cost_model,metric,live,predicted,smape_percent\n"
         for r in rows {
             for m in ValidationMetric.allCases {
-                out += "\(r.scenario),\(r.saturated),\(r.costModel),\(m.rawValue),\(num(r.live[m])),\(num(r.predicted[m])),\(num(r.error(m)))\n"
+                out +=
+                    "\(r.scenario),\(r.saturated),\(r.costModel),\(m.rawValue),\(num(r.live[m])),\(num(r.predicted[m])),\(num(r.error(m)))\n"
             }
         }
         return out
@@ -156,7 +170,8 @@ struct ValidateCommand: ParsableCommand {
                 "\"\($0.rawValue)\": {\"live\": \(jsonNum(r.live[$0])), \"predicted\": \(jsonNum(r.predicted[$0])), \"smape\": \(jsonNum(r.error($0)))}"
             }
             items.append(
-                "  {\"scenario\": \"\(r.scenario)\", \"saturated\": \(r.saturated), \"cost_model\": \"\(r.costModel)\", \"metrics\": {\(metrics.joined(separator: ", "))}}")
+                "  {\"scenario\": \"\(r.scenario)\", \"saturated\": \(r.saturated), \"cost_model\": \"\(r.costModel)\", \"metrics\": {\(metrics.joined(separator: ", "))}}"
+            )
         }
         return "[\n" + items.joined(separator: ",\n") + "\n]\n"
     }
@@ -171,7 +186,9 @@ struct ValidateCommand: ParsableCommand {
             for m in ValidationMetric.allCases {
                 guard let limit = try y.double(m.rawValue, min: 0) else { continue }
                 let e = meanError(rows, m)
-                if !e.isNaN && e > limit { failures.append(String(format: "%@: mean SMAPE %.2f %% over the threshold %.2f %%", m.rawValue, e, limit)) }
+                if !e.isNaN && e > limit {
+                    failures.append(String(format: "%@: mean SMAPE %.2f %% over the threshold %.2f %%", m.rawValue, e, limit))
+                }
             }
         } catch { throw CLIError(error.description) }
         if !failures.isEmpty {

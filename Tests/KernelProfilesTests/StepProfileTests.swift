@@ -21,12 +21,18 @@ struct StepProfileTests {
     @Test("the eager token curve and the attention fit reproduce the formulas")
     func eagerSteps() throws {
         let p = try StepProfile(directory: try ProfileFixture.write())
-        #expect(abs(p.eagerMicroseconds(tokens: 2048, prefillPairs: 0, decodeSequences: 0, decodeContextTokens: 0) - ProfileFixture.tokens(2048)) < 1e-9)
+        #expect(
+            abs(
+                p.eagerMicroseconds(tokens: 2048, prefillPairs: 0, decodeSequences: 0, decodeContextTokens: 0) - ProfileFixture.tokens(2048)
+            ) < 1e-9)
         #expect(abs(p.attentionFit.coefficients[0] - 1e-4) < 1e-12)
         #expect(abs(p.attentionFit.coefficients[1] - 0.01) < 1e-9)
         #expect(abs(p.attentionFit.coefficients[2] - 0.5) < 1e-6)
         // Beyond 4096 tokens the upper-half fit (500 + 12 T) extrapolates exactly.
-        #expect(abs(p.eagerMicroseconds(tokens: 8192, prefillPairs: 0, decodeSequences: 0, decodeContextTokens: 0) - ProfileFixture.tokens(8192)) < 1e-6)
+        #expect(
+            abs(
+                p.eagerMicroseconds(tokens: 8192, prefillPairs: 0, decodeSequences: 0, decodeContextTokens: 0) - ProfileFixture.tokens(8192)
+            ) < 1e-6)
     }
 
     @Test("LoRA per kernel, loads, merges and host overhead")
@@ -60,11 +66,13 @@ struct StepProfileTests {
         #expect(abs(m.loadSeconds(adapter: 1, fromDisk: true) - (50 + bytes / 25e3 + 200 + bytes / 2e3) * 1e-6) < 1e-12)
     }
 
-    @Test("bad profiles are refused with file, line and column", arguments: [
-        ("step_decode.csv", "\n1,128,", "\n1,128,abc", "step_decode.csv", "median_us"),
-        ("step_tokens.csv", "tokens,", "count,", "step_tokens.csv", "tokens"),
-        ("meta.json", "\"schema_version\": 2", "\"schema_version\": 99", "meta.json", "schema_version"),
-    ])
+    @Test(
+        "bad profiles are refused with file, line and column",
+        arguments: [
+            ("step_decode.csv", "\n1,128,", "\n1,128,abc", "step_decode.csv", "median_us"),
+            ("step_tokens.csv", "tokens,", "count,", "step_tokens.csv", "tokens"),
+            ("meta.json", "\"schema_version\": 2", "\"schema_version\": 99", "meta.json", "schema_version"),
+        ])
     func badProfiles(file: String, find: String, replace: String, expectFile: String, column: String) throws {
         let dir = try ProfileFixture.write(mutate: [file: { $0.replacingOccurrences(of: find, with: replace) }])
         do {
@@ -79,9 +87,11 @@ struct StepProfileTests {
 
     @Test("a table with a hole in its grid is refused")
     func incompleteGrid() throws {
-        let dir = try ProfileFixture.write(mutate: ["step_decode.csv": { text in
-            text.split(separator: "\n").filter { !$0.hasPrefix("32,1024,") }.joined(separator: "\n") + "\n"
-        }])
+        let dir = try ProfileFixture.write(mutate: [
+            "step_decode.csv": { text in
+                text.split(separator: "\n").filter { !$0.hasPrefix("32,1024,") }.joined(separator: "\n") + "\n"
+            }
+        ])
         #expect(throws: ProfileError.self) { try StepProfile(directory: dir) }
     }
 
@@ -125,9 +135,10 @@ struct MixedStepTests {
         let decodePart: Double = 30 * 8 + 0.005 * 4000 + 900 + 200 * 3
         let expected = prefillPart + decodePart
         #expect(abs(us! - expected) < 1e-3)
-        #expect(p.mixedMicroseconds(
-            kernel: "torch", prefillTokens: 1, prefillPairs: 1, chunks: 1, continuations: 0, decodeSequences: 0,
-            decodeContextTokens: 0, decodeMaxContext: 0, segments: 0) == nil)
+        #expect(
+            p.mixedMicroseconds(
+                kernel: "torch", prefillTokens: 1, prefillPairs: 1, chunks: 1, continuations: 0, decodeSequences: 0,
+                decodeContextTokens: 0, decodeMaxContext: 0, segments: 0) == nil)
         #expect(p.mixedFits["sgmv"]!.leaveOneOutPercent < 1e-6)
         let cat = AdapterCatalogue([AdapterSpec(name: "a", rank: 16, alpha: 16, targetModules: ["q_proj"])])
         let m = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: cat)

@@ -38,15 +38,21 @@ public enum ProfileFixture {
         for x in [1.0, 16, 64, 256, 1024, 2048, 4096] { t += "\(Int(x)),\(tokens(x)),0,0,20\n" }
         files["step_tokens.csv"] = t
         var a = "tokens,prefill_pairs,decode_seqs,decode_context_tokens,median_us,p10_us,p90_us,reps\n"
-        for (tok, pairs, ds, dc) in [(1024.0, 524800.0, 0.0, 0.0), (2048, 2098176, 0, 0), (1024, 508536, 16, 16384), (64, 0, 64, 16384), (2048, 1e6, 32, 32768)] {
+        for (tok, pairs, ds, dc) in [
+            (1024.0, 524800.0, 0.0, 0.0), (2048, 2098176, 0, 0), (1024, 508536, 16, 16384), (64, 0, 64, 16384), (2048, 1e6, 32, 32768),
+        ] {
             a += "\(Int(tok)),\(pairs),\(Int(ds)),\(Int(dc)),\(tokens(tok) + 1e-4 * pairs + 0.01 * dc + 0.5 * ds),0,0,20\n"
         }
         files["step_attention.csv"] = a
         var l = "kernel,tokens,segments,rank,median_us,p10_us,p90_us,reps\n"
         for k in ["sgmv", "torch"] {
-            for tok in [1.0, 16, 128, 1024] { for s in [1.0, 4, 8] { for r in [8.0, 16, 64] {
-                l += "\(k),\(Int(tok)),\(Int(s)),\(Int(r)),\(lora(tok, s, r) * (k == "torch" ? 2 : 1)),0,0,20\n"
-            } } }
+            for tok in [1.0, 16, 128, 1024] {
+                for s in [1.0, 4, 8] {
+                    for r in [8.0, 16, 64] {
+                        l += "\(k),\(Int(tok)),\(Int(s)),\(Int(r)),\(lora(tok, s, r) * (k == "torch" ? 2 : 1)),0,0,20\n"
+                    }
+                }
+            }
         }
         files["lora_step.csv"] = l
         var ld = "source,bytes,median_us,p10_us,p90_us,reps\n"
@@ -74,7 +80,8 @@ public enum ProfileFixture {
                 let seg = Double(1 + (i * 5) % 8)
                 let prefillPart: Double = 3000 + 20 * p + 1e-4 * pairs + 500 * ch + 800 * co
                 let us: Double = prefillPart + 30 * d + 0.005 * dc + dm + 200 * seg
-                mx += "sgmv,\(Int(p + d)),\(Int(p)),\(Int(ch)),\(Int(co)),\(pairs),\(Int(d)),\(Int(dc)),\(Int(dm)),\(Int(seg)),64,\(us),\(us),\(us),\(us),4\n"
+                mx +=
+                    "sgmv,\(Int(p + d)),\(Int(p)),\(Int(ch)),\(Int(co)),\(pairs),\(Int(d)),\(Int(dc)),\(Int(dm)),\(Int(seg)),64,\(us),\(us),\(us),\(us),4\n"
             }
             files["step_mixed.csv"] = mx
         }

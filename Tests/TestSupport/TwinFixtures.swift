@@ -7,7 +7,8 @@ public enum Fixtures {
     public static func catalogue(_ count: Int, ranks: [Int] = [16]) -> AdapterCatalogue {
         AdapterCatalogue(
             (0..<count).map {
-                AdapterSpec(name: "a\($0)", rank: ranks[$0 % ranks.count], alpha: 16, targetModules: ["q_proj", "k_proj", "v_proj", "o_proj"])
+                AdapterSpec(
+                    name: "a\($0)", rank: ranks[$0 % ranks.count], alpha: 16, targetModules: ["q_proj", "k_proj", "v_proj", "o_proj"])
             })
     }
 

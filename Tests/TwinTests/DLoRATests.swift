@@ -1,5 +1,5 @@
-import Testing
 import TestSupport
+import Testing
 import Twin
 import Workloads
 
@@ -119,7 +119,8 @@ struct DLoRATests {
     @Test("a dLoRA scenario parses with its parameters; bad values are named")
     func parsing() throws {
         let base = "workload: {requests: 3, arrival: {kind: poisson, rate: 1}}\n"
-        let s = try Scenario.parse("scheduler: {kind: dlora, merge_ratio: 2, credits: false, switch_cost: 0.1}\n" + base, file: "s.yaml", baseDirectory: ".")
+        let s = try Scenario.parse(
+            "scheduler: {kind: dlora, merge_ratio: 2, credits: false, switch_cost: 0.1}\n" + base, file: "s.yaml", baseDirectory: ".")
         guard case .dlora(let c) = s.scheduler else {
             Issue.record("expected dlora")
             return
@@ -131,7 +132,8 @@ struct DLoRATests {
         #expect(throws: WorkloadError.self) { try Scenario.parse("scheduler: lottery\n" + base, file: "s.yaml", baseDirectory: ".") }
         // L > R would merge and unmerge at once, forever.
         do {
-            _ = try Scenario.parse("scheduler: {kind: dlora, merge_ratio: 0.5, stay_ratio: 0.6}\n" + base, file: "s.yaml", baseDirectory: ".")
+            _ = try Scenario.parse(
+                "scheduler: {kind: dlora, merge_ratio: 0.5, stay_ratio: 0.6}\n" + base, file: "s.yaml", baseDirectory: ".")
             Issue.record("expected an error")
         } catch { #expect(error.field == "scheduler.stay_ratio" && error.line == 1) }
     }

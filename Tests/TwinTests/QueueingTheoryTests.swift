@@ -1,12 +1,13 @@
-import Testing
 import TestSupport
+import Testing
 import Twin
 import Workloads
 
 @Suite("Queueing theory")
 struct QueueingTheoryTests {
-    @Test("batch size 1, Poisson arrivals, constant service: mean wait matches M/D/1 (Pollaczek-Khinchine)",
-          arguments: [0.5, 0.8])
+    @Test(
+        "batch size 1, Poisson arrivals, constant service: mean wait matches M/D/1 (Pollaczek-Khinchine)",
+        arguments: [0.5, 0.8])
     func mD1(utilisation rho: Double) {
         // One sequence per iteration, one output token per request: each request is served by
         // exactly one iteration of D = 0.01 + 90 * 0.0001 = 0.019 s.

@@ -26,14 +26,16 @@ struct ScenarioParsingTests {
         #expect(e?.description.contains("unknown key") == true)
     }
 
-    @Test("a value of the wrong type says what was expected", arguments: [
-        ("engine:\n  max_loras: many\n", "engine.max_loras", "integer"),
-        ("engine:\n  chunked_prefill: maybe\n", "engine.chunked_prefill", "true or false"),
-        ("engine:\n  max_loras: 8\n  max_cpu_loras: 4\n", "engine.max_cpu_loras", "at least max_loras"),
-        ("replicas: 0\n", "replicas", "at least 1"),
-        ("model: gpt-5\n", "model", "unknown model"),
-        ("cost_model: {kind: linear}\n", "cost_model.base_s", "missing"),
-    ])
+    @Test(
+        "a value of the wrong type says what was expected",
+        arguments: [
+            ("engine:\n  max_loras: many\n", "engine.max_loras", "integer"),
+            ("engine:\n  chunked_prefill: maybe\n", "engine.chunked_prefill", "true or false"),
+            ("engine:\n  max_loras: 8\n  max_cpu_loras: 4\n", "engine.max_cpu_loras", "at least max_loras"),
+            ("replicas: 0\n", "replicas", "at least 1"),
+            ("model: gpt-5\n", "model", "unknown model"),
+            ("cost_model: {kind: linear}\n", "cost_model.base_s", "missing"),
+        ])
     func wrongValues(yaml: String, field: String, message: String) {
         let e = parseError(yaml + "workload: {requests: 3, arrival: {kind: poisson, rate: 1}}\n")
         #expect(e?.field == field)

@@ -1,7 +1,7 @@
 import Foundation
 import KernelProfiles
-import Testing
 import TestSupport
+import Testing
 import Twin
 import Workloads
 

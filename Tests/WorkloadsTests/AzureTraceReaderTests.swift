@@ -57,7 +57,9 @@ struct AzureTraceReaderTests {
         #expect(b.withUnsafeMutableBufferPointer { AzureTraceReader.ticks(UnsafeBufferPointer($0)) } == expected)
     }
 
-    @Test("bad timestamps are rejected", arguments: ["2023-11-16", "2023-13-01 00:00:00", "2023-11-16 18:17:03.12345678", "2023/11/16 18:17:03", "x"])
+    @Test(
+        "bad timestamps are rejected",
+        arguments: ["2023-11-16", "2023-13-01 00:00:00", "2023-11-16 18:17:03.12345678", "2023/11/16 18:17:03", "x"])
     func badTicks(_ text: String) {
         var b = Array(text.utf8)
         #expect(b.withUnsafeMutableBufferPointer { AzureTraceReader.ticks(UnsafeBufferPointer($0)) } == nil)
@@ -66,7 +68,8 @@ struct AzureTraceReaderTests {
     @Test("a bad row names its line and column")
     func badRow() throws {
         let folder = TemporaryFolder()
-        let p = folder.write("a.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,10,3\n2023-11-16 18:17:04.0,ten,3\n")
+        let p = folder.write(
+            "a.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,10,3\n2023-11-16 18:17:04.0,ten,3\n")
         let reader = try AzureTraceReader(path: p)
         let e = try #require(throws: WorkloadError.self) { try TraceImporter(reader, options: ImportOptions()).readTrace() }
         #expect(e.line == 3 && e.field == "ContextTokens")

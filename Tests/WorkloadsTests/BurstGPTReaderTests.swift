@@ -53,7 +53,9 @@ struct BurstGPTReaderTests {
     func negative() throws {
         let folder = TemporaryFolder()
         let p = folder.write("b.csv", "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n1,ChatGPT,-5,3,8,API log\n")
-        let e = try #require(throws: WorkloadError.self) { try TraceImporter(try BurstGPTReader(path: p), options: ImportOptions()).readTrace() }
+        let e = try #require(throws: WorkloadError.self) {
+            try TraceImporter(try BurstGPTReader(path: p), options: ImportOptions()).readTrace()
+        }
         #expect(e.line == 2 && e.field == "Request tokens")
     }
 }

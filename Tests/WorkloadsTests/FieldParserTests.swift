@@ -37,7 +37,9 @@ struct FieldParserTests {
         #expect(mismatches.isEmpty, "\(mismatches.prefix(5))")
     }
 
-    @Test("what is not a decimal number is rejected", arguments: ["", "-", ".", "e5", "1e", "1e+", "inf", "nan", "0x10", "1.2.3", "1,5", " 1", "1 "])
+    @Test(
+        "what is not a decimal number is rejected",
+        arguments: ["", "-", ".", "e5", "1e", "1e+", "inf", "nan", "0x10", "1.2.3", "1,5", " 1", "1 "])
     func rejects(_ text: String) {
         #expect(double(text) == nil)
     }

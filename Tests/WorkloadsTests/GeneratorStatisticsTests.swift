@@ -50,7 +50,9 @@ struct GeneratorStatisticsTests {
         #expect(g.allSatisfy { $0 == 0.25 })
     }
 
-    @Test("Zipf shares pass a chi-square test, and the same counts fail one against uniform", arguments: [(0.8, 7 as UInt64), (1.1, 8), (2.0, 9)])
+    @Test(
+        "Zipf shares pass a chi-square test, and the same counts fail one against uniform",
+        arguments: [(0.8, 7 as UInt64), (1.1, 8), (2.0, 9)])
     func zipf(_ exponent: Double, _ seed: UInt64) throws {
         let n = 16
         let t = spec(.poisson(rate: 1), .zipf(exponent: exponent), requests: 50_000, adapters: n).generate(seed: seed)
@@ -76,8 +78,9 @@ struct GeneratorStatisticsTests {
 
     @Test("distinct cycles through every adapter; identical uses one")
     func distinctAndIdentical() {
-        #expect(spec(.poisson(rate: 1), .distinct, requests: 40, adapters: 16).generate(seed: 1).requests.map(\.adapter)
-            == (0..<40).map { $0 % 16 })
+        #expect(
+            spec(.poisson(rate: 1), .distinct, requests: 40, adapters: 16).generate(seed: 1).requests.map(\.adapter)
+                == (0..<40).map { $0 % 16 })
         #expect(spec(.poisson(rate: 1), .identical, requests: 40).generate(seed: 1).requests.allSatisfy { $0.adapter == 0 })
     }
 

@@ -55,10 +55,12 @@ struct ImportOptionsTests {
         #expect(t1.provenance["source_format"] == "azure-llm-2023")
     }
 
-    @Test("out-of-range options are errors", arguments: [
-        ImportOptions(windowStartSeconds: -1), ImportOptions(windowStartSeconds: 5, windowEndSeconds: 5),
-        ImportOptions(rateScale: 0), ImportOptions(limit: -2),
-    ])
+    @Test(
+        "out-of-range options are errors",
+        arguments: [
+            ImportOptions(windowStartSeconds: -1), ImportOptions(windowStartSeconds: 5, windowEndSeconds: 5),
+            ImportOptions(rateScale: 0), ImportOptions(limit: -2),
+        ])
     func invalid(_ o: ImportOptions) {
         #expect(throws: WorkloadError.self) { try read(o) }
     }

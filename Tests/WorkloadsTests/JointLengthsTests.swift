@@ -80,7 +80,9 @@ struct JointLengthsTests {
         let spec = try GeneratorSpec.parse(try YAMLReader.parse(ok, file: folder.write("a.yaml", ok)))
         #expect(spec.jointLengths?.prompts.count == 8819)
         let bad = ok + "prompt_tokens: 12\n"
-        let e = try #require(throws: WorkloadError.self) { try GeneratorSpec.parse(try YAMLReader.parse(bad, file: folder.write("b.yaml", bad))) }
+        let e = try #require(throws: WorkloadError.self) {
+            try GeneratorSpec.parse(try YAMLReader.parse(bad, file: folder.write("b.yaml", bad)))
+        }
         #expect(e.field == "lengths")
     }
 }

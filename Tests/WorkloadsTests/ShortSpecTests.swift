@@ -31,7 +31,9 @@ struct ShortSpecTests {
         #expect(try LengthDistribution.parse(shortForm: text, output: false) == expected)
     }
 
-    @Test("bad lengths", arguments: ["0", "-3", "fixed", "uniform:9:1", "normal:100", "lognormal:600:0:1:2", "normal:1:1:5", "x:1", "empirical:", ":::"])
+    @Test(
+        "bad lengths",
+        arguments: ["0", "-3", "fixed", "uniform:9:1", "normal:100", "lognormal:600:0:1:2", "normal:1:1:5", "x:1", "empirical:", ":::"])
     func badLengths(_ text: String) throws {
         #expect(try LengthDistribution.parse(shortForm: text, output: false) == nil)
     }
@@ -51,6 +53,8 @@ struct ShortSpecTests {
     func ranks() {
         #expect(CatalogueSpec.ranks(shortForm: "8,16")?.map(\.rank) == [8, 16])
         #expect(CatalogueSpec.ranks(shortForm: "8:4,64:1")?.map(\.weight) == [4, 1])
-        for bad in ["", ",", ":", "8,:,16", "0", "8:-1", "8:0", "8:1:2", "x"] { #expect(CatalogueSpec.ranks(shortForm: bad) == nil, "\(bad)") }
+        for bad in ["", ",", ":", "8,:,16", "0", "8:-1", "8:0", "8:1:2", "x"] {
+            #expect(CatalogueSpec.ranks(shortForm: bad) == nil, "\(bad)")
+        }
     }
 }

@@ -16,7 +16,8 @@ struct TraceFuzzTests {
             case 0: b.removeSubrange(at..<min(b.count, at + 1 + rng.uniformInt(40)))
             case 1: for k in at..<min(b.count, at + 1 + rng.uniformInt(8)) { b[k] = UInt8(rng.uniformInt(256)) }
             case 2: b.insert(contentsOf: Array(String(repeating: "9", count: 5 + rng.uniformInt(400)).utf8), at: at)
-            case 3: b.insert(contentsOf: Array([",", "\"", "\n", "\r", "-", ".", "e", "{", "}", ":", "\\"][rng.uniformInt(11)].utf8), at: at)
+            case 3:
+                b.insert(contentsOf: Array([",", "\"", "\n", "\r", "-", ".", "e", "{", "}", ":", "\\"][rng.uniformInt(11)].utf8), at: at)
             case 4: b = Array(b.prefix(at))
             case 5:
                 var lines = b.split(separator: 10, omittingEmptySubsequences: false).map(Array.init)
@@ -82,7 +83,8 @@ struct TraceFuzzTests {
         case .azure:
             let text = try String(contentsOfFile: WorkloadFixtures.azureTrace("code"), encoding: .utf8)
             valid = text.split(separator: "\n").prefix(40).joined(separator: "\n") + "\n"
-        case .burstgpt: valid = BurstGPTReaderTests.v1 + "\n" + BurstGPTReaderTests.v2.split(separator: "\n").dropFirst().joined(separator: "\n")
+        case .burstgpt:
+            valid = BurstGPTReaderTests.v1 + "\n" + BurstGPTReaderTests.v2.split(separator: "\n").dropFirst().joined(separator: "\n")
         case .catalogue:
             let p = folder.file("c.csv")
             try CatalogueFile.write(WorkloadFixtures.catalogue, to: p)

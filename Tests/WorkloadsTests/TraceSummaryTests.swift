@@ -32,9 +32,11 @@ struct TraceSummaryTests {
         #expect(s.report.contains("requests        5"))
     }
 
-    @Test("popularity probabilities sum to one and put the share where it is asked", arguments: [
-        Popularity.uniform, .identical, .zipf(exponent: 1.3), .topShare(adapters: 2, share: 0.7), .topShare(adapters: 50, share: 0.7),
-    ])
+    @Test(
+        "popularity probabilities sum to one and put the share where it is asked",
+        arguments: [
+            Popularity.uniform, .identical, .zipf(exponent: 1.3), .topShare(adapters: 2, share: 0.7), .topShare(adapters: 50, share: 0.7),
+        ])
     func probabilities(_ p: Popularity) throws {
         let q = try #require(p.probabilities(adapterCount: 10))
         #expect(abs(q.reduce(0, +) - 1) < 1e-12)
