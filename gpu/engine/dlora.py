@@ -227,37 +227,15 @@ class DLoRAScheduler(Scheduler):
         )
 
     def _schedule_running(self, seqs: list[ScheduledSeq], preempted: list[int]) -> int:
-        """docs/engine-model.md step 1 (while merged every running request is the merged adapter's:
-        a merge starts only after a drain). Returns the budget left."""
-        c = self.config
-        bs = c.block_size
-        budget = c.max_num_batched_tokens
-        i = 0
-        while i < len(self.running) and budget > 0:
-            req = self.running[i]
-            if self.merged is not None and req.adapter != self.merged:
-                raise RuntimeError(f"request {req.request_id} ({req.adapter}) running while merged onto {self.merged}")
-            n = req.known - req.num_computed
-            if c.chunked_prefill:
-                n = min(n, budget)
-            elif n > budget:
-                i += 1
-                continue
-            need = _blocks_for(req.num_computed + n, bs) - len(req.blocks)
-            self_preempted = False
-            while need > len(self._free_blocks):
-                victim = self.running.pop()
-                self._preempt(victim)
-                preempted.append(victim.request_id)
-                if victim is req:
-                    self_preempted = True
-                    break
-            if self_preempted:
-                break
-            self._schedule_tokens(req, n, need, seqs)
-            budget -= n
-            i += 1
-        return budget
+        """docs/engine-model.md step 1, as in FCFS (while merged every running request is the
+        merged adapter's: a merge starts only after a drain). Returns the budget left."""
+        if self.merged is not None:
+            for req in self.running:
+                if req.adapter != self.merged:
+                    raise RuntimeError(
+                        f"request {req.request_id} ({req.adapter}) running while merged onto {self.merged}"
+                    )
+        return super()._schedule_running(seqs, preempted)
 
     def _walk(
         self,

@@ -176,17 +176,12 @@ class Scheduler:
         return True
 
     # -------------------------------------------------------------- the pass
-    def schedule(self, now: float) -> StepPlan:
-        """Runs one scheduling pass at `now` and returns the batch, the loads it started and
-        the requests it preempted. Blocks are allocated and loads marked in flight."""
+    def _schedule_running(self, seqs: list[ScheduledSeq], preempted: list[int]) -> int:
+        """Step 1 of the pass: running requests in admission order, preempting the newest when
+        blocks run out. Returns the token budget left."""
         c = self.config
         bs = c.block_size
         budget = c.max_num_batched_tokens
-        seqs: list[ScheduledSeq] = []
-        loads: list[LoadOrder] = []
-        preempted: list[int] = []
-
-        # 1. running requests, in admission order.
         i = 0
         while i < len(self.running) and budget > 0:
             req = self.running[i]
@@ -210,6 +205,17 @@ class Scheduler:
             self._schedule_tokens(req, n, need, seqs)
             budget -= n
             i += 1
+        return budget
+
+    def schedule(self, now: float) -> StepPlan:
+        """Runs one scheduling pass at `now` and returns the batch, the loads it started and
+        the requests it preempted. Blocks are allocated and loads marked in flight."""
+        seqs: list[ScheduledSeq] = []
+        loads: list[LoadOrder] = []
+        preempted: list[int] = []
+
+        # 1. running requests, in admission order.
+        budget = self._schedule_running(seqs, preempted)
 
         # 2. waiting requests, FCFS, only when nothing was preempted.
         if not preempted:
