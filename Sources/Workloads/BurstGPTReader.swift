@@ -44,15 +44,8 @@ public final class BurstGPTReader: ExternalTraceReader {
 
     /// The next row, or nil at the end of the file.
     public func next() throws(WorkloadError) -> TraceRow? {
-        while let line = try lines.nextLine() {
-            if CSVLine.isBlank(line) { continue }
-            let n = lines.lineNumber
-            if let problem = CSVLine.split(line, into: &fields) { throw WorkloadError(file: file, line: n, problem) }
-            guard fields.count == names.count else {
-                throw WorkloadError(
-                    file: file, line: n, "\(fields.count) fields; expected \(names.count) (\(names.joined(separator: ",")))")
-            }
-            let row = ExternalRowFields(file: file, line: n, fields: fields, names: names)
+        while let row = try ExternalRowFields.next(lines, into: &fields, names: names, file: file) {
+            let n = row.line
             let t = try row.double(timeColumn)
             guard t >= last else {
                 throw WorkloadError(

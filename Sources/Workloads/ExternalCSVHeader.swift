@@ -60,4 +60,22 @@ struct ExternalRowFields {
 
     /// The text of column `i`.
     func text(_ i: Int) -> String { String(decoding: fields[i], as: UTF8.self) }
+
+    /// The next non-blank row of `lines`, split into `fields` (reused) and checked to have one
+    /// field per column; nil at the end of the file.
+    static func next(
+        _ lines: ByteLineReader, into fields: inout [UnsafeBufferPointer<UInt8>], names: [String], file: String
+    ) throws(WorkloadError) -> ExternalRowFields? {
+        while let line = try lines.nextLine() {
+            if CSVLine.isBlank(line) { continue }
+            let n = lines.lineNumber
+            if let problem = CSVLine.split(line, into: &fields) { throw WorkloadError(file: file, line: n, problem) }
+            guard fields.count == names.count else {
+                throw WorkloadError(
+                    file: file, line: n, "\(fields.count) fields; expected \(names.count) (\(names.joined(separator: ",")))")
+            }
+            return ExternalRowFields(file: file, line: n, fields: fields, names: names)
+        }
+        return nil
+    }
 }
