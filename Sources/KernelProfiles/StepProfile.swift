@@ -118,31 +118,16 @@ public struct StepProfile: Sendable {
         loraFits = fits
 
         let loads = try ProfileTable(path: directory + "/adapter_load.csv", required: ["source", "bytes"] + timing)
-        func loadFit(_ source: String) throws(ProfileError) -> LinearFit {
-            let rows = loads.rows(where: "source", is: source)
-            var x: [[Double]] = []
-            var y: [Double] = []
-            for i in rows {
-                x.append([1, try loads.double(i, "bytes", min: 0)])
-                y.append(try loads.double(i, "median_us", min: 0))
-            }
-            guard rows.count >= 2 else { throw ProfileError(file: loads.file, column: "source", "needs at least two '\(source)' rows") }
-            return try Self.fit(loads, ["1", "bytes"], x, y)
+        for source in ["host", "disk"] where loads.rows(where: "source", is: source).count < 2 {
+            throw ProfileError(file: loads.file, column: "source", "needs at least two '\(source)' rows")
         }
-        hostToGPUFit = try loadFit("host")
-        diskToHostFit = try loadFit("disk")
+        hostToGPUFit = try Self.lineFit(loads, where: "source", is: "host", x: "bytes", min: 0)
+        diskToHostFit = try Self.lineFit(loads, where: "source", is: "disk", x: "bytes", min: 0)
 
         let merge = try ProfileTable(path: directory + "/merge.csv", required: ["op", "rank"] + timing)
         var mf: [String: LinearFit] = [:]
-        for op in ["merge", "unmerge"] {
-            let rows = merge.rows(where: "op", is: op)
-            var x: [[Double]] = []
-            var y: [Double] = []
-            for i in rows {
-                x.append([1, try merge.double(i, "rank", min: 1)])
-                y.append(try merge.double(i, "median_us", min: 0))
-            }
-            if rows.count >= 2 { mf[op] = try Self.fit(merge, ["1", "rank"], x, y) }
+        for op in ["merge", "unmerge"] where merge.rows(where: "op", is: op).count >= 2 {
+            mf[op] = try Self.lineFit(merge, where: "op", is: op, x: "rank", min: 1)
         }
         mergeFits = mf
 
@@ -185,6 +170,19 @@ public struct StepProfile: Sendable {
         guard !values.isEmpty else { return 0 }
         values.sort()
         return values[values.count / 2]
+    }
+
+    /// us ~ 1 + `x` over the rows of `table` whose `column` is `value`.
+    private static func lineFit(_ table: ProfileTable, where column: String, is value: String, x: String, min: Double)
+        throws(ProfileError) -> LinearFit
+    {
+        var xs: [[Double]] = []
+        var ys: [Double] = []
+        for i in table.rows(where: column, is: value) {
+            xs.append([1, try table.double(i, x, min: min)])
+            ys.append(try table.double(i, "median_us", min: 0))
+        }
+        return try fit(table, ["1", x], xs, ys)
     }
 
     private static func fit(_ table: ProfileTable, _ names: [String], _ x: [[Double]], _ y: [Double]) throws(ProfileError) -> LinearFit {
