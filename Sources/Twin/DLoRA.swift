@@ -10,7 +10,7 @@ public enum SchedulerSpec: Sendable, Equatable {
 public struct DLoRAConfig: Sendable, Equatable {
     /// One unit of credit.
     public var creditUnit = 10_000.0
-    /// Merge onto an adapter whose candidate queue is at least this times `max_num_seqs` (R).
+    /// Merge onto an adapter whose waiting queue is at least this times `max_num_seqs` (R).
     public var mergeRatio = 1.5
     /// Stay merged while the merged adapter's queue is at least this times `max_num_seqs` (L).
     public var stayRatio = 0.5
@@ -41,7 +41,7 @@ struct DLoRAState {
     /// When the current mode began.
     var modeSince = 0.0
     /// Per adapter: whether it has a request in the candidate batch (reused between passes).
-    var queue: [Int]
+    var inCandidates: [Bool]
     /// The candidate batch of the current pass.
     var candidates: [WaitingEntry] = []
     /// The switch in progress: its target (-1: unmerged) and start, and its seconds.
@@ -54,7 +54,7 @@ struct DLoRAState {
         credit = Array(repeating: Double(max(adapters - 1, 0)) * config.creditUnit, count: adapters)
         mergeRatio = config.mergeRatio
         stayRatio = config.stayRatio
-        queue = Array(repeating: 0, count: adapters)
+        inCandidates = Array(repeating: false, count: adapters)
     }
 
     /// Updates the speed of `merged` or unmerged mode with one iteration.

@@ -10,7 +10,7 @@ extension Replica {
         for k in 0..<min(maxSeqs, waiting.count) {
             let e = waiting[k]
             d.candidates.append(e)
-            if e.adapter >= 0 { d.queue[Int(e.adapter)] = 1 }  // marks "has a request in C"
+            if e.adapter >= 0 { d.inCandidates[Int(e.adapter)] = true }
         }
         defer { dlora = d }
         // 2. Credit priority: among adapters with a request in C; ties to the lowest index.
@@ -18,7 +18,7 @@ extension Replica {
         if d.config.credits {
             let full = Double(d.credit.count) * d.config.creditUnit
             var best = -Double.infinity
-            for a in d.queue.indices where d.queue[a] == 1 {
+            for a in d.inCandidates.indices where d.inCandidates[a] {
                 let threshold = Int32(a) == d.prioritised ? full - d.config.creditUnit / 2 : full
                 if d.credit[a] >= threshold && d.credit[a] > best {
                     best = d.credit[a]
@@ -26,7 +26,7 @@ extension Replica {
                 }
             }
         }
-        for e in d.candidates where e.adapter >= 0 { d.queue[Int(e.adapter)] = 0 }
+        for e in d.candidates where e.adapter >= 0 { d.inCandidates[Int(e.adapter)] = false }
         d.prioritised = p
         // 3. The target mode (-1: unmerged).
         let current: Int32 = mode == .merged ? mergedAdapter : -1
