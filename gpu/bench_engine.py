@@ -287,6 +287,31 @@ def bench_engine(args, res: dict) -> None:
         w = wall_time_ms(lambda seqs=seqs: ex.execute(seqs, force_eager=True), warmup=2, iters=5)
         eager.append({"batch": b, "eager_step_wall_ms": med(w)})
     res["decode_eager"] = eager
+    # Where a decode step's GPU time goes, per kernel (the eager step runs the kernels the graph
+    # holds): torch.profiler's device time over 5 steps, per step.
+    try:
+        from torch.profiler import ProfilerActivity, profile
+
+        breakdown = {}
+        for b in (1, 32):
+            seqs = [Seq(i, None, ctx, 1, list(range(i * per_seq_blocks, (i + 1) * per_seq_blocks)))
+                    for i in range(b)]
+            ex.execute(seqs, force_eager=True)
+            torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(5):
+                    ex.execute(seqs, force_eager=True)
+                torch.cuda.synchronize()
+            kernels = {}
+            for e in prof.key_averages():
+                t = getattr(e, "self_device_time_total", 0) or getattr(e, "self_cuda_time_total", 0)
+                if t > 0:
+                    kernels[e.key[:60]] = {"us_per_step": t / 5, "calls_per_step": e.count / 5}
+            breakdown[str(b)] = dict(sorted(kernels.items(), key=lambda kv: -kv[1]["us_per_step"]))
+        res["decode_kernels"] = breakdown
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        res["decode_kernels"] = {"error": repr(e)}
     # Prefill throughput.
     peak = res["ceilings"]["fp16_flops_per_s"]
     prefill = []
@@ -431,6 +456,17 @@ def write_tables(res: dict, out: Path) -> str:
     if res.get("decode_eager"):
         lines.append("Eager engine step (no CUDA graph), wall ms: " + ", ".join(
             f"batch {r['batch']}: {r['eager_step_wall_ms']:.2f}" for r in res["decode_eager"]))
+    dk = res.get("decode_kernels", {})
+    for b, kernels in dk.items():
+        if not isinstance(kernels, dict):
+            continue
+        lines.append("")
+        lines.append(f"Decode step at batch {b}, GPU time per kernel (eager step, torch.profiler), us per step:")
+        total = sum(v["us_per_step"] for v in kernels.values())
+        for name, v in list(kernels.items())[:10]:
+            lines.append(f"- {name}: {v['us_per_step']:.0f} ({v['calls_per_step']:.0f} calls; "
+                         f"{100 * v['us_per_step'] / total:.1f} %)")
+        lines.append(f"- all kernels: {total:.0f}")
     text = "\n".join(lines) + "\n"
     (out / "bench.md").write_text(text)
     return text

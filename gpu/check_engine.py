@@ -152,24 +152,41 @@ def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def check_decode_kernel(device: str) -> dict:
-    from gpu.engine.attention import HAVE_TRITON, paged_decode_torch, paged_decode_triton
+    """Decode attention (every split count, contexts up to 3000 tokens) and prefill attention
+    (first and continuation chunks) against float64 references on fresh random inputs."""
+    from gpu.engine.attention import HAVE_TRITON, paged_decode_torch, paged_decode_triton, prefill_attention
 
     if not (HAVE_TRITON and device == "cuda"):
         return {"skipped": "needs CUDA and Triton"}
     out = {}
     g = torch.Generator(device=device).manual_seed(7)
     for (h, kvh, d) in [(32, 32, 128), (8, 4, 32), (32, 8, 128)]:
-        nb, bs, b = 600, 16, 24
+        nb, bs, b = 6000, 16, 24
         kc = torch.randn(nb, bs, kvh, d, device=device, dtype=torch.float16, generator=g)
         vc = torch.randn(nb, bs, kvh, d, device=device, dtype=torch.float16, generator=g)
         q = torch.randn(b, h, d, device=device, dtype=torch.float16, generator=g)
-        ctx = torch.randint(1, 300, (b,), device=device, generator=g).to(torch.int32)
+        ctx = torch.randint(1, 3000, (b,), device=device, generator=g).to(torch.int32)
+        ctx[0], ctx[1] = 1, 17
         perm = torch.randperm(nb, device=device, generator=g)
-        bt = perm[: b * 20].view(b, 20).to(torch.int32)
-        o = torch.full_like(q, float("nan"))
-        paged_decode_triton(q, kc, vc, bt, ctx, out=o)
+        bt = perm[: b * 188].view(b, 188).to(torch.int32)
         ref = paged_decode_torch(q.double(), kc.double(), vc.double(), bt, ctx)
-        out[f"H{h}_KVH{kvh}_D{d}"] = {"rel_err": rel_err(o, ref), "nan": bool(torch.isnan(o).any())}
+        for splits in (1, 2, 4, 8, 16):
+            o = torch.full_like(q, float("nan"))
+            paged_decode_triton(q, kc, vc, bt, ctx, out=o, splits=splits)
+            out[f"H{h}_KVH{kvh}_D{d}_S{splits}"] = {"rel_err": rel_err(o, ref), "nan": bool(torch.isnan(o).any())}
+    for (h, kvh, d, n, start) in [(32, 32, 128, 300, 0), (32, 32, 128, 257, 1000), (32, 8, 128, 64, 4000)]:
+        q = torch.randn(n, h, d, device=device, dtype=torch.float16, generator=g)
+        k = torch.randn(start + n, kvh, d, device=device, dtype=torch.float16, generator=g)
+        v = torch.randn(start + n, kvh, d, device=device, dtype=torch.float16, generator=g)
+        o = prefill_attention(q, k, v, start)
+        kr = k.double().repeat_interleave(h // kvh, dim=1)
+        vr = v.double().repeat_interleave(h // kvh, dim=1)
+        s = torch.einsum("nhd,thd->hnt", q.double(), kr) / d ** 0.5
+        mask = torch.arange(start + n, device=device)[None, :] <= torch.arange(start, start + n, device=device)[:, None]
+        s = s.masked_fill(~mask, float("-inf"))
+        ref = torch.einsum("hnt,thd->nhd", torch.softmax(s, dim=-1), vr)
+        key = f"prefill_H{h}_KVH{kvh}_n{n}_start{start}"
+        out[key] = {"rel_err": rel_err(o, ref), "nan": bool(torch.isnan(o).any())}
     out["pass"] = all(v["rel_err"] < 2e-3 and not v["nan"] for v in out.values() if isinstance(v, dict))
     return out
 

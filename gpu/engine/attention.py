@@ -3,9 +3,9 @@
 - Decode (one query token per sequence): a Triton kernel that walks each sequence's block
   table with an online softmax; its launch depends only on tensor shapes, so it is captured in
   the decode CUDA graphs. ``paged_decode_torch`` is the reference it is checked against.
-- Prefill (a chunk of ``n`` query tokens starting at ``start_pos``): torch SDPA, over the fresh
-  keys/values when the chunk starts at position 0, else over the keys/values gathered from the
-  sequence's pages.
+- Prefill (a chunk of ``n`` query tokens starting at ``start_pos``): FlashAttention-2 (through
+  torch's op; SDPA off CUDA), over the fresh keys/values when the chunk starts at position 0,
+  else over the keys/values gathered from the sequence's pages.
 """
 
 from __future__ import annotations
@@ -68,26 +68,125 @@ if HAVE_TRITON:
         tl.store(o_ptr + seq * stride_ot + head * stride_oh + d, out.to(o_ptr.dtype.element_ty))
 
 
+    @triton.jit
+    def _paged_decode_split_kernel(
+        q_ptr, k_ptr, v_ptr, bt_ptr, ctx_ptr, m_ptr, l_ptr, acc_ptr,
+        scale,
+        stride_qt, stride_qh,
+        stride_kb, stride_ks, stride_kh,
+        stride_bt,
+        NUM_HEADS: tl.constexpr, SPLITS: tl.constexpr,
+        GROUP: tl.constexpr, BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr, TILE: tl.constexpr,
+    ):
+        """One program per (sequence, head, split): the online softmax over its share of the
+        context, written unnormalised (max, sum, weighted values) for the reduce kernel."""
+        seq = tl.program_id(0)
+        head = tl.program_id(1)
+        sp = tl.program_id(2)
+        kv_head = head // GROUP
+        ctx = tl.load(ctx_ptr + seq)
+        per = tl.cdiv(tl.cdiv(ctx, SPLITS), TILE) * TILE
+        lo = sp * per
+        hi = tl.minimum(lo + per, ctx)
+        d = tl.arange(0, HEAD_DIM)
+        q = tl.load(q_ptr + seq * stride_qt + head * stride_qh + d).to(tl.float32) * scale
+        m_i = tl.max(tl.full([TILE], float("-inf"), tl.float32), axis=0)
+        l_i = tl.sum(tl.zeros([TILE], tl.float32), axis=0)
+        acc = tl.zeros([HEAD_DIM], tl.float32)
+        for start in range(lo, hi, TILE):
+            t = start + tl.arange(0, TILE)
+            valid = t < hi
+            blk = tl.load(bt_ptr + seq * stride_bt + t // BLOCK_SIZE, mask=valid, other=0).to(tl.int64)
+            base = blk * stride_kb + (t % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
+            offs = base[:, None] + d[None, :]
+            k = tl.load(k_ptr + offs, mask=valid[:, None], other=0.0).to(tl.float32)
+            s = tl.sum(k * q[None, :], axis=1)
+            s = tl.where(valid, s, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(s, axis=0))
+            p = tl.exp(s - m_new)
+            alpha = tl.exp(m_i - m_new)
+            l_i = l_i * alpha + tl.sum(p, axis=0)
+            v = tl.load(v_ptr + offs, mask=valid[:, None], other=0.0).to(tl.float32)
+            acc = acc * alpha + tl.sum(p[:, None] * v, axis=0)
+            m_i = m_new
+        idx = (seq * NUM_HEADS + head) * SPLITS + sp
+        tl.store(m_ptr + idx, m_i)
+        tl.store(l_ptr + idx, l_i)
+        tl.store(acc_ptr + idx * HEAD_DIM + d, acc)
+
+    @triton.jit
+    def _paged_decode_reduce_kernel(
+        m_ptr, l_ptr, acc_ptr, o_ptr, stride_ot, stride_oh,
+        NUM_HEADS: tl.constexpr, SPLITS: tl.constexpr, HEAD_DIM: tl.constexpr,
+    ):
+        """Combines a (sequence, head)'s splits; an empty split has max -inf and weighs 0."""
+        seq = tl.program_id(0)
+        head = tl.program_id(1)
+        base = (seq * NUM_HEADS + head) * SPLITS
+        sp = tl.arange(0, SPLITS)
+        d = tl.arange(0, HEAD_DIM)
+        m = tl.load(m_ptr + base + sp)
+        mx = tl.max(m, axis=0)
+        w = tl.exp(m - mx)
+        den = tl.sum(w * tl.load(l_ptr + base + sp), axis=0)
+        acc = tl.load(acc_ptr + (base + sp)[:, None] * HEAD_DIM + d[None, :])
+        out = tl.sum(w[:, None] * acc, axis=0) / den
+        tl.store(o_ptr + seq * stride_ot + head * stride_oh + d, out.to(o_ptr.dtype.element_ty))
+
+
+# Split the context of each (sequence, head) over this many programs in decode attention so that
+# the grid fills the GPU at small batches ("flash-decoding"): the smallest power of two that gives
+# at least DECODE_TARGET_PROGRAMS programs, at most DECODE_MAX_SPLITS. It depends only on the
+# batch and head counts, so a captured CUDA graph keeps one choice for every context length.
+DECODE_TARGET_PROGRAMS = 512
+DECODE_MAX_SPLITS = 16
+
+
+def decode_splits(batch: int, heads: int) -> int:
+    s = 1
+    while batch * heads * s < DECODE_TARGET_PROGRAMS and s < DECODE_MAX_SPLITS:
+        s *= 2
+    return s
+
+
 def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                         block_tables: torch.Tensor, context_lens: torch.Tensor,
-                        out: torch.Tensor | None = None) -> torch.Tensor:
+                        out: torch.Tensor | None = None, splits: int | None = None) -> torch.Tensor:
     """q ``[B, H, D]``; caches ``[blocks, bs, KVH, D]``; block_tables ``[B, max_blocks]`` int32;
-    context_lens ``[B]`` int32 (>= 1, the new token included). Returns ``[B, H, D]``."""
+    context_lens ``[B]`` int32 (>= 1, the new token included). Returns ``[B, H, D]``.
+    ``splits`` (a power of two; default ``decode_splits(B, H)``): programs per (sequence, head)."""
     b, h, d = q.shape
     bs, kvh = k_cache.shape[1], k_cache.shape[2]
     if out is None:
         out = torch.empty_like(q)
     tile = 64 if d <= 64 else 32
-    _paged_decode_kernel[(b, h)](
-        q, k_cache, v_cache, block_tables, context_lens, out,
+    splits = decode_splits(b, h) if splits is None else splits
+    if splits == 1:
+        _paged_decode_kernel[(b, h)](
+            q, k_cache, v_cache, block_tables, context_lens, out,
+            1.0 / math.sqrt(d),
+            q.stride(0), q.stride(1),
+            k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
+            block_tables.stride(0),
+            out.stride(0), out.stride(1),
+            GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d, TILE=tile,
+            num_warps=4,
+        )
+        return out
+    m = torch.empty((b, h, splits), dtype=torch.float32, device=q.device)
+    lsum = torch.empty_like(m)
+    acc = torch.empty((b, h, splits, d), dtype=torch.float32, device=q.device)
+    _paged_decode_split_kernel[(b, h, splits)](
+        q, k_cache, v_cache, block_tables, context_lens, m, lsum, acc,
         1.0 / math.sqrt(d),
         q.stride(0), q.stride(1),
         k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
         block_tables.stride(0),
-        out.stride(0), out.stride(1),
-        GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d, TILE=tile,
+        NUM_HEADS=h, SPLITS=splits, GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d, TILE=tile,
         num_warps=4,
     )
+    _paged_decode_reduce_kernel[(b, h)](m, lsum, acc, out, out.stride(0), out.stride(1),
+                                        NUM_HEADS=h, SPLITS=splits, HEAD_DIM=d, num_warps=4)
     return out
 
 
@@ -125,14 +224,23 @@ def paged_decode(q, k_cache, v_cache, block_tables, context_lens, out=None):
 def prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start_pos: int) -> torch.Tensor:
     """Causal attention of a chunk. q ``[n, H, D]`` holds positions ``start_pos .. start_pos +
     n - 1``; k, v ``[start_pos + n, KVH, D]`` hold positions ``0 .. start_pos + n - 1``.
-    Returns ``[n, H, D]``."""
+    Returns ``[n, H, D]``.
+
+    On CUDA in fp16/bf16 this calls FlashAttention-2 directly: its causal mask is aligned to the
+    lower right (query ``i`` sees keys ``0 .. start_pos + i``), which is the continuation chunk's
+    mask as well as the first chunk's, so no mask is built. It also keeps SDPA's dispatcher out:
+    on torch 2.11 / H200 the dispatcher picks cuDNN attention, which builds an execution plan for
+    every new ``(n, start_pos + n)`` shape -- 60-70 ms each, and a live engine meets a new shape
+    nearly every step (gpu/diag_mixed.py; docs/validation.md)."""
     n, h, d = q.shape
     total, kvh = k.shape[0], k.shape[1]
     if kvh != h:
         k = k.repeat_interleave(h // kvh, dim=1)
         v = v.repeat_interleave(h // kvh, dim=1)
     qt, kt, vt = q.transpose(0, 1)[None], k.transpose(0, 1)[None], v.transpose(0, 1)[None]
-    if start_pos == 0:
+    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and d % 8 == 0 and d <= 256:
+        o = torch.ops.aten._scaled_dot_product_flash_attention(qt, kt, vt, 0.0, is_causal=True)[0]
+    elif start_pos == 0:
         o = F.scaled_dot_product_attention(qt, kt, vt, is_causal=True)
     else:
         qpos = torch.arange(start_pos, start_pos + n, device=q.device)[:, None]

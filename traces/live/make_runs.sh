@@ -4,10 +4,18 @@
 # Record a run on the GPU machine with:
 #   python3 gpu/replay.py traces/live/<run>/scenario.yaml --out traces/live/<run> --lora-kind <kernel>
 # (the kernel is the scenario's cost_model.kernel; gpu/record_runs.sh records them all).
+#
+#   bash traces/live/make_runs.sh              # the H100 set (v01..v12), recorded on an H100
+#   bash traces/live/make_runs.sh --gpu h200   # the H200 set (h200-v..), for profiles/h200-llama2-7b
+# The H200 set has its own arrival rates: its load levels (below, near, above saturation) were
+# set with the twin on the H200 *profile* (calibration data), before any H200 run was recorded.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LT=${LORATWIN:-.build/release/loratwin}
 [ -x "$LT" ] || swift build -c release --product loratwin >&2
+GPU=h100
+if [ "${1:-}" = "--gpu" ]; then GPU=$2; fi
+case "$GPU" in h100|h200) ;; *) echo "make_runs.sh: --gpu must be h100 or h200, not '$GPU'" >&2; exit 2;; esac
 
 # run name | kernel | num_gpu_blocks | max_loras | chunked | generator options...
 runs=(
@@ -24,14 +32,19 @@ runs=(
   "v12-near-uniform-nochunk|sgmv|4096|8|false|--requests 480 --arrival poisson --rate 12 --adapters 16 --popularity uniform --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 112"
 )
 
+# The H200 set: the same make-up, rates for the H200 (see above).
+runs_h200=(
+  "h200-v01-low-uniform-mixed|sgmv|4096|8|true|--requests 200 --arrival poisson --rate 4 --adapters 16 --popularity uniform --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 201"
+)
+
 write_scenario() {  # dir name kernel blocks loras chunked
   cat > "$1/scenario.yaml" <<YAML
 # Validation run $2 (made by traces/live/make_runs.sh; record with gpu/record_runs.sh).
 name: $2
 seed: 0
 model: llama-2-7b
-gpu: h100
-cost_model: {kind: measured, profile: ../../../profiles/h100-llama2-7b, kernel: $3}
+gpu: $GPU
+cost_model: {kind: measured, profile: ../../../profiles/$GPU-llama2-7b, kernel: $3}
 engine:
   max_num_seqs: 128
   max_num_batched_tokens: 4096
@@ -47,6 +60,19 @@ workload:
   catalogue: trace.catalogue.csv
 YAML
 }
+
+if [ "$GPU" = h200 ]; then
+  for spec in "${runs_h200[@]}"; do
+    IFS='|' read -r name kernel blocks loras chunked opts <<<"$spec"
+    dir=traces/live/$name
+    mkdir -p "$dir"
+    # shellcheck disable=SC2086
+    "$LT" trace generate $opts "$dir/trace.csv" >/dev/null
+    write_scenario "$dir" "$name" "$kernel" "$blocks" "$loras" "$chunked"
+  done
+  echo "wrote ${#runs_h200[@]} H200 validation scenarios"
+  exit 0
+fi
 
 for spec in "${runs[@]}"; do
   IFS='|' read -r name kernel blocks loras chunked opts <<<"$spec"
