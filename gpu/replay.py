@@ -2,21 +2,30 @@
 
     python3 gpu/replay.py SCENARIO.yaml --out DIR [--weights HF_FOLDER] [--adapters PEFT_DIR] [--no-graphs]
 
-Reads the same scenario file as the twin (keys ``model``, ``engine``, ``workload: {trace,
-catalogue}``). The loop, in wall-clock seconds from the start of the replay: ingest every request
-with ``arrival_s <= now``; complete the adapter loads whose CUDA events have fired
+Reads the same scenario file as the twin (keys ``model``, ``engine``, ``scheduler``, ``workload:
+{trace, catalogue}``). The loop, in wall-clock seconds from the start of the replay: ingest every
+request with ``arrival_s <= now``; complete the adapter loads whose CUDA events have fired
 (``Scheduler.load_done``); run the scheduling pass; start the loads it ordered (one loader, one
 side stream, serialised); run the step and wait for it; ``finish_step``. Weights are random
 (seeded) unless ``--weights`` names a Hugging Face Llama folder; every adapter of the catalogue
 is drawn at random (seeded, its rank and alpha) and written at start-up as a safetensors file
 into a temporary folder: the disk tier. Prompts are random token ids; output lengths are forced.
 
-Writes requests.csv, iterations.csv and run.json (docs/live-run-format.md) into DIR.
+With ``scheduler: {kind: dlora, ...}`` the pass is ``DLoRAScheduler``'s (docs/schedulers.md). A
+pass that orders a mode switch forms no batch: the loop folds the adapter into the base weights
+(merge) or out of them (unmerge) in place, synchronises, and tells the scheduler the switch's
+measured seconds (``switch_started``, ``switch_done``); see docs/schedulers.md, "Engine:
+switching at run time". While merged, the merged adapter's requests run with no LoRA slot: the
+base weights already hold the adapter, and the base path's CUDA graphs read those same tensors.
+
+Writes requests.csv, iterations.csv (with the live engine's ``switch_s`` column) and run.json
+(docs/live-run-format.md) into DIR.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -24,6 +33,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -31,11 +41,12 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from gpu.engine.config import EngineConfig, derive_num_gpu_blocks  # noqa: E402
+from gpu.engine.config import EngineConfig, derive_num_gpu_blocks, parse_scheduler  # noqa: E402
+from gpu.engine.dlora import DLoRAScheduler, SwitchOrder  # noqa: E402
 from gpu.engine.executor import DEFAULT_GRAPH_SIZES, Executor  # noqa: E402
 from gpu.engine.kv_cache import PagedKVCache, lora_slot_bytes  # noqa: E402
 from gpu.engine.loader import AdapterLoader  # noqa: E402
-from gpu.engine.lora import LoraSlots, random_adapter, read_peft_adapter, save_adapter  # noqa: E402
+from gpu.engine.lora import HostAdapter, LoraSlots, random_adapter, read_peft_adapter, save_adapter  # noqa: E402
 from gpu.engine.model import LlamaModel  # noqa: E402
 from gpu.engine.records import (  # noqa: E402
     IterationRecord,
@@ -46,7 +57,7 @@ from gpu.engine.records import (  # noqa: E402
 )
 from gpu.engine.scheduler import Scheduler  # noqa: E402
 from gpu.engine.trace_io import read_catalogue, read_trace  # noqa: E402
-from gpu.engine.weights import PRESETS, config_from_hf, load_hf_weights, random_weights  # noqa: E402
+from gpu.engine.weights import PRESETS, ModelWeights, config_from_hf, load_hf_weights, random_weights  # noqa: E402
 
 
 def _model_name(doc: dict) -> str:
@@ -76,11 +87,101 @@ def versions() -> dict:
     return v
 
 
-def main() -> int:
-    import os
+class Switcher:
+    """Performs the mode switches that a `dlora` pass orders, on the live weights, in place.
 
-    import yaml
+    Source of the adapter's weights (``--merge-from``): ``host``, the host copy drawn (or read) at
+    start-up, kept for every adapter of the catalogue, outside the loader's host cache (whose
+    buffers a loader thread may recycle while the main thread merges); it moves to the GPU during
+    the merge, as in profile_steps.py's merge table, which the twin's switch cost is fitted on. Or
+    ``slot``: the adapter's rows of its GPU slot (resident: a merge starts only onto a resident
+    adapter, and merged passes start no loads, so the slot still holds it at the unmerge).
 
+    Precision: no copy of the base weights is kept. ``LoraSlots.merge`` forms ``B A`` in fp32,
+    rounds it once to the weights' dtype and adds it in place (``W.add_``, one rounding of the
+    sum); the unmerge subtracts the same rounded delta. In fp16 a merge/unmerge cycle returns
+    most elements exactly but changes about 7 % of them by one unit in the last place of the merged
+    value (an element whose merged value moved to a larger binade cannot be rounded back): an RMS
+    change of about 1e-4 of the weights' RMS. Cycles of the same adapter do not add up (the result
+    is a fixed point); cycles of different adapters do, like a random walk (about 1e-3 after 100
+    cycles of 20 adapters, CPU fp16 measurement). That is below the rounding of every fp16 GEMM
+    of a step, and far below the adapters' own deltas. An exact unmerge would need a copy of every
+    target module (4 GiB for q, k, v, o of a 7B model, taken from the KV cache) and would time a
+    copy, not the operation the profile measured; fp32 accumulation instead of the fp16 add would
+    not help, since the residue comes from storing the merged weights in fp16 at all.
+    """
+
+    def __init__(self, slots: LoraSlots, weights: ModelWeights, host: dict[str, HostAdapter], source: str,
+                 cuda: bool) -> None:
+        if source not in ("host", "slot"):
+            raise ValueError(f"merge source: expected host or slot, found {source!r}")
+        self.slots = slots
+        self.weights = weights
+        self.host = host
+        self.source = source
+        self.cuda = cuda
+
+    def _sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def adapter(self, name: str, sched: DLoRAScheduler) -> HostAdapter:
+        """The weights of adapter `name` to fold in or out."""
+        if self.source == "host":
+            return self.host[name]
+        slot = sched.resident_adapters()[name]
+        info = sched.adapters[name]
+        r = info.rank
+        sl = self.slots
+        tensors = {(li, m): (sl.A[li][m][slot, :r], sl.BT[li][m][slot, :r])
+                   for li in range(sl.cfg.num_layers) for m in info.target_modules}
+        return HostAdapter(name=name, rank=r, alpha=info.alpha, tensors=tensors)
+
+    def run(self, order: SwitchOrder, sched: DLoRAScheduler) -> float:
+        """Merges or unmerges `order.adapter` and waits for the GPU. Returns the seconds it took."""
+        ha = self.adapter(order.adapter, sched)
+        t0 = time.perf_counter()
+        if order.merging:
+            self.slots.merge(self.weights, ha)
+        else:
+            self.slots.unmerge(self.weights, ha)
+        self._sync()
+        return time.perf_counter() - t0
+
+    def warm_up(self, cfg, targets: tuple[str, ...]) -> float:
+        """Merges and unmerges a rank-1 adapter of zeros (exact: it adds zeros), so that the first
+        real switch does not pay for the allocator's first fp32 temporaries. Returns the seconds."""
+        dt = self.weights.embed.dtype
+        tensors = {}
+        for li in range(cfg.num_layers):
+            for m in targets:
+                fin, fout = cfg.module_dims(m)
+                tensors[(li, m)] = (torch.zeros(1, fin, dtype=dt), torch.zeros(1, fout, dtype=dt))
+        zero = HostAdapter(name="warm-up", rank=1, alpha=1.0, tensors=tensors)
+        t0 = time.perf_counter()
+        self.slots.merge(self.weights, zero)
+        self.slots.unmerge(self.weights, zero)
+        self._sync()
+        return time.perf_counter() - t0
+
+
+@dataclasses.dataclass
+class ReplayResult:
+    """What `replay` leaves behind: the summary (also in run.json), the scheduler in its final
+    state, the live weights and slots (tests compare them), every finished request's output
+    token ids, and the mode switches performed."""
+
+    summary: dict[str, Any]
+    scheduler: Scheduler
+    weights: ModelWeights
+    slots: LoraSlots
+    host_adapters: dict[str, HostAdapter]
+    outputs: dict[int, list[int]]
+    switches: list[dict[str, Any]]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
     ap = argparse.ArgumentParser()
     ap.add_argument("scenario")
     ap.add_argument("--out", required=True)
@@ -94,11 +195,22 @@ def main() -> int:
     ap.add_argument("--lora-kind", default="torch", choices=("torch", "sgmv"),
                     help="LoRA application: dense torch GEMMs or the SGMV kernels of gpu.kernels")
     ap.add_argument("--model", default=None, help="override the scenario's model (a preset name)")
-    args = ap.parse_args()
+    ap.add_argument("--merge-from", default="host", choices=("host", "slot"),
+                    help="dlora: fold the adapter in from its host copy (as profiled) or from its GPU slot")
+    ap.add_argument("--tokens-out", default=None, help="also write every request's output token ids (JSON)")
+    return ap.parse_args(argv)
+
+
+def replay(args: argparse.Namespace) -> ReplayResult:
+    """Runs the replay of `args.scenario` and writes the run into `args.out`."""
+    import os
+
+    import yaml
 
     scen_path = Path(args.scenario)
     doc = yaml.safe_load(scen_path.read_text())
     engine = EngineConfig.from_mapping(doc.get("engine"), f"{scen_path}: engine")
+    dlora = parse_scheduler(doc.get("scheduler"), f"{scen_path}: scheduler")
     wl = doc["workload"]
     trace_path = scen_path.parent / wl["trace"]
     adapters = read_catalogue(scen_path.parent / wl["catalogue"])
@@ -132,6 +244,7 @@ def main() -> int:
                   graph_sizes=sizes, max_num_seqs=engine.max_num_seqs)
     tmp = tempfile.TemporaryDirectory(prefix="lora-adapters-")
     files = {}
+    host_adapters: dict[str, HostAdapter] = {}  # kept for dlora's merges (Switcher, source host)
     t_ad = time.perf_counter()
     for i, a in enumerate(adapters.values()):
         peft_dir = Path(args.adapters) / a.name if args.adapters else None
@@ -144,6 +257,8 @@ def main() -> int:
                                 device=dev)
         files[a.name] = Path(tmp.name) / f"{a.name}.safetensors"
         save_adapter(ha, files[a.name])
+        if dlora is not None and args.merge_from == "host":
+            host_adapters[a.name] = ha
     adapter_write_s = time.perf_counter() - t_ad
     # Warm-up: compile the Triton kernel and the eager shapes; capture the graphs.
     warm_len = min(600, num_blocks * engine.block_size, engine.max_model_len)
@@ -161,11 +276,13 @@ def main() -> int:
         ex.execute([_S(warm_len - 1, 1, slot)], force_eager=True)
     ex.drop(-1)
     capture_s = ex.capture_graphs() if use_graphs else 0.0
+    switcher = Switcher(slots, weights, host_adapters, args.merge_from, cuda) if dlora is not None else None
+    switch_warm_s = switcher.warm_up(cfg, targets) if switcher is not None else 0.0
     if cuda:
         torch.cuda.synchronize()
     setup_s = time.perf_counter() - t_setup
 
-    sched = Scheduler(engine, adapters)
+    sched: Scheduler = Scheduler(engine, adapters) if dlora is None else DLoRAScheduler(engine, adapters, dlora)
     # Pinned host buffers for the host cache, allocated before the clock starts.
     t_pin = time.perf_counter()
     loader = AdapterLoader(slots, files, engine.max_cpu_loras, prealloc=min(engine.max_cpu_loras, len(files)),
@@ -177,6 +294,8 @@ def main() -> int:
     paths: dict[str, int] = {}
     host_ms: list[float] = []
     load_log = []
+    switch_log: list[dict[str, Any]] = []
+    outputs: dict[int, list[int]] = {}
     idx = 0
     t0 = time.perf_counter()
 
@@ -185,6 +304,7 @@ def main() -> int:
 
     it = 0
     stopped = False
+    switch_s = 0.0  # seconds of mode switches since the last iteration (iterations.csv's switch_s)
     while idx < len(order) or sched.has_work() or loader.busy():
         t = now()
         if args.max_seconds is not None and t > args.max_seconds:
@@ -203,14 +323,38 @@ def main() -> int:
         plan = sched.schedule(start)
         for lo in plan.loads:
             loader.start(lo.adapter, lo.slot, lo.from_disk)
+        switch = getattr(plan, "switch", None)
+        if switch is not None:
+            # A mode switch (dlora): the pass formed no batch. Fold the adapter in or out, wait for
+            # the GPU, and end the switch at the measured time: the replica was unavailable from
+            # the pass (`start`) to the end of the switch, as the policy's `switch_seconds`.
+            assert isinstance(sched, DLoRAScheduler) and switcher is not None
+            op_s = switcher.run(switch, sched)
+            end = now()
+            sched.switch_started(end - start)
+            sched.switch_done(end)
+            switch_s += end - start
+            switch_log.append({"op": switch.kind, "adapter": switch.adapter, "start_s": start,
+                               "seconds": end - start, "op_s": op_s, "preempted": len(plan.preempted)})
+            continue
         if not plan.seqs:
             time.sleep(0.0002)
             continue
-        ex.execute(plan.seqs)
+        mode = getattr(plan, "mode", "unmerged")
+        seqs = plan.seqs
+        if mode == "merged":
+            # The weights hold the merged adapter: its requests (the only ones running) take the
+            # base path, with no LoRA slot. No other request can be in a merged batch.
+            seqs = [dataclasses.replace(q, slot=None) for q in plan.seqs]
+        ex.execute(seqs)
         end = now()
         for r in sched.finish_step(plan, end):
+            outputs[r.request_id] = ex.tokens[r.request_id][r.prompt_tokens:]
             ex.drop(r.request_id)
-        records.append(IterationRecord.from_plan(0, it, start, end - start, plan))
+        if isinstance(sched, DLoRAScheduler):
+            sched.record_iteration(plan, end - start)
+        records.append(IterationRecord.from_plan(0, it, start, end - start, plan, mode=mode, switch_s=switch_s))
+        switch_s = 0.0
         paths[ex.last_path] = paths.get(ex.last_path, 0) + 1
         host_ms.append(ex.last_host_s * 1e3)
         it += 1
@@ -222,8 +366,12 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_requests_csv(out / "requests.csv", requests)
-    write_iterations_csv(out / "iterations.csv", records)
+    write_iterations_csv(out / "iterations.csv", records, switch_column=True)
     fin = [r for r in requests if r.status == "finished"]
+    mode_changes, last_mode = 0, "unmerged"  # as the twin counts them (LiveRun.swift): the run starts unmerged
+    for x in records:
+        if x.mode != last_mode:
+            mode_changes, last_mode = mode_changes + 1, x.mode
     summary = {
         "wall_s": wall_s, "stopped_early": stopped, "iterations": len(records), "finished": len(fin),
         "rejected": sum(r.status == "rejected" for r in requests), "requests": len(requests),
@@ -233,9 +381,27 @@ def main() -> int:
         "preemptions": sum(r.preemptions for r in requests),
         "step_paths": paths,
         "median_host_prep_ms": statistics.median(host_ms) if host_ms else None,
+        "mode_changes": mode_changes,
+        "merged_iterations": sum(x.mode == "merged" for x in records),
+        "merges": sum(s["op"] == "merge" for s in switch_log),
+        "unmerges": sum(s["op"] == "unmerge" for s in switch_log),
+        "switch_s": sum(s["seconds"] for s in switch_log),
+        "final_mode": getattr(sched, "mode", "unmerged"),
     }
     loads = [{"adapter": r.adapter, "slot": r.slot, "from_disk": r.from_disk, "ordered_s": r.ordered_s - t0,
               "done_s": r.done_s - t0, "disk_s": r.disk_s, "h2d_ms": r.h2d_ms, "bytes": r.nbytes} for r in load_log]
+    if isinstance(sched, DLoRAScheduler):
+        scheduler_doc: dict[str, Any] = {
+            "kind": "dlora", **dataclasses.asdict(sched.params), "merge_from": args.merge_from,
+            "switch_warm_up_s": switch_warm_s,
+            "final": {"merge_ratio": sched.merge_ratio, "stay_ratio": sched.stay_ratio,
+                      "speed_merged": sched.speed_merged, "speed_unmerged": sched.speed_unmerged,
+                      "prioritised_passes": sched.prioritised_passes, "drain_passes": sched.drain_passes,
+                      "priority_unmerges": sched.priority_unmerges, "empty_unmerges": sched.empty_unmerges,
+                      "credit": dict(sched.credit)},
+        }
+    else:
+        scheduler_doc = {"kind": "fcfs"}
     git = os.environ.get("GIT_COMMIT") or git_commit(ROOT)
     write_run_json(
         out / "run.json", engine.to_dict(), trace_path, str(doc.get("name", scen_path.stem)), versions(), git=git,
@@ -244,16 +410,26 @@ def main() -> int:
                       "adapters": args.adapters or "random", "dtype": str(dtype).removeprefix("torch.")},
             "catalogue": {"path": str(scen_path.parent / wl["catalogue"])},
             "lora": {"kind": slots.kind, "target_modules": list(targets), "slot_bytes": slot_bytes},
+            "scheduler": scheduler_doc,
             "cuda_graphs": use_graphs, "graph_sizes": list(sizes), "device": dev,
             "num_gpu_blocks_derivable": derived,
             "setup_s": setup_s, "graph_capture_s": capture_s, "adapter_write_s": adapter_write_s,
             "host_buffers": {"count": min(engine.max_cpu_loras, len(files)), "pin_s": pin_s,
                              "fallback_reads": loader.fallback_reads},
-            "summary": summary, "loads": loads,
+            "summary": summary, "loads": loads, "switches": switch_log,
         },
     )
-    print(json.dumps(summary, indent=2))
+    if args.tokens_out:
+        Path(args.tokens_out).write_text(json.dumps({str(k): v for k, v in sorted(outputs.items())}) + "\n")
     tmp.cleanup()
+    return ReplayResult(summary=summary, scheduler=sched, weights=weights, slots=slots,
+                        host_adapters=host_adapters, outputs=outputs, switches=switch_log)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point: replays, prints the summary."""
+    result = replay(parse_args(argv))
+    print(json.dumps(result.summary, indent=2))
     return 0
 
 

@@ -45,10 +45,16 @@ ITERATION_COLUMNS = (
     "preemptions",
 )
 
+# Optional trailing column, written by the live engine (docs/live-run-format.md): seconds of the
+# mode switches (dLoRA merges and unmerges) that ran between the replica's previous iteration and
+# this one. The virtual driver and the twin write the eleven columns above only.
+SWITCH_COLUMN = "switch_s"
+
 
 @dataclass(frozen=True)
 class IterationRecord:
-    """One row of iterations.csv. Times in seconds from the start of the run."""
+    """One row of iterations.csv. Times in seconds from the start of the run; `switch_s` is the
+    seconds of mode switches since the replica's previous iteration (0 for none)."""
 
     replica: int
     iteration: int
@@ -61,6 +67,7 @@ class IterationRecord:
     mode: str
     adapter_loads: int
     preemptions: int
+    switch_s: float = 0.0
 
     @classmethod
     def from_plan(
@@ -71,8 +78,9 @@ class IterationRecord:
         duration_s: float,
         plan: StepPlan,
         mode: str = "unmerged",
+        switch_s: float = 0.0,
     ) -> IterationRecord:
-        """The row of an iteration that ran `plan`."""
+        """The row of an iteration that ran `plan` (after `switch_s` seconds of mode switches)."""
         adapters = {s.adapter for s in plan.seqs if s.adapter is not None}
         return cls(
             replica=replica,
@@ -86,6 +94,7 @@ class IterationRecord:
             mode=mode,
             adapter_loads=len(plan.loads),
             preemptions=len(plan.preempted),
+            switch_s=switch_s,
         )
 
 
@@ -152,8 +161,10 @@ def write_requests_csv(path: str | Path, requests: Iterable[Request]) -> None:
     write_text_atomic(path, _csv_text(REQUEST_COLUMNS, rows))
 
 
-def write_iterations_csv(path: str | Path, iterations: Iterable[IterationRecord]) -> None:
-    """iterations.csv: one row per iteration, in order of start time then replica."""
+def write_iterations_csv(path: str | Path, iterations: Iterable[IterationRecord], switch_column: bool = False) -> None:
+    """iterations.csv: one row per iteration, in order of start time then replica; with
+    `switch_column`, the optional trailing `switch_s` column too (the live engine's)."""
+    extra = (lambda it: (f"{it.switch_s:.9f}",)) if switch_column else (lambda it: ())
     rows = (
         (
             it.replica,
@@ -167,10 +178,12 @@ def write_iterations_csv(path: str | Path, iterations: Iterable[IterationRecord]
             it.mode,
             it.adapter_loads,
             it.preemptions,
+            *extra(it),
         )
         for it in iterations
     )
-    write_text_atomic(path, _csv_text(ITERATION_COLUMNS, rows))
+    header = ITERATION_COLUMNS + ((SWITCH_COLUMN,) if switch_column else ())
+    write_text_atomic(path, _csv_text(header, rows))
 
 
 def sha256_file(path: str | Path) -> str:
