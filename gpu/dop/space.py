@@ -272,9 +272,9 @@ def check(c: Candidate, s: Scenario) -> str | None:
         return "tile larger than the matrix"
     # registers: accumulators and gemv products per thread
     threads_s, threads_e = 32 * c.warps_s, 32 * (c.warps_s if c.fuse == "fused" else c.warps_e)
-    if c.math == "dot":
-        per_s = c.block_m * br / threads_s + (c.block_m * c.block_k + c.block_k * br) / threads_s
-        per_e = c.block_m * c.block_n / threads_e + br * c.block_n / threads_e
+    if c.math == "dot":  # loaded tiles are staged in shared memory (counted below), accumulators in registers
+        per_s = c.block_m * br / threads_s
+        per_e = c.block_m * c.block_n / threads_e
     else:
         per_s = c.block_m * c.block_k * br / threads_s
         per_e = c.block_m * br * c.block_n / threads_e
@@ -482,7 +482,7 @@ def sweep_grid(s: Scenario) -> list[Candidate]:
                                 for bn in (64, 256):
                                     for sk in ((1,) if split == "none" else (4, 16)):
                                         for ns in ((1,) if fuse == "separate" else (4, 16)):
-                                            for w in (4, 8):
+                                            for w in (4,):
                                                 c = repair(Candidate(tiling, order, split, fuse, mth, bm, bk, bn, sk,
                                                                      ns, w, 3, w, 2, 0), s)
                                                 if check(c, s) is None:
