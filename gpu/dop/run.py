@@ -51,7 +51,7 @@ def main() -> int:
     ap.add_argument("--scenarios", default="default")
     ap.add_argument("--sweep-scenarios", default=DEFAULT_SWEEP)
     ap.add_argument("--dtype", default="fp16", choices=("fp16", "bf16"))
-    ap.add_argument("--timed-per-scenario", type=int, default=10)
+    ap.add_argument("--timed-per-scenario", type=int, default=8)
     ap.add_argument("--table-name", default="tuned_h200.json")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--new-state", action="store_true", help="ignore --state and start afresh")

@@ -58,9 +58,9 @@ class Measurer(Protocol):
 
 @dataclass
 class SearchConfig:
-    timed_per_scenario: int = 10
-    init_timed: int = 5
-    per_generation: int = 3
+    timed_per_scenario: int = 8
+    init_timed: int = 4
+    per_generation: int = 2
     explore_per_generation: int = 1
     pool: int = 300
     population: int = 6
