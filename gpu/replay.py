@@ -148,16 +148,17 @@ class Switcher:
         self._sync()
         return time.perf_counter() - t0
 
-    def warm_up(self, cfg, targets: tuple[str, ...]) -> float:
-        """Merges and unmerges a rank-1 adapter of zeros (exact: it adds zeros), so that the first
-        real switch does not pay for the allocator's first fp32 temporaries. Returns the seconds."""
+    def warm_up(self, cfg, targets: tuple[str, ...], rank: int) -> float:
+        """Merges and unmerges an adapter of zeros of rank `rank` (exact: it adds zeros), so that
+        the first real switch does not pay for the allocator's first fp32 temporaries or the GEMM
+        library's first call at that shape. Returns the seconds."""
         dt = self.weights.embed.dtype
         tensors = {}
         for li in range(cfg.num_layers):
             for m in targets:
                 fin, fout = cfg.module_dims(m)
-                tensors[(li, m)] = (torch.zeros(1, fin, dtype=dt), torch.zeros(1, fout, dtype=dt))
-        zero = HostAdapter(name="warm-up", rank=1, alpha=1.0, tensors=tensors)
+                tensors[(li, m)] = (torch.zeros(rank, fin, dtype=dt), torch.zeros(rank, fout, dtype=dt))
+        zero = HostAdapter(name="warm-up", rank=rank, alpha=1.0, tensors=tensors)
         t0 = time.perf_counter()
         self.slots.merge(self.weights, zero)
         self.slots.unmerge(self.weights, zero)
@@ -277,7 +278,8 @@ def replay(args: argparse.Namespace) -> ReplayResult:
     ex.drop(-1)
     capture_s = ex.capture_graphs() if use_graphs else 0.0
     switcher = Switcher(slots, weights, host_adapters, args.merge_from, cuda) if dlora is not None else None
-    switch_warm_s = switcher.warm_up(cfg, targets) if switcher is not None else 0.0
+    max_rank = max((a.rank for a in adapters.values()), default=1)
+    switch_warm_s = switcher.warm_up(cfg, targets, max_rank) if switcher is not None else 0.0
     if cuda:
         torch.cuda.synchronize()
     setup_s = time.perf_counter() - t_setup
