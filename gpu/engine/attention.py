@@ -31,55 +31,18 @@ if HAVE_TRITON:
 
     @triton.jit
     def _paged_decode_kernel(
-        q_ptr, k_ptr, v_ptr, bt_ptr, ctx_ptr, o_ptr,
+        q_ptr, k_ptr, v_ptr, bt_ptr, ctx_ptr, o_ptr, m_ptr, l_ptr, acc_ptr,
         scale,
         stride_qt, stride_qh,
         stride_kb, stride_ks, stride_kh,
         stride_bt,
         stride_ot, stride_oh,
-        GROUP: tl.constexpr, BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr, TILE: tl.constexpr,
-    ):
-        seq = tl.program_id(0)
-        head = tl.program_id(1)
-        kv_head = head // GROUP
-        ctx = tl.load(ctx_ptr + seq)
-        d = tl.arange(0, HEAD_DIM)
-        q = tl.load(q_ptr + seq * stride_qt + head * stride_qh + d).to(tl.float32) * scale
-        m_i = tl.max(tl.full([TILE], float("-inf"), tl.float32), axis=0)
-        l_i = tl.sum(tl.zeros([TILE], tl.float32), axis=0)
-        acc = tl.zeros([HEAD_DIM], tl.float32)
-        for start in range(0, ctx, TILE):
-            t = start + tl.arange(0, TILE)
-            valid = t < ctx
-            blk = tl.load(bt_ptr + seq * stride_bt + t // BLOCK_SIZE, mask=valid, other=0).to(tl.int64)
-            base = blk * stride_kb + (t % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
-            offs = base[:, None] + d[None, :]
-            k = tl.load(k_ptr + offs, mask=valid[:, None], other=0.0).to(tl.float32)
-            s = tl.sum(k * q[None, :], axis=1)
-            s = tl.where(valid, s, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(s, axis=0))
-            p = tl.exp(s - m_new)
-            alpha = tl.exp(m_i - m_new)
-            l_i = l_i * alpha + tl.sum(p, axis=0)
-            v = tl.load(v_ptr + offs, mask=valid[:, None], other=0.0).to(tl.float32)
-            acc = acc * alpha + tl.sum(p[:, None] * v, axis=0)
-            m_i = m_new
-        out = acc / l_i
-        tl.store(o_ptr + seq * stride_ot + head * stride_oh + d, out.to(o_ptr.dtype.element_ty))
-
-
-    @triton.jit
-    def _paged_decode_split_kernel(
-        q_ptr, k_ptr, v_ptr, bt_ptr, ctx_ptr, m_ptr, l_ptr, acc_ptr,
-        scale,
-        stride_qt, stride_qh,
-        stride_kb, stride_ks, stride_kh,
-        stride_bt,
-        NUM_HEADS: tl.constexpr, SPLITS: tl.constexpr,
+        NUM_HEADS: tl.constexpr, SPLITS: tl.constexpr, STAGES: tl.constexpr,
         GROUP: tl.constexpr, BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr, TILE: tl.constexpr,
     ):
         """One program per (sequence, head, split): the online softmax over its share of the
-        context, written unnormalised (max, sum, weighted values) for the reduce kernel."""
+        context. With one split it writes the output; with more, the unnormalised partials (max,
+        sum, weighted values) for the reduce kernel."""
         seq = tl.program_id(0)
         head = tl.program_id(1)
         sp = tl.program_id(2)
@@ -93,7 +56,7 @@ if HAVE_TRITON:
         m_i = tl.max(tl.full([TILE], float("-inf"), tl.float32), axis=0)
         l_i = tl.sum(tl.zeros([TILE], tl.float32), axis=0)
         acc = tl.zeros([HEAD_DIM], tl.float32)
-        for start in range(lo, hi, TILE):
+        for start in tl.range(lo, hi, TILE, num_stages=STAGES):
             t = start + tl.arange(0, TILE)
             valid = t < hi
             blk = tl.load(bt_ptr + seq * stride_bt + t // BLOCK_SIZE, mask=valid, other=0).to(tl.int64)
@@ -109,10 +72,14 @@ if HAVE_TRITON:
             v = tl.load(v_ptr + offs, mask=valid[:, None], other=0.0).to(tl.float32)
             acc = acc * alpha + tl.sum(p[:, None] * v, axis=0)
             m_i = m_new
-        idx = (seq * NUM_HEADS + head) * SPLITS + sp
-        tl.store(m_ptr + idx, m_i)
-        tl.store(l_ptr + idx, l_i)
-        tl.store(acc_ptr + idx * HEAD_DIM + d, acc)
+        if SPLITS == 1:
+            out = acc / l_i
+            tl.store(o_ptr + seq * stride_ot + head * stride_oh + d, out.to(o_ptr.dtype.element_ty))
+        else:
+            idx = (seq * NUM_HEADS + head) * SPLITS + sp
+            tl.store(m_ptr + idx, m_i)
+            tl.store(l_ptr + idx, l_i)
+            tl.store(acc_ptr + idx * HEAD_DIM + d, acc)
 
     @triton.jit
     def _paged_decode_reduce_kernel(
@@ -140,6 +107,11 @@ if HAVE_TRITON:
 # batch and head counts, so a captured CUDA graph keeps one choice for every context length.
 DECODE_TARGET_PROGRAMS = 512
 DECODE_MAX_SPLITS = 16
+# The kernel's context tile (doubled for head dims of 64 or less), warps and software
+# pipeline stages.
+DECODE_TILE = 32
+DECODE_WARPS = 4
+DECODE_STAGES = 1
 
 
 def decode_splits(batch: int, heads: int) -> int:
@@ -151,42 +123,41 @@ def decode_splits(batch: int, heads: int) -> int:
 
 def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                         block_tables: torch.Tensor, context_lens: torch.Tensor,
-                        out: torch.Tensor | None = None, splits: int | None = None) -> torch.Tensor:
+                        out: torch.Tensor | None = None, splits: int | None = None,
+                        tile: int | None = None, warps: int | None = None, stages: int | None = None) -> torch.Tensor:
     """q ``[B, H, D]``; caches ``[blocks, bs, KVH, D]``; block_tables ``[B, max_blocks]`` int32;
     context_lens ``[B]`` int32 (>= 1, the new token included). Returns ``[B, H, D]``.
-    ``splits`` (a power of two; default ``decode_splits(B, H)``): programs per (sequence, head)."""
+    ``splits`` (a power of two; default ``decode_splits(B, H)``): programs per (sequence, head);
+    ``tile``, ``warps``, ``stages``: the kernel's tile of context tokens, warps and pipeline
+    stages (defaults: DECODE_TILE, DECODE_WARPS, DECODE_STAGES; gpu/bench_decode_attention.py
+    measures the alternatives)."""
     b, h, d = q.shape
     bs, kvh = k_cache.shape[1], k_cache.shape[2]
     if out is None:
         out = torch.empty_like(q)
-    tile = 64 if d <= 64 else 32
+    tile = (DECODE_TILE if d > 64 else 2 * DECODE_TILE) if tile is None else tile
     splits = decode_splits(b, h) if splits is None else splits
+    warps = DECODE_WARPS if warps is None else warps
+    stages = DECODE_STAGES if stages is None else stages
     if splits == 1:
-        _paged_decode_kernel[(b, h)](
-            q, k_cache, v_cache, block_tables, context_lens, out,
-            1.0 / math.sqrt(d),
-            q.stride(0), q.stride(1),
-            k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
-            block_tables.stride(0),
-            out.stride(0), out.stride(1),
-            GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d, TILE=tile,
-            num_warps=4,
-        )
-        return out
-    m = torch.empty((b, h, splits), dtype=torch.float32, device=q.device)
-    lsum = torch.empty_like(m)
-    acc = torch.empty((b, h, splits, d), dtype=torch.float32, device=q.device)
-    _paged_decode_split_kernel[(b, h, splits)](
-        q, k_cache, v_cache, block_tables, context_lens, m, lsum, acc,
+        m = lsum = acc = out  # unused
+    else:
+        m = torch.empty((b, h, splits), dtype=torch.float32, device=q.device)
+        lsum = torch.empty_like(m)
+        acc = torch.empty((b, h, splits, d), dtype=torch.float32, device=q.device)
+    _paged_decode_kernel[(b, h, splits)](
+        q, k_cache, v_cache, block_tables, context_lens, out, m, lsum, acc,
         1.0 / math.sqrt(d),
         q.stride(0), q.stride(1),
         k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
         block_tables.stride(0),
-        NUM_HEADS=h, SPLITS=splits, GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d, TILE=tile,
-        num_warps=4,
+        out.stride(0), out.stride(1),
+        NUM_HEADS=h, SPLITS=splits, STAGES=stages, GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d, TILE=tile,
+        num_warps=warps,
     )
-    _paged_decode_reduce_kernel[(b, h)](m, lsum, acc, out, out.stride(0), out.stride(1),
-                                        NUM_HEADS=h, SPLITS=splits, HEAD_DIM=d, num_warps=4)
+    if splits > 1:
+        _paged_decode_reduce_kernel[(b, h)](m, lsum, acc, out, out.stride(0), out.stride(1),
+                                            NUM_HEADS=h, SPLITS=splits, HEAD_DIM=d, num_warps=4)
     return out
 
 
