@@ -119,8 +119,9 @@ def main() -> int:
                 if not err < 2e-3:
                     rows.append(f"{b},{ctx},{splits},{tile},{warps},{stages},,,,{err:.2e}")
                     continue
-                us = time_call(lambda i, splits=splits, tile=tile, warps=warps, stages=stages: A.paged_decode_triton(
-                    qs[i], kc, vc, tables[i], lens, out=o, splits=splits, tile=tile, warps=warps, stages=stages), sets)
+                cfg = {"splits": splits, "tile": tile, "warps": warps, "stages": stages}
+                us = time_call(lambda i, cfg=cfg, qs=qs, tables=tables, lens=lens, o=o: A.paged_decode_triton(
+                    qs[i], kc, vc, tables[i], lens, out=o, **cfg), sets)
             except Exception as e:  # noqa: BLE001
                 rows.append(f"{b},{ctx},{splits},{tile},{warps},{stages},,,,error {type(e).__name__}")
                 continue
@@ -128,7 +129,8 @@ def main() -> int:
             pct = 100 * bytes_moved / (us * 1e-6) / bw
             rows.append(f"{b},{ctx},{splits},{tile},{warps},{stages},{us:.2f},{gbs:.0f},{pct:.1f},{err:.2e}")
             case.append((us, splits, tile, warps, stages))
-        default_us = time_call(lambda i: A.paged_decode_triton(qs[i], kc, vc, tables[i], lens, out=o), sets)
+        default_us = time_call(lambda i, qs=qs, tables=tables, lens=lens, o=o: A.paged_decode_triton(
+            qs[i], kc, vc, tables[i], lens, out=o), sets)
         case.sort()
         us, splits, tile, warps, stages = case[0]
         best[f"{b}x{ctx}"] = {"batch": b, "context": ctx, "us": us, "splits": splits, "tile": tile, "warps": warps,
