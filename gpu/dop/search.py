@@ -224,8 +224,8 @@ class Search:
              "pred_log_us": pred, "pred_source": src, "session": self.session}
         entry_list.append(m)
         if out.ok:
-            self.log(f"    {c.key():72s} {out.us:8.2f} us  (pred {src} "
-                     f"{math.exp(pred) if pred is not None else float('nan'):7.2f})")
+            guess = f"pred {src} {math.exp(pred):7.2f}" if pred is not None else src
+            self.log(f"    {c.key():72s} {out.us:8.2f} us  ({guess})")
         else:
             self.log(f"    {c.key():72s} REJECTED: {out.reason}")
         if getattr(out, "fatal", False):
