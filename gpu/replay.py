@@ -13,7 +13,7 @@ into a temporary folder: the disk tier. Prompts are random token ids; output len
 
 With ``scheduler: {kind: dlora, ...}`` the pass is ``DLoRAScheduler``'s (docs/schedulers.md). A
 pass that orders a mode switch forms no batch: the loop folds the adapter into the base weights
-(merge) or out of them (unmerge) in place, synchronises, and tells the scheduler the switch's
+(merge) or out of them (unmerge) in place, waits for it, and tells the scheduler the switch's
 measured seconds (``switch_started``, ``switch_done``); see docs/schedulers.md, "Engine:
 switching at run time". While merged, the merged adapter's requests run with no LoRA slot: the
 base weights already hold the adapter, and the base path's CUDA graphs read those same tensors.
@@ -122,8 +122,13 @@ class Switcher:
         self.cuda = cuda
 
     def _sync(self) -> None:
+        """Waits for the switch's work on the current stream only (not for a load the loader may
+        have in flight on its side stream), on an event, which releases the GIL as the executor's
+        wait does."""
         if self.cuda:
-            torch.cuda.synchronize()
+            ev = torch.cuda.Event()
+            ev.record()
+            ev.synchronize()
 
     def adapter(self, name: str, sched: DLoRAScheduler) -> HostAdapter:
         """The weights of adapter `name` to fold in or out."""
