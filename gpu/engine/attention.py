@@ -105,13 +105,16 @@ if HAVE_TRITON:
 # the grid fills the GPU at small batches ("flash-decoding"): the smallest power of two that gives
 # at least DECODE_TARGET_PROGRAMS programs, at most DECODE_MAX_SPLITS. It depends only on the
 # batch and head counts, so a captured CUDA graph keeps one choice for every context length.
+# The kernel's context tile (doubled for head dims of 64 or less), warps and software pipeline
+# stages. Chosen from gpu/bench_decode_attention.py on the H200 (gpu/results/decode_attention/):
+# tile 64, 4 warps, 2 stages was the best or within a few percent of it at every batch and context
+# where the kernel, not its launch, takes the time (e.g. batch 64 x 4096 tokens: 87 % of the copy
+# bandwidth, against 52 % for tile 32 / 1 stage); more than 8 splits never helped.
 DECODE_TARGET_PROGRAMS = 512
-DECODE_MAX_SPLITS = 16
-# The kernel's context tile (doubled for head dims of 64 or less), warps and software
-# pipeline stages.
-DECODE_TILE = 32
+DECODE_MAX_SPLITS = 8
+DECODE_TILE = 64
 DECODE_WARPS = 4
-DECODE_STAGES = 1
+DECODE_STAGES = 2
 
 
 def decode_splits(batch: int, heads: int) -> int:
