@@ -35,6 +35,9 @@ runs=(
 # The H200 set: the same make-up, rates for the H200 (see above).
 runs_h200=(
   "h200-v01-low-uniform-mixed|sgmv|4096|8|true|--requests 200 --arrival poisson --rate 4 --adapters 16 --popularity uniform --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 201"
+  "h200-v02-near-zipf-mixed|sgmv|4096|8|true|--requests 840 --arrival poisson --rate 14 --adapters 32 --popularity zipf:1.2 --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 202"
+  "h200-v03-over-distinct-loading|sgmv|4096|8|true|--requests 900 --arrival poisson --rate 22 --adapters 64 --popularity distinct --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 203"
+  "h200-v07-long-prompts-torch|torch|4096|8|true|--requests 300 --arrival poisson --rate 6 --adapters 16 --popularity uniform --ranks 8,16,32,64 --prompt-tokens lognormal:2000:0.5:256:3500 --output-tokens lognormal:64:0.6:4:256 --seed 207"
 )
 
 write_scenario() {  # dir name kernel blocks loras chunked
