@@ -1,6 +1,12 @@
 """Adds the step tables written by gpu/profile_steps.py to a profile directory and records them in
 its meta.json (schema 2, docs/profile-format.md). The kernel table and its metadata stay as
 they are. Usage: python3 gpu/merge_profile.py STEP_PROFILE_DIR PROFILE_DIR
+
+The step profile's ``decode_attention`` (the engine's split rule for decode attention) goes to the
+top of meta.json. Step profiles written before profile_steps.py recorded it lack it; for those,
+``python3 gpu/merge_profile.py --decode-attention HEADS COMMIT PROFILE_DIR`` records the rule from
+gpu/engine/attention.py as it is now, naming the commit the profile was measured at, which the
+caller must have checked has the same constants (``git diff COMMIT -- gpu/engine/attention.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +30,33 @@ TABLES = {
 }
 
 
+def engine_split_rule(heads: int) -> dict:
+    """DECODE_TARGET_PROGRAMS and DECODE_MAX_SPLITS read from gpu/engine/attention.py's source
+    (this script imports no torch)."""
+    import re
+
+    text = (Path(__file__).resolve().parent / "engine" / "attention.py").read_text()
+    out = {"heads": heads}
+    for key, name in (("target_programs", "DECODE_TARGET_PROGRAMS"), ("max_splits", "DECODE_MAX_SPLITS")):
+        m = re.search(rf"^{name} = (\d+)$", text, re.M)
+        if not m:
+            raise SystemExit(f"{name} not found in gpu/engine/attention.py")
+        out[key] = int(m.group(1))
+    return out
+
+
+def record_rule(heads: str, commit: str, dst: str) -> int:
+    meta_path = Path(dst) / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["decode_attention"] = engine_split_rule(int(heads))
+    meta["decode_attention_source"] = f"gpu/engine/attention.py, constants unchanged since {commit}"
+    tmp = meta_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, meta_path)
+    print(f"recorded decode_attention {meta['decode_attention']} in {meta_path}")
+    return 0
+
+
 def main(src: str, dst: str) -> int:
     s, d = Path(src), Path(dst)
     step_meta = json.loads((s / "meta.json").read_text())
@@ -40,6 +73,8 @@ def main(src: str, dst: str) -> int:
         shutil.copyfile(s / f"{name}.csv", d / f"{name}.csv")
         meta.setdefault("tables", {})[name] = {"file": f"{name}.csv", "method": what, "timing": step_meta["timing"]}
     meta["schema_version"] = 2
+    if "decode_attention" in step_meta:
+        meta["decode_attention"] = step_meta["decode_attention"]
     meta.setdefault("gpu_name", step_meta.get("gpu"))
     meta["model"] = step_meta.get("model")
     meta["step_profile"] = {k: step_meta.get(k) for k in (
@@ -53,4 +88,6 @@ def main(src: str, dst: str) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--decode-attention"]:
+        sys.exit(record_rule(*sys.argv[2:5]))
     sys.exit(main(*sys.argv[1:3]))

@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from gpu.engine.attention import DECODE_MAX_SPLITS, DECODE_TARGET_PROGRAMS  # noqa: E402
 from gpu.engine.config import EngineConfig, derive_num_gpu_blocks  # noqa: E402
 from gpu.engine.executor import DEFAULT_GRAPH_SIZES, Executor  # noqa: E402
 from gpu.engine.kv_cache import PagedKVCache, lora_slot_bytes  # noqa: E402
@@ -448,6 +449,10 @@ def main() -> int:
         "command": " ".join(["python3", "gpu/profile_steps.py"] + sys.argv[1:]),
         "timing": "wall clock around Executor.execute (what gpu/replay.py times), median of repetitions",
         "kv_blocks": rig.num_blocks,
+        # The engine's decode-attention split rule (gpu/engine/attention.py): the twin needs it to
+        # price the longest sequence of a decode batch (docs/profile-format.md).
+        "decode_attention": {"target_programs": DECODE_TARGET_PROGRAMS, "max_splits": DECODE_MAX_SPLITS,
+                             "heads": rig.cfg.num_heads},
         "graph_capture_s": capture,
         "lora_kernels": rig.kinds,
         "seconds": seconds,

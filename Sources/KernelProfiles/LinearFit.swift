@@ -16,10 +16,17 @@ public struct LinearFit: Sendable, Equatable {
 
     /// Fits `y` on the rows of `x` (each row one feature vector). Returns nil when the system is
     /// underdetermined or GSL fails.
-    public init?(features: [String], x: [[Double]], y: [Double]) {
+    ///
+    /// With `offset`, the fit is of a residual: it fits `y - offset`, and its leave-one-out error
+    /// is that of the whole model `offset + fit` against `y` (a part of a step cost fitted over
+    /// the rest of the model, judged on the step).
+    public init?(features: [String], x: [[Double]], y: [Double], offset: [Double]? = nil) {
         let p = features.count
         guard x.count == y.count, x.count >= p, p > 0, x.allSatisfy({ $0.count == p }) else { return nil }
-        guard let c = Self.solve(x, y, p) else { return nil }
+        let base = offset ?? [Double](repeating: 0, count: y.count)
+        guard base.count == y.count else { return nil }
+        let target = zip(y, base).map { $0 - $1 }
+        guard let c = Self.solve(x, target, p) else { return nil }
         self.features = features
         coefficients = c
         points = y.count
@@ -29,11 +36,11 @@ public struct LinearFit: Sendable, Equatable {
         if y.count > p {
             for i in y.indices {
                 var xs = x
-                var ys = y
+                var ys = target
                 xs.remove(at: i)
                 ys.remove(at: i)
                 guard let ci = Self.solve(xs, ys, p) else { continue }
-                let predicted = zip(ci, x[i]).reduce(0) { $0 + $1.0 * $1.1 }
+                let predicted = base[i] + zip(ci, x[i]).reduce(0) { $0 + $1.0 * $1.1 }
                 let e = abs(predicted - y[i]) / max(abs(y[i]), 1e-12) * 100
                 squares += e * e
                 worst = max(worst, e)

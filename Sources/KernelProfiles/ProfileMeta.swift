@@ -14,6 +14,8 @@ public struct ProfileMeta: Sendable, Equatable {
     public var model: String?
     /// Every other string field (driver, cuda, torch, triton, date, commit, command, ...).
     public var fields: [String: String]
+    /// How the profiled engine splits decode attention (`decode_attention`), when recorded.
+    public var decodeAttention: DecodeAttentionSplits?
 
     /// Reads `path`, checking the schema version.
     public init(path: String) throws(ProfileError) {
@@ -47,5 +49,37 @@ public struct ProfileMeta: Sendable, Equatable {
         strings["date"] = strings["date"] ?? strings["date_utc"]
         strings["commit"] = strings["commit"] ?? strings["git_commit"]
         fields = strings
+        if let d = dict["decode_attention"] as? [String: Any] {
+            guard let target = d["target_programs"] as? Int, let maxSplits = d["max_splits"] as? Int, let heads = d["heads"] as? Int,
+                target > 0, maxSplits > 0, heads > 0
+            else {
+                throw ProfileError(
+                    file: path, column: "decode_attention", "needs positive integers target_programs, max_splits and heads")
+            }
+            decodeAttention = DecodeAttentionSplits(targetPrograms: target, maxSplits: maxSplits, heads: heads)
+        }
+    }
+}
+
+/// The engine's rule for splitting each (sequence, head)'s context over several programs in
+/// decode attention (gpu/engine/attention.py, `decode_splits`): the smallest power of two that
+/// gives at least `targetPrograms` programs, at most `maxSplits`. Fixed per batch size, so that a
+/// captured CUDA graph keeps one choice.
+public struct DecodeAttentionSplits: Sendable, Equatable {
+    public var targetPrograms: Int
+    public var maxSplits: Int
+    public var heads: Int
+
+    public init(targetPrograms: Int, maxSplits: Int, heads: Int) {
+        self.targetPrograms = targetPrograms
+        self.maxSplits = maxSplits
+        self.heads = heads
+    }
+
+    /// Splits for a batch of `seqs` sequences.
+    public func splits(seqs: Int) -> Int {
+        var s = 1
+        while max(seqs, 1) * heads * s < targetPrograms && s < maxSplits { s *= 2 }
+        return s
     }
 }

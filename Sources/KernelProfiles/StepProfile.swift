@@ -31,16 +31,13 @@ public struct StepProfile: Sendable {
     public let mergeFits: [String: LinearFit]
     /// Host time per iteration outside the GPU step: us ~ 1 + sequences.
     public let hostOverheadFit: LinearFit
-    /// Eager steps made like the engine's live ones, per LoRA kernel (`step_mixed.csv`, when the
-    /// profile has it): us ~ 1 + prefill tokens + prefill pairs + chunks + continuation chunks +
-    /// decode rows + decode context + longest decode context + segments. When present it prices
-    /// every step with prefill tokens, LoRA included.
-    public let mixedFits: [String: LinearFit]
-    /// Feature names of `mixedFits`, in order.
-    public static let mixedFeatures = [
-        "1", "prefill_tokens", "prefill_pairs", "prefill_chunks", "continuation_chunks", "decode_seqs",
-        "decode_context_tokens", "decode_max_context", "segments",
-    ]
+    /// Unmerged LoRA in eager steps, per kernel (`step_mixed.csv`, when the profile has it): over
+    /// the rows with LoRA, the measured step minus the eager model without LoRA (token curve and
+    /// attention), fitted as us ~ 1 + tokens. Its leave-one-out error is that of the whole eager
+    /// step with LoRA. In the eager path the LoRA kernels are launched per layer and module from
+    /// Python, so their cost is mostly host time that the lora_step table (graph path for decode
+    /// batches) does not see.
+    public let eagerLoraFits: [String: LinearFit]
     /// Spread of repeated timings of decode-only steps: the median over the table's rows of
     /// ln(p90 / p10) / 2.563, i.e. the sigma of a log-normal with the same 10-90 % range.
     public let decodeLogSigma: Double
@@ -88,9 +85,10 @@ public struct StepProfile: Sendable {
         let dseqs = try attention.doubles("decode_seqs", min: 0)
         let aUs = try attention.doubles("median_us", min: 0)
         let residual = at.indices.map { aUs[$0] - (curve.covers(at[$0]) ? curve(at[$0]) : beyond([1, at[$0]])) }
-        attentionFit = try Self.fit(
+        let attFit = try Self.fit(
             attention, ["prefill_pairs", "decode_context_tokens", "decode_seqs"], at.indices.map { [pairs[$0], dctx[$0], dseqs[$0]] },
             residual)
+        attentionFit = attFit
 
         let lora = try ProfileTable(path: directory + "/lora_step.csv", required: ["kernel", "tokens", "segments", "rank"] + timing)
         var grids: [String: GridInterpolator] = [:]
@@ -131,24 +129,36 @@ public struct StepProfile: Sendable {
         }
         mergeFits = mf
 
-        var mixed: [String: LinearFit] = [:]
+        var eagerLora: [String: LinearFit] = [:]
         let mixedPath = directory + "/step_mixed.csv"
         if FileManager.default.fileExists(atPath: mixedPath) {
-            let columns = Array(Self.mixedFeatures.dropFirst())
-            let m = try ProfileTable(path: mixedPath, required: ["kernel"] + columns + timing)
+            let m = try ProfileTable(
+                path: mixedPath,
+                required: ["kernel", "tokens", "prefill_pairs", "decode_seqs", "decode_context_tokens", "segments"] + timing)
+            let eager = { (t: Double, pairs: Double, ds: Double, dc: Double) -> Double in
+                let linear = curve.covers(t) ? curve(t) : max(curve(t), beyond.value(1, t))
+                return linear + attFit.value(pairs, dc, ds)
+            }
             for kernel in Set((0..<m.count).map { m.string($0, "kernel") }).sorted() {
                 var x: [[Double]] = []
                 var y: [Double] = []
-                for i in m.rows(where: "kernel", is: kernel) {
-                    var row = [1.0]
-                    for c in columns { row.append(try m.double(i, c, min: 0)) }
-                    x.append(row)
+                var base: [Double] = []
+                for i in m.rows(where: "kernel", is: kernel) where try m.double(i, "segments", min: 0) > 0 {
+                    let t = try m.double(i, "tokens", min: 1)
+                    x.append([1, t])
                     y.append(try m.double(i, "median_us", min: 0))
+                    base.append(
+                        eager(
+                            t, try m.double(i, "prefill_pairs", min: 0), try m.double(i, "decode_seqs", min: 0),
+                            try m.double(i, "decode_context_tokens", min: 0)))
                 }
-                mixed[kernel] = try Self.fit(m, Self.mixedFeatures, x, y)
+                guard let f = LinearFit(features: ["1", "tokens"], x: x, y: y, offset: base) else {
+                    throw ProfileError(file: m.file, column: "kernel", "\(kernel): too few rows with LoRA (segments > 0) to fit")
+                }
+                eagerLora[kernel] = f
             }
         }
-        mixedFits = mixed
+        eagerLoraFits = eagerLora
         decodeLogSigma = try Self.logSigma([decode])
         eagerLogSigma = try Self.logSigma([tokens, attention])
 
@@ -196,10 +206,14 @@ public struct StepProfile: Sendable {
     /// `contextTokens`, the longest being `maxContext` (0: all equal).
     ///
     /// The table holds batches of equal contexts. The engine's decode attention gives each
-    /// (sequence, head) one program that walks that sequence's whole context, so a batch takes the
-    /// longer of two things: its total attention work, read off the table at the mean context; and
-    /// its longest program, read off the one-sequence row at the longest context. Both come from
-    /// the table, as increments over its shortest context.
+    /// (sequence, head) `splits` programs that each walk a share of that sequence's context, so a
+    /// batch takes the longer of two things: its total attention work, read off the table at the
+    /// mean context; and its longest program, which walks `maxContext / splits(seqs)` tokens.
+    /// The one-sequence rows measure programs that walk `context / splits(1)` tokens, so the
+    /// longest program of the batch costs what a lone sequence of `maxContext x splits(1) /
+    /// splits(seqs)` tokens costs (beyond the grid, on the line through the last two one-sequence
+    /// rows). Both are increments over the table's shortest context. Without a recorded split
+    /// rule (profiles of engines with one program per sequence and head), splits are 1.
     public func decodeMicroseconds(seqs: Int, contextTokens: Int, maxContext: Int = 0) -> Double {
         let s = Double(seqs)
         let mean = Double(contextTokens) / Double(max(seqs, 1))
@@ -210,8 +224,23 @@ public struct StepProfile: Sendable {
         let floor = table(s, shortest)
         let work = table(s, mean) - floor
         guard Double(maxContext) > mean else { return floor + work }
-        let tail = table(1, Double(maxContext)) - table(1, shortest)
+        var lone = Double(maxContext)
+        if let rule = meta.decodeAttention {
+            lone *= Double(rule.splits(seqs: 1)) / Double(rule.splits(seqs: seqs))
+        }
+        let tail = oneSequence(lone) - oneSequence(shortest)
         return floor + max(work, tail)
+    }
+
+    /// The one-sequence decode rows at `context`, extended beyond the grid on the line through
+    /// its last two points.
+    private func oneSequence(_ context: Double) -> Double {
+        let contexts = decodeGrid.axes[1]
+        let last = contexts[contexts.count - 1]
+        if context <= last { return decodeGrid.value(1, max(context, contexts[0])) }
+        let before = contexts[max(0, contexts.count - 2)]
+        let slope = last > before ? (decodeGrid.value(1, last) - decodeGrid.value(1, before)) / (last - before) : 0
+        return decodeGrid.value(1, last) + slope * (context - last)
     }
 
     /// Microseconds of an eager step of `tokens` tokens with the given attention work.
@@ -221,18 +250,11 @@ public struct StepProfile: Sendable {
         return linear + attentionFit.value(prefillPairs, Double(decodeContextTokens), Double(decodeSequences))
     }
 
-    /// Microseconds of a step with prefill tokens from `step_mixed` (nil when the profile has no
-    /// rows for `kernel`). Arguments in the order of `mixedFeatures` after the constant.
-    public func mixedMicroseconds(
-        kernel: String, prefillTokens: Int, prefillPairs: Double, chunks: Int, continuations: Int, decodeSequences: Int,
-        decodeContextTokens: Int, decodeMaxContext: Int, segments: Int
-    ) -> Double? {
-        guard let f = mixedFits[kernel] else { return nil }
-        let x: [Double] = [
-            1, Double(prefillTokens), prefillPairs, Double(chunks), Double(continuations), Double(decodeSequences),
-            Double(decodeContextTokens), Double(decodeMaxContext), Double(segments),
-        ]
-        return max(1, f(x))
+    /// Extra microseconds of unmerged LoRA in an eager step of `tokens` tokens with `kernel`, from
+    /// `step_mixed` (nil when the profile has no rows for the kernel).
+    public func eagerLoraMicroseconds(kernel: String, tokens: Int) -> Double? {
+        guard let f = eagerLoraFits[kernel] else { return nil }
+        return max(0, f.value(1, Double(tokens)))
     }
 
     /// Extra microseconds of unmerged LoRA with `kernel` (nil if the profile lacks the kernel).

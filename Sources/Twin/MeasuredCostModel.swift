@@ -2,10 +2,10 @@ import KernelProfiles
 import Workloads
 
 /// Step costs from a measured profile of the live engine (label `measured`): decode-only steps
-/// from the CUDA-graph decode table; steps with prefill tokens from the `step_mixed` fit of the
-/// chosen kernel when the profile has one, else from the eager token curve plus fitted attention;
-/// unmerged LoRA from the LoRA table of the chosen kernel (at the batch's largest rank); and the
-/// engine's host time per iteration. Loads from the measured copy and read fits.
+/// from the CUDA-graph decode table; steps with prefill tokens from the eager token curve plus
+/// fitted attention; unmerged LoRA, in decode steps from the LoRA table of the chosen kernel (at
+/// the batch's largest rank), in eager steps from the `step_mixed` fit of the kernel when the
+/// profile has one (else the LoRA table); and the engine's host time per iteration. Loads from the measured copy and read fits.
 public struct MeasuredCostModel: StepCostModel {
     /// The profile.
     public let profile: StepProfile
@@ -32,15 +32,6 @@ public struct MeasuredCostModel: StepCostModel {
 
     public func stepSeconds(_ b: StepBatch) -> Double {
         var us: Double
-        if b.prefillTokens > 0,
-            let mixed = profile.mixedMicroseconds(
-                kernel: kernel, prefillTokens: b.prefillTokens, prefillPairs: b.prefillAttentionPairs,
-                chunks: b.prefillSequences, continuations: b.prefillContinuations, decodeSequences: b.decodeSequences,
-                decodeContextTokens: b.decodeContextTokens, decodeMaxContext: b.decodeMaxContext,
-                segments: b.mode == .unmerged ? b.segments.count : 0)
-        {
-            return (mixed + max(0, profile.hostOverheadFit.value(1, Double(b.sequences)))) * 1e-6
-        }
         if b.prefillTokens == 0 {
             us = profile.decodeMicroseconds(
                 seqs: b.decodeSequences, contextTokens: b.decodeContextTokens, maxContext: b.decodeMaxContext)
@@ -50,9 +41,13 @@ public struct MeasuredCostModel: StepCostModel {
                 decodeContextTokens: b.decodeContextTokens)
         }
         if b.mode == .unmerged && !b.segments.isEmpty {
-            var rank = 0
-            for s in b.segments { rank = max(rank, adapterRanks[s.adapter]) }
-            us += profile.loraMicroseconds(kernel: kernel, tokens: b.tokens, segments: b.segments.count, rank: rank) ?? 0
+            if b.prefillTokens > 0, let eager = profile.eagerLoraMicroseconds(kernel: kernel, tokens: b.tokens) {
+                us += eager
+            } else {
+                var rank = 0
+                for s in b.segments { rank = max(rank, adapterRanks[s.adapter]) }
+                us += profile.loraMicroseconds(kernel: kernel, tokens: b.tokens, segments: b.segments.count, rank: rank) ?? 0
+            }
         }
         us += max(0, profile.hostOverheadFit.value(1, Double(b.sequences)))
         return max(us, 1) * 1e-6

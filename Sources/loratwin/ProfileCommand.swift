@@ -49,6 +49,9 @@ struct ProfileCommand: ParsableCommand {
             for (k, g) in p.loraGrids.sorted(by: { $0.key < $1.key }) {
                 line("lora_step.csv kernel \(k)", axes(g, ["tokens", "segments", "rank"]), p.loraFits[k]!)
             }
+            for (k, f) in p.eagerLoraFits.sorted(by: { $0.key < $1.key }) {
+                line("step_mixed.csv kernel \(k) (LoRA in eager steps over the eager model; error of the whole step)", "", f)
+            }
             line("adapter_load.csv host->GPU", "", p.hostToGPUFit)
             line("adapter_load.csv disk->host", "", p.diskToHostFit)
             for (op, f) in p.mergeFits.sorted(by: { $0.key < $1.key }) { line("merge.csv \(op)", "", f) }

@@ -121,25 +121,36 @@ struct DecodeTailTests {
         let many = p.decodeMicroseconds(seqs: 128, contextTokens: 128 * 2048, maxContext: 4096)
         #expect(abs(many - ProfileFixture.decode(128, 2048)) < 1e-6)
     }
+
+    @Test("with a split rule, the longest sequence's programs walk maxContext / splits(batch)")
+    func splitTail() throws {
+        let rule = #"{"target_programs": 256, "max_splits": 8, "heads": 32}"#
+        let p = try StepProfile(directory: try ProfileFixture.write(decodeAttention: rule))
+        let r = try #require(p.meta.decodeAttention)
+        #expect(r.splits(seqs: 1) == 8 && r.splits(seqs: 2) == 4 && r.splits(seqs: 8) == 1 && r.splits(seqs: 64) == 1)
+        // 8 sequences (1 split), mean 512, one of 4096: its programs walk 4096 tokens, what a lone
+        // sequence of 8 x 4096 tokens costs at 8 splits; beyond the grid on the one-sequence line
+        // (0.01 us per token): tail = 0.01 x (32768 - 128) = 326.4 > work 30.72.
+        let expected = ProfileFixture.decode(8, 128) + 0.01 * (32768 - 128)
+        #expect(abs(p.decodeMicroseconds(seqs: 8, contextTokens: 8 * 512, maxContext: 4096) - expected) < 1e-6)
+        // One sequence: 8 splits either way, the table itself.
+        #expect(abs(p.decodeMicroseconds(seqs: 1, contextTokens: 1024, maxContext: 1024) - ProfileFixture.decode(1, 1024)) < 1e-6)
+        let bad = try ProfileFixture.write(decodeAttention: #"{"target_programs": 0, "max_splits": 8, "heads": 32}"#)
+        #expect(throws: ProfileError.self) { try StepProfile(directory: bad) }
+    }
 }
 
 @Suite("Mixed eager steps")
 struct MixedStepTests {
-    @Test("step_mixed, when present, prices steps with prefill tokens for its kernel")
+    @Test("step_mixed, when present, prices LoRA in eager steps for its kernel, over the eager model")
     func mixedTable() throws {
         let p = try StepProfile(directory: try ProfileFixture.write(withMixed: true))
-        let us = p.mixedMicroseconds(
-            kernel: "sgmv", prefillTokens: 1000, prefillPairs: 500_000, chunks: 2, continuations: 1, decodeSequences: 8,
-            decodeContextTokens: 4000, decodeMaxContext: 900, segments: 3)
-        let prefillPart: Double = 3000 + 20 * 1000 + 1e-4 * 500_000 + 500 * 2 + 800
-        let decodePart: Double = 30 * 8 + 0.005 * 4000 + 900 + 200 * 3
-        let expected = prefillPart + decodePart
-        #expect(abs(us! - expected) < 1e-3)
-        #expect(
-            p.mixedMicroseconds(
-                kernel: "torch", prefillTokens: 1, prefillPairs: 1, chunks: 1, continuations: 0, decodeSequences: 0,
-                decodeContextTokens: 0, decodeMaxContext: 0, segments: 0) == nil)
-        #expect(p.mixedFits["sgmv"]!.leaveOneOutPercent < 1e-6)
+        // The fixture's LoRA rows cost the eager model plus 2000 + 3 x tokens: recovered exactly.
+        let f = p.eagerLoraFits["sgmv"]!
+        #expect(abs(f.coefficients[0] - 2000) < 1e-6 && abs(f.coefficients[1] - 3) < 1e-9)
+        #expect(f.leaveOneOutPercent < 1e-6)
+        #expect(f.points == 20)  // the 4 rows without LoRA (segments 0) are left out
+        #expect(p.eagerLoraMicroseconds(kernel: "torch", tokens: 100) == nil)
         let cat = AdapterCatalogue([AdapterSpec(name: "a", rank: 16, alpha: 16, targetModules: ["q_proj"])])
         let m = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: cat)
         var b = StepBatch()
@@ -151,12 +162,25 @@ struct MixedStepTests {
         b.decodeContextTokens = 4000
         b.decodeMaxContext = 900
         b.segments = [LoraSegment(adapter: 0, tokens: 10), LoraSegment(adapter: 0, tokens: 5), LoraSegment(adapter: 0, tokens: 1)]
-        #expect(abs(m.stepSeconds(b) - (expected + 300 + 5 * 10) * 1e-6) < 1e-9)
+        let eager = p.eagerMicroseconds(tokens: 1008, prefillPairs: 500_000, decodeSequences: 8, decodeContextTokens: 4000)
+        let expected = eager + 2000 + 3 * 1008 + 300 + 5 * 10
+        #expect(abs(m.stepSeconds(b) - expected * 1e-6) < 1e-9)
+        // Merged: no LoRA term.
+        b.mode = .merged
+        #expect(abs(m.stepSeconds(b) - (eager + 300 + 5 * 10) * 1e-6) < 1e-9)
+        // Decode-only steps keep the graph path's LoRA table.
+        var d = StepBatch()
+        d.decodeSequences = 8
+        d.decodeContextTokens = 8 * 1024
+        d.decodeMaxContext = 1024
+        d.segments = [LoraSegment(adapter: 0, tokens: 8)]
+        let graph = ProfileFixture.decode(8, 1024) + ProfileFixture.lora(8, 1, 16) + 300 + 5 * 8
+        #expect(abs(m.stepSeconds(d) - graph * 1e-6) < 1e-9)
     }
 
     @Test("a profile without step_mixed keeps the token curve and attention model")
     func withoutMixed() throws {
         let p = try StepProfile(directory: try ProfileFixture.write())
-        #expect(p.mixedFits.isEmpty)
+        #expect(p.eagerLoraFits.isEmpty)
     }
 }

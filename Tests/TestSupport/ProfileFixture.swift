@@ -18,15 +18,16 @@ public enum ProfileFixture {
 
     /// Writes the profile into a new temporary directory and returns its path. `schema` and
     /// `mutate` (file name -> text transform) let tests break it.
-    public static func write(schema: Int = 2, mutate: [String: (String) -> String] = [:], withMixed: Bool = false) throws
-        -> String
-    {
+    public static func write(
+        schema: Int = 2, mutate: [String: (String) -> String] = [:], withMixed: Bool = false, decodeAttention: String? = nil
+    ) throws -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loratwin-profile-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var files: [String: String] = [:]
         files["meta.json"] = """
             {"schema_version": \(schema), "gpu_name": "Synthetic GPU", "dtype": "float16", "model": "llama-2-7b",
-             "driver": "0", "torch": "0", "triton": "0", "date": "2026-11-23", "commit": "fixture", "command": "ProfileFixture"}
+             "driver": "0", "torch": "0", "triton": "0", "date": "2026-11-23", "commit": "fixture", "command": "ProfileFixture"\(
+                decodeAttention.map { ", \"decode_attention\": \($0)" } ?? "")}
             """
         var d = "seqs,context_tokens,median_us,p10_us,p90_us,reps\n"
         // Repeated timings spread 0.9x-1.1x around the median: log-sigma ln(1.1/0.9)/2.5631.
@@ -68,18 +69,21 @@ public enum ProfileFixture {
         for s in [1.0, 16, 64, 128] { h += "\(Int(s)),\(300 + 5 * s),0,0,20\n" }
         files["host_overhead.csv"] = h
         if withMixed {
-            // step_mixed: 3000 + 20 prefill tokens + 1e-4 pairs + 500 chunks + 800 continuations
-            // + 30 decode rows + 0.005 decode context + 1 longest context + 200 segments, for sgmv.
+            // step_mixed: the eager model (token curve + attention) plus, on rows with LoRA
+            // (segments > 0), 2000 + 3 tokens of eager LoRA; every 6th row has no LoRA.
             var mx = "kernel,tokens,prefill_tokens,prefill_chunks,continuation_chunks,prefill_pairs,decode_seqs,"
             mx += "decode_context_tokens,decode_max_context,segments,max_rank,first_us,median_us,p10_us,p90_us,reps\n"
             for i in 0..<24 {
-                let (p, ch, co, d) = (Double(64 + 97 * i), Double(1 + i % 3), Double(i % 2), Double(4 * (i % 5)))
+                // Step sizes on the token grid, so that the fixture's eager model is the profile's.
+                let total = [256.0, 1024, 2048, 4096][i % 4]
+                let (ch, co, d) = (Double(1 + i % 3), Double(i % 2), Double(4 * (i % 5)))
+                let p = total - d
                 let pairs = p * p / 2 + Double(i * 1000)
                 let dc = d * Double(300 + 11 * i)
                 let dm = d > 0 ? Double(300 + 37 * i) : 0
-                let seg = Double(1 + (i * 5) % 8)
-                let prefillPart: Double = 3000 + 20 * p + 1e-4 * pairs + 500 * ch + 800 * co
-                let us: Double = prefillPart + 30 * d + 0.005 * dc + dm + 200 * seg
+                let seg = i % 6 == 0 ? 0.0 : Double(1 + (i * 5) % 8)
+                let eager = tokens(p + d) + 1e-4 * pairs + 0.01 * dc + 0.5 * d
+                let us = eager + (seg > 0 ? 2000 + 3 * (p + d) : 0)
                 mx +=
                     "sgmv,\(Int(p + d)),\(Int(p)),\(Int(ch)),\(Int(co)),\(pairs),\(Int(d)),\(Int(dc)),\(Int(dm)),\(Int(seg)),64,\(us),\(us),\(us),\(us),4\n"
             }
