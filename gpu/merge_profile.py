@@ -2,11 +2,13 @@
 its meta.json (schema 2, docs/profile-format.md). The kernel table and its metadata stay as
 they are. Usage: python3 gpu/merge_profile.py STEP_PROFILE_DIR PROFILE_DIR
 
-The step profile's ``decode_attention`` (the engine's split rule for decode attention) goes to the
-top of meta.json. Step profiles written before profile_steps.py recorded it lack it; for those,
-``python3 gpu/merge_profile.py --decode-attention HEADS COMMIT PROFILE_DIR`` records the rule from
-gpu/engine/attention.py as it is now, naming the commit the profile was measured at, which the
-caller must have checked has the same constants (``git diff COMMIT -- gpu/engine/attention.py``).
+The step profile's ``decode_attention`` (the engine's split rule for decode attention) and
+``graph_sizes`` (its decode CUDA-graph batch sizes) go to the top of meta.json. Step profiles
+written before profile_steps.py recorded them lack them; for those,
+``python3 gpu/merge_profile.py --decode-attention HEADS COMMIT PROFILE_DIR`` records them from
+gpu/engine/attention.py and executor.py as they are now, naming the commit the profile was
+measured at, which the caller must have checked has the same constants
+(``git diff COMMIT -- gpu/engine/attention.py gpu/engine/executor.py``).
 """
 
 from __future__ import annotations
@@ -35,21 +37,29 @@ def engine_split_rule(heads: int) -> dict:
     (this script imports no torch)."""
     import re
 
-    text = (Path(__file__).resolve().parent / "engine" / "attention.py").read_text()
-    out = {"heads": heads}
+    engine = Path(__file__).resolve().parent / "engine"
+    text = (engine / "attention.py").read_text()
+    out: dict = {"heads": heads}
     for key, name in (("target_programs", "DECODE_TARGET_PROGRAMS"), ("max_splits", "DECODE_MAX_SPLITS")):
         m = re.search(rf"^{name} = (\d+)$", text, re.M)
         if not m:
             raise SystemExit(f"{name} not found in gpu/engine/attention.py")
         out[key] = int(m.group(1))
+    m = re.search(r"^DEFAULT_GRAPH_SIZES = \(([\d, ]+)\)$", (engine / "executor.py").read_text(), re.M)
+    if not m:
+        raise SystemExit("DEFAULT_GRAPH_SIZES not found in gpu/engine/executor.py")
+    out["graph_sizes"] = [int(x) for x in m.group(1).split(",") if x.strip()]
     return out
 
 
 def record_rule(heads: str, commit: str, dst: str) -> int:
     meta_path = Path(dst) / "meta.json"
     meta = json.loads(meta_path.read_text())
-    meta["decode_attention"] = engine_split_rule(int(heads))
-    meta["decode_attention_source"] = f"gpu/engine/attention.py, constants unchanged since {commit}"
+    rule = engine_split_rule(int(heads))
+    meta["graph_sizes"] = rule.pop("graph_sizes")
+    meta["decode_attention"] = rule
+    meta["decode_attention_source"] = (f"gpu/engine/attention.py and executor.py (DEFAULT_GRAPH_SIZES), constants "
+                                       f"unchanged since {commit}")
     tmp = meta_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(tmp, meta_path)
@@ -73,8 +83,9 @@ def main(src: str, dst: str) -> int:
         shutil.copyfile(s / f"{name}.csv", d / f"{name}.csv")
         meta.setdefault("tables", {})[name] = {"file": f"{name}.csv", "method": what, "timing": step_meta["timing"]}
     meta["schema_version"] = 2
-    if "decode_attention" in step_meta:
-        meta["decode_attention"] = step_meta["decode_attention"]
+    for key in ("decode_attention", "graph_sizes"):
+        if key in step_meta:
+            meta[key] = step_meta[key]
     meta.setdefault("gpu_name", step_meta.get("gpu"))
     meta["model"] = step_meta.get("model")
     meta["step_profile"] = {k: step_meta.get(k) for k in (

@@ -453,6 +453,8 @@ def main() -> int:
         # price the longest sequence of a decode batch (docs/profile-format.md).
         "decode_attention": {"target_programs": DECODE_TARGET_PROGRAMS, "max_splits": DECODE_MAX_SPLITS,
                              "heads": rig.cfg.num_heads},
+        # Decode batches run as the CUDA graph of the next size up (padding rows are cheap).
+        "graph_sizes": list(DEFAULT_GRAPH_SIZES),
         "graph_capture_s": capture,
         "lora_kernels": rig.kinds,
         "seconds": seconds,

@@ -16,6 +16,9 @@ public struct ProfileMeta: Sendable, Equatable {
     public var fields: [String: String]
     /// How the profiled engine splits decode attention (`decode_attention`), when recorded.
     public var decodeAttention: DecodeAttentionSplits?
+    /// Batch sizes of the profiled engine's decode CUDA graphs (`graph_sizes`), when recorded: a
+    /// decode batch runs as the graph of the next size up.
+    public var graphSizes: [Int]?
 
     /// Reads `path`, checking the schema version.
     public init(path: String) throws(ProfileError) {
@@ -49,6 +52,12 @@ public struct ProfileMeta: Sendable, Equatable {
         strings["date"] = strings["date"] ?? strings["date_utc"]
         strings["commit"] = strings["commit"] ?? strings["git_commit"]
         fields = strings
+        if let g = dict["graph_sizes"] {
+            guard let sizes = g as? [Int], !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }) else {
+                throw ProfileError(file: path, column: "graph_sizes", "needs a non-empty list of positive integers")
+            }
+            graphSizes = sizes.sorted()
+        }
         if let d = dict["decode_attention"] as? [String: Any] {
             guard let target = d["target_programs"] as? Int, let maxSplits = d["max_splits"] as? Int, let heads = d["heads"] as? Int,
                 target > 0, maxSplits > 0, heads > 0

@@ -212,8 +212,10 @@ public struct StepProfile: Sendable {
     /// The one-sequence rows measure programs that walk `context / splits(1)` tokens, so the
     /// longest program of the batch costs what a lone sequence of `maxContext x splits(1) /
     /// splits(seqs)` tokens costs (beyond the grid, on the line through the last two one-sequence
-    /// rows). Both are increments over the table's shortest context. Without a recorded split
-    /// rule (profiles of engines with one program per sequence and head), splits are 1.
+    /// rows). Both are increments over the table's shortest context; the rest of the step is the
+    /// table's shortest-context row at the batch's CUDA-graph size. Without a recorded split rule
+    /// (profiles of engines with one program per sequence and head), splits are 1; without
+    /// recorded graph sizes, the batch is its own size.
     public func decodeMicroseconds(seqs: Int, contextTokens: Int, maxContext: Int = 0) -> Double {
         let s = Double(seqs)
         let mean = Double(contextTokens) / Double(max(seqs, 1))
@@ -221,15 +223,25 @@ public struct StepProfile: Sendable {
             decodeGrid.covers(n, c) ? decodeGrid.value(n, c) : decodeFit.value(1, n, n * c)
         }
         let shortest = decodeGrid.axes[1][0]
-        let floor = table(s, shortest)
-        let work = table(s, mean) - floor
+        // The batch runs as the graph of the next size up: its padding rows (context 1) cost the
+        // weights' part of a step, not attention.
+        let graph = graphSize(seqs)
+        let floor = table(Double(graph), shortest)
+        let work = table(s, mean) - table(s, shortest)
         guard Double(maxContext) > mean else { return floor + work }
         var lone = Double(maxContext)
         if let rule = meta.decodeAttention {
-            lone *= Double(rule.splits(seqs: 1)) / Double(rule.splits(seqs: seqs))
+            lone *= Double(rule.splits(seqs: 1)) / Double(rule.splits(seqs: graph))
         }
         let tail = oneSequence(lone) - oneSequence(shortest)
         return floor + max(work, tail)
+    }
+
+    /// The decode CUDA-graph size a batch of `seqs` runs as (`seqs` itself without recorded
+    /// sizes, or beyond the largest).
+    public func graphSize(_ seqs: Int) -> Int {
+        guard let sizes = meta.graphSizes else { return seqs }
+        return sizes.first { $0 >= seqs } ?? seqs
     }
 
     /// The one-sequence decode rows at `context`, extended beyond the grid on the line through

@@ -135,6 +135,13 @@ struct DecodeTailTests {
         #expect(abs(p.decodeMicroseconds(seqs: 8, contextTokens: 8 * 512, maxContext: 4096) - expected) < 1e-6)
         // One sequence: 8 splits either way, the table itself.
         #expect(abs(p.decodeMicroseconds(seqs: 1, contextTokens: 1024, maxContext: 1024) - ProfileFixture.decode(1, 1024)) < 1e-6)
+        // Graph sizes: 5 sequences run as the graph of 8, whose weights' part they pay; attention
+        // work is that of the 5 real rows.
+        let graphs = try StepProfile(
+            directory: try ProfileFixture.write(mutate: ["meta.json": { $0.replacingOccurrences(of: "}", with: #", "graph_sizes": [1, 8, 32]}"#) }]))
+        #expect(graphs.graphSize(5) == 8 && graphs.graphSize(8) == 8 && graphs.graphSize(33) == 33)
+        let five = ProfileFixture.decode(8, 128) + (ProfileFixture.decode(5, 1024) - ProfileFixture.decode(5, 128))
+        #expect(abs(graphs.decodeMicroseconds(seqs: 5, contextTokens: 5 * 1024) - five) < 1e-6)
         let bad = try ProfileFixture.write(decodeAttention: #"{"target_programs": 0, "max_splits": 8, "heads": 32}"#)
         #expect(throws: ProfileError.self) { try StepProfile(directory: bad) }
     }
