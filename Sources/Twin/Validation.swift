@@ -65,6 +65,8 @@ public struct ValidationRow: Sendable {
     public var saturated: Bool
     /// Label of the twin's cost model.
     public var costModel: String
+    /// The GPU the scenario names (`GPUSpec.name`; empty when not set).
+    public var gpu = ""
     /// Live values by metric.
     public var live: [ValidationMetric: Double]
     /// Predicted values by metric.

@@ -27,6 +27,9 @@ struct ValidateCommand: ParsableCommand {
     @Option(help: "YAML of metric: largest allowed mean SMAPE in percent; exit 1 if any is exceeded.")
     var check: String?
 
+    @Option(help: "Only the runs whose scenario names this GPU (e.g. h200; matches the GPU's name or its prefix).")
+    var gpu: String?
+
     @Option(
         help:
             "Also run N replicas with step costs drawn from the profile's spread, and report p5-p95 bands and how often the live value falls inside."
@@ -40,13 +43,14 @@ struct ValidateCommand: ParsableCommand {
         var bands: [[ValidationMetric: PredictionBand]] = []
         for dir in folders {
             do {
-                let (row, band) = try validate(dir)
+                guard let (row, band) = try validate(dir) else { continue }
                 rows.append(row)
                 if let band { bands.append(band) }
             } catch let e as WorkloadError { throw CLIError(e.description) } catch let e as ProfileError {
                 throw CLIError(e.description)
             }
         }
+        guard !rows.isEmpty else { throw CLIError("\(runs): no run on GPU '\(gpu ?? "")'") }
         print(render(rows))
         if intervals != nil { print(renderCoverage(rows, bands)) }
         if let output { try write(rows, to: output) }
@@ -62,11 +66,13 @@ struct ValidateCommand: ParsableCommand {
         }
     }
 
-    private func validate(_ dir: String) throws -> (ValidationRow, [ValidationMetric: PredictionBand]?) {
+    /// The run's row and bands; nil when `--gpu` leaves it out.
+    private func validate(_ dir: String) throws -> (ValidationRow, [ValidationMetric: PredictionBand]?)? {
         let path = dir + "/scenario.yaml"
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw CLIError("\(path): cannot read") }
         var s = try Scenario.parse(text, file: path, baseDirectory: dir)
+        if let gpu, s.gpu.name != gpu, !s.gpu.name.hasPrefix(gpu) { return nil }
         if let profile {
             let abs = profile.hasPrefix("/") ? profile : FileManager.default.currentDirectoryPath + "/" + profile
             s.costModel = .measured(profile: abs, kernel: kernel)
@@ -79,9 +85,10 @@ struct ValidateCommand: ParsableCommand {
         let arrivals = trace.requests.map(\.arrivalSeconds)
         let span = (arrivals.max() ?? 0) - (arrivals.min() ?? 0)
         let offered = span > 0 ? Double(trace.requests.count) / span : .infinity
-        let row = ValidationRow(
+        var row = ValidationRow(
             scenario: s.name, directory: dir, costModel: predicted.costModelLabel, offeredRequestsPerSecond: offered,
             live: live, predicted: predicted.summary)
+        row.gpu = s.gpu.name
         guard let n = intervals else { return (row, nil) }
         let replicas = try ScenarioRunner.sampledRuns(s, trace: trace, count: n, horizon: liveRun.stoppedAtSeconds ?? .infinity)
         var band: [ValidationMetric: PredictionBand] = [:]
@@ -130,9 +137,17 @@ struct ValidateCommand: ParsableCommand {
             out.append(
                 name + r.costModel.padding(toLength: 9, withPad: " ", startingAt: 0) + Self.shown.map { pad(pct(r.error($0)), 8) }.joined())
         }
-        for (label, group) in [
+        var groups = [
             ("all runs", rows), ("saturated", rows.filter(\.saturated)), ("below saturation", rows.filter { !$0.saturated }),
-        ] where !group.isEmpty {
+        ]
+        let gpus = Array(Set(rows.map(\.gpu))).sorted()
+        if gpus.count > 1 {
+            for g in gpus {
+                let on = rows.filter { $0.gpu == g }
+                groups += [("\(g)", on), ("\(g), saturated", on.filter(\.saturated)), ("\(g), below sat.", on.filter { !$0.saturated })]
+            }
+        }
+        for (label, group) in groups where !group.isEmpty {
             out.append(
                 "mean, \(label) (\(group.count))".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "         "
                     + Self.shown.map { pad(pct(meanError(group, $0)), 8) }.joined())

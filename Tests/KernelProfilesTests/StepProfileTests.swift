@@ -137,8 +137,8 @@ struct DecodeTailTests {
         #expect(abs(p.decodeMicroseconds(seqs: 1, contextTokens: 1024, maxContext: 1024) - ProfileFixture.decode(1, 1024)) < 1e-6)
         // Graph sizes: 5 sequences run as the graph of 8, whose weights' part they pay; attention
         // work is that of the 5 real rows.
-        let graphs = try StepProfile(
-            directory: try ProfileFixture.write(mutate: ["meta.json": { $0.replacingOccurrences(of: "}", with: #", "graph_sizes": [1, 8, 32]}"#) }]))
+        let withSizes: (String) -> String = { $0.replacingOccurrences(of: "}", with: #", "graph_sizes": [1, 8, 32]}"#) }
+        let graphs = try StepProfile(directory: try ProfileFixture.write(mutate: ["meta.json": withSizes]))
         #expect(graphs.graphSize(5) == 8 && graphs.graphSize(8) == 8 && graphs.graphSize(33) == 33)
         let five = ProfileFixture.decode(8, 128) + (ProfileFixture.decode(5, 1024) - ProfileFixture.decode(5, 128))
         #expect(abs(graphs.decodeMicroseconds(seqs: 5, contextTokens: 5 * 1024) - five) < 1e-6)
