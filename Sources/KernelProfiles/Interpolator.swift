@@ -112,6 +112,36 @@ public struct GridInterpolator: Sendable {
         return plane(i) * (1 - u) + plane(i + 1) * u
     }
 
+    /// Leave-one-out error of a 2-D grid's interpolation, in percent (RMS): each interior point
+    /// predicted by linear interpolation between its two neighbours along each axis in turn (what
+    /// the grid would say there without it), relative to its value. NaN with no interior point.
+    public func leaveOneOutPercent2D() -> Double {
+        precondition(axes.count == 2)
+        let (nx, ny) = (axes[0].count, axes[1].count)
+        var squares = 0.0
+        var count = 0
+        func add(_ predicted: Double, _ actual: Double) {
+            guard actual != 0 else { return }
+            let e = (predicted - actual) / actual * 100
+            squares += e * e
+            count += 1
+        }
+        for i in 0..<nx {
+            for j in 0..<ny {
+                let v = values[i * ny + j]
+                if i > 0 && i < nx - 1 {
+                    let u = (axes[0][i] - axes[0][i - 1]) / (axes[0][i + 1] - axes[0][i - 1])
+                    add(values[(i - 1) * ny + j] * (1 - u) + values[(i + 1) * ny + j] * u, v)
+                }
+                if j > 0 && j < ny - 1 {
+                    let w = (axes[1][j] - axes[1][j - 1]) / (axes[1][j + 1] - axes[1][j - 1])
+                    add(values[i * ny + j - 1] * (1 - w) + values[i * ny + j + 1] * w, v)
+                }
+            }
+        }
+        return count > 0 ? (squares / Double(count)).squareRoot() : .nan
+    }
+
     /// Whether (x, y) lies within a 2-D grid.
     @inline(__always) public func covers(_ x: Double, _ y: Double) -> Bool {
         x >= axes[0][0] && x <= axes[0][axes[0].count - 1] && y >= axes[1][0] && y <= axes[1][axes[1].count - 1]

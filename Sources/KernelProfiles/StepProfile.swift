@@ -43,6 +43,19 @@ public struct StepProfile: Sendable {
     public let decodeLogSigma: Double
     /// The same for eager steps (`step_tokens` and `step_attention`).
     public let eagerLogSigma: Double
+    /// The decode model's own error, as a log-normal sigma: ln(1 + RMS) of the decode grid's
+    /// leave-one-out interpolation error (`GridInterpolator.leaveOneOutPercent2D`).
+    public var decodeModelLogSigma: Double {
+        let e = decodeGrid.leaveOneOutPercent2D()
+        return e.isNaN ? 0 : log1p(e / 100)
+    }
+
+    /// The eager model's own error with LoRA on `kernel`, as a log-normal sigma: ln(1 + RMS) of
+    /// the whole-step leave-one-out error of the kernel's `step_mixed` fit (0 without one).
+    public func eagerModelLogSigma(kernel: String) -> Double {
+        guard let f = eagerLoraFits[kernel], !f.leaveOneOutPercent.isNaN else { return 0 }
+        return log1p(f.leaveOneOutPercent / 100)
+    }
 
     /// Loads the step tables of the profile in `directory`.
     public init(directory: String) throws(ProfileError) {

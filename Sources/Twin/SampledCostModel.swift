@@ -4,26 +4,42 @@ import Workloads
 
 /// The measured model with each step's cost drawn around its median: the median times
 /// exp(sigma x z), z standard normal, sigma from the profile's spread of repeated timings
-/// (`StepProfile.decodeLogSigma`, `eagerLogSigma`). Seeded: N seeds give N replicas of a run,
-/// whose spread is the twin's prediction interval (`--intervals N`).
+/// (`StepProfile.decodeLogSigma`, `eagerLogSigma`). With `modelError`, each replica also carries
+/// one systematic factor per step kind, exp(sigma_m x z) drawn once, sigma_m from the model's own
+/// leave-one-out error on the calibration tables (`decodeModelLogSigma`, `eagerModelLogSigma`):
+/// the twin's error is mostly a bias that lasts a whole run, not noise from step to step. Seeded:
+/// N seeds give N replicas of a run, whose spread is the twin's prediction interval
+/// (`--intervals N`).
 ///
 /// `@unchecked Sendable`: it owns a random generator and is used by one simulation at a time.
 public struct SampledCostModel: StepCostModel, @unchecked Sendable {
     /// The point model.
     public let base: MeasuredCostModel
+    /// This replica's systematic factors on decode-only and eager steps (1 without model error).
+    public let decodeBias: Double
+    public let eagerBias: Double
     private let rng: RandomSource
 
     /// Creates the model with its own generator seeded by `seed`.
-    public init(base: MeasuredCostModel, seed: UInt64) {
+    public init(base: MeasuredCostModel, seed: UInt64, modelError: Bool = false) {
         self.base = base
-        rng = RandomSource(seed: seed)
+        let rng = RandomSource(seed: seed)
+        if modelError {
+            decodeBias = exp(base.profile.decodeModelLogSigma * rng.gaussian(sigma: 1))
+            eagerBias = exp(base.profile.eagerModelLogSigma(kernel: base.kernel) * rng.gaussian(sigma: 1))
+        } else {
+            decodeBias = 1
+            eagerBias = 1
+        }
+        self.rng = rng
     }
 
     public var label: String { "measured, sampled" }
 
     public func stepSeconds(_ b: StepBatch) -> Double {
-        let sigma = b.prefillTokens == 0 ? base.profile.decodeLogSigma : base.profile.eagerLogSigma
-        return base.stepSeconds(b) * exp(sigma * rng.gaussian(sigma: 1))
+        let decode = b.prefillTokens == 0
+        let sigma = decode ? base.profile.decodeLogSigma : base.profile.eagerLogSigma
+        return base.stepSeconds(b) * (decode ? decodeBias : eagerBias) * exp(sigma * rng.gaussian(sigma: 1))
     }
 
     public func loadSeconds(adapter: Int, fromDisk: Bool) -> Double {

@@ -159,10 +159,12 @@ public enum ScenarioRunner {
     }
 
     /// Runs `count` replicas of the scenario with step costs drawn from the measured profile's
-    /// spread (seeds 1...count), for prediction intervals. Needs a measured cost model.
-    public static func sampledRuns(_ s: Scenario, trace: Trace, count: Int, horizon: Double = .infinity) throws
-        -> [RunSummary]
-    {
+    /// spread (seeds 1...count), for prediction intervals; with `modelError`, each replica also
+    /// carries a systematic factor per step kind from the model's calibration error
+    /// (`SampledCostModel`). Needs a measured cost model.
+    public static func sampledRuns(
+        _ s: Scenario, trace: Trace, count: Int, horizon: Double = .infinity, modelError: Bool = false
+    ) throws -> [RunSummary] {
         guard case .measured(let dir, let kernel) = resolvedCostModel(s) else {
             throw WorkloadError(
                 file: "<scenario \(s.name)>", field: "cost_model", "prediction intervals need a measured profile (cost_model: measured)")
@@ -174,7 +176,8 @@ public enum ScenarioRunner {
         }
         let base = try MeasuredCostModel(profile: profile, kernel: kernel, model: s.model, catalogue: trace.catalogue)
         return try (1...max(1, count)).map { seed in
-            try run(s, trace: trace, cost: SampledCostModel(base: base, seed: UInt64(seed)), horizon: horizon).summary
+            try run(s, trace: trace, cost: SampledCostModel(base: base, seed: UInt64(seed), modelError: modelError), horizon: horizon)
+                .summary
         }
     }
 

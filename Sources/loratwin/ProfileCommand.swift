@@ -56,6 +56,12 @@ struct ProfileCommand: ParsableCommand {
             line("adapter_load.csv disk->host", "", p.diskToHostFit)
             for (op, f) in p.mergeFits.sorted(by: { $0.key < $1.key }) { line("merge.csv \(op)", "", f) }
             line("host_overhead.csv", "", p.hostOverheadFit)
+            print("")
+            print("spread of repeated timings (log-normal sigma): decode \(fmtCoef(p.decodeLogSigma)), eager \(fmtCoef(p.eagerLogSigma))")
+            let eager = p.eagerLoraFits.keys.sorted().map { "eager+LoRA \($0) \(fmtCoef(p.eagerModelLogSigma(kernel: $0)))" }
+            print(
+                "model error (sigma, from leave-one-out): decode grid \(fmtCoef(p.decodeModelLogSigma))"
+                    + (eager.isEmpty ? "" : ", " + eager.joined(separator: ", ")))
         }
     }
 }

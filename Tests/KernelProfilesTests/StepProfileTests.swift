@@ -191,3 +191,30 @@ struct MixedStepTests {
         #expect(p.eagerLoraFits.isEmpty)
     }
 }
+
+@Suite("Model error for prediction intervals")
+struct ModelErrorTests {
+    @Test("the decode grid's leave-one-out error is zero where the grid is exact and grows when a point is off")
+    func gridLeaveOneOut() throws {
+        // The fixture's decode formula is bilinear in (seqs, seqs x context): linear along each
+        // axis, so interpolating any interior point from its neighbours is exact.
+        let exact = try StepProfile(directory: try ProfileFixture.write())
+        #expect(exact.decodeModelLogSigma < 1e-9)
+        // One interior point 20 % high: its own prediction is 1/1.2 off, and its neighbours'.
+        let bumped = try StepProfile(
+            directory: try ProfileFixture.write(mutate: [
+                "step_decode.csv": { text in
+                    text.split(separator: "\n").map { line -> String in
+                        guard line.hasPrefix("8,1024,") else { return String(line) }
+                        let v = ProfileFixture.decode(8, 1024) * 1.2
+                        return "8,1024,\(v),\(v),\(v),20"
+                    }.joined(separator: "\n") + "\n"
+                }
+            ]))
+        #expect(bumped.decodeModelLogSigma > 0.02)
+        // The eager model's error is its step_mixed fit's (exact in the fixture), 0 without one.
+        let mixed = try StepProfile(directory: try ProfileFixture.write(withMixed: true))
+        #expect(mixed.eagerModelLogSigma(kernel: "sgmv") < 1e-9)
+        #expect(mixed.eagerModelLogSigma(kernel: "torch") == 0)
+    }
+}

@@ -1,0 +1,39 @@
+import Foundation
+import KernelProfiles
+import TestSupport
+import Testing
+import Workloads
+
+@testable import Twin
+
+@Suite("Sampled step costs with model error")
+struct SampledModelErrorTests {
+    @Test("model error is one factor per replica and step kind, drawn once; without it, factors are 1")
+    func biasPerReplica() throws {
+        // A decode grid with one point off gives a non-zero model sigma.
+        let dir = try ProfileFixture.write(mutate: [
+            "step_decode.csv": { text in
+                text.split(separator: "\n").map { line -> String in
+                    guard line.hasPrefix("8,1024,") else { return String(line) }
+                    let v = ProfileFixture.decode(8, 1024) * 1.3
+                    return "8,1024,\(v),\(v),\(v),20"
+                }.joined(separator: "\n") + "\n"
+            }
+        ])
+        let p = try StepProfile(directory: dir)
+        let cat = AdapterCatalogue([AdapterSpec(name: "a", rank: 16, alpha: 16, targetModules: ["q_proj"])])
+        let base = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: cat)
+        let plain = SampledCostModel(base: base, seed: 3)
+        #expect(plain.decodeBias == 1 && plain.eagerBias == 1)
+        let biases = (1...40).map { SampledCostModel(base: base, seed: UInt64($0), modelError: true).decodeBias }
+        #expect(Set(biases).count == 40)  // one draw per replica
+        let logs: [Double] = biases.map { Foundation.log($0) }
+        let mean: Double = logs.reduce(0, +) / Double(logs.count)
+        let squares: Double = logs.map { ($0 - mean) * ($0 - mean) }.reduce(0, +)
+        let sd: Double = (squares / Double(logs.count - 1)).squareRoot()
+        // Their spread is the model's sigma, within sampling error for 40 draws.
+        #expect(abs(sd - p.decodeModelLogSigma) < 0.35 * p.decodeModelLogSigma)
+        // The same seed gives the same replica.
+        #expect(SampledCostModel(base: base, seed: 7, modelError: true).decodeBias == biases[6])
+    }
+}
