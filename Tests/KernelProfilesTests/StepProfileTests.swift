@@ -142,6 +142,13 @@ struct DecodeTailTests {
         #expect(graphs.graphSize(5) == 8 && graphs.graphSize(8) == 8 && graphs.graphSize(33) == 33)
         let five = ProfileFixture.decode(8, 128) + (ProfileFixture.decode(5, 1024) - ProfileFixture.decode(5, 128))
         #expect(abs(graphs.decodeMicroseconds(seqs: 5, contextTokens: 5 * 1024) - five) < 1e-6)
+        let badSizes: (String) -> String = { $0.replacingOccurrences(of: "}", with: #", "graph_sizes": [8, 0]}"#) }
+        let refused = try ProfileFixture.write(mutate: ["meta.json": badSizes])
+        #expect {
+            try StepProfile(directory: refused)
+        } throws: { error in
+            (error as? ProfileError)?.column == "graph_sizes"
+        }
         let bad = try ProfileFixture.write(decodeAttention: #"{"target_programs": 0, "max_splits": 8, "heads": 32}"#)
         #expect(throws: ProfileError.self) { try StepProfile(directory: bad) }
     }
