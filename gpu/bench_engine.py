@@ -27,7 +27,6 @@ import statistics
 import sys
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +37,7 @@ import torch  # noqa: E402
 
 from gpu.check_engine import metadata  # noqa: E402
 from gpu.engine.executor import Executor  # noqa: E402
+from gpu.engine.executor import StepSeq as Seq  # noqa: E402
 from gpu.engine.kv_cache import PagedKVCache, lora_slot_bytes  # noqa: E402
 from gpu.engine.lora import ATTN_MODULES, LoraSlots, random_adapter  # noqa: E402
 from gpu.engine.model import ForwardBatch, LlamaModel, PrefillChunk  # noqa: E402
@@ -46,14 +46,6 @@ from gpu.engine.weights import PRESETS, random_weights  # noqa: E402
 BATCHES = (1, 8, 16, 32, 64)
 
 
-@dataclass
-class Seq:
-    request_id: int
-    slot: int | None
-    start_pos: int
-    num_tokens: int
-    block_table: list[int]
-    samples: bool = True
 
 
 def cuda_time_ms(fn, warmup: int = 3, iters: int = 20) -> list[float]:

@@ -210,13 +210,7 @@ struct ModelErrorTests {
         // One interior point 20 % high: its own prediction is 1/1.2 off, and its neighbours'.
         let bumped = try StepProfile(
             directory: try ProfileFixture.write(mutate: [
-                "step_decode.csv": { text in
-                    text.split(separator: "\n").map { line -> String in
-                        guard line.hasPrefix("8,1024,") else { return String(line) }
-                        let v = ProfileFixture.decode(8, 1024) * 1.2
-                        return "8,1024,\(v),\(v),\(v),20"
-                    }.joined(separator: "\n") + "\n"
-                }
+                "step_decode.csv": ProfileFixture.scaleDecodeRow(seqs: 8, context: 1024, by: 1.2)
             ]))
         #expect(bumped.decodeModelLogSigma > 0.02)
         // The eager model's error is its step_mixed fit's (exact in the fixture), 0 without one.

@@ -16,6 +16,18 @@ public enum ProfileFixture {
     /// LoRA formula for sgmv.
     public static func lora(_ t: Double, _ s: Double, _ r: Double) -> Double { 100 + 2 * t + 50 * s + 0.05 * t * r }
 
+    /// A `mutate` transform of `step_decode.csv` that multiplies the row at (`seqs`, `context`)
+    /// by `factor` (median, p10 and p90 alike).
+    public static func scaleDecodeRow(seqs: Int, context: Int, by factor: Double) -> (String) -> String {
+        { text in
+            text.split(separator: "\n").map { line -> String in
+                guard line.hasPrefix("\(seqs),\(context),") else { return String(line) }
+                let v = decode(Double(seqs), Double(context)) * factor
+                return "\(seqs),\(context),\(v),\(v),\(v),20"
+            }.joined(separator: "\n") + "\n"
+        }
+    }
+
     /// Writes the profile into a new temporary directory and returns its path. `schema` and
     /// `mutate` (file name -> text transform) let tests break it.
     public static func write(

@@ -12,13 +12,7 @@ struct SampledModelErrorTests {
     func biasPerReplica() throws {
         // A decode grid with one point off gives a non-zero model sigma.
         let dir = try ProfileFixture.write(mutate: [
-            "step_decode.csv": { text in
-                text.split(separator: "\n").map { line -> String in
-                    guard line.hasPrefix("8,1024,") else { return String(line) }
-                    let v = ProfileFixture.decode(8, 1024) * 1.3
-                    return "8,1024,\(v),\(v),\(v),20"
-                }.joined(separator: "\n") + "\n"
-            }
+            "step_decode.csv": ProfileFixture.scaleDecodeRow(seqs: 8, context: 1024, by: 1.3)
         ])
         let p = try StepProfile(directory: dir)
         let cat = AdapterCatalogue([AdapterSpec(name: "a", rank: 16, alpha: 16, targetModules: ["q_proj"])])

@@ -12,12 +12,28 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .lora import build_segment_info
 from .model import ForwardBatch, LlamaModel, PrefillChunk
+
+
+@dataclass
+class StepSeq:
+    """One sequence's share of a step as ``Executor.execute`` reads it: the scheduler's
+    ``ScheduledSeq`` without its bookkeeping, for scripts and tests that drive the executor
+    directly."""
+
+    request_id: int
+    slot: int | None
+    start_pos: int
+    num_tokens: int
+    block_table: list[int]
+    samples: bool = True
+
 
 DEFAULT_GRAPH_SIZES = (1, 2, 4, 8, 12, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128)
 

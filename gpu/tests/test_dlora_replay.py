@@ -142,16 +142,7 @@ def test_replay_refuses_a_bad_scheduler(tmp_path, monkeypatch):
 def test_a_switch_in_the_middle_of_a_request_keeps_its_kv_cache():
     """Prefill and two decodes with the adapter's slot, merge, three decodes with no slot, unmerge,
     two decodes with the slot: the same logits and tokens as the whole request unmerged."""
-    from dataclasses import dataclass
-
-    @dataclass
-    class Seq:
-        request_id: int
-        slot: int | None
-        start_pos: int
-        num_tokens: int
-        block_table: list[int]
-        samples: bool = True
+    from gpu.engine.executor import StepSeq as Seq
 
     cfg = ModelConfig(name="t", hidden_size=64, intermediate_size=96, num_layers=2, num_heads=4, num_kv_heads=2,
                       vocab_size=97, max_position=256)

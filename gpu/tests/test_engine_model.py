@@ -2,7 +2,6 @@
 graphs replay equals the eager step, a prompt split in chunks equals the whole prompt, paged
 decode attention equals dense attention, and a merged adapter equals the unmerged one."""
 
-from dataclasses import dataclass
 
 import pytest
 
@@ -10,6 +9,7 @@ torch = pytest.importorskip("torch")
 
 from gpu.engine.attention import paged_decode_torch, prefill_attention  # noqa: E402
 from gpu.engine.executor import Executor  # noqa: E402
+from gpu.engine.executor import StepSeq as Seq  # noqa: E402
 from gpu.engine.kv_cache import PagedKVCache  # noqa: E402
 from gpu.engine.lora import ATTN_MODULES, LoraSlots, random_adapter  # noqa: E402
 from gpu.engine.model import LlamaModel  # noqa: E402
@@ -28,14 +28,6 @@ TINY = ModelConfig(
 BS = 4
 
 
-@dataclass
-class Seq:
-    request_id: int
-    slot: int | None
-    start_pos: int
-    num_tokens: int
-    block_table: list[int]
-    samples: bool = True
 
 
 def build(seed=0):

@@ -69,38 +69,31 @@ workload:
 YAML
 }
 
-if [ "$GPU" = h200 ]; then
-  for spec in "${runs_h200[@]}"; do
-    IFS='|' read -r name kernel blocks loras chunked opts <<<"$spec"
-    dir=traces/live/$name
-    mkdir -p "$dir"
-    # shellcheck disable=SC2086
-    "$LT" trace generate $opts "$dir/trace.csv" >/dev/null
-    write_scenario "$dir" "$name" "$kernel" "$blocks" "$loras" "$chunked"
-  done
-  # The Azure conversation slice: the first 120 s at 2x the rate, 16 adapters with Zipf popularity.
-  dir=traces/live/h200-v06-azure-conv-zipf
-  mkdir -p "$dir"
-  "$LT" trace convert --from azure traces/azure-llm-2023/AzureLLMInferenceTrace_conv.csv "$dir/trace.csv" \
-    --window-end 120 --rate-scale 2.0 --adapters 16 --popularity zipf:1.0 --ranks 8,16,32,64 --seed 206 >/dev/null
-  write_scenario "$dir" h200-v06-azure-conv-zipf sgmv 4096 8 true
-  echo "wrote $((${#runs_h200[@]} + 1)) H200 validation scenarios"
-  exit 0
-fi
-
-for spec in "${runs[@]}"; do
-  IFS='|' read -r name kernel blocks loras chunked opts <<<"$spec"
+make_generated() {  # one "name|kernel|blocks|loras|chunked|generator options" spec
+  local name kernel blocks loras chunked opts dir
+  IFS='|' read -r name kernel blocks loras chunked opts <<<"$1"
   dir=traces/live/$name
   mkdir -p "$dir"
   # shellcheck disable=SC2086
   "$LT" trace generate $opts "$dir/trace.csv" >/dev/null
   write_scenario "$dir" "$name" "$kernel" "$blocks" "$loras" "$chunked"
-done
+}
 
-# An Azure conversation slice: the first 40 s at 1.5x the rate, 16 adapters with Zipf popularity.
-dir=traces/live/v06-azure-conv-zipf
-mkdir -p "$dir"
-"$LT" trace convert --from azure traces/azure-llm-2023/AzureLLMInferenceTrace_conv.csv "$dir/trace.csv" \
-  --window-end 60 --rate-scale 1.5 --adapters 16 --popularity zipf:1.0 --ranks 8,16,32,64 --seed 106 >/dev/null
-write_scenario "$dir" v06-azure-conv-zipf sgmv 4096 8 true
+make_azure() {  # name window_end rate_scale seed: a slice of the Azure conversation trace, 16 adapters, Zipf
+  local dir=traces/live/$1
+  mkdir -p "$dir"
+  "$LT" trace convert --from azure traces/azure-llm-2023/AzureLLMInferenceTrace_conv.csv "$dir/trace.csv" \
+    --window-end "$2" --rate-scale "$3" --adapters 16 --popularity zipf:1.0 --ranks 8,16,32,64 --seed "$4" >/dev/null
+  write_scenario "$dir" "$1" sgmv 4096 8 true
+}
+
+if [ "$GPU" = h200 ]; then
+  for spec in "${runs_h200[@]}"; do make_generated "$spec"; done
+  make_azure h200-v06-azure-conv-zipf 120 2.0 206  # the first 120 s at 2x the rate
+  echo "wrote $((${#runs_h200[@]} + 1)) H200 validation scenarios"
+  exit 0
+fi
+
+for spec in "${runs[@]}"; do make_generated "$spec"; done
+make_azure v06-azure-conv-zipf 60 1.5 106  # the first 60 s at 1.5x the rate
 echo "wrote $(ls -d traces/live/v* | wc -l) validation scenarios"
