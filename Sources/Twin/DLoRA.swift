@@ -20,6 +20,10 @@ public struct DLoRAConfig: Sendable, Equatable {
     public var credits = true
     /// Seconds of a merge or unmerge; nil: the cost model's `switchSeconds`.
     public var switchSeconds: Double?
+    /// Which iterations measure each mode's speed (`speed`): all of them, in scheduled tokens per
+    /// second (false: `tokens`, dLoRA's artifact), or only decode-only ones (true: `decode`), so
+    /// that prefill-heavy iterations do not inflate one mode's speed against the other's.
+    public var speedFromDecodeOnly = false
 
     /// The defaults.
     public init() {}
@@ -57,8 +61,10 @@ struct DLoRAState {
         inCandidates = Array(repeating: false, count: adapters)
     }
 
-    /// Updates the speed of `merged` or unmerged mode with one iteration.
-    mutating func record(tokens: Int, seconds: Double, merged: Bool) {
+    /// Updates the speed of `merged` or unmerged mode with one iteration (with `speed: decode`,
+    /// only a decode-only one: `prefillTokens` 0).
+    mutating func record(tokens: Int, prefillTokens: Int, seconds: Double, merged: Bool) {
+        if config.speedFromDecodeOnly && prefillTokens > 0 { return }
         let v = Double(tokens) / seconds
         if merged {
             speedMerged = speedMerged.isNaN ? v : 0.8 * speedMerged + 0.2 * v

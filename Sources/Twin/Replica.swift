@@ -312,7 +312,8 @@ public struct Replica {
         if dlora != nil {
             var tokens = 0
             for e in batch { tokens += Int(e.tokens) }
-            dlora!.record(tokens: tokens, seconds: iterationSeconds, merged: stepBatch.mode == .merged)
+            dlora!.record(
+                tokens: tokens, prefillTokens: stepBatch.prefillTokens, seconds: iterationSeconds, merged: stepBatch.mode == .merged)
         }
         var finished = 0
         for e in batch {

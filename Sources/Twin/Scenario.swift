@@ -97,7 +97,7 @@ public struct Scenario: Sendable {
         case "dlora":
             var c = DLoRAConfig()
             guard let b = node.body else { return .dlora(c) }
-            try b.checkKeys(["kind", "credit_unit", "merge_ratio", "stay_ratio", "adaptive", "credits", "switch_cost"])
+            try b.checkKeys(["kind", "credit_unit", "merge_ratio", "stay_ratio", "adaptive", "credits", "switch_cost", "speed"])
             c.creditUnit = try b.double("credit_unit", positive: true) ?? c.creditUnit
             c.mergeRatio = try b.double("merge_ratio", min: 0) ?? c.mergeRatio
             c.stayRatio = try b.double("stay_ratio", min: 0) ?? c.stayRatio
@@ -108,6 +108,11 @@ public struct Scenario: Sendable {
                     "stay_ratio",
                     "must not exceed merge_ratio (\(c.mergeRatio)); found \(c.stayRatio) (a replica would merge and unmerge at once, forever)"
                 )
+            }
+            switch try b.string("speed") {
+            case nil, "tokens": c.speedFromDecodeOnly = false
+            case "decode": c.speedFromDecodeOnly = true
+            case let v?: throw b.error("speed", "expected tokens or decode, found '\(v)'")
             }
             if let v = try b.string("switch_cost"), v != "model" {
                 guard let x = Double(v), x >= 0, x.isFinite else {

@@ -1,7 +1,8 @@
 import TestSupport
 import Testing
-import Twin
 import Workloads
+
+@testable import Twin
 
 /// Records batches (request ids), modes and switches.
 struct ModeObserver: IterationObserver {
@@ -130,11 +131,38 @@ struct DLoRATests {
             try Scenario.parse("scheduler: {kind: dlora, switch_cost: soon}\n" + base, file: "s.yaml", baseDirectory: ".")
         }
         #expect(throws: WorkloadError.self) { try Scenario.parse("scheduler: lottery\n" + base, file: "s.yaml", baseDirectory: ".") }
+        let d = try Scenario.parse("scheduler: {kind: dlora, speed: decode}\n" + base, file: "s.yaml", baseDirectory: ".")
+        guard case .dlora(let dc) = d.scheduler else {
+            Issue.record("expected dlora")
+            return
+        }
+        #expect(dc.speedFromDecodeOnly && !c.speedFromDecodeOnly)
+        do {
+            _ = try Scenario.parse("scheduler: {kind: dlora, speed: fast}\n" + base, file: "s.yaml", baseDirectory: ".")
+            Issue.record("expected an error")
+        } catch { #expect(error.field == "scheduler.speed") }
         // L > R would merge and unmerge at once, forever.
         do {
             _ = try Scenario.parse(
                 "scheduler: {kind: dlora, merge_ratio: 0.5, stay_ratio: 0.6}\n" + base, file: "s.yaml", baseDirectory: ".")
             Issue.record("expected an error")
         } catch { #expect(error.field == "scheduler.stay_ratio" && error.line == 1) }
+    }
+
+    @Test("with speed: decode, only decode-only iterations measure a mode's speed")
+    func decodeSpeeds() {
+        var c = DLoRAConfig()
+        var tokens = DLoRAState(config: c, adapters: 2)
+        c.speedFromDecodeOnly = true
+        var decode = DLoRAState(config: c, adapters: 2)
+        // A merged iteration full of prefill (2048 tokens in 50 ms), then a decode-only one (32 in 10 ms).
+        tokens.record(tokens: 2048, prefillTokens: 2016, seconds: 0.05, merged: true)
+        tokens.record(tokens: 32, prefillTokens: 0, seconds: 0.01, merged: true)
+        decode.record(tokens: 2048, prefillTokens: 2016, seconds: 0.05, merged: true)
+        decode.record(tokens: 32, prefillTokens: 0, seconds: 0.01, merged: true)
+        let ewma: Double = 0.8 * 40_960 + 0.2 * 3200
+        #expect(abs(tokens.speedMerged - ewma) < 1e-6)
+        #expect(abs(decode.speedMerged - 3200) < 1e-9)
+        #expect(decode.speedUnmerged.isNaN)
     }
 }

@@ -169,12 +169,13 @@ class DLoRAConfig:
     adaptive: bool = True
     credits: bool = True
     switch_seconds: float | None = None
+    speed: str = "tokens"  # "tokens": every iteration measures its mode's speed; "decode": decode-only ones
 
 
 def parse_scheduler(d: Any, where: str = "scheduler") -> DLoRAConfig | None:
     """Parses the scenario's `scheduler:` value: absent, `fcfs` or `{kind: fcfs}` give None (FCFS);
     `dlora` or `{kind: dlora, credit_unit, merge_ratio, stay_ratio, adaptive, credits,
-    switch_cost}` give a `DLoRAConfig`. Raises ValueError naming `where.key`."""
+    switch_cost, speed}` give a `DLoRAConfig`. Raises ValueError naming `where.key`."""
     if d is None or d == "fcfs":
         return None
     if d == "dlora":
@@ -204,6 +205,10 @@ def parse_scheduler(d: Any, where: str = "scheduler") -> DLoRAConfig | None:
             if not isinstance(value, bool):
                 raise ValueError(f"{where}.{key}: expected true or false, found {value!r}")
             values[key] = value
+        elif key == "speed":
+            if value not in ("tokens", "decode"):
+                raise ValueError(f"{where}.speed: expected tokens or decode, found {value!r}")
+            values["speed"] = value
         elif key == "switch_cost":
             if value == "model":
                 values["switch_seconds"] = None
@@ -218,7 +223,7 @@ def parse_scheduler(d: Any, where: str = "scheduler") -> DLoRAConfig | None:
         else:
             raise ValueError(
                 f"{where}.{key}: unknown key (expected one of adaptive, credit_unit, credits, merge_ratio, "
-                "stay_ratio, switch_cost)"
+                "speed, stay_ratio, switch_cost)"
             )
     config = DLoRAConfig(**values)
     if config.stay_ratio > config.merge_ratio:

@@ -333,7 +333,10 @@ class DLoRAScheduler(Scheduler):
 
     # ------------------------------------------------------------ iteration end
     def record_iteration(self, plan: StepPlan, duration: float) -> None:
-        """Updates the speed of the plan's mode with its scheduled tokens over `duration`."""
+        """Updates the speed of the plan's mode with its scheduled tokens over `duration` (with
+        `speed: decode`, only from a decode-only iteration)."""
+        if self.params.speed == "decode" and not all(s.decode for s in plan.seqs):
+            return
         tokens = sum(s.num_tokens for s in plan.seqs)
         v = tokens / duration
         if getattr(plan, "mode", "unmerged") == "merged":

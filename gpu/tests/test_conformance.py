@@ -280,6 +280,18 @@ CASES = (
         expects=("merges", "unmerges", "drains", "merged_iterations"),
         absent=("prioritised", "credit_moved"),
     ),
+    # `speed: decode`: only decode-only iterations measure each mode's speed.
+    Case(
+        "dlora-5-decode-speeds",
+        20,
+        DLORA_ENGINE,
+        requests=300,
+        rate_per_s=80.0,
+        weights=(8.0, 1.0, 1.0, 1.0),
+        scheduler="{kind: dlora, speed: decode}",
+        cost_extra=(("switch_s", 0.015),),
+        expects=("merges", "unmerges", "merged_iterations", "prioritised", "credit_moved"),
+    ),
     # Draft 1 stalled on this trace (merged while parked requests held every seat); draft 2 drains
     # before merging, and its guard unmerges a merged pass that has nothing to schedule.
     Case(

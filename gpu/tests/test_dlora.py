@@ -316,6 +316,21 @@ def test_speed_is_an_ewma_per_mode() -> None:
     assert s.speed_merged == 10 / 0.25
 
 
+def test_decode_speed_ignores_iterations_with_prefill() -> None:
+    """`speed: decode`: a prompt iteration leaves the speed unknown; a decode-only one sets it."""
+    s = make(speed="decode")
+    add(s, 0, "a1", prompt=10)
+    plan = s.schedule(0.0)
+    assert not all(q.decode for q in plan.seqs)
+    s.record_iteration(plan, 0.5)
+    assert s.speed_unmerged is None
+    s.finish_step(plan, 0.5)
+    plan = s.schedule(0.5)
+    assert plan.seqs and all(q.decode for q in plan.seqs)
+    s.record_iteration(plan, 0.25)
+    assert s.speed_unmerged == 1 / 0.25
+
+
 def _adaptive_switch(merging: bool, sm: float, su: float, **kw: object) -> DLoRAScheduler:
     s = make(max_num_seqs=2, **{"merge_ratio": 1.0, "stay_ratio": 0.5, **kw})
     if merging:
@@ -376,11 +391,14 @@ def test_scheduler_key_parsing() -> None:
     )
     assert c == DLoRAConfig(100.0, 0.25, 0.25, False, False, 0.5)
     assert parse_scheduler({"kind": "dlora", "switch_cost": "model"}).switch_seconds is None  # type: ignore[union-attr]
+    assert parse_scheduler({"kind": "dlora", "speed": "decode"}).speed == "decode"  # type: ignore[union-attr]
+    assert parse_scheduler("dlora").speed == "tokens"  # type: ignore[union-attr]
     for bad, words in [
         ({"kind": "dlora", "credit_unit": 0}, "credit_unit"),
         ({"kind": "dlora", "merge_ratio": -1}, "merge_ratio"),
         ({"kind": "dlora", "credits": 1}, "credits"),
         ({"kind": "dlora", "switch_cost": "fast"}, "switch_cost"),
+        ({"kind": "dlora", "speed": "fast"}, "speed"),
         ({"kind": "dlora", "oops": 1}, "oops"),
         ({"kind": "slora"}, "kind"),
         (3, "scheduler"),

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Twin-only what-if for dLoRA's speed measure (`speed: tokens`, dLoRA's artifact, against
+`speed: decode`, docs/schedulers.md): the recorded d01 and d04 traces and engine configurations,
+the H200 profile, under FCFS, dLoRA as recorded, and dLoRA with decode-only speeds. Prints a
+Markdown table of the twin's predictions. Not a validation: `speed: decode` has not run live.
+
+Usage: python3 scripts/dlora_speed_whatif.py [--bin .build/release/loratwin]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from schedulers_live import ROOT, cold_wait  # noqa: E402
+
+VARIANTS = (("FCFS", "fcfs"), ("dLoRA, speed: tokens", "{kind: dlora}"),
+            ("dLoRA, speed: decode", "{kind: dlora, speed: decode}"))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=str(ROOT / ".build/release/loratwin"))
+    args = ap.parse_args()
+    print("| trace | scheduler | req/s | TTFT p50 s | E2E p99 s | longest wait s | cold adapters' longest wait s "
+          "| merges |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory() as td:
+        for run in ("d01-skewed-zipf2", "d04-cold-adapter-share90"):
+            src = ROOT / "traces/live" / run
+            text = (src / "scenario.yaml").read_text()
+            for i, (name, sched) in enumerate(VARIANTS):
+                d = Path(td) / f"{run}-{i}"
+                d.mkdir()
+                yaml = re.sub(r"^scheduler: .*$", f"scheduler: {sched}", text, flags=re.M)
+                yaml = yaml.replace("trace: trace.csv", f"trace: {src / 'trace.csv'}")
+                yaml = yaml.replace("catalogue: trace.catalogue.csv", f"catalogue: {src / 'trace.catalogue.csv'}")
+                yaml = yaml.replace("profile: ../../../profiles/", f"profile: {ROOT / 'profiles'}/")
+                (d / "scenario.yaml").write_text(yaml)
+                out = subprocess.run([args.bin, "simulate", str(d / "scenario.yaml"), "--json", "-o", str(d / "o"),
+                                      "--batch-log", str(d / "b.jsonl")], check=True, capture_output=True, text=True)
+                m = json.loads(out.stdout)
+                merges = sum(1 for line in open(d / "b.jsonl") if '"switch": "merge' in line)
+                print(f"| {run} | {name} | {m['requests_per_s']:.2f} | {m['ttft']['p50_s']:.2f} | "
+                      f"{m['e2e']['p99_s']:.2f} | {m['longest_wait_s']:.1f} | "
+                      f"{cold_wait(d / 'o' / 'requests.csv'):.1f} | {merges} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
