@@ -219,12 +219,12 @@ public struct StepProfile: Sendable {
     /// `contextTokens`, the longest being `maxContext` (0: all equal).
     ///
     /// The table holds batches of equal contexts. The engine's decode attention gives each
-    /// (sequence, head) `splits` programs that each walk a share of that sequence's context, so a
-    /// batch takes the longer of two things: its total attention work, read off the table at the
-    /// mean context; and its longest program, which walks `maxContext / splits(seqs)` tokens.
-    /// The one-sequence rows measure programs that walk `context / splits(1)` tokens, so the
-    /// longest program of the batch costs what a lone sequence of `maxContext x splits(1) /
-    /// splits(seqs)` tokens costs (beyond the grid, on the line through the last two one-sequence
+    /// (sequence, head) `splits(g)` programs (g: the batch's CUDA-graph size) that each walk a
+    /// share of that sequence's context, so a batch takes the longer of two things: its total
+    /// attention work, read off the table at the mean context; and its longest program, which walks
+    /// `maxContext / splits(g)` tokens. The one-sequence rows measure programs that walk `context /
+    /// splits(1)` tokens, so the longest program of the batch costs what a lone sequence of
+    /// `maxContext x splits(1) / splits(g)` tokens costs (beyond the grid, on the line through the last two one-sequence
     /// rows). Both are increments over the table's shortest context; the rest of the step is the
     /// table's shortest-context row at the batch's CUDA-graph size. Without a recorded split rule
     /// (profiles of engines with one program per sequence and head), splits are 1; without
