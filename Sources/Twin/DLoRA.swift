@@ -24,6 +24,10 @@ public struct DLoRAConfig: Sendable, Equatable {
     /// second (false: `tokens`, dLoRA's artifact), or only decode-only ones (true: `decode`), so
     /// that prefill-heavy iterations do not inflate one mode's speed against the other's.
     public var speedFromDecodeOnly = false
+    /// Whether a drain pass (admitting only the merge target while other adapters' requests run)
+    /// pays credit to the candidates it displaces, as a credit-prioritised pass does
+    /// (`drain_credit`; false: draft 2, as the live runs of 2026-12-01 ran).
+    public var drainCredit = false
 
     /// The defaults.
     public init() {}

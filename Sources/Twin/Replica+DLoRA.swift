@@ -92,11 +92,13 @@ extension Replica {
                 d.credit[m] -= amount
                 d.credit[Int(e.adapter)] += amount
             }
-        } else if p >= 0 {
-            guard let last = d.candidates.lastIndex(where: { $0.adapter == p && requests[Int($0.request)].status == .running })
+        } else if p >= 0 || (d.config.drainCredit && draining >= 0) {
+            // A prioritised (or, with drain_credit, draining) adapter pays each candidate it displaced.
+            let src = p >= 0 ? p : draining
+            guard let last = d.candidates.lastIndex(where: { $0.adapter == src && requests[Int($0.request)].status == .running })
             else { return }
-            for e in d.candidates[..<last] where e.adapter >= 0 && e.adapter != p && requests[Int(e.request)].status != .running {
-                d.credit[Int(p)] -= u
+            for e in d.candidates[..<last] where e.adapter >= 0 && e.adapter != src && requests[Int(e.request)].status != .running {
+                d.credit[Int(src)] -= u
                 d.credit[Int(e.adapter)] += u
             }
         }

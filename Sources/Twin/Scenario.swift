@@ -97,12 +97,15 @@ public struct Scenario: Sendable {
         case "dlora":
             var c = DLoRAConfig()
             guard let b = node.body else { return .dlora(c) }
-            try b.checkKeys(["kind", "credit_unit", "merge_ratio", "stay_ratio", "adaptive", "credits", "switch_cost", "speed"])
+            try b.checkKeys([
+                "kind", "credit_unit", "merge_ratio", "stay_ratio", "adaptive", "credits", "switch_cost", "speed", "drain_credit",
+            ])
             c.creditUnit = try b.double("credit_unit", positive: true) ?? c.creditUnit
             c.mergeRatio = try b.double("merge_ratio", min: 0) ?? c.mergeRatio
             c.stayRatio = try b.double("stay_ratio", min: 0) ?? c.stayRatio
             c.adaptive = try b.bool("adaptive") ?? c.adaptive
             c.credits = try b.bool("credits") ?? c.credits
+            c.drainCredit = try b.bool("drain_credit") ?? c.drainCredit
             if c.stayRatio > c.mergeRatio {
                 throw b.error(
                     "stay_ratio",

@@ -136,7 +136,12 @@ struct DLoRATests {
             Issue.record("expected dlora")
             return
         }
-        #expect(dc.speedFromDecodeOnly && !c.speedFromDecodeOnly)
+        #expect(dc.speedFromDecodeOnly && !c.speedFromDecodeOnly && !dc.drainCredit)
+        let dr = try Scenario.parse("scheduler: {kind: dlora, drain_credit: true}\n" + base, file: "s.yaml", baseDirectory: ".")
+        guard case .dlora(let drc) = dr.scheduler, drc.drainCredit else {
+            Issue.record("expected dlora with drain_credit")
+            return
+        }
         do {
             _ = try Scenario.parse("scheduler: {kind: dlora, speed: fast}\n" + base, file: "s.yaml", baseDirectory: ".")
             Issue.record("expected an error")

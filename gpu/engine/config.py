@@ -170,12 +170,13 @@ class DLoRAConfig:
     credits: bool = True
     switch_seconds: float | None = None
     speed: str = "tokens"  # "tokens": every iteration measures its mode's speed; "decode": decode-only ones
+    drain_credit: bool = False  # a drain pass pays credit to the candidates it displaces (draft 3 option)
 
 
 def parse_scheduler(d: Any, where: str = "scheduler") -> DLoRAConfig | None:
     """Parses the scenario's `scheduler:` value: absent, `fcfs` or `{kind: fcfs}` give None (FCFS);
     `dlora` or `{kind: dlora, credit_unit, merge_ratio, stay_ratio, adaptive, credits,
-    switch_cost, speed}` give a `DLoRAConfig`. Raises ValueError naming `where.key`."""
+    switch_cost, speed, drain_credit}` give a `DLoRAConfig`. Raises ValueError naming `where.key`."""
     if d is None or d == "fcfs":
         return None
     if d == "dlora":
@@ -201,7 +202,7 @@ def parse_scheduler(d: Any, where: str = "scheduler") -> DLoRAConfig | None:
                 bound = "> 0" if key == "credit_unit" else ">= 0"
                 raise ValueError(f"{where}.{key}: expected a number {bound}, found {value!r}")
             values[key] = float(value)
-        elif key in ("adaptive", "credits"):
+        elif key in ("adaptive", "credits", "drain_credit"):
             if not isinstance(value, bool):
                 raise ValueError(f"{where}.{key}: expected true or false, found {value!r}")
             values[key] = value
@@ -222,8 +223,8 @@ def parse_scheduler(d: Any, where: str = "scheduler") -> DLoRAConfig | None:
                 values["switch_seconds"] = float(value)
         else:
             raise ValueError(
-                f"{where}.{key}: unknown key (expected one of adaptive, credit_unit, credits, merge_ratio, "
-                "speed, stay_ratio, switch_cost)"
+                f"{where}.{key}: unknown key (expected one of adaptive, credit_unit, credits, drain_credit, "
+                "merge_ratio, speed, stay_ratio, switch_cost)"
             )
     config = DLoRAConfig(**values)
     if config.stay_ratio > config.merge_ratio:

@@ -204,11 +204,13 @@ class DLoRAScheduler(Scheduler):
                 for r in cand:
                     if r.adapter is not None and r.adapter != m:
                         self._transfer(m, r.adapter, amount, plan)
-            elif p is not None:
-                last = max((k for k, r in enumerate(cand) if r.adapter == p and r.request_id in admitted), default=-1)
+            elif p is not None or (p_.drain_credit and draining is not None):
+                # A prioritised (or, with drain_credit, draining) adapter pays each candidate it displaced.
+                src = p if p is not None else draining
+                last = max((k for k, r in enumerate(cand) if r.adapter == src and r.request_id in admitted), default=-1)
                 for r in cand[: max(last, 0)]:
-                    if r.request_id not in admitted and r.adapter is not None and r.adapter != p:
-                        self._transfer(p, r.adapter, u, plan)
+                    if r.request_id not in admitted and r.adapter is not None and r.adapter != src:
+                        self._transfer(src, r.adapter, u, plan)
         return plan
 
     def _transfer(self, src: str, dst: str, amount: float, plan: DLoRAPlan) -> None:

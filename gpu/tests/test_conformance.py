@@ -292,6 +292,18 @@ CASES = (
         cost_extra=(("switch_s", 0.015),),
         expects=("merges", "unmerges", "merged_iterations", "prioritised", "credit_moved"),
     ),
+    # `drain_credit`: drains pay the candidates they displace.
+    Case(
+        "dlora-6-drain-credit",
+        20,
+        DLORA_ENGINE,
+        requests=300,
+        rate_per_s=80.0,
+        weights=(8.0, 1.0, 1.0, 1.0),
+        scheduler="{kind: dlora, drain_credit: true}",
+        cost_extra=(("switch_s", 0.015),),
+        expects=("drains", "prioritised", "credit_moved"),
+    ),
     # Draft 1 stalled on this trace (merged while parked requests held every seat); draft 2 drains
     # before merging, and its guard unmerges a merged pass that has nothing to schedule.
     Case(

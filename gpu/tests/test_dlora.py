@@ -139,6 +139,25 @@ def test_drains_other_adapters_before_merging_and_keeps_their_blocks() -> None:
     assert plan.switch is None and batch(plan) == [(7, 4)] and s.merges == 0
 
 
+def test_drain_credit_pays_the_candidates_a_drain_displaces() -> None:
+    """With `drain_credit`, a drain pass moves one unit per displaced candidate from the merge
+    target to the candidate's adapter, as a credit-prioritised pass does; draft 2 moves none."""
+    for drain_credit in (False, True):
+        s = make(max_num_seqs=4, merge_ratio=1.0, stay_ratio=0.5, adaptive=False, drain_credit=drain_credit)
+        add(s, 0, "a2", prompt=6, output=3)
+        run_pass(s, 0.0)
+        add(s, 1, "a2")  # a candidate ahead of the target's requests
+        for rid in range(2, 7):
+            add(s, rid, "a1", output=1)
+        before = dict(s.credit)
+        plan = run_pass(s, 1.0)  # target merged(a1), a2 running: drain, a1's requests only
+        assert s.drain_passes == 1 and 1 not in {q.request_id for q in plan.seqs}
+        u = s.params.credit_unit / 4
+        moved = s.credit["a2"] - before["a2"]
+        assert moved == (u if drain_credit else 0.0)
+        assert s.credit["a1"] == before["a1"] - moved
+
+
 def test_merge_starts_once_only_the_target_runs() -> None:
     s = make(max_num_seqs=4, merge_ratio=1.0, stay_ratio=0.25, adaptive=False)
     add(s, 0, "a1", prompt=4, output=3)
@@ -393,12 +412,14 @@ def test_scheduler_key_parsing() -> None:
     assert parse_scheduler({"kind": "dlora", "switch_cost": "model"}).switch_seconds is None  # type: ignore[union-attr]
     assert parse_scheduler({"kind": "dlora", "speed": "decode"}).speed == "decode"  # type: ignore[union-attr]
     assert parse_scheduler("dlora").speed == "tokens"  # type: ignore[union-attr]
+    assert parse_scheduler({"kind": "dlora", "drain_credit": True}).drain_credit  # type: ignore[union-attr]
     for bad, words in [
         ({"kind": "dlora", "credit_unit": 0}, "credit_unit"),
         ({"kind": "dlora", "merge_ratio": -1}, "merge_ratio"),
         ({"kind": "dlora", "credits": 1}, "credits"),
         ({"kind": "dlora", "switch_cost": "fast"}, "switch_cost"),
         ({"kind": "dlora", "speed": "fast"}, "speed"),
+        ({"kind": "dlora", "drain_credit": "yes"}, "drain_credit"),
         ({"kind": "dlora", "oops": 1}, "oops"),
         ({"kind": "slora"}, "kind"),
         (3, "scheduler"),

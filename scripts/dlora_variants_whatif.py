@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Twin-only what-if for dLoRA's speed measure (`speed: tokens`, dLoRA's artifact, against
-`speed: decode`, docs/schedulers.md): the recorded d01 and d04 traces and engine configurations,
-the H200 profile, under FCFS, dLoRA as recorded, and dLoRA with decode-only speeds. Prints a
-Markdown table of the twin's predictions. Not a validation: `speed: decode` has not run live.
+"""Twin-only what-if for dLoRA's options (docs/schedulers.md): the recorded d01 and d04 traces
+and engine configurations, the H200 profile, under FCFS, dLoRA as recorded (draft 2), dLoRA with
+decode-only speeds (`speed: decode`) and with credit paid by drains (`drain_credit: true`).
+Prints a Markdown table of the twin's predictions. Not a validation: neither option has run live.
 
-Usage: python3 scripts/dlora_speed_whatif.py [--bin .build/release/loratwin]
+Usage: python3 scripts/dlora_variants_whatif.py [--bin .build/release/loratwin]
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from schedulers_live import ROOT, cold_wait  # noqa: E402
 
-VARIANTS = (("FCFS", "fcfs"), ("dLoRA, speed: tokens", "{kind: dlora}"),
-            ("dLoRA, speed: decode", "{kind: dlora, speed: decode}"))
+VARIANTS = (("FCFS", "fcfs"), ("dLoRA (draft 2)", "{kind: dlora}"),
+            ("dLoRA, speed: decode", "{kind: dlora, speed: decode}"),
+            ("dLoRA, drain_credit", "{kind: dlora, drain_credit: true}"))
 
 
 def main() -> int:
