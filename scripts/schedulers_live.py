@@ -55,7 +55,7 @@ def main() -> int:
                            capture_output=True)
             sched = "dLoRA"
             for suffix, name in (("-fcfs", "unmerged (FCFS)"), ("-merged", "always merged"),
-                                 ("-nocredit", "dLoRA, no credits")):
+                                 ("-nocredit", "dLoRA, no credits"), ("-draincredit", "dLoRA, drain_credit")):
                 if run.name.endswith(suffix):
                     sched = name
 
@@ -63,7 +63,7 @@ def main() -> int:
                 return f"{fmt.format(m[key]['live'])} / {fmt.format(m[key]['predicted'])}"
 
             base = run.name
-            for suffix in ("-fcfs", "-merged", "-nocredit"):
+            for suffix in ("-fcfs", "-merged", "-nocredit", "-draincredit"):
                 base = base.removesuffix(suffix)
             print(f"| {base} | {sched} | {pair('requests_per_s')} | {pair('ttft_p50')} | {pair('e2e_p99')} "
                   f"| {pair('longest_wait', '{:.1f}')} | {cold_wait(run / 'requests.csv'):.1f} / "
