@@ -221,13 +221,13 @@ def check_slot_copy(device: str) -> dict:
 
 
 def run_engine(base: Path, adapters: dict[str, Path], dtype: torch.dtype, device: str, seqs_spec, refs,
-               use_graphs: bool, lora_kind: str = "torch") -> dict:
+               use_graphs: bool, lora_kind: str = "torch", tuned_table: Path | None = None) -> dict:
     """Runs the scripted steps and returns per-request errors against ``refs`` (float64)."""
     cfg = config_from_hf(base)
     weights = load_hf_weights(base, cfg, dtype, device)
     host = {n: read_peft_adapter(p, n, dtype=dtype) for n, p in adapters.items()}
     slots = LoraSlots(cfg, max_loras=4, max_rank=16, target_modules=ALL_MODULES, dtype=dtype, device=device,
-                      kind=lora_kind)
+                      kind=lora_kind, tuned_table=tuned_table)
     slot_of = {}
     for i, (n, ha) in enumerate(host.items()):
         slots.copy_in(i, ha)
@@ -314,7 +314,10 @@ def run_engine(base: Path, adapters: dict[str, Path], dtype: torch.dtype, device
             "prefill_max_rel_err": max(r[2] for r in rows if r[0] < seqs_spec[rid][2]),
             "decode_max_rel_err": max((r[2] for r in rows if r[0] >= seqs_spec[rid][2]), default=None),
         }
-    return {"per_request": per_req, "decode_paths": paths, "merged": merged, "lora_kind": slots.kind}
+    out = {"per_request": per_req, "decode_paths": paths, "merged": merged, "lora_kind": slots.kind}
+    if lora_kind == "dop":
+        out["dop"] = {"status": slots.dop_status, "choices": {str(k): v for k, v in slots.dop_choices.items()}}
+    return out
 
 
 def main() -> int:
@@ -322,8 +325,17 @@ def main() -> int:
     ap.add_argument("--out", default="out/check")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--runs", default="fp32,fp16,fp16_sgmv", help="engine runs: fp32, fp16, fp16_sgmv, fp32_sgmv")
+    ap.add_argument("--runs", default="fp32,fp16,fp16_sgmv,fp16_dop",
+                    help="engine runs: fp32, fp16, fp16_sgmv, fp32_sgmv, fp16_dop, fp32_dop (dop runs only when "
+                         "--dop-table exists; otherwise skipped)")
+    ap.add_argument("--dop-table", type=Path, default=ROOT / "gpu" / "dop" / "tuned_h200.json")
     args = ap.parse_args()
+    runs = args.runs.split(",")
+    if not args.dop_table.exists():  # without a table the dop kind is SGMV: nothing new to check
+        skipped = [n for n in runs if n.endswith("dop")]
+        if skipped:
+            print(f"no tuned table at {args.dop_table}: skipping {skipped}")
+        runs = [n for n in runs if not n.endswith("dop")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     dev = args.device
@@ -364,11 +376,12 @@ def main() -> int:
             rows = refs16[rid][: len(spec[rid][1]) - 1]
             hf16[rid] = max(rel_err(rows[i], refs64[rid][i]) for i in range(rows.shape[0]))
         result["transformers_fp16_max_rel_err"] = hf16
-        for name in args.runs.split(","):
+        for name in runs:
             dtype = torch.float32 if name.startswith("fp32") else torch.float16
-            kind = "sgmv" if name.endswith("sgmv") else "torch"
+            kind = "sgmv" if name.endswith("sgmv") else "dop" if name.endswith("dop") else "torch"
             try:
-                r = run_engine(base, adapters, dtype, dev, spec, refs64, use_graphs=(dev == "cuda"), lora_kind=kind)
+                r = run_engine(base, adapters, dtype, dev, spec, refs64, use_graphs=(dev == "cuda"), lora_kind=kind,
+                               tuned_table=args.dop_table)
                 if dtype == torch.float32:
                     tol = {rid: 1e-4 for rid in spec}
                 else:
@@ -389,7 +402,7 @@ def main() -> int:
     print("\n== engine logits vs transformers+peft (float64 reference) ==")
     print(f"{'run':9} {'req':>3} {'adapter':8} {'rows':>4} {'max_rel':>10} {'prefill':>10} {'decode':>10} "
           f"{'max_abs':>9} {'argmax':>6} {'tol':>8}")
-    for name in args.runs.split(","):
+    for name in runs:
         r = result.get(f"engine_{name}")
         if not r or "error" in r:
             print(name, "ERROR" if r else "skipped", (r or {}).get("error", ""))

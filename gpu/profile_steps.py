@@ -93,22 +93,32 @@ def timed(fn, reps: int, warmup: int = 2) -> Stats:
 class Rig:
     """The engine on the GPU, with a pool of KV blocks handed out to synthetic sequences."""
 
-    def __init__(self, model_name: str, device: str, graph_sizes: tuple[int, ...], util: float) -> None:
+    def __init__(self, model_name: str, device: str, graph_sizes: tuple[int, ...], util: float,
+                 dop_table: Path | None = None) -> None:
         self.cfg = PRESETS[model_name]
         self.dtype = torch.float16 if device == "cuda" else torch.float32
         self.device = device
         self.weights = random_weights(self.cfg, self.dtype, device, seed=0)
         total = torch.cuda.mem_get_info()[1] if device == "cuda" else 4 * 2**30
         slot_bytes = lora_slot_bytes(self.cfg, 64, TARGETS)
-        # Two slot sets (torch and SGMV executors) and two graph pools: keep a wider margin.
-        ec = EngineConfig(gpu_memory_utilization=util, max_loras=16)
+        # "dop" (the Dop tuned table's kernels) is profiled only when a table exists (docs/dop.md).
+        self.dop_table = dop_table if dop_table is not None and Path(dop_table).exists() else None
+        kinds = ("torch", "sgmv") + (("dop",) if self.dop_table is not None else ())
+        # Two or three slot sets (one per executor) and graph pools: keep a wider margin.
+        ec = EngineConfig(gpu_memory_utilization=util, max_loras=8 * len(kinds))
         self.num_blocks = derive_num_gpu_blocks(ec, total, self.weights.nbytes(), slot_bytes,
                                                 self.cfg.kv_bytes_per_token())
         self.kv = PagedKVCache(self.cfg, self.num_blocks, BLOCK, self.dtype, device)
         for t in self.kv.k + self.kv.v:  # never time on zeros
             t.normal_()
-        self.slots = {k: LoraSlots(self.cfg, 8, 64, TARGETS, self.dtype, device, kind=k) for k in ("torch", "sgmv")}
-        self.kinds = [k for k, s in self.slots.items() if s.kind == k]
+        self.slots = {k: LoraSlots(self.cfg, 8, 64, TARGETS, self.dtype, device, kind=k,
+                                   tuned_table=self.dop_table if k == "dop" else None) for k in kinds}
+        # a "dop" set without a usable dispatcher would time SGMV under the name dop: left out
+        self.kinds = [k for k, s in self.slots.items() if s.kind == k and (k != "dop" or s.dop is not None)]
+        if dop_table is None or self.dop_table is None:
+            self.dop_note = f"dop not profiled: no tuned table at {dop_table}"
+        else:
+            self.dop_note = f"dop: {self.slots['dop'].dop_status}" + ("" if "dop" in self.kinds else "; not profiled")
         self.ex = {}
         for k in self.kinds:
             model = LlamaModel(self.cfg, self.weights, self.kv, self.slots[k])
@@ -411,12 +421,16 @@ def main() -> int:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--quick", action="store_true", help="small grids and few repetitions (a smoke test)")
     ap.add_argument("--memory-utilization", type=float, default=0.80)
+    ap.add_argument("--dop-table", type=Path,
+                    default=Path(os.environ.get("DOP_TABLE", str(ROOT / "gpu" / "dop" / "tuned_h200.json"))),
+                    help="Dop tuned table: kernel 'dop' is profiled when it exists (env DOP_TABLE)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     sizes = tuple(s for s in DEFAULT_GRAPH_SIZES if s <= 128)
-    rig = Rig(args.model, args.device, sizes, args.memory_utilization)
+    rig = Rig(args.model, args.device, sizes, args.memory_utilization, dop_table=args.dop_table)
+    print(rig.dop_note, flush=True)
     capture = rig.warm()
     tables = {}
     seconds = {}
@@ -457,6 +471,10 @@ def main() -> int:
         "graph_sizes": list(DEFAULT_GRAPH_SIZES),
         "graph_capture_s": capture,
         "lora_kernels": rig.kinds,
+        "dop": {"table": str(args.dop_table), "profiled": "dop" in rig.kinds, "note": rig.dop_note,
+                "graph_workload": rig.slots["dop"].graph_workload if "dop" in rig.slots else None,
+                "choices": ([{"key": list(map(str, k)), "choice": v} for k, v in rig.slots["dop"].dop_choices.items()]
+                            if "dop" in rig.kinds else [])},
         "seconds": seconds,
         "complete": len(tables) == 8,
     }

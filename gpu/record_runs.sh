@@ -2,6 +2,9 @@
 # On the GPU machine: optionally profile the engine (calibration), then record live validation
 # runs (each a real-time replay of traces/live/<run>/), and pack everything into $OUT.
 # Usage: bash gpu/record_runs.sh [--profile] RUN...   (RUN: a folder name under traces/live/)
+# The LoRA kernel is the scenario's cost_model.kernel; KERNEL=dop (or sgmv, torch) overrides it and
+# the run is written to runs/<run>-<kernel>/ (so both kernels of one scenario can be recorded).
+# --lora-kind dop reads gpu/dop/tuned_h200.json (DOP_TABLE overrides; the profile reads it too).
 # Needs GIT_COMMIT in the environment (the tree on that machine has no .git). Results go to
 # $OUT/results.tar.gz (profile/ and runs/<run>/), packed again after every step.
 set -uo pipefail
@@ -18,11 +21,14 @@ fi
 for run in "$@"; do
   dir=traces/live/$run
   kernel=$(sed -n 's/.*kernel: \([a-z]*\)}.*/\1/p' "$dir/scenario.yaml")
+  name=$run
+  if [ -n "${KERNEL:-}" ]; then kernel=$KERNEL; name=$run-$KERNEL; fi
   echo "== $run ($kernel) $(date -u +%T)"
-  mkdir -p "$OUT/work/runs/$run"
-  timeout 150 python3 gpu/replay.py "$dir/scenario.yaml" --out "$OUT/work/runs/$run" --lora-kind "$kernel" \
-    --max-seconds 110 > "$OUT/work/runs/$run/replay.log" 2>&1
-  echo "rc=$? $(grep -E '"finished"|"wall_s"|"preemptions"' "$OUT/work/runs/$run/replay.log" | tr -d ' \n')"
+  mkdir -p "$OUT/work/runs/$name"
+  timeout 150 python3 gpu/replay.py "$dir/scenario.yaml" --out "$OUT/work/runs/$name" --lora-kind "$kernel" \
+    --dop-table "${DOP_TABLE:-gpu/dop/tuned_h200.json}" \
+    --max-seconds 110 > "$OUT/work/runs/$name/replay.log" 2>&1
+  echo "rc=$? $(grep -E '"finished"|"wall_s"|"preemptions"' "$OUT/work/runs/$name/replay.log" | tr -d ' \n')"
   tar -C "$OUT/work" -czf "$OUT/results.tar.gz" .  # after each run: a timeout still returns what finished
 done
 echo "== done $(date -u +%T)"

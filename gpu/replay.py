@@ -198,13 +198,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-seconds", type=float, default=None, help="stop the replay after this long")
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--lora-kind", default="torch", choices=("torch", "sgmv"),
-                    help="LoRA application: dense torch GEMMs or the SGMV kernels of gpu.kernels")
+    ap.add_argument("--lora-kind", default="torch", choices=("torch", "sgmv", "dop"),
+                    help="LoRA application: dense torch GEMMs, the SGMV kernels of gpu.kernels, or the kernel "
+                         "configuration the Dop tuned table chooses per call (gpu/dop/dispatch.py; SGMV without "
+                         "a table)")
+    ap.add_argument("--dop-table", default=str(ROOT / "gpu" / "dop" / "tuned_h200.json"),
+                    help="tuned table for --lora-kind dop")
     ap.add_argument("--model", default=None, help="override the scenario's model (a preset name)")
     ap.add_argument("--merge-from", default="host", choices=("host", "slot"),
                     help="dlora: fold the adapter in from its host copy (as profiled) or from its GPU slot")
     ap.add_argument("--tokens-out", default=None, help="also write every request's output token ids (JSON)")
     return ap.parse_args(argv)
+
+
+def _dop_choices(slots: LoraSlots) -> list[dict]:
+    """The table keys the "dop" kind chose during the run, one row per distinct call class."""
+    return [{"h_in": k[0], "h_out": k[1], "tokens": k[2], "workload": k[3], "rank": k[4], "graph": k[5],
+             "choice": v} for k, v in sorted(slots.dop_choices.items(), key=str)]
 
 
 def replay(args: argparse.Namespace) -> ReplayResult:
@@ -241,7 +251,10 @@ def replay(args: argparse.Namespace) -> ReplayResult:
     if num_blocks > derived and cuda:
         raise ValueError(f"{scen_path}: engine.num_gpu_blocks {num_blocks} does not fit ({derived} derivable)")
     engine = engine.with_blocks(num_blocks)
-    slots = LoraSlots(cfg, engine.max_loras, engine.max_lora_rank, targets, dtype, dev, kind=args.lora_kind)
+    slots = LoraSlots(cfg, engine.max_loras, engine.max_lora_rank, targets, dtype, dev, kind=args.lora_kind,
+                      tuned_table=args.dop_table if args.lora_kind == "dop" else None)
+    if slots.dop_status:
+        print(f"lora kind dop: {slots.dop_status}", flush=True)
     kv = PagedKVCache(cfg, num_blocks, engine.block_size, dtype, dev)
     model = LlamaModel(cfg, weights, kv, slots)
     sizes = tuple(s for s in DEFAULT_GRAPH_SIZES if s <= engine.max_num_seqs)
@@ -416,7 +429,10 @@ def replay(args: argparse.Namespace) -> ReplayResult:
             "model": {**cfg.to_dict(), "weights": args.weights or f"random(seed={args.seed})",
                       "adapters": args.adapters or "random", "dtype": str(dtype).removeprefix("torch.")},
             "catalogue": {"path": str(scen_path.parent / wl["catalogue"])},
-            "lora": {"kind": slots.kind, "target_modules": list(targets), "slot_bytes": slot_bytes},
+            "lora": {"kind": slots.kind, "target_modules": list(targets), "slot_bytes": slot_bytes,
+                     **({"dop": {"table": args.dop_table, "status": slots.dop_status,
+                                 "graph_workload": slots.graph_workload, "choices": _dop_choices(slots)}}
+                        if args.lora_kind == "dop" else {})},
             "scheduler": scheduler_doc,
             "cuda_graphs": use_graphs, "graph_sizes": list(sizes), "device": dev,
             "num_gpu_blocks_derivable": derived,

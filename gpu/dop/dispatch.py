@@ -49,9 +49,13 @@ class Dispatcher:
         """(candidate, table key it came from, distance), or None when the table is empty."""
         lens = tuple(n for n in seg_lens if n > 0) or (1,)
         tokens = sum(lens)
-        workload = classify(lens)
-        phase = "decode" if tokens <= 64 else "prefill"
-        ck = (h_in, h_out, rank, lens, dtype)
+        return self.choose(h_in, h_out, rank, tokens, classify(lens), "decode" if tokens <= 64 else "prefill", dtype)
+
+    def choose(self, h_in: int, h_out: int, rank: int, tokens: int, workload: str, phase: str,
+               dtype: str = "fp16") -> tuple[Candidate, str, float] | None:
+        """``lookup`` for a scenario given by its token count and workload type (the engine's CUDA
+        graphs know only their batch size, see ``gpu/engine/lora.py``). Memoised per argument tuple."""
+        ck = (h_in, h_out, rank, tokens, workload, phase, dtype)
         if ck in self._cache:
             return self._cache[ck]
         best = None

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +61,8 @@ class Executor:
         self.s_bt = torch.full((g, self.max_blocks), self.kv.scratch_block, dtype=torch.int32, device=dev)
         self.s_ctx = torch.ones(g, dtype=torch.int32, device=dev)
         self.graphs: dict[tuple[int, bool], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
-        self.sgmv = model.lora is not None and model.lora.kind == "sgmv"
+        self.sgmv = model.lora is not None and model.lora.kind in ("sgmv", "dop")  # segment metadata needed
+        self.dop = model.lora is not None and model.lora.kind == "dop"
         self.s_seg: dict[int, object] = {}  # static SGMV segment info per graph size
         self.last_host_s = 0.0  # host time to prepare the last step's inputs
         self.last_path = ""
@@ -81,8 +83,14 @@ class Executor:
             lora_seg=self.s_seg.get(size) if use_lora else None,
         )
 
-    def _seg(self, slots: list[int]):
-        return build_segment_info(slots, self.model.lora.max_loras, self.device) if self.sgmv else None
+    def _seg(self, slots: list[int], tight: bool = False):
+        """Segment metadata of a batch (None for the torch kind). ``tight``: bound the segment
+        length by the batch's longest segment instead of its row count (eager "dop" steps, whose
+        launch grids then fit the batch; a graph's bound stays its size)."""
+        if not self.sgmv:
+            return None
+        bound = max(Counter(slots).values(), default=1) if tight else None
+        return build_segment_info(slots, self.model.lora.max_loras, self.device, max_seg_len=bound)
 
     def capture_graphs(self) -> float:
         """Captures one graph per (bucket, with/without LoRA). Returns the seconds it took."""
@@ -93,6 +101,8 @@ class Executor:
         if self.sgmv:
             for size in self.graph_sizes:
                 self.s_seg[size] = self._seg([-1] * size)
+                if self.dop:  # Dop dispatch by the graph's size alone (gpu/engine/lora.py)
+                    self.s_seg[size].dop_graph = True
         for size in reversed(self.graph_sizes):
             for use_lora in variants:
                 batch = self._decode_batch(size, use_lora)
@@ -230,7 +240,7 @@ class Executor:
             slot_mapping=torch.tensor(slots, dtype=torch.int64, device=dev),
             num_decode=nd, decode_block_tables=dbt, decode_context_lens=dctx, prefills=chunks,
             lora_slots=torch.tensor(lora, dtype=torch.int64, device=dev) if use_lora else None,
-            lora_seg=self._seg(lora) if use_lora else None,
+            lora_seg=self._seg(lora, tight=self.dop) if use_lora else None,
             logits_idx=torch.tensor(sample_rows, dtype=torch.int64, device=dev) if sample_rows else None,
         )
         self.last_host_s = time.perf_counter() - t0
@@ -274,6 +284,6 @@ class Executor:
             slot_mapping=torch.tensor(slots, dtype=torch.int64, device=dev),
             prefills=chunks,
             lora_slots=torch.tensor(lora, dtype=torch.int64, device=dev) if use_lora else None,
-            lora_seg=self._seg(lora) if use_lora else None,
+            lora_seg=self._seg(lora, tight=self.dop) if use_lora else None,
         )
         return self.model.forward(batch).float()

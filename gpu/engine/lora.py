@@ -12,6 +12,20 @@ Batched application, ``y[t] += (x[t] @ A[s_t]^T) @ BT[s_t]`` for the slot ``s_t`
   slot's weights whatever the batch holds: the cost of a dense formulation.
 - ``"sgmv"``: the segmented kernels of ``gpu.kernels`` when that package is importable (rows are
   grouped by slot on the fly); falls back to ``"torch"`` otherwise.
+- ``"dop"``: the same segment metadata, applied by the kernel configuration that the Dop tuned
+  table (``gpu/dop/tuned_h200.json``, or ``tuned_table=``) chooses for the call's scenario, through
+  ``gpu.dop.dispatch`` (nearest key). No table, no entry that fits, or Dop's kernels not importable:
+  the SGMV kernels, as ``"sgmv"``. How a call is classified (``LoraSlots.dop_choice``):
+
+  * eager calls (prefill chunks, mixed steps): workload type from the batch's LoRA segment lengths,
+    token count = the LoRA rows rounded up to a power of two, rank = the batch's largest adapter
+    rank rounded up to a power of two (the slot stacks are sliced to it, which only drops rows that
+    are zero or never read); the choice may differ from call to call;
+  * CUDA-graph calls (the executor's static decode batches, marked ``dop_graph``, or any call while
+    a stream is capturing): the graph is captured once per batch size and replayed for any mix of
+    adapters, so the choice depends on the batch size alone -- workload type ``graph_workload``
+    (default "uniform"), token count = the graph size rounded up to a power of two, rank = the
+    slots' ``max_rank``. The warm-up, the capture and every replay of a size make the same choice.
 """
 
 from __future__ import annotations
@@ -184,6 +198,29 @@ def _sgmv_backend():
         return None
 
 
+def _dop_dispatcher(path: str | Path | None):
+    """(Dispatcher or None, apply function or None, status line) for the ``"dop"`` kind."""
+    try:
+        from gpu.dop.dispatch import DEFAULT_TABLE, Dispatcher
+        from gpu.dop.kernels import Scratch, dop_apply  # noqa: F401 - Triton present and the kernels build
+    except Exception as e:  # noqa: BLE001 - absent or broken: the SGMV kernels are used
+        return None, None, f"dop kernels not importable ({type(e).__name__}: {e}); SGMV used"
+    p = Path(path) if path is not None else DEFAULT_TABLE
+    if not p.exists():
+        return None, None, f"no tuned table at {p}; SGMV used"
+    d = Dispatcher.from_file(p)
+    if not d.entries:
+        return None, None, f"tuned table {p} has no entries; SGMV used"
+    return d, dop_apply, f"tuned table {p} ({len(d.entries)} entries)"
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, (max(1, n) - 1).bit_length())
+
+
+_DTYPE_NAMES = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32"}
+
+
 def build_segment_info(slots_per_row: list[int], max_loras: int, device, max_seg_len: int | None = None):
     """SGMV segment metadata of a batch whose rows are in any order (a row index groups them by
     slot), padded to ``max_loras + 1`` segments so that one captured graph fits every batch."""
@@ -200,7 +237,8 @@ class LoraSlots:
     """``max_loras`` GPU slots of rank ``max_rank`` on ``target_modules``."""
 
     def __init__(self, cfg: ModelConfig, max_loras: int, max_rank: int, target_modules: tuple[str, ...],
-                 dtype: torch.dtype, device: str | torch.device, kind: str = "torch") -> None:
+                 dtype: torch.dtype, device: str | torch.device, kind: str = "torch",
+                 tuned_table: str | Path | None = None, graph_workload: str = "uniform") -> None:
         self.cfg = cfg
         self.max_loras = max_loras
         self.max_rank = max_rank
@@ -232,6 +270,18 @@ class LoraSlots:
         self.backend = _sgmv_backend() if kind == "sgmv" else None
         if kind == "sgmv" and self.backend is None:
             self.kind = "torch"  # gpu.kernels not importable
+        # "dop": the tuned table's dispatcher (None: SGMV kernels); see the module docstring
+        self.dop = self._dop_apply = None
+        self.dop_status = ""
+        self.graph_workload = graph_workload
+        self.dop_choices: dict[tuple, str] = {}  # (h_in, h_out, tokens, workload, rank, graph) -> table key
+        if kind == "dop":
+            self.backend = _sgmv_backend()
+            if self.backend is None:
+                self.kind = "torch"  # gpu.kernels not importable
+                self.dop_status = "gpu.kernels not importable; torch path used"
+            else:
+                self.dop, self._dop_apply, self.dop_status = _dop_dispatcher(tuned_table)
         self.ranks_dev = torch.zeros(max_loras, dtype=torch.int32, device=device)
         self.scales_dev = torch.ones(max_loras, dtype=torch.float32, device=device)  # scale is folded into B
 
@@ -286,6 +336,55 @@ class LoraSlots:
         """``y += delta`` through the SGMV kernels (only the slots in the batch are read)."""
         self.backend.sgmv_shrink(x, self.A[layer][module], seg, self.ranks_dev, v)
         self.backend.sgmv_expand(v, self.BT[layer][module], seg, self.ranks_dev, self.scales_dev, y)
+
+    def dop_choice(self, h_in: int, h_out: int, tokens: int, seg):
+        """(candidate, rank the stacks are sliced to) for one ``"dop"`` call, None for the SGMV
+        kernels (no table or no entry fits), or ``False`` when the batch has no LoRA row (eager
+        only). Eager vs graph rule: the module docstring."""
+        if self.dop is None:
+            return None
+        dtype = _DTYPE_NAMES.get(self.dtype, "fp16")
+        graph = getattr(seg, "dop_graph", False) or (torch.cuda.is_available()
+                                                      and torch.cuda.is_current_stream_capturing())
+        if graph:
+            rank, workload, n = self.max_rank, self.graph_workload, _pow2(tokens)
+            hit = self.dop.choose(h_in, h_out, rank, n, workload, "decode", dtype)
+        else:
+            from gpu.dop.dispatch import classify
+
+            host = seg.host
+            used = [(n, s) for n, s in zip(host.seg_lens, host.seg_slots, strict=True) if n > 0 and s >= 0]
+            if not used:
+                return False
+            lens = [n for n, _ in used]
+            rank = min(self.max_rank, _pow2(max(self.slot_rank[s] for _, s in used)))
+            n, workload = _pow2(sum(lens)), classify(lens)
+            hit = self.dop.choose(h_in, h_out, rank, n, workload, "decode" if n <= 64 else "prefill", dtype)
+        key = (h_in, h_out, n, workload, rank, graph)
+        if key not in self.dop_choices:
+            self.dop_choices[key] = hit[1] if hit else "sgmv"
+        return None if hit is None else (hit[0], rank)
+
+    def add_delta_dop(self, layer: int, module: str, x: torch.Tensor, seg, v: torch.Tensor, y: torch.Tensor) -> None:
+        """``y += delta`` by the kernel configuration the Dop table chooses (``dop_choice``)."""
+        choice = self.dop_choice(x.shape[1], y.shape[1], x.shape[0], seg)
+        if choice is False:
+            return
+        if choice is None:
+            self.add_delta_sgmv(layer, module, x, seg, v, y)
+            return
+        from gpu.dop.kernels import Scratch
+        from gpu.dop.space import block_r, k_per_split
+
+        c, r = choice
+        a, bt = self.A[layer][module], self.BT[layer][module]
+        if r < self.max_rank:  # every slot of this batch has rank <= r: rows past r are never read
+            a, bt = a[:, :r], bt[:, :r]
+        ws = None
+        if c.fuse == "separate" and c.split == "two_phase":
+            ws = torch.empty((k_per_split(c, x.shape[1])[1], x.shape[0], block_r(c, r)), dtype=torch.float32,
+                             device=x.device)
+        self._dop_apply(x, y, a, bt, seg, self.ranks_dev, self.scales_dev, c, Scratch(v, ws))
 
     def add_delta_qkv(self, layer: int, x: torch.Tensor, mask: torch.Tensor, qkv: torch.Tensor,
                       sizes: tuple[int, int]) -> None:

@@ -41,7 +41,7 @@ class ForwardBatch:
     decode_context_lens: torch.Tensor | None = None  # [num_decode] int32
     prefills: list[PrefillChunk] = field(default_factory=list)
     lora_slots: torch.Tensor | None = None  # [T] int64, -1 = base model
-    lora_seg: object | None = None  # gpu.kernels SegmentInfo, for the "sgmv" LoRA kind
+    lora_seg: object | None = None  # gpu.kernels SegmentInfo, for the "sgmv" and "dop" LoRA kinds
     logits_idx: torch.Tensor | None = None  # tokens whose logits are wanted (None: all)
 
 
@@ -150,7 +150,9 @@ class LlamaModel:
         if self.lora is None or mask is None or module not in self.lora.target_modules:
             return
         dst = y if cols is None else y[:, cols[0]:cols[1]]
-        if self._seg is not None:
+        if self._seg is not None and self.lora.kind == "dop":
+            self.lora.add_delta_dop(layer, module, x, self._seg, self._v, dst)
+        elif self._seg is not None:
             self.lora.add_delta_sgmv(layer, module, x, self._seg, self._v, dst)
         else:
             self.lora.add_delta(layer, module, x, mask, dst)
@@ -165,7 +167,7 @@ class LlamaModel:
         mask = None
         self._seg = self._v = None
         if self.lora is not None and b.lora_slots is not None:
-            if self.lora.kind == "sgmv" and b.lora_seg is not None:
+            if self.lora.kind in ("sgmv", "dop") and b.lora_seg is not None:
                 self._seg = b.lora_seg
                 self._v = torch.empty((b.input_ids.shape[0], self.lora.max_rank), dtype=torch.float32,
                                       device=b.input_ids.device)

@@ -1,0 +1,180 @@
+"""The engine's "dop" LoRA kind on the CPU (float32, Triton interpreter, tiny model): the same
+logits as the dense "torch" kind, with a synthetic tuned table (the Dop kernels run) and without
+one (the SGMV fallback); eager steps and the static decode batch the CUDA graphs replay; under the
+graph rule the choice depends on the batch size alone. Skipped without torch and Triton."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+torch = pytest.importorskip("torch")
+pytest.importorskip("triton")
+
+
+def _interpreted() -> bool:
+    """Whether the kernels this test runs were decorated under the interpreter (a module imported
+    by an earlier test before TRITON_INTERPRET was set keeps compiled kernels)."""
+    import triton.language.standard as std
+    from triton.runtime.interpreter import InterpretedFunction
+
+    from gpu.dop import kernels as dk
+    from gpu.kernels import triton_sgmv as ts
+
+    return all(isinstance(k, InterpretedFunction) for k in (std.zeros, dk.dop_fused_kernel, ts.sgmv_shrink_kernel))
+
+
+if os.environ.get("TRITON_INTERPRET") != "1" or not _interpreted():
+    pytest.skip("CPU test: run with TRITON_INTERPRET=1 in the environment (Triton kernels were defined before this "
+                "module could set it)", allow_module_level=True)
+
+import numpy as np  # noqa: E402
+
+from gpu.dop.space import Candidate, Scenario, normalize  # noqa: E402
+from gpu.engine.executor import Executor  # noqa: E402
+from gpu.engine.executor import StepSeq as Seq  # noqa: E402
+from gpu.engine.kv_cache import PagedKVCache  # noqa: E402
+from gpu.engine.lora import ATTN_MODULES, LoraSlots, random_adapter  # noqa: E402
+from gpu.engine.model import LlamaModel  # noqa: E402
+from gpu.engine.weights import ModelConfig, random_weights  # noqa: E402
+
+TINY = ModelConfig(name="tiny", hidden_size=64, intermediate_size=96, num_layers=2, num_heads=4, num_kv_heads=2,
+                   vocab_size=97, max_position=256)
+BS = 4
+
+
+@pytest.fixture(autouse=True)
+def _interpreter_scalars(monkeypatch):
+    """As in test_dop_kernels.py: Triton 3.6's interpreter calls ``int(array)`` on scalar tensors
+    (a loop bound read from memory), which NumPy 2.4 refuses for 1-element arrays."""
+    import triton.runtime.interpreter as interp
+
+    orig = interp._patch_lang_tensor
+
+    def patched(tensor, scope):
+        orig(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(np.asarray(self.handle.data).reshape(-1)[0]))
+
+    monkeypatch.setattr(interp, "_patch_lang_tensor", patched)
+    yield
+
+
+def _entry(workload: str, phase: str, tokens: int, c: Candidate) -> tuple[str, dict]:
+    s = Scenario("llama2-7b", "qkvo", 16, workload, phase, tokens)
+    return s.key(), {"scenario": s.to_dict(), "config": normalize(c).to_dict(), "config_key": normalize(c).key()}
+
+
+def write_table(path) -> dict:
+    """A small table in ``gpu/dop/table.py``'s format (only the fields the dispatcher reads are
+    needed), one sketch per workload type so that different calls run different kernels."""
+    entries = dict([
+        _entry("uniform", "decode", 4, Candidate("tiles", "token", "two_phase", "separate", "dot", 16, 32, 32, 2, 1,
+                                                 4, 2, 4, 2, 0)),
+        _entry("distinct", "decode", 4, Candidate("segment", "adapter", "none", "fused", "gemv", 1, 32, 32, 1, 2,
+                                                  4, 2, 4, 2, 0)),
+        _entry("identical", "decode", 16, Candidate("segment", "adapter", "none", "separate", "dot", 16, 32, 32, 1,
+                                                    1, 4, 2, 4, 2, 1)),
+        _entry("skewed", "prefill", 512, Candidate("segment", "token", "atomic", "separate", "dot", 16, 32, 32, 2,
+                                                   1, 4, 2, 4, 2, 0)),
+        _entry("uniform", "prefill", 512, Candidate("segment", "token", "none", "separate", "gemv", 2, 32, 32, 1, 1,
+                                                    4, 2, 4, 2, 0)),
+    ])
+    table = {"schema_version": 1, "entries": entries}
+    path.write_text(json.dumps(table))
+    return table
+
+
+def build(kind: str, table=None, seed: int = 0) -> Executor:
+    torch.manual_seed(seed)
+    w = random_weights(TINY, torch.float32, "cpu", seed=seed)
+    kv = PagedKVCache(TINY, num_blocks=64, block_size=BS, dtype=torch.float32, device="cpu")
+    slots = LoraSlots(TINY, max_loras=3, max_rank=8, target_modules=ATTN_MODULES, dtype=torch.float32, device="cpu",
+                      kind=kind, tuned_table=table)
+    slots.copy_in(0, random_adapter(TINY, "a", 4, 8.0, ATTN_MODULES, seed=1, dtype=torch.float32))
+    slots.copy_in(2, random_adapter(TINY, "b", 8, 8.0, ATTN_MODULES, seed=2, dtype=torch.float32))
+    slots.copy_in(1, random_adapter(TINY, "c", 8, 16.0, ATTN_MODULES, seed=3, dtype=torch.float32))
+    model = LlamaModel(TINY, w, kv, slots)
+    return Executor(model, block_size=BS, max_model_len=128, use_graphs=False, graph_sizes=(1, 2, 4, 8),
+                    max_num_seqs=8)
+
+
+TABLES = {0: [3, 9, 1, 20, 21], 1: [4, 5, 30, 31, 32], 2: [40, 2, 41, 42, 43], 3: [6, 7, 8, 10, 11]}
+LENS = {0: 9, 1: 13, 2: 6, 3: 11}
+SLOT = {0: None, 1: 0, 2: 2, 3: 2}
+# decode steps' adapter mixes: skewed (1 + 2 rows), distinct, identical with rank 4 only (the
+# stacks are sliced to rank 4)
+DECODE_MIXES = (SLOT, {0: None, 1: 0, 2: 2, 3: 1}, {0: None, 1: 0, 2: None, 3: 0})
+
+
+def _steps(ex: Executor):
+    """A prefill step of four prompts (two adapters and none), then three decode steps; returns the
+    logits of each step (eager path)."""
+    g = torch.Generator().manual_seed(5)
+    for rid, n in LENS.items():
+        ex.add_request(rid, torch.randint(0, TINY.vocab_size, (n,), generator=g).tolist())
+    out = [ex.execute([Seq(r, SLOT[r], 0, LENS[r], TABLES[r]) for r in LENS], return_logits=True)[1]]
+    for step, mix in enumerate(DECODE_MIXES):
+        out.append(ex.execute([Seq(r, mix[r], LENS[r] + step, 1, TABLES[r]) for r in LENS], return_logits=True)[1])
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return _steps(build("torch"))
+
+
+@pytest.mark.parametrize("with_table", [True, False])
+def test_dop_kind_equals_torch_kind_eager(tmp_path, reference, with_table: bool) -> None:
+    table = tmp_path / "tuned.json"
+    if with_table:
+        write_table(table)
+    ex = build("dop", table)
+    slots = ex.model.lora
+    assert slots.kind == "dop"
+    assert (slots.dop is not None) == with_table, slots.dop_status
+    got = _steps(ex)
+    for a, b in zip(got, reference, strict=True):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4), (a - b).abs().max()
+    # eager calls were classified from the batch and the table's kernels ran (without a table:
+    # no lookup, the SGMV kernels)
+    choices = set(slots.dop_choices.values())
+    assert choices and "sgmv" not in choices if with_table else not choices
+    assert all(not k[5] for k in slots.dop_choices)  # no graph-rule call on the eager path
+    if with_table:
+        assert {(k[3], k[4]) for k in slots.dop_choices} == {
+            ("uniform", 8), ("skewed", 8), ("distinct", 8), ("identical", 4)}
+        assert len(choices) == 3  # three sketches of the table ran
+
+
+def test_static_decode_batch_under_graph_rule(tmp_path) -> None:
+    """The static batch the executor captures (segment metadata marked ``dop_graph``) gives the
+    eager step's logits, and its choice does not move with the batch's adapter mix."""
+    write_table(tmp_path / "tuned.json")
+    ex = build("dop", tmp_path / "tuned.json")
+    size = 4
+    ex.s_seg[size] = ex._seg([-1] * size)  # what capture_graphs sets up (no CUDA graph on the CPU)
+    ex.s_seg[size].dop_graph = True
+    g = torch.Generator().manual_seed(9)
+    for rid, n in LENS.items():
+        ex.add_request(rid, torch.randint(0, TINY.vocab_size, (n + 1,), generator=g).tolist())
+    slots = ex.model.lora
+    mixes = ({0: None, 1: 0, 2: 2, 3: 2}, {0: 0, 1: 0, 2: 0, 3: 0}, {0: 2, 1: 0, 2: None, 3: 1})
+    graph_keys = set()
+    for mix in mixes:
+        seqs = [Seq(r, mix[r], LENS[r], 1, TABLES[r]) for r in LENS]
+        _, eager = ex.execute(seqs, return_logits=True, force_eager=True)
+        for r in LENS:
+            ex.tokens[r].pop()
+        ex._fill_static(seqs, size)
+        before = set(slots.dop_choices)
+        logits = ex.model.forward(ex._decode_batch(size, True))
+        graph_keys |= {k for k in set(slots.dop_choices) - before if k[5]} | {k for k in slots.dop_choices if k[5]}
+        assert torch.allclose(logits[:4], eager, atol=1e-4, rtol=1e-4)
+    # one class per module shape, whatever the mix: size 4, graph_workload, the slots' max rank
+    assert {(k[2], k[3], k[4]) for k in graph_keys} == {(4, "uniform", 8)}
+    assert len({slots.dop_choices[k] for k in graph_keys}) == 1
+    c = [slots.dop_choice(64, 64, size, ex.s_seg[size]) for _ in mixes]
+    assert all(x == c[0] for x in c) and c[0][1] == 8
