@@ -78,3 +78,20 @@ def twin_binary() -> Path | None:
         if p.is_file():
             return p
     return None
+
+
+def patch_triton_interpreter_scalars(monkeypatch) -> None:
+    """Triton 3.6's interpreter turns scalar tensors into Python ints with ``int(array)``, which
+    NumPy 2.4 refuses for 1-element arrays (a loop bound read from memory hits it): take the item.
+    For tests that run Triton kernels on the CPU (TRITON_INTERPRET=1)."""
+    import numpy as np
+    import triton.runtime.interpreter as interp
+
+    orig = interp._patch_lang_tensor
+
+    def patched(tensor, scope):
+        orig(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(np.asarray(self.handle.data).reshape(-1)[0]))
+
+    monkeypatch.setattr(interp, "_patch_lang_tensor", patched)
+

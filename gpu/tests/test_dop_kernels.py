@@ -14,7 +14,8 @@ pytest.importorskip("triton")
 if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
     pytest.skip("needs a GPU or TRITON_INTERPRET=1 before Triton is imported", allow_module_level=True)
 
-import numpy as np  # noqa: E402
+
+from conftest import patch_triton_interpreter_scalars  # noqa: E402
 
 from gpu.dop.space import SKETCH_CHOICES, Candidate, normalize  # noqa: E402
 from gpu.kernels.ops import SegmentInfo  # noqa: E402
@@ -26,20 +27,8 @@ DEVICE = "cuda" if os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
 
 @pytest.fixture(autouse=True)
 def _interpreter_scalars(monkeypatch):
-    """Triton 3.6's interpreter turns scalar tensors into Python ints with ``int(array)``, which
-    NumPy 2.4 refuses for 1-element arrays (a loop bound read from memory hits it); take the item."""
-    if DEVICE != "cpu":
-        yield
-        return
-    import triton.runtime.interpreter as interp
-
-    orig = interp._patch_lang_tensor
-
-    def patched(tensor, scope):
-        orig(tensor, scope)
-        scope.set_attr(tensor, "__index__", lambda self: int(np.asarray(self.handle.data).reshape(-1)[0]))
-
-    monkeypatch.setattr(interp, "_patch_lang_tensor", patched)
+    if DEVICE == "cpu":
+        patch_triton_interpreter_scalars(monkeypatch)
     yield
 
 

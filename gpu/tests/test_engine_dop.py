@@ -31,7 +31,7 @@ if os.environ.get("TRITON_INTERPRET") != "1" or not _interpreted():
     pytest.skip("CPU test: run with TRITON_INTERPRET=1 in the environment (Triton kernels were defined before this "
                 "module could set it)", allow_module_level=True)
 
-import numpy as np  # noqa: E402
+from conftest import patch_triton_interpreter_scalars  # noqa: E402
 
 from gpu.dop.space import Candidate, Scenario, normalize  # noqa: E402
 from gpu.engine.executor import Executor  # noqa: E402
@@ -48,17 +48,7 @@ BS = 4
 
 @pytest.fixture(autouse=True)
 def _interpreter_scalars(monkeypatch):
-    """As in test_dop_kernels.py: Triton 3.6's interpreter calls ``int(array)`` on scalar tensors
-    (a loop bound read from memory), which NumPy 2.4 refuses for 1-element arrays."""
-    import triton.runtime.interpreter as interp
-
-    orig = interp._patch_lang_tensor
-
-    def patched(tensor, scope):
-        orig(tensor, scope)
-        scope.set_attr(tensor, "__index__", lambda self: int(np.asarray(self.handle.data).reshape(-1)[0]))
-
-    monkeypatch.setattr(interp, "_patch_lang_tensor", patched)
+    patch_triton_interpreter_scalars(monkeypatch)
     yield
 
 
