@@ -22,6 +22,9 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Folder suffixes of the baselines (traces/live/make_dlora_runs.sh) and their names.
+BASELINES = {"-fcfs": "unmerged (FCFS)", "-merged": "always merged", "-nocredit": "dLoRA, no credits",
+             "-draincredit": "dLoRA, drain_credit"}
 
 
 def cold_wait(requests_csv: Path) -> float:
@@ -53,18 +56,12 @@ def main() -> int:
             sim = Path(td) / run.name
             subprocess.run([args.bin, "simulate", str(run / "scenario.yaml"), "-o", str(sim)], check=True,
                            capture_output=True)
-            sched = "dLoRA"
-            for suffix, name in (("-fcfs", "unmerged (FCFS)"), ("-merged", "always merged"),
-                                 ("-nocredit", "dLoRA, no credits"), ("-draincredit", "dLoRA, drain_credit")):
-                if run.name.endswith(suffix):
-                    sched = name
+            suffix = next((x for x in BASELINES if run.name.endswith(x)), "")
+            base, sched = run.name.removesuffix(suffix), BASELINES.get(suffix, "dLoRA")
 
             def pair(key: str, fmt: str = "{:.2f}", m: dict = m) -> str:
                 return f"{fmt.format(m[key]['live'])} / {fmt.format(m[key]['predicted'])}"
 
-            base = run.name
-            for suffix in ("-fcfs", "-merged", "-nocredit", "-draincredit"):
-                base = base.removesuffix(suffix)
             print(f"| {base} | {sched} | {pair('requests_per_s')} | {pair('ttft_p50')} | {pair('e2e_p99')} "
                   f"| {pair('longest_wait', '{:.1f}')} | {cold_wait(run / 'requests.csv'):.1f} / "
                   f"{cold_wait(sim / 'requests.csv'):.1f} | {pair('mode_changes', '{:.0f}')} |")

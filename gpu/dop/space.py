@@ -35,8 +35,10 @@ dominated for a scenario (None if valid).
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 
 from gpu.kernels.roofline import op_bytes, op_flops
@@ -467,24 +469,26 @@ def feature_names() -> list[str]:
     return names
 
 
+def all_sketches() -> Iterator[tuple[str, ...]]:
+    """Every sketch, (tiling, order, split, fuse, math), in the order of SKETCH_CHOICES."""
+    return itertools.product(*SKETCH_CHOICES.values())
+
+
 def sweep_grid(s: Scenario) -> list[Candidate]:
     """The exhaustive-sweep grid: every sketch with a reduced set of details (valid points only,
     canonical, deduplicated). Used to judge the search on a few scenarios."""
     out: dict[str, Candidate] = {}
-    for tiling in SKETCH_CHOICES["tiling"]:
-        for order in SKETCH_CHOICES["order"]:
-            for split in SKETCH_CHOICES["split"]:
-                for fuse in SKETCH_CHOICES["fuse"]:
-                    for mth in SKETCH_CHOICES["math"]:
-                        bms = (16, 64) if mth == "dot" else (1, 4)
-                        for bm in bms:
-                            for bk in (64, 256):
-                                for bn in (64, 256):
-                                    for sk in ((1,) if split == "none" else (4, 16)):
-                                        for ns in ((1,) if fuse == "separate" else (4, 16)):
-                                            for w in (4,):
-                                                c = repair(Candidate(tiling, order, split, fuse, mth, bm, bk, bn, sk,
-                                                                     ns, w, 3, w, 2, 0), s)
-                                                if check(c, s) is None:
-                                                    out.setdefault(c.key(), c)
+    for tiling, order, split, fuse, mth in all_sketches():
+        details = itertools.product(
+            (16, 64) if mth == "dot" else (1, 4),  # block_m
+            (64, 256),  # block_k
+            (64, 256),  # block_n
+            (1,) if split == "none" else (4, 16),  # split_k
+            (1,) if fuse == "separate" else (4, 16),  # n_split
+        )
+        for bm, bk, bn, sk, ns in details:
+            w = 4
+            c = repair(Candidate(tiling, order, split, fuse, mth, bm, bk, bn, sk, ns, w, 3, w, 2, 0), s)
+            if check(c, s) is None:
+                out.setdefault(c.key(), c)
     return list(out.values())

@@ -17,7 +17,7 @@ if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
 
 from conftest import patch_triton_interpreter_scalars  # noqa: E402
 
-from gpu.dop.space import SKETCH_CHOICES, Candidate, normalize  # noqa: E402
+from gpu.dop.space import Candidate, all_sketches, normalize  # noqa: E402
 from gpu.kernels.ops import SegmentInfo  # noqa: E402
 from gpu.kernels.reference import fp64_apply  # noqa: E402
 from gpu.kernels.segments import build_segments, pad_layout, sort_permutation  # noqa: E402
@@ -34,15 +34,11 @@ def _interpreter_scalars(monkeypatch):
 
 def _sketches() -> list[Candidate]:
     out: dict[str, Candidate] = {}
-    for tiling in SKETCH_CHOICES["tiling"]:
-        for order in SKETCH_CHOICES["order"]:
-            for split in SKETCH_CHOICES["split"]:
-                for fuse in SKETCH_CHOICES["fuse"]:
-                    for mth in SKETCH_CHOICES["math"]:
-                        bm = 16 if mth == "dot" else 1 + (split == "none")  # gemv: 1- and 2-row tiles
-                        c = normalize(Candidate(tiling, order, split, fuse, mth, bm, 32, 32,
-                                                2 if split != "none" else 1, 2, 4, 2, 4, 2, int(order == "token")))
-                        out.setdefault(c.key(), c)
+    for tiling, order, split, fuse, mth in all_sketches():
+        bm = 16 if mth == "dot" else 1 + (split == "none")  # gemv: 1- and 2-row tiles
+        c = normalize(Candidate(tiling, order, split, fuse, mth, bm, 32, 32,
+                                2 if split != "none" else 1, 2, 4, 2, 4, 2, int(order == "token")))
+        out.setdefault(c.key(), c)
     return list(out.values())
 
 
