@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from gpu.common.gpu_monitor import GpuMonitor  # noqa: E402
 from gpu.engine.attention import DECODE_MAX_SPLITS, DECODE_TARGET_PROGRAMS  # noqa: E402
 from gpu.engine.config import EngineConfig, derive_num_gpu_blocks  # noqa: E402
 from gpu.engine.executor import DEFAULT_GRAPH_SIZES, Executor  # noqa: E402
@@ -434,6 +435,9 @@ def main() -> int:
     capture = rig.warm()
     tables = {}
     seconds = {}
+    windows = {}  # table -> [start, end] seconds on the monitor's clock (meta gpu_monitor.series)
+    monitor = GpuMonitor().start() if args.device == "cuda" else None
+    t_mon = time.perf_counter()
     for name, fn in (("step_decode", lambda: profile_decode(rig, args.quick)),
                      ("step_tokens", lambda: profile_tokens(rig, args.quick)),
                      ("step_attention", lambda: profile_attention(rig, args.quick)),
@@ -445,6 +449,7 @@ def main() -> int:
         t = time.perf_counter()
         try:
             tables[name] = fn()
+            windows[name] = [round(t - t_mon, 3), round(time.perf_counter() - t_mon, 3)]
             tmp = out / f".{name}.csv.tmp"  # each table as soon as it is measured
             tmp.write_text("\n".join(tables[name]) + "\n")
             os.replace(tmp, out / f"{name}.csv")
@@ -453,6 +458,8 @@ def main() -> int:
             print(f"table {name} failed; the profile is incomplete", flush=True)
         seconds[name] = time.perf_counter() - t
         print(f"{name}: {len(tables.get(name, [])) - 1} rows in {seconds[name]:.1f} s", flush=True)
+    if monitor is not None:
+        monitor.stop()
     meta = {
         "schema_version": 2,
         **versions(),
@@ -476,6 +483,11 @@ def main() -> int:
                 "choices": ([{"key": list(map(str, k)), "choice": v} for k, v in rig.slots["dop"].dop_choices.items()]
                             if "dop" in rig.kinds else [])},
         "seconds": seconds,
+        # Clocks, power and temperature while the tables were measured, and each table's window
+        # on the same clock, to compare with a live run's (run.json gpu_monitor).
+        "gpu_monitor": {**(monitor.summary(t_mon) if monitor is not None
+                           else {"available": False, "reason": "not CUDA"}),
+                        "table_windows_s": windows},
         "complete": len(tables) == 8,
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from gpu.common.gpu_monitor import GpuMonitor  # noqa: E402
 from gpu.engine.config import EngineConfig, derive_num_gpu_blocks, parse_scheduler  # noqa: E402
 from gpu.engine.dlora import DLoRAScheduler, SwitchOrder  # noqa: E402
 from gpu.engine.executor import DEFAULT_GRAPH_SIZES, Executor  # noqa: E402
@@ -317,6 +318,7 @@ def replay(args: argparse.Namespace) -> ReplayResult:
     switch_log: list[dict[str, Any]] = []
     outputs: dict[int, list[int]] = {}
     idx = 0
+    monitor = GpuMonitor().start() if cuda else None  # clocks and power during the replay (run.json)
     t0 = time.perf_counter()
 
     def now() -> float:
@@ -379,6 +381,8 @@ def replay(args: argparse.Namespace) -> ReplayResult:
         host_ms.append(ex.last_host_s * 1e3)
         it += 1
     wall_s = now()
+    if monitor is not None:
+        monitor.stop()
     loader.close()
     for rec in loader.poll():
         load_log.append(rec)
@@ -440,6 +444,7 @@ def replay(args: argparse.Namespace) -> ReplayResult:
             "host_buffers": {"count": min(engine.max_cpu_loras, len(files)), "pin_s": pin_s,
                              "fallback_reads": loader.fallback_reads},
             "summary": summary, "loads": loads, "switches": switch_log,
+            "gpu_monitor": monitor.summary(t0) if monitor is not None else {"available": False, "reason": "not CUDA"},
         },
     )
     if args.tokens_out:
