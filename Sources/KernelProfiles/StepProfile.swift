@@ -230,6 +230,15 @@ public struct StepProfile: Sendable {
     /// (profiles of engines with one program per sequence and head), splits are 1; without
     /// recorded graph sizes, the batch is its own size.
     public func decodeMicroseconds(seqs: Int, contextTokens: Int, maxContext: Int = 0) -> Double {
+        let p = decodeParts(seqs: seqs, contextTokens: contextTokens, maxContext: maxContext)
+        return p.floor + max(p.work, p.tail)
+    }
+
+    /// The parts `decodeMicroseconds` adds up: `floor`, the shortest-context row at the batch's
+    /// graph size; `work`, the attention work at the mean context over the shortest; `tail`, the
+    /// longest program's walk over the shortest (equal to `work` when no sequence is longer than
+    /// the mean). The step is `floor + max(work, tail)`.
+    public func decodeParts(seqs: Int, contextTokens: Int, maxContext: Int = 0) -> (floor: Double, work: Double, tail: Double) {
         let s = Double(seqs)
         let mean = Double(contextTokens) / Double(max(seqs, 1))
         func table(_ n: Double, _ c: Double) -> Double {
@@ -241,13 +250,13 @@ public struct StepProfile: Sendable {
         let graph = graphSize(seqs)
         let floor = table(Double(graph), shortest)
         let work = table(s, mean) - table(s, shortest)
-        guard Double(maxContext) > mean else { return floor + work }
+        guard Double(maxContext) > mean else { return (floor, work, work) }
         var lone = Double(maxContext)
         if let rule = meta.decodeAttention {
             lone *= Double(rule.splits(seqs: 1)) / Double(rule.splits(seqs: graph))
         }
         let tail = oneSequence(lone) - oneSequence(shortest)
-        return floor + max(work, tail)
+        return (floor, work, tail)
     }
 
     /// The decode CUDA-graph size a batch of `seqs` runs as (`seqs` itself without recorded

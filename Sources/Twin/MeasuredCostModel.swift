@@ -31,26 +31,50 @@ public struct MeasuredCostModel: StepCostModel {
     public var label: String { "measured" }
 
     public func stepSeconds(_ b: StepBatch) -> Double {
-        var us: Double
+        breakdown(b).total * 1e-6
+    }
+
+    /// The parts of one step's predicted cost, in microseconds (`loratwin profile price` prints
+    /// them per live iteration).
+    public struct Breakdown: Sendable, Equatable {
+        /// Decode-only steps: the graph-size floor, attention work and longest-program tail
+        /// (`StepProfile.decodeParts`); 0 for eager steps.
+        public var decodeFloor = 0.0, decodeWork = 0.0, decodeTail = 0.0
+        /// Eager steps: the model without LoRA (token curve plus fitted attention); 0 for decode steps.
+        public var eager = 0.0
+        /// Unmerged LoRA: the `step_mixed` residual in eager steps, the LoRA table in decode steps.
+        public var lora = 0.0
+        /// The engine's host time per iteration.
+        public var host = 0.0
+        /// The step, as `stepSeconds` prices it (at least 1 us).
+        public var total: Double {
+            max(decodeFloor + max(decodeWork, decodeTail) + eager + lora + host, 1)
+        }
+    }
+
+    /// `stepSeconds`, part by part.
+    public func breakdown(_ b: StepBatch) -> Breakdown {
+        var out = Breakdown()
         if b.prefillTokens == 0 {
-            us = profile.decodeMicroseconds(
+            let p = profile.decodeParts(
                 seqs: b.decodeSequences, contextTokens: b.decodeContextTokens, maxContext: b.decodeMaxContext)
+            (out.decodeFloor, out.decodeWork, out.decodeTail) = (p.floor, p.work, p.tail)
         } else {
-            us = profile.eagerMicroseconds(
+            out.eager = profile.eagerMicroseconds(
                 tokens: b.tokens, prefillPairs: b.prefillAttentionPairs, decodeSequences: b.decodeSequences,
                 decodeContextTokens: b.decodeContextTokens)
         }
         if b.mode == .unmerged && !b.segments.isEmpty {
             if b.prefillTokens > 0, let eager = profile.eagerLoraMicroseconds(kernel: kernel, tokens: b.tokens) {
-                us += eager
+                out.lora = eager
             } else {
                 var rank = 0
                 for s in b.segments { rank = max(rank, adapterRanks[s.adapter]) }
-                us += profile.loraMicroseconds(kernel: kernel, tokens: b.tokens, segments: b.segments.count, rank: rank) ?? 0
+                out.lora = profile.loraMicroseconds(kernel: kernel, tokens: b.tokens, segments: b.segments.count, rank: rank) ?? 0
             }
         }
-        us += max(0, profile.hostOverheadFit.value(1, Double(b.sequences)))
-        return max(us, 1) * 1e-6
+        out.host = max(0, profile.hostOverheadFit.value(1, Double(b.sequences)))
+        return out
     }
 
     /// The profile's merge or unmerge fit at the adapter's rank (its target modules as profiled).

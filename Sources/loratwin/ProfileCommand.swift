@@ -6,7 +6,7 @@ struct ProfileCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "profile",
         abstract: "Inspect measured GPU profiles.",
-        subcommands: [Check.self]
+        subcommands: [Check.self, Price.self]
     )
 
     struct Check: ParsableCommand {

@@ -66,6 +66,37 @@ struct StepProfileTests {
         #expect(abs(m.loadSeconds(adapter: 1, fromDisk: true) - (50 + bytes / 25e3 + 200 + bytes / 2e3) * 1e-6) < 1e-12)
     }
 
+    @Test("the breakdown's parts add up to the step, decode and eager")
+    func breakdownAddsUp() throws {
+        let p = try StepProfile(directory: try ProfileFixture.write())
+        let cat = AdapterCatalogue([AdapterSpec(name: "a", rank: 16, alpha: 16, targetModules: ["q_proj"])])
+        let m = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: cat)
+        var d = StepBatch()
+        d.decodeSequences = 8
+        d.decodeContextTokens = 8 * 1024
+        d.decodeMaxContext = 2048  // longer than the mean: the tail part is priced
+        d.samplingSequences = 8
+        d.segments = [LoraSegment(adapter: 0, tokens: 8)]
+        let bd = m.breakdown(d)
+        #expect(bd.eager == 0 && bd.decodeFloor > 0 && bd.lora > 0 && bd.host > 0)
+        #expect(abs(bd.decodeFloor + max(bd.decodeWork, bd.decodeTail) + bd.lora + bd.host - bd.total) < 1e-9)
+        #expect(abs(bd.total * 1e-6 - m.stepSeconds(d)) < 1e-15)
+        let parts = p.decodeParts(seqs: 8, contextTokens: 8 * 1024, maxContext: 2048)
+        #expect(abs(parts.floor + max(parts.work, parts.tail) - p.decodeMicroseconds(seqs: 8, contextTokens: 8 * 1024, maxContext: 2048)) < 1e-9)
+        var e = StepBatch()
+        e.prefillTokens = 300
+        e.prefillSequences = 1
+        e.prefillAttentionPairs = 300 * 151
+        e.decodeSequences = 4
+        e.decodeContextTokens = 4 * 512
+        e.segments = [LoraSegment(adapter: 0, tokens: 304)]
+        let be = m.breakdown(e)
+        #expect(be.decodeFloor == 0 && be.decodeWork == 0 && be.eager > 0 && be.lora > 0)
+        #expect(abs(be.total * 1e-6 - m.stepSeconds(e)) < 1e-15)
+        e.mode = .merged  // no LoRA part in a merged step
+        #expect(m.breakdown(e).lora == 0)
+    }
+
     @Test(
         "bad profiles are refused with file, line and column",
         arguments: [
