@@ -81,9 +81,10 @@ func priceSteps(path: String, cost: MeasuredCostModel, catalogue: AdapterCatalog
     let table: ProfileTable
     do { table = try ProfileTable(path: path, required: stepColumns) } catch { throw CLIError(error.description) }
     let col = Dictionary(uniqueKeysWithValues: table.columns.enumerated().map { ($1, $0) })
-    var out = (table.columns + [
-        "predicted_us", "decode_floor_us", "decode_work_us", "decode_tail_us", "eager_us", "lora_us", "host_us",
-    ]).joined(separator: ",") + "\n"
+    var out =
+        (table.columns + [
+            "predicted_us", "decode_floor_us", "decode_work_us", "decode_tail_us", "eager_us", "lora_us", "host_us",
+        ]).joined(separator: ",") + "\n"
     for (row, line) in zip(table.rows, table.lines) {
         func fail(_ c: String, _ why: String) -> CLIError {
             CLIError("\(path):\(line): column \(c): \(why) (found '\(row[col[c]!])')")

@@ -82,7 +82,9 @@ struct StepProfileTests {
         #expect(abs(bd.decodeFloor + max(bd.decodeWork, bd.decodeTail) + bd.lora + bd.host - bd.total) < 1e-9)
         #expect(abs(bd.total * 1e-6 - m.stepSeconds(d)) < 1e-15)
         let parts = p.decodeParts(seqs: 8, contextTokens: 8 * 1024, maxContext: 2048)
-        #expect(abs(parts.floor + max(parts.work, parts.tail) - p.decodeMicroseconds(seqs: 8, contextTokens: 8 * 1024, maxContext: 2048)) < 1e-9)
+        #expect(
+            abs(parts.floor + max(parts.work, parts.tail) - p.decodeMicroseconds(seqs: 8, contextTokens: 8 * 1024, maxContext: 2048)) < 1e-9
+        )
         var e = StepBatch()
         e.prefillTokens = 300
         e.prefillSequences = 1
