@@ -1,0 +1,76 @@
+"""scripts/schedulers_live.py: its pieces on hand-made rows (CPU), and its tables on the committed
+d0* runs with the twin's binary."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from gpu.tests.test_conformance import require_twin
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("schedulers_live", ROOT / "scripts/schedulers_live.py")
+sl = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sl)
+
+
+def it(start: float, dur: float, prefill: int, decode: int, mode: str) -> dict:
+    return {"start_s": str(start), "duration_s": str(dur), "prefill_tokens": str(prefill),
+            "decode_seqs": str(decode), "mode": mode}
+
+
+def test_split_name_knows_every_variant() -> None:
+    assert sl.split_name("d04-cold-adapter-share90") == ("d04-cold-adapter-share90", "")
+    assert sl.split_name("d04-cold-adapter-share90-draincredit") == ("d04-cold-adapter-share90", "-draincredit")
+    assert sl.split_name("d02-identical-heavy-share95-fcfs") == ("d02-identical-heavy-share95", "-fcfs")
+    # The bound applies to dLoRA with credits only.
+    assert [k for k, (_, credits) in sl.VARIANTS.items() if credits] == ["", "-draincredit"]
+
+
+def test_mode_stats_counts_merges_and_merged_iterations() -> None:
+    rows = [it(0, 1, 0, 1, "unmerged"), it(1, 1, 0, 1, "merged"), it(2, 1, 0, 1, "merged"),
+            it(3, 1, 0, 1, "unmerged"), it(4, 1, 0, 1, "merged")]
+    assert sl.mode_stats(rows) == (2, 3)
+
+
+def test_speed_ratio_replays_the_engines_moving_average() -> None:
+    # Unmerged: 100 tok/s, then 200 -> 0.8 * 100 + 0.2 * 200 = 120. Merged: 600 tok/s.
+    rows = [it(0.0, 1.0, 90, 10, "unmerged"), it(1.0, 1.0, 0, 600, "merged"), it(2.0, 1.0, 190, 10, "unmerged"),
+            it(3.0, 1.0, 0, 100, "unmerged")]
+    assert sl.speed_ratio_max(rows, 0.0, 0.5) == 1.0  # nothing finished yet: s unknown, 1
+    assert sl.speed_ratio_max(rows, 0.0, 2.0) == pytest.approx(6.0)  # 600 / 100
+    # Largest over the window [2.5, 3.0]: 600 / 120 = 5 at 3.0 (the last iteration ends at 4.0).
+    assert sl.speed_ratio_max(rows, 2.5, 3.0) == pytest.approx(5.0)
+    assert sl.speed_ratio_max(rows, 0.0, 10.0) == pytest.approx(6.0)
+    assert sl.bound_passes(5.0, 32) == 320
+
+
+def test_waits_and_cold_wait(tmp_path: Path) -> None:
+    p = tmp_path / "requests.csv"
+    with open(p, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["request_id", "adapter", "arrival_s", "first_scheduled_s"])
+        w.writerows([[0, "a0", 0.0, 5.0], [1, "a0", 1.0, 2.0], [2, "a1", 0.0, 3.0], [3, "a2", 1.0, ""]])
+    assert max(sl.waits(p), key=lambda x: x[1]) == ("a0", 5.0, 5.0)
+    assert sl.cold_wait(p) == 3.0  # a0 is the most requested; a2's request never ran
+
+
+def test_replace_block_keeps_the_markers() -> None:
+    doc = f"head\n{sl.BEGIN}\nold\n{sl.END}\ntail\n"
+    assert sl.replace_block(doc, "new") == f"head\n{sl.BEGIN}\nnew\n{sl.END}\ntail\n"
+    with pytest.raises(ValueError):
+        sl.replace_block("no markers", "new")
+    text = sl.DOC.read_text()
+    assert text.count(sl.BEGIN) == 1 and text.count(sl.END) >= 1
+
+
+def test_tables_cover_every_recorded_run() -> None:
+    body = sl.render(str(require_twin()))
+    first, second = body.split("\n\n")
+    runs = sorted(p.parent.name for p in (ROOT / "traces/live").glob("d0*/requests.csv"))
+    assert len(first.splitlines()) == 2 + len(runs)
+    credit_runs = [r for r in runs if sl.VARIANTS[sl.split_name(r)[1]][1]]
+    assert len(second.splitlines()) == 2 + len(credit_runs)
