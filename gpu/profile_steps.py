@@ -120,6 +120,7 @@ class Rig:
             self.dop_note = f"dop not profiled: no tuned table at {dop_table}"
         else:
             self.dop_note = f"dop: {self.slots['dop'].dop_status}" + ("" if "dop" in self.kinds else "; not profiled")
+        self.graph_sizes = tuple(graph_sizes)
         self.ex = {}
         for k in self.kinds:
             model = LlamaModel(self.cfg, self.weights, self.kv, self.slots[k])
@@ -176,7 +177,10 @@ class Rig:
 def profile_decode(rig: Rig, quick: bool) -> list[str]:
     ex = rig.ex[rig.kinds[0]]
     rows = ["seqs,context_tokens," + TIMING]
-    seqs_grid = (1, 2, 4, 8, 16, 32, 64, 128)
+    # Every CUDA-graph size, not only the powers of two: interpolating 8..16 for the graph of 12
+    # (and 32..64 for 40-56, 64..128 for 80-112) priced those steps 5-16 % short in every live run
+    # (scripts/step_errors.py, docs/validation.md "Step by step").
+    seqs_grid = rig.graph_sizes if not quick else (1, 12, 16)
     ctx_grid = (128, 512, 1024, 2048, 4096) if not quick else (128, 1024)
     for n in seqs_grid:
         for c in ctx_grid:

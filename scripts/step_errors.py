@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Where the twin's step cost is off, one live iteration at a time.
+
+    python3 scripts/step_errors.py [RUN_DIR ...]   (default: every recorded H200 run under traces/live)
+
+For each run: recovers every iteration's batch (scripts/live_batches.py, which replays the
+engine's scheduler on the live clock and checks every pass), prices each batch with the run's own
+cost model (`loratwin profile price`, the twin's MeasuredCostModel part by part), and prints the
+median of live / predicted per decode CUDA-graph size and per eager-step size. A median of 1.10
+means the live steps of that kind took 10 % longer than the twin prices the very same batches.
+Needs the twin's release binary (`swift build -c release`); no GPU, no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import live_batches  # noqa: E402
+
+GRAPH_COLUMNS = (1, 4, 8, 12, 16, 24, 32, 40, 48, 64, 96, 128)
+EAGER_COLUMNS = (("<256", 0, 255), ("256-1023", 256, 1023), (">=1024", 1024, 1 << 30))
+MIN_STEPS = 10  # fewer steps of a kind: no cell
+
+
+def graph_sizes(profile_meta: Path) -> list[int]:
+    import json
+
+    return json.loads(profile_meta.read_text()).get("graph_sizes") or list(GRAPH_COLUMNS)
+
+
+def profile_dir(run: Path) -> Path:
+    for line in (run / "scenario.yaml").read_text().splitlines():
+        if "profile:" in line:
+            rel = line.split("profile:")[1].split(",")[0].strip()
+            return (run / rel).resolve()
+    raise SystemExit(f"{run}/scenario.yaml: cost_model names no profile")
+
+
+def price(run: Path, twin: Path, work: Path) -> list[dict[str, str]]:
+    steps = work / f"{run.name}.csv"
+    rec = live_batches.reconstruct(live_batches.read_run(run))
+    live_batches.write_csv(steps, rec.batches)
+    priced = work / f"{run.name}.priced.csv"
+    r = subprocess.run([str(twin), "profile", "price", str(run / "scenario.yaml"), str(steps), "-o", str(priced)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"loratwin profile price {run.name}: {r.stderr.strip()}")
+    return list(csv.DictReader(priced.open()))
+
+
+def cells(rows: list[dict[str, str]], sizes: list[int]) -> tuple[dict[int, float], dict[str, float]]:
+    def size(n: int) -> int:
+        return next((g for g in sizes if g >= n), n)
+
+    dec: dict[int, list[float]] = {}
+    eag: dict[str, list[float]] = {}
+    for x in rows:
+        ratio = float(x["live_s"]) * 1e6 / float(x["predicted_us"])
+        if int(x["prefill_tokens"]) == 0:
+            dec.setdefault(size(int(x["decode_sequences"])), []).append(ratio)
+        else:
+            t = int(x["prefill_tokens"]) + int(x["decode_sequences"])
+            for name, lo, hi in EAGER_COLUMNS:
+                if lo <= t <= hi:
+                    eag.setdefault(name, []).append(ratio)
+    return ({k: statistics.median(v) for k, v in dec.items() if len(v) >= MIN_STEPS},
+            {k: statistics.median(v) for k, v in eag.items() if len(v) >= MIN_STEPS})
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="*", help="run folders (default: the recorded H200 runs under traces/live)")
+    ap.add_argument("--twin", default=str(ROOT / ".build/release/loratwin"))
+    args = ap.parse_args(argv)
+    twin = Path(args.twin)
+    if not twin.exists():
+        raise SystemExit(f"{twin}: not found; run `swift build -c release` first")
+    runs = [Path(r) for r in args.runs] or sorted(
+        p.parent for p in (ROOT / "traces/live").glob("*/run.json")
+        if "gpu: h200" in (p.parent / "scenario.yaml").read_text())
+    print("Median of live / predicted step time over the same batches (scripts/step_errors.py)")
+    print()
+    head = ["run", "profile"] + [f"dec {g}" for g in GRAPH_COLUMNS] + [f"eager {n}" for n, _, _ in EAGER_COLUMNS]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * 2 + "---:|" * (len(head) - 2))
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in runs:
+            prof = profile_dir(run)
+            dec, eag = cells(price(run, twin, Path(tmp)), graph_sizes(prof / "meta.json"))
+            row = [run.name, prof.name] + [f"{dec[g]:.2f}" if g in dec else "-" for g in GRAPH_COLUMNS]
+            row += [f"{eag[n]:.2f}" if n in eag else "-" for n, _, _ in EAGER_COLUMNS]
+            print("| " + " | ".join(row) + " |")
+    print()
+    print(f"dec N: decode-only steps that ran as the CUDA graph of size N; eager T: steps with prefill tokens,"
+          f" T = prefill tokens + decode sequences; '-': fewer than {MIN_STEPS} steps.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
