@@ -110,6 +110,7 @@ if str(ROOT) not in sys.path:
 
 from gpu.engine.config import DLoRAConfig, EngineConfig, parse_scheduler  # noqa: E402
 from gpu.engine.dlora import DLoRAScheduler  # noqa: E402
+from gpu.engine.records import IterationRecord  # noqa: E402
 from gpu.engine.scheduler import AdapterInfo, Request, Scheduler, StepPlan  # noqa: E402
 from gpu.engine.trace_io import read_catalogue, read_trace  # noqa: E402
 
@@ -150,21 +151,8 @@ class Mismatch(Exception):
         super().__init__(msg + (f" ({detail})" if detail else ""))
 
 
-@dataclass(frozen=True)
-class LiveRow:
-    """One row of iterations.csv."""
-
-    iteration: int
-    start_s: float
-    duration_s: float
-    prefill_tokens: int
-    decode_seqs: int
-    num_seqs: int
-    distinct_adapters: int
-    mode: str
-    adapter_loads: int
-    preemptions: int
-    switch_s: float = 0.0  # optional column: seconds of mode switches since the previous iteration
+# A row of iterations.csv is the engine's own IterationRecord (gpu/engine/records.py).
+LiveRow = IterationRecord
 
 
 @dataclass(frozen=True)
@@ -297,7 +285,8 @@ def read_run(run_dir: str | Path) -> LiveRun:
             if int(r["replica"]) != 0:
                 raise Refused(f"{d}/iterations.csv: replica {r['replica']}: only one replica is reconstructed")
             rows.append(LiveRow(
-                iteration=int(r["iteration"]), start_s=float(r["start_s"]), duration_s=float(r["duration_s"]),
+                replica=0, iteration=int(r["iteration"]), start_s=float(r["start_s"]),
+                duration_s=float(r["duration_s"]),
                 prefill_tokens=int(r["prefill_tokens"]), decode_seqs=int(r["decode_seqs"]),
                 num_seqs=int(r["num_seqs"]), distinct_adapters=int(r["distinct_adapters"]), mode=r["mode"],
                 adapter_loads=int(r["adapter_loads"]), preemptions=int(r["preemptions"]),

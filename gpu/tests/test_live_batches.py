@@ -119,7 +119,7 @@ def test_step_batch_definitions() -> None:
         ScheduledSeq(3, "b", 1, start_pos=20, num_tokens=1, block_table=[], samples=True, decode=True),
         ScheduledSeq(4, "a", 0, start_pos=5, num_tokens=1, block_table=[], samples=True, decode=True),
     ]
-    row = live_batches.LiveRow(7, 1.5, 0.25, 7, 2, 4, 2, "unmerged", 0, 0)
+    row = live_batches.LiveRow(0, 7, 1.5, 0.25, 7, 2, 4, 2, "unmerged", 0, 0)
     b = live_batches.step_batch(StepPlan(seqs=seqs, loads=[], preempted=[]), row)
     assert (b.prefill_tokens, b.prefill_sequences, b.prefill_continuations) == (7, 2, 1)
     assert b.prefill_attention_pairs == 4 * (0 + 5 / 2) + 3 * (8 + 4 / 2) == 40
