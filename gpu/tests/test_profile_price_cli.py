@@ -57,3 +57,10 @@ def test_bad_number_and_missing_column(tmp_path):
     r = subprocess.run([str(require_twin()), "profile", "price", SCEN, str(steps)], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode != 0 and "segments" in r.stderr
+
+
+def test_a_bad_row_leaves_no_output(tmp_path):
+    out = tmp_path / "priced.csv"
+    r = price(tmp_path, [ROWS[0], ROWS[1], ROWS[2].replace("merged", "halfway")], "-o", str(out))
+    assert r.returncode != 0 and "steps.csv:4: column mode" in r.stderr
+    assert not out.exists() and not list(tmp_path.glob("priced.csv*"))
