@@ -42,6 +42,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from gpu.common.gpu_monitor import GpuMonitor  # noqa: E402
+from gpu.common.runtime_stats import RuntimeStats  # noqa: E402
 from gpu.engine.config import EngineConfig, derive_num_gpu_blocks, parse_scheduler  # noqa: E402
 from gpu.engine.dlora import DLoRAScheduler, SwitchOrder  # noqa: E402
 from gpu.engine.executor import DEFAULT_GRAPH_SIZES, Executor  # noqa: E402
@@ -319,6 +320,7 @@ def replay(args: argparse.Namespace) -> ReplayResult:
     outputs: dict[int, list[int]] = {}
     idx = 0
     monitor = GpuMonitor().start() if cuda else None  # clocks and power during the replay (run.json)
+    runtime = RuntimeStats(cuda).start()  # collector passes and allocator calls during the replay
     t0 = time.perf_counter()
 
     def now() -> float:
@@ -383,6 +385,7 @@ def replay(args: argparse.Namespace) -> ReplayResult:
     wall_s = now()
     if monitor is not None:
         monitor.stop()
+    runtime_doc = runtime.stop()
     loader.close()
     for rec in loader.poll():
         load_log.append(rec)
@@ -445,6 +448,7 @@ def replay(args: argparse.Namespace) -> ReplayResult:
                              "fallback_reads": loader.fallback_reads},
             "summary": summary, "loads": loads, "switches": switch_log,
             "gpu_monitor": monitor.summary(t0) if monitor is not None else {"available": False, "reason": "not CUDA"},
+            "runtime": runtime_doc,
         },
     )
     if args.tokens_out:

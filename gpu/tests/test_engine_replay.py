@@ -45,6 +45,9 @@ def test_replay_runs_a_small_trace_on_cpu(tmp_path, monkeypatch):
     run = json.loads((out / "run.json").read_text())
     assert run["summary"]["finished"] == 30
     assert len(run["loads"]) >= 3  # three adapters through two slots
+    # off CUDA: no clocks to sample and no allocator to count, said so; the collector is counted
+    assert run["gpu_monitor"] == {"available": False, "reason": "not CUDA"}
+    assert len(run["runtime"]["gc"]["passes"]) == 3 and "cuda_allocator" not in run["runtime"]
     with open(out / "iterations.csv") as f:
         its = list(csv.DictReader(f))
     assert len(its) == run["summary"]["iterations"]
