@@ -340,9 +340,19 @@ class LoraSlots:
     def dop_choice(self, h_in: int, h_out: int, tokens: int, seg):
         """(candidate, rank the stacks are sliced to) for one ``"dop"`` call, None for the SGMV
         kernels (no table or no entry fits), or ``False`` when the batch has no LoRA row (eager
-        only). Eager vs graph rule: the module docstring."""
+        only). Eager vs graph rule: the module docstring. Decided once per step and shape: the
+        answer is kept on ``seg`` (a step's segment metadata, or a graph's static one), so the
+        other layers' calls of a step skip the classification (eager steps are bound by the host;
+        the live runs at 3270652 paid it on every call, 128 a step)."""
         if self.dop is None:
             return None
+        memo = seg.__dict__.setdefault("dop_memo", {}) if hasattr(seg, "__dict__") else {}
+        key = (h_in, h_out, tokens)
+        if key not in memo:
+            memo[key] = self._dop_choice(h_in, h_out, tokens, seg)
+        return memo[key]
+
+    def _dop_choice(self, h_in: int, h_out: int, tokens: int, seg):
         dtype = _DTYPE_NAMES.get(self.dtype, "fp16")
         graph = getattr(seg, "dop_graph", False) or (torch.cuda.is_available()
                                                       and torch.cuda.is_current_stream_capturing())

@@ -168,3 +168,25 @@ def test_static_decode_batch_under_graph_rule(tmp_path) -> None:
     assert len({slots.dop_choices[k] for k in graph_keys}) == 1
     c = [slots.dop_choice(64, 64, size, ex.s_seg[size]) for _ in mixes]
     assert all(x == c[0] for x in c) and c[0][1] == 8
+
+
+def test_choice_is_made_once_per_step_and_shape(tmp_path, monkeypatch) -> None:
+    """An eager step classifies its batch once per module shape, not once per layer and module
+    (2 layers x q, k, v, o here; the shapes are q/o 64x64 and k/v 64x32)."""
+    import gpu.dop.dispatch as dispatch
+
+    write_table(tmp_path / "tuned.json")
+    ex = build("dop", tmp_path / "tuned.json")
+    calls = []
+    real = dispatch.classify
+    monkeypatch.setattr(dispatch, "classify", lambda lens: calls.append(tuple(lens)) or real(lens))
+    g = torch.Generator().manual_seed(3)
+    for rid, n in LENS.items():
+        ex.add_request(rid, torch.randint(0, TINY.vocab_size, (n + 1,), generator=g).tolist())
+    mix = {0: None, 1: 0, 2: 2, 3: 2}
+    seqs = [Seq(r, mix[r], LENS[r], 1, TABLES[r]) for r in LENS]
+    ex.execute(seqs, force_eager=True)
+    shapes = {(TINY.hidden_size, TINY.num_heads * TINY.head_dim), (TINY.hidden_size, TINY.num_kv_heads * TINY.head_dim)}
+    assert len(calls) == len(shapes) < TINY.num_layers * len(ATTN_MODULES)
+    ex.execute(seqs, force_eager=True)  # a new step: decided afresh
+    assert len(calls) == 2 * len(shapes)
