@@ -175,6 +175,22 @@ struct DecodeTailTests {
         #expect(graphs.graphSize(5) == 8 && graphs.graphSize(8) == 8 && graphs.graphSize(33) == 33)
         let five = ProfileFixture.decode(8, 128) + (ProfileFixture.decode(5, 1024) - ProfileFixture.decode(5, 128))
         #expect(abs(graphs.decodeMicroseconds(seqs: 5, contextTokens: 5 * 1024) - five) < 1e-6)
+        // A profile that measured every graph size (gpu/profile_steps.py after 3270652): the graph
+        // of 12 is priced from its own rows, not interpolated between 8 and 32.
+        let twelve: (String) -> String = { csv in
+            csv
+                + [128.0, 1024, 4096].map { c in
+                    let v = 1.1 * ProfileFixture.decode(12, c)
+                    return "12,\(Int(c)),\(v),\(v),\(v),20\n"
+                }.joined()
+        }
+        let sizes12: (String) -> String = { $0.replacingOccurrences(of: "}", with: #", "graph_sizes": [1, 8, 12, 32]}"#) }
+        let measured = try StepProfile(
+            directory: try ProfileFixture.write(mutate: ["step_decode.csv": twelve, "meta.json": sizes12]))
+        #expect(measured.decodeGrid.axes[0] == [1, 8, 12, 32, 128])
+        let ten = measured.decodeParts(seqs: 10, contextTokens: 10 * 128)
+        #expect(abs(ten.floor - 1.1 * ProfileFixture.decode(12, 128)) < 1e-6)
+        #expect(abs(measured.decodeMicroseconds(seqs: 12, contextTokens: 12 * 1024) - 1.1 * ProfileFixture.decode(12, 1024)) < 1e-6)
         let badSizes: (String) -> String = { $0.replacingOccurrences(of: "}", with: #", "graph_sizes": [8, 0]}"#) }
         let refused = try ProfileFixture.write(mutate: ["meta.json": badSizes])
         #expect {
