@@ -338,7 +338,9 @@ def profile_loads(rig: Rig, quick: bool) -> list[str]:
         for name in files:
             host, disk = Stats(), Stats()
             nbytes = 0
-            for rep in range(4 if not quick else 2):
+            # 12 repetitions (4 until 3270652, whose disk->host fit had a leave-one-out error of 93 %:
+            # p90 5-8x the median over 4 reads); the table takes a few seconds.
+            for rep in range(12 if not quick else 2):
                 for from_disk in (True, False):
                     loader.start(name, rep % 8, from_disk)
                     done = []
