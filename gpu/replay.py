@@ -173,6 +173,46 @@ class Switcher:
         return time.perf_counter() - t0
 
 
+PROBE_TOKENS = (16, 64, 256)
+
+
+def host_probe(ex: Executor, vocab_size: int, table: list[int], block_size: int, reps: int = 7) -> dict[str, Any]:
+    """Eager steps of one fresh prompt chunk of 16, 64 and 256 tokens without LoRA, timed as
+    ``step_tokens.csv`` times them (wall time around ``Executor.execute``, median of ``reps`` after
+    two warm-up steps), just before the replay's clock starts. Small eager steps are bound by the
+    host, whose speed differed between runs of one machine by up to 45 % (docs/validation.md, "Step
+    by step"); this is the same machine's host measured at the time of the run, to set against the
+    profile's rows. Writes into the warm-up's KV blocks, which no request holds yet."""
+    room = len(table) * block_size
+    tokens = [t for t in PROBE_TOKENS if t < room]
+    prompt = max(tokens, default=1) + 1
+    ex.add_request(-2, torch.randint(0, vocab_size, (prompt,)).tolist())
+
+    class _Chunk:  # a ScheduledSeq stand-in: a prompt chunk at position 0
+        def __init__(self, n: int) -> None:
+            self.request_id, self.slot, self.start_pos, self.num_tokens = -2, None, 0, n
+            self.block_table = table
+            self.samples = True
+
+    doc: dict[str, Any] = {"method": "eager step of one prompt chunk at position 0, no LoRA, wall time around "
+                           f"Executor.execute, median of {reps} after 2 warm-up steps (as step_tokens.csv)",
+                           "tokens": tokens, "median_us": [], "p10_us": [], "p90_us": []}
+    for t in tokens:
+        us = []
+        for k in range(reps + 2):
+            t0 = time.perf_counter()
+            ex.execute([_Chunk(t)])
+            if k >= 2:
+                us.append((time.perf_counter() - t0) * 1e6)
+            del ex.tokens[-2][prompt:]  # drop the sampled token: the prompt stays as it was
+        us.sort()
+        doc["median_us"].append(round(statistics.median(us), 3))
+        doc["p10_us"].append(round(us[len(us) // 10], 3))
+        doc["p90_us"].append(round(us[min(len(us) - 1, (9 * len(us)) // 10)], 3))
+    ex.drop(-2)
+    return doc
+
+
 @dataclasses.dataclass
 class ReplayResult:
     """What `replay` leaves behind: the summary (also in run.json), the scheduler in its final
@@ -302,6 +342,7 @@ def replay(args: argparse.Namespace) -> ReplayResult:
     switch_warm_s = switcher.warm_up(cfg, targets, max_rank) if switcher is not None else 0.0
     if cuda:
         torch.cuda.synchronize()
+    probe = host_probe(ex, cfg.vocab_size, warm_table, engine.block_size)
     setup_s = time.perf_counter() - t_setup
 
     sched: Scheduler = Scheduler(engine, adapters) if dlora is None else DLoRAScheduler(engine, adapters, dlora)
@@ -449,6 +490,7 @@ def replay(args: argparse.Namespace) -> ReplayResult:
             "summary": summary, "loads": loads, "switches": switch_log,
             "gpu_monitor": monitor.summary(t0) if monitor is not None else {"available": False, "reason": "not CUDA"},
             "runtime": runtime_doc,
+            "host_probe": probe,
         },
     )
     if args.tokens_out:

@@ -48,6 +48,11 @@ def test_replay_runs_a_small_trace_on_cpu(tmp_path, monkeypatch):
     # off CUDA: no clocks to sample and no allocator to count, said so; the collector is counted
     assert run["gpu_monitor"] == {"available": False, "reason": "not CUDA"}
     assert len(run["runtime"]["gc"]["passes"]) == 3 and "cuda_allocator" not in run["runtime"]
+    probe = run["host_probe"]  # the host measured just before the clock, as step_tokens.csv
+    assert probe["tokens"] and probe["tokens"] == sorted(probe["tokens"])
+    for key in ("median_us", "p10_us", "p90_us"):
+        assert len(probe[key]) == len(probe["tokens"]) and all(v > 0 for v in probe[key])
+    assert all(a <= m <= b for a, m, b in zip(probe["p10_us"], probe["median_us"], probe["p90_us"], strict=True))
     with open(out / "iterations.csv") as f:
         its = list(csv.DictReader(f))
     assert len(its) == run["summary"]["iterations"]
