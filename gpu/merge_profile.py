@@ -21,6 +21,8 @@ from pathlib import Path
 
 TABLES = {
     "step_decode": "decode-only steps through the CUDA graphs, by sequences and context per sequence",
+    "step_decode_varied": ("decode-only steps with mixed contexts and scattered KV blocks (not fitted: a check of the "
+                           "decode model)"),
     "step_tokens": "eager steps of N new tokens with negligible attention (chunks of up to 256 tokens, no cache)",
     "step_attention": "eager steps with long prefill chunks and decode rows: the attention terms",
     "lora_step": "step with LoRA on q, k, v, o minus the same step without, per kernel, tokens, segments, rank",
@@ -72,7 +74,7 @@ def main(src: str, dst: str) -> int:
     step_meta = json.loads((s / "meta.json").read_text())
     meta_path = d / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    optional = {"step_mixed"}  # profiles of schema 2 made before it existed lack it
+    optional = {"step_mixed", "step_decode_varied"}  # profiles of schema 2 made before they existed lack them
     for name in TABLES:
         if name not in optional and not (s / f"{name}.csv").exists():
             print(f"missing {name}.csv in {s}", file=sys.stderr)

@@ -198,6 +198,63 @@ def profile_decode(rig: Rig, quick: bool) -> list[str]:
     return rows
 
 
+def varied_contexts(n: int, layout: str) -> list[int]:
+    """Per-sequence contexts of a `step_decode_varied` batch: ``spread``, evenly from 256 to 1792
+    (mean 1024); ``one_long``, all 256 but one of 4096; ``scattered``, all 1024 (the grid's row,
+    with the blocks scattered as below)."""
+    if layout == "spread":
+        return [256 + round(1536 * i / max(n - 1, 1)) for i in range(n)]
+    if layout == "one_long":
+        return [256] * (n - 1) + [4096]
+    if layout == "scattered":
+        return [1024] * n
+    raise ValueError(f"unknown layout {layout!r}")
+
+
+def interleaved_tables(rig: Rig, contexts: list[int]) -> list[list[int]]:
+    """Block tables whose blocks are dealt round-robin over the sequences, as a live engine's
+    blocks end up (sequences grow one block at a time, side by side); the grid gives each
+    sequence consecutive blocks."""
+    need = [-(-(c + 1) // BLOCK) for c in contexts]
+    pool = rig.blocks(sum(need))
+    tables: list[list[int]] = [[] for _ in contexts]
+    k = 0
+    for depth in range(max(need)):
+        for i, n in enumerate(need):
+            if depth < n:
+                tables[i].append(pool[k])
+                k += 1
+    return tables
+
+
+def profile_decode_varied(rig: Rig, quick: bool) -> list[str]:
+    """Decode steps unlike the grid's rows: contexts of mixed lengths, and blocks scattered over
+    the cache. Not fitted: ``loratwin profile check`` prices these rows with the grid's model and
+    prints its error, a check of the decode model on calibration data (live decode steps of 40
+    sequences and more ran 5-19 % over the twin; docs/validation.md, "Step by step")."""
+    ex = rig.ex[rig.kinds[0]]
+    rows = ["seqs,layout,context_tokens,max_context," + TIMING]
+    sizes = [g for g in (16, 40, 64, 128) if g in rig.graph_sizes] if not quick else [16]
+    for n in sizes:
+        for layout in ("spread", "one_long", "scattered"):
+            ctx = varied_contexts(n, layout)
+            sets = []
+            for _ in range(3):  # rotate inputs
+                tables = interleaved_tables(rig, ctx)
+                sets.append([Seq(rig.new_request(ex, c), c, 1, bt) for c, bt in zip(ctx, tables, strict=True)])
+            k = [0]
+
+            def step(sets=sets, k=k):
+                ex.execute(sets[k[0] % 3])
+                k[0] += 1
+
+            st = timed(step, reps=12 if not quick else 3)
+            rows.append(f"{n},{layout},{sum(c + 1 for c in ctx)},{max(ctx) + 1},{st.row()}")
+            for q in sets:
+                rig.drop(ex, q)
+    return rows
+
+
 def profile_tokens(rig: Rig, quick: bool) -> list[str]:
     ex = rig.ex[rig.kinds[0]]
     rows = ["tokens," + TIMING]
@@ -445,6 +502,7 @@ def main() -> int:
     monitor = GpuMonitor().start() if args.device == "cuda" else None
     t_mon = time.perf_counter()
     for name, fn in (("step_decode", lambda: profile_decode(rig, args.quick)),
+                     ("step_decode_varied", lambda: profile_decode_varied(rig, args.quick)),
                      ("step_tokens", lambda: profile_tokens(rig, args.quick)),
                      ("step_attention", lambda: profile_attention(rig, args.quick)),
                      ("lora_step", lambda: profile_lora(rig, args.quick)),
@@ -494,7 +552,7 @@ def main() -> int:
         "gpu_monitor": {**(monitor.summary(t_mon) if monitor is not None
                            else {"available": False, "reason": "not CUDA"}),
                         "table_windows_s": windows},
-        "complete": len(tables) == 8,
+        "complete": len(tables) == 9,
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     print(f"profile written to {out} in {time.perf_counter() - t0:.0f} s; kernels {rig.kinds}; blocks {rig.num_blocks}")

@@ -38,6 +38,25 @@ public struct StepProfile: Sendable {
     /// Python, so their cost is mostly host time that the lora_step table (graph path for decode
     /// batches) does not see.
     public let eagerLoraFits: [String: LinearFit]
+    /// Decode steps unlike the grid's rows (`step_decode_varied.csv`, when the profile has it):
+    /// mixed contexts and scattered KV blocks. Not fitted; `loratwin profile check` prices each
+    /// row with the decode model and prints the error, a check of the model on calibration data.
+    public let decodeChecks: [DecodeCheck]
+    /// One row of `step_decode_varied.csv`.
+    public struct DecodeCheck: Sendable, Equatable {
+        /// The batch's layout (`spread`, `one_long`, `scattered`).
+        public var layout: String
+        /// Sequences, their summed context (the StepBatch's `decodeContextTokens`) and the longest.
+        public var seqs: Int, contextTokens: Int, maxContext: Int
+        /// The measured median.
+        public var microseconds: Double
+
+        /// Creates a row.
+        public init(layout: String, seqs: Int, contextTokens: Int, maxContext: Int, microseconds: Double) {
+            (self.layout, self.seqs, self.contextTokens, self.maxContext) = (layout, seqs, contextTokens, maxContext)
+            self.microseconds = microseconds
+        }
+    }
     /// Spread of repeated timings of decode-only steps: the median over the table's rows of
     /// ln(p90 / p10) / 2.563, i.e. the sigma of a log-normal with the same 10-90 % range.
     public let decodeLogSigma: Double
@@ -172,6 +191,19 @@ public struct StepProfile: Sendable {
             }
         }
         eagerLoraFits = eagerLora
+        var checks: [DecodeCheck] = []
+        let variedPath = directory + "/step_decode_varied.csv"
+        if FileManager.default.fileExists(atPath: variedPath) {
+            let v = try ProfileTable(path: variedPath, required: ["seqs", "layout", "context_tokens", "max_context"] + timing)
+            for i in 0..<v.count {
+                checks.append(
+                    DecodeCheck(
+                        layout: v.string(i, "layout"), seqs: Int(try v.double(i, "seqs", min: 1)),
+                        contextTokens: Int(try v.double(i, "context_tokens", min: 0)),
+                        maxContext: Int(try v.double(i, "max_context", min: 0)), microseconds: try v.double(i, "median_us", min: 0)))
+            }
+        }
+        decodeChecks = checks
         decodeLogSigma = try Self.logSigma([decode])
         eagerLogSigma = try Self.logSigma([tokens, attention])
 

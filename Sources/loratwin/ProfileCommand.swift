@@ -42,6 +42,19 @@ struct ProfileCommand: ParsableCommand {
                 print("  error  leave-one-out RMS \(fmtPct(f.leaveOneOutPercent)), max \(fmtPct(f.leaveOneOutMaxPercent))")
             }
             line("step_decode.csv (decode-only, graph)", axes(p.decodeGrid, ["seqs", "context/seq"]), p.decodeFit)
+            if !p.decodeChecks.isEmpty {
+                print("step_decode_varied.csv (not fitted: the decode model on mixed contexts and scattered blocks)")
+                var sq = 0.0
+                for c in p.decodeChecks {
+                    let model = p.decodeMicroseconds(seqs: c.seqs, contextTokens: c.contextTokens, maxContext: c.maxContext)
+                    let err = 100 * (model - c.microseconds) / c.microseconds
+                    sq += err * err
+                    print(
+                        "  \(c.layout.padding(toLength: 9, withPad: " ", startingAt: 0)) seqs \(c.seqs) max \(c.maxContext): measured "
+                            + "\(String(format: "%.0f", c.microseconds)) us, model \(String(format: "%.0f", model)) us (\(fmtPct(err)))")
+                }
+                print("  error  RMS \(fmtPct((sq / Double(p.decodeChecks.count)).squareRoot()))")
+            }
             line(
                 "step_tokens.csv (eager, by tokens; fit above the grid)",
                 "tokens " + p.tokenCurve.xs.map { fmt($0) }.joined(separator: ","), p.tokenFit)

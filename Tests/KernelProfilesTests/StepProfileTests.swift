@@ -203,6 +203,36 @@ struct DecodeTailTests {
     }
 }
 
+@Suite("Decode checks")
+struct DecodeCheckTests {
+    @Test("step_decode_varied, when present, is read as checks (not fitted), and bad rows are refused")
+    func variedRows() throws {
+        let plain = try StepProfile(directory: try ProfileFixture.write())
+        #expect(plain.decodeChecks.isEmpty)
+        let dir = try ProfileFixture.write()
+        let csv = """
+            seqs,layout,context_tokens,max_context,median_us,p10_us,p90_us,reps
+            32,spread,32800,1793,5000,4900,5100,12
+            32,one_long,12000,4097,4500,4400,4600,12
+
+            """
+        try csv.write(toFile: dir + "/step_decode_varied.csv", atomically: true, encoding: .utf8)
+        let p = try StepProfile(directory: dir)
+        #expect(p.decodeChecks.count == 2)
+        #expect(p.decodeChecks[1] == .init(layout: "one_long", seqs: 32, contextTokens: 12000, maxContext: 4097, microseconds: 4500))
+        // the pricing model is the grid's, unchanged by the checks
+        #expect(p.decodeMicroseconds(seqs: 32, contextTokens: 32 * 1024) == plain.decodeMicroseconds(seqs: 32, contextTokens: 32 * 1024))
+        try csv.replacingOccurrences(of: "32800", with: "many").write(
+            toFile: dir + "/step_decode_varied.csv", atomically: true, encoding: .utf8)
+        #expect {
+            try StepProfile(directory: dir)
+        } throws: { error in
+            let e = error as? ProfileError
+            return e?.column == "context_tokens" && e?.file.hasSuffix("step_decode_varied.csv") == true && e?.line == 2
+        }
+    }
+}
+
 @Suite("Mixed eager steps")
 struct MixedStepTests {
     @Test("step_mixed, when present, prices LoRA in eager steps for its kernel, over the eager model")

@@ -1,0 +1,35 @@
+"""step_decode_varied's batches (gpu/profile_steps.py): the contexts of each layout, and block
+tables dealt round-robin so that no sequence's blocks are consecutive, each block used once."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch")
+
+from gpu import profile_steps as ps  # noqa: E402
+
+
+class _Pool:
+    def __init__(self, num_blocks: int) -> None:
+        self.num_blocks, self.next_block = num_blocks, 0
+
+    blocks = ps.Rig.blocks
+
+
+def test_layouts():
+    assert ps.varied_contexts(16, "spread")[0] == 256 and ps.varied_contexts(16, "spread")[-1] == 1792
+    assert sum(ps.varied_contexts(64, "spread")) / 64 == pytest.approx(1024, abs=1)
+    assert ps.varied_contexts(40, "one_long") == [256] * 39 + [4096]
+    assert ps.varied_contexts(8, "scattered") == [1024] * 8
+    with pytest.raises(ValueError, match="layout"):
+        ps.varied_contexts(8, "nope")
+
+
+def test_tables_are_interleaved_and_cover_each_context():
+    ctx = [30, 70, 15]  # 2, 5 and 1 blocks of 16 (context + the new token)
+    tables = ps.interleaved_tables(_Pool(1000), ctx)
+    assert [len(t) for t in tables] == [2, 5, 1]
+    flat = [b for t in tables for b in t]
+    assert sorted(flat) == list(range(8))  # every block once
+    assert tables[0] == [0, 3] and tables[1] == [1, 4, 5, 6, 7] and tables[2] == [2]
