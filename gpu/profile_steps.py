@@ -91,6 +91,20 @@ def timed(fn, reps: int, warmup: int = 2) -> Stats:
     return s
 
 
+def timed_rotating(rig: Rig, ex: Executor, sets: list[list[Seq]], reps: int, force_eager: bool = False) -> Stats:
+    """Times ``ex.execute`` over the input sets in turn (rotated inputs), then drops their requests."""
+    k = [0]
+
+    def step():
+        ex.execute(sets[k[0] % len(sets)], force_eager=force_eager)
+        k[0] += 1
+
+    st = timed(step, reps=reps)
+    for s in sets:
+        rig.drop(ex, s)
+    return st
+
+
 class Rig:
     """The engine on the GPU, with a pool of KV blocks handed out to synthetic sequences."""
 
@@ -185,16 +199,8 @@ def profile_decode(rig: Rig, quick: bool) -> list[str]:
     for n in seqs_grid:
         for c in ctx_grid:
             sets = [rig.decode_seqs(ex, n, c) for _ in range(3)]  # rotate inputs
-            k = [0]
-
-            def step(sets=sets, k=k):
-                ex.execute(sets[k[0] % 3])
-                k[0] += 1
-
-            st = timed(step, reps=12 if not quick else 5)
+            st = timed_rotating(rig, ex, sets, reps=12 if not quick else 5)
             rows.append(f"{n},{c},{st.row()}")
-            for s in sets:
-                rig.drop(ex, s)
     return rows
 
 
@@ -242,16 +248,8 @@ def profile_decode_varied(rig: Rig, quick: bool) -> list[str]:
             for _ in range(3):  # rotate inputs
                 tables = interleaved_tables(rig, ctx)
                 sets.append([Seq(rig.new_request(ex, c), c, 1, bt) for c, bt in zip(ctx, tables, strict=True)])
-            k = [0]
-
-            def step(sets=sets, k=k):
-                ex.execute(sets[k[0] % 3])
-                k[0] += 1
-
-            st = timed(step, reps=12 if not quick else 3)
+            st = timed_rotating(rig, ex, sets, reps=12 if not quick else 3)
             rows.append(f"{n},{layout},{sum(c + 1 for c in ctx)},{max(ctx) + 1},{st.row()}")
-            for q in sets:
-                rig.drop(ex, q)
     return rows
 
 
@@ -262,16 +260,8 @@ def profile_tokens(rig: Rig, quick: bool) -> list[str]:
         chunk = 1 if t < 16 else min(256, t)
         chunks = [chunk] * (t // chunk)
         sets = [rig.prefill_seqs(ex, chunks) for _ in range(2)]
-        k = [0]
-
-        def step(sets=sets, k=k):
-            ex.execute(sets[k[0] % 2], force_eager=True)
-            k[0] += 1
-
-        st = timed(step, reps=8 if not quick else 3)
+        st = timed_rotating(rig, ex, sets, reps=8 if not quick else 3, force_eager=True)
         rows.append(f"{t},{st.row()}")
-        for s in sets:
-            rig.drop(ex, s)
     return rows
 
 

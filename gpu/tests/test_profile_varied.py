@@ -33,3 +33,20 @@ def test_tables_are_interleaved_and_cover_each_context():
     flat = [b for t in tables for b in t]
     assert sorted(flat) == list(range(8))  # every block once
     assert tables[0] == [0, 3] and tables[1] == [1, 4, 5, 6, 7] and tables[2] == [2]
+
+
+def test_timed_rotating_turns_over_the_sets_and_drops_them():
+    calls, dropped = [], []
+
+    class _Ex:
+        def execute(self, seqs, force_eager=False):
+            calls.append((seqs[0], force_eager))
+
+    class _Rig:
+        def drop(self, ex, seqs):
+            dropped.append(seqs[0])
+
+    st = ps.timed_rotating(_Rig(), _Ex(), [["a"], ["b"], ["c"]], reps=4, force_eager=True)
+    assert len(st.samples_us) == 4
+    assert [c for c, _ in calls] == ["a", "b", "c", "a", "b", "c"]  # 2 warm-up steps, then 4 timed
+    assert all(e for _, e in calls) and dropped == ["a", "b", "c"]
