@@ -173,6 +173,52 @@ class Switcher:
         return time.perf_counter() - t0
 
 
+WARM_DOP_ROWS = (4, 16, 48, 200)  # eager rows per warm-up layout: Dop's decode entries up to 64, its prefill ones above
+
+
+def warm_dop(ex: Executor, slots: LoraSlots, ranks: list[int], vocab_size: int, table: list[int],
+             block_size: int) -> float:
+    """Compiles, before the clock, the Dop kernel variants a live run's eager steps will choose:
+    for each adapter rank of the catalogue (a slot's rank sets the sliced stacks and ``block_r``)
+    and each workload type the dispatcher tells apart (one segment, equal segments, unequal ones,
+    one row each), an eager step of 4, 16, 48 and 200 LoRA rows. Without it the warm-up's empty
+    slot (rank 0) compiled rank-1 slices only, and the runs at 3270652 paid their compilations in
+    one or two iterations of 0.4-1.6 s (docs/dop.md). The slots' stacks are whatever they hold (no
+    adapter yet: zeros); the ranks are put back afterwards. Returns the seconds it took."""
+    t0 = time.perf_counter()
+    saved = list(slots.slot_rank)
+    room = len(table) * block_size
+    n_slots = slots.max_loras
+    rows = [n for n in WARM_DOP_ROWS if n < room]
+    for i in range(max(rows, default=0)):
+        ex.add_request(-10 - i, torch.randint(0, vocab_size, (2,)).tolist())
+
+    class _Row:  # one decode row of the warm-up's own request -10 - i
+        def __init__(self, i: int, slot: int) -> None:
+            self.request_id, self.slot, self.start_pos, self.num_tokens = -10 - i, slot, 1, 1
+            self.block_table = table
+            self.samples = True
+
+    layouts = {
+        "identical": lambda n: [0] * n,
+        "uniform": lambda n: [i % 2 for i in range(n)],
+        "skewed": lambda n: [0 if i < (3 * n) // 4 else 1 for i in range(n)],
+        "distinct": lambda n: [i % n_slots for i in range(n)],
+    }
+    for r in ranks:
+        for s in range(n_slots):
+            slots.slot_rank[s] = min(r, slots.max_rank)
+        for n in rows:
+            for make in layouts.values():
+                ex.execute([_Row(i, sl) for i, sl in enumerate(make(n))], force_eager=True)
+                for i in range(n):
+                    del ex.tokens[-10 - i][2:]
+    slots.slot_rank[:] = saved
+    for i in range(max(rows, default=0)):
+        ex.drop(-10 - i)
+    return time.perf_counter() - t0
+
+
 PROBE_TOKENS = (16, 64, 256)
 
 
@@ -336,6 +382,10 @@ def replay(args: argparse.Namespace) -> ReplayResult:
         ex.execute([_S(0, warm_len - 1, slot)])
         ex.execute([_S(warm_len - 1, 1, slot)], force_eager=True)
     ex.drop(-1)
+    dop_warm_s = None
+    if slots.kind == "dop" and slots.dop is not None:
+        dop_warm_s = warm_dop(ex, slots, sorted({1 << max(0, (a.rank - 1).bit_length()) for a in adapters.values()}),
+                              cfg.vocab_size, warm_table, engine.block_size)
     capture_s = ex.capture_graphs() if use_graphs else 0.0
     switcher = Switcher(slots, weights, host_adapters, args.merge_from, cuda) if dlora is not None else None
     max_rank = max((a.rank for a in adapters.values()), default=1)
@@ -479,7 +529,8 @@ def replay(args: argparse.Namespace) -> ReplayResult:
             "catalogue": {"path": str(scen_path.parent / wl["catalogue"])},
             "lora": {"kind": slots.kind, "target_modules": list(targets), "slot_bytes": slot_bytes,
                      **({"dop": {"table": args.dop_table, "status": slots.dop_status,
-                                 "graph_workload": slots.graph_workload, "choices": _dop_choices(slots)}}
+                                 "graph_workload": slots.graph_workload, "warm_up_s": dop_warm_s,
+                                 "choices": _dop_choices(slots)}}
                         if args.lora_kind == "dop" else {})},
             "scheduler": scheduler_doc,
             "cuda_graphs": use_graphs, "graph_sizes": list(sizes), "device": dev,

@@ -190,3 +190,21 @@ def test_choice_is_made_once_per_step_and_shape(tmp_path, monkeypatch) -> None:
     assert len(calls) == len(shapes) < TINY.num_layers * len(ATTN_MODULES)
     ex.execute(seqs, force_eager=True)  # a new step: decided afresh
     assert len(calls) == 2 * len(shapes)
+
+
+def test_replay_warm_up_compiles_the_variants_of_each_rank_and_workload(tmp_path) -> None:
+    """gpu/replay.py's warm_dop: eager steps at every catalogue rank and workload type, before the
+    clock; the slots' ranks and the executor's requests are as they were afterwards."""
+    from gpu.replay import warm_dop
+
+    write_table(tmp_path / "tuned.json")
+    ex = build("dop", tmp_path / "tuned.json")
+    slots = ex.model.lora
+    before = list(slots.slot_rank)
+    seconds = warm_dop(ex, slots, [4, 8], TINY.vocab_size, list(range(20)), BS)
+    assert seconds > 0
+    assert slots.slot_rank == before
+    assert not [rid for rid in ex.tokens if rid <= -10]
+    eager = [k for k in slots.dop_choices if not k[5]]
+    assert {k[4] for k in eager} == {4, 8}  # both ranks, none of the empty slot's rank 1
+    assert {k[3] for k in eager} >= {"identical", "uniform", "skewed"}
