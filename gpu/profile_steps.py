@@ -22,12 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +36,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from gpu.common.gpu_monitor import GpuMonitor  # noqa: E402
+from gpu.common.timing import Stats, timed  # noqa: E402
 from gpu.engine.attention import DECODE_MAX_SPLITS, DECODE_TARGET_PROGRAMS  # noqa: E402
 from gpu.engine.config import EngineConfig, derive_num_gpu_blocks  # noqa: E402
 from gpu.engine.executor import DEFAULT_GRAPH_SIZES, Executor  # noqa: E402
@@ -63,32 +63,6 @@ class Seq:
     slot: int | None = None
     samples: bool = True
     adapter: str | None = None
-
-
-@dataclass
-class Stats:
-    samples_us: list[float] = field(default_factory=list)
-
-    def row(self) -> str:
-        xs = sorted(self.samples_us)
-        n = len(xs)
-        q = statistics.quantiles(xs, n=10) if n >= 2 else [xs[0]] * 9
-        return f"{statistics.median(xs):.3f},{q[0]:.3f},{q[-1]:.3f},{n}"
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples_us)
-
-
-def timed(fn, reps: int, warmup: int = 2) -> Stats:
-    for _ in range(warmup):
-        fn()
-    s = Stats()
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        s.samples_us.append((time.perf_counter() - t0) * 1e6)
-    return s
 
 
 def timed_rotating(rig: Rig, ex: Executor, sets: list[list[Seq]], reps: int, force_eager: bool = False) -> Stats:

@@ -43,12 +43,20 @@ import torch  # noqa: E402
 
 from gpu.common.gpu_monitor import GpuMonitor  # noqa: E402
 from gpu.common.runtime_stats import RuntimeStats  # noqa: E402
+from gpu.common.timing import timed  # noqa: E402
 from gpu.engine.config import EngineConfig, derive_num_gpu_blocks, parse_scheduler  # noqa: E402
 from gpu.engine.dlora import DLoRAScheduler, SwitchOrder  # noqa: E402
 from gpu.engine.executor import DEFAULT_GRAPH_SIZES, Executor  # noqa: E402
 from gpu.engine.kv_cache import PagedKVCache, lora_slot_bytes  # noqa: E402
 from gpu.engine.loader import AdapterLoader  # noqa: E402
-from gpu.engine.lora import HostAdapter, LoraSlots, random_adapter, read_peft_adapter, save_adapter  # noqa: E402
+from gpu.engine.lora import (  # noqa: E402
+    HostAdapter,
+    LoraSlots,
+    pow2,
+    random_adapter,
+    read_peft_adapter,
+    save_adapter,
+)
 from gpu.engine.model import LlamaModel  # noqa: E402
 from gpu.engine.records import (  # noqa: E402
     IterationRecord,
@@ -244,17 +252,14 @@ def host_probe(ex: Executor, vocab_size: int, table: list[int], block_size: int,
                            f"Executor.execute, median of {reps} after 2 warm-up steps (as step_tokens.csv)",
                            "tokens": tokens, "median_us": [], "p10_us": [], "p90_us": []}
     for t in tokens:
-        us = []
-        for k in range(reps + 2):
-            t0 = time.perf_counter()
+        def step(t=t):
             ex.execute([_Chunk(t)])
-            if k >= 2:
-                us.append((time.perf_counter() - t0) * 1e6)
             del ex.tokens[-2][prompt:]  # drop the sampled token: the prompt stays as it was
-        us.sort()
-        doc["median_us"].append(round(statistics.median(us), 3))
-        doc["p10_us"].append(round(us[len(us) // 10], 3))
-        doc["p90_us"].append(round(us[min(len(us) - 1, (9 * len(us)) // 10)], 3))
+
+        st = timed(step, reps=reps)
+        doc["median_us"].append(round(st.median, 3))
+        doc["p10_us"].append(round(st.p10, 3))
+        doc["p90_us"].append(round(st.p90, 3))
     ex.drop(-2)
     return doc
 
@@ -384,8 +389,8 @@ def replay(args: argparse.Namespace) -> ReplayResult:
     ex.drop(-1)
     dop_warm_s = None
     if slots.kind == "dop" and slots.dop is not None:
-        dop_warm_s = warm_dop(ex, slots, sorted({1 << max(0, (a.rank - 1).bit_length()) for a in adapters.values()}),
-                              cfg.vocab_size, warm_table, engine.block_size)
+        dop_warm_s = warm_dop(ex, slots, sorted({pow2(a.rank) for a in adapters.values()}), cfg.vocab_size,
+                              warm_table, engine.block_size)
     capture_s = ex.capture_graphs() if use_graphs else 0.0
     switcher = Switcher(slots, weights, host_adapters, args.merge_from, cuda) if dlora is not None else None
     max_rank = max((a.rank for a in adapters.values()), default=1)

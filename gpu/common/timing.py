@@ -17,8 +17,9 @@ device never waits on the first launches.
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -92,3 +93,43 @@ def time_calls(calls: Sequence[Callable[[], object]], mode: str = "eager", *, mi
     n = len(calls)
     per_call = sorted(starts[i].elapsed_time(ends[i]) * 1e3 / n for i in range(reps))
     return Timing(mode, statistics.median(per_call), _quantile(per_call, 0.1), _quantile(per_call, 0.9), reps, n)
+
+
+@dataclass
+class Stats:
+    """Host wall-clock samples of whole engine steps (``Executor.execute``), in microseconds: what
+    the step profile (gpu/profile_steps.py) and the replay's host probe record."""
+
+    samples_us: list[float] = field(default_factory=list)
+
+    def row(self) -> str:
+        """``median,p10,p90,reps`` as the profile's CSV tables write them."""
+        return f"{self.median:.3f},{self.p10:.3f},{self.p90:.3f},{len(self.samples_us)}"
+
+    def _deciles(self) -> list[float]:
+        xs = sorted(self.samples_us)
+        return statistics.quantiles(xs, n=10) if len(xs) >= 2 else [xs[0]] * 9
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples_us)
+
+    @property
+    def p10(self) -> float:
+        return self._deciles()[0]
+
+    @property
+    def p90(self) -> float:
+        return self._deciles()[-1]
+
+
+def timed(fn: Callable[[], object], reps: int, warmup: int = 2) -> Stats:
+    """Host wall time of ``fn()`` (which must wait for its GPU work), ``reps`` times after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    s = Stats()
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        s.samples_us.append((time.perf_counter() - t0) * 1e6)
+    return s

@@ -214,7 +214,8 @@ def _dop_dispatcher(path: str | Path | None):
     return d, dop_apply, f"tuned table {p} ({len(d.entries)} entries)"
 
 
-def _pow2(n: int) -> int:
+def pow2(n: int) -> int:
+    """Smallest power of two >= n (1 for n <= 1)."""
     return 1 << max(0, (max(1, n) - 1).bit_length())
 
 
@@ -357,7 +358,7 @@ class LoraSlots:
         graph = getattr(seg, "dop_graph", False) or (torch.cuda.is_available()
                                                       and torch.cuda.is_current_stream_capturing())
         if graph:
-            rank, workload, n = self.max_rank, self.graph_workload, _pow2(tokens)
+            rank, workload, n = self.max_rank, self.graph_workload, pow2(tokens)
             hit = self.dop.choose(h_in, h_out, rank, n, workload, "decode", dtype)
         else:
             from gpu.dop.dispatch import classify
@@ -367,8 +368,8 @@ class LoraSlots:
             if not used:
                 return False
             lens = [n for n, _ in used]
-            rank = min(self.max_rank, _pow2(max(self.slot_rank[s] for _, s in used)))
-            n, workload = _pow2(sum(lens)), classify(lens)
+            rank = min(self.max_rank, pow2(max(self.slot_rank[s] for _, s in used)))
+            n, workload = pow2(sum(lens)), classify(lens)
             hit = self.dop.choose(h_in, h_out, rank, n, workload, "decode" if n <= 64 else "prefill", dtype)
         key = (h_in, h_out, n, workload, rank, graph)
         if key not in self.dop_choices:
