@@ -19,6 +19,11 @@ public struct ProfileMeta: Sendable, Equatable {
     /// Batch sizes of the profiled engine's decode CUDA graphs (`graph_sizes`), when recorded: a
     /// decode batch runs as the graph of the next size up.
     public var graphSizes: [Int]?
+    /// Token counts of the profiled engine's eager-step CUDA graphs (`token_graph_sizes`), when
+    /// recorded, sorted: a step with prefill tokens whose total tokens (prefill tokens plus decode
+    /// sequences) are at most the largest runs as the graph of the next size up, rows padded.
+    /// Absent in profiles of engines without token graphs, whose eager steps run at their own size.
+    public var tokenGraphSizes: [Int]?
 
     /// Reads `path`, checking the schema version.
     public init(path: String) throws(ProfileError) {
@@ -52,12 +57,8 @@ public struct ProfileMeta: Sendable, Equatable {
         strings["date"] = strings["date"] ?? strings["date_utc"]
         strings["commit"] = strings["commit"] ?? strings["git_commit"]
         fields = strings
-        if let g = dict["graph_sizes"] {
-            guard let sizes = g as? [Int], !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }) else {
-                throw ProfileError(file: path, column: "graph_sizes", "needs a non-empty list of positive integers")
-            }
-            graphSizes = sizes.sorted()
-        }
+        graphSizes = try Self.sizes(dict, "graph_sizes", path)
+        tokenGraphSizes = try Self.sizes(dict, "token_graph_sizes", path)
         if let d = dict["decode_attention"] as? [String: Any] {
             guard let target = d["target_programs"] as? Int, let maxSplits = d["max_splits"] as? Int, let heads = d["heads"] as? Int,
                 target > 0, maxSplits > 0, heads > 0
@@ -67,6 +68,15 @@ public struct ProfileMeta: Sendable, Equatable {
             }
             decodeAttention = DecodeAttentionSplits(targetPrograms: target, maxSplits: maxSplits, heads: heads)
         }
+    }
+
+    /// The optional list of CUDA-graph sizes `field`, sorted; nil when absent.
+    private static func sizes(_ dict: [String: Any], _ field: String, _ path: String) throws(ProfileError) -> [Int]? {
+        guard let value = dict[field] else { return nil }
+        guard let sizes = value as? [Int], !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }) else {
+            throw ProfileError(file: path, column: field, "needs a non-empty list of positive integers")
+        }
+        return sizes.sorted()
     }
 }
 

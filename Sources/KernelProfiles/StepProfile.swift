@@ -12,12 +12,14 @@ public struct StepProfile: Sendable {
     public let decodeGrid: GridInterpolator
     /// Decode-only steps outside the grid: us ~ 1 + seqs + context tokens.
     public let decodeFit: LinearFit
-    /// Eager steps of `tokens` new tokens with negligible attention: microseconds.
+    /// Eager steps of `tokens` new tokens with negligible attention: microseconds. Read at a step's
+    /// token-graph size (`tokenGraphSize`), not its own token count.
     public let tokenCurve: Interpolator1D
     /// Eager steps beyond the token grid: us ~ 1 + tokens, fitted on the upper half of the points.
     public let tokenFit: LinearFit
-    /// Attention and decode rows in eager steps: (us - tokenCurve) ~ prefill pairs + decode
-    /// context tokens + decode sequences.
+    /// Attention and decode rows in eager steps: (us - token part) ~ prefill pairs + decode
+    /// context tokens + decode sequences, the token part being the token curve at the row's
+    /// token-graph size (`eagerMicroseconds`).
     public let attentionFit: LinearFit
     /// Extra microseconds of unmerged LoRA per kernel over (tokens, segments, rank).
     public let loraGrids: [String: GridInterpolator]
@@ -32,8 +34,9 @@ public struct StepProfile: Sendable {
     /// Host time per iteration outside the GPU step: us ~ 1 + sequences.
     public let hostOverheadFit: LinearFit
     /// Unmerged LoRA in eager steps, per kernel (`step_mixed.csv`, when the profile has it): over
-    /// the rows with LoRA, the measured step minus the eager model without LoRA (token curve and
-    /// attention), fitted as us ~ 1 + tokens. Its leave-one-out error is that of the whole eager
+    /// the rows with LoRA, the measured step minus the eager model without LoRA
+    /// (`eagerMicroseconds`: token curve at the token-graph size, and attention), fitted as
+    /// us ~ 1 + tokens (the real token count). Its leave-one-out error is that of the whole eager
     /// step with LoRA. In the eager path the LoRA kernels are launched per layer and module from
     /// Python, so their cost is mostly host time that the lora_step table (graph path for decode
     /// batches) does not see.
@@ -116,7 +119,8 @@ public struct StepProfile: Sendable {
         let dctx = try attention.doubles("decode_context_tokens", min: 0)
         let dseqs = try attention.doubles("decode_seqs", min: 0)
         let aUs = try attention.doubles("median_us", min: 0)
-        let residual = at.indices.map { aUs[$0] - (curve.covers(at[$0]) ? curve(at[$0]) : beyond([1, at[$0]])) }
+        let graphs = meta.tokenGraphSizes
+        let residual = at.indices.map { aUs[$0] - Self.tokenPart(at[$0], curve, beyond, graphs) }
         let attFit = try Self.fit(
             attention, ["prefill_pairs", "decode_context_tokens", "decode_seqs"], at.indices.map { [pairs[$0], dctx[$0], dseqs[$0]] },
             residual)
@@ -168,8 +172,7 @@ public struct StepProfile: Sendable {
                 path: mixedPath,
                 required: ["kernel", "tokens", "prefill_pairs", "decode_seqs", "decode_context_tokens", "segments"] + timing)
             let eager = { (t: Double, pairs: Double, ds: Double, dc: Double) -> Double in
-                let linear = curve.covers(t) ? curve(t) : max(curve(t), beyond.value(1, t))
-                return linear + attFit.value(pairs, dc, ds)
+                Self.tokenPart(t, curve, beyond, graphs) + attFit.value(pairs, dc, ds)
             }
             for kernel in Set((0..<m.count).map { m.string($0, "kernel") }).sorted() {
                 var x: [[Double]] = []
@@ -309,11 +312,33 @@ public struct StepProfile: Sendable {
         return decodeGrid.value(1, last) + slope * (context - last)
     }
 
-    /// Microseconds of an eager step of `tokens` tokens with the given attention work.
+    /// The token-graph size an eager step of `tokens` tokens (prefill tokens plus decode
+    /// sequences) runs as: the smallest of the profile's `token_graph_sizes` at least `tokens`;
+    /// `tokens` itself beyond the largest, or when the profile records none.
+    public func tokenGraphSize(_ tokens: Int) -> Int {
+        Int(Self.tokenGraphSize(Double(tokens), meta.tokenGraphSizes))
+    }
+
+    private static func tokenGraphSize(_ tokens: Double, _ sizes: [Int]?) -> Double {
+        guard let size = sizes?.first(where: { Double($0) >= tokens }) else { return tokens }
+        return Double(size)
+    }
+
+    /// The token part of an eager step of `tokens` tokens: the token curve (beyond its grid, the
+    /// larger of its last point and the fit) at the step's token-graph size. The one function
+    /// that pricing and the load-time residual fits (`attentionFit`, `eagerLoraFits`) evaluate.
+    private static func tokenPart(_ tokens: Double, _ curve: Interpolator1D, _ fit: LinearFit, _ sizes: [Int]?) -> Double {
+        let t = tokenGraphSize(tokens, sizes)
+        return curve.covers(t) ? curve(t) : max(curve(t), fit.value(1, t))
+    }
+
+    /// Microseconds of an eager step of `tokens` tokens (prefill tokens plus decode sequences)
+    /// with the given attention work: the token curve at the step's token-graph size
+    /// (`tokenGraphSize`: a step that runs as a token graph costs its padded size), plus the
+    /// attention fit at the real prefill pairs, decode context and decode sequences.
     public func eagerMicroseconds(tokens: Int, prefillPairs: Double, decodeSequences: Int, decodeContextTokens: Int) -> Double {
-        let t = Double(tokens)
-        let linear = tokenCurve.covers(t) ? tokenCurve(t) : max(tokenCurve(t), tokenFit.value(1, t))
-        return linear + attentionFit.value(prefillPairs, Double(decodeContextTokens), Double(decodeSequences))
+        Self.tokenPart(Double(tokens), tokenCurve, tokenFit, meta.tokenGraphSizes)
+            + attentionFit.value(prefillPairs, Double(decodeContextTokens), Double(decodeSequences))
     }
 
     /// Extra microseconds of unmerged LoRA in an eager step of `tokens` tokens with `kernel`, from

@@ -2,8 +2,8 @@ import KernelProfiles
 import Workloads
 
 /// Step costs from a measured profile of the live engine (label `measured`): decode-only steps
-/// from the CUDA-graph decode table; steps with prefill tokens from the eager token curve plus
-/// fitted attention; unmerged LoRA, in decode steps from the LoRA table of the chosen kernel (at
+/// from the CUDA-graph decode table; steps with prefill tokens from the eager token curve (at the
+/// step's token-graph size, `StepProfile.tokenGraphSize`) plus fitted attention; unmerged LoRA, in decode steps from the LoRA table of the chosen kernel (at
 /// the batch's largest rank), in eager steps from the `step_mixed` fit of the kernel when the
 /// profile has one (else the LoRA table); and the engine's host time per iteration. Loads from the measured copy and read fits.
 public struct MeasuredCostModel: StepCostModel {
@@ -40,7 +40,8 @@ public struct MeasuredCostModel: StepCostModel {
         /// Decode-only steps: the graph-size floor, attention work and longest-program tail
         /// (`StepProfile.decodeParts`); 0 for eager steps.
         public var decodeFloor = 0.0, decodeWork = 0.0, decodeTail = 0.0
-        /// Eager steps: the model without LoRA (token curve plus fitted attention); 0 for decode steps.
+        /// Eager steps: the model without LoRA (token curve at the token-graph size plus fitted
+        /// attention, `StepProfile.eagerMicroseconds`); 0 for decode steps.
         public var eager = 0.0
         /// Unmerged LoRA: the `step_mixed` residual in eager steps, the LoRA table in decode steps.
         public var lora = 0.0

@@ -30,6 +30,11 @@ struct ProfileCommand: ParsableCommand {
             {
                 print("step tables measured \(step["date"] ?? "-") at commit \(step["commit"] ?? "-") by: \(step["command"] ?? "-")")
             }
+            if let sizes = m.graphSizes { print("decode CUDA graphs (sequences): " + sizes.map(String.init).joined(separator: ",")) }
+            if let sizes = m.tokenGraphSizes {
+                let list = sizes.map(String.init).joined(separator: ",")
+                print("eager token graphs (tokens; a step up to the largest is priced at the next size up): " + list)
+            }
             print("")
             func axes(_ g: GridInterpolator, _ names: [String]) -> String {
                 zip(names, g.axes).map { "\($0) \($1.map { fmt($0) }.joined(separator: ","))" }.joined(separator: "; ")

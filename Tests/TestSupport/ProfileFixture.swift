@@ -3,7 +3,9 @@ import Foundation
 /// A synthetic profile whose tables follow exact formulas, so that every interpolation and fit
 /// has a value computable by hand (microseconds):
 /// - decode: 4000 + 20 seqs + 0.01 seqs x context/seq
-/// - tokens: 4500 for T <= 333, else 500 + 12 T (a weight-bound floor, then compute-bound)
+/// - tokens: 4500 for T <= 333, else 500 + 12 T (a weight-bound floor, then compute-bound);
+///   `write(tokenFormula:)` replaces it, and with `tokenGraphSizes` every eager table is measured
+///   at the token-graph size of its rows (the next size up, as the engine pads them)
 /// - attention: tokens-curve + 1e-4 pairs + 0.01 decode context + 0.5 decode seqs
 /// - lora (sgmv): 100 + 2 tokens + 50 segments + 0.05 tokens x rank; `torch` twice that
 /// - loads: host 50 + bytes / 25e3; disk 200 + bytes / 2e3
@@ -13,6 +15,13 @@ public enum ProfileFixture {
     public static func decode(_ s: Double, _ c: Double) -> Double { 4000 + 20 * s + 0.01 * s * c }
     /// Token-curve formula.
     public static func tokens(_ t: Double) -> Double { max(4500, 500 + 12 * t) }
+    /// A token curve that rises everywhere (linear, so the profile's curve is exactly it wherever
+    /// its grid points are): for tests whose result must change with a step's token count.
+    public static func risingTokens(_ t: Double) -> Double { 3000 + 12 * t }
+    /// The engine's token-graph size for `t` tokens: the smallest of `sizes` at least `t`, else `t`.
+    public static func tokenGraphSize(_ t: Double, _ sizes: [Int]?) -> Double {
+        sizes?.sorted().first { Double($0) >= t }.map(Double.init) ?? t
+    }
     /// LoRA formula for sgmv.
     public static func lora(_ t: Double, _ s: Double, _ r: Double) -> Double { 100 + 2 * t + 50 * s + 0.05 * t * r }
 
@@ -29,17 +38,23 @@ public enum ProfileFixture {
     }
 
     /// Writes the profile into a new temporary directory and returns its path. `schema` and
-    /// `mutate` (file name -> text transform) let tests break it.
+    /// `mutate` (file name -> text transform) let tests break it. `tokenFormula` is the eager
+    /// token curve; `tokenGraphSizes`, when given, goes into meta.json, and the token part of each
+    /// row of step_tokens, step_attention and step_mixed is then the formula at the row's
+    /// token-graph size.
     public static func write(
-        schema: Int = 2, mutate: [String: (String) -> String] = [:], withMixed: Bool = false, decodeAttention: String? = nil
+        schema: Int = 2, mutate: [String: (String) -> String] = [:], withMixed: Bool = false, decodeAttention: String? = nil,
+        tokenFormula: (Double) -> Double = tokens, tokenGraphSizes: [Int]? = nil
     ) throws -> String {
+        func tokens(_ t: Double) -> Double { tokenFormula(tokenGraphSize(t, tokenGraphSizes)) }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loratwin-profile-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var files: [String: String] = [:]
         files["meta.json"] = """
             {"schema_version": \(schema), "gpu_name": "Synthetic GPU", "dtype": "float16", "model": "llama-2-7b",
              "driver": "0", "torch": "0", "triton": "0", "date": "2026-11-23", "commit": "fixture", "command": "ProfileFixture"\(
-                decodeAttention.map { ", \"decode_attention\": \($0)" } ?? "")}
+                decodeAttention.map { ", \"decode_attention\": \($0)" } ?? "")\(
+                tokenGraphSizes.map { ", \"token_graph_sizes\": \($0)" } ?? "")}
             """
         var d = "seqs,context_tokens,median_us,p10_us,p90_us,reps\n"
         // Repeated timings spread 0.9x-1.1x around the median: log-sigma ln(1.1/0.9)/2.5631.
@@ -53,6 +68,7 @@ public enum ProfileFixture {
         var a = "tokens,prefill_pairs,decode_seqs,decode_context_tokens,median_us,p10_us,p90_us,reps\n"
         for (tok, pairs, ds, dc) in [
             (1024.0, 524800.0, 0.0, 0.0), (2048, 2098176, 0, 0), (1024, 508536, 16, 16384), (64, 0, 64, 16384), (2048, 1e6, 32, 32768),
+            (40, 528, 8, 4096),
         ] {
             a += "\(Int(tok)),\(pairs),\(Int(ds)),\(Int(dc)),\(tokens(tok) + 1e-4 * pairs + 0.01 * dc + 0.5 * ds),0,0,20\n"
         }
@@ -86,8 +102,9 @@ public enum ProfileFixture {
             var mx = "kernel,tokens,prefill_tokens,prefill_chunks,continuation_chunks,prefill_pairs,decode_seqs,"
             mx += "decode_context_tokens,decode_max_context,segments,max_rank,first_us,median_us,p10_us,p90_us,reps\n"
             for i in 0..<24 {
-                // Step sizes on the token grid, so that the fixture's eager model is the profile's.
-                let total = [256.0, 1024, 2048, 4096][i % 4]
+                // Step sizes where the profile's token curve is the formula: on the token grid, or
+                // (40) in the default formula's flat floor or, with token graphs, padded to a size.
+                let total = [40.0, 1024, 2048, 4096][i % 4]
                 let (ch, co, d) = (Double(1 + i % 3), Double(i % 2), Double(4 * (i % 5)))
                 let p = total - d
                 let pairs = p * p / 2 + Double(i * 1000)
