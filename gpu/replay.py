@@ -46,7 +46,7 @@ from gpu.common.runtime_stats import RuntimeStats  # noqa: E402
 from gpu.common.timing import timed  # noqa: E402
 from gpu.engine.config import EngineConfig, derive_num_gpu_blocks, parse_scheduler  # noqa: E402
 from gpu.engine.dlora import DLoRAScheduler, SwitchOrder  # noqa: E402
-from gpu.engine.executor import DEFAULT_GRAPH_SIZES, Executor  # noqa: E402
+from gpu.engine.executor import DEFAULT_GRAPH_SIZES, DEFAULT_TOKEN_GRAPH_SIZES, Executor  # noqa: E402
 from gpu.engine.kv_cache import PagedKVCache, lora_slot_bytes  # noqa: E402
 from gpu.engine.loader import AdapterLoader  # noqa: E402
 from gpu.engine.lora import (  # noqa: E402
@@ -251,15 +251,20 @@ def host_probe(ex: Executor, vocab_size: int, table: list[int], block_size: int,
     doc: dict[str, Any] = {"method": "eager step of one prompt chunk at position 0, no LoRA, wall time around "
                            f"Executor.execute, median of {reps} after 2 warm-up steps (as step_tokens.csv)",
                            "tokens": tokens, "median_us": [], "p10_us": [], "p90_us": []}
+    doc["eager_median_us"] = []
     for t in tokens:
-        def step(t=t):
-            ex.execute([_Chunk(t)])
-            del ex.tokens[-2][prompt:]  # drop the sampled token: the prompt stays as it was
+        for eager in (False, True):
+            def step(t=t, eager=eager):
+                ex.execute([_Chunk(t)], force_eager=eager)
+                del ex.tokens[-2][prompt:]  # drop the sampled token: the prompt stays as it was
 
-        st = timed(step, reps=reps)
-        doc["median_us"].append(round(st.median, 3))
-        doc["p10_us"].append(round(st.p10, 3))
-        doc["p90_us"].append(round(st.p90, 3))
+            st = timed(step, reps=reps)
+            if eager:
+                doc["eager_median_us"].append(round(st.median, 3))
+            else:
+                doc["median_us"].append(round(st.median, 3))
+                doc["p10_us"].append(round(st.p10, 3))
+                doc["p90_us"].append(round(st.p90, 3))
     ex.drop(-2)
     return doc
 
@@ -288,6 +293,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--adapters", default=None,
                     help="folder of PEFT adapters, one sub-folder per catalogue name (default: random adapters)")
     ap.add_argument("--no-graphs", action="store_true")
+    ap.add_argument("--no-token-graphs", action="store_true",
+                    help="run steps with prefill chunks eagerly (decode steps still replay CUDA graphs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-seconds", type=float, default=None, help="stop the replay after this long")
     ap.add_argument("--device", default="cuda")
@@ -353,7 +360,9 @@ def replay(args: argparse.Namespace) -> ReplayResult:
     sizes = tuple(s for s in DEFAULT_GRAPH_SIZES if s <= engine.max_num_seqs)
     use_graphs = cuda and not args.no_graphs
     ex = Executor(model, engine.block_size, engine.max_model_len, use_graphs=use_graphs,
-                  graph_sizes=sizes, max_num_seqs=engine.max_num_seqs)
+                  graph_sizes=sizes, max_num_seqs=engine.max_num_seqs,
+                  token_graph_sizes=() if args.no_token_graphs else DEFAULT_TOKEN_GRAPH_SIZES,
+                  max_num_batched_tokens=engine.max_num_batched_tokens)
     tmp = tempfile.TemporaryDirectory(prefix="lora-adapters-")
     files = {}
     host_adapters: dict[str, HostAdapter] = {}  # kept for dlora's merges (Switcher, source host)
@@ -538,7 +547,8 @@ def replay(args: argparse.Namespace) -> ReplayResult:
                                  "choices": _dop_choices(slots)}}
                         if args.lora_kind == "dop" else {})},
             "scheduler": scheduler_doc,
-            "cuda_graphs": use_graphs, "graph_sizes": list(sizes), "device": dev,
+            "cuda_graphs": use_graphs, "graph_sizes": list(sizes),
+            "token_graph_sizes": list(ex.token_sizes) if use_graphs else [], "device": dev,
             "num_gpu_blocks_derivable": derived,
             "setup_s": setup_s, "graph_capture_s": capture_s, "adapter_write_s": adapter_write_s,
             "host_buffers": {"count": min(engine.max_cpu_loras, len(files)), "pin_s": pin_s,

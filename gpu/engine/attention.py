@@ -291,3 +291,135 @@ def rope_and_cache(qkv: torch.Tensor, positions: torch.Tensor, cos: torch.Tensor
     k_cache.view(-1, kvh, d).index_copy_(0, slot_mapping, k)
     v_cache.view(-1, kvh, d).index_copy_(0, slot_mapping, v)
     return q, k, v
+
+
+# ---------------------------------------------------------------- tiled attention over the pages
+# Eager steps (prefill chunks, mixed steps) that fit a token graph (gpu/engine/executor.py) run
+# their attention as two launches of one kernel over *tiles*: a tile is up to BLOCK_M consecutive
+# query rows of one sequence (a decode row is a tile of one), and its keys are the sequence's
+# positions 0 .. the row's own position, read from the paged cache (the step's own keys and
+# values are written there by ``rope_and_cache`` first). The tile table lives in device tensors
+# of a fixed length, unused entries have length 0 and exit at once, so the launch depends only on
+# shapes and a CUDA graph replays it for any mix of chunks. Decode rows go through tiles of 16
+# query rows (the least ``tl.dot`` takes), prefill chunks through tiles of 64.
+PREFILL_TILE_M = 64
+DECODE_TILE_M = 16
+TILE_N = 64
+
+if HAVE_TRITON:
+
+    @triton.jit
+    def _paged_tiles_kernel(
+        q_ptr, k_ptr, v_ptr, o_ptr, pos_ptr, bt_ptr, tseq_ptr, trow_ptr, tlen_ptr,
+        scale,
+        stride_qt, stride_qh,
+        stride_kb, stride_ks, stride_kh,
+        stride_bt,
+        stride_ot, stride_oh,
+        GROUP: tl.constexpr, BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    ):
+        """One program per (tile, head): FlashAttention-2's online softmax over the tile's causal
+        keys, gathered page by page. Query row ``i`` of the tile sees keys ``0 .. pos[i]``."""
+        tile = tl.program_id(0)
+        head = tl.program_id(1)
+        n = tl.load(tlen_ptr + tile)
+        if n > 0:
+            seq = tl.load(tseq_ptr + tile).to(tl.int64)
+            row0 = tl.load(trow_ptr + tile).to(tl.int64)
+            mm = tl.arange(0, BLOCK_M)
+            rv = mm < n
+            rows = row0 + mm
+            pos = tl.load(pos_ptr + rows, mask=rv, other=0)
+            d = tl.arange(0, HEAD_DIM)
+            q = tl.load(q_ptr + rows[:, None] * stride_qt + head * stride_qh + d[None, :], mask=rv[:, None], other=0.0)
+            kv_head = head // GROUP
+            hi = tl.max(tl.where(rv, pos, 0), axis=0) + 1
+            m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+            l_i = tl.zeros([BLOCK_M], tl.float32)
+            acc = tl.zeros([BLOCK_M, HEAD_DIM], tl.float32)
+            for start in range(0, hi, BLOCK_N):
+                t = start + tl.arange(0, BLOCK_N)
+                valid = t < hi
+                blk = tl.load(bt_ptr + seq * stride_bt + t // BLOCK_SIZE, mask=valid, other=0).to(tl.int64)
+                off = blk * stride_kb + (t % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
+                kt = tl.load(k_ptr + off[None, :] + d[:, None], mask=valid[None, :], other=0.0)
+                s = tl.dot(q, kt) * scale
+                s = tl.where((t[None, :] <= pos[:, None]) & valid[None, :], s, float("-inf"))
+                m_new = tl.maximum(m_i, tl.max(s, axis=1))  # key 0 is always visible: finite
+                p = tl.exp(s - m_new[:, None])
+                alpha = tl.exp(m_i - m_new)
+                l_i = l_i * alpha + tl.sum(p, axis=1)
+                v = tl.load(v_ptr + off[:, None] + d[None, :], mask=valid[:, None], other=0.0)
+                acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+                m_i = m_new
+            out = acc / l_i[:, None]
+            tl.store(o_ptr + rows[:, None] * stride_ot + head * stride_oh + d[None, :],
+                     out.to(o_ptr.dtype.element_ty), mask=rv[:, None])
+
+
+def paged_tiles_torch(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, positions: torch.Tensor,
+                      block_tables: torch.Tensor, tile_seq: torch.Tensor, tile_row: torch.Tensor,
+                      tile_len: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Reference for ``paged_tiles_triton`` in float64 (a host loop over the tiles; not for speed)."""
+    h, d = q.shape[1], q.shape[2]
+    bs, kvh = k_cache.shape[1], k_cache.shape[2]
+    for s, r0, n in zip(tile_seq.tolist(), tile_row.tolist(), tile_len.tolist(), strict=True):
+        if n <= 0:
+            continue
+        pos = positions[r0:r0 + n].long()
+        hi = int(pos.max()) + 1
+        nb = -(-hi // bs)
+        idx = block_tables[s, :nb].long()
+        k = k_cache[idx].reshape(-1, kvh, d)[:hi].double().repeat_interleave(h // kvh, dim=1)
+        v = v_cache[idx].reshape(-1, kvh, d)[:hi].double().repeat_interleave(h // kvh, dim=1)
+        sc = torch.einsum("nhd,khd->hnk", q[r0:r0 + n].double(), k) / math.sqrt(d)
+        sc = sc.masked_fill(torch.arange(hi)[None, None, :] > pos[None, :, None], float("-inf"))
+        out[r0:r0 + n] = torch.einsum("hnk,khd->nhd", torch.softmax(sc, dim=-1), v).to(out.dtype)
+    return out
+
+
+def paged_tiles_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, positions: torch.Tensor,
+                       block_tables: torch.Tensor, tile_seq: torch.Tensor, tile_row: torch.Tensor,
+                       tile_len: torch.Tensor, out: torch.Tensor, block_m: int) -> torch.Tensor:
+    """q ``[T, H, D]``; caches ``[blocks, bs, KVH, D]``; positions ``[T]`` int64; block_tables
+    ``[S, max_blocks]`` int32; tile_seq / tile_row / tile_len ``[NT]`` int32 (the tile's row of
+    block_tables, first query row, rows; 0 rows: unused). Writes the tiles' rows of ``out``."""
+    h, d = q.shape[1], q.shape[2]
+    bs, kvh = k_cache.shape[1], k_cache.shape[2]
+    nt = tile_len.shape[0]
+    if nt == 0:
+        return out
+    _paged_tiles_kernel[(nt, h)](
+        q, k_cache, v_cache, out, positions, block_tables, tile_seq, tile_row, tile_len,
+        1.0 / math.sqrt(d),
+        q.stride(0), q.stride(1),
+        k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
+        block_tables.stride(0),
+        out.stride(0), out.stride(1),
+        GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d, BLOCK_M=block_m, BLOCK_N=TILE_N,
+        num_warps=4, num_stages=2,
+    )
+    return out
+
+
+def paged_tiles(q, k_cache, v_cache, positions, block_tables, tile_seq, tile_row, tile_len, out, block_m):
+    """Tiled attention: the Triton kernel on CUDA, the reference elsewhere."""
+    if HAVE_TRITON and (q.is_cuda or FORCE_TRITON):
+        return paged_tiles_triton(q, k_cache, v_cache, positions, block_tables, tile_seq, tile_row, tile_len, out,
+                                  block_m)
+    return paged_tiles_torch(q, k_cache, v_cache, positions, block_tables, tile_seq, tile_row, tile_len, out)
+
+
+def tile_rows(chunks: list[tuple[int, int, int]], block_m: int) -> list[tuple[int, int, int]]:
+    """Cuts ``(seq, first_row, rows)`` chunks into tiles of at most ``block_m`` rows."""
+    tiles = []
+    for s, r0, n in chunks:
+        for a in range(0, n, block_m):
+            tiles.append((s, r0 + a, min(block_m, n - a)))
+    return tiles
+
+
+def max_prefill_tiles(tokens: int, seqs: int) -> int:
+    """How many prefill tiles a step of ``tokens`` rows in at most ``seqs`` chunks can need."""
+    return tokens // PREFILL_TILE_M + min(tokens, seqs)

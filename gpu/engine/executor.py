@@ -4,8 +4,14 @@
   request preempted by recompute is prefilled again from the same ids.
 - A step whose sequences all compute one token (decode steps, or a one-token chunk) replays a
   CUDA graph captured for the smallest bucket >= the batch size (rows padded: padded rows write
-  to and read from the KV cache's scratch block, with no adapter). Other steps (any prefill chunk)
-  run eagerly: decode rows first, then the prefill chunks.
+  to and read from the KV cache's scratch block, with no adapter).
+- A step with a prefill chunk of ``T`` tokens in all (decode rows included) replays a *token
+  graph*, captured for the smallest of ``token_graph_sizes`` >= T (rows padded the same way), when
+  T is at most the largest: its attention runs as the tiled kernel over the pages (decode rows and
+  chunks alike, gpu/engine/attention.py), so that its launch depends only on shapes. Launched
+  eagerly, such a step costs the host about a thousand kernel launches from Python, which took
+  longer than the GPU work up to about a thousand tokens (docs/engine.md, "Eager steps").
+- Other steps run eagerly: decode rows first, then the prefill chunks (FlashAttention-2).
 - Sampling is greedy (argmax); end-of-sequence is ignored (the scheduler forces output lengths).
 """
 
@@ -18,8 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .attention import max_prefill_tiles, tile_rows
+from .attention import PREFILL_TILE_M as _PTM
 from .lora import build_segment_info
-from .model import ForwardBatch, LlamaModel, PrefillChunk
+from .model import AttnTiles, ForwardBatch, LlamaModel, PrefillChunk
 
 
 @dataclass
@@ -37,11 +45,18 @@ class StepSeq:
 
 
 DEFAULT_GRAPH_SIZES = (1, 2, 4, 8, 12, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128)
+# Token graphs: finer steps at the low end, where the host, not the GPU, set an eager step's time;
+# 128-token steps above 512 (at most a quarter of padding, an eighth from 1024 on). Sizes above
+# the engine's max_num_batched_tokens are dropped.
+DEFAULT_TOKEN_GRAPH_SIZES = (16, 32, 64, 128, 192, 256, 384, 512, 640, 768, 896, 1024, 1152, 1280, 1408, 1536,
+                             1664, 1792, 1920, 2048)
 
 
 class Executor:
     def __init__(self, model: LlamaModel, block_size: int, max_model_len: int, use_graphs: bool = True,
-                 graph_sizes: tuple[int, ...] = DEFAULT_GRAPH_SIZES, max_num_seqs: int = 128) -> None:
+                 graph_sizes: tuple[int, ...] = DEFAULT_GRAPH_SIZES, max_num_seqs: int = 128,
+                 token_graph_sizes: tuple[int, ...] = DEFAULT_TOKEN_GRAPH_SIZES,
+                 max_num_batched_tokens: int | None = None) -> None:
         self.model = model
         self.kv = model.kv
         self.block_size = block_size
@@ -66,6 +81,14 @@ class Executor:
         self.s_seg: dict[int, object] = {}  # static SGMV segment info per graph size
         self.last_host_s = 0.0  # host time to prepare the last step's inputs
         self.last_path = ""
+        # token graphs (steps with prefill chunks): static inputs in two device buffers, filled
+        # from two pinned host buffers with one copy each
+        cap = max_num_batched_tokens if max_num_batched_tokens is not None else max(token_graph_sizes, default=0)
+        self.token_sizes = tuple(sorted(t for t in set(token_graph_sizes) if 0 < t <= cap))
+        self.token_graphs: dict[tuple[int, bool], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        self.t_seg: dict[int, object] = {}
+        if self.token_sizes:
+            self._token_buffers(self.token_sizes[-1], min(max(max_num_seqs, 1), self.token_sizes[-1]))
 
     # ---------------------------------------------------------------- requests
     def add_request(self, request_id: int, prompt_ids: list[int]) -> None:
@@ -73,6 +96,116 @@ class Executor:
 
     def drop(self, request_id: int) -> None:
         self.tokens.pop(request_id, None)
+
+    # ---------------------------------------------------------------- token graphs
+    def _token_buffers(self, tmax: int, smax: int) -> None:
+        nb = self.max_blocks
+        npre = max_prefill_tiles(tmax, smax)
+        self.t_tmax, self.t_smax, self.t_npre = tmax, smax, npre
+        # int64: ids, positions, slot mapping, LoRA slot per row, logits rows
+        n64 = 4 * tmax + smax
+        # int32: block tables, decode tiles (seq, row, rows), prefill tiles (seq, row, rows)
+        n32 = smax * nb + 3 * smax + 3 * npre
+        pin = self.device.type == "cuda"
+        self.t_host64 = torch.zeros(n64, dtype=torch.int64, pin_memory=pin)
+        self.t_host32 = torch.zeros(n32, dtype=torch.int32, pin_memory=pin)
+        self.t_dev64 = torch.zeros(n64, dtype=torch.int64, device=self.device)
+        self.t_dev32 = torch.zeros(n32, dtype=torch.int32, device=self.device)
+
+        def views(b64, b32):
+            o = {}
+            for i, name in enumerate(("ids", "pos", "slots", "lora")):
+                o[name] = b64[i * tmax:(i + 1) * tmax]
+            o["lidx"] = b64[4 * tmax:]
+            o["bt"] = b32[:smax * nb].view(smax, nb)
+            k = smax * nb
+            for name, n in (("dseq", smax), ("drow", smax), ("dlen", smax), ("pseq", npre), ("prow", npre),
+                            ("plen", npre)):
+                o[name] = b32[k:k + n]
+                k += n
+            return o
+
+        self.t_h = {k: v.numpy() for k, v in views(self.t_host64, self.t_host32).items()}
+        self.t_d = views(self.t_dev64, self.t_dev32)
+
+    def token_bucket(self, tokens: int) -> int | None:
+        for s in self.token_sizes:
+            if s >= tokens:
+                return s
+        return None
+
+    def _token_batch(self, size: int, use_lora: bool) -> ForwardBatch:
+        d = self.t_d
+        s = min(self.t_smax, size)
+        npre = max_prefill_tiles(size, s)
+        tiles = AttnTiles(d["bt"][:s], (d["dseq"][:s], d["drow"][:s], d["dlen"][:s]),
+                          (d["pseq"][:npre], d["prow"][:npre], d["plen"][:npre]))
+        return ForwardBatch(
+            input_ids=d["ids"][:size], positions=d["pos"][:size], slot_mapping=d["slots"][:size],
+            lora_slots=d["lora"][:size] if use_lora else None,
+            lora_seg=self.t_seg.get(size) if use_lora else None,
+            logits_idx=d["lidx"][:s], tiles=tiles,
+        )
+
+    def _fill_tokens(self, seqs, size: int | None = None) -> list:
+        """Writes a step's rows (decode rows first, then the chunks) and tile tables into the
+        static inputs of the token graphs; padding after them. Returns the sampling sequences in
+        the order of their logits rows."""
+        h = self.t_h
+        bs = self.block_size
+        h["ids"][:] = 0
+        h["pos"][:] = 0
+        h["slots"][:] = self.kv.scratch_slot
+        h["lora"][:] = -1
+        h["lidx"][:] = 0
+        h["bt"][:] = self.kv.scratch_block
+        for k in ("dseq", "drow", "dlen", "pseq", "prow", "plen"):
+            h[k][:] = 0
+        ordered = [s for s in seqs if s.num_tokens == 1] + [s for s in seqs if s.num_tokens != 1]
+        row = 0
+        nd = 0
+        chunks = []
+        sampled = []
+        for i, s in enumerate(ordered):
+            n = s.num_tokens
+            p = np.arange(s.start_pos, s.start_pos + n)
+            table = np.asarray(s.block_table, dtype=np.int64)
+            h["ids"][row:row + n] = self.tokens[s.request_id][s.start_pos:s.start_pos + n]
+            h["pos"][row:row + n] = p
+            h["slots"][row:row + n] = table[p // bs] * bs + p % bs
+            if s.slot is not None:
+                h["lora"][row:row + n] = s.slot
+            h["bt"][i, :len(table)] = table
+            if n == 1:
+                h["dseq"][nd], h["drow"][nd], h["dlen"][nd] = i, row, 1
+                nd += 1
+            else:
+                chunks.append((i, row, n))
+            if s.samples:
+                h["lidx"][len(sampled)] = row + n - 1
+                sampled.append(s)
+            row += n
+        for j, (i, r0, n) in enumerate(tile_rows(chunks, _PTM)):
+            h["pseq"][j], h["prow"][j], h["plen"][j] = i, r0, n
+        self.t_dev64.copy_(self.t_host64, non_blocking=True)
+        self.t_dev32.copy_(self.t_host32, non_blocking=True)
+        if size is not None and size in self.t_seg:
+            self.t_seg[size].update(self._seg(h["lora"][:size].tolist()))
+        return sampled
+
+    def _token_step(self, seqs, size: int, use_lora: bool, return_logits: bool, t0: float):
+        sampled_seqs = self._fill_tokens(seqs, size)
+        self.last_host_s = time.perf_counter() - t0
+        g, logits, toks = self.token_graphs[(size, use_lora)]
+        g.replay()
+        self._wait()
+        toks_l = toks[:len(sampled_seqs)].tolist()
+        sampled = {s.request_id: t for s, t in zip(sampled_seqs, toks_l, strict=True)}
+        out_logits = None
+        if return_logits:
+            order = {s.request_id: i for i, s in enumerate(sampled_seqs)}
+            out_logits = logits[[order[s.request_id] for s in seqs if s.samples]].float().clone()
+        return sampled, out_logits
 
     # ---------------------------------------------------------------- graphs
     def _decode_batch(self, size: int, use_lora: bool) -> ForwardBatch:
@@ -93,7 +226,8 @@ class Executor:
         return build_segment_info(slots, self.model.lora.max_loras, self.device, max_seg_len=bound)
 
     def capture_graphs(self) -> float:
-        """Captures one graph per (bucket, with/without LoRA). Returns the seconds it took."""
+        """Captures one graph per (bucket, with/without LoRA), decode buckets and token buckets.
+        Returns the seconds it took."""
         t0 = time.perf_counter()
         variants = [False] + ([True] if self.model.lora is not None else [])
         pool = torch.cuda.graph_pool_handle()
@@ -105,20 +239,32 @@ class Executor:
                     self.s_seg[size].dop_graph = True
         for size in reversed(self.graph_sizes):
             for use_lora in variants:
-                batch = self._decode_batch(size, use_lora)
-                side = torch.cuda.Stream()
-                side.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(side):
-                    for _ in range(2):
-                        self.model.forward(batch)
-                torch.cuda.current_stream().wait_stream(side)
-                g = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(g, pool=pool):
-                    logits = self.model.forward(batch)
-                    toks = logits.argmax(-1)
-                self.graphs[(size, use_lora)] = (g, logits, toks)
+                self.graphs[(size, use_lora)] = self._capture(self._decode_batch(size, use_lora), pool)
+        if self.token_sizes:
+            self._fill_tokens([])
+            if self.sgmv:
+                for size in self.token_sizes:
+                    self.t_seg[size] = self._seg([-1] * size)
+                    if self.dop:
+                        self.t_seg[size].dop_graph = True
+            for size in reversed(self.token_sizes):
+                for use_lora in variants:
+                    self.token_graphs[(size, use_lora)] = self._capture(self._token_batch(size, use_lora), pool)
         torch.cuda.synchronize()
         return time.perf_counter() - t0
+
+    def _capture(self, batch: ForwardBatch, pool):
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                self.model.forward(batch)
+        torch.cuda.current_stream().wait_stream(side)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g, pool=pool):
+            logits = self.model.forward(batch)
+            toks = logits.argmax(-1)
+        return g, logits, toks
 
     def bucket(self, n: int) -> int | None:
         for s in self.graph_sizes:
@@ -191,6 +337,11 @@ class Executor:
             rows = [i for i, s in enumerate(seqs) if s.samples]
             out_logits = logits[rows].float().clone() if return_logits else None
             self.last_path = f"graph{size}"
+        elif (self.use_graphs and not force_eager and not all_one and len(seqs) <= getattr(self, "t_smax", 0)
+              and (tsize := self.token_bucket(sum(s.num_tokens for s in seqs))) is not None
+              and (tsize, use_lora) in self.token_graphs):
+            sampled, out_logits = self._token_step(seqs, tsize, use_lora, return_logits, t0)
+            self.last_path = f"tok{tsize}"
         else:
             sampled, out_logits = self._eager(seqs, use_lora, return_logits, t0)
             self.last_path = "eager"

@@ -2,8 +2,10 @@
 
 One forward pass takes a flat batch of tokens: first ``num_decode`` decode tokens (one per
 sequence, attention over the paged cache with the Triton kernel), then the prefill chunks
-(attention with SDPA). With no prefill chunks the pass depends only on tensor shapes and is
-captured as a CUDA graph by the executor.
+(attention with FlashAttention-2). With no prefill chunks the pass depends only on tensor shapes
+and is captured as a CUDA graph by the executor. A batch that carries ``tiles`` instead (the
+executor's token graphs) runs all its attention, decode rows and chunks alike, as the tiled
+kernel over the pages, whose launch also depends only on shapes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ import torch
 import torch.nn.functional as F
 
 from . import attention as _attn
-from .attention import HAVE_TRITON, paged_decode, prefill_attention, rope_and_cache
+from .attention import (
+    DECODE_TILE_M,
+    HAVE_TRITON,
+    PREFILL_TILE_M,
+    paged_decode,
+    paged_tiles,
+    prefill_attention,
+    rope_and_cache,
+)
 from .kv_cache import PagedKVCache
 from .lora import LoraSlots
 from .weights import ModelConfig, ModelWeights
@@ -32,6 +42,18 @@ class PrefillChunk:
 
 
 @dataclass
+class AttnTiles:
+    """Attention of a token-graph step (gpu/engine/attention.py, "tiled attention"): the block
+    table of every sequence of the step (``[S, max_blocks]`` int32), and two tile tables
+    ``(seq, first_row, rows)`` (int32 tensors of equal length; 0 rows: unused): decode rows,
+    one row a tile, and prefill chunks, cut in tiles of ``PREFILL_TILE_M`` rows."""
+
+    block_tables: torch.Tensor
+    decode: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    prefill: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+@dataclass
 class ForwardBatch:
     input_ids: torch.Tensor  # [T] int64
     positions: torch.Tensor  # [T] int64
@@ -43,6 +65,7 @@ class ForwardBatch:
     lora_slots: torch.Tensor | None = None  # [T] int64, -1 = base model
     lora_seg: object | None = None  # gpu.kernels SegmentInfo, for the "sgmv" and "dop" LoRA kinds
     logits_idx: torch.Tensor | None = None  # tokens whose logits are wanted (None: all)
+    tiles: AttnTiles | None = None  # token-graph steps: all attention through the tiled kernel
 
 
 def rms_norm(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
@@ -188,7 +211,14 @@ class LlamaModel:
                     self._lora_add(li, "v_proj", h, qkv, mask, (qs + kvs, qs + 2 * kvs))
             q, k, v = rope_and_cache(qkv, b.positions, self.rotary.cos, self.rotary.sin, b.slot_mapping,
                                      self.kv.k[li], self.kv.v[li], hq, hkv, d)
-            attn = torch.empty_like(q)
+            if b.tiles is not None:
+                # zeros: the padding rows of a token graph belong to no tile and stay finite
+                attn = torch.zeros_like(q)
+                bt = b.tiles.block_tables
+                paged_tiles(q, self.kv.k[li], self.kv.v[li], b.positions, bt, *b.tiles.decode, attn, DECODE_TILE_M)
+                paged_tiles(q, self.kv.k[li], self.kv.v[li], b.positions, bt, *b.tiles.prefill, attn, PREFILL_TILE_M)
+            else:
+                attn = torch.empty_like(q)
             if nd > 0:
                 paged_decode(q[:nd], self.kv.k[li], self.kv.v[li], b.decode_block_tables,
                              b.decode_context_lens, out=attn[:nd])

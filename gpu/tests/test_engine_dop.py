@@ -208,3 +208,35 @@ def test_replay_warm_up_compiles_the_variants_of_each_rank_and_workload(tmp_path
     eager = [k for k in slots.dop_choices if not k[5]]
     assert {k[4] for k in eager} == {4, 8}  # both ranks, none of the empty slot's rank 1
     assert {k[3] for k in eager} >= {"identical", "uniform", "skewed"}
+
+
+@pytest.mark.parametrize("kind", ["sgmv", "dop"])
+def test_token_graph_batch_with_triton_kernels(tmp_path, monkeypatch, kind: str) -> None:
+    """A mixed step through the token graphs' static batch, every kernel Triton (interpreted):
+    tiled attention over the pages, the segment kernels on the graph's static metadata (bound by
+    the token size, rows unsorted, padding rows without adapter). Same logits as the dense
+    "torch" kind's eager step."""
+    from gpu.engine import attention as attn_mod
+
+    write_table(tmp_path / "tuned.json")
+    ex = build(kind, tmp_path / "tuned.json")
+    ref = build("torch")
+    ex._token_buffers(32, 8)
+    size = 32
+    ex.t_seg[size] = ex._seg([-1] * size)
+    ex.t_seg[size].dop_graph = True
+    g = torch.Generator().manual_seed(13)
+    for e in (ex, ref):
+        g.manual_seed(13)
+        for rid, n in LENS.items():
+            e.add_request(rid, torch.randint(0, TINY.vocab_size, (n + 1,), generator=g).tolist())
+        e.execute([Seq(r, SLOT[r], 0, LENS[r], TABLES[r], samples=False) for r in (0, 1, 2)])
+        e.execute([Seq(3, SLOT[3], 0, 4, TABLES[3], samples=False)])
+    seqs = [Seq(3, 1, 4, 7, TABLES[3]), Seq(0, 2, LENS[0], 1, TABLES[0]), Seq(1, 0, LENS[1], 1, TABLES[1]),
+            Seq(2, None, LENS[2], 1, TABLES[2])]
+    _, want = ref.execute(seqs, return_logits=True, force_eager=True)
+    monkeypatch.setattr(attn_mod, "FORCE_TRITON", True)
+    sampled = ex._fill_tokens(seqs, size)
+    logits = ex.model.forward(ex._token_batch(size, True))
+    order = [sampled.index(s) for s in seqs]
+    assert torch.allclose(logits[order], want, atol=1e-3, rtol=1e-3), (logits[order] - want).abs().max()
