@@ -234,8 +234,10 @@ def run_engine(base: Path, adapters: dict[str, Path], dtype: torch.dtype, device
         slot_of[n] = i
     kv = PagedKVCache(cfg, num_blocks=96, block_size=16, dtype=dtype, device=device)
     model = LlamaModel(cfg, weights, kv, slots)
+    # token graphs of 16-64 tokens: step B below (19 tokens, a continuation chunk and three decode
+    # rows) replays the 32-token graph on CUDA
     ex = Executor(model, block_size=16, max_model_len=512, use_graphs=use_graphs,
-                  graph_sizes=(1, 2, 4, 8), max_num_seqs=8)
+                  graph_sizes=(1, 2, 4, 8), max_num_seqs=8, token_graph_sizes=(16, 32, 64), max_num_batched_tokens=512)
     if use_graphs:
         # Graphs are captured before any request exists: they only see the static buffers.
         ex.capture_graphs()
@@ -275,6 +277,7 @@ def run_engine(base: Path, adapters: dict[str, Path], dtype: torch.dtype, device
     step_b = [mk(0, computed[0], 1), mk(1, computed[1], 1), mk(2, computed[2], 1),
               mk(3, chunk1, seqs_spec[3][2] - chunk1)]
     _, lg = ex.execute(step_b, return_logits=True)
+    mixed_path = ex.last_path
     for s, r in zip(step_b, lg, strict=True):
         record(s.request_id, s.start_pos + s.num_tokens - 1, r)
         computed[s.request_id] = s.start_pos + s.num_tokens
@@ -314,7 +317,8 @@ def run_engine(base: Path, adapters: dict[str, Path], dtype: torch.dtype, device
             "prefill_max_rel_err": max(r[2] for r in rows if r[0] < seqs_spec[rid][2]),
             "decode_max_rel_err": max((r[2] for r in rows if r[0] >= seqs_spec[rid][2]), default=None),
         }
-    out = {"per_request": per_req, "decode_paths": paths, "merged": merged, "lora_kind": slots.kind}
+    out = {"per_request": per_req, "decode_paths": paths, "mixed_path": mixed_path, "merged": merged,
+           "lora_kind": slots.kind}
     if lora_kind == "dop":
         out["dop"] = {"status": slots.dop_status, "choices": {str(k): v for k, v in slots.dop_choices.items()}}
     return out
@@ -412,7 +416,7 @@ def main() -> int:
                   f"{v['prefill_max_rel_err']:>10.2e} {v['decode_max_rel_err'] or 0:>10.2e} "
                   f"{v['max_abs_err']:>9.2e} {v['argmax_agree']:>6.2f} {r['tolerance'][rid]:>8.1e}")
         print(f"{name}: pass={r['pass']} kind={r['lora_kind']} merged={r['merged']} merged_pass={r['merged_pass']} "
-              f"paths={r['decode_paths']}")
+              f"paths={r['decode_paths']} mixed={r.get('mixed_path')}")
     print("transformers fp16 max rel err:", {k: f"{v:.2e}" for k, v in hf16.items()})
     print("decode kernel:", result["decode_kernel"])
     print("slot copy:", result["slot_copy"])

@@ -23,7 +23,9 @@ TABLES = {
     "step_decode": "decode-only steps through the CUDA graphs, by sequences and context per sequence",
     "step_decode_varied": ("decode-only steps with mixed contexts and scattered KV blocks (not fitted: a check of the "
                            "decode model)"),
-    "step_tokens": "eager steps of N new tokens with negligible attention (chunks of up to 256 tokens, no cache)",
+    "step_tokens": ("steps of N new tokens with negligible attention (chunks of up to 256 tokens, no cache), as the "
+                    "engine runs them: the token graph of N where token_graph_sizes has N, else eager"),
+    "step_tokens_eager": "step_tokens' batches forced eager (not read by the twin: the token graphs' gain)",
     "step_attention": "eager steps with long prefill chunks and decode rows: the attention terms",
     "lora_step": "step with LoRA on q, k, v, o minus the same step without, per kernel, tokens, segments, rank",
     "step_mixed": ("eager steps made like live ones (unsorted multi-adapter decode rows, prompt and continuation "
@@ -74,7 +76,8 @@ def main(src: str, dst: str) -> int:
     step_meta = json.loads((s / "meta.json").read_text())
     meta_path = d / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    optional = {"step_mixed", "step_decode_varied"}  # profiles of schema 2 made before they existed lack them
+    # profiles of schema 2 made before these tables existed lack them
+    optional = {"step_mixed", "step_decode_varied", "step_tokens_eager"}
     for name in TABLES:
         if name not in optional and not (s / f"{name}.csv").exists():
             print(f"missing {name}.csv in {s}", file=sys.stderr)
@@ -85,8 +88,9 @@ def main(src: str, dst: str) -> int:
         shutil.copyfile(s / f"{name}.csv", d / f"{name}.csv")
         meta.setdefault("tables", {})[name] = {"file": f"{name}.csv", "method": what, "timing": step_meta["timing"]}
     meta["schema_version"] = 2
-    for key in ("decode_attention", "graph_sizes"):
-        if key in step_meta:
+    meta.pop("token_graph_sizes", None)  # a profile without token graphs must not keep another's
+    for key in ("decode_attention", "graph_sizes", "token_graph_sizes"):
+        if step_meta.get(key):  # an empty token_graph_sizes: none (the twin refuses an empty list)
             meta[key] = step_meta[key]
     meta.setdefault("gpu_name", step_meta.get("gpu"))
     meta["model"] = step_meta.get("model")

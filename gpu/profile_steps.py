@@ -39,7 +39,7 @@ from gpu.common.gpu_monitor import GpuMonitor  # noqa: E402
 from gpu.common.timing import Stats, timed  # noqa: E402
 from gpu.engine.attention import DECODE_MAX_SPLITS, DECODE_TARGET_PROGRAMS  # noqa: E402
 from gpu.engine.config import EngineConfig, derive_num_gpu_blocks  # noqa: E402
-from gpu.engine.executor import DEFAULT_GRAPH_SIZES, Executor  # noqa: E402
+from gpu.engine.executor import DEFAULT_GRAPH_SIZES, DEFAULT_TOKEN_GRAPH_SIZES, Executor  # noqa: E402
 from gpu.engine.kv_cache import PagedKVCache, lora_slot_bytes  # noqa: E402
 from gpu.engine.loader import AdapterLoader  # noqa: E402
 from gpu.engine.lora import LoraSlots, random_adapter, save_adapter  # noqa: E402
@@ -83,7 +83,7 @@ class Rig:
     """The engine on the GPU, with a pool of KV blocks handed out to synthetic sequences."""
 
     def __init__(self, model_name: str, device: str, graph_sizes: tuple[int, ...], util: float,
-                 dop_table: Path | None = None) -> None:
+                 dop_table: Path | None = None, token_graphs: bool = True) -> None:
         self.cfg = PRESETS[model_name]
         self.dtype = torch.float16 if device == "cuda" else torch.float32
         self.device = device
@@ -113,7 +113,11 @@ class Rig:
         for k in self.kinds:
             model = LlamaModel(self.cfg, self.weights, self.kv, self.slots[k])
             self.ex[k] = Executor(model, BLOCK, 4096 + 2 * BLOCK, use_graphs=device == "cuda",
-                                  graph_sizes=graph_sizes, max_num_seqs=max(graph_sizes))
+                                  graph_sizes=graph_sizes, max_num_seqs=max(graph_sizes),
+                                  token_graph_sizes=DEFAULT_TOKEN_GRAPH_SIZES if token_graphs else (),
+                                  max_num_batched_tokens=4096)
+        # the token graphs the steps with prefill chunks replay (none on the CPU)
+        self.token_sizes = self.ex[self.kinds[0]].token_sizes if device == "cuda" else ()
         self.next_id = 0
         self.next_block = 0
         self.gen = torch.Generator().manual_seed(1)
@@ -227,14 +231,32 @@ def profile_decode_varied(rig: Rig, quick: bool) -> list[str]:
     return rows
 
 
-def profile_tokens(rig: Rig, quick: bool) -> list[str]:
+def token_grid(rig: Rig, quick: bool) -> tuple[int, ...]:
+    """step_tokens' token counts: every token-graph size (the twin reads the curve at the graph a
+    step replays) and the eager sizes above them; without token graphs, the old grid from one
+    token (steps of one-token chunks, forced eager)."""
+    if rig.token_sizes:
+        grid = tuple(sorted(set(rig.token_sizes) | {3072, 4096}))
+        return grid if not quick else (16, 256, 4096)
+    return (1, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+
+def token_chunks(t: int) -> list[int]:
+    """Prompt chunks of t tokens in all: 256 each (and the rest); one-token ones under 16."""
+    if t < 16:
+        return [1] * t
+    return [256] * (t // 256) + ([t % 256] if t % 256 else [])
+
+
+def profile_tokens(rig: Rig, quick: bool, eager: bool = False) -> list[str]:
+    """Steps of fresh prompt chunks, no LoRA, by tokens: as the engine runs them (the token
+    graph of the next size up, where one fits), or forced eager (``eager``; the comparison in
+    docs/engine.md). Without token graphs both are the eager path."""
     ex = rig.ex[rig.kinds[0]]
     rows = ["tokens," + TIMING]
-    for t in (1, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096):
-        chunk = 1 if t < 16 else min(256, t)
-        chunks = [chunk] * (t // chunk)
-        sets = [rig.prefill_seqs(ex, chunks) for _ in range(2)]
-        st = timed_rotating(rig, ex, sets, reps=8 if not quick else 3, force_eager=True)
+    for t in token_grid(rig, quick):
+        sets = [rig.prefill_seqs(ex, token_chunks(t)) for _ in range(2)]
+        st = timed_rotating(rig, ex, sets, reps=8 if not quick else 3, force_eager=eager or not rig.token_sizes)
         rows.append(f"{t},{st.row()}")
     return rows
 
@@ -449,6 +471,8 @@ def main() -> int:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--quick", action="store_true", help="small grids and few repetitions (a smoke test)")
     ap.add_argument("--memory-utilization", type=float, default=0.80)
+    ap.add_argument("--no-token-graphs", action="store_true",
+                    help="profile the engine without token graphs (steps with prefill chunks eager)")
     ap.add_argument("--dop-table", type=Path,
                     default=Path(os.environ.get("DOP_TABLE", str(ROOT / "gpu" / "dop" / "tuned_h200.json"))),
                     help="Dop tuned table: kernel 'dop' is profiled when it exists (env DOP_TABLE)")
@@ -457,7 +481,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     sizes = tuple(s for s in DEFAULT_GRAPH_SIZES if s <= 128)
-    rig = Rig(args.model, args.device, sizes, args.memory_utilization, dop_table=args.dop_table)
+    rig = Rig(args.model, args.device, sizes, args.memory_utilization, dop_table=args.dop_table,
+              token_graphs=not args.no_token_graphs)
     print(rig.dop_note, flush=True)
     capture = rig.warm()
     tables = {}
@@ -468,6 +493,7 @@ def main() -> int:
     for name, fn in (("step_decode", lambda: profile_decode(rig, args.quick)),
                      ("step_decode_varied", lambda: profile_decode_varied(rig, args.quick)),
                      ("step_tokens", lambda: profile_tokens(rig, args.quick)),
+                     ("step_tokens_eager", lambda: profile_tokens(rig, args.quick, eager=True)),
                      ("step_attention", lambda: profile_attention(rig, args.quick)),
                      ("lora_step", lambda: profile_lora(rig, args.quick)),
                      ("step_mixed", lambda: profile_mixed(rig, args.quick)),
@@ -504,6 +530,9 @@ def main() -> int:
                              "heads": rig.cfg.num_heads},
         # Decode batches run as the CUDA graph of the next size up (padding rows are cheap).
         "graph_sizes": list(DEFAULT_GRAPH_SIZES),
+        # Steps with prefill chunks of up to the largest run as the token graph of the next size
+        # up (gpu/engine/executor.py): the twin reads step_tokens there (docs/step-cost.md).
+        **({"token_graph_sizes": list(rig.token_sizes)} if rig.token_sizes else {}),
         "graph_capture_s": capture,
         "lora_kernels": rig.kinds,
         "dop": {"table": str(args.dop_table), "profiled": "dop" in rig.kinds, "note": rig.dop_note,
@@ -516,7 +545,7 @@ def main() -> int:
         "gpu_monitor": {**(monitor.summary(t_mon) if monitor is not None
                            else {"available": False, "reason": "not CUDA"}),
                         "table_windows_s": windows},
-        "complete": len(tables) == 9,
+        "complete": len(tables) == 10,
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     print(f"profile written to {out} in {time.perf_counter() - t0:.0f} s; kernels {rig.kinds}; blocks {rig.num_blocks}")

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .attention import max_prefill_tiles, tile_rows
-from .attention import PREFILL_TILE_M as _PTM
+from .attention import PREFILL_TILE_M, max_prefill_tiles, tile_rows
 from .lora import build_segment_info
 from .model import AttnTiles, ForwardBatch, LlamaModel, PrefillChunk
 
@@ -185,7 +184,7 @@ class Executor:
                 h["lidx"][len(sampled)] = row + n - 1
                 sampled.append(s)
             row += n
-        for j, (i, r0, n) in enumerate(tile_rows(chunks, _PTM)):
+        for j, (i, r0, n) in enumerate(tile_rows(chunks, PREFILL_TILE_M)):
             h["pseq"][j], h["prow"][j], h["plen"][j] = i, r0, n
         self.t_dev64.copy_(self.t_host64, non_blocking=True)
         self.t_dev32.copy_(self.t_host32, non_blocking=True)

@@ -78,7 +78,8 @@ def test_triton_kernel_equals_float64_reference(seed, block_m, monkeypatch):
     s, r, n = _tables(tiles)
     out = torch.full_like(q, 7.0)
     A.paged_tiles_triton(q, kc, vc, pos, bt, s, r, n, out, block_m)
-    ref = A.paged_tiles_torch(q.double(), kc.double(), vc.double(), pos, bt, s, r, n, torch.zeros_like(q, dtype=torch.float64))
+    ref = A.paged_tiles_torch(q.double(), kc.double(), vc.double(), pos, bt, s, r, n,
+                              torch.zeros_like(q, dtype=torch.float64))
     assert torch.allclose(out.double(), ref, atol=2e-3, rtol=2e-3), (out.double() - ref).abs().max()
     # rows of no tile are left alone
     q2, *_ = _case(seed, torch.float16)

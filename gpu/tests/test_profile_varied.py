@@ -50,3 +50,19 @@ def test_timed_rotating_turns_over_the_sets_and_drops_them():
     assert len(st.samples_us) == 4
     assert [c for c, _ in calls] == ["a", "b", "c", "a", "b", "c"]  # 2 warm-up steps, then 4 timed
     assert all(e for _, e in calls) and dropped == ["a", "b", "c"]
+
+
+def test_token_grid_covers_every_token_graph_and_chunks_add_up():
+    class _R:
+        token_sizes = (16, 192, 1152, 2048)
+
+    grid = ps.token_grid(_R(), quick=False)
+    assert set(_R.token_sizes) <= set(grid) and grid[-1] == 4096 and list(grid) == sorted(grid)
+
+    class _Eager:
+        token_sizes = ()
+
+    assert ps.token_grid(_Eager(), quick=False)[0] == 1  # without token graphs: the old eager grid
+    for t in (1, 8, 16, 192, 256, 1152, 4096):
+        ch = ps.token_chunks(t)
+        assert sum(ch) == t and max(ch) <= 256 and (t < 16 or min(ch) > 1)
