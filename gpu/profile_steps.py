@@ -36,7 +36,8 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from gpu.common.gpu_monitor import GpuMonitor  # noqa: E402
-from gpu.common.timing import Stats, timed  # noqa: E402
+from gpu.common.timing import Stats  # noqa: E402
+from gpu.common.timing import timed as _timed  # noqa: E402
 from gpu.engine.attention import DECODE_MAX_SPLITS, DECODE_TARGET_PROGRAMS  # noqa: E402
 from gpu.engine.config import EngineConfig, derive_num_gpu_blocks  # noqa: E402
 from gpu.engine.executor import DEFAULT_GRAPH_SIZES, DEFAULT_TOKEN_GRAPH_SIZES, Executor  # noqa: E402
@@ -48,6 +49,13 @@ from gpu.engine.scheduler import AdapterInfo, Request, Scheduler  # noqa: E402
 from gpu.engine.weights import PRESETS, random_weights  # noqa: E402
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+# Idle time after each timed step, as a multiple of its duration (--rest; gpu/common/timing.py):
+# back-to-back steps held the GPU at its power cap and its clocks below a live run's.
+REST = 1.0
+
+
+def timed(fn, reps: int, warmup: int = 2) -> Stats:
+    return _timed(fn, reps, warmup, rest=REST)
 BLOCK = 16
 TIMING = "median_us,p10_us,p90_us,reps"
 
@@ -471,12 +479,16 @@ def main() -> int:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--quick", action="store_true", help="small grids and few repetitions (a smoke test)")
     ap.add_argument("--memory-utilization", type=float, default=0.80)
+    ap.add_argument("--rest", type=float, default=REST,
+                    help="idle time after each timed step, as a multiple of its duration (0: back to back)")
     ap.add_argument("--no-token-graphs", action="store_true",
                     help="profile the engine without token graphs (steps with prefill chunks eager)")
     ap.add_argument("--dop-table", type=Path,
                     default=Path(os.environ.get("DOP_TABLE", str(ROOT / "gpu" / "dop" / "tuned_h200.json"))),
                     help="Dop tuned table: kernel 'dop' is profiled when it exists (env DOP_TABLE)")
     args = ap.parse_args()
+    global REST
+    REST = args.rest
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -523,6 +535,7 @@ def main() -> int:
         "commit": os.environ.get("GIT_COMMIT", ""),
         "command": " ".join(["python3", "gpu/profile_steps.py"] + sys.argv[1:]),
         "timing": "wall clock around Executor.execute (what gpu/replay.py times), median of repetitions",
+        "rest": REST,  # idle after each timed step, times its duration
         "kv_blocks": rig.num_blocks,
         # The engine's decode-attention split rule (gpu/engine/attention.py): the twin needs it to
         # price the longest sequence of a decode batch (docs/profile-format.md).

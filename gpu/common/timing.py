@@ -123,13 +123,22 @@ class Stats:
         return self._deciles()[-1]
 
 
-def timed(fn: Callable[[], object], reps: int, warmup: int = 2) -> Stats:
-    """Host wall time of ``fn()`` (which must wait for its GPU work), ``reps`` times after ``warmup`` calls."""
+def timed(fn: Callable[[], object], reps: int, warmup: int = 2, rest: float = 0.0) -> Stats:
+    """Host wall time of ``fn()`` (which must wait for its GPU work), ``reps`` times after ``warmup`` calls.
+
+    ``rest``: after each call, leave the GPU idle for ``rest`` times that call's duration. Steps
+    timed back to back keep a GPU at its power cap, and the H200 then lowers its clocks: the step
+    profile at 32bd308 timed its eager tables at a median SM clock of 1470-1665 MHz, where the live
+    runs of the same lease ran at 1890-1965 MHz with idle gaps between steps (docs/validation.md,
+    "Clocks"). A rest of 1 (half the time idle) brings the duty cycle nearer a live engine's."""
     for _ in range(warmup):
         fn()
     s = Stats()
     for _ in range(reps):
         t0 = time.perf_counter()
         fn()
-        s.samples_us.append((time.perf_counter() - t0) * 1e6)
+        dt = time.perf_counter() - t0
+        s.samples_us.append(dt * 1e6)
+        if rest > 0:
+            time.sleep(rest * dt)
     return s
