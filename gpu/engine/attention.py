@@ -381,10 +381,13 @@ def paged_tiles_torch(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Ten
 
 def paged_tiles_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, positions: torch.Tensor,
                        block_tables: torch.Tensor, tile_seq: torch.Tensor, tile_row: torch.Tensor,
-                       tile_len: torch.Tensor, out: torch.Tensor, block_m: int) -> torch.Tensor:
+                       tile_len: torch.Tensor, out: torch.Tensor, block_m: int, block_n: int = TILE_N,
+                       warps: int = 4, stages: int = 2) -> torch.Tensor:
     """q ``[T, H, D]``; caches ``[blocks, bs, KVH, D]``; positions ``[T]`` int64; block_tables
     ``[S, max_blocks]`` int32; tile_seq / tile_row / tile_len ``[NT]`` int32 (the tile's row of
-    block_tables, first query row, rows; 0 rows: unused). Writes the tiles' rows of ``out``."""
+    block_tables, first query row, rows; 0 rows: unused). Writes the tiles' rows of ``out``.
+    ``block_n``, ``warps``, ``stages``: the key tile, warps and pipeline stages (the engine's
+    defaults; gpu/bench_tiles.py measures the alternatives)."""
     h, d = q.shape[1], q.shape[2]
     bs, kvh = k_cache.shape[1], k_cache.shape[2]
     nt = tile_len.shape[0]
@@ -397,8 +400,8 @@ def paged_tiles_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Te
         k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
         block_tables.stride(0),
         out.stride(0), out.stride(1),
-        GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d, BLOCK_M=block_m, BLOCK_N=TILE_N,
-        num_warps=4, num_stages=2,
+        GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d, BLOCK_M=block_m, BLOCK_N=block_n,
+        num_warps=warps, num_stages=stages,
     )
     return out
 
