@@ -42,24 +42,18 @@ public struct StepProfile: Sendable {
     /// batches) does not see.
     public let eagerLoraFits: [String: LinearFit]
     /// Decode steps unlike the grid's rows (`step_decode_varied.csv`, when the profile has it):
-    /// mixed contexts and scattered KV blocks. Not fitted; `loratwin profile check` prices each
-    /// row with the decode model and prints the error, a check of the model on calibration data.
+    /// mixed contexts and scattered KV blocks. The rows whose longest context exceeds the mean
+    /// calibrate `decodeTailFit`; `loratwin profile check` prices every row with the decode model
+    /// and prints its error (the uniform-context rows are a check the fit does not see).
     public let decodeChecks: [DecodeCheck]
-    /// One row of `step_decode_varied.csv`.
-    public struct DecodeCheck: Sendable, Equatable {
-        /// The batch's layout (`spread`, `one_long`, `scattered`).
-        public var layout: String
-        /// Sequences, their summed context (the StepBatch's `decodeContextTokens`) and the longest.
-        public var seqs: Int, contextTokens: Int, maxContext: Int
-        /// The measured median.
-        public var microseconds: Double
-
-        /// Creates a row.
-        public init(layout: String, seqs: Int, contextTokens: Int, maxContext: Int, microseconds: Double) {
-            (self.layout, self.seqs, self.contextTokens, self.maxContext) = (layout, seqs, contextTokens, maxContext)
-            self.microseconds = microseconds
-        }
-    }
+    /// The longest-program tail of a skewed decode batch, fitted on the rows of `decodeChecks`
+    /// whose longest context exceeds the mean: microseconds over the graph-size floor ~
+    /// tau x maxContext / splits(g) + w x work (features `max/splits` and `work`, coefficients
+    /// tau in us per token and w). Its leave-one-out error is that of floor + tail against the
+    /// measured step. Nil when the profile lacks the table, it has fewer than 3 such rows or a
+    /// coefficient comes out negative: the tail is then read off the one-sequence rows
+    /// (`decodeParts`).
+    public let decodeTailFit: LinearFit?
     /// Spread of repeated timings of decode-only steps: the median over the table's rows of
     /// ln(p90 / p10) / 2.563, i.e. the sigma of a log-normal with the same 10-90 % range.
     public let decodeLogSigma: Double
@@ -207,6 +201,7 @@ public struct StepProfile: Sendable {
             }
         }
         decodeChecks = checks
+        decodeTailFit = Self.fitDecodeTail(checks, grid: grid, fit: decodeFit, meta: meta)
         decodeLogSigma = try Self.logSigma([decode])
         eagerLogSigma = try Self.logSigma([tokens, attention])
 
@@ -248,68 +243,6 @@ public struct StepProfile: Sendable {
             throw ProfileError(file: table.file, "cannot fit \(names.joined(separator: " + ")) to \(y.count) rows (too few or degenerate)")
         }
         return f
-    }
-
-    /// Microseconds of a decode-only step of `seqs` sequences whose contexts sum to
-    /// `contextTokens`, the longest being `maxContext` (0: all equal).
-    ///
-    /// The table holds batches of equal contexts. The engine's decode attention gives each
-    /// (sequence, head) `splits(g)` programs (g: the batch's CUDA-graph size) that each walk a
-    /// share of that sequence's context, so a batch takes the longer of two things: its total
-    /// attention work, read off the table at the mean context; and its longest program, which walks
-    /// `maxContext / splits(g)` tokens. The one-sequence rows measure programs that walk `context /
-    /// splits(1)` tokens, so the longest program of the batch costs what a lone sequence of
-    /// `maxContext x splits(1) / splits(g)` tokens costs (beyond the grid, on the line through the last two one-sequence
-    /// rows). Both are increments over the table's shortest context; the rest of the step is the
-    /// table's shortest-context row at the batch's CUDA-graph size. Without a recorded split rule
-    /// (profiles of engines with one program per sequence and head), splits are 1; without
-    /// recorded graph sizes, the batch is its own size.
-    public func decodeMicroseconds(seqs: Int, contextTokens: Int, maxContext: Int = 0) -> Double {
-        let p = decodeParts(seqs: seqs, contextTokens: contextTokens, maxContext: maxContext)
-        return p.floor + max(p.work, p.tail)
-    }
-
-    /// The parts `decodeMicroseconds` adds up: `floor`, the shortest-context row at the batch's
-    /// graph size; `work`, the attention work at the mean context over the shortest; `tail`, the
-    /// longest program's walk over the shortest (equal to `work` when no sequence is longer than
-    /// the mean). The step is `floor + max(work, tail)`.
-    public func decodeParts(seqs: Int, contextTokens: Int, maxContext: Int = 0) -> (floor: Double, work: Double, tail: Double) {
-        let s = Double(seqs)
-        let mean = Double(contextTokens) / Double(max(seqs, 1))
-        func table(_ n: Double, _ c: Double) -> Double {
-            decodeGrid.covers(n, c) ? decodeGrid.value(n, c) : decodeFit.value(1, n, n * c)
-        }
-        let shortest = decodeGrid.axes[1][0]
-        // The batch runs as the graph of the next size up: its padding rows (context 1) cost the
-        // weights' part of a step, not attention.
-        let graph = graphSize(seqs)
-        let floor = table(Double(graph), shortest)
-        let work = table(s, mean) - table(s, shortest)
-        guard Double(maxContext) > mean else { return (floor, work, work) }
-        var lone = Double(maxContext)
-        if let rule = meta.decodeAttention {
-            lone *= Double(rule.splits(seqs: 1)) / Double(rule.splits(seqs: graph))
-        }
-        let tail = oneSequence(lone) - oneSequence(shortest)
-        return (floor, work, tail)
-    }
-
-    /// The decode CUDA-graph size a batch of `seqs` runs as (`seqs` itself without recorded
-    /// sizes, or beyond the largest).
-    public func graphSize(_ seqs: Int) -> Int {
-        guard let sizes = meta.graphSizes else { return seqs }
-        return sizes.first { $0 >= seqs } ?? seqs
-    }
-
-    /// The one-sequence decode rows at `context`, extended beyond the grid on the line through
-    /// its last two points.
-    private func oneSequence(_ context: Double) -> Double {
-        let contexts = decodeGrid.axes[1]
-        let last = contexts[contexts.count - 1]
-        if context <= last { return decodeGrid.value(1, max(context, contexts[0])) }
-        let before = contexts[max(0, contexts.count - 2)]
-        let slope = last > before ? (decodeGrid.value(1, last) - decodeGrid.value(1, before)) / (last - before) : 0
-        return decodeGrid.value(1, last) + slope * (context - last)
     }
 
     /// The token-graph size an eager step of `tokens` tokens (prefill tokens plus decode

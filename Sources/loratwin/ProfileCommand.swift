@@ -48,17 +48,7 @@ struct ProfileCommand: ParsableCommand {
             }
             line("step_decode.csv (decode-only, graph)", axes(p.decodeGrid, ["seqs", "context/seq"]), p.decodeFit)
             if !p.decodeChecks.isEmpty {
-                print("step_decode_varied.csv (not fitted: the decode model on mixed contexts and scattered blocks)")
-                var sq = 0.0
-                for c in p.decodeChecks {
-                    let model = p.decodeMicroseconds(seqs: c.seqs, contextTokens: c.contextTokens, maxContext: c.maxContext)
-                    let err = 100 * (model - c.microseconds) / c.microseconds
-                    sq += err * err
-                    print(
-                        "  \(c.layout.padding(toLength: 9, withPad: " ", startingAt: 0)) seqs \(c.seqs) max \(c.maxContext): measured "
-                            + "\(String(format: "%.0f", c.microseconds)) us, model \(String(format: "%.0f", model)) us (\(fmtPct(err)))")
-                }
-                print("  error  RMS \(fmtPct((sq / Double(p.decodeChecks.count)).squareRoot()))")
+                printDecodeVaried(p)
             }
             line(
                 "step_tokens.csv (eager, by tokens; fit above the grid)",
@@ -82,6 +72,38 @@ struct ProfileCommand: ParsableCommand {
                     + (eager.isEmpty ? "" : ", " + eager.joined(separator: ", ")))
         }
     }
+}
+
+/// The `step_decode_varied` block of `profile check`: the fitted tail model, then every row's
+/// measured and modelled step, the skewed rows (fitted) and the uniform ones (a check) apart.
+private func printDecodeVaried(_ p: StepProfile) {
+    let skewed = p.decodeChecks.filter(\.isSkewed).count
+    if let f = p.decodeTailFit {
+        print("step_decode_varied.csv (fitted: tail of skewed batches; rows with uniform contexts are a check)")
+        print(
+            "  tail   us = \(fmtCoef(f.coefficients[0]))*max/splits + \(fmtCoef(f.coefficients[1]))*work   (\(f.points) rows with max > mean)"
+        )
+        print("  error  leave-one-out RMS \(fmtPct(f.leaveOneOutPercent)), max \(fmtPct(f.leaveOneOutMaxPercent)) (floor + tail)")
+    } else {
+        print(
+            "step_decode_varied.csv (not fitted: \(skewed) rows with max > mean (3 needed) or a negative coefficient; "
+                + "tail from the one-sequence rows)")
+    }
+    var squares = (fitted: 0.0, check: 0.0)
+    for c in p.decodeChecks {
+        let model = p.decodeMicroseconds(seqs: c.seqs, contextTokens: c.contextTokens, maxContext: c.maxContext)
+        let err = 100 * (model - c.microseconds) / c.microseconds
+        if c.isSkewed { squares.fitted += err * err } else { squares.check += err * err }
+        let role = c.isSkewed && p.decodeTailFit != nil ? "fitted" : "check"
+        print(
+            "  \(c.layout.padding(toLength: 9, withPad: " ", startingAt: 0)) seqs \(c.seqs) max \(c.maxContext): measured "
+                + "\(String(format: "%.0f", c.microseconds)) us, model \(String(format: "%.0f", model)) us (\(fmtPct(err)), \(role))")
+    }
+    let uniform = p.decodeChecks.count - skewed
+    let rms = { (sum: Double, n: Int) in n > 0 ? fmtPct((sum / Double(n)).squareRoot()) : "-" }
+    print(
+        "  error  RMS \(rms(squares.fitted + squares.check, p.decodeChecks.count)): max > mean \(rms(squares.fitted, skewed)), "
+            + "uniform \(rms(squares.check, uniform))")
 }
 
 private func fmt(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(format: "%g", x) }

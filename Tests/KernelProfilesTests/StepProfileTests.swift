@@ -205,7 +205,7 @@ struct DecodeTailTests {
 
 @Suite("Decode checks")
 struct DecodeCheckTests {
-    @Test("step_decode_varied, when present, is read as checks (not fitted), and bad rows are refused")
+    @Test("step_decode_varied, when present, is read (two skewed rows are too few to fit the tail), and bad rows are refused")
     func variedRows() throws {
         let plain = try StepProfile(directory: try ProfileFixture.write())
         #expect(plain.decodeChecks.isEmpty)
@@ -220,7 +220,8 @@ struct DecodeCheckTests {
         let p = try StepProfile(directory: dir)
         #expect(p.decodeChecks.count == 2)
         #expect(p.decodeChecks[1] == .init(layout: "one_long", seqs: 32, contextTokens: 12000, maxContext: 4097, microseconds: 4500))
-        // the pricing model is the grid's, unchanged by the checks
+        // the pricing model is the grid's, unchanged by too few rows to fit
+        #expect(p.decodeTailFit == nil)
         #expect(p.decodeMicroseconds(seqs: 32, contextTokens: 32 * 1024) == plain.decodeMicroseconds(seqs: 32, contextTokens: 32 * 1024))
         try csv.replacingOccurrences(of: "32800", with: "many").write(
             toFile: dir + "/step_decode_varied.csv", atomically: true, encoding: .utf8)

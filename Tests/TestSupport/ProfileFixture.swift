@@ -10,6 +10,8 @@ import Foundation
 /// - lora (sgmv): 100 + 2 tokens + 50 segments + 0.05 tokens x rank; `torch` twice that
 /// - loads: host 50 + bytes / 25e3; disk 200 + bytes / 2e3
 /// - merge: 1000 + 10 rank; unmerge 900 + 10 rank; host overhead: 300 + 5 seqs
+/// - decode varied (optional, `write(decodeVaried:)`): skewed batches at a given tail tau x
+///   max / splits + w x work over the decode floor (`variedDecode`)
 public enum ProfileFixture {
     /// Decode formula.
     public static func decode(_ s: Double, _ c: Double) -> Double { 4000 + 20 * s + 0.01 * s * c }
@@ -37,14 +39,45 @@ public enum ProfileFixture {
         }
     }
 
+    /// A `step_decode_varied.csv` over the decode formula, one batch per layout and size in
+    /// `sizes`: `spread` (contexts evenly from 256 to 1792) and `one_long` (all 256 but one of
+    /// 4096) cost floor + tau x max / splits(graph) + w x work, `scattered` (all 1024) the formula
+    /// at its mean; floor = decode(graph(seqs), 128), work = decode(seqs, mean) - decode(seqs,
+    /// 128), contexts + 1 as the StepBatch counts them. `graph` and `splits` are the profile's
+    /// graph size and split rule (identity and 1 by default).
+    public static func variedDecode(
+        tau: Double, w: Double, sizes: [Int] = [4, 8, 16, 32, 64, 128], graph: (Int) -> Int = { $0 },
+        splits: (Int) -> Int = { _ in 1 }
+    ) -> String {
+        var v = "seqs,layout,context_tokens,max_context,median_us,p10_us,p90_us,reps\n"
+        for n in sizes {
+            let layouts: [(String, [Int])] = [
+                ("spread", (0..<n).map { 256 + 1536 * $0 / max(n - 1, 1) + 1 }),
+                ("one_long", (0..<n).map { $0 == 0 ? 4097 : 257 }),
+                ("scattered", Array(repeating: 1025, count: n)),
+            ]
+            for (layout, contexts) in layouts {
+                let (total, longest) = (contexts.reduce(0, +), contexts.max()!)
+                let (s, mean) = (Double(n), Double(total) / Double(n))
+                let floor = decode(Double(graph(n)), 128)
+                let work = decode(s, mean) - decode(s, 128)
+                let tail = tau * Double(longest) / Double(splits(graph(n))) + w * work
+                let us = floor + (Double(longest) > mean ? tail : work)
+                v += "\(n),\(layout),\(total),\(longest),\(us),\(us),\(us),12\n"
+            }
+        }
+        return v
+    }
+
     /// Writes the profile into a new temporary directory and returns its path. `schema` and
     /// `mutate` (file name -> text transform) let tests break it. `tokenFormula` is the eager
     /// token curve; `tokenGraphSizes`, when given, goes into meta.json, and the token part of each
     /// row of step_tokens, step_attention and step_mixed is then the formula at the row's
-    /// token-graph size.
+    /// token-graph size. `decodeVaried`, when given, is written as `step_decode_varied.csv`
+    /// (`variedDecode`).
     public static func write(
         schema: Int = 2, mutate: [String: (String) -> String] = [:], withMixed: Bool = false, decodeAttention: String? = nil,
-        tokenFormula: (Double) -> Double = tokens, tokenGraphSizes: [Int]? = nil
+        tokenFormula: (Double) -> Double = tokens, tokenGraphSizes: [Int]? = nil, decodeVaried: String? = nil
     ) throws -> String {
         func tokens(_ t: Double) -> Double { tokenFormula(tokenGraphSize(t, tokenGraphSizes)) }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loratwin-profile-\(UUID().uuidString)").path
@@ -118,6 +151,7 @@ public enum ProfileFixture {
             }
             files["step_mixed.csv"] = mx
         }
+        if let decodeVaried { files["step_decode_varied.csv"] = decodeVaried }
         for (name, text) in files {
             let final = mutate[name].map { $0(text) } ?? text
             try final.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8)

@@ -1,0 +1,129 @@
+/// Decode-only steps (the engine's CUDA-graph path): the grid's floor and attention work, and the
+/// tail of batches whose longest sequence is longer than the mean.
+extension StepProfile {
+    /// One row of `step_decode_varied.csv`.
+    public struct DecodeCheck: Sendable, Equatable {
+        /// The batch's layout (`spread`, `one_long`, `scattered`).
+        public var layout: String
+        /// Sequences, their summed context (the StepBatch's `decodeContextTokens`) and the longest.
+        public var seqs: Int, contextTokens: Int, maxContext: Int
+        /// The measured median.
+        public var microseconds: Double
+
+        /// Creates a row.
+        public init(layout: String, seqs: Int, contextTokens: Int, maxContext: Int, microseconds: Double) {
+            (self.layout, self.seqs, self.contextTokens, self.maxContext) = (layout, seqs, contextTokens, maxContext)
+            self.microseconds = microseconds
+        }
+
+        /// True when the longest context exceeds the mean: a row that calibrates `decodeTailFit`.
+        public var isSkewed: Bool { Double(maxContext) > Double(contextTokens) / Double(max(seqs, 1)) }
+    }
+
+    /// Microseconds of a decode-only step of `seqs` sequences whose contexts sum to
+    /// `contextTokens`, the longest being `maxContext` (0: all equal): `floor + max(work, tail)`
+    /// of `decodeParts`.
+    ///
+    /// The table holds batches of equal contexts. The engine's decode attention gives each
+    /// (sequence, head) `splits(g)` programs (g: the batch's CUDA-graph size) that each walk a
+    /// share of that sequence's context, so a batch takes at least its total attention work, read
+    /// off the table at the mean context, and, when one sequence is longer, the time of its
+    /// longest program, which walks `maxContext / splits(g)` tokens while the rest of the work
+    /// contends with it for bandwidth. The rest of the step is the table's shortest-context row
+    /// at the batch's CUDA-graph size. Without a recorded split rule (profiles of engines with one
+    /// program per sequence and head), splits are 1; without recorded graph sizes, the batch is
+    /// its own size.
+    public func decodeMicroseconds(seqs: Int, contextTokens: Int, maxContext: Int = 0) -> Double {
+        let p = decodeParts(seqs: seqs, contextTokens: contextTokens, maxContext: maxContext)
+        return p.floor + max(p.work, p.tail)
+    }
+
+    /// The parts `decodeMicroseconds` adds up, in microseconds: `floor`, the shortest-context row
+    /// at the batch's graph size g; `work`, the attention work at the mean context over the
+    /// shortest; `tail`, the longest program's time (equal to `work` when no sequence is longer
+    /// than the mean). The step is `floor + max(work, tail)`.
+    ///
+    /// With `decodeTailFit` (calibrated on the profile's `step_decode_varied` micro-benchmark),
+    /// `tail = tau x maxContext / splits(g) + w x work`. Without it, the tail is what a lone
+    /// sequence of `maxContext x splits(1) / splits(g)` tokens costs over the shortest context
+    /// (its programs walk as far; beyond the grid, on the line through the last two one-sequence
+    /// rows).
+    public func decodeParts(seqs: Int, contextTokens: Int, maxContext: Int = 0) -> (floor: Double, work: Double, tail: Double) {
+        let mean = Double(contextTokens) / Double(max(seqs, 1))
+        let graph = graphSize(seqs)
+        let (floor, work) = Self.decodeFloorAndWork(seqs: seqs, graph: graph, mean: mean, grid: decodeGrid, fit: decodeFit)
+        guard Double(maxContext) > mean else { return (floor, work, work) }
+        if let f = decodeTailFit {
+            return (floor, work, f.value(Double(maxContext) / Double(Self.splits(meta, graph: graph)), work))
+        }
+        var lone = Double(maxContext)
+        if let rule = meta.decodeAttention {
+            lone *= Double(rule.splits(seqs: 1)) / Double(rule.splits(seqs: graph))
+        }
+        let tail = oneSequence(lone) - oneSequence(decodeGrid.axes[1][0])
+        return (floor, work, tail)
+    }
+
+    /// The decode CUDA-graph size a batch of `seqs` runs as (`seqs` itself without recorded
+    /// sizes, or beyond the largest).
+    public func graphSize(_ seqs: Int) -> Int {
+        Self.graphSize(seqs, meta.graphSizes)
+    }
+
+    static func graphSize(_ seqs: Int, _ sizes: [Int]?) -> Int {
+        guard let sizes else { return seqs }
+        return sizes.first { $0 >= seqs } ?? seqs
+    }
+
+    /// Programs per (sequence, head) at graph size `graph` (1 without a recorded rule).
+    static func splits(_ meta: ProfileMeta, graph: Int) -> Int {
+        meta.decodeAttention?.splits(seqs: graph) ?? 1
+    }
+
+    /// The floor and work of `decodeParts`: the one function that pricing and the tail fit
+    /// evaluate. The batch runs as the graph of the next size up: its padding rows (context 1)
+    /// cost the weights' part of a step, not attention, so the floor is read at `graph` and the
+    /// work at the real `seqs`. Outside the grid, the table's fit.
+    static func decodeFloorAndWork(seqs: Int, graph: Int, mean: Double, grid: GridInterpolator, fit: LinearFit) -> (
+        floor: Double, work: Double
+    ) {
+        func table(_ n: Double, _ c: Double) -> Double {
+            grid.covers(n, c) ? grid.value(n, c) : fit.value(1, n, n * c)
+        }
+        let s = Double(seqs)
+        let shortest = grid.axes[1][0]
+        return (table(Double(graph), shortest), table(s, mean) - table(s, shortest))
+    }
+
+    /// Least squares of the skewed rows of `rows` (`isSkewed`): measured - floor ~ tau x
+    /// maxContext / splits(g) + w x work, with floor, work and g as `decodeParts` computes them.
+    /// Nil with fewer than 3 such rows, a degenerate system or a negative coefficient.
+    static func fitDecodeTail(_ rows: [DecodeCheck], grid: GridInterpolator, fit: LinearFit, meta: ProfileMeta) -> LinearFit? {
+        var x: [[Double]] = []
+        var y: [Double] = []
+        var floors: [Double] = []
+        for r in rows where r.isSkewed {
+            let graph = graphSize(r.seqs, meta.graphSizes)
+            let mean = Double(r.contextTokens) / Double(max(r.seqs, 1))
+            let (floor, work) = decodeFloorAndWork(seqs: r.seqs, graph: graph, mean: mean, grid: grid, fit: fit)
+            x.append([Double(r.maxContext) / Double(splits(meta, graph: graph)), work])
+            y.append(r.microseconds)
+            floors.append(floor)
+        }
+        guard x.count >= 3, let f = LinearFit(features: ["max/splits", "work"], x: x, y: y, offset: floors),
+            f.coefficients.allSatisfy({ $0 >= 0 })
+        else { return nil }
+        return f
+    }
+
+    /// The one-sequence decode rows at `context`, extended beyond the grid on the line through
+    /// its last two points.
+    private func oneSequence(_ context: Double) -> Double {
+        let contexts = decodeGrid.axes[1]
+        let last = contexts[contexts.count - 1]
+        if context <= last { return decodeGrid.value(1, max(context, contexts[0])) }
+        let before = contexts[max(0, contexts.count - 2)]
+        let slope = last > before ? (decodeGrid.value(1, last) - decodeGrid.value(1, before)) / (last - before) : 0
+        return decodeGrid.value(1, last) + slope * (context - last)
+    }
+}
