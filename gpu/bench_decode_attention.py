@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from gpu.common.timing import rotating_median_us as time_call  # noqa: E402
 from gpu.engine import attention as A  # noqa: E402
 
 
@@ -49,22 +50,6 @@ def copy_bandwidth() -> float:
         e1.synchronize()
         times.append(e0.elapsed_time(e1) * 1e-3)
     return 2 * a.numel() * 2 / statistics.median(times)
-
-
-def time_call(fn, sets: int, reps: int = 30) -> float:
-    """Median microseconds of ``fn(i)`` over repetitions, input set ``i`` rotating."""
-    for i in range(sets):
-        fn(i)
-    torch.cuda.synchronize()
-    samples = []
-    for r in range(reps):
-        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        e0.record()
-        fn(r % sets)
-        e1.record()
-        e1.synchronize()
-        samples.append(e0.elapsed_time(e1) * 1e3)
-    return statistics.median(samples)
 
 
 def reference(q: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, tables: torch.Tensor, ctx: int) -> torch.Tensor:

@@ -23,7 +23,6 @@ import itertools
 import json
 import math
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,8 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from gpu.common.peaks import measure_matmul  # noqa: E402
+from gpu.common.timing import rotating_median_us  # noqa: E402
 from gpu.engine import attention as A  # noqa: E402
 
 H, D, BS = 32, 128, 16
@@ -74,39 +75,6 @@ def make_tables(chunks, pool: int, gen, device):
     return bt.to(device)
 
 
-def time_us(fn, sets: int, reps: int = 20) -> float:
-    for i in range(sets):
-        fn(i)
-    torch.cuda.synchronize()
-    samples = []
-    for r in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn(r % sets)
-        e.record()
-        e.synchronize()
-        samples.append(s.elapsed_time(e) * 1e3)
-    return statistics.median(samples)
-
-
-def fmm_rate(dev) -> float:
-    """fp16 matmul FLOP/s (8192^3, median of 10): the FLOP roofline."""
-    a = torch.randn(8192, 8192, dtype=torch.float16, device=dev)
-    b = torch.randn_like(a)
-    for _ in range(3):
-        a @ b
-    torch.cuda.synchronize()
-    t = []
-    for _ in range(10):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        a @ b
-        e.record()
-        e.synchronize()
-        t.append(s.elapsed_time(e) * 1e-3)
-    return 2 * 8192**3 / statistics.median(t)
-
-
 CASES = {
     "prompt512": [(512, 0)],
     "prompt2048": [(2048, 0)],
@@ -128,7 +96,7 @@ def main() -> int:
     pool = 8192  # 8192 blocks x 16 tokens x 32 heads x 128 x 2 B = 1 GiB per cache: well past the L2
     kc = torch.randn(pool + 1, BS, H, D, dtype=torch.float16, device=dev)
     vc = torch.randn_like(kc)
-    rate = fmm_rate(dev)
+    rate = measure_matmul(torch.float16)
     configs = list(itertools.product((16, 32, 64, 128), (32, 64, 128), (4, 8), (1, 2, 3)))
     if args.quick:
         configs = [(64, 64, 4, 2), (128, 64, 8, 2), (16, 64, 4, 2)]
@@ -165,7 +133,7 @@ def main() -> int:
                 def call(i, qs=qs, pos=pos, tables=tables, o=o, ts=ts, tr=tr, tl_=tl_, cfg=(bm, bn, w, st)):
                     A.paged_tiles_triton(qs[i], kc, vc, pos, tables[i], ts, tr, tl_, o, *cfg)
 
-                us = time_us(call, sets)
+                us = rotating_median_us(call, sets, reps=20)
             tflops = 4 * H * D * pairs / (us * 1e-6) / 1e12 if ok else float("nan")
             rows.append(f"{name},{bm},{bn},{w},{st},{us:.2f},{tflops:.1f},{err:.2e},{'ok' if ok else 'WRONG'}")
             configs_done.append({"block_m": bm, "block_n": bn, "warps": w, "stages": st, "us": us, "rel_err": err})
@@ -180,7 +148,7 @@ def main() -> int:
                 for q, k, v in inputs[i]:
                     torch.ops.aten._scaled_dot_product_flash_attention(q, k, v, 0.0, is_causal=True)
 
-            fa = time_us(flash, sets)
+            fa = rotating_median_us(flash, sets, reps=20)
         good = [c for c in configs_done if math.isfinite(c["us"])]
         b = min(good, key=lambda c: c["us"]) if good else None
         default = next((c for c in good if (c["block_m"], c["block_n"], c["warps"], c["stages"]) ==

@@ -95,6 +95,23 @@ def time_calls(calls: Sequence[Callable[[], object]], mode: str = "eager", *, mi
     return Timing(mode, statistics.median(per_call), _quantile(per_call, 0.1), _quantile(per_call, 0.9), reps, n)
 
 
+def rotating_median_us(fn: Callable[[int], object], sets: int, reps: int = 30) -> float:
+    """Median microseconds of one ``fn(i)`` between two CUDA events, over ``reps`` repetitions with
+    the input set ``i`` rotating over ``range(sets)`` (each set called once first, as warm-up)."""
+    for i in range(sets):
+        fn(i)
+    torch.cuda.synchronize()
+    samples = []
+    for r in range(reps):
+        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        e0.record()
+        fn(r % sets)
+        e1.record()
+        e1.synchronize()
+        samples.append(e0.elapsed_time(e1) * 1e3)
+    return statistics.median(samples)
+
+
 @dataclass
 class Stats:
     """Host wall-clock samples of whole engine steps (``Executor.execute``), in microseconds: what
