@@ -84,19 +84,22 @@ CASES = {
 }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="out/tiles")
     ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
+    ap.add_argument("--device", default="cuda", help="cpu: a dry run under TRITON_INTERPRET=1 (tests)")
+    ap.add_argument("--pool", type=int, default=8192, help="KV blocks per cache (default: 1 GiB, past the L2)")
+    args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    dev = torch.device("cuda")
+    dev = torch.device(args.device)
+    cuda = dev.type == "cuda"
     gen = torch.Generator().manual_seed(0)
-    pool = 8192  # 8192 blocks x 16 tokens x 32 heads x 128 x 2 B = 1 GiB per cache: well past the L2
+    pool = args.pool
     kc = torch.randn(pool + 1, BS, H, D, dtype=torch.float16, device=dev)
     vc = torch.randn_like(kc)
-    rate = measure_matmul(torch.float16)
+    rate = measure_matmul(torch.float16) if cuda else float("nan")
     configs = list(itertools.product((16, 32, 64, 128), (32, 64, 128), (4, 8), (1, 2, 3)))
     if args.quick:
         configs = [(64, 64, 4, 2), (128, 64, 8, 2), (16, 64, 4, 2)]
@@ -138,7 +141,7 @@ def main() -> int:
             rows.append(f"{name},{bm},{bn},{w},{st},{us:.2f},{tflops:.1f},{err:.2e},{'ok' if ok else 'WRONG'}")
             configs_done.append({"block_m": bm, "block_n": bn, "warps": w, "stages": st, "us": us, "rel_err": err})
         fa = None
-        if not decode_only:
+        if not decode_only and cuda:
             inputs = [[(torch.randn(1, H, n, D, dtype=torch.float16, device=dev),
                         torch.randn(1, H, n + p0, D, dtype=torch.float16, device=dev),
                         torch.randn(1, H, n + p0, D, dtype=torch.float16, device=dev)) for n, p0 in chunks]
@@ -158,7 +161,7 @@ def main() -> int:
     (out / "tiles.csv").write_text(header + "\n".join(rows) + "\n")
     import triton
 
-    meta = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
+    meta = {"gpu": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
             "triton": triton.__version__, "cuda": torch.version.cuda, "dtype": "float16",
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": os.environ.get("GIT_COMMIT", ""),
             "fp16_matmul_flops": rate, "cases": best}

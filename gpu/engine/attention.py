@@ -374,7 +374,7 @@ def paged_tiles_torch(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Ten
         k = k_cache[idx].reshape(-1, kvh, d)[:hi].double().repeat_interleave(h // kvh, dim=1)
         v = v_cache[idx].reshape(-1, kvh, d)[:hi].double().repeat_interleave(h // kvh, dim=1)
         sc = torch.einsum("nhd,khd->hnk", q[r0:r0 + n].double(), k) / math.sqrt(d)
-        sc = sc.masked_fill(torch.arange(hi)[None, None, :] > pos[None, :, None], float("-inf"))
+        sc = sc.masked_fill(torch.arange(hi, device=pos.device)[None, None, :] > pos[None, :, None], float("-inf"))
         out[r0:r0 + n] = torch.einsum("hnk,khd->nhd", torch.softmax(sc, dim=-1), v).to(out.dtype)
     return out
 
