@@ -52,10 +52,11 @@ TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 # Idle time after each timed step, as a multiple of its duration (--rest; gpu/common/timing.py):
 # back-to-back steps held the GPU at its power cap and its clocks below a live run's.
 REST = 1.0
+_rest = REST  # this run's (main sets it from --rest)
 
 
 def timed(fn, reps: int, warmup: int = 2) -> Stats:
-    return _timed(fn, reps, warmup, rest=REST)
+    return _timed(fn, reps, warmup, rest=_rest)
 BLOCK = 16
 TIMING = "median_us,p10_us,p90_us,reps"
 
@@ -221,12 +222,14 @@ def interleaved_tables(rig: Rig, contexts: list[int]) -> list[list[int]]:
 
 def profile_decode_varied(rig: Rig, quick: bool) -> list[str]:
     """Decode steps unlike the grid's rows: contexts of mixed lengths, and blocks scattered over
-    the cache. Not fitted: ``loratwin profile check`` prices these rows with the grid's model and
-    prints its error, a check of the decode model on calibration data (live decode steps of 40
-    sequences and more ran 5-19 % over the twin; docs/validation.md, "Step by step")."""
+    the cache. The twin fits the tail of skewed batches on the ``spread`` and ``one_long`` rows
+    (docs/profile-format.md); the ``scattered`` rows stay a check of the grid. Graph sizes 4 and
+    12 (four and two programs per sequence and head, ``decode_splits``) join 16-128 (one) so that
+    the fit sees every split count the live engine uses: at 32bd308 the live steps of graph 12 ran
+    7 % over the twin, and no row of the fit had two programs (docs/validation.md)."""
     ex = rig.ex[rig.kinds[0]]
     rows = ["seqs,layout,context_tokens,max_context," + TIMING]
-    sizes = [g for g in (16, 40, 64, 128) if g in rig.graph_sizes] if not quick else [16]
+    sizes = [g for g in (4, 12, 16, 40, 64, 128) if g in rig.graph_sizes] if not quick else [16]
     for n in sizes:
         for layout in ("spread", "one_long", "scattered"):
             ctx = varied_contexts(n, layout)
@@ -487,8 +490,8 @@ def main() -> int:
                     default=Path(os.environ.get("DOP_TABLE", str(ROOT / "gpu" / "dop" / "tuned_h200.json"))),
                     help="Dop tuned table: kernel 'dop' is profiled when it exists (env DOP_TABLE)")
     args = ap.parse_args()
-    global REST
-    REST = args.rest
+    global _rest
+    _rest = args.rest
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -535,7 +538,7 @@ def main() -> int:
         "commit": os.environ.get("GIT_COMMIT", ""),
         "command": " ".join(["python3", "gpu/profile_steps.py"] + sys.argv[1:]),
         "timing": "wall clock around Executor.execute (what gpu/replay.py times), median of repetitions",
-        "rest": REST,  # idle after each timed step, times its duration
+        "rest": _rest,  # idle after each timed step, times its duration
         "kv_blocks": rig.num_blocks,
         # The engine's decode-attention split rule (gpu/engine/attention.py): the twin needs it to
         # price the longest sequence of a decode batch (docs/profile-format.md).
