@@ -8,7 +8,12 @@ The bytes a call must move (K and V of every context token, q and the output) ov
 copy bandwidth give the roofline; the table reports the fraction reached. Block tables point
 into a cache several times the L2, rotated between repetitions, so the timing is of HBM reads.
 
-Usage (GPU machine): python3 gpu/bench_decode_attention.py --out DIR
+``--graph`` times each configuration as a CUDA-graph replay of 32 calls (one per layer of a decode
+step, input sets rotating), as the engine's decode graphs run it: without it a call is one launch
+timed alone, and at short contexts the launch, not the kernel, sets the time (so the H200 rows
+at 128 tokens of context said nothing about the splits there; docs/engine.md).
+
+Usage (GPU machine): python3 gpu/bench_decode_attention.py --out DIR [--graph]
 Writes DIR/decode_attention.csv (every configuration), DIR/decode_attention.json (the best per
 case, the default's time, metadata) and prints the best-per-case table last.
 """
@@ -30,7 +35,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from gpu.common.timing import rotating_median_us as time_call  # noqa: E402
+from gpu.common.timing import rotating_median_us, time_calls  # noqa: E402
 from gpu.engine import attention as A  # noqa: E402
 
 
@@ -52,6 +57,17 @@ def copy_bandwidth() -> float:
     return 2 * a.numel() * 2 / statistics.median(times)
 
 
+LAYERS = 32  # calls per graph with --graph: one decode step's layers
+
+
+def time_call(fn, sets: int, graph: bool) -> float:
+    """Median microseconds of one ``fn(i)`` (input set ``i`` rotating): timed alone between two
+    CUDA events, or with ``graph`` as one of LAYERS calls replayed as a CUDA graph."""
+    if not graph:
+        return rotating_median_us(fn, sets)
+    return time_calls([lambda i=i: fn(i % sets) for i in range(LAYERS)], "graph", min_reps=10, max_reps=30).median_us
+
+
 def reference(q: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, tables: torch.Tensor, ctx: int) -> torch.Tensor:
     """Float64 attention of each sequence's query over its first ``ctx`` cached tokens."""
     outs = []
@@ -68,6 +84,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--graph", action="store_true", help="time 32 calls replayed as one CUDA graph, per call")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -106,7 +123,7 @@ def main() -> int:
                     continue
                 cfg = {"splits": splits, "tile": tile, "warps": warps, "stages": stages}
                 us = time_call(lambda i, cfg=cfg, qs=qs, tables=tables, lens=lens, o=o: A.paged_decode_triton(
-                    qs[i], kc, vc, tables[i], lens, out=o, **cfg), sets)
+                    qs[i], kc, vc, tables[i], lens, out=o, **cfg), sets, args.graph)
             except Exception as e:  # noqa: BLE001
                 rows.append(f"{b},{ctx},{splits},{tile},{warps},{stages},,,,error {type(e).__name__}")
                 continue
@@ -115,7 +132,7 @@ def main() -> int:
             rows.append(f"{b},{ctx},{splits},{tile},{warps},{stages},{us:.2f},{gbs:.0f},{pct:.1f},{err:.2e}")
             case.append((us, splits, tile, warps, stages))
         default_us = time_call(lambda i, qs=qs, tables=tables, lens=lens, o=o: A.paged_decode_triton(
-            qs[i], kc, vc, tables[i], lens, out=o), sets)
+            qs[i], kc, vc, tables[i], lens, out=o), sets, args.graph)
         case.sort()
         us, splits, tile, warps, stages = case[0]
         best[f"{b}x{ctx}"] = {"batch": b, "context": ctx, "us": us, "splits": splits, "tile": tile, "warps": warps,
@@ -133,6 +150,7 @@ def main() -> int:
         "defaults": {"tile": A.DECODE_TILE, "warps": A.DECODE_WARPS, "stages": A.DECODE_STAGES,
                      "target_programs": A.DECODE_TARGET_PROGRAMS},
         "seconds": time.perf_counter() - t0,
+        "timing": f"CUDA graph of {LAYERS} calls, per call" if args.graph else "one launch between CUDA events",
     }
     (out / "decode_attention.json").write_text(json.dumps({"meta": meta, "best": best}, indent=2) + "\n")
     print(f"copy bandwidth {bw / 1e12:.2f} TB/s")
