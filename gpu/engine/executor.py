@@ -86,6 +86,7 @@ class Executor:
         self.token_sizes = tuple(sorted(t for t in set(token_graph_sizes) if 0 < t <= cap))
         self.token_graphs: dict[tuple[int, bool], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
         self.t_seg: dict[int, object] = {}
+        self.t_smax = 0  # most sequences a token graph holds (0: no token graphs)
         if self.token_sizes:
             self._token_buffers(self.token_sizes[-1], min(max(max_num_seqs, 1), self.token_sizes[-1]))
 
@@ -198,13 +199,7 @@ class Executor:
         g, logits, toks = self.token_graphs[(size, use_lora)]
         g.replay()
         self._wait()
-        toks_l = toks[:len(sampled_seqs)].tolist()
-        sampled = {s.request_id: t for s, t in zip(sampled_seqs, toks_l, strict=True)}
-        out_logits = None
-        if return_logits:
-            order = {s.request_id: i for i, s in enumerate(sampled_seqs)}
-            out_logits = logits[[order[s.request_id] for s in seqs if s.samples]].float().clone()
-        return sampled, out_logits
+        return self._collect(seqs, sampled_seqs, toks, logits, return_logits)
 
     # ---------------------------------------------------------------- graphs
     def _decode_batch(self, size: int, use_lora: bool) -> ForwardBatch:
@@ -336,7 +331,7 @@ class Executor:
             rows = [i for i, s in enumerate(seqs) if s.samples]
             out_logits = logits[rows].float().clone() if return_logits else None
             self.last_path = f"graph{size}"
-        elif (self.use_graphs and not force_eager and not all_one and len(seqs) <= getattr(self, "t_smax", 0)
+        elif (self.use_graphs and not force_eager and not all_one and len(seqs) <= self.t_smax
               and (tsize := self.token_bucket(sum(s.num_tokens for s in seqs))) is not None
               and (tsize, use_lora) in self.token_graphs):
             sampled, out_logits = self._token_step(seqs, tsize, use_lora, return_logits, t0)
@@ -401,15 +396,19 @@ class Executor:
         logits = self.model.forward(batch)
         toks_d = logits.argmax(-1)
         self._wait()
-        toks = toks_d.tolist()
-        sampled_seqs = [s for s in ordered if s.samples]
+        return self._collect(seqs, [s for s in ordered if s.samples], toks_d, logits, return_logits)
+
+    @staticmethod
+    def _collect(seqs, sampled_seqs, toks_d, logits, return_logits: bool):
+        """The sampled tokens on the host, ``{request_id: token}`` (``sampled_seqs`` in the order of
+        their rows of ``toks_d`` / ``logits``), and with ``return_logits`` those rows in the
+        caller's order of ``seqs`` (a copy)."""
+        toks = toks_d[:len(sampled_seqs)].tolist()
         sampled = {s.request_id: t for s, t in zip(sampled_seqs, toks, strict=True)}
         out_logits = None
         if return_logits:
-            # rows back in the caller's order of seqs
             order = {s.request_id: i for i, s in enumerate(sampled_seqs)}
-            want = [order[s.request_id] for s in seqs if s.samples]
-            out_logits = logits[want].float()
+            out_logits = logits[[order[s.request_id] for s in seqs if s.samples]].float()
         return sampled, out_logits
 
     def forward_all_logits(self, seqs) -> torch.Tensor:
