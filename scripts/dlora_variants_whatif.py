@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Twin-only what-if for dLoRA's options (docs/schedulers.md): the recorded d01 and d04 traces
-and engine configurations, the H200 profile, under FCFS, dLoRA as recorded (draft 2), dLoRA with
-decode-only speeds (`speed: decode`) and with credit paid by drains (`drain_credit: true`).
-Prints a Markdown table of the twin's predictions. Not a validation: neither option has run live.
+"""Twin-only what-if for dLoRA's options (docs/schedulers.md): the recorded d01-d04 traces and
+engine configurations, each with the profile its scenario names, under FCFS, dLoRA as recorded
+(draft 2), dLoRA with decode-only speeds (`speed: decode`), with credit paid by drains
+(`drain_credit: true`) and with the aging guard (`max_wait_s`). Prints a Markdown table of the
+twin's predictions. Not a validation: none of the options has run live.
 
 Usage: python3 scripts/dlora_variants_whatif.py [--bin .build/release/loratwin]
 """
@@ -22,7 +23,10 @@ from schedulers_live import ROOT, cold_wait  # noqa: E402
 
 VARIANTS = (("FCFS", "fcfs"), ("dLoRA (draft 2)", "{kind: dlora}"),
             ("dLoRA, speed: decode", "{kind: dlora, speed: decode}"),
-            ("dLoRA, drain_credit", "{kind: dlora, drain_credit: true}"))
+            ("dLoRA, drain_credit", "{kind: dlora, drain_credit: true}"),
+            ("dLoRA, max_wait_s: 5", "{kind: dlora, max_wait_s: 5}"),
+            ("dLoRA, max_wait_s: 2", "{kind: dlora, max_wait_s: 2}"))
+RUNS = ("d01-skewed-zipf2", "d02-identical-heavy-share95", "d03-popularity-shift-rot3", "d04-cold-adapter-share90")
 
 
 def main() -> int:
@@ -33,7 +37,7 @@ def main() -> int:
           "| merges |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as td:
-        for run in ("d01-skewed-zipf2", "d04-cold-adapter-share90"):
+        for run in RUNS:
             src = ROOT / "traces/live" / run
             text = (src / "scenario.yaml").read_text()
             for i, (name, sched) in enumerate(VARIANTS):

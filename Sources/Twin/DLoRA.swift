@@ -28,6 +28,10 @@ public struct DLoRAConfig: Sendable, Equatable {
     /// pays credit to the candidates it displaces, as a credit-prioritised pass does
     /// (`drain_credit`; false: draft 2, as the live runs of 2026-12-01 ran).
     public var drainCredit = false
+    /// The aging guard (`max_wait_s`, step 2a): once the request at the front of the waiting queue
+    /// has waited this many seconds since its arrival, its adapter is prioritised whatever the
+    /// credits say (a base-model request: the pass runs unmerged). Nil: off (dLoRA's policy).
+    public var maxWaitSeconds: Double?
 
     /// The defaults.
     public init() {}

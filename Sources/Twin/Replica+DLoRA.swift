@@ -13,9 +13,15 @@ extension Replica {
             if e.adapter >= 0 { d.inCandidates[Int(e.adapter)] = true }
         }
         defer { dlora = d }
-        // 2. Credit priority: among adapters with a request in C; ties to the lowest index.
+        // 2a. The aging guard: the front request has waited max_wait_s or more.
         var p: Int32 = -1
-        if d.config.credits {
+        var aged = false
+        if let w = d.config.maxWaitSeconds, let f = waiting.first, now - requests[Int(f.request)].arrivalSeconds >= w {
+            aged = true
+            p = f.adapter  // -1 for a base-model request: the pass runs unmerged
+        }
+        // 2. Credit priority: among adapters with a request in C; ties to the lowest index.
+        if d.config.credits && !aged {
             let full = Double(d.credit.count) * d.config.creditUnit
             var best = -Double.infinity
             for a in d.inCandidates.indices where d.inCandidates[a] {
@@ -33,6 +39,8 @@ extension Replica {
         var target: Int32 = -1
         if p >= 0 {
             target = current == p ? p : -1
+        } else if aged {
+            target = -1
         } else if current >= 0 {
             target = Double(waitingByAdapter[Int(current)]) >= d.stayRatio * Double(maxSeqs) ? current : -1
         } else {

@@ -99,6 +99,7 @@ public struct Scenario: Sendable {
             guard let b = node.body else { return .dlora(c) }
             try b.checkKeys([
                 "kind", "credit_unit", "merge_ratio", "stay_ratio", "adaptive", "credits", "switch_cost", "speed", "drain_credit",
+                "max_wait_s",
             ])
             c.creditUnit = try b.double("credit_unit", positive: true) ?? c.creditUnit
             c.mergeRatio = try b.double("merge_ratio", min: 0) ?? c.mergeRatio
@@ -106,6 +107,7 @@ public struct Scenario: Sendable {
             c.adaptive = try b.bool("adaptive") ?? c.adaptive
             c.credits = try b.bool("credits") ?? c.credits
             c.drainCredit = try b.bool("drain_credit") ?? c.drainCredit
+            c.maxWaitSeconds = try b.double("max_wait_s", positive: true)
             if c.stayRatio > c.mergeRatio {
                 throw b.error(
                     "stay_ratio",

@@ -146,6 +146,17 @@ struct DLoRATests {
             _ = try Scenario.parse("scheduler: {kind: dlora, speed: fast}\n" + base, file: "s.yaml", baseDirectory: ".")
             Issue.record("expected an error")
         } catch { #expect(error.field == "scheduler.speed") }
+        let aged = try Scenario.parse("scheduler: {kind: dlora, max_wait_s: 2.5}\n" + base, file: "s.yaml", baseDirectory: ".")
+        guard case .dlora(let ac) = aged.scheduler, ac.maxWaitSeconds == 2.5, c.maxWaitSeconds == nil else {
+            Issue.record("expected dlora with max_wait_s 2.5 (and none by default)")
+            return
+        }
+        for bad in ["0", "-1", "soon"] {
+            do {
+                _ = try Scenario.parse("scheduler: {kind: dlora, max_wait_s: \(bad)}\n" + base, file: "s.yaml", baseDirectory: ".")
+                Issue.record("expected an error for max_wait_s \(bad)")
+            } catch { #expect(error.field == "scheduler.max_wait_s") }
+        }
         // L > R would merge and unmerge at once, forever.
         do {
             _ = try Scenario.parse(

@@ -171,12 +171,13 @@ class DLoRAConfig:
     switch_seconds: float | None = None
     speed: str = "tokens"  # "tokens": every iteration measures its mode's speed; "decode": decode-only ones
     drain_credit: bool = False  # a drain pass pays credit to the candidates it displaces (draft 3 option)
+    max_wait_s: float | None = None  # the aging guard (step 2a): None is off
 
 
 def parse_scheduler(d: Any, where: str = "scheduler") -> DLoRAConfig | None:
     """Parses the scenario's `scheduler:` value: absent, `fcfs` or `{kind: fcfs}` give None (FCFS);
     `dlora` or `{kind: dlora, credit_unit, merge_ratio, stay_ratio, adaptive, credits,
-    switch_cost, speed, drain_credit}` give a `DLoRAConfig`. Raises ValueError naming `where.key`."""
+    switch_cost, speed, drain_credit, max_wait_s}` give a `DLoRAConfig`. Raises ValueError naming `where.key`."""
     if d is None or d == "fcfs":
         return None
     if d == "dlora":
@@ -206,6 +207,12 @@ def parse_scheduler(d: Any, where: str = "scheduler") -> DLoRAConfig | None:
             if not isinstance(value, bool):
                 raise ValueError(f"{where}.{key}: expected true or false, found {value!r}")
             values[key] = value
+        elif key == "max_wait_s":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                math.isfinite(value) and value > 0
+            ):
+                raise ValueError(f"{where}.max_wait_s: expected seconds > 0, found {value!r}")
+            values["max_wait_s"] = float(value)
         elif key == "speed":
             if value not in ("tokens", "decode"):
                 raise ValueError(f"{where}.speed: expected tokens or decode, found {value!r}")
@@ -224,7 +231,7 @@ def parse_scheduler(d: Any, where: str = "scheduler") -> DLoRAConfig | None:
         else:
             raise ValueError(
                 f"{where}.{key}: unknown key (expected one of adaptive, credit_unit, credits, drain_credit, "
-                "merge_ratio, speed, stay_ratio, switch_cost)"
+                "max_wait_s, merge_ratio, speed, stay_ratio, switch_cost)"
             )
     config = DLoRAConfig(**values)
     if config.stay_ratio > config.merge_ratio:

@@ -80,6 +80,8 @@ class DLoRAScheduler(Scheduler):
         self.drain_passes = 0  # unmerged passes that drained other adapters' requests before a merge
         self.priority_unmerges = 0  # unmerges started because an adapter was prioritised
         self.empty_unmerges = 0  # unmerges started by a merged pass that scheduled nothing (draft 2)
+        self.aged_passes = 0  # passes in which the aging guard fired (max_wait_s)
+        self.aged_base_passes = 0  # ... on a base-model request
 
     # ----------------------------------------------------------------- queries
     @property
@@ -112,9 +114,17 @@ class DLoRAScheduler(Scheduler):
             if r.adapter is not None:
                 queue[r.adapter] = queue.get(r.adapter, 0) + 1
 
-        # 2. credit priority: adapters with a request in C; ties to the lowest catalogue index.
+        # 2a. the aging guard: the front request has waited max_wait_s or more.
         p: str | None = None
-        if p_.credits:
+        aged = False
+        if p_.max_wait_s is not None and self.waiting and now - self.waiting[0].arrival_s >= p_.max_wait_s:
+            aged = True
+            p = self.waiting[0].adapter  # None for a base-model request: the pass runs unmerged
+            self.aged_passes += 1
+            if p is None:
+                self.aged_base_passes += 1
+        # 2. credit priority: adapters with a request in C; ties to the lowest catalogue index.
+        if p_.credits and not aged:
             n = len(self.adapters)
             full = n * p_.credit_unit
             best: str | None = None
@@ -133,6 +143,8 @@ class DLoRAScheduler(Scheduler):
         target: str | None
         if p is not None:
             target = p if self.merged == p else None
+        elif aged:
+            target = None
         elif self.merged is not None:
             target = self.merged if queue.get(self.merged, 0) >= self.stay_ratio * c.max_num_seqs else None
         else:

@@ -304,6 +304,19 @@ CASES = (
         cost_extra=(("switch_s", 0.015),),
         expects=("drains", "prioritised", "credit_moved"),
     ),
+    # `max_wait_s`: the aging guard prioritises the adapter of a request that waited too long,
+    # ending merges and drains (base-model requests among them).
+    Case(
+        "dlora-7-aging-guard",
+        20,
+        DLORA_ENGINE,
+        requests=300,
+        rate_per_s=80.0,
+        weights=(8.0, 1.0, 1.0, 1.0),
+        scheduler="{kind: dlora, max_wait_s: 1.2}",
+        cost_extra=(("switch_s", 0.015),),
+        expects=("aged", "aged_base", "merges", "unmerges", "prioritised", "priority_unmerges", "credit_moved"),
+    ),
     # Draft 1 stalled on this trace (merged while parked requests held every seat); draft 2 drains
     # before merging, and its guard unmerges a merged pass that has nothing to schedule.
     Case(
@@ -467,6 +480,10 @@ def features(result: VirtualResult) -> set[str]:
                 found.add("priority_unmerges")
             if sched.empty_unmerges:
                 found.add("empty_unmerges")
+            if sched.aged_passes:
+                found.add("aged")
+            if sched.aged_base_passes:
+                found.add("aged_base")
             if any(v != (len(sched.adapters) - 1) * sched.params.credit_unit for v in sched.credit.values()):
                 found.add("credit_moved")
     return found

@@ -699,3 +699,68 @@ def test_stay_ratio_above_merge_ratio_is_refused() -> None:
     with pytest.raises(ValueError, match="stay_ratio"):
         parse_scheduler({"kind": "dlora", "merge_ratio": 0.5, "stay_ratio": 0.6}, "s.yaml: scheduler")
     assert parse_scheduler({"kind": "dlora", "merge_ratio": 0.5, "stay_ratio": 0.5}, "s.yaml: scheduler") is not None
+
+
+# ------------------------------------------------------------------ the aging guard (max_wait_s)
+def _merged_with_an_old_request(front: str | None, max_wait_s: float | None) -> DLoRAScheduler:
+    """Merged onto a1 (credits off) while the request at the front of `waiting`, of adapter
+    `front` (None: the base model), has waited since time 0 and is passed over."""
+    s = make(max_num_seqs=4, merge_ratio=1.0, stay_ratio=0.25, adaptive=False, credits=False, max_wait_s=max_wait_s)
+    add(s, 0, front)
+    for rid in range(1, 31):  # enough of a1 to stay merged (L x 4 = 1) through t = 3.5
+        add(s, rid, "a1", output=1)
+    plan = run_pass(s, 0.0)
+    assert plan.switch is not None and plan.switch.label() == "merge a1"
+    plan = run_pass(s, 0.5)
+    assert plan.mode == "merged" and 0 not in {q.request_id for q in plan.seqs}
+    return s
+
+
+@pytest.mark.parametrize("front", ["a2", None])
+def test_aging_guard_ends_a_merge_for_the_oldest_request(front: str | None) -> None:
+    """Once the front request has waited max_wait_s, the pass unmerges (its adapter prioritised, or
+    for a base-model request no adapter) and the next pass admits it first."""
+    s = _merged_with_an_old_request(front, max_wait_s=2.0)
+    plan = run_pass(s, 1.5)  # waited 1.5 s: no guard, a1 still merged
+    assert plan.mode == "merged" and plan.switch is None and s.aged_passes == 0
+    plan = run_pass(s, 2.5)  # waited 2.5 s
+    assert plan.switch is not None and plan.switch.label() == "unmerge a1"
+    assert s.aged_passes == 1 and s.aged_base_passes == (1 if front is None else 0)
+    assert plan.prioritised == front and s.priority_unmerges == (1 if front is not None else 0)
+    plan = run_pass(s, 3.5)
+    assert plan.mode == "unmerged" and 0 in {q.request_id for q in plan.seqs}
+    assert 0 not in {r.request_id for r in s.waiting}
+
+
+def test_without_the_guard_the_old_request_keeps_waiting() -> None:
+    s = _merged_with_an_old_request("a2", max_wait_s=None)
+    for t in (1.5, 2.5, 3.5):
+        plan = run_pass(s, t)
+        assert plan.switch is None and plan.mode == "merged" and 0 in {r.request_id for r in s.waiting}
+    assert s.aged_passes == 0
+
+
+def test_aging_guard_stops_a_drain() -> None:
+    """Draining towards a1 (a2 running) admits only a1's requests; an a3 request at the front of the
+    queue that has waited max_wait_s stops the drain and is admitted."""
+    s = make(("a1", "a2", "a3"), ("a1", "a2", "a3"), max_num_seqs=4, max_loras=3, merge_ratio=1.0, stay_ratio=0.5,
+             adaptive=False,
+             credits=False, max_wait_s=1.0)
+    add(s, 0, "a2", prompt=6, output=5)
+    run_pass(s, 0.0, dt=0.1)  # a2's request runs
+    add(s, 1, "a3")
+    for rid in range(2, 7):
+        add(s, rid, "a1", output=1)
+    plan = run_pass(s, 0.2, dt=0.1)  # a1's queue (5) >= 4: drain towards a1, a3 passed over
+    assert s.drain_passes == 1 and 1 not in {q.request_id for q in plan.seqs}
+    plan = run_pass(s, 1.1, dt=0.1)  # request 1 (a3) has waited 1.1 s
+    assert s.drain_passes == 1 and s.aged_passes == 1 and plan.prioritised == "a3"
+    assert plan.seqs and 1 in {q.request_id for q in plan.seqs}
+
+
+def test_max_wait_s_is_parsed_and_checked() -> None:
+    assert parse_scheduler({"kind": "dlora", "max_wait_s": 5}).max_wait_s == 5.0
+    assert parse_scheduler("dlora").max_wait_s is None
+    for bad in (0, -1, "soon", True, float("inf")):
+        with pytest.raises(ValueError, match=r"scheduler\.max_wait_s"):
+            parse_scheduler({"kind": "dlora", "max_wait_s": bad})
