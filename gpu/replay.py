@@ -530,6 +530,7 @@ def replay(args: argparse.Namespace) -> ReplayResult:
                       "speed_merged": sched.speed_merged, "speed_unmerged": sched.speed_unmerged,
                       "prioritised_passes": sched.prioritised_passes, "drain_passes": sched.drain_passes,
                       "priority_unmerges": sched.priority_unmerges, "empty_unmerges": sched.empty_unmerges,
+                      "aged_passes": sched.aged_passes, "aged_base_passes": sched.aged_base_passes,
                       "credit": dict(sched.credit)},
         }
     else:
