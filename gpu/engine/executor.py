@@ -51,6 +51,11 @@ DEFAULT_TOKEN_GRAPH_SIZES = (16, 32, 64, 128, 192, 256, 384, 512, 640, 768, 896,
                              1664, 1792, 1920, 2048)
 
 
+def next_size(sizes: tuple[int, ...], n: int) -> int | None:
+    """The smallest of the sorted ``sizes`` that is at least ``n`` (None: none is)."""
+    return next((s for s in sizes if s >= n), None)
+
+
 class Executor:
     def __init__(self, model: LlamaModel, block_size: int, max_model_len: int, use_graphs: bool = True,
                  graph_sizes: tuple[int, ...] = DEFAULT_GRAPH_SIZES, max_num_seqs: int = 128,
@@ -101,7 +106,7 @@ class Executor:
     def _token_buffers(self, tmax: int, smax: int) -> None:
         nb = self.max_blocks
         npre = max_prefill_tiles(tmax, smax)
-        self.t_tmax, self.t_smax, self.t_npre = tmax, smax, npre
+        self.t_smax = smax
         # int64: ids, positions, slot mapping, LoRA slot per row, logits rows
         n64 = 4 * tmax + smax
         # int32: block tables, decode tiles (seq, row, rows), prefill tiles (seq, row, rows)
@@ -129,10 +134,8 @@ class Executor:
         self.t_d = views(self.t_dev64, self.t_dev32)
 
     def token_bucket(self, tokens: int) -> int | None:
-        for s in self.token_sizes:
-            if s >= tokens:
-                return s
-        return None
+        """The token graph a step of ``tokens`` replays (None: none holds it)."""
+        return next_size(self.token_sizes, tokens)
 
     def _token_batch(self, size: int, use_lora: bool) -> ForwardBatch:
         d = self.t_d
@@ -261,10 +264,8 @@ class Executor:
         return g, logits, toks
 
     def bucket(self, n: int) -> int | None:
-        for s in self.graph_sizes:
-            if s >= n:
-                return s
-        return None
+        """The decode graph a batch of ``n`` sequences replays (None: none holds it)."""
+        return next_size(self.graph_sizes, n)
 
     def _fill_static(self, seqs, size: int | None = None) -> None:
         """Writes the decode rows of ``seqs`` (and padding after them) into the static inputs."""
