@@ -7,7 +7,8 @@
 #   -merged    always merged: {kind: dlora, merge_ratio: 0, stay_ratio: 0, credits: false, adaptive: false}
 #   -nocredit  dLoRA without credits: {kind: dlora, credits: false}
 #   -draincredit  dLoRA whose drains pay the candidates they displace: {kind: dlora, drain_credit: true}
-# (the first three for d01 and d04, -fcfs for d02 and d03, -draincredit for d04).
+#   -maxwait5  dLoRA with the aging guard: {kind: dlora, max_wait_s: 5}
+# (the first three for d01 and d04, -fcfs for d02 and d03, -draincredit and -maxwait5 for d04).
 #
 # Made for one H200 and Llama-2-7B (cost model: the H200 profile, measured separately), with
 # max_num_seqs 32 so that a merge (the hot adapter's queue at least merge_ratio 1.5 x 32 = 48
@@ -87,7 +88,7 @@ runs=(
   "d01-skewed-zipf2|d01|301|fcfs merged nocredit"
   "d02-identical-heavy-share95|d02|302|fcfs"
   "d03-popularity-shift-rot3|d03|303|fcfs"
-  "d04-cold-adapter-share90|d04|304|fcfs merged nocredit draincredit"
+  "d04-cold-adapter-share90|d04|304|fcfs merged nocredit draincredit maxwait5"
 )
 
 scheduler_of() {
@@ -97,6 +98,7 @@ scheduler_of() {
     merged) echo "{kind: dlora, merge_ratio: 0, stay_ratio: 0, credits: false, adaptive: false}" ;;
     nocredit) echo "{kind: dlora, credits: false}" ;;
     draincredit) echo "{kind: dlora, drain_credit: true}" ;;
+    maxwait5) echo "{kind: dlora, max_wait_s: 5}" ;;
   esac
 }
 
