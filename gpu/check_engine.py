@@ -235,9 +235,11 @@ def run_engine(base: Path, adapters: dict[str, Path], dtype: torch.dtype, device
     kv = PagedKVCache(cfg, num_blocks=96, block_size=16, dtype=dtype, device=device)
     model = LlamaModel(cfg, weights, kv, slots)
     # token graphs of 16-64 tokens: step B below (19 tokens, a continuation chunk and three decode
-    # rows) replays the 32-token graph on CUDA
+    # rows) replays the 32-token graph on CUDA; with the "dop" kind that graph applies LoRA densely
+    # (dense_lora_from, as large token graphs do in the engine), with "sgmv" through the kernels
     ex = Executor(model, block_size=16, max_model_len=512, use_graphs=use_graphs,
-                  graph_sizes=(1, 2, 4, 8), max_num_seqs=8, token_graph_sizes=(16, 32, 64), max_num_batched_tokens=512)
+                  graph_sizes=(1, 2, 4, 8), max_num_seqs=8, token_graph_sizes=(16, 32, 64), max_num_batched_tokens=512,
+                  dense_lora_from=32 if lora_kind == "dop" else None)
     if use_graphs:
         # Graphs are captured before any request exists: they only see the static buffers.
         ex.capture_graphs()

@@ -40,7 +40,12 @@ from gpu.common.timing import Stats  # noqa: E402
 from gpu.common.timing import timed as _timed  # noqa: E402
 from gpu.engine.attention import DECODE_MAX_SPLITS, DECODE_TARGET_PROGRAMS  # noqa: E402
 from gpu.engine.config import EngineConfig, derive_num_gpu_blocks  # noqa: E402
-from gpu.engine.executor import DEFAULT_GRAPH_SIZES, DEFAULT_TOKEN_GRAPH_SIZES, Executor  # noqa: E402
+from gpu.engine.executor import (  # noqa: E402
+    DEFAULT_DENSE_LORA_FROM,
+    DEFAULT_GRAPH_SIZES,
+    DEFAULT_TOKEN_GRAPH_SIZES,
+    Executor,
+)
 from gpu.engine.kv_cache import PagedKVCache, lora_slot_bytes  # noqa: E402
 from gpu.engine.loader import AdapterLoader  # noqa: E402
 from gpu.engine.lora import LoraSlots, random_adapter, save_adapter  # noqa: E402
@@ -92,7 +97,8 @@ class Rig:
     """The engine on the GPU, with a pool of KV blocks handed out to synthetic sequences."""
 
     def __init__(self, model_name: str, device: str, graph_sizes: tuple[int, ...], util: float,
-                 dop_table: Path | None = None, token_graphs: bool = True) -> None:
+                 dop_table: Path | None = None, token_graphs: bool = True,
+                 dense_lora_from: int | None = DEFAULT_DENSE_LORA_FROM) -> None:
         self.cfg = PRESETS[model_name]
         self.dtype = torch.float16 if device == "cuda" else torch.float32
         self.device = device
@@ -124,7 +130,8 @@ class Rig:
             self.ex[k] = Executor(model, BLOCK, 4096 + 2 * BLOCK, use_graphs=device == "cuda",
                                   graph_sizes=graph_sizes, max_num_seqs=max(graph_sizes),
                                   token_graph_sizes=DEFAULT_TOKEN_GRAPH_SIZES if token_graphs else (),
-                                  max_num_batched_tokens=4096)
+                                  max_num_batched_tokens=4096, dense_lora_from=dense_lora_from)
+        self.dense_lora_from = dense_lora_from
         # the token graphs the steps with prefill chunks replay (none on the CPU)
         self.token_sizes = self.ex[self.kinds[0]].token_sizes if device == "cuda" else ()
         self.next_id = 0
@@ -484,6 +491,8 @@ def main() -> int:
     ap.add_argument("--memory-utilization", type=float, default=0.80)
     ap.add_argument("--rest", type=float, default=REST,
                     help="idle time after each timed step, as a multiple of its duration (0: back to back)")
+    ap.add_argument("--dense-lora-from", type=int, default=DEFAULT_DENSE_LORA_FROM,
+                    help="token graphs of at least this many tokens apply LoRA densely (0: the kind's kernels always)")
     ap.add_argument("--no-token-graphs", action="store_true",
                     help="profile the engine without token graphs (steps with prefill chunks eager)")
     ap.add_argument("--dop-table", type=Path,
@@ -497,7 +506,7 @@ def main() -> int:
     t0 = time.perf_counter()
     sizes = tuple(s for s in DEFAULT_GRAPH_SIZES if s <= 128)
     rig = Rig(args.model, args.device, sizes, args.memory_utilization, dop_table=args.dop_table,
-              token_graphs=not args.no_token_graphs)
+              token_graphs=not args.no_token_graphs, dense_lora_from=args.dense_lora_from or None)
     print(rig.dop_note, flush=True)
     capture = rig.warm()
     tables = {}
@@ -549,6 +558,8 @@ def main() -> int:
         # Steps with prefill chunks of up to the largest run as the token graph of the next size
         # up (gpu/engine/executor.py): the twin reads step_tokens there (docs/step-cost.md).
         **({"token_graph_sizes": list(rig.token_sizes)} if rig.token_sizes else {}),
+        # token graphs of at least this many tokens apply LoRA densely, whatever the kind
+        "dense_lora_from": rig.dense_lora_from if rig.token_sizes else None,
         "graph_capture_s": capture,
         "lora_kernels": rig.kinds,
         "dop": {"table": str(args.dop_table), "profiled": "dop" in rig.kinds, "note": rig.dop_note,

@@ -46,7 +46,12 @@ from gpu.common.runtime_stats import RuntimeStats  # noqa: E402
 from gpu.common.timing import timed  # noqa: E402
 from gpu.engine.config import EngineConfig, derive_num_gpu_blocks, parse_scheduler  # noqa: E402
 from gpu.engine.dlora import DLoRAScheduler, SwitchOrder  # noqa: E402
-from gpu.engine.executor import DEFAULT_GRAPH_SIZES, DEFAULT_TOKEN_GRAPH_SIZES, Executor  # noqa: E402
+from gpu.engine.executor import (  # noqa: E402
+    DEFAULT_DENSE_LORA_FROM,
+    DEFAULT_GRAPH_SIZES,
+    DEFAULT_TOKEN_GRAPH_SIZES,
+    Executor,
+)
 from gpu.engine.kv_cache import PagedKVCache, lora_slot_bytes  # noqa: E402
 from gpu.engine.loader import AdapterLoader  # noqa: E402
 from gpu.engine.lora import (  # noqa: E402
@@ -295,6 +300,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-graphs", action="store_true")
     ap.add_argument("--no-token-graphs", action="store_true",
                     help="run steps with prefill chunks eagerly (decode steps still replay CUDA graphs)")
+    ap.add_argument("--dense-lora-from", type=int, default=DEFAULT_DENSE_LORA_FROM,
+                    help="token graphs of at least this many tokens apply LoRA densely (0: the kind's kernels always)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-seconds", type=float, default=None, help="stop the replay after this long")
     ap.add_argument("--device", default="cuda")
@@ -362,7 +369,8 @@ def replay(args: argparse.Namespace) -> ReplayResult:
     ex = Executor(model, engine.block_size, engine.max_model_len, use_graphs=use_graphs,
                   graph_sizes=sizes, max_num_seqs=engine.max_num_seqs,
                   token_graph_sizes=() if args.no_token_graphs else DEFAULT_TOKEN_GRAPH_SIZES,
-                  max_num_batched_tokens=engine.max_num_batched_tokens)
+                  max_num_batched_tokens=engine.max_num_batched_tokens,
+                  dense_lora_from=args.dense_lora_from or None)
     tmp = tempfile.TemporaryDirectory(prefix="lora-adapters-")
     files = {}
     host_adapters: dict[str, HostAdapter] = {}  # kept for dlora's merges (Switcher, source host)
@@ -543,6 +551,7 @@ def replay(args: argparse.Namespace) -> ReplayResult:
                       "adapters": args.adapters or "random", "dtype": str(dtype).removeprefix("torch.")},
             "catalogue": {"path": str(scen_path.parent / wl["catalogue"])},
             "lora": {"kind": slots.kind, "target_modules": list(targets), "slot_bytes": slot_bytes,
+                     "dense_from": ex.dense_lora_from if slots.kind in ("sgmv", "dop") else None,
                      **({"dop": {"table": args.dop_table, "status": slots.dop_status,
                                  "graph_workload": slots.graph_workload, "warm_up_s": dop_warm_s,
                                  "choices": _dop_choices(slots)}}

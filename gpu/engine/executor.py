@@ -49,6 +49,12 @@ DEFAULT_GRAPH_SIZES = (1, 2, 4, 8, 12, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 
 # the engine's max_num_batched_tokens are dropped.
 DEFAULT_TOKEN_GRAPH_SIZES = (16, 32, 64, 128, 192, 256, 384, 512, 640, 768, 896, 1024, 1152, 1280, 1408, 1536,
                              1664, 1792, 1920, 2048)
+# Token graphs of at least this many tokens apply LoRA densely (the "torch" kind's path, on the same
+# slot buffers) even with the "sgmv" and "dop" kinds: in the token graphs of 32bd308 the dense path
+# cost 1.3-2.0 ms at 512 tokens and 4.9-5.8 ms at 2048 against SGMV's 3.1-4.2 and 7.4-8.8 ms (rank
+# 16, 8 slots of rank 64; profiles/h200-llama2-7b-32bd308/lora_step.csv), while SGMV was as fast
+# or faster below 128 tokens. None: the kind's kernels at every size.
+DEFAULT_DENSE_LORA_FROM = 512
 
 
 def next_size(sizes: tuple[int, ...], n: int) -> int | None:
@@ -60,7 +66,8 @@ class Executor:
     def __init__(self, model: LlamaModel, block_size: int, max_model_len: int, use_graphs: bool = True,
                  graph_sizes: tuple[int, ...] = DEFAULT_GRAPH_SIZES, max_num_seqs: int = 128,
                  token_graph_sizes: tuple[int, ...] = DEFAULT_TOKEN_GRAPH_SIZES,
-                 max_num_batched_tokens: int | None = None) -> None:
+                 max_num_batched_tokens: int | None = None,
+                 dense_lora_from: int | None = DEFAULT_DENSE_LORA_FROM) -> None:
         self.model = model
         self.kv = model.kv
         self.block_size = block_size
@@ -92,6 +99,7 @@ class Executor:
         self.token_graphs: dict[tuple[int, bool], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
         self.t_seg: dict[int, object] = {}
         self.t_smax = 0  # most sequences a token graph holds (0: no token graphs)
+        self.dense_lora_from = dense_lora_from
         if self.token_sizes:
             self._token_buffers(self.token_sizes[-1], min(max(max_num_seqs, 1), self.token_sizes[-1]))
 
@@ -239,16 +247,25 @@ class Executor:
                 self.graphs[(size, use_lora)] = self._capture(self._decode_batch(size, use_lora), pool)
         if self.token_sizes:
             self._fill_tokens([])
-            if self.sgmv:
-                for size in self.token_sizes:
-                    self.t_seg[size] = self._seg([-1] * size)
-                    if self.dop:
-                        self.t_seg[size].dop_graph = True
+            self._token_segments()
             for size in reversed(self.token_sizes):
                 for use_lora in variants:
                     self.token_graphs[(size, use_lora)] = self._capture(self._token_batch(size, use_lora), pool)
         torch.cuda.synchronize()
         return time.perf_counter() - t0
+
+    def _token_segments(self) -> None:
+        """Static segment metadata of the token graphs that apply LoRA with the kind's kernels
+        (those under ``dense_lora_from`` tokens); a token graph without it applies LoRA densely."""
+        self.t_seg.clear()
+        if not self.sgmv:
+            return
+        for size in self.token_sizes:
+            if self.dense_lora_from is not None and size >= self.dense_lora_from:
+                continue
+            self.t_seg[size] = self._seg([-1] * size)
+            if self.dop:
+                self.t_seg[size].dop_graph = True
 
     def _capture(self, batch: ForwardBatch, pool):
         side = torch.cuda.Stream()
