@@ -210,24 +210,16 @@ def test_replay_warm_up_compiles_the_variants_of_each_rank_and_workload(tmp_path
     assert {k[3] for k in eager} >= {"identical", "uniform", "skewed"}
 
 
-@pytest.mark.parametrize("kind", ["sgmv", "dop"])
-def test_token_graph_batch_with_triton_kernels(tmp_path, monkeypatch, kind: str) -> None:
-    """A mixed step through the token graphs' static batch, every kernel Triton (interpreted):
-    tiled attention over the pages, the segment kernels on the graph's static metadata (bound by
-    the token size, rows unsorted, padding rows without adapter). Same logits as the dense
-    "torch" kind's eager step."""
+def _token_graph_vs_torch_eager(ex: Executor, size: int, seed: int, monkeypatch) -> None:
+    """A mixed step (a continuation chunk and three decode rows of three adapters and none)
+    through ``ex``'s token-graph static batch of ``size``, every kernel Triton (interpreted),
+    against the torch kind's eager step on the same requests."""
     from gpu.engine import attention as attn_mod
 
-    write_table(tmp_path / "tuned.json")
-    ex = build(kind, tmp_path / "tuned.json")
     ref = build("torch")
-    ex._token_buffers(32, 8)
-    size = 32
-    ex.t_seg[size] = ex._seg([-1] * size)
-    ex.t_seg[size].dop_graph = True
-    g = torch.Generator().manual_seed(13)
+    g = torch.Generator()
     for e in (ex, ref):
-        g.manual_seed(13)
+        g.manual_seed(seed)
         for rid, n in LENS.items():
             e.add_request(rid, torch.randint(0, TINY.vocab_size, (n + 1,), generator=g).tolist())
         e.execute([Seq(r, SLOT[r], 0, LENS[r], TABLES[r], samples=False) for r in (0, 1, 2)])
@@ -242,31 +234,27 @@ def test_token_graph_batch_with_triton_kernels(tmp_path, monkeypatch, kind: str)
     assert torch.allclose(logits[order], want, atol=1e-3, rtol=1e-3), (logits[order] - want).abs().max()
 
 
-def test_large_token_graphs_apply_lora_densely(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("kind", ["sgmv", "dop"])
+def test_token_graph_batch_with_triton_kernels(tmp_path, monkeypatch, kind: str) -> None:
+    """The token graphs' static batch with tiled attention over the pages and the segment kernels
+    on the graph's static metadata (bound by the token size, rows unsorted, padding rows without
+    adapter): the torch kind's logits."""
+    write_table(tmp_path / "tuned.json")
+    ex = build(kind, tmp_path / "tuned.json")
+    ex._token_buffers(32, 8)
+    ex.t_seg[32] = ex._seg([-1] * 32)
+    ex.t_seg[32].dop_graph = True
+    _token_graph_vs_torch_eager(ex, 32, 13, monkeypatch)
+
+
+def test_large_token_graphs_apply_lora_densely(monkeypatch) -> None:
     """With the "sgmv" kind, token graphs of at least ``dense_lora_from`` tokens get no segment
     metadata and apply LoRA densely on the same slots: the same logits as the torch kind's step."""
-    from gpu.engine import attention as attn_mod
-
     ex = build("sgmv")
-    ref = build("torch")
     ex.token_sizes = (16, 32)
     ex._token_buffers(32, 8)
     ex.dense_lora_from = 32
     ex._token_segments()
     assert set(ex.t_seg) == {16}  # 16: the SGMV kernels; 32: dense
     assert ex._token_batch(32, True).lora_seg is None and ex._token_batch(16, True).lora_seg is ex.t_seg[16]
-    g = torch.Generator()
-    for e in (ex, ref):
-        g.manual_seed(17)
-        for rid, n in LENS.items():
-            e.add_request(rid, torch.randint(0, TINY.vocab_size, (n + 1,), generator=g).tolist())
-        e.execute([Seq(r, SLOT[r], 0, LENS[r], TABLES[r], samples=False) for r in (0, 1, 2)])
-        e.execute([Seq(3, SLOT[3], 0, 4, TABLES[3], samples=False)])
-    seqs = [Seq(3, 1, 4, 7, TABLES[3]), Seq(0, 2, LENS[0], 1, TABLES[0]), Seq(1, 0, LENS[1], 1, TABLES[1]),
-            Seq(2, None, LENS[2], 1, TABLES[2])]
-    _, want = ref.execute(seqs, return_logits=True, force_eager=True)
-    monkeypatch.setattr(attn_mod, "FORCE_TRITON", True)
-    sampled = ex._fill_tokens(seqs, 32)
-    logits = ex.model.forward(ex._token_batch(32, True))
-    order = [sampled.index(s) for s in seqs]
-    assert torch.allclose(logits[order], want, atol=1e-3, rtol=1e-3), (logits[order] - want).abs().max()
+    _token_graph_vs_torch_eager(ex, 32, 17, monkeypatch)
