@@ -70,9 +70,11 @@ extension StepProfile {
         Self.graphSize(seqs, meta.graphSizes)
     }
 
-    static func graphSize(_ seqs: Int, _ sizes: [Int]?) -> Int {
-        guard let sizes else { return seqs }
-        return sizes.first { $0 >= seqs } ?? seqs
+    /// The smallest of the sorted CUDA-graph `sizes` (decode sequences or eager tokens) at least
+    /// `n`; `n` itself beyond the largest or without sizes.
+    static func graphSize(_ n: Int, _ sizes: [Int]?) -> Int {
+        guard let sizes else { return n }
+        return sizes.first { $0 >= n } ?? n
     }
 
     /// Programs per (sequence, head) at graph size `graph` (1 without a recorded rule).

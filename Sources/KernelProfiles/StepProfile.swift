@@ -249,19 +249,14 @@ public struct StepProfile: Sendable {
     /// sequences) runs as: the smallest of the profile's `token_graph_sizes` at least `tokens`;
     /// `tokens` itself beyond the largest, or when the profile records none.
     public func tokenGraphSize(_ tokens: Int) -> Int {
-        Int(Self.tokenGraphSize(Double(tokens), meta.tokenGraphSizes))
-    }
-
-    private static func tokenGraphSize(_ tokens: Double, _ sizes: [Int]?) -> Double {
-        guard let size = sizes?.first(where: { Double($0) >= tokens }) else { return tokens }
-        return Double(size)
+        Self.graphSize(tokens, meta.tokenGraphSizes)
     }
 
     /// The token part of an eager step of `tokens` tokens: the token curve (beyond its grid, the
     /// larger of its last point and the fit) at the step's token-graph size. The one function
     /// that pricing and the load-time residual fits (`attentionFit`, `eagerLoraFits`) evaluate.
     private static func tokenPart(_ tokens: Double, _ curve: Interpolator1D, _ fit: LinearFit, _ sizes: [Int]?) -> Double {
-        let t = tokenGraphSize(tokens, sizes)
+        let t = Double(graphSize(Int(tokens), sizes))  // token counts are whole numbers
         return curve.covers(t) ? curve(t) : max(curve(t), fit.value(1, t))
     }
 
