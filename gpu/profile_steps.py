@@ -58,12 +58,13 @@ TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 # back-to-back steps held the GPU at its power cap and its clocks below a live run's.
 REST = 1.0
 _rest = REST  # this run's (main sets it from --rest)
+BLOCK = 16
+TIMING = "median_us,p10_us,p90_us,reps"
 
 
 def timed(fn, reps: int, warmup: int = 2) -> Stats:
+    """``gpu.common.timing.timed`` with this run's rest after each timed step."""
     return _timed(fn, reps, warmup, rest=_rest)
-BLOCK = 16
-TIMING = "median_us,p10_us,p90_us,reps"
 
 
 @dataclass
