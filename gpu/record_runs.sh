@@ -5,6 +5,9 @@
 # The LoRA kernel is the scenario's cost_model.kernel; KERNEL=dop (or sgmv, torch) overrides it and
 # the run is written to runs/<run>-<kernel>/ (so both kernels of one scenario can be recorded).
 # --lora-kind dop reads gpu/dop/tuned_h200.json (DOP_TABLE overrides; the profile reads it too).
+# PROFILE_ARGS and REPLAY_ARGS (environment) pass extra flags to gpu/profile_steps.py and every
+# gpu/replay.py (say "--dense-lora-from 0" on both, to keep a lease's engine like an earlier one's);
+# PROFILE_TIMEOUT (seconds, default 540) bounds the profile.
 # Needs GIT_COMMIT in the environment (the tree on that machine has no .git). Results go to
 # $OUT/results.tar.gz (profile/ and runs/<run>/), packed again after every step.
 set -uo pipefail
@@ -15,7 +18,7 @@ export PYTHONUNBUFFERED=1
 if [ "${1:-}" = "--profile" ]; then
   shift
   echo "== profile $(date -u +%T)"
-  timeout 330 python3 gpu/profile_steps.py --out "$OUT/work/profile" 2>&1 | tee "$OUT/work/profile.log" | tail -12
+  timeout "${PROFILE_TIMEOUT:-540}" python3 gpu/profile_steps.py --out "$OUT/work/profile" ${PROFILE_ARGS:-} 2>&1 | tee "$OUT/work/profile.log" | tail -12
   tar -C "$OUT/work" -czf "$OUT/results.tar.gz" .
 fi
 for run in "$@"; do
@@ -27,7 +30,7 @@ for run in "$@"; do
   mkdir -p "$OUT/work/runs/$name"
   timeout 150 python3 gpu/replay.py "$dir/scenario.yaml" --out "$OUT/work/runs/$name" --lora-kind "$kernel" \
     --dop-table "${DOP_TABLE:-gpu/dop/tuned_h200.json}" \
-    --max-seconds 110 > "$OUT/work/runs/$name/replay.log" 2>&1
+    --max-seconds 110 ${REPLAY_ARGS:-} > "$OUT/work/runs/$name/replay.log" 2>&1
   echo "rc=$? $(grep -E '"finished"|"wall_s"|"preemptions"' "$OUT/work/runs/$name/replay.log" | tr -d ' \n')"
   tar -C "$OUT/work" -czf "$OUT/results.tar.gz" .  # after each run: a timeout still returns what finished
 done
