@@ -62,7 +62,9 @@ public struct LinearFit: Sendable, Equatable {
         return rc == 0 && c.allSatisfy(\.isFinite) ? c : nil
     }
 
-    /// The fitted value for two, three or four features, without building an array.
+    /// The fitted value for one, two, three or four features, without building an array.
+    @inline(__always) public func value(_ a: Double) -> Double { coefficients[0] * a }
+    /// See `value(_:)`.
     @inline(__always) public func value(_ a: Double, _ b: Double) -> Double { coefficients[0] * a + coefficients[1] * b }
     /// See `value(_:_:)`.
     @inline(__always) public func value(_ a: Double, _ b: Double, _ c: Double) -> Double {

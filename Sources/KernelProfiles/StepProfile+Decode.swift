@@ -27,12 +27,12 @@ extension StepProfile {
     /// The table holds batches of equal contexts. The engine's decode attention gives each
     /// (sequence, head) `splits(g)` programs (g: the batch's CUDA-graph size) that each walk a
     /// share of that sequence's context, so a batch takes at least its total attention work, read
-    /// off the table at the mean context, and, when one sequence is longer, the time of its
-    /// longest program, which walks `maxContext / splits(g)` tokens while the rest of the work
-    /// contends with it for bandwidth. The rest of the step is the table's shortest-context row
-    /// at the batch's CUDA-graph size. Without a recorded split rule (profiles of engines with one
-    /// program per sequence and head), splits are 1; without recorded graph sizes, the batch is
-    /// its own size.
+    /// off the table at the mean context, and, when one sequence is longer than the mean, its
+    /// programs keep walking after the mean one's would have ended: the excess,
+    /// `(maxContext - mean) / splits(g)` tokens, at the pace of a program running alone. The
+    /// rest of the step is the table's shortest-context row at the batch's CUDA-graph size.
+    /// Without a recorded split rule (profiles of engines with one program per sequence and
+    /// head), splits are 1; without recorded graph sizes, the batch is its own size.
     public func decodeMicroseconds(seqs: Int, contextTokens: Int, maxContext: Int = 0) -> Double {
         let p = decodeParts(seqs: seqs, contextTokens: contextTokens, maxContext: maxContext)
         return p.floor + max(p.work, p.tail)
@@ -44,7 +44,9 @@ extension StepProfile {
     /// than the mean). The step is `floor + max(work, tail)`.
     ///
     /// With `decodeTailFit` (calibrated on the profile's `step_decode_varied` micro-benchmark),
-    /// `tail = tau x maxContext / splits(g) + w x work`. Without it, the tail is what a lone
+    /// `tail = work + tau x (maxContext - mean) / splits(g)`, with a tau of its own for graphs
+    /// whose sequences split (splits(g) > 1); when the table has no rows at such graphs, the
+    /// earlier form `tail = tau x maxContext / splits(g) + w x work` (`fitDecodeTail`). Without it, the tail is what a lone
     /// sequence of `maxContext x splits(1) / splits(g)` tokens costs over the shortest context
     /// (its programs walk as far; beyond the grid, on the line through the last two one-sequence
     /// rows).
@@ -54,7 +56,12 @@ extension StepProfile {
         let (floor, work) = Self.decodeFloorAndWork(seqs: seqs, graph: graph, mean: mean, grid: decodeGrid, fit: decodeFit)
         guard Double(maxContext) > mean else { return (floor, work, work) }
         if let f = decodeTailFit {
-            return (floor, work, f.value(Double(maxContext) / Double(Self.splits(meta, graph: graph)), work))
+            let splits = Double(Self.splits(meta, graph: graph))
+            if f.features == Self.longestProgramFeatures {
+                return (floor, work, f.value(Double(maxContext) / splits, work))
+            }
+            let tau = f.coefficients.count == 2 && splits > 1 ? f.coefficients[1] : f.coefficients[0]
+            return (floor, work, work + max(0, tau * (Double(maxContext) - mean) / splits))
         }
         var lone = Double(maxContext)
         if let rule = meta.decodeAttention {
@@ -97,24 +104,57 @@ extension StepProfile {
         return (table(Double(graph), shortest), table(s, mean) - table(s, shortest))
     }
 
-    /// Least squares of the skewed rows of `rows` (`isSkewed`): measured - floor ~ tau x
-    /// maxContext / splits(g) + w x work, with floor, work and g as `decodeParts` computes them.
-    /// Nil with fewer than 3 such rows, a degenerate system or a negative coefficient.
+    /// Features of the earlier tail form, `tau x maxContext / splits(g) + w x work` over the floor.
+    static let longestProgramFeatures = ["max/splits", "work"]
+
+    /// Least squares of the skewed rows of `rows` (`isSkewed`): measured - floor - work ~ tau x
+    /// (maxContext - mean) / splits(g), with floor, work and g as `decodeParts` computes them (no
+    /// intercept). Rows at graphs whose sequences split (splits(g) > 1) get a tau of their own
+    /// (feature `excess/splits (split)`) when there are at least 2 of them among at least 4 rows;
+    /// with one such row, one tau serves all graphs; with none, the earlier form over the floor,
+    /// `tau x maxContext / splits(g) + w x work` (`longestProgramFeatures`). Nil with fewer than 3 rows, a degenerate system or a
+    /// negative tau.
+    ///
+    /// This form replaced `tau x maxContext / splits(g) + w x work` after 9e806b3: on that
+    /// profile's own 12 skewed rows (graphs 4 and 12 split in 4 and 2) its leave-one-out error is
+    /// 2.5 % against 7.6 %, every row within 4.4 % (the old form missed one_long at 12 sequences by
+    /// 17.5 % and spread at 16 by 12.7 %), and a batch of equal contexts is the table's row by
+    /// construction (docs/step-cost.md). The fitted taus say a split sequence's programs do not
+    /// shorten its excess walk in proportion (2.8 against 1.6 us per token).
     static func fitDecodeTail(_ rows: [DecodeCheck], grid: GridInterpolator, fit: LinearFit, meta: ProfileMeta) -> LinearFit? {
-        var x: [[Double]] = []
+        var excess: [(Double, Bool)] = []
+        var longest: [[Double]] = []
         var y: [Double] = []
+        var offsets: [Double] = []
         var floors: [Double] = []
         for r in rows where r.isSkewed {
             let graph = graphSize(r.seqs, meta.graphSizes)
             let mean = Double(r.contextTokens) / Double(max(r.seqs, 1))
             let (floor, work) = decodeFloorAndWork(seqs: r.seqs, graph: graph, mean: mean, grid: grid, fit: fit)
-            x.append([Double(r.maxContext) / Double(splits(meta, graph: graph)), work])
+            let splits = splits(meta, graph: graph)
+            excess.append(((Double(r.maxContext) - mean) / Double(splits), splits > 1))
+            longest.append([Double(r.maxContext) / Double(splits), work])
             y.append(r.microseconds)
+            offsets.append(floor + work)
             floors.append(floor)
         }
-        guard x.count >= 3, let f = LinearFit(features: ["max/splits", "work"], x: x, y: y, offset: floors),
-            f.coefficients.allSatisfy({ $0 >= 0 })
-        else { return nil }
+        guard excess.count >= 3 else { return nil }
+        let split = excess.filter(\.1).count
+        let f: LinearFit?
+        if split >= 2 && excess.count - split >= 2 {
+            f = LinearFit(
+                features: ["excess/splits", "excess/splits (split)"], x: excess.map { $0.1 ? [0, $0.0] : [$0.0, 0] }, y: y,
+                offset: offsets)
+        } else if split == 0 {
+            // No row at a split graph: nothing calibrates how a split sequence's excess walk
+            // shortens, and one tau fitted at 1 split underprices the split graphs (the 32bd308
+            // profile's runs: decode steps at graphs 4-12 10-15 % short). The earlier form, whose
+            // w x work term carries part of the tail at every graph, is kept for such tables.
+            f = LinearFit(features: Self.longestProgramFeatures, x: longest, y: y, offset: floors)
+        } else {
+            f = LinearFit(features: ["excess/splits"], x: excess.map { [$0.0] }, y: y, offset: offsets)
+        }
+        guard let f, f.coefficients.allSatisfy({ $0 >= 0 }) else { return nil }
         return f
     }
 

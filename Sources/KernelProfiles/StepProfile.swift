@@ -47,9 +47,9 @@ public struct StepProfile: Sendable {
     /// and prints its error (the uniform-context rows are a check the fit does not see).
     public let decodeChecks: [DecodeCheck]
     /// The longest-program tail of a skewed decode batch, fitted on the rows of `decodeChecks`
-    /// whose longest context exceeds the mean: microseconds over the graph-size floor ~
-    /// tau x maxContext / splits(g) + w x work (features `max/splits` and `work`, coefficients
-    /// tau in us per token and w). Its leave-one-out error is that of floor + tail against the
+    /// whose longest context exceeds the mean: microseconds over the graph-size floor and the
+    /// work ~ tau x (maxContext - mean) / splits(g) (feature `excess/splits`, coefficient tau in
+    /// us per token). Its leave-one-out error is that of floor + tail against the
     /// measured step. Nil when the profile lacks the table, it has fewer than 3 such rows or a
     /// coefficient comes out negative: the tail is then read off the one-sequence rows
     /// (`decodeParts`).
@@ -250,6 +250,13 @@ public struct StepProfile: Sendable {
     /// `tokens` itself beyond the largest, or when the profile records none.
     public func tokenGraphSize(_ tokens: Int) -> Int {
         Self.graphSize(tokens, meta.tokenGraphSizes)
+    }
+
+    /// True when a step of `tokens` tokens with prefill runs as one of the profiled engine's
+    /// token graphs (false for profiles without them, and beyond the largest).
+    public func runsAsTokenGraph(_ tokens: Int) -> Bool {
+        guard let sizes = meta.tokenGraphSizes, let last = sizes.last else { return false }
+        return tokens <= last
     }
 
     /// The token part of an eager step of `tokens` tokens: the token curve (beyond its grid, the

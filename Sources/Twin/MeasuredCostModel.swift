@@ -4,8 +4,9 @@ import Workloads
 /// Step costs from a measured profile of the live engine (label `measured`): decode-only steps
 /// from the CUDA-graph decode table; steps with prefill tokens from the eager token curve (at the
 /// step's token-graph size, `StepProfile.tokenGraphSize`) plus fitted attention; unmerged LoRA, in decode steps from the LoRA table of the chosen kernel (at
-/// the batch's largest rank), in eager steps from the `step_mixed` fit of the kernel when the
-/// profile has one (else the LoRA table); and the engine's host time per iteration. Loads from the measured copy and read fits.
+/// the batch's largest rank, and at the token-graph size in steps that run as token graphs), in
+/// steps beyond the token graphs from the `step_mixed` fit of the kernel when the profile has one
+/// (else the LoRA table); and the engine's host time per iteration. Loads from the measured copy and read fits.
 public struct MeasuredCostModel: StepCostModel {
     /// The profile.
     public let profile: StepProfile
@@ -66,12 +67,18 @@ public struct MeasuredCostModel: StepCostModel {
                 decodeContextTokens: b.decodeContextTokens)
         }
         if b.mode == .unmerged && !b.segments.isEmpty {
-            if b.prefillTokens > 0, let eager = profile.eagerLoraMicroseconds(kernel: kernel, tokens: b.tokens) {
+            // A step with prefill tokens that runs as a token graph pays the LoRA of its graph
+            // size, as `lora_step` measures it (the same step with and without adapters); only
+            // a step beyond the token graphs runs the LoRA kernels eagerly, launched from Python,
+            // and takes the `step_mixed` fit.
+            let graphed = b.prefillTokens == 0 || profile.runsAsTokenGraph(b.tokens)
+            if !graphed, let eager = profile.eagerLoraMicroseconds(kernel: kernel, tokens: b.tokens) {
                 out.lora = eager
             } else {
                 var rank = 0
                 for s in b.segments { rank = max(rank, adapterRanks[s.adapter]) }
-                out.lora = profile.loraMicroseconds(kernel: kernel, tokens: b.tokens, segments: b.segments.count, rank: rank) ?? 0
+                let tokens = b.prefillTokens == 0 ? b.tokens : profile.tokenGraphSize(b.tokens)
+                out.lora = profile.loraMicroseconds(kernel: kernel, tokens: tokens, segments: b.segments.count, rank: rank) ?? 0
             }
         }
         out.host = max(0, profile.hostOverheadFit.value(1, Double(b.sequences)))

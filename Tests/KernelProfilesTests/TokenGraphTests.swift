@@ -82,7 +82,7 @@ struct TokenGraphTests {
         #expect(abs(q.eagerLoraFits["sgmv"]!.coefficients[0] - 2000) > 1)
     }
 
-    @Test("the measured cost model's eager part is the padded token curve; its LoRA part is at the real tokens")
+    @Test("the measured cost model's eager part is the padded token curve; LoRA in a token graph is the table's at the graph size")
     func breakdown() throws {
         let dir = try ProfileFixture.write(withMixed: true, tokenFormula: ProfileFixture.risingTokens, tokenGraphSizes: Self.sizes)
         let p = try StepProfile(directory: dir)
@@ -99,6 +99,22 @@ struct TokenGraphTests {
         b.segments = [LoraSegment(adapter: 0, tokens: 40)]
         let parts = m.breakdown(b)
         #expect(abs(parts.eager - (ProfileFixture.risingTokens(64) + 1e-4 * 528 + 0.01 * 4096 + 0.5 * 8)) < 1e-6)
-        #expect(abs(parts.lora - (2000 + 3 * 40)) < 1e-6)
+        // A step that runs as a token graph pays the LoRA table's cost at its graph size (64
+        // tokens, 1 segment, rank 16: 100 + 2 x 64 + 50 + 0.05 x 64 x 16), not the step_mixed fit.
+        #expect(p.runsAsTokenGraph(40) && p.runsAsTokenGraph(256) && !p.runsAsTokenGraph(257))
+        let table = try #require(p.loraMicroseconds(kernel: "sgmv", tokens: 64, segments: 1, rank: 16))
+        #expect(abs(table - (100 + 2 * 64 + 50 + 0.05 * 64 * 16)) < 1e-6)
+        #expect(abs(parts.lora - table) < 1e-9)
+        // Beyond the largest graph the step runs eagerly and takes the step_mixed fit.
+        b.prefillTokens = 292
+        b.segments = [LoraSegment(adapter: 0, tokens: 300)]
+        #expect(abs(m.breakdown(b).lora - (2000 + 3 * 300)) < 1e-6)
+        // Decode-only steps keep the table at their own row count.
+        var d = StepBatch()
+        d.decodeSequences = 8
+        d.decodeContextTokens = 4096
+        d.samplingSequences = 8
+        d.segments = [LoraSegment(adapter: 0, tokens: 8)]
+        #expect(abs(m.breakdown(d).lora - (100 + 2 * 8 + 50 + 0.05 * 8 * 16)) < 1e-6)
     }
 }

@@ -10,8 +10,8 @@ import Foundation
 /// - lora (sgmv): 100 + 2 tokens + 50 segments + 0.05 tokens x rank; `torch` twice that
 /// - loads: host 50 + bytes / 25e3; disk 200 + bytes / 2e3
 /// - merge: 1000 + 10 rank; unmerge 900 + 10 rank; host overhead: 300 + 5 seqs
-/// - decode varied (optional, `write(decodeVaried:)`): skewed batches at a given tail tau x
-///   max / splits + w x work over the decode floor (`variedDecode`)
+/// - decode varied (optional, `write(decodeVaried:)`): skewed batches at a given tail, work +
+///   tau x (max - mean) / splits over the decode floor (`variedDecode`)
 public enum ProfileFixture {
     /// Decode formula.
     public static func decode(_ s: Double, _ c: Double) -> Double { 4000 + 20 * s + 0.01 * s * c }
@@ -41,12 +41,15 @@ public enum ProfileFixture {
 
     /// A `step_decode_varied.csv` over the decode formula, one batch per layout and size in
     /// `sizes`: `spread` (contexts evenly from 256 to 1792) and `one_long` (all 256 but one of
-    /// 4096) cost floor + tau x max / splits(graph) + w x work, `scattered` (all 1024) the formula
-    /// at its mean; floor = decode(graph(seqs), 128), work = decode(seqs, mean) - decode(seqs,
-    /// 128), contexts + 1 as the StepBatch counts them. `graph` and `splits` are the profile's
+    /// 4096) cost floor + work + tau x (max - mean) / splits(graph), `scattered` (all 1024) the
+    /// formula at its mean; floor = decode(graph(seqs), 128), work = decode(seqs, mean) - decode(seqs,
+    /// 128), contexts + 1 as the StepBatch counts them; `tauSplit` (default `tau`) at graphs
+    /// whose sequences split. With `longestProgram: w`, skewed rows follow the earlier form
+    /// instead: floor + tau x max / splits(graph) + w x work. `graph` and `splits` are the profile's
     /// graph size and split rule (identity and 1 by default).
     public static func variedDecode(
-        tau: Double, w: Double, sizes: [Int] = [4, 8, 16, 32, 64, 128], graph: (Int) -> Int = { $0 },
+        tau: Double, tauSplit: Double? = nil, longestProgram w: Double? = nil, sizes: [Int] = [4, 8, 16, 32, 64, 128],
+        graph: (Int) -> Int = { $0 },
         splits: (Int) -> Int = { _ in 1 }
     ) -> String {
         var v = "seqs,layout,context_tokens,max_context,median_us,p10_us,p90_us,reps\n"
@@ -61,8 +64,11 @@ public enum ProfileFixture {
                 let (s, mean) = (Double(n), Double(total) / Double(n))
                 let floor = decode(Double(graph(n)), 128)
                 let work = decode(s, mean) - decode(s, 128)
-                let tail = tau * Double(longest) / Double(splits(graph(n))) + w * work
-                let us = floor + (Double(longest) > mean ? tail : work)
+                let k = splits(graph(n))
+                var us = floor + work + (k > 1 ? tauSplit ?? tau : tau) * (Double(longest) - mean) / Double(k)
+                if let w {  // the earlier form: floor + tau x max / splits + w x work when skewed
+                    us = floor + (Double(longest) > mean ? tau * Double(longest) / Double(k) + w * work : work)
+                }
                 v += "\(n),\(layout),\(total),\(longest),\(us),\(us),\(us),12\n"
             }
         }
