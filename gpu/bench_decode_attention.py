@@ -142,8 +142,12 @@ def main() -> int:
                               "default_splits": A.decode_splits(b, h)}
         (out / "decode_attention.csv").write_text("\n".join(rows) + "\n")
     import triton
+
+    from gpu.common.meta import collect_metadata
+
     meta = {
-        "gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
+        "gpu": torch.cuda.get_device_name(), "driver": collect_metadata().get("driver"),
+        "torch": torch.__version__, "triton": triton.__version__,
         "cuda": torch.version.cuda, "dtype": "float16", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "commit": os.environ.get("GIT_COMMIT", ""), "copy_bandwidth_bytes_per_s": bw,
         "shape": {"heads": h, "kv_heads": kvh, "head_dim": d, "block_size": bs},

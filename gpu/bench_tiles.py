@@ -161,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     (out / "tiles.csv").write_text(header + "\n".join(rows) + "\n")
     import triton
 
-    meta = {"gpu": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
+    from gpu.common.meta import collect_metadata
+
+    meta = {"gpu": torch.cuda.get_device_name() if cuda else "cpu", "driver": collect_metadata().get("driver"),
+            "torch": torch.__version__,
             "triton": triton.__version__, "cuda": torch.version.cuda, "dtype": "float16",
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": os.environ.get("GIT_COMMIT", ""),
             "fp16_matmul_flops": rate, "cases": best}

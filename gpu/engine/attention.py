@@ -317,10 +317,12 @@ if HAVE_TRITON:
         stride_bt,
         stride_ot, stride_oh,
         GROUP: tl.constexpr, BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr,
-        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, IEEE: tl.constexpr,
     ):
         """One program per (tile, head): FlashAttention-2's online softmax over the tile's causal
-        keys, gathered page by page. Query row ``i`` of the tile sees keys ``0 .. pos[i]``."""
+        keys, gathered page by page. Query row ``i`` of the tile sees keys ``0 .. pos[i]``.
+        ``IEEE``: float32 products in full precision (``tl.dot`` rounds float32 operands to TF32
+        otherwise, a relative error of about 5e-4 that fails the float32 engine check)."""
         tile = tl.program_id(0)
         head = tl.program_id(1)
         n = tl.load(tlen_ptr + tile)
@@ -344,14 +346,20 @@ if HAVE_TRITON:
                 blk = tl.load(bt_ptr + seq * stride_bt + t // BLOCK_SIZE, mask=valid, other=0).to(tl.int64)
                 off = blk * stride_kb + (t % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
                 kt = tl.load(k_ptr + off[None, :] + d[:, None], mask=valid[None, :], other=0.0)
-                s = tl.dot(q, kt) * scale
+                if IEEE:
+                    s = tl.dot(q, kt, input_precision="ieee") * scale
+                else:
+                    s = tl.dot(q, kt) * scale
                 s = tl.where((t[None, :] <= pos[:, None]) & valid[None, :], s, float("-inf"))
                 m_new = tl.maximum(m_i, tl.max(s, axis=1))  # key 0 is always visible: finite
                 p = tl.exp(s - m_new[:, None])
                 alpha = tl.exp(m_i - m_new)
                 l_i = l_i * alpha + tl.sum(p, axis=1)
                 v = tl.load(v_ptr + off[:, None] + d[None, :], mask=valid[:, None], other=0.0)
-                acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+                if IEEE:
+                    acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision="ieee")
+                else:
+                    acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
                 m_i = m_new
             out = acc / l_i[:, None]
             tl.store(o_ptr + rows[:, None] * stride_ot + head * stride_oh + d[None, :],
@@ -401,7 +409,7 @@ def paged_tiles_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Te
         block_tables.stride(0),
         out.stride(0), out.stride(1),
         GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d, BLOCK_M=block_m, BLOCK_N=block_n,
-        num_warps=warps, num_stages=stages,
+        IEEE=q.dtype == torch.float32, num_warps=warps, num_stages=stages,
     )
     return out
 
