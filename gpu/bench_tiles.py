@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     rate = measure_matmul(torch.float16) if cuda else float("nan")
     configs = list(itertools.product((16, 32, 64, 128), (32, 64, 128), (4, 8), (1, 2, 3)))
     if args.quick:
-        configs = [(64, 64, 4, 2), (128, 64, 8, 2), (16, 64, 4, 2)]
+        configs = [(A.PREFILL_TILE_M, *A.PREFILL_CONFIG), (64, 64, 4, 2), (A.DECODE_TILE_M, *A.DECODE_CONFIG)]
     rows, best = [], {}
     for name, chunks in CASES.items():
         sets = 3
@@ -154,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
             fa = rotating_median_us(flash, sets, reps=20)
         good = [c for c in configs_done if math.isfinite(c["us"])]
         b = min(good, key=lambda c: c["us"]) if good else None
+        bm_default = A.DECODE_TILE_M if decode_only else A.PREFILL_TILE_M
         default = next((c for c in good if (c["block_m"], c["block_n"], c["warps"], c["stages"]) ==
-                        ((A.DECODE_TILE_M if decode_only else A.PREFILL_TILE_M), A.TILE_N, 4, 2)), None)
+                        (bm_default, *A.tile_config(bm_default, torch.float16))), None)
         best[name] = {"pairs": pairs, "best": b, "engine_default": default, "flash_attention_us": fa}
     header = "case,block_m,block_n,warps,stages,us,tflops,rel_err,status\n"
     (out / "tiles.csv").write_text(header + "\n".join(rows) + "\n")
