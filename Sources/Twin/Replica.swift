@@ -169,7 +169,9 @@ public struct Replica {
                 i += 1
                 continue
             }
-            let need = Int(blocksFor(req.computed + n) - req.blocks)
+            // Most steps of a running request fit in its last block: skip the division then.
+            let after = req.computed + n
+            let need = after <= req.blocks * Int32(config.blockSize) ? 0 : Int(blocksFor(after) - req.blocks)
             while need > freeBlocks {
                 let victim = running.removeLast()
                 preempt(victim, requests: &requests)
