@@ -334,14 +334,15 @@ def profile_lora(rig: Rig, quick: bool) -> list[str]:
 
 
 MIXED_COLUMNS = ("kernel,tokens,prefill_tokens,prefill_chunks,continuation_chunks,prefill_pairs,decode_seqs,"
-                 "decode_context_tokens,decode_max_context,segments,max_rank,first_us," + TIMING)
+                 "decode_context_tokens,decode_max_context,segments,max_rank,first_us,base_us," + TIMING)
 
 
 def profile_mixed(rig: Rig, quick: bool) -> list[str]:
     """Eager steps made like the live engine's: decode rows with their own contexts and adapters
     (unsorted), one to three prompt chunks, some continuing over cached context, LoRA on. Each
     composition is new: `first_us` is its first execution (new shapes), the timing columns the
-    repetitions after it."""
+    repetitions after it, and `base_us` the median of the same step with no adapter on any row
+    (LoRA off: the eager model's own calibration rows, and the LoRA's cost measured directly)."""
     import random
 
     rows = [MIXED_COLUMNS]
@@ -375,6 +376,7 @@ def profile_mixed(rig: Rig, quick: bool) -> list[str]:
             ex.execute(seqs)
             first = (time.perf_counter() - t0) * 1e6
             st = timed(lambda seqs=seqs, ex=ex: ex.execute(seqs), reps=4 if not quick else 2, warmup=0)
+            base = mixed_base_us(ex, seqs, reps=4 if not quick else 2)
             dec = [q for q in seqs if q.num_tokens == 1]
             pre = [q for q in seqs if q.num_tokens != 1]
             pairs = sum(q.num_tokens * (q.start_pos + (q.num_tokens + 1) / 2) for q in pre)
@@ -382,9 +384,23 @@ def profile_mixed(rig: Rig, quick: bool) -> list[str]:
             rows.append(f"{kind},{sum(q.num_tokens for q in seqs)},{sum(q.num_tokens for q in pre)},{len(pre)},"
                         f"{sum(1 for q in pre if q.start_pos > 0)},{pairs},{len(dec)},"
                         f"{sum(q.start_pos + 1 for q in dec)},{max((q.start_pos + 1 for q in dec), default=0)},"
-                        f"{len(used)},{max((ranks[u] for u in used), default=0)},{first:.3f},{st.row()}")
+                        f"{len(used)},{max((ranks[u] for u in used), default=0)},{first:.3f},{base:.3f},{st.row()}")
             rig.drop(ex, seqs)
     return rows
+
+
+def mixed_base_us(ex, seqs, reps: int) -> float:
+    """Median of ``seqs``' step with every row's adapter taken off (restored after): the same
+    composition without LoRA, after one untimed run (its shapes may be new without LoRA)."""
+    slots = [q.slot for q in seqs]
+    try:
+        for q in seqs:
+            q.slot = None
+        ex.execute(seqs)
+        return timed(lambda: ex.execute(seqs), reps=reps, warmup=0).median
+    finally:
+        for q, slot in zip(seqs, slots, strict=True):
+            q.slot = slot
 
 
 def profile_loads(rig: Rig, quick: bool) -> list[str]:

@@ -19,7 +19,8 @@ public struct StepProfile: Sendable {
     public let tokenFit: LinearFit
     /// Attention and decode rows in eager steps: (us - token part) ~ prefill pairs + decode
     /// context tokens + decode sequences, the token part being the token curve at the row's
-    /// token-graph size (`eagerMicroseconds`).
+    /// token-graph size (`eagerMicroseconds`); over the rows of `step_attention.csv` and, when
+    /// `step_mixed.csv` has `base_us`, those compositions timed without LoRA.
     public let attentionFit: LinearFit
     /// Extra microseconds of unmerged LoRA per kernel over (tokens, segments, rank).
     public let loraGrids: [String: GridInterpolator]
@@ -34,10 +35,11 @@ public struct StepProfile: Sendable {
     /// Host time per iteration outside the GPU step: us ~ 1 + sequences.
     public let hostOverheadFit: LinearFit
     /// Unmerged LoRA in eager steps, per kernel (`step_mixed.csv`, when the profile has it): over
-    /// the rows with LoRA, the measured step minus the eager model without LoRA
+    /// the rows with LoRA, the measured step minus the same step timed without LoRA (`base_us`,
+    /// profiles after 9e806b3) or, without that column, minus the eager model without LoRA
     /// (`eagerMicroseconds`: token curve at the token-graph size, and attention), fitted as
     /// us ~ 1 + tokens (the real token count). Its leave-one-out error is that of the whole eager
-    /// step with LoRA. In the eager path the LoRA kernels are launched per layer and module from
+    /// step with LoRA. The twin uses it for steps beyond the token graphs only. In the eager path the LoRA kernels are launched per layer and module from
     /// Python, so their cost is mostly host time that the lora_step table (graph path for decode
     /// batches) does not see.
     public let eagerLoraFits: [String: LinearFit]
@@ -114,10 +116,29 @@ public struct StepProfile: Sendable {
         let dseqs = try attention.doubles("decode_seqs", min: 0)
         let aUs = try attention.doubles("median_us", min: 0)
         let graphs = meta.tokenGraphSizes
-        let residual = at.indices.map { aUs[$0] - Self.tokenPart(at[$0], curve, beyond, graphs) }
-        let attFit = try Self.fit(
-            attention, ["prefill_pairs", "decode_context_tokens", "decode_seqs"], at.indices.map { [pairs[$0], dctx[$0], dseqs[$0]] },
-            residual)
+        var attX = at.indices.map { [pairs[$0], dctx[$0], dseqs[$0]] }
+        var residual = at.indices.map { aUs[$0] - Self.tokenPart(at[$0], curve, beyond, graphs) }
+        // step_mixed rows timed without LoRA too (`base_us`, profiles measured after 9e806b3): live-like
+        // compositions of chunks and decode rows, calibration rows of the same attention fit.
+        let mixedPath = directory + "/step_mixed.csv"
+        let mixed: ProfileTable? =
+            FileManager.default.fileExists(atPath: mixedPath)
+            ? try ProfileTable(
+                path: mixedPath,
+                required: ["kernel", "tokens", "prefill_pairs", "decode_seqs", "decode_context_tokens", "segments"] + timing)
+            : nil
+        let mixedBase = mixed?.columns.contains("base_us") == true
+        if let m = mixed, mixedBase {
+            for i in 0..<m.count {
+                let t = try m.double(i, "tokens", min: 1)
+                attX.append([
+                    try m.double(i, "prefill_pairs", min: 0), try m.double(i, "decode_context_tokens", min: 0),
+                    try m.double(i, "decode_seqs", min: 0),
+                ])
+                residual.append(try m.double(i, "base_us", min: 0) - Self.tokenPart(t, curve, beyond, graphs))
+            }
+        }
+        let attFit = try Self.fit(attention, ["prefill_pairs", "decode_context_tokens", "decode_seqs"], attX, residual)
         attentionFit = attFit
 
         let lora = try ProfileTable(path: directory + "/lora_step.csv", required: ["kernel", "tokens", "segments", "rank"] + timing)
@@ -160,11 +181,7 @@ public struct StepProfile: Sendable {
         mergeFits = mf
 
         var eagerLora: [String: LinearFit] = [:]
-        let mixedPath = directory + "/step_mixed.csv"
-        if FileManager.default.fileExists(atPath: mixedPath) {
-            let m = try ProfileTable(
-                path: mixedPath,
-                required: ["kernel", "tokens", "prefill_pairs", "decode_seqs", "decode_context_tokens", "segments"] + timing)
+        if let m = mixed {
             let eager = { (t: Double, pairs: Double, ds: Double, dc: Double) -> Double in
                 Self.tokenPart(t, curve, beyond, graphs) + attFit.value(pairs, dc, ds)
             }
@@ -176,10 +193,14 @@ public struct StepProfile: Sendable {
                     let t = try m.double(i, "tokens", min: 1)
                     x.append([1, t])
                     y.append(try m.double(i, "median_us", min: 0))
+                    // With `base_us` the LoRA is the step with adapters over the same step without;
+                    // before it, over the eager model (which carries that model's error).
                     base.append(
-                        eager(
-                            t, try m.double(i, "prefill_pairs", min: 0), try m.double(i, "decode_seqs", min: 0),
-                            try m.double(i, "decode_context_tokens", min: 0)))
+                        mixedBase
+                            ? try m.double(i, "base_us", min: 0)
+                            : eager(
+                                t, try m.double(i, "prefill_pairs", min: 0), try m.double(i, "decode_seqs", min: 0),
+                                try m.double(i, "decode_context_tokens", min: 0)))
                 }
                 guard let f = LinearFit(features: ["1", "tokens"], x: x, y: y, offset: base) else {
                     throw ProfileError(file: m.file, column: "kernel", "\(kernel): too few rows with LoRA (segments > 0) to fit")

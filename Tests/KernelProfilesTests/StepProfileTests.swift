@@ -272,6 +272,30 @@ struct MixedStepTests {
         #expect(abs(m.stepSeconds(d) - graph * 1e-6) < 1e-9)
     }
 
+    @Test("step_mixed with base_us: its rows join the attention fit, and the LoRA is read over the base")
+    func mixedBase() throws {
+        // Compositions that cost 500 us more without LoRA than the attention rows' formula says.
+        let p = try StepProfile(directory: try ProfileFixture.write(withMixed: true, mixedBaseExtra: 500))
+        #expect(p.attentionFit.points == 6 + 24)  // step_attention's rows and every step_mixed row
+        // The LoRA is the step over the same step without LoRA: 2000 + 3 x tokens, exactly, however
+        // far the base is from the eager model.
+        let f = try #require(p.eagerLoraFits["sgmv"])
+        #expect(abs(f.coefficients[0] - 2000) < 1e-6 && abs(f.coefficients[1] - 3) < 1e-9)
+        #expect(f.leaveOneOutPercent < 1e-6)
+        // The attention fit has no intercept, so the extra cost spreads over its coefficients and
+        // leaves an error; the table without base_us fits its own rows exactly.
+        #expect(p.attentionFit.leaveOneOutPercent > 1e-3)
+        let plain = try StepProfile(directory: try ProfileFixture.write(withMixed: true))
+        #expect(plain.attentionFit.points == 6 && plain.attentionFit.leaveOneOutPercent < 1e-6)
+        // Read over the eager model instead (as before base_us), the same rows would carry the 500 us.
+        let over = try StepProfile(
+            directory: try ProfileFixture.write(
+                mutate: ["step_mixed.csv": { $0.replacingOccurrences(of: "base_us", with: "unused") }], withMixed: true,
+                mixedBaseExtra: 500))
+        #expect(over.attentionFit.points == 6)
+        #expect(abs(try #require(over.eagerLoraFits["sgmv"]).coefficients[0] - 2500) < 1e-6)
+    }
+
     @Test("a profile without step_mixed keeps the token curve and attention model")
     func withoutMixed() throws {
         let p = try StepProfile(directory: try ProfileFixture.write())

@@ -82,7 +82,8 @@ public enum ProfileFixture {
     /// token-graph size. `decodeVaried`, when given, is written as `step_decode_varied.csv`
     /// (`variedDecode`).
     public static func write(
-        schema: Int = 2, mutate: [String: (String) -> String] = [:], withMixed: Bool = false, decodeAttention: String? = nil,
+        schema: Int = 2, mutate: [String: (String) -> String] = [:], withMixed: Bool = false, mixedBaseExtra: Double? = nil,
+        decodeAttention: String? = nil,
         tokenFormula: (Double) -> Double = tokens, tokenGraphSizes: [Int]? = nil, decodeVaried: String? = nil
     ) throws -> String {
         func tokens(_ t: Double) -> Double { tokenFormula(tokenGraphSize(t, tokenGraphSizes)) }
@@ -138,8 +139,12 @@ public enum ProfileFixture {
         if withMixed {
             // step_mixed: the eager model (token curve + attention) plus, on rows with LoRA
             // (segments > 0), 2000 + 3 tokens of eager LoRA; every 6th row has no LoRA.
+            // With `mixedBaseExtra`, a `base_us` column: the step without LoRA, the eager model plus
+            // that many microseconds (compositions the attention rows do not cover), and the
+            // LoRA on top of it.
             var mx = "kernel,tokens,prefill_tokens,prefill_chunks,continuation_chunks,prefill_pairs,decode_seqs,"
-            mx += "decode_context_tokens,decode_max_context,segments,max_rank,first_us,median_us,p10_us,p90_us,reps\n"
+            mx += "decode_context_tokens,decode_max_context,segments,max_rank,first_us,"
+            mx += (mixedBaseExtra != nil ? "base_us," : "") + "median_us,p10_us,p90_us,reps\n"
             for i in 0..<24 {
                 // Step sizes where the profile's token curve is the formula: on the token grid, or
                 // (40) in the default formula's flat floor or, with token graphs, padded to a size.
@@ -150,10 +155,11 @@ public enum ProfileFixture {
                 let dc = d * Double(300 + 11 * i)
                 let dm = d > 0 ? Double(300 + 37 * i) : 0
                 let seg = i % 6 == 0 ? 0.0 : Double(1 + (i * 5) % 8)
-                let eager = tokens(p + d) + 1e-4 * pairs + 0.01 * dc + 0.5 * d
+                let eager = tokens(p + d) + 1e-4 * pairs + 0.01 * dc + 0.5 * d + (mixedBaseExtra ?? 0)
                 let us = eager + (seg > 0 ? 2000 + 3 * (p + d) : 0)
+                let base = mixedBaseExtra != nil ? "\(eager)," : ""
                 mx +=
-                    "sgmv,\(Int(p + d)),\(Int(p)),\(Int(ch)),\(Int(co)),\(pairs),\(Int(d)),\(Int(dc)),\(Int(dm)),\(Int(seg)),64,\(us),\(us),\(us),\(us),4\n"
+                    "sgmv,\(Int(p + d)),\(Int(p)),\(Int(ch)),\(Int(co)),\(pairs),\(Int(d)),\(Int(dc)),\(Int(dm)),\(Int(seg)),64,\(us),\(base)\(us),\(us),\(us),4\n"
             }
             files["step_mixed.csv"] = mx
         }
