@@ -57,7 +57,7 @@ extension StepProfile {
         guard Double(maxContext) > mean else { return (floor, work, work) }
         if let f = decodeTailFit {
             let splits = Double(Self.splits(meta, graph: graph))
-            if f.features == Self.longestProgramFeatures {
+            if decodeTailIsLongestProgram {
                 return (floor, work, f.value(Double(maxContext) / splits, work))
             }
             let tau = f.coefficients.count == 2 && splits > 1 ? f.coefficients[1] : f.coefficients[0]

@@ -56,6 +56,9 @@ public struct StepProfile: Sendable {
     /// coefficient comes out negative: the tail is then read off the one-sequence rows
     /// (`decodeParts`).
     public let decodeTailFit: LinearFit?
+    /// `decodeTailFit` has the earlier form (`longestProgramFeatures`), decided once here rather
+    /// than by comparing feature names at every decode step.
+    let decodeTailIsLongestProgram: Bool
     /// Spread of repeated timings of decode-only steps: the median over the table's rows of
     /// ln(p90 / p10) / 2.563, i.e. the sigma of a log-normal with the same 10-90 % range.
     public let decodeLogSigma: Double
@@ -223,6 +226,7 @@ public struct StepProfile: Sendable {
         }
         decodeChecks = checks
         decodeTailFit = Self.fitDecodeTail(checks, grid: grid, fit: decodeFit, meta: meta)
+        decodeTailIsLongestProgram = decodeTailFit?.features == Self.longestProgramFeatures
         decodeLogSigma = try Self.logSigma([decode])
         eagerLogSigma = try Self.logSigma([tokens, attention])
 
