@@ -28,6 +28,7 @@ extension Replica {
         slotAdapter[slot] = Int32(a)
         adapterSlot[a] = Int32(slot)
         adapterLoading[a] = true
+        walkGeneration &+= 1
         touch(a)
         let fromDisk = !inHost[a]
         if fromDisk {
@@ -55,6 +56,7 @@ extension Replica {
     mutating func loadDone(_ a: Int) {
         precondition(adapterLoading[a], "load finished twice")
         adapterLoading[a] = false
+        walkGeneration &+= 1
     }
 
     /// Adapters resident in GPU slots (for tests and reports).

@@ -37,7 +37,7 @@ public struct Simulation<Cost: StepCostModel> {
     /// Per-request state, in trace order.
     public private(set) var requests: [RequestState]
     /// The replicas.
-    public private(set) var replicas: [Replica]
+    public internal(set) var replicas: [Replica]
     /// Current simulated time, seconds.
     public private(set) var now = 0.0
     /// Events handled.
