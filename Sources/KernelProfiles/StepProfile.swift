@@ -39,9 +39,9 @@ public struct StepProfile: Sendable {
     /// profiles after 9e806b3) or, without that column, minus the eager model without LoRA
     /// (`eagerMicroseconds`: token curve at the token-graph size, and attention), fitted as
     /// us ~ 1 + tokens (the real token count). Its leave-one-out error is that of the whole eager
-    /// step with LoRA. The twin uses it for steps beyond the token graphs only. In the eager path the LoRA kernels are launched per layer and module from
-    /// Python, so their cost is mostly host time that the lora_step table (graph path for decode
-    /// batches) does not see.
+    /// step with LoRA. The twin uses it for steps beyond the token graphs only: in the eager path
+    /// the LoRA kernels are launched per layer and module from Python, so their cost is mostly
+    /// host time that the lora_step table (measured through the graphs) does not see.
     public let eagerLoraFits: [String: LinearFit]
     /// Decode steps unlike the grid's rows (`step_decode_varied.csv`, when the profile has it):
     /// mixed contexts and scattered KV blocks. The rows whose longest context exceeds the mean
@@ -56,9 +56,9 @@ public struct StepProfile: Sendable {
     /// coefficient comes out negative: the tail is then read off the one-sequence rows
     /// (`decodeParts`).
     public let decodeTailFit: LinearFit?
-    /// `decodeTailFit` has the earlier form (`longestProgramFeatures`), decided once here rather
-    /// than by comparing feature names at every decode step.
-    let decodeTailIsLongestProgram: Bool
+    /// `decodeTailFit` has the earlier form, `tau x maxContext / splits + w x work`, decided once
+    /// here rather than by comparing feature names at every decode step.
+    public let decodeTailIsLongestProgram: Bool
     /// Spread of repeated timings of decode-only steps: the median over the table's rows of
     /// ln(p90 / p10) / 2.563, i.e. the sigma of a log-normal with the same 10-90 % range.
     public let decodeLogSigma: Double

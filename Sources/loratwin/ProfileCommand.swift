@@ -81,7 +81,7 @@ private func printDecodeVaried(_ p: StepProfile) {
     if let f = p.decodeTailFit {
         print("step_decode_varied.csv (fitted: tail of skewed batches; rows with uniform contexts are a check)")
         print(
-            (f.features == ["max/splits", "work"]
+            (p.decodeTailIsLongestProgram
                 ? "  tail   us = \(fmtCoef(f.coefficients[0]))*max/splits + \(fmtCoef(f.coefficients[1]))*work (no row at a split graph)"
                 : "  tail   us = work + \(fmtCoef(f.coefficients[0]))*(max-mean)/splits"
                     + (f.coefficients.count == 2 ? " (\(fmtCoef(f.coefficients[1])) where splits > 1)" : ""))

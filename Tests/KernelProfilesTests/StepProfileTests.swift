@@ -294,6 +294,21 @@ struct MixedStepTests {
                 mixedBaseExtra: 500))
         #expect(over.attentionFit.points == 6)
         #expect(abs(try #require(over.eagerLoraFits["sgmv"]).coefficients[0] - 2500) < 1e-6)
+        // A bad base_us is refused, naming the file, the line and the column.
+        let negative: (String) -> String = { text in
+            var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            var fields = lines[3].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            fields[12] = "-5"  // base_us, after first_us
+            lines[3] = fields.joined(separator: ",")
+            return lines.joined(separator: "\n")
+        }
+        let bad = try ProfileFixture.write(mutate: ["step_mixed.csv": negative], withMixed: true, mixedBaseExtra: 500)
+        #expect {
+            try StepProfile(directory: bad)
+        } throws: { error in
+            let e = error as? ProfileError
+            return e?.column == "base_us" && e?.file.hasSuffix("step_mixed.csv") == true && e?.line == 4
+        }
     }
 
     @Test("a profile without step_mixed keeps the token curve and attention model")
