@@ -50,3 +50,7 @@ print(
     String(
         format: "simulated makespan %.0f s (%.0fx faster than real time); %.2f req/s, GPU busy %.1f %%", s.makespanSeconds,
         s.makespanSeconds / sim, s.requestsPerSecond, s.gpuBusyFraction * 100))
+let w = result.walks
+print(
+    "waiting-queue walks: \(w.run + w.skipped), \(w.skipped) skipped as fruitless; \(w.examined) entries examined by the \(w.run) run"
+)

@@ -54,12 +54,13 @@ public struct Replica {
     var walkGeneration: UInt64 = 0
     /// `walkGeneration` when an unrestricted walk last examined its whole window and admitted
     /// nothing and started no load: until the generation moves, the same walk would do the same,
-    /// so it is skipped. Most passes of a saturated replica are such walks (twin-bench: 95 % of
-    /// the entries examined), and the skip leaves every outcome as the page defines it.
+    /// so it is skipped. Most passes of a saturated replica would be such walks (twin-bench
+    /// prints the counts below), and the skip leaves every outcome as the page defines it.
     var fruitlessWalkGeneration: UInt64 = .max
-    /// Whether fruitless walks are skipped (tests turn it off to compare), and how many were.
+    /// Whether fruitless walks are skipped (tests turn it off to compare).
     var skipsFruitlessWalks = true
-    var fruitlessWalksSkipped = 0
+    /// Walks of `waiting` run and skipped, and the entries the run ones examined.
+    public internal(set) var walkCounts = WalkCounts()
     var slotTokens: [Int32]
     /// When the loader is free to start the next transfer, seconds.
     public internal(set) var loaderFreeAt = 0.0
@@ -220,7 +221,7 @@ public struct Replica {
         // Both cuts leave the pass's outcome exactly as the page defines it.
         let memo = skipsFruitlessWalks && only == nil && !merged
         if memo && fruitlessWalkGeneration == walkGeneration {
-            fruitlessWalksSkipped += 1
+            walkCounts.skipped += 1
             return
         }
         var loadsPossible = !merged
@@ -238,6 +239,8 @@ public struct Replica {
         var examined = 0
         var changed = false  // an admission, a load started, or a stop on the budget or the blocks
         defer {
+            walkCounts.run += 1
+            walkCounts.examined += examined
             let windowDone =
                 position >= waiting.count || examined >= config.schedulerLookahead || !(loadsPossible || admissible > 0)
             if memo && !changed && windowDone { fruitlessWalkGeneration = walkGeneration }
@@ -376,5 +379,19 @@ public struct Replica {
         }
         batch.removeAll(keepingCapacity: true)
         return finished
+    }
+}
+
+/// How many walks of the waiting queue a replica ran and skipped (`Replica.fruitlessWalkGeneration`),
+/// and how many entries the run ones examined.
+public struct WalkCounts: Sendable, Equatable {
+    public var run = 0, skipped = 0, examined = 0
+    public init() {}
+    public static func + (a: WalkCounts, b: WalkCounts) -> WalkCounts {
+        var c = a
+        c.run += b.run
+        c.skipped += b.skipped
+        c.examined += b.examined
+        return c
     }
 }

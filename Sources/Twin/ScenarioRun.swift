@@ -16,6 +16,8 @@ public struct RunResult: Sendable {
     public var summary: RunSummary
     /// Events handled by the event loop.
     public var events: Int
+    /// Walks of the replicas' waiting queues, summed (twin-bench prints them).
+    public var walks = WalkCounts()
 }
 
 /// Runs scenarios: builds the trace, the cost model and the replicas, runs the event loop, and
@@ -144,7 +146,7 @@ public enum ScenarioRunner {
         let summary = RunSummary(requests: sim.requests, replicas: sim.replicas, adapterCount: trace.catalogue.count)
         let result = RunResult(
             scenario: s, costModelLabel: cost.label, blocksPerReplica: blocks, catalogue: trace.catalogue,
-            summary: summary, events: sim.eventsHandled)
+            summary: summary, events: sim.eventsHandled, walks: sim.replicas.reduce(WalkCounts()) { $0 + $1.walkCounts })
         // Every file is complete in its temporary before any is renamed into place.
         var pending: [AtomicFileWriter] = []
         if let dir = outputs.directory {

@@ -33,7 +33,7 @@ struct FruitlessWalkTests {
         sim.replicas[0].skipsFruitlessWalks = skip
         var observer: InvariantObserver? = nil
         sim.run(observer: &observer)
-        return (sim, sim.replicas[0].fruitlessWalksSkipped)
+        return (sim, sim.replicas[0].walkCounts.skipped)
     }
 
     @Test("with and without the skip, every request is scheduled, served and finished at the same times")
