@@ -117,7 +117,7 @@ extension StepProfile {
     ///
     /// This form replaced `tau x maxContext / splits(g) + w x work` after 9e806b3: on that
     /// profile's own 12 skewed rows (graphs 4 and 12 split in 4 and 2) its leave-one-out error is
-    /// 2.5 % against 7.6 %, every row within 4.4 % (the old form missed one_long at 12 sequences by
+    /// 2.5 % against 8.1 %, every row within 4.4 % (the old form missed one_long at 12 sequences by
     /// 17.5 % and spread at 16 by 12.7 %), and a batch of equal contexts is the table's row by
     /// construction (docs/step-cost.md). The fitted taus say a split sequence's programs do not
     /// shorten its excess walk in proportion (2.8 against 1.6 us per token).

@@ -1,0 +1,50 @@
+"""scripts/validation_groups.py on a hand-made validate CSV and run folders (CPU, no torch)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("validation_groups", ROOT / "scripts/validation_groups.py")
+vg = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(vg)
+
+
+def _write(tmp: Path, runs: dict[str, str | None]) -> Path:
+    for name, commit in runs.items():
+        (tmp / "runs" / name).mkdir(parents=True)
+        if commit:
+            (tmp / "runs" / name / "run.json").write_text(json.dumps({"git_commit": commit}))
+    csv = tmp / "v.csv"
+    lines = ["scenario,saturated,cost_model,metric,live,predicted,smape_percent"]
+    for i, name in enumerate(runs):
+        lines.append(f"{name},false,measured,ttft_mean,1,1,{10.0 * (i + 1)}")
+        lines.append(f"{name},false,measured,tpot_mean,1,1,{1.0 + i}")
+    csv.write_text("\n".join(lines) + "\n")
+    return csv
+
+
+def test_groups_by_commit_merge_and_prefix(tmp_path, capsys):
+    csv = _write(tmp_path, {"d01": "aaa", "d02": "aaa", "v01": "bbb", "v02": None})
+    assert vg.main([str(csv), "--runs", str(tmp_path / "runs"), "--merge", "both=aaa,bbb"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in out[2:]}
+    assert set(rows) == {"aaa", "bbb", "both", "?"}
+    # aaa: d01 (10) and d02 (20) -> TTFT mean 15.0; TPOT 1 and 2 -> 1.5
+    assert "| aaa | 2 | - | 15.0 | - |" in rows["aaa"] and "| 1.5 |" in rows["aaa"]
+    # both: d01, d02, v01 -> (10 + 20 + 30) / 3
+    assert "| both | 3 | - | 20.0 |" in rows["both"]
+    assert "| ? | 1 | - | 40.0 |" in rows["?"]
+    assert vg.main([str(csv), "--runs", str(tmp_path / "runs"), "--prefix", "v"]) == 0
+    names = [line.split(" | ")[0].lstrip("| ") for line in capsys.readouterr().out.splitlines()[2:]]
+    assert sorted(names) == ["?", "bbb"]
+
+
+def test_bad_input_is_named(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("scenario,metric\nd01,ttft_mean\n")
+    assert vg.main([str(bad)]) == 2
+    assert "bad.csv: line 1: missing column(s) smape_percent" in capsys.readouterr().err
+    assert vg.main([str(tmp_path / "none.csv")]) == 2

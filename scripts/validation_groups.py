@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Means of the per-run SMAPE of `loratwin validate --output X.csv`, grouped by the engine commit
+each run was recorded at (its `run.json` `git_commit`), as docs/validation.md reports them.
+
+    loratwin validate traces/live --gpu h200 --output /tmp/v.csv
+    python3 scripts/validation_groups.py /tmp/v.csv [--runs traces/live] [--merge NAME=C1,C2 ...]
+                                          [--prefix d0]
+
+`--merge current=9e806b3,32bd308` adds a group of the runs of several commits; `--prefix` keeps
+only the runs whose name starts with it (the dLoRA runs: d0). Prints a Markdown table: per group
+the number of runs and the mean SMAPE of each metric. No GPU, no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+from pathlib import Path
+
+METRICS = ("requests_per_s", "ttft_mean", "ttft_p50", "ttft_p99", "tpot_mean", "tpot_p50", "tpot_p99",
+           "e2e_mean", "e2e_p50", "e2e_p99", "mode_changes", "decode_step_mean", "mixed_step_mean")
+
+
+def commit_of(runs: Path, scenario: str) -> str:
+    """The run's engine commit; '?' when its run.json is missing or names none."""
+    try:
+        return json.loads((runs / scenario / "run.json").read_text()).get("git_commit") or "?"
+    except (OSError, ValueError):
+        return "?"
+
+
+def groups(rows: list[dict[str, str]], runs: Path, merge: dict[str, set[str]], prefix: str
+           ) -> dict[str, dict[str, dict[str, float]]]:
+    """group -> scenario -> metric -> SMAPE percent."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for r in rows:
+        name = r["scenario"]
+        if not name.startswith(prefix):
+            continue
+        c = commit_of(runs, name)
+        for g in [c] + [m for m, commits in merge.items() if c in commits]:
+            out.setdefault(g, {}).setdefault(name, {})[r["metric"]] = float(r["smape_percent"])
+    return out
+
+
+def table(g: dict[str, dict[str, dict[str, float]]]) -> str:
+    lines = ["| runs | n | " + " | ".join(METRICS) + " |", "| --- | ---: |" + " ---: |" * len(METRICS)]
+    for name in sorted(g):
+        per_run = g[name]
+        cells = []
+        for m in METRICS:
+            values = [v[m] for v in per_run.values() if m in v]
+            cells.append(f"{statistics.mean(values):.1f}" if values else "-")
+        lines.append(f"| {name} | {len(per_run)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("csv", type=Path, help="the CSV of loratwin validate --output")
+    ap.add_argument("--runs", type=Path, default=Path(__file__).resolve().parents[1] / "traces/live")
+    ap.add_argument("--merge", action="append", default=[], metavar="NAME=C1,C2")
+    ap.add_argument("--prefix", default="")
+    args = ap.parse_args(argv)
+    merge = {}
+    for m in args.merge:
+        name, sep, commits = m.partition("=")
+        if not sep or not name or not commits:
+            ap.error(f"--merge {m!r}: expected NAME=COMMIT[,COMMIT...]")
+        merge[name] = set(commits.split(","))
+    try:
+        rows = list(csv.DictReader(args.csv.open()))
+    except OSError as e:
+        print(f"{args.csv}: {e.strerror}", file=sys.stderr)
+        return 2
+    missing = {"scenario", "metric", "smape_percent"} - set(rows[0] if rows else {})
+    if missing:
+        print(f"{args.csv}: line 1: missing column(s) {', '.join(sorted(missing))}", file=sys.stderr)
+        return 2
+    print(table(groups(rows, args.runs, merge, args.prefix)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
