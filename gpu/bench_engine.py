@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from gpu.check_engine import metadata  # noqa: E402
-from gpu.engine.executor import Executor  # noqa: E402
+from gpu.engine.executor import DEFAULT_DECODE_BLAS, Executor  # noqa: E402
 from gpu.engine.executor import StepSeq as Seq  # noqa: E402
 from gpu.engine.kv_cache import PagedKVCache, lora_slot_bytes  # noqa: E402
 from gpu.engine.lora import ATTN_MODULES, LoraSlots, random_adapter  # noqa: E402
@@ -208,7 +208,10 @@ def bench_engine(args, res: dict) -> None:
         traceback.print_exc()
         res["disk_error"] = repr(e)
 
-    ex = Executor(model, block_size=bs, max_model_len=4096, use_graphs=True, graph_sizes=BATCHES, max_num_seqs=max_b)
+    blas = None if args.decode_blas == "default" else args.decode_blas
+    ex = Executor(model, block_size=bs, max_model_len=4096, use_graphs=True, graph_sizes=BATCHES, max_num_seqs=max_b,
+                  decode_blas=blas)
+    res["decode_blas"] = ex.decode_blas
     res["graph_capture_s"] = ex.capture_graphs()
     ex_sgmv = None
     try:  # a second executor whose LoRA goes through the SGMV kernels (same slots)
@@ -220,7 +223,7 @@ def bench_engine(args, res: dict) -> None:
         slots_sgmv.kind = "sgmv" if slots_sgmv.backend is not None else "torch"
         if slots_sgmv.kind == "sgmv":
             ex_sgmv = Executor(LlamaModel(cfg, weights, kv, slots_sgmv), block_size=bs, max_model_len=4096,
-                               use_graphs=True, graph_sizes=BATCHES, max_num_seqs=max_b)
+                               use_graphs=True, graph_sizes=BATCHES, max_num_seqs=max_b, decode_blas=blas)
             res["graph_capture_sgmv_s"] = ex_sgmv.capture_graphs()
     except Exception as e:  # noqa: BLE001
         traceback.print_exc()
@@ -402,6 +405,8 @@ def write_tables(res: dict, out: Path) -> str:
     if c:
         lines.append(f"Measured ceilings: HBM {c['hbm_bytes_per_s'] / 1e12:.2f} TB/s (copy, read+write); "
                      f"fp16 matmul {c['fp16_flops_per_s'] / 1e12:.0f} TFLOP/s.")
+    if "decode_blas" in res:
+        lines.append(f"Decode graphs captured with the BLAS library preferred: {res['decode_blas'] or 'torch default'}.")
     lines.append("")
     hf = {r["batch"]: r.get("step_wall_ms") for r in res.get("transformers_decode", [])}
     if res.get("decode"):
@@ -470,6 +475,8 @@ def main() -> int:
     ap.add_argument("--model", default="llama-2-7b", choices=sorted(PRESETS))
     ap.add_argument("--ctx", type=int, default=128, help="context tokens per sequence in decode steps")
     ap.add_argument("--skip-transformers", action="store_true")
+    ap.add_argument("--decode-blas", default=DEFAULT_DECODE_BLAS, choices=("default", "cublas", "cublaslt"),
+                    help="BLAS library preferred while the decode graphs are captured (default: torch's own)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

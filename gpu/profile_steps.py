@@ -41,6 +41,7 @@ from gpu.common.timing import timed as _timed  # noqa: E402
 from gpu.engine.attention import DECODE_MAX_SPLITS, DECODE_TARGET_PROGRAMS  # noqa: E402
 from gpu.engine.config import EngineConfig, derive_num_gpu_blocks  # noqa: E402
 from gpu.engine.executor import (  # noqa: E402
+    DEFAULT_DECODE_BLAS,
     DEFAULT_DENSE_LORA_FROM,
     DEFAULT_GRAPH_SIZES,
     DEFAULT_TOKEN_GRAPH_SIZES,
@@ -99,7 +100,8 @@ class Rig:
 
     def __init__(self, model_name: str, device: str, graph_sizes: tuple[int, ...], util: float,
                  dop_table: Path | None = None, token_graphs: bool = True,
-                 dense_lora_from: int | None = DEFAULT_DENSE_LORA_FROM) -> None:
+                 dense_lora_from: int | None = DEFAULT_DENSE_LORA_FROM,
+                 decode_blas: str | None = DEFAULT_DECODE_BLAS) -> None:
         self.cfg = PRESETS[model_name]
         self.dtype = torch.float16 if device == "cuda" else torch.float32
         self.device = device
@@ -131,8 +133,10 @@ class Rig:
             self.ex[k] = Executor(model, BLOCK, 4096 + 2 * BLOCK, use_graphs=device == "cuda",
                                   graph_sizes=graph_sizes, max_num_seqs=max(graph_sizes),
                                   token_graph_sizes=DEFAULT_TOKEN_GRAPH_SIZES if token_graphs else (),
-                                  max_num_batched_tokens=4096, dense_lora_from=dense_lora_from)
+                                  max_num_batched_tokens=4096, dense_lora_from=dense_lora_from,
+                                  decode_blas=decode_blas)
         self.dense_lora_from = dense_lora_from
+        self.decode_blas = decode_blas
         # the token graphs the steps with prefill chunks replay (none on the CPU)
         self.token_sizes = self.ex[self.kinds[0]].token_sizes if device == "cuda" else ()
         self.next_id = 0
@@ -510,6 +514,8 @@ def main() -> int:
                     help="idle time after each timed step, as a multiple of its duration (0: back to back)")
     ap.add_argument("--dense-lora-from", type=int, default=DEFAULT_DENSE_LORA_FROM,
                     help="token graphs of at least this many tokens apply LoRA densely (0: the kind's kernels always)")
+    ap.add_argument("--decode-blas", default=DEFAULT_DECODE_BLAS, choices=("default", "cublas", "cublaslt"),
+                    help="BLAS library preferred while the decode graphs are captured (default: torch's own)")
     ap.add_argument("--no-token-graphs", action="store_true",
                     help="profile the engine without token graphs (steps with prefill chunks eager)")
     ap.add_argument("--dop-table", type=Path,
@@ -523,7 +529,8 @@ def main() -> int:
     t0 = time.perf_counter()
     sizes = tuple(s for s in DEFAULT_GRAPH_SIZES if s <= 128)
     rig = Rig(args.model, args.device, sizes, args.memory_utilization, dop_table=args.dop_table,
-              token_graphs=not args.no_token_graphs, dense_lora_from=args.dense_lora_from or None)
+              token_graphs=not args.no_token_graphs, dense_lora_from=args.dense_lora_from or None,
+              decode_blas=None if args.decode_blas == "default" else args.decode_blas)
     print(rig.dop_note, flush=True)
     capture = rig.warm()
     tables = {}
@@ -577,6 +584,8 @@ def main() -> int:
         **({"token_graph_sizes": list(rig.token_sizes)} if rig.token_sizes else {}),
         # token graphs of at least this many tokens apply LoRA densely, whatever the kind
         "dense_lora_from": rig.dense_lora_from if rig.token_sizes else None,
+        # the BLAS library preferred while the decode graphs were captured (None: torch's default)
+        "decode_blas": rig.decode_blas,
         "graph_capture_s": capture,
         "lora_kernels": rig.kinds,
         "dop": {"table": str(args.dop_table), "profiled": "dop" in rig.kinds, "note": rig.dop_note,

@@ -47,6 +47,7 @@ from gpu.common.timing import timed  # noqa: E402
 from gpu.engine.config import EngineConfig, derive_num_gpu_blocks, parse_scheduler  # noqa: E402
 from gpu.engine.dlora import DLoRAScheduler, SwitchOrder  # noqa: E402
 from gpu.engine.executor import (  # noqa: E402
+    DEFAULT_DECODE_BLAS,
     DEFAULT_DENSE_LORA_FROM,
     DEFAULT_GRAPH_SIZES,
     DEFAULT_TOKEN_GRAPH_SIZES,
@@ -302,6 +303,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="run steps with prefill chunks eagerly (decode steps still replay CUDA graphs)")
     ap.add_argument("--dense-lora-from", type=int, default=DEFAULT_DENSE_LORA_FROM,
                     help="token graphs of at least this many tokens apply LoRA densely (0: the kind's kernels always)")
+    ap.add_argument("--decode-blas", default=DEFAULT_DECODE_BLAS, choices=("default", "cublas", "cublaslt"),
+                    help="BLAS library preferred while the decode graphs are captured (default: torch's own)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-seconds", type=float, default=None, help="stop the replay after this long")
     ap.add_argument("--device", default="cuda")
@@ -370,7 +373,8 @@ def replay(args: argparse.Namespace) -> ReplayResult:
                   graph_sizes=sizes, max_num_seqs=engine.max_num_seqs,
                   token_graph_sizes=() if args.no_token_graphs else DEFAULT_TOKEN_GRAPH_SIZES,
                   max_num_batched_tokens=engine.max_num_batched_tokens,
-                  dense_lora_from=args.dense_lora_from or None)
+                  dense_lora_from=args.dense_lora_from or None,
+                  decode_blas=None if args.decode_blas == "default" else args.decode_blas)
     tmp = tempfile.TemporaryDirectory(prefix="lora-adapters-")
     files = {}
     host_adapters: dict[str, HostAdapter] = {}  # kept for dlora's merges (Switcher, source host)
@@ -557,7 +561,7 @@ def replay(args: argparse.Namespace) -> ReplayResult:
                                  "choices": _dop_choices(slots)}}
                         if args.lora_kind == "dop" else {})},
             "scheduler": scheduler_doc,
-            "cuda_graphs": use_graphs, "graph_sizes": list(sizes),
+            "cuda_graphs": use_graphs, "graph_sizes": list(sizes), "decode_blas": ex.decode_blas,
             "token_graph_sizes": list(ex.token_sizes) if use_graphs else [], "device": dev,
             "num_gpu_blocks_derivable": derived,
             "setup_s": setup_s, "graph_capture_s": capture_s, "adapter_write_s": adapter_write_s,

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -55,6 +56,27 @@ DEFAULT_TOKEN_GRAPH_SIZES = (16, 32, 64, 128, 192, 256, 384, 512, 640, 768, 896,
 # 16, 8 slots of rank 64; profiles/h200-llama2-7b-32bd308/lora_step.csv), while SGMV was as fast
 # or faster below 128 tokens. None: the kind's kernels at every size.
 DEFAULT_DENSE_LORA_FROM = 512
+# The BLAS library torch is told to prefer while the decode graphs are captured (the graphs keep the
+# kernels chosen then; eager steps and token graphs use torch's default). gpu/bench_gemm.py on the
+# H200 (gpu/results/gemm-h200-5d2fdc4/): Llama-2-7B's decode GEMM sequence took 3.592 ms under
+# "cublaslt" against 3.824 ms with the default at batch 32, 3.653 against 3.826 at 64, and the same
+# (within 0.1 %) at batch 1-16. None: torch's default.
+DEFAULT_DECODE_BLAS = "cublaslt"
+
+
+@contextlib.contextmanager
+def preferred_blas(name: str | None):
+    """Makes torch prefer the BLAS library ``name`` ("cublas" or "cublaslt") inside the block and
+    restores the previous choice after it; None (or a machine without CUDA) changes nothing."""
+    if name is None or not torch.cuda.is_available():
+        yield
+        return
+    previous = torch.backends.cuda.preferred_blas_library()
+    torch.backends.cuda.preferred_blas_library(name)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.preferred_blas_library(previous)
 
 
 def next_size(sizes: tuple[int, ...], n: int) -> int | None:
@@ -67,8 +89,10 @@ class Executor:
                  graph_sizes: tuple[int, ...] = DEFAULT_GRAPH_SIZES, max_num_seqs: int = 128,
                  token_graph_sizes: tuple[int, ...] = DEFAULT_TOKEN_GRAPH_SIZES,
                  max_num_batched_tokens: int | None = None,
-                 dense_lora_from: int | None = DEFAULT_DENSE_LORA_FROM) -> None:
+                 dense_lora_from: int | None = DEFAULT_DENSE_LORA_FROM,
+                 decode_blas: str | None = DEFAULT_DECODE_BLAS) -> None:
         self.model = model
+        self.decode_blas = decode_blas
         self.kv = model.kv
         self.block_size = block_size
         self.max_blocks = -(-max_model_len // block_size)
@@ -242,9 +266,10 @@ class Executor:
                 self.s_seg[size] = self._seg([-1] * size)
                 if self.dop:  # Dop dispatch by the graph's size alone (gpu/engine/lora.py)
                     self.s_seg[size].dop_graph = True
-        for size in reversed(self.graph_sizes):
-            for use_lora in variants:
-                self.graphs[(size, use_lora)] = self._capture(self._decode_batch(size, use_lora), pool)
+        with preferred_blas(self.decode_blas):
+            for size in reversed(self.graph_sizes):
+                for use_lora in variants:
+                    self.graphs[(size, use_lora)] = self._capture(self._decode_batch(size, use_lora), pool)
         if self.token_sizes:
             self._fill_tokens([])
             self._token_segments()
