@@ -142,8 +142,13 @@ def render(bin_path: str) -> str:
             fin = info["scheduler"]["final"]
             seqs = int(info["engine"]["max_num_seqs"])
             pass_s = info["summary"]["wall_s"] / info["summary"]["iterations"]
-            s = fin["speed_merged"] / fin["speed_unmerged"]
             adapter, wait, admitted = max(waits(run / "requests.csv"), key=lambda w: w[1])
+            if fin.get("speed_merged") is None or fin.get("speed_unmerged") is None:
+                # never merged (or never unmerged): no merged speed, so no s and no bound from it
+                t2.append(f"| {base} | {sched} | {lm} / {tm} | {li} / {ti} | - | - (never merged live) "
+                          f"| {wait:.1f} ({adapter}) | - | - | - | - |")
+                continue
+            s = fin["speed_merged"] / fin["speed_unmerged"]
             s_then = speed_ratio_max(live_rows, admitted - wait, admitted)
             b, b_then = bound_passes(s, seqs), bound_passes(s_then, seqs)
             t2.append(f"| {base} | {sched} | {lm} / {tm} | {li} / {ti} | {s:.0f} | {b:,.0f}, {b * pass_s:.0f} "
