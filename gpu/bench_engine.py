@@ -406,7 +406,8 @@ def write_tables(res: dict, out: Path) -> str:
         lines.append(f"Measured ceilings: HBM {c['hbm_bytes_per_s'] / 1e12:.2f} TB/s (copy, read+write); "
                      f"fp16 matmul {c['fp16_flops_per_s'] / 1e12:.0f} TFLOP/s.")
     if "decode_blas" in res:
-        lines.append(f"Decode graphs captured with the BLAS library preferred: {res['decode_blas'] or 'torch default'}.")
+        blas = res["decode_blas"] or "torch default"
+        lines.append(f"Decode graphs captured with the BLAS library preferred: {blas}.")
     lines.append("")
     hf = {r["batch"]: r.get("step_wall_ms") for r in res.get("transformers_decode", [])}
     if res.get("decode"):

@@ -36,6 +36,9 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from gpu.common.gpu_monitor import GpuMonitor  # noqa: E402
+from gpu.common.mixed import PER_KIND, PER_KIND_QUICK  # noqa: E402
+from gpu.common.mixed import RANKS as MIXED_RANKS  # noqa: E402
+from gpu.common.mixed import compositions as mixed_compositions  # noqa: E402
 from gpu.common.timing import Stats  # noqa: E402
 from gpu.common.timing import timed as _timed  # noqa: E402
 from gpu.engine.attention import DECODE_MAX_SPLITS, DECODE_TARGET_PROGRAMS  # noqa: E402
@@ -286,7 +289,8 @@ def profile_tokens(rig: Rig, quick: bool, eager: bool = False) -> list[str]:
 
 def profile_attention(rig: Rig, quick: bool) -> list[str]:
     ex = rig.ex[rig.kinds[0]]
-    rows = ["tokens,prefill_pairs,decode_seqs,decode_context_tokens," + TIMING]
+    # prefill_max_keys: the keys the chunk's last tile walks (context + chunk), docs/profile-format.md
+    rows = ["tokens,prefill_pairs,decode_seqs,decode_context_tokens,prefill_max_keys," + TIMING]
     cases = [(256, 0, 0, 0), (1024, 0, 0, 0), (2048, 0, 0, 0), (4096, 0, 0, 0), (512, 1024, 0, 0), (1024, 2048, 0, 0),
              (512, 0, 16, 512), (512, 0, 64, 512), (512, 0, 16, 2048), (512, 0, 64, 2048), (256, 1024, 32, 1024),
              (2048, 0, 128, 256)]
@@ -294,7 +298,7 @@ def profile_attention(rig: Rig, quick: bool) -> list[str]:
         seqs = rig.decode_seqs(ex, d, k) + rig.prefill_seqs(ex, [n], context=c)
         st = timed(lambda seqs=seqs: ex.execute(seqs), reps=8 if not quick else 3)
         pairs = n * (c + (n + 1) / 2)
-        rows.append(f"{n + d},{pairs},{d},{d * (k + 1)},{st.row()}")
+        rows.append(f"{n + d},{pairs},{d},{d * (k + 1)},{c + n},{st.row()}")
         rig.drop(ex, seqs)
     return rows
 
@@ -338,7 +342,8 @@ def profile_lora(rig: Rig, quick: bool) -> list[str]:
 
 
 MIXED_COLUMNS = ("kernel,tokens,prefill_tokens,prefill_chunks,continuation_chunks,prefill_pairs,decode_seqs,"
-                 "decode_context_tokens,decode_max_context,segments,max_rank,first_us,base_us," + TIMING)
+                 "decode_context_tokens,decode_max_context,prefill_max_keys,segments,max_rank,first_us,base_us,"
+                 + TIMING)
 
 
 def profile_mixed(rig: Rig, quick: bool) -> list[str]:
@@ -347,35 +352,22 @@ def profile_mixed(rig: Rig, quick: bool) -> list[str]:
     composition is new: `first_us` is its first execution (new shapes), the timing columns the
     repetitions after it, and `base_us` the median of the same step with no adapter on any row
     (LoRA off: the eager model's own calibration rows, and the LoRA's cost measured directly)."""
-    import random
-
     rows = [MIXED_COLUMNS]
-    ranks = (8, 16, 32, 64, 8, 16, 32, 64)
-    rnd = random.Random(7)
+    ranks = MIXED_RANKS
+    comps = mixed_compositions(rig.kinds, PER_KIND_QUICK if quick else PER_KIND)
     for kind in rig.kinds:
         ex = rig.ex[kind]
         for slot, r in enumerate(ranks):
             ha = random_adapter(rig.cfg, f"mix{r}_{slot}", r, 2.0 * r, TARGETS, seed=300 + slot,
                                 dtype=rig.dtype, device=rig.device)
             rig.slots[kind].copy_in(slot, ha)
-        for _ in range(30 if not quick else 4):
-            d = rnd.choice((0, 4, 16, 32, 64))
-            budget = 4096 - d
-            chunks = []
-            for _ in range(rnd.randint(1, 3)):
-                n = min(rnd.choice((16, 64, 128, 512, 1024, 2048)), budget)
-                if n < 1:
-                    break
-                c = 0 if rnd.random() < 0.6 else rnd.choice((256, 512, 1024, 2048))
-                chunks.append((n, c))
-                budget -= n
+        for comp in (c for c in comps if c.kind == kind):
             seqs = []
-            for _ in range(d):
-                slot = None if rnd.random() < 0.1 else rnd.randrange(8)
-                seqs += rig.decode_seqs(ex, 1, rnd.randint(64, 2048), slots=[slot])
-            for n, c in chunks:
-                seqs += rig.prefill_seqs(ex, [n], context=c, slot=None if rnd.random() < 0.1 else rnd.randrange(8))
-            rnd.shuffle(seqs)
+            for context, slot in comp.decode:
+                seqs += rig.decode_seqs(ex, 1, context, slots=[slot])
+            for n, c, slot in comp.chunks:
+                seqs += rig.prefill_seqs(ex, [n], context=c, slot=slot)
+            seqs = [seqs[i] for i in comp.order]
             t0 = time.perf_counter()
             ex.execute(seqs)
             first = (time.perf_counter() - t0) * 1e6
@@ -388,7 +380,8 @@ def profile_mixed(rig: Rig, quick: bool) -> list[str]:
             rows.append(f"{kind},{sum(q.num_tokens for q in seqs)},{sum(q.num_tokens for q in pre)},{len(pre)},"
                         f"{sum(1 for q in pre if q.start_pos > 0)},{pairs},{len(dec)},"
                         f"{sum(q.start_pos + 1 for q in dec)},{max((q.start_pos + 1 for q in dec), default=0)},"
-                        f"{len(used)},{max((ranks[u] for u in used), default=0)},{first:.3f},{base:.3f},{st.row()}")
+                        f"{max((q.start_pos + q.num_tokens for q in pre), default=0)},{len(used)},"
+                        f"{max((ranks[u] for u in used), default=0)},{first:.3f},{base:.3f},{st.row()}")
             rig.drop(ex, seqs)
     return rows
 

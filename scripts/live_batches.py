@@ -76,7 +76,8 @@ tokens generated so far):
 * every other entry is prefill (:285-288): `prefill_tokens` += n, `prefill_sequences` += 1,
   `prefill_continuations` += 1 when c > 0 (a later chunk of a chunked prompt; recomputation after a
   preemption restarts at c = 0 and is not one), `prefill_attention_pairs` += n * (c + (n + 1) / 2),
-  written as the integer n * c + n * (n + 1) / 2 (exact: n (n + 1) is even);
+  written as the integer n * c + n * (n + 1) / 2 (exact: n (n + 1) is even), and
+  `prefill_max_keys` = max(., c + n) (the most keys one chunk attends to);
 * `sampling_sequences` += 1 when c + n == known (:290; the seq's `samples`);
 * `segments` (:291-305): `adapter:tokens`, one per adapter in order of first appearance in the
   batch, tokens summed over all that adapter's entries (prefill and decode), joined by `;`;
@@ -123,6 +124,7 @@ COLUMNS = (
     "prefill_sequences",
     "prefill_continuations",
     "prefill_attention_pairs",
+    "prefill_max_keys",
     "decode_sequences",
     "decode_context_tokens",
     "decode_max_context",
@@ -225,6 +227,7 @@ class BatchRow:
     prefill_sequences: int
     prefill_continuations: int
     prefill_attention_pairs: int
+    prefill_max_keys: int
     decode_sequences: int
     decode_context_tokens: int
     decode_max_context: int
@@ -236,7 +239,7 @@ class BatchRow:
         return [
             str(self.iteration), f"{self.start_s:.9f}", f"{self.live_s:.9f}", self.mode,
             str(self.prefill_tokens), str(self.prefill_sequences), str(self.prefill_continuations),
-            str(self.prefill_attention_pairs), str(self.decode_sequences), str(self.decode_context_tokens),
+            str(self.prefill_attention_pairs), str(self.prefill_max_keys), str(self.decode_sequences), str(self.decode_context_tokens),
             str(self.decode_max_context), str(self.sampling_sequences), seg,
         ]
 
@@ -322,7 +325,7 @@ def _at(table: dict[int, set[int]], t: float, slack: int) -> set[int]:
 # ----------------------------------------------------------------------------- the StepBatch
 def step_batch(plan: StepPlan, row: LiveRow, mode: str = "unmerged") -> BatchRow:
     """The twin's StepBatch of `plan` (Replica.summarise, Sources/Twin/Replica.swift)."""
-    pt = ps = pc = pairs = ds = dctx = dmax = samp = 0
+    pt = ps = pc = pairs = pmax = ds = dctx = dmax = samp = 0
     seg: dict[str, int] = {}  # insertion order: first appearance in the batch
     for s in plan.seqs:
         n, c = s.num_tokens, s.start_pos
@@ -336,6 +339,7 @@ def step_batch(plan: StepPlan, row: LiveRow, mode: str = "unmerged") -> BatchRow
             if c > 0:
                 pc += 1
             pairs += n * c + n * (n + 1) // 2  # n * (c + (n + 1) / 2), exact: n (n + 1) is even
+            pmax = max(pmax, c + n)
         if s.samples:  # c + n == known
             samp += 1
         if s.adapter is not None:
@@ -343,7 +347,7 @@ def step_batch(plan: StepPlan, row: LiveRow, mode: str = "unmerged") -> BatchRow
     return BatchRow(
         iteration=row.iteration, start_s=row.start_s, live_s=row.duration_s, mode=mode,
         prefill_tokens=pt, prefill_sequences=ps, prefill_continuations=pc, prefill_attention_pairs=pairs,
-        decode_sequences=ds, decode_context_tokens=dctx, decode_max_context=dmax, sampling_sequences=samp,
+        prefill_max_keys=pmax, decode_sequences=ds, decode_context_tokens=dctx, decode_max_context=dmax, sampling_sequences=samp,
         segments=() if mode == "merged" else tuple(seg.items()),
     )
 

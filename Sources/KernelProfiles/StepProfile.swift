@@ -20,8 +20,17 @@ public struct StepProfile: Sendable {
     /// Attention and decode rows in eager steps: (us - token part) ~ prefill pairs + decode
     /// context tokens + decode sequences, the token part being the token curve at the row's
     /// token-graph size (`eagerMicroseconds`); over the rows of `step_attention.csv` and, when
-    /// `step_mixed.csv` has `base_us`, those compositions timed without LoRA.
+    /// `step_mixed.csv` has `base_us`, those compositions timed without LoRA. With the column
+    /// `prefill_max_keys` (`attentionUsesMaxKeys`) a fourth feature: the most keys one prefill
+    /// chunk attends to. Its leave-one-out error is that of the whole eager step (token part plus
+    /// attention) against the measured one.
     public let attentionFit: LinearFit
+    /// The attention fit has the feature `prefill_max_keys`: the profile's attention rows carry
+    /// the column (`step_attention.csv`, and `step_mixed.csv` when the profile has it) and its
+    /// coefficient came out positive, the others not negative (else the three-feature fit stays). In the token graphs' tiled attention kernel each program
+    /// (128 query rows of one head) walks every key up to its tile's end, so a short chunk over a
+    /// long context is a few long programs that no term in the pairs alone holds. Decided once.
+    public let attentionUsesMaxKeys: Bool
     /// Extra microseconds of unmerged LoRA per kernel over (tokens, segments, rank).
     public let loraGrids: [String: GridInterpolator]
     /// LoRA outside the grid, per kernel: us ~ 1 + tokens + segments + tokens x rank.
@@ -120,7 +129,10 @@ public struct StepProfile: Sendable {
         let aUs = try attention.doubles("median_us", min: 0)
         let graphs = meta.tokenGraphSizes
         var attX = at.indices.map { [pairs[$0], dctx[$0], dseqs[$0]] }
-        var residual = at.indices.map { aUs[$0] - Self.tokenPart(at[$0], curve, beyond, graphs) }
+        var attY = aUs
+        var attBase = at.indices.map { Self.tokenPart(at[$0], curve, beyond, graphs) }
+        let keysColumn = "prefill_max_keys"
+        var attKeys: [Double]? = attention.columns.contains(keysColumn) ? try attention.doubles(keysColumn, min: 0) : nil
         // step_mixed rows timed without LoRA too (`base_us`, profiles measured after 9e806b3): live-like
         // compositions of chunks and decode rows, calibration rows of the same attention fit.
         let mixedPath = directory + "/step_mixed.csv"
@@ -131,6 +143,11 @@ public struct StepProfile: Sendable {
                 required: ["kernel", "tokens", "prefill_pairs", "decode_seqs", "decode_context_tokens", "segments"] + timing)
             : nil
         let mixedBase = mixed?.columns.contains("base_us") == true
+        // step_mixed's keys: needed wherever the attention fit prices its rows (the residual LoRA
+        // fit below evaluates it on every row), so the feature is used only when both have them
+        var mixedKeys: [Double]? = nil
+        if let m = mixed, m.columns.contains(keysColumn) { mixedKeys = try m.doubles(keysColumn, min: 0) }
+        if mixed != nil && mixedKeys == nil { attKeys = nil }
         if let m = mixed, mixedBase {
             for i in 0..<m.count {
                 let t = try m.double(i, "tokens", min: 1)
@@ -138,11 +155,24 @@ public struct StepProfile: Sendable {
                     try m.double(i, "prefill_pairs", min: 0), try m.double(i, "decode_context_tokens", min: 0),
                     try m.double(i, "decode_seqs", min: 0),
                 ])
-                residual.append(try m.double(i, "base_us", min: 0) - Self.tokenPart(t, curve, beyond, graphs))
+                attY.append(try m.double(i, "base_us", min: 0))
+                attBase.append(Self.tokenPart(t, curve, beyond, graphs))
+                if attKeys != nil, let mk = mixedKeys { attKeys!.append(mk[i]) }
             }
         }
-        let attFit = try Self.fit(attention, ["prefill_pairs", "decode_context_tokens", "decode_seqs"], attX, residual)
+        let attNames = ["prefill_pairs", "decode_context_tokens", "decode_seqs"]
+        var attFit = try Self.fit(attention, attNames, attX, attY, offset: attBase)
+        var usesKeys = false
+        if let keys = attKeys, keys.count == attX.count,
+            let withKeys = LinearFit(
+                features: attNames + [keysColumn], x: zip(attX, keys).map { $0 + [$1] }, y: attY, offset: attBase),
+            withKeys.coefficients[3] > 0, withKeys.coefficients.allSatisfy({ $0 >= 0 })
+        {
+            attFit = withKeys
+            usesKeys = true
+        }
         attentionFit = attFit
+        attentionUsesMaxKeys = usesKeys
 
         let lora = try ProfileTable(path: directory + "/lora_step.csv", required: ["kernel", "tokens", "segments", "rank"] + timing)
         var grids: [String: GridInterpolator] = [:]
@@ -185,8 +215,9 @@ public struct StepProfile: Sendable {
 
         var eagerLora: [String: LinearFit] = [:]
         if let m = mixed {
-            let eager = { (t: Double, pairs: Double, ds: Double, dc: Double) -> Double in
-                Self.tokenPart(t, curve, beyond, graphs) + attFit.value(pairs, dc, ds)
+            let eager = { (t: Double, pairs: Double, ds: Double, dc: Double, keys: Double) -> Double in
+                Self.tokenPart(t, curve, beyond, graphs)
+                    + (usesKeys ? attFit.value(pairs, dc, ds, keys) : attFit.value(pairs, dc, ds))
             }
             for kernel in Set((0..<m.count).map { m.string($0, "kernel") }).sorted() {
                 var x: [[Double]] = []
@@ -203,7 +234,7 @@ public struct StepProfile: Sendable {
                             ? try m.double(i, "base_us", min: 0)
                             : eager(
                                 t, try m.double(i, "prefill_pairs", min: 0), try m.double(i, "decode_seqs", min: 0),
-                                try m.double(i, "decode_context_tokens", min: 0)))
+                                try m.double(i, "decode_context_tokens", min: 0), mixedKeys?[i] ?? 0))
                 }
                 guard let f = LinearFit(features: ["1", "tokens"], x: x, y: y, offset: base) else {
                     throw ProfileError(file: m.file, column: "kernel", "\(kernel): too few rows with LoRA (segments > 0) to fit")
@@ -263,8 +294,10 @@ public struct StepProfile: Sendable {
         return try fit(table, ["1", x], xs, ys)
     }
 
-    private static func fit(_ table: ProfileTable, _ names: [String], _ x: [[Double]], _ y: [Double]) throws(ProfileError) -> LinearFit {
-        guard let f = LinearFit(features: names, x: x, y: y) else {
+    private static func fit(
+        _ table: ProfileTable, _ names: [String], _ x: [[Double]], _ y: [Double], offset: [Double]? = nil
+    ) throws(ProfileError) -> LinearFit {
+        guard let f = LinearFit(features: names, x: x, y: y, offset: offset) else {
             throw ProfileError(file: table.file, "cannot fit \(names.joined(separator: " + ")) to \(y.count) rows (too few or degenerate)")
         }
         return f
@@ -295,10 +328,17 @@ public struct StepProfile: Sendable {
     /// Microseconds of an eager step of `tokens` tokens (prefill tokens plus decode sequences)
     /// with the given attention work: the token curve at the step's token-graph size
     /// (`tokenGraphSize`: a step that runs as a token graph costs its padded size), plus the
-    /// attention fit at the real prefill pairs, decode context and decode sequences.
-    public func eagerMicroseconds(tokens: Int, prefillPairs: Double, decodeSequences: Int, decodeContextTokens: Int) -> Double {
-        Self.tokenPart(Double(tokens), tokenCurve, tokenFit, meta.tokenGraphSizes)
-            + attentionFit.value(prefillPairs, Double(decodeContextTokens), Double(decodeSequences))
+    /// attention fit at the real prefill pairs, decode context and decode sequences (and, where
+    /// `attentionUsesMaxKeys`, the most keys one prefill chunk attends to).
+    public func eagerMicroseconds(
+        tokens: Int, prefillPairs: Double, decodeSequences: Int, decodeContextTokens: Int, prefillMaxKeys: Int
+    ) -> Double {
+        let token = Self.tokenPart(Double(tokens), tokenCurve, tokenFit, meta.tokenGraphSizes)
+        if attentionUsesMaxKeys {
+            return token
+                + attentionFit.value(prefillPairs, Double(decodeContextTokens), Double(decodeSequences), Double(prefillMaxKeys))
+        }
+        return token + attentionFit.value(prefillPairs, Double(decodeContextTokens), Double(decodeSequences))
     }
 
     /// Extra microseconds of unmerged LoRA in an eager step of `tokens` tokens with `kernel`, from

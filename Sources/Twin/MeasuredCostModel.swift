@@ -64,7 +64,7 @@ public struct MeasuredCostModel: StepCostModel {
         } else {
             out.eager = profile.eagerMicroseconds(
                 tokens: b.tokens, prefillPairs: b.prefillAttentionPairs, decodeSequences: b.decodeSequences,
-                decodeContextTokens: b.decodeContextTokens)
+                decodeContextTokens: b.decodeContextTokens, prefillMaxKeys: b.prefillMaxKeys)
         }
         if b.mode == .unmerged && !b.segments.isEmpty {
             // A step with prefill tokens that runs as a token graph pays the LoRA of its graph

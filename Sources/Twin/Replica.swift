@@ -327,6 +327,7 @@ public struct Replica {
                 s.prefillSequences += 1
                 if c > 0 { s.prefillContinuations += 1 }
                 s.prefillAttentionPairs += Double(n) * (Double(c) + Double(n + 1) / 2)
+                s.prefillMaxKeys = max(s.prefillMaxKeys, c + n)
             }
             if c + n == Int(req.known) { s.samplingSequences += 1 }
             let a = Int(req.adapter)

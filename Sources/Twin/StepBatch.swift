@@ -31,6 +31,9 @@ public struct StepBatch: Sendable, Equatable {
     /// Causal attention work of the prefill chunks: the sum over chunks of n * (c + (n + 1) / 2),
     /// for a chunk of n tokens after c cached ones (query-key pairs).
     public var prefillAttentionPairs = 0.0
+    /// The most keys one prefill chunk attends to: the largest c + n over the chunks (0 without
+    /// prefill). The tiled attention kernel's longest program walks that many.
+    public var prefillMaxKeys = 0
     /// Sequences in decode (one token each).
     public var decodeSequences = 0
     /// Tokens of context the decode sequences attend to, summed.

@@ -110,6 +110,13 @@ func priceSteps(path: String, cost: MeasuredCostModel, catalogue: AdapterCatalog
         b.decodeContextTokens = try int("decode_context_tokens")
         b.decodeMaxContext = try int("decode_max_context")
         b.samplingSequences = try int("sampling_sequences")
+        if col["prefill_max_keys"] != nil {
+            b.prefillMaxKeys = try int("prefill_max_keys")
+        } else if b.prefillTokens > 0 && cost.profile.attentionUsesMaxKeys {
+            throw CLIError(
+                "\(path):\(line): column prefill_max_keys: missing, and the profile's attention fit needs it "
+                    + "(the most keys one prefill chunk attends to)")
+        }
         guard b.tokens > 0 else { throw fail("prefill_tokens", "a step with no prefill token and no decode sequence") }
         let seg = row[col["segments"]!]
         if !seg.isEmpty {

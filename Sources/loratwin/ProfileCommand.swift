@@ -53,7 +53,7 @@ struct ProfileCommand: ParsableCommand {
             line(
                 "step_tokens.csv (eager, by tokens; fit above the grid)",
                 "tokens " + p.tokenCurve.xs.map { fmt($0) }.joined(separator: ","), p.tokenFit)
-            line("step_attention.csv (eager attention over the token curve)", "", p.attentionFit)
+            line("step_attention.csv (eager attention over the token curve; error of the whole eager step)", "", p.attentionFit)
             for (k, g) in p.loraGrids.sorted(by: { $0.key < $1.key }) {
                 line("lora_step.csv kernel \(k)", axes(g, ["tokens", "segments", "rank"]), p.loraFits[k]!)
             }

@@ -23,7 +23,8 @@ struct StepProfileTests {
         let p = try StepProfile(directory: try ProfileFixture.write())
         #expect(
             abs(
-                p.eagerMicroseconds(tokens: 2048, prefillPairs: 0, decodeSequences: 0, decodeContextTokens: 0) - ProfileFixture.tokens(2048)
+                p.eagerMicroseconds(tokens: 2048, prefillPairs: 0, decodeSequences: 0, decodeContextTokens: 0, prefillMaxKeys: 0)
+                    - ProfileFixture.tokens(2048)
             ) < 1e-9)
         #expect(abs(p.attentionFit.coefficients[0] - 1e-4) < 1e-12)
         #expect(abs(p.attentionFit.coefficients[1] - 0.01) < 1e-9)
@@ -31,7 +32,8 @@ struct StepProfileTests {
         // Beyond 4096 tokens the upper-half fit (500 + 12 T) extrapolates exactly.
         #expect(
             abs(
-                p.eagerMicroseconds(tokens: 8192, prefillPairs: 0, decodeSequences: 0, decodeContextTokens: 0) - ProfileFixture.tokens(8192)
+                p.eagerMicroseconds(tokens: 8192, prefillPairs: 0, decodeSequences: 0, decodeContextTokens: 0, prefillMaxKeys: 0)
+                    - ProfileFixture.tokens(8192)
             ) < 1e-6)
     }
 
@@ -256,7 +258,8 @@ struct MixedStepTests {
         b.decodeContextTokens = 4000
         b.decodeMaxContext = 900
         b.segments = [LoraSegment(adapter: 0, tokens: 10), LoraSegment(adapter: 0, tokens: 5), LoraSegment(adapter: 0, tokens: 1)]
-        let eager = p.eagerMicroseconds(tokens: 1008, prefillPairs: 500_000, decodeSequences: 8, decodeContextTokens: 4000)
+        let eager = p.eagerMicroseconds(
+            tokens: 1008, prefillPairs: 500_000, decodeSequences: 8, decodeContextTokens: 4000, prefillMaxKeys: 0)
         let expected = eager + 2000 + 3 * 1008 + 300 + 5 * 10
         #expect(abs(m.stepSeconds(b) - expected * 1e-6) < 1e-9)
         // Merged: no LoRA term.
@@ -309,6 +312,34 @@ struct MixedStepTests {
             let e = error as? ProfileError
             return e?.column == "base_us" && e?.file.hasSuffix("step_mixed.csv") == true && e?.line == 4
         }
+    }
+
+    @Test("prefill_max_keys: the attention fit gains the longest chunk's keys only when every attention row has them")
+    func maxKeys() throws {
+        // Rows that cost 1.5 us per key of their longest chunk on top of the attention formula.
+        let p = try StepProfile(directory: try ProfileFixture.write(withMixed: true, mixedBaseExtra: 0, maxKeys: 1.5))
+        #expect(p.attentionUsesMaxKeys)
+        #expect(p.attentionFit.features.last == "prefill_max_keys" && p.attentionFit.points == 6 + 24)
+        #expect(abs(p.attentionFit.coefficients[3] - 1.5) < 1e-6 && p.attentionFit.leaveOneOutPercent < 1e-6)
+        func eager(_ prof: StepProfile, keys: Int) -> Double {
+            prof.eagerMicroseconds(
+                tokens: 1024, prefillPairs: 3e5, decodeSequences: 16, decodeContextTokens: 8000, prefillMaxKeys: keys)
+        }
+        #expect(abs(eager(p, keys: 2048) - eager(p, keys: 1024) - 1.5 * 1024) < 1e-6)
+        // The same rows without the column: three features, and the keys change nothing.
+        let none = try StepProfile(directory: try ProfileFixture.write(withMixed: true, mixedBaseExtra: 0))
+        #expect(!none.attentionUsesMaxKeys && none.attentionFit.features.count == 3)
+        #expect(eager(none, keys: 2048) == eager(none, keys: 1024))
+        // step_attention has them but step_mixed (whose rows join the fit) does not: not used.
+        let half = try StepProfile(
+            directory: try ProfileFixture.write(withMixed: true, mixedBaseExtra: 0, maxKeys: 1.5, mixedKeys: false))
+        #expect(!half.attentionUsesMaxKeys && half.attentionFit.features.count == 3)
+        // Without step_mixed, step_attention's column is enough.
+        let alone = try StepProfile(directory: try ProfileFixture.write(maxKeys: 1.5))
+        #expect(alone.attentionUsesMaxKeys && abs(alone.attentionFit.coefficients[3] - 1.5) < 1e-6)
+        // A negative coefficient (time falling with the keys) keeps the three-feature fit.
+        let falling = try StepProfile(directory: try ProfileFixture.write(withMixed: true, mixedBaseExtra: 0, maxKeys: -1.5))
+        #expect(!falling.attentionUsesMaxKeys && falling.attentionFit.features.count == 3)
     }
 
     @Test("a profile without step_mixed keeps the token curve and attention model")

@@ -39,14 +39,14 @@ struct TokenGraphTests {
         #expect(p.tokenGraphSize(1) == 16 && p.tokenGraphSize(16) == 16 && p.tokenGraphSize(17) == 64)
         #expect(p.tokenGraphSize(65) == 256 && p.tokenGraphSize(256) == 256 && p.tokenGraphSize(300) == 300)
         func tokenPart(_ t: Int) -> Double {
-            p.eagerMicroseconds(tokens: t, prefillPairs: 0, decodeSequences: 0, decodeContextTokens: 0)
+            p.eagerMicroseconds(tokens: t, prefillPairs: 0, decodeSequences: 0, decodeContextTokens: 0, prefillMaxKeys: 0)
         }
         for t in 17...64 {
             #expect(abs(tokenPart(t) - ProfileFixture.risingTokens(64)) < 1e-9, "\(t) tokens")
         }
         #expect(abs(tokenPart(300) - ProfileFixture.risingTokens(300)) < 1e-6)
         // Only the token curve is padded: attention is that of the real pairs, context and sequences.
-        let mixed = p.eagerMicroseconds(tokens: 40, prefillPairs: 528, decodeSequences: 8, decodeContextTokens: 4096)
+        let mixed = p.eagerMicroseconds(tokens: 40, prefillPairs: 528, decodeSequences: 8, decodeContextTokens: 4096, prefillMaxKeys: 0)
         #expect(abs(mixed - (ProfileFixture.risingTokens(64) + 1e-4 * 528 + 0.01 * 4096 + 0.5 * 8)) < 1e-6)
     }
 
@@ -54,7 +54,7 @@ struct TokenGraphTests {
     func unchangedWithoutSizes() throws {
         let p = try StepProfile(directory: try ProfileFixture.write(tokenFormula: ProfileFixture.risingTokens))
         for t in [1, 17, 40, 64, 65, 300] {
-            let us = p.eagerMicroseconds(tokens: t, prefillPairs: 0, decodeSequences: 0, decodeContextTokens: 0)
+            let us = p.eagerMicroseconds(tokens: t, prefillPairs: 0, decodeSequences: 0, decodeContextTokens: 0, prefillMaxKeys: 0)
             #expect(abs(us - p.tokenCurve(Double(t))) < 1e-9, "\(t) tokens")
             #expect(abs(us - ProfileFixture.risingTokens(Double(t))) < 1e-6, "\(t) tokens")
         }

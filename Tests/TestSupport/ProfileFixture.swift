@@ -24,6 +24,10 @@ public enum ProfileFixture {
     public static func tokenGraphSize(_ t: Double, _ sizes: [Int]?) -> Double {
         sizes?.sorted().first { Double($0) >= t }.map(Double.init) ?? t
     }
+    /// The `prefill_max_keys` of the fixture's `i`-th eager row (step_attention's rows, then
+    /// step_mixed's from 6) with `prefill` prefill tokens: the chunk plus a context that varies
+    /// by row, so that the feature is not a combination of the others.
+    public static func fixtureMaxKeys(_ i: Int, prefill: Double) -> Double { prefill + Double((i * 379) % 2048) }
     /// LoRA formula for sgmv.
     public static func lora(_ t: Double, _ s: Double, _ r: Double) -> Double { 100 + 2 * t + 50 * s + 0.05 * t * r }
 
@@ -80,9 +84,12 @@ public enum ProfileFixture {
     /// token curve; `tokenGraphSizes`, when given, goes into meta.json, and the token part of each
     /// row of step_tokens, step_attention and step_mixed is then the formula at the row's
     /// token-graph size. `decodeVaried`, when given, is written as `step_decode_varied.csv`
-    /// (`variedDecode`).
+    /// (`variedDecode`). `maxKeys`, when given, adds the column `prefill_max_keys` to
+    /// step_attention (and, with `mixedKeys`, to step_mixed) and that many microseconds per key to
+    /// every row's eager part (`fixtureMaxKeys` gives each row's keys).
     public static func write(
         schema: Int = 2, mutate: [String: (String) -> String] = [:], withMixed: Bool = false, mixedBaseExtra: Double? = nil,
+        maxKeys: Double? = nil, mixedKeys: Bool = true,
         decodeAttention: String? = nil,
         tokenFormula: (Double) -> Double = tokens, tokenGraphSizes: [Int]? = nil, decodeVaried: String? = nil
     ) throws -> String {
@@ -105,12 +112,16 @@ public enum ProfileFixture {
         var t = "tokens,median_us,p10_us,p90_us,reps\n"
         for x in [1.0, 16, 64, 256, 1024, 2048, 4096] { t += "\(Int(x)),\(tokens(x)),0,0,20\n" }
         files["step_tokens.csv"] = t
-        var a = "tokens,prefill_pairs,decode_seqs,decode_context_tokens,median_us,p10_us,p90_us,reps\n"
-        for (tok, pairs, ds, dc) in [
+        var a = "tokens,prefill_pairs,decode_seqs,decode_context_tokens," + (maxKeys != nil ? "prefill_max_keys," : "")
+        a += "median_us,p10_us,p90_us,reps\n"
+        for (i, (tok, pairs, ds, dc)) in [
             (1024.0, 524800.0, 0.0, 0.0), (2048, 2098176, 0, 0), (1024, 508536, 16, 16384), (64, 0, 64, 16384), (2048, 1e6, 32, 32768),
             (40, 528, 8, 4096),
-        ] {
-            a += "\(Int(tok)),\(pairs),\(Int(ds)),\(Int(dc)),\(tokens(tok) + 1e-4 * pairs + 0.01 * dc + 0.5 * ds),0,0,20\n"
+        ].enumerated() {
+            let keys = fixtureMaxKeys(i, prefill: tok - ds)
+            let k = maxKeys.map { _ in "\(Int(keys))," } ?? ""
+            let us = tokens(tok) + 1e-4 * pairs + 0.01 * dc + 0.5 * ds + (maxKeys ?? 0) * keys
+            a += "\(Int(tok)),\(pairs),\(Int(ds)),\(Int(dc)),\(k)\(us),0,0,20\n"
         }
         files["step_attention.csv"] = a
         var l = "kernel,tokens,segments,rank,median_us,p10_us,p90_us,reps\n"
@@ -143,7 +154,8 @@ public enum ProfileFixture {
             // that many microseconds (compositions the attention rows do not cover), and the
             // LoRA on top of it.
             var mx = "kernel,tokens,prefill_tokens,prefill_chunks,continuation_chunks,prefill_pairs,decode_seqs,"
-            mx += "decode_context_tokens,decode_max_context,segments,max_rank,first_us,"
+            let withKeys = maxKeys != nil && mixedKeys
+            mx += "decode_context_tokens,decode_max_context," + (withKeys ? "prefill_max_keys," : "") + "segments,max_rank,first_us,"
             mx += (mixedBaseExtra != nil ? "base_us," : "") + "median_us,p10_us,p90_us,reps\n"
             for i in 0..<24 {
                 // Step sizes where the profile's token curve is the formula: on the token grid, or
@@ -155,11 +167,13 @@ public enum ProfileFixture {
                 let dc = d * Double(300 + 11 * i)
                 let dm = d > 0 ? Double(300 + 37 * i) : 0
                 let seg = i % 6 == 0 ? 0.0 : Double(1 + (i * 5) % 8)
-                let eager = tokens(p + d) + 1e-4 * pairs + 0.01 * dc + 0.5 * d + (mixedBaseExtra ?? 0)
+                let keys = fixtureMaxKeys(6 + i, prefill: p)
+                let eager = tokens(p + d) + 1e-4 * pairs + 0.01 * dc + 0.5 * d + (mixedBaseExtra ?? 0) + (maxKeys ?? 0) * keys
+                let k = withKeys ? "\(Int(keys))," : ""
                 let us = eager + (seg > 0 ? 2000 + 3 * (p + d) : 0)
                 let base = mixedBaseExtra != nil ? "\(eager)," : ""
                 mx +=
-                    "sgmv,\(Int(p + d)),\(Int(p)),\(Int(ch)),\(Int(co)),\(pairs),\(Int(d)),\(Int(dc)),\(Int(dm)),\(Int(seg)),64,\(us),\(base)\(us),\(us),\(us),4\n"
+                    "sgmv,\(Int(p + d)),\(Int(p)),\(Int(ch)),\(Int(co)),\(pairs),\(Int(d)),\(Int(dc)),\(Int(dm)),\(k)\(Int(seg)),64,\(us),\(base)\(us),\(us),\(us),4\n"
             }
             files["step_mixed.csv"] = mx
         }

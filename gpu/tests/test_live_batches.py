@@ -44,7 +44,7 @@ def test_fcfs_run_reconstructs_exactly(tmp_path: Path) -> None:
         assert tuple(reader.fieldnames or ()) == live_batches.COLUMNS
         rows = list(reader)
     live = _live_rows(FCFS_RUN)
-    assert len(rows) == len(live) == 6916
+    assert len(rows) == len(live) == 6941
     for got, want in zip(rows, live, strict=True):
         assert got["iteration"] == want["iteration"]
         assert got["start_s"] == want["start_s"] and got["live_s"] == want["duration_s"]
@@ -58,23 +58,25 @@ def test_fcfs_run_reconstructs_exactly(tmp_path: Path) -> None:
         assert sum(int(s.split(":")[1]) for s in segs) == int(got["prefill_tokens"]) + int(got["decode_sequences"])
     # The first iteration: one prompt of 695 tokens of a3, from scratch; the next, its first decode.
     assert rows[0]["segments"] == "a3:695" and rows[0]["prefill_attention_pairs"] == str(695 * 696 // 2)
+    assert rows[0]["prefill_max_keys"] == "695" and rows[1]["prefill_max_keys"] == "0"
     assert rows[1]["decode_context_tokens"] == "696" and rows[1]["sampling_sequences"] == "1"
 
 
 def test_fcfs_run_counts() -> None:
     rec = live_batches.reconstruct(live_batches.read_run(FCFS_RUN))
-    assert len(rec.batches) == 6916
+    assert len(rec.batches) == 6941
     assert rec.idle_passes == 3  # passes with no batch that ordered loads (run.json loads in gaps)
     assert rec.deferred_arrivals == 0
     assert not rec.scheduler.has_work()
 
 
 def test_arrivals_read_one_pass_late() -> None:
-    """h200-v05 (32bd308, Gamma bursts): four requests arrived a few microseconds before a pass
-    started that had not read them yet; the reconstruction defers them one pass, as the engine did."""
-    rec = live_batches.reconstruct(live_batches.read_run(ROOT / "traces/live/h200-v05-bursty-uniform-rank32"))
-    assert len(rec.batches) == 4715
-    assert rec.deferred_arrivals == 4
+    """h200-v06 (3222a4e, the Azure conversation slice): one request arrived a few microseconds
+    before a pass started that had not read it yet; the reconstruction defers it one pass, as the
+    engine did (h200-v05 at 32bd308 had four)."""
+    rec = live_batches.reconstruct(live_batches.read_run(ROOT / "traces/live/h200-v06-azure-conv-zipf"))
+    assert len(rec.batches) == 5407
+    assert rec.deferred_arrivals == 1
     assert not rec.scheduler.has_work()
 
 
@@ -131,10 +133,11 @@ def test_step_batch_definitions() -> None:
     b = live_batches.step_batch(StepPlan(seqs=seqs, loads=[], preempted=[]), row)
     assert (b.prefill_tokens, b.prefill_sequences, b.prefill_continuations) == (7, 2, 1)
     assert b.prefill_attention_pairs == 4 * (0 + 5 / 2) + 3 * (8 + 4 / 2) == 40
+    assert b.prefill_max_keys == max(0 + 4, 8 + 3) == 11  # the continuation's keys, not the decode rows'
     assert (b.decode_sequences, b.decode_context_tokens, b.decode_max_context) == (2, 21 + 6, 21)
     assert b.sampling_sequences == 3
     assert b.segments == (("a", 5), ("b", 1))
-    assert b.csv_fields() == ["7", "1.500000000", "0.250000000", "unmerged", "7", "2", "1", "40", "2", "27", "21",
+    assert b.csv_fields() == ["7", "1.500000000", "0.250000000", "unmerged", "7", "2", "1", "40", "11", "2", "27", "21",
                               "3", "a:5;b:1"]
     merged = live_batches.step_batch(StepPlan(seqs=seqs, loads=[], preempted=[]), row, "merged")
     assert merged.segments == () and merged.csv_fields()[-1] == ""

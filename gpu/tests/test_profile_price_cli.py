@@ -10,11 +10,11 @@ from gpu.tests.test_conformance import ROOT, require_twin
 
 SCEN = "traces/live/h200-v04-near-identical-rank16/scenario.yaml"
 HEADER = ("iteration,live_s,mode,prefill_tokens,prefill_sequences,prefill_continuations,prefill_attention_pairs,"
-          "decode_sequences,decode_context_tokens,decode_max_context,sampling_sequences,segments")
+          "prefill_max_keys,decode_sequences,decode_context_tokens,decode_max_context,sampling_sequences,segments")
 ROWS = [
-    "0,0.040,unmerged,652,1,0,212878,0,0,0,1,a0:652",
-    "1,0.006,unmerged,0,0,0,0,3,1900,700,3,a0:2;a1:1",
-    "2,0.006,merged,0,0,0,0,3,1900,700,3,",
+    "0,0.040,unmerged,652,1,0,212878,652,0,0,0,1,a0:652",
+    "1,0.006,unmerged,0,0,0,0,0,3,1900,700,3,a0:2;a1:1",
+    "2,0.006,merged,0,0,0,0,0,3,1900,700,3,",
 ]
 
 
@@ -57,6 +57,23 @@ def test_bad_number_and_missing_column(tmp_path):
     r = subprocess.run([str(require_twin()), "profile", "price", SCEN, str(steps)], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode != 0 and "segments" in r.stderr
+
+
+def test_max_keys_raise_the_eager_part_and_are_required_by_the_profile(tmp_path):
+    """The 3222a4e profile's attention fit has `prefill_max_keys` (docs/step-cost.md): the same
+    chunk after 2048 cached tokens costs more than the fit's pairs alone would say, and a steps
+    file without the column is refused where a row has prefill tokens."""
+    longer = ROWS[0].replace(",212878,652,", ",212878,2700,")
+    out = tmp_path / "priced.csv"
+    assert price(tmp_path, [ROWS[0], longer], "-o", str(out)).returncode == 0
+    a, b = (float(x["eager_us"]) for x in csv.DictReader(out.open()))
+    assert b > a + 1000  # about 1.95 us per key on that profile: 2048 more keys
+    steps = tmp_path / "steps.csv"
+    cut = [",".join(f for i, f in enumerate(line.split(",")) if i != 7) for line in (HEADER, ROWS[1], ROWS[0])]
+    steps.write_text("\n".join(cut) + "\n")
+    r = subprocess.run([str(require_twin()), "profile", "price", SCEN, str(steps)], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "steps.csv:3: column prefill_max_keys" in r.stderr  # the decode row passes
 
 
 def test_a_bad_row_leaves_no_output(tmp_path):
