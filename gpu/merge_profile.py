@@ -28,6 +28,8 @@ TABLES = {
     "step_tokens_eager": "step_tokens' batches forced eager (not read by the twin: the token graphs' gain)",
     "step_attention": "eager steps with long prefill chunks and decode rows: the attention terms",
     "lora_step": "step with LoRA on q, k, v, o minus the same step without, per kernel, tokens, segments, rank",
+    "lora_token": ("a prompt chunk and decode rows through a token graph with LoRA minus the same step without, per "
+                   "kernel, token-graph size (under dense_lora_from), segments, rank"),
     "step_mixed": ("eager steps made like live ones (unsorted multi-adapter decode rows, prompt and continuation "
                    "chunks, LoRA)"),
     "adapter_load": "the engine's loader: disk -> pinned host (source disk), pinned host -> GPU slot (source host)",

@@ -341,6 +341,47 @@ def profile_lora(rig: Rig, quick: bool) -> list[str]:
     return rows
 
 
+# Token-graph sizes of lora_token (those under the engine's dense_lora_from that the rig captured).
+LORA_TOKEN_SIZES = (16, 64, 128, 256, 384)
+
+
+def profile_lora_token(rig: Rig, quick: bool) -> list[str]:
+    """LoRA in steps with a prefill chunk, through the token graphs that run the kind's kernels:
+    per token-graph size T (under ``dense_lora_from``), segments S and rank, one prompt chunk of
+    T - (S - 1) tokens and S - 1 decode rows (context 256), each on its own adapter slot, timed
+    with and without adapters (the difference per repetition, as lora_step). lora_step measures
+    1-128 tokens through the decode graphs and larger counts through token graphs that may apply
+    LoRA densely; this is the path of a live step with a short prompt chunk. No rows without
+    token graphs (the CPU rig)."""
+    rows = ["kernel,tokens,segments,rank," + TIMING]
+    sizes = [t for t in LORA_TOKEN_SIZES if t in rig.token_sizes
+             and (rig.dense_lora_from is None or t < rig.dense_lora_from)]
+    if quick:
+        sizes = sizes[:2]
+    for kind in rig.kinds:
+        ex = rig.ex[kind]
+        for r in (16, 64):
+            for slot in range(8):
+                ha = random_adapter(rig.cfg, f"t{r}_{slot}", r, 2.0 * r, TARGETS, seed=200 + slot + r,
+                                    dtype=rig.dtype, device=rig.device)
+                rig.slots[kind].copy_in(slot, ha)
+            if rig.device == "cuda":
+                torch.cuda.synchronize()
+            for t in sizes:
+                for segs in (1, 2, 4, 8):
+                    n = t - (segs - 1)
+                    with_l = (rig.prefill_seqs(ex, [n], slot=0)
+                              + rig.decode_seqs(ex, segs - 1, 256, slots=list(range(1, segs))))
+                    without = rig.prefill_seqs(ex, [n]) + rig.decode_seqs(ex, segs - 1, 256)
+                    reps = 8 if not quick else 3
+                    base = timed(lambda w=without, ex=ex: ex.execute(w), reps=reps).median
+                    st = timed(lambda w=with_l, ex=ex: ex.execute(w), reps=reps)
+                    rows.append(f"{kind},{t},{segs},{r},{Stats([x - base for x in st.samples_us]).row()}")
+                    rig.drop(ex, with_l)
+                    rig.drop(ex, without)
+    return rows
+
+
 MIXED_COLUMNS = ("kernel,tokens,prefill_tokens,prefill_chunks,continuation_chunks,prefill_pairs,decode_seqs,"
                  "decode_context_tokens,decode_max_context,prefill_max_keys,segments,max_rank,first_us,base_us,"
                  + TIMING)
@@ -537,6 +578,7 @@ def main() -> int:
                      ("step_tokens_eager", lambda: profile_tokens(rig, args.quick, eager=True)),
                      ("step_attention", lambda: profile_attention(rig, args.quick)),
                      ("lora_step", lambda: profile_lora(rig, args.quick)),
+                     ("lora_token", lambda: profile_lora_token(rig, args.quick)),
                      ("step_mixed", lambda: profile_mixed(rig, args.quick)),
                      ("adapter_load", lambda: profile_loads(rig, args.quick)),
                      ("merge", lambda: profile_merge(rig, args.quick)),

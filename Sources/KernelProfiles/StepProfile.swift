@@ -35,6 +35,12 @@ public struct StepProfile: Sendable {
     public let loraGrids: [String: GridInterpolator]
     /// LoRA outside the grid, per kernel: us ~ 1 + tokens + segments + tokens x rank.
     public let loraFits: [String: LinearFit]
+    /// Unmerged LoRA in steps with a prefill chunk that run as token graphs with the kernel's own
+    /// launches (`lora_token.csv`, profiles after f96690e; empty without it): per kernel, over
+    /// (token-graph size, segments, rank), the step with adapters minus the same step without.
+    /// `lora_step` measures 1-128 tokens through the decode graphs and larger counts through token
+    /// graphs that may apply LoRA densely, neither of them this path.
+    public let loraTokenGrids: [String: GridInterpolator]
     /// Host-to-GPU adapter copy: us ~ 1 + bytes.
     public let hostToGPUFit: LinearFit
     /// Disk-to-host adapter read: us ~ 1 + bytes.
@@ -199,6 +205,29 @@ public struct StepProfile: Sendable {
         loraGrids = grids
         loraFits = fits
 
+        var tokenGrids: [String: GridInterpolator] = [:]
+        let loraTokenPath = directory + "/lora_token.csv"
+        if FileManager.default.fileExists(atPath: loraTokenPath) {
+            let lt = try ProfileTable(path: loraTokenPath, required: ["kernel", "tokens", "segments", "rank"] + timing)
+            for kernel in Set((0..<lt.count).map { lt.string($0, "kernel") }).sorted() {
+                var points: [[Double]] = []
+                var us: [Double] = []
+                for i in lt.rows(where: "kernel", is: kernel) {
+                    points.append([
+                        try lt.double(i, "tokens", min: 1), try lt.double(i, "segments", min: 1), try lt.double(i, "rank", min: 1),
+                    ])
+                    us.append(try lt.double(i, "median_us", min: -1e9))
+                }
+                let (g, hole) = GridInterpolator.fromRows(points: points, values: us)
+                guard let g else {
+                    throw ProfileError(
+                        file: lt.file, column: "kernel", "\(kernel): not a full grid, missing tokens/segments/rank \(hole ?? [])")
+                }
+                tokenGrids[kernel] = g
+            }
+        }
+        loraTokenGrids = tokenGrids
+
         let loads = try ProfileTable(path: directory + "/adapter_load.csv", required: ["source", "bytes"] + timing)
         for source in ["host", "disk"] where loads.rows(where: "source", is: source).count < 2 {
             throw ProfileError(file: loads.file, column: "source", "needs at least two '\(source)' rows")
@@ -349,6 +378,15 @@ public struct StepProfile: Sendable {
     }
 
     /// Extra microseconds of unmerged LoRA with `kernel` (nil if the profile lacks the kernel).
+    /// Extra microseconds of unmerged LoRA with `kernel` in a step with prefill that runs as the
+    /// token graph of `graphTokens` tokens, from `lora_token` (segments and rank held to the grid's
+    /// range); nil without the table or its kernel, or for a graph larger than its largest size.
+    public func loraTokenMicroseconds(kernel: String, graphTokens: Int, segments: Int, rank: Int) -> Double? {
+        guard let g = loraTokenGrids[kernel], let top = g.axes[0].last, Double(graphTokens) <= top else { return nil }
+        func clamp(_ v: Double, _ axis: [Double]) -> Double { min(max(v, axis[0]), axis[axis.count - 1]) }
+        return max(0, g.value(clamp(Double(graphTokens), g.axes[0]), clamp(Double(segments), g.axes[1]), clamp(Double(rank), g.axes[2])))
+    }
+
     public func loraMicroseconds(kernel: String, tokens: Int, segments: Int, rank: Int) -> Double? {
         guard let g = loraGrids[kernel], let f = loraFits[kernel] else { return nil }
         let (t, s, r) = (Double(tokens), Double(segments), Double(rank))

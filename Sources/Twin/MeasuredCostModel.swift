@@ -78,7 +78,13 @@ public struct MeasuredCostModel: StepCostModel {
                 var rank = 0
                 for s in b.segments { rank = max(rank, adapterRanks[s.adapter]) }
                 let tokens = b.prefillTokens == 0 ? b.tokens : profile.tokenGraphSize(b.tokens)
-                out.lora = profile.loraMicroseconds(kernel: kernel, tokens: tokens, segments: b.segments.count, rank: rank) ?? 0
+                let viaTokenGraph =
+                    b.prefillTokens > 0
+                    ? profile.loraTokenMicroseconds(kernel: kernel, graphTokens: tokens, segments: b.segments.count, rank: rank)
+                    : nil
+                out.lora =
+                    viaTokenGraph
+                    ?? profile.loraMicroseconds(kernel: kernel, tokens: tokens, segments: b.segments.count, rank: rank) ?? 0
             }
         }
         out.host = max(0, profile.hostOverheadFit.value(1, Double(b.sequences)))

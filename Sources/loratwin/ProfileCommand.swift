@@ -57,6 +57,10 @@ struct ProfileCommand: ParsableCommand {
             for (k, g) in p.loraGrids.sorted(by: { $0.key < $1.key }) {
                 line("lora_step.csv kernel \(k)", axes(g, ["tokens", "segments", "rank"]), p.loraFits[k]!)
             }
+            for (k, g) in p.loraTokenGrids.sorted(by: { $0.key < $1.key }) {
+                print("lora_token.csv kernel \(k) (LoRA in token graphs with a prefill chunk; read on the grid)")
+                print("  grid   " + axes(g, ["tokens", "segments", "rank"]))
+            }
             for (k, f) in p.eagerLoraFits.sorted(by: { $0.key < $1.key }) {
                 line("step_mixed.csv kernel \(k) (LoRA in eager steps over the eager model; error of the whole step)", "", f)
             }

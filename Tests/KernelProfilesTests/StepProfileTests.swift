@@ -342,6 +342,48 @@ struct MixedStepTests {
         #expect(!falling.attentionUsesMaxKeys && falling.attentionFit.features.count == 3)
     }
 
+    @Test("lora_token prices LoRA in token graphs with a prefill chunk; decode steps and larger graphs keep lora_step")
+    func loraToken() throws {
+        func us(_ t: Double, _ s: Double, _ r: Double) -> Double { 500 + 3 * t + 100 * s + 2 * r }
+        var table = "kernel,tokens,segments,rank,median_us,p10_us,p90_us,reps\n"
+        for t in [16.0, 64, 128] {
+            for s in [1.0, 8] { for r in [16.0, 64] { table += "sgmv,\(Int(t)),\(Int(s)),\(Int(r)),\(us(t, s, r)),0,0,8\n" } }
+        }
+        let sizes = [16, 32, 64, 128, 256]
+        let p = try StepProfile(directory: try ProfileFixture.write(extra: ["lora_token.csv": table], tokenGraphSizes: sizes))
+        #expect(p.loraTokenGrids.keys.sorted() == ["sgmv"])
+        #expect(p.loraTokenMicroseconds(kernel: "sgmv", graphTokens: 64, segments: 8, rank: 64) == us(64, 8, 64))
+        // held to the grid: rank 8 reads rank 16, 12 segments read 8; beyond 128 tokens, none
+        #expect(p.loraTokenMicroseconds(kernel: "sgmv", graphTokens: 64, segments: 12, rank: 8) == us(64, 8, 16))
+        #expect(p.loraTokenMicroseconds(kernel: "sgmv", graphTokens: 256, segments: 2, rank: 16) == nil)
+        #expect(p.loraTokenMicroseconds(kernel: "torch", graphTokens: 64, segments: 2, rank: 16) == nil)
+        let cat = AdapterCatalogue([AdapterSpec(name: "a", rank: 64, alpha: 64, targetModules: ["q_proj"])])
+        let m = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: cat)
+        var b = StepBatch()  // 50 prompt tokens and 10 decode rows: the token graph of 64
+        b.prefillTokens = 50
+        b.prefillSequences = 1
+        b.prefillAttentionPairs = 1275
+        b.prefillMaxKeys = 50
+        b.decodeSequences = 10
+        b.decodeContextTokens = 2000
+        b.decodeMaxContext = 200
+        b.segments = [LoraSegment(adapter: 0, tokens: 60)]
+        #expect(abs(m.breakdown(b).lora - us(64, 1, 64)) < 1e-9)
+        b.prefillTokens = 190  // the graph of 256: past the table, lora_step at 256 tokens
+        #expect(abs(m.breakdown(b).lora - p.loraMicroseconds(kernel: "sgmv", tokens: 256, segments: 1, rank: 64)!) < 1e-9)
+        var d = StepBatch()  // decode-only: lora_step, as before
+        d.decodeSequences = 8
+        d.decodeContextTokens = 8 * 1024
+        d.decodeMaxContext = 1024
+        d.segments = [LoraSegment(adapter: 0, tokens: 8)]
+        #expect(abs(m.breakdown(d).lora - ProfileFixture.lora(8, 1, 64)) < 1e-9)
+        // a hole in the grid is refused, naming the file
+        let holed = table.split(separator: "\n").dropLast().joined(separator: "\n") + "\n"
+        #expect {
+            try StepProfile(directory: try ProfileFixture.write(extra: ["lora_token.csv": holed], tokenGraphSizes: sizes))
+        } throws: { ($0 as? ProfileError)?.file.hasSuffix("lora_token.csv") == true }
+    }
+
     @Test("a profile without step_mixed keeps the token curve and attention model")
     func withoutMixed() throws {
         let p = try StepProfile(directory: try ProfileFixture.write())

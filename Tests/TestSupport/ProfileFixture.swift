@@ -86,10 +86,11 @@ public enum ProfileFixture {
     /// token-graph size. `decodeVaried`, when given, is written as `step_decode_varied.csv`
     /// (`variedDecode`). `maxKeys`, when given, adds the column `prefill_max_keys` to
     /// step_attention (and, with `mixedKeys`, to step_mixed) and that many microseconds per key to
-    /// every row's eager part (`fixtureMaxKeys` gives each row's keys).
+    /// every row's eager part (`fixtureMaxKeys` gives each row's keys). `extra` adds files (name ->
+    /// text), `mutate` applying to them too.
     public static func write(
         schema: Int = 2, mutate: [String: (String) -> String] = [:], withMixed: Bool = false, mixedBaseExtra: Double? = nil,
-        maxKeys: Double? = nil, mixedKeys: Bool = true,
+        maxKeys: Double? = nil, mixedKeys: Bool = true, extra: [String: String] = [:],
         decodeAttention: String? = nil,
         tokenFormula: (Double) -> Double = tokens, tokenGraphSizes: [Int]? = nil, decodeVaried: String? = nil
     ) throws -> String {
@@ -178,6 +179,7 @@ public enum ProfileFixture {
             files["step_mixed.csv"] = mx
         }
         if let decodeVaried { files["step_decode_varied.csv"] = decodeVaried }
+        for (name, text) in extra { files[name] = text }
         for (name, text) in files {
             let final = mutate[name].map { $0(text) } ?? text
             try final.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8)

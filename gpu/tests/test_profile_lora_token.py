@@ -1,0 +1,92 @@
+"""gpu/profile_steps.py lora_token: LoRA through the token graphs that run the kind's kernels,
+on a fake rig (no GPU): the steps' shapes, slots and sizes, and the difference it records."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+pytest.importorskip("torch")
+
+from gpu import profile_steps as ps  # noqa: E402
+
+
+class _Stats:
+    def __init__(self, samples):
+        self.samples_us = samples
+        self.median = sorted(samples)[len(samples) // 2]
+
+
+def _rig(token_sizes, dense_from):
+    class Slots:
+        def __init__(self):
+            self.copied = []
+
+        def copy_in(self, slot, ha) -> None:
+            self.copied.append(slot)
+
+    class Ex:
+        def __init__(self):
+            self.steps = []
+
+        def execute(self, seqs) -> None:
+            self.steps.append([(q.start_pos, q.num_tokens, q.slot) for q in seqs])
+
+    class Rig:
+        kinds = ["sgmv"]
+        cfg = dtype = None
+        device = "cpu"
+        ex = {"sgmv": Ex()}
+        slots = {"sgmv": Slots()}
+
+        def __init__(self):
+            self.token_sizes = token_sizes
+            self.dense_lora_from = dense_from
+
+        def decode_seqs(self, ex, n, context, slots=None):
+            return [ps.Seq(0, context, 1, [], slot=None if slots is None else slots[i]) for i in range(n)]
+
+        def prefill_seqs(self, ex, chunks, context=0, slot=None):
+            return [ps.Seq(0, context, chunks[0], [], slot=slot)]
+
+        def drop(self, ex, seqs) -> None:
+            pass
+
+    return Rig()
+
+
+def test_sizes_under_the_dense_threshold_and_the_steps_shapes(monkeypatch):
+    monkeypatch.setattr(ps, "random_adapter", lambda *a, **k: None)
+
+    def fake_timed(fn, reps, warmup=2):
+        fn()
+        ex = rig.ex["sgmv"]
+        with_lora = any(slot is not None for _, _, slot in ex.steps[-1])
+        return _Stats([1000.0 + (250.0 if with_lora else 0.0)] * reps)
+
+    monkeypatch.setattr(ps, "timed", fake_timed)
+    rig = _rig((16, 32, 64, 128, 256, 384, 512, 640), 512)
+    rows = list(csv.DictReader(ps.profile_lora_token(rig, quick=False)))
+    # sizes: the table's sizes the rig captured, under dense_lora_from (512 is dense)
+    assert sorted({int(r["tokens"]) for r in rows}) == [16, 64, 128, 256, 384]
+    assert {(int(r["segments"]), int(r["rank"])) for r in rows} == {(s, r) for s in (1, 2, 4, 8) for r in (16, 64)}
+    assert all(float(r["median_us"]) == 250.0 for r in rows)  # with adapters minus without
+    for step in rig.ex["sgmv"].steps:
+        chunk = [x for x in step if x[1] > 1]
+        decode = [x for x in step if x[1] == 1]
+        assert len(chunk) == 1 and chunk[0][0] == 0  # one prompt chunk from scratch
+        assert sum(n for _, n, _ in step) in (16, 64, 128, 256, 384)  # exactly a graph size
+        assert all(ctx == 256 for ctx, _, _ in decode)
+        slots = [s for _, _, s in step]
+        assert slots == [None] * len(step) or slots == list(range(len(step)))  # one adapter per row
+
+
+def test_no_token_graphs_no_rows(monkeypatch):
+    monkeypatch.setattr(ps, "random_adapter", lambda *a, **k: None)
+    rows = ps.profile_lora_token(_rig((), 512), quick=False)
+    assert rows == ["kernel,tokens,segments,rank," + ps.TIMING]
+    # without a dense threshold every captured size in the table's list is measured
+    monkeypatch.setattr(ps, "timed", lambda fn, reps, warmup=2: (fn(), _Stats([5.0] * reps))[1])
+    rows = list(csv.DictReader(ps.profile_lora_token(_rig((16, 64, 2048), None), quick=True)))
+    assert sorted({int(r["tokens"]) for r in rows}) == [16, 64]
