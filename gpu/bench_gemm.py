@@ -45,14 +45,13 @@ patched ``MODELS``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
 import math
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +65,7 @@ import torch.nn.functional as F  # noqa: E402
 from gpu.common.meta import collect_metadata  # noqa: E402
 from gpu.common.peaks import measure_hbm  # noqa: E402
 from gpu.common.timing import Timing, time_calls  # noqa: E402
+from gpu.engine.executor import preferred_blas  # noqa: E402
 from gpu.engine.weights import PRESETS, ModelConfig  # noqa: E402
 
 MODELS: dict[str, ModelConfig] = PRESETS  # --model choices; the CPU test patches in a tiny shape
@@ -148,19 +148,10 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-@contextlib.contextmanager
-def blas_library(name: str | None) -> Iterator[None]:
+def blas_library(name: str | None):
     """Run the block with torch's preferred BLAS library set to ``name`` (None: unchanged); restore
     the previous library afterwards. Raises what torch raises when it cannot set ``name``."""
-    if name is None:
-        yield
-        return
-    prev = torch.backends.cuda.preferred_blas_library()
-    torch.backends.cuda.preferred_blas_library(name)
-    try:
-        yield
-    finally:
-        torch.backends.cuda.preferred_blas_library(prev)
+    return preferred_blas(name, strict=True)
 
 
 def skip_reason(v: Variant, n: int, k: int) -> str | None:

@@ -183,21 +183,7 @@ public struct StepProfile: Sendable {
         let lora = try ProfileTable(path: directory + "/lora_step.csv", required: ["kernel", "tokens", "segments", "rank"] + timing)
         var grids: [String: GridInterpolator] = [:]
         var fits: [String: LinearFit] = [:]
-        for kernel in Set((0..<lora.count).map { lora.string($0, "kernel") }).sorted() {
-            let rows = lora.rows(where: "kernel", is: kernel)
-            var points: [[Double]] = []
-            var us: [Double] = []
-            for i in rows {
-                points.append([
-                    try lora.double(i, "tokens", min: 1), try lora.double(i, "segments", min: 1), try lora.double(i, "rank", min: 1),
-                ])
-                us.append(try lora.double(i, "median_us", min: -1e9))
-            }
-            let (g, hole) = GridInterpolator.fromRows(points: points, values: us)
-            guard let g else {
-                throw ProfileError(
-                    file: lora.file, column: "kernel", "\(kernel): not a full grid, missing tokens/segments/rank \(hole ?? [])")
-            }
+        for (kernel, g, points, us) in try Self.kernelGrids(lora) {
             grids[kernel] = g
             fits[kernel] = try Self.fit(
                 lora, ["1", "tokens", "segments", "tokens*rank"], points.map { [1, $0[0], $0[1], $0[0] * $0[2]] }, us)
@@ -209,22 +195,7 @@ public struct StepProfile: Sendable {
         let loraTokenPath = directory + "/lora_token.csv"
         if FileManager.default.fileExists(atPath: loraTokenPath) {
             let lt = try ProfileTable(path: loraTokenPath, required: ["kernel", "tokens", "segments", "rank"] + timing)
-            for kernel in Set((0..<lt.count).map { lt.string($0, "kernel") }).sorted() {
-                var points: [[Double]] = []
-                var us: [Double] = []
-                for i in lt.rows(where: "kernel", is: kernel) {
-                    points.append([
-                        try lt.double(i, "tokens", min: 1), try lt.double(i, "segments", min: 1), try lt.double(i, "rank", min: 1),
-                    ])
-                    us.append(try lt.double(i, "median_us", min: -1e9))
-                }
-                let (g, hole) = GridInterpolator.fromRows(points: points, values: us)
-                guard let g else {
-                    throw ProfileError(
-                        file: lt.file, column: "kernel", "\(kernel): not a full grid, missing tokens/segments/rank \(hole ?? [])")
-                }
-                tokenGrids[kernel] = g
-            }
+            for (kernel, g, _, _) in try Self.kernelGrids(lt) { tokenGrids[kernel] = g }
         }
         loraTokenGrids = tokenGrids
 
@@ -321,6 +292,32 @@ public struct StepProfile: Sendable {
             ys.append(try table.double(i, "median_us", min: 0))
         }
         return try fit(table, ["1", x], xs, ys)
+    }
+
+    /// Per kernel (sorted), the full grid over (tokens, segments, rank) of a LoRA table's
+    /// `median_us`, with its points and values; a missing grid point is refused, naming the file.
+    private static func kernelGrids(
+        _ table: ProfileTable
+    ) throws(ProfileError) -> [(kernel: String, grid: GridInterpolator, points: [[Double]], us: [Double])] {
+        var out: [(kernel: String, grid: GridInterpolator, points: [[Double]], us: [Double])] = []
+        for kernel in Set((0..<table.count).map { table.string($0, "kernel") }).sorted() {
+            var points: [[Double]] = []
+            var us: [Double] = []
+            for i in table.rows(where: "kernel", is: kernel) {
+                points.append([
+                    try table.double(i, "tokens", min: 1), try table.double(i, "segments", min: 1),
+                    try table.double(i, "rank", min: 1),
+                ])
+                us.append(try table.double(i, "median_us", min: -1e9))
+            }
+            let (g, hole) = GridInterpolator.fromRows(points: points, values: us)
+            guard let g else {
+                throw ProfileError(
+                    file: table.file, column: "kernel", "\(kernel): not a full grid, missing tokens/segments/rank \(hole ?? [])")
+            }
+            out.append((kernel, g, points, us))
+        }
+        return out
     }
 
     private static func fit(

@@ -65,10 +65,12 @@ DEFAULT_DECODE_BLAS = "cublaslt"
 
 
 @contextlib.contextmanager
-def preferred_blas(name: str | None):
+def preferred_blas(name: str | None, strict: bool = False):
     """Makes torch prefer the BLAS library ``name`` ("cublas" or "cublaslt") inside the block and
-    restores the previous choice after it; None (or a machine without CUDA) changes nothing."""
-    if name is None or not torch.cuda.is_available():
+    restores the previous choice after it, also when the block raises. None changes nothing; so
+    does a machine without CUDA unless ``strict`` (then torch is asked anyway, and raises what it
+    raises when it cannot set ``name``: gpu/bench_gemm.py records that as the variant's reason)."""
+    if name is None or (not strict and not torch.cuda.is_available()):
         yield
         return
     previous = torch.backends.cuda.preferred_blas_library()
