@@ -340,6 +340,20 @@ struct MixedStepTests {
         // A negative coefficient (time falling with the keys) keeps the three-feature fit.
         let falling = try StepProfile(directory: try ProfileFixture.write(withMixed: true, mixedBaseExtra: 0, maxKeys: -1.5))
         #expect(!falling.attentionUsesMaxKeys && falling.attentionFit.features.count == 3)
+        // A bad value is refused, naming the file, the line and the column.
+        let negative: (String) -> String = { text in
+            var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            var fields = lines[2].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            fields[4] = "-3"  // prefill_max_keys, after decode_context_tokens
+            lines[2] = fields.joined(separator: ",")
+            return lines.joined(separator: "\n")
+        }
+        #expect {
+            try StepProfile(directory: try ProfileFixture.write(mutate: ["step_attention.csv": negative], maxKeys: 1.5))
+        } throws: { error in
+            let e = error as? ProfileError
+            return e?.column == "prefill_max_keys" && e?.file.hasSuffix("step_attention.csv") == true && e?.line == 3
+        }
     }
 
     @Test("lora_token prices LoRA in token graphs with a prefill chunk; decode steps and larger graphs keep lora_step")

@@ -74,6 +74,8 @@ def test_max_keys_raise_the_eager_part_and_are_required_by_the_profile(tmp_path)
     r = subprocess.run([str(require_twin()), "profile", "price", SCEN, str(steps)], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode != 0 and "steps.csv:3: column prefill_max_keys" in r.stderr  # the decode row passes
+    r = price(tmp_path, [ROWS[0].replace(",212878,652,", ",212878,-1,")])
+    assert r.returncode != 0 and "steps.csv:2: column prefill_max_keys" in r.stderr
 
 
 def test_a_bad_row_leaves_no_output(tmp_path):
