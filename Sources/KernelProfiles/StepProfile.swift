@@ -26,10 +26,11 @@ public struct StepProfile: Sendable {
     /// attention) against the measured one.
     public let attentionFit: LinearFit
     /// The attention fit has the feature `prefill_max_keys`: the profile's attention rows carry
-    /// the column (`step_attention.csv`, and `step_mixed.csv` when the profile has it) and its
-    /// coefficient came out positive, the others not negative (else the three-feature fit stays). In the token graphs' tiled attention kernel each program
-    /// (128 query rows of one head) walks every key up to its tile's end, so a short chunk over a
-    /// long context is a few long programs that no term in the pairs alone holds. Decided once.
+    /// the column (`step_attention.csv`, and `step_mixed.csv` when the profile has it), its
+    /// coefficient came out positive and none of the others negative (else the three-feature fit
+    /// stays). In the token graphs' tiled attention kernel each program (128 query rows of one
+    /// head) walks every key up to its tile's end, so a short chunk over a long context is a few
+    /// long programs that no term in the pairs alone holds. Decided once.
     public let attentionUsesMaxKeys: Bool
     /// Extra microseconds of unmerged LoRA per kernel over (tokens, segments, rank).
     public let loraGrids: [String: GridInterpolator]
@@ -374,7 +375,6 @@ public struct StepProfile: Sendable {
         return max(0, f.value(1, Double(tokens)))
     }
 
-    /// Extra microseconds of unmerged LoRA with `kernel` (nil if the profile lacks the kernel).
     /// Extra microseconds of unmerged LoRA with `kernel` in a step with prefill that runs as the
     /// token graph of `graphTokens` tokens, from `lora_token` (segments and rank held to the grid's
     /// range); nil without the table or its kernel, or for a graph larger than its largest size.
@@ -384,6 +384,7 @@ public struct StepProfile: Sendable {
         return max(0, g.value(clamp(Double(graphTokens), g.axes[0]), clamp(Double(segments), g.axes[1]), clamp(Double(rank), g.axes[2])))
     }
 
+    /// Extra microseconds of unmerged LoRA with `kernel` (nil if the profile lacks the kernel).
     public func loraMicroseconds(kernel: String, tokens: Int, segments: Int, rank: Int) -> Double? {
         guard let g = loraGrids[kernel], let f = loraFits[kernel] else { return nil }
         let (t, s, r) = (Double(tokens), Double(segments), Double(rank))
