@@ -59,7 +59,7 @@ struct ValidateCommand: ParsableCommand {
         guard !rows.isEmpty else { throw CLIError("\(runs): no run on GPU '\(gpu ?? "")'") }
         print(render(rows))
         if intervals != nil { print(renderCoverage(rows, bands)) }
-        if let output { try write(rows, to: output) }
+        if let output { try write(rows, intervals != nil ? bands : nil, to: output) }
         if let check { try enforce(rows, thresholds: check) }
     }
 
@@ -163,8 +163,10 @@ struct ValidateCommand: ParsableCommand {
         return out.joined(separator: "\n")
     }
 
-    private func write(_ rows: [ValidationRow], to path: String) throws {
-        let text = path.hasSuffix(".json") ? Self.json(rows) : Self.csv(rows)
+    /// Writes the rows, and with `--intervals` each metric's p5-p95 band of the sampled replicas
+    /// (CSV columns `band_p5`, `band_p95`; JSON `p5`, `p95`), whole or not at all.
+    private func write(_ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]?, to path: String) throws {
+        let text = path.hasSuffix(".json") ? Self.json(rows, bands) : Self.csv(rows, bands)
         do {
             let w = try AtomicFileWriter(path: path)
             try w.write(text)
@@ -175,22 +177,26 @@ struct ValidateCommand: ParsableCommand {
     private static func num(_ x: Double?) -> String { x.map { $0.isNaN ? "" : "\($0)" } ?? "" }
     private static func jsonNum(_ x: Double?) -> String { x.map { $0.isNaN ? "null" : "\($0)" } ?? "null" }
 
-    private static func csv(_ rows: [ValidationRow]) -> String {
-        var out = "scenario,saturated,cost_model,metric,live,predicted,smape_percent\n"
-        for r in rows {
+    private static func csv(_ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]?) -> String {
+        var out = "scenario,saturated,cost_model,metric,live,predicted,smape_percent" + (bands != nil ? ",band_p5,band_p95" : "") + "\n"
+        for (i, r) in rows.enumerated() {
             for m in ValidationMetric.allCases {
                 out +=
-                    "\(r.scenario),\(r.saturated),\(r.costModel),\(m.rawValue),\(num(r.live[m])),\(num(r.predicted[m])),\(num(r.error(m)))\n"
+                    "\(r.scenario),\(r.saturated),\(r.costModel),\(m.rawValue),\(num(r.live[m])),\(num(r.predicted[m])),\(num(r.error(m)))"
+                if let b = bands?[i][m] { out += ",\(num(b.low)),\(num(b.high))" } else if bands != nil { out += ",," }
+                out += "\n"
             }
         }
         return out
     }
 
-    private static func json(_ rows: [ValidationRow]) -> String {
+    private static func json(_ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]?) -> String {
         var items: [String] = []
-        for r in rows {
-            let metrics = ValidationMetric.allCases.map {
-                "\"\($0.rawValue)\": {\"live\": \(jsonNum(r.live[$0])), \"predicted\": \(jsonNum(r.predicted[$0])), \"smape\": \(jsonNum(r.error($0)))}"
+        for (i, r) in rows.enumerated() {
+            let metrics = ValidationMetric.allCases.map { m -> String in
+                let band = bands.map { b in ", \"p5\": \(jsonNum(b[i][m]?.low)), \"p95\": \(jsonNum(b[i][m]?.high))" } ?? ""
+                return
+                    "\"\(m.rawValue)\": {\"live\": \(jsonNum(r.live[m])), \"predicted\": \(jsonNum(r.predicted[m])), \"smape\": \(jsonNum(r.error(m)))\(band)}"
             }
             items.append(
                 "  {\"scenario\": \"\(r.scenario)\", \"saturated\": \(r.saturated), \"cost_model\": \"\(r.costModel)\", \"metrics\": {\(metrics.joined(separator: ", "))}}"

@@ -37,3 +37,26 @@ def test_unknown_gpu_is_an_error():
     r = run("traces/live", "--gpu", "no-such-gpu")
     assert r.returncode != 0
     assert "no-such-gpu" in r.stderr
+
+
+def test_intervals_write_the_bands_next_to_the_point_prediction(tmp_path):
+    """With --intervals the output carries each metric's p5-p95 band, and the printed in/out agrees
+    with it; without, the columns are absent."""
+    import csv
+
+    run_dir = "traces/live/h200-v01-low-uniform-mixed"
+    js, cs, plain = tmp_path / "b.json", tmp_path / "b.csv", tmp_path / "p.csv"
+    r = run(run_dir, "--intervals", "4", "--output", str(js))
+    assert r.returncode == 0, r.stderr
+    m = json.loads(js.read_text())[0]["metrics"]
+    for name in ("requests_per_s", "ttft_mean", "tpot_p50", "e2e_p99"):
+        assert m[name]["p5"] <= m[name]["p95"]
+        inside = m[name]["p5"] <= m[name]["live"] <= m[name]["p95"]
+        assert f"{name} {'in' if inside else 'out'}" in r.stdout
+    assert run(run_dir, "--intervals", "4", "--output", str(cs)).returncode == 0
+    rows = list(csv.DictReader(cs.open()))
+    assert rows and {"band_p5", "band_p95"} <= set(rows[0])
+    ttft = next(x for x in rows if x["metric"] == "ttft_mean")
+    assert abs(float(ttft["band_p5"]) - m["ttft_mean"]["p5"]) < 1e-9
+    assert run(run_dir, "--output", str(plain)).returncode == 0
+    assert "band_p5" not in plain.read_text().splitlines()[0]
