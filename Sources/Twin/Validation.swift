@@ -109,6 +109,8 @@ public struct PredictionBand: Sendable, Equatable {
     public var low: Double
     /// 95th percentile.
     public var high: Double
+    /// Median of the replicas.
+    public var median: Double
 
     /// The band of `metric` over `summaries` (NaN-valued replicas left out).
     public init(_ metric: ValidationMetric, _ summaries: [RunSummary]) {
@@ -116,9 +118,11 @@ public struct PredictionBand: Sendable, Equatable {
         if v.isEmpty {
             low = .nan
             high = .nan
+            median = .nan
         } else {
             low = Distribution.percentile(v, 0.05)
             high = Distribution.percentile(v, 0.95)
+            median = Distribution.percentile(v, 0.5)
         }
     }
 

@@ -164,7 +164,8 @@ struct ValidateCommand: ParsableCommand {
     }
 
     /// Writes the rows, and with `--intervals` each metric's p5-p95 band of the sampled replicas
-    /// (CSV columns `band_p5`, `band_p95`; JSON `p5`, `p95`), whole or not at all.
+    /// and its median (CSV columns `band_p5`, `band_p50`, `band_p95`; JSON `p5`, `p50`, `p95`),
+    /// whole or not at all.
     private func write(_ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]?, to path: String) throws {
         let text = path.hasSuffix(".json") ? Self.json(rows, bands) : Self.csv(rows, bands)
         do {
@@ -178,12 +179,17 @@ struct ValidateCommand: ParsableCommand {
     private static func jsonNum(_ x: Double?) -> String { x.map { $0.isNaN ? "null" : "\($0)" } ?? "null" }
 
     private static func csv(_ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]?) -> String {
-        var out = "scenario,saturated,cost_model,metric,live,predicted,smape_percent" + (bands != nil ? ",band_p5,band_p95" : "") + "\n"
+        var out =
+            "scenario,saturated,cost_model,metric,live,predicted,smape_percent" + (bands != nil ? ",band_p5,band_p50,band_p95" : "") + "\n"
         for (i, r) in rows.enumerated() {
             for m in ValidationMetric.allCases {
                 out +=
                     "\(r.scenario),\(r.saturated),\(r.costModel),\(m.rawValue),\(num(r.live[m])),\(num(r.predicted[m])),\(num(r.error(m)))"
-                if let b = bands?[i][m] { out += ",\(num(b.low)),\(num(b.high))" } else if bands != nil { out += ",," }
+                if let b = bands?[i][m] {
+                    out += ",\(num(b.low)),\(num(b.median)),\(num(b.high))"
+                } else if bands != nil {
+                    out += ",,,"
+                }
                 out += "\n"
             }
         }
@@ -194,7 +200,10 @@ struct ValidateCommand: ParsableCommand {
         var items: [String] = []
         for (i, r) in rows.enumerated() {
             let metrics = ValidationMetric.allCases.map { m -> String in
-                let band = bands.map { b in ", \"p5\": \(jsonNum(b[i][m]?.low)), \"p95\": \(jsonNum(b[i][m]?.high))" } ?? ""
+                let band =
+                    bands.map { b in
+                        ", \"p5\": \(jsonNum(b[i][m]?.low)), \"p50\": \(jsonNum(b[i][m]?.median)), \"p95\": \(jsonNum(b[i][m]?.high))"
+                    } ?? ""
                 return
                     "\"\(m.rawValue)\": {\"live\": \(jsonNum(r.live[m])), \"predicted\": \(jsonNum(r.predicted[m])), \"smape\": \(jsonNum(r.error(m)))\(band)}"
             }

@@ -94,6 +94,7 @@ struct PredictionIntervalTests {
         #expect(Set(a.map(\.e2e.mean)).count == 4)
         let band = PredictionBand(.e2eMean, a)
         #expect(band.low < band.high)
+        #expect(band.low <= band.median && band.median <= band.high)
         #expect(band.contains(a[0].e2e.mean) || a[0].e2e.mean == a.map(\.e2e.mean).min() || a[0].e2e.mean == a.map(\.e2e.mean).max())
         #expect(!band.contains(.nan))
     }

@@ -50,12 +50,12 @@ def test_intervals_write_the_bands_next_to_the_point_prediction(tmp_path):
     assert r.returncode == 0, r.stderr
     m = json.loads(js.read_text())[0]["metrics"]
     for name in ("requests_per_s", "ttft_mean", "tpot_p50", "e2e_p99"):
-        assert m[name]["p5"] <= m[name]["p95"]
+        assert m[name]["p5"] <= m[name]["p50"] <= m[name]["p95"]
         inside = m[name]["p5"] <= m[name]["live"] <= m[name]["p95"]
         assert f"{name} {'in' if inside else 'out'}" in r.stdout
     assert run(run_dir, "--intervals", "4", "--output", str(cs)).returncode == 0
     rows = list(csv.DictReader(cs.open()))
-    assert rows and {"band_p5", "band_p95"} <= set(rows[0])
+    assert rows and {"band_p5", "band_p50", "band_p95"} <= set(rows[0])
     ttft = next(x for x in rows if x["metric"] == "ttft_mean")
     assert abs(float(ttft["band_p5"]) - m["ttft_mean"]["p5"]) < 1e-9
     assert run(run_dir, "--output", str(plain)).returncode == 0
