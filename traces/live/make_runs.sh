@@ -7,6 +7,9 @@
 #
 #   bash traces/live/make_runs.sh              # the H100 set (v01..v12), recorded on an H100
 #   bash traces/live/make_runs.sh --gpu h200   # the H200 set (h200-v..), for profiles/h200-llama2-7b
+#   bash traces/live/make_runs.sh --gpu h200 h200-v01-low-uniform-mixed ...   # only the named runs
+# A recorded run's scenario.yaml names the profile of its lease (gpu/record_runs.sh); rewriting a
+# recorded run's folder points it back at the generic profile, so name only the runs to record.
 # The H200 set has its own arrival rates: its load levels (below, near, above saturation) were
 # set with the twin on the H200 *profile* (calibration data), before any H200 run was recorded.
 set -euo pipefail
@@ -14,7 +17,14 @@ cd "$(dirname "$0")/../.."
 LT=${LORATWIN:-.build/release/loratwin}
 [ -x "$LT" ] || swift build -c release --product loratwin >&2
 GPU=h100
-if [ "${1:-}" = "--gpu" ]; then GPU=$2; fi
+if [ "${1:-}" = "--gpu" ]; then GPU=$2; shift 2; fi
+ONLY=("$@")  # run names to write (none: all of the set)
+wanted() {  # true when run $1 is to be written
+  [ ${#ONLY[@]} -eq 0 ] && return 0
+  local n
+  for n in "${ONLY[@]}"; do [ "$n" = "$1" ] && return 0; done
+  return 1
+}
 case "$GPU" in h100|h200) ;; *) echo "make_runs.sh: --gpu must be h100 or h200, not '$GPU'" >&2; exit 2;; esac
 
 # run name | kernel | num_gpu_blocks | max_loras | chunked | generator options...
@@ -72,6 +82,7 @@ YAML
 make_generated() {  # one "name|kernel|blocks|loras|chunked|generator options" spec
   local name kernel blocks loras chunked opts dir
   IFS='|' read -r name kernel blocks loras chunked opts <<<"$1"
+  wanted "$name" || return 0
   dir=traces/live/$name
   mkdir -p "$dir"
   # shellcheck disable=SC2086
@@ -80,6 +91,7 @@ make_generated() {  # one "name|kernel|blocks|loras|chunked|generator options" s
 }
 
 make_azure() {  # name window_end rate_scale seed: a slice of the Azure conversation trace, 16 adapters, Zipf
+  wanted "$1" || return 0
   local dir=traces/live/$1
   mkdir -p "$dir"
   "$LT" trace convert --from azure traces/azure-llm-2023/AzureLLMInferenceTrace_conv.csv "$dir/trace.csv" \
@@ -87,13 +99,24 @@ make_azure() {  # name window_end rate_scale seed: a slice of the Azure conversa
   write_scenario "$dir" "$1" sgmv 4096 8 true
 }
 
+check_names() {  # every name asked for is in the set ("$@": the set's names)
+  local n k found
+  for n in "${ONLY[@]}"; do
+    found=0
+    for k in "$@"; do [ "$k" = "$n" ] && found=1; done
+    [ $found = 1 ] || { echo "make_runs.sh: no run '$n' in the $GPU set" >&2; exit 2; }
+  done
+}
+
 if [ "$GPU" = h200 ]; then
+  check_names "${runs_h200[@]%%|*}" h200-v06-azure-conv-zipf
   for spec in "${runs_h200[@]}"; do make_generated "$spec"; done
   make_azure h200-v06-azure-conv-zipf 120 2.0 206  # the first 120 s at 2x the rate
-  echo "wrote $((${#runs_h200[@]} + 1)) H200 validation scenarios"
+  echo "wrote $([ ${#ONLY[@]} -gt 0 ] && echo ${#ONLY[@]} || echo $((${#runs_h200[@]} + 1))) H200 validation scenarios"
   exit 0
 fi
 
+check_names "${runs[@]%%|*}" v06-azure-conv-zipf
 for spec in "${runs[@]}"; do make_generated "$spec"; done
 make_azure v06-azure-conv-zipf 60 1.5 106  # the first 60 s at 1.5x the rate
-echo "wrote $(ls -d traces/live/v* | wc -l) validation scenarios"
+echo "wrote $([ ${#ONLY[@]} -gt 0 ] && echo ${#ONLY[@]} || ls -d traces/live/v* | wc -l) validation scenarios"
