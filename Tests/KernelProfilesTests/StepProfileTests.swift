@@ -298,13 +298,7 @@ struct MixedStepTests {
         #expect(over.attentionFit.points == 6)
         #expect(abs(try #require(over.eagerLoraFits["sgmv"]).coefficients[0] - 2500) < 1e-6)
         // A bad base_us is refused, naming the file, the line and the column.
-        let negative: (String) -> String = { text in
-            var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-            var fields = lines[3].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            fields[12] = "-5"  // base_us, after first_us
-            lines[3] = fields.joined(separator: ",")
-            return lines.joined(separator: "\n")
-        }
+        let negative = ProfileFixture.setField(line: 4, column: "base_us", to: "-5")
         let bad = try ProfileFixture.write(mutate: ["step_mixed.csv": negative], withMixed: true, mixedBaseExtra: 500)
         #expect {
             try StepProfile(directory: bad)
@@ -341,13 +335,7 @@ struct MixedStepTests {
         let falling = try StepProfile(directory: try ProfileFixture.write(withMixed: true, mixedBaseExtra: 0, maxKeys: -1.5))
         #expect(!falling.attentionUsesMaxKeys && falling.attentionFit.features.count == 3)
         // A bad value is refused, naming the file, the line and the column.
-        let negative: (String) -> String = { text in
-            var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-            var fields = lines[2].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            fields[4] = "-3"  // prefill_max_keys, after decode_context_tokens
-            lines[2] = fields.joined(separator: ",")
-            return lines.joined(separator: "\n")
-        }
+        let negative = ProfileFixture.setField(line: 3, column: "prefill_max_keys", to: "-3")
         #expect {
             try StepProfile(directory: try ProfileFixture.write(mutate: ["step_attention.csv": negative], maxKeys: 1.5))
         } throws: { error in

@@ -31,6 +31,19 @@ public enum ProfileFixture {
     /// LoRA formula for sgmv.
     public static func lora(_ t: Double, _ s: Double, _ r: Double) -> Double { 100 + 2 * t + 50 * s + 0.05 * t * r }
 
+    /// A `mutate` transform that sets the field of `column` (named in the header) on file line
+    /// `line` (1-based; line 1 is the header) to `value`: for tests of bad input.
+    public static func setField(line: Int, column: String, to value: String) -> (String) -> String {
+        { text in
+            var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            guard let k = lines[0].split(separator: ",").firstIndex(where: { $0 == column }) else { return text }
+            var fields = lines[line - 1].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            fields[k] = value
+            lines[line - 1] = fields.joined(separator: ",")
+            return lines.joined(separator: "\n")
+        }
+    }
+
     /// A `mutate` transform of `step_decode.csv` that multiplies the row at (`seqs`, `context`)
     /// by `factor` (median, p10 and p90 alike).
     public static func scaleDecodeRow(seqs: Int, context: Int, by factor: Double) -> (String) -> String {
