@@ -185,6 +185,16 @@ class Rig:
             seqs.append(Seq(rid, context, n, bt, slot=s))
         return seqs
 
+    def fill_slots(self, kind: str, ranks: list[int], prefix: str, seeds: list[int]) -> None:
+        """A random adapter of rank ``ranks[i]`` (alpha 2 r, seed ``seeds[i]``, named
+        ``{prefix}{rank}_{i}``) in slot i of the kind's slots, then a device sync."""
+        for slot, (r, seed) in enumerate(zip(ranks, seeds, strict=True)):
+            ha = random_adapter(self.cfg, f"{prefix}{r}_{slot}", r, 2.0 * r, TARGETS, seed=seed,
+                                dtype=self.dtype, device=self.device)
+            self.slots[kind].copy_in(slot, ha)
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+
     def drop(self, ex: Executor, seqs: list[Seq]) -> None:
         for s in seqs:
             ex.drop(s.request_id)
@@ -308,14 +318,8 @@ def profile_lora(rig: Rig, quick: bool) -> list[str]:
     ranks = (8, 16, 32, 64)
     for kind in rig.kinds:
         ex = rig.ex[kind]
-        slots = rig.slots[kind]
         for r in ranks:
-            for slot in range(8):
-                ha = random_adapter(rig.cfg, f"p{r}_{slot}", r, 2.0 * r, TARGETS, seed=100 + slot + r,
-                                    dtype=rig.dtype, device=rig.device)
-                slots.copy_in(slot, ha)
-            if rig.device == "cuda":
-                torch.cuda.synchronize()
+            rig.fill_slots(kind, [r] * 8, "p", [100 + slot + r for slot in range(8)])
             for t in (1, 8, 32, 128, 512, 2048):
                 base_cache: dict[int, float] = {}
                 for segs in (1, 2, 4, 8):
@@ -361,12 +365,7 @@ def profile_lora_token(rig: Rig, quick: bool) -> list[str]:
     for kind in rig.kinds:
         ex = rig.ex[kind]
         for r in (16, 64):
-            for slot in range(8):
-                ha = random_adapter(rig.cfg, f"t{r}_{slot}", r, 2.0 * r, TARGETS, seed=200 + slot + r,
-                                    dtype=rig.dtype, device=rig.device)
-                rig.slots[kind].copy_in(slot, ha)
-            if rig.device == "cuda":
-                torch.cuda.synchronize()
+            rig.fill_slots(kind, [r] * 8, "t", [200 + slot + r for slot in range(8)])
             for t in sizes:
                 for segs in (1, 2, 4, 8):
                     n = t - (segs - 1)
@@ -398,10 +397,7 @@ def profile_mixed(rig: Rig, quick: bool) -> list[str]:
     comps = mixed_compositions(rig.kinds, PER_KIND_QUICK if quick else PER_KIND)
     for kind in rig.kinds:
         ex = rig.ex[kind]
-        for slot, r in enumerate(ranks):
-            ha = random_adapter(rig.cfg, f"mix{r}_{slot}", r, 2.0 * r, TARGETS, seed=300 + slot,
-                                dtype=rig.dtype, device=rig.device)
-            rig.slots[kind].copy_in(slot, ha)
+        rig.fill_slots(kind, list(ranks), "mix", [300 + slot for slot in range(len(ranks))])
         for comp in (c for c in comps if c.kind == kind):
             seqs = []
             for context, slot in comp.decode:

@@ -53,11 +53,14 @@ def _rig(token_sizes, dense_from):
         def drop(self, ex, seqs) -> None:
             pass
 
+        def fill_slots(self, kind, ranks, prefix, seeds) -> None:
+            for slot, _ in enumerate(zip(ranks, seeds, strict=True)):
+                self.slots[kind].copy_in(slot, None)
+
     return Rig()
 
 
 def test_sizes_under_the_dense_threshold_and_the_steps_shapes(monkeypatch):
-    monkeypatch.setattr(ps, "random_adapter", lambda *a, **k: None)
 
     def fake_timed(fn, reps, warmup=2):
         fn()
@@ -83,10 +86,31 @@ def test_sizes_under_the_dense_threshold_and_the_steps_shapes(monkeypatch):
 
 
 def test_no_token_graphs_no_rows(monkeypatch):
-    monkeypatch.setattr(ps, "random_adapter", lambda *a, **k: None)
     rows = ps.profile_lora_token(_rig((), 512), quick=False)
     assert rows == ["kernel,tokens,segments,rank," + ps.TIMING]
     # without a dense threshold every captured size in the table's list is measured
     monkeypatch.setattr(ps, "timed", lambda fn, reps, warmup=2: (fn(), _Stats([5.0] * reps))[1])
     rows = list(csv.DictReader(ps.profile_lora_token(_rig((16, 64, 2048), None), quick=True)))
     assert sorted({int(r["tokens"]) for r in rows}) == [16, 64]
+
+
+def test_fill_slots_names_seeds_and_ranks(monkeypatch):
+    made = []
+    monkeypatch.setattr(ps, "random_adapter", lambda cfg, name, r, alpha, targets, seed, dtype, device:
+                        made.append((name, r, alpha, seed)) or name)
+    copied = []
+
+    class Slots:
+        def copy_in(self, slot, ha) -> None:
+            copied.append((slot, ha))
+
+    class Me:
+        cfg = dtype = None
+        device = "cpu"
+        slots = {"sgmv": Slots()}
+
+    ps.Rig.fill_slots(Me(), "sgmv", [8, 64], "mix", [300, 301])
+    assert made == [("mix8_0", 8, 16.0, 300), ("mix64_1", 64, 128.0, 301)]
+    assert copied == [(0, "mix8_0"), (1, "mix64_1")]
+    with pytest.raises(ValueError):
+        ps.Rig.fill_slots(Me(), "sgmv", [8, 64], "mix", [300])

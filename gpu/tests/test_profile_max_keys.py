@@ -129,7 +129,10 @@ def test_profile_mixed_times_the_generators_compositions(monkeypatch) -> None:
         def drop(self, ex, seqs) -> None:
             pass
 
-    monkeypatch.setattr(ps, "random_adapter", lambda *a, **k: None)
+        def fill_slots(self, kind, ranks, prefix, seeds) -> None:
+            for slot, _ in enumerate(zip(ranks, seeds, strict=True)):
+                self.slots[kind].copy_in(slot, None)
+
     monkeypatch.setattr(ps, "timed", lambda *a, **k: Stats())
     monkeypatch.setattr(ps, "mixed_base_us", lambda *a, **k: 1.0)
     rows = list(csv.DictReader(ps.profile_mixed(Rig(), quick=True)))
