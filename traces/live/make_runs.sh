@@ -45,14 +45,14 @@ runs=(
 # The H200 set: the same make-up, rates for the H200 (see above). v01, v02, v03 and v07 were
 # recorded at 2039ec5; the others were added after, their load set on the same profile.
 runs_h200=(
-  "h200-v01-low-uniform-mixed|sgmv|4096|8|true|--requests 200 --arrival poisson --rate 4 --adapters 16 --popularity uniform --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 201"
+  "h200-v01-low-uniform-mixed|sgmv|4096|8|true|--requests 264 --arrival poisson --rate 4 --adapters 16 --popularity uniform --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 201"
   "h200-v02-near-zipf-mixed|sgmv|4096|8|true|--requests 840 --arrival poisson --rate 14 --adapters 32 --popularity zipf:1.2 --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 202"
   "h200-v03-over-distinct-loading|sgmv|4096|8|true|--requests 900 --arrival poisson --rate 22 --adapters 64 --popularity distinct --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 203"
-  "h200-v04-near-identical-rank16|sgmv|4096|8|true|--requests 1080 --arrival poisson --rate 24 --adapters 8 --popularity identical --ranks 16 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 204"
-  "h200-v05-bursty-uniform-rank32|sgmv|4096|8|true|--requests 540 --arrival gamma --rate 12 --cv 3 --adapters 16 --popularity uniform --ranks 32 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 205"
-  "h200-v07-long-prompts-torch|torch|4096|8|true|--requests 300 --arrival poisson --rate 6 --adapters 16 --popularity uniform --ranks 8,16,32,64 --prompt-tokens lognormal:2000:0.5:256:3500 --output-tokens lognormal:64:0.6:4:256 --seed 207"
+  "h200-v04-near-identical-rank16|sgmv|4096|8|true|--requests 1584 --arrival poisson --rate 24 --adapters 8 --popularity identical --ranks 16 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 204"
+  "h200-v05-bursty-uniform-rank32|sgmv|4096|8|true|--requests 792 --arrival gamma --rate 12 --cv 3 --adapters 16 --popularity uniform --ranks 32 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 205"
+  "h200-v07-long-prompts-torch|torch|4096|8|true|--requests 396 --arrival poisson --rate 6 --adapters 16 --popularity uniform --ranks 8,16,32,64 --prompt-tokens lognormal:2000:0.5:256:3500 --output-tokens lognormal:64:0.6:4:256 --seed 207"
   "h200-v09-small-kv-preempt|sgmv|600|8|true|--requests 280 --arrival poisson --rate 7 --adapters 16 --popularity uniform --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:256:0.6:16:1024 --seed 209"
-  "h200-v12-near-uniform-nochunk|sgmv|4096|8|false|--requests 720 --arrival poisson --rate 16 --adapters 16 --popularity uniform --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 212"
+  "h200-v12-near-uniform-nochunk|sgmv|4096|8|false|--requests 1056 --arrival poisson --rate 16 --adapters 16 --popularity uniform --ranks 8,16,32,64 --prompt-tokens lognormal:512:0.8:16:2048 --output-tokens lognormal:128:0.7:4:512 --seed 212"
 )
 
 write_scenario() {  # dir name kernel blocks loras chunked
