@@ -548,12 +548,20 @@ def main() -> int:
                     help="BLAS library preferred while the decode graphs are captured (default: torch's own)")
     ap.add_argument("--no-token-graphs", action="store_true",
                     help="profile the engine without token graphs (steps with prefill chunks eager)")
+    ap.add_argument("--tables", default="",
+                    help="comma-separated tables to measure (default: all); a partial profile is for "
+                         "experiments (say, step_decode at two --rest values), not for merge_profile.py")
     ap.add_argument("--dop-table", type=Path,
                     default=Path(os.environ.get("DOP_TABLE", str(ROOT / "gpu" / "dop" / "tuned_h200.json"))),
                     help="Dop tuned table: kernel 'dop' is profiled when it exists (env DOP_TABLE)")
     args = ap.parse_args()
     global _rest
     _rest = args.rest
+    only = {t for t in args.tables.split(",") if t}
+    known = {"step_decode", "step_decode_varied", "step_tokens", "step_tokens_eager", "step_attention", "lora_step",
+             "lora_token", "step_mixed", "adapter_load", "merge", "host_overhead"}
+    if only - known:
+        ap.error(f"--tables: unknown {sorted(only - known)}; known: {sorted(known)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -579,6 +587,8 @@ def main() -> int:
                      ("adapter_load", lambda: profile_loads(rig, args.quick)),
                      ("merge", lambda: profile_merge(rig, args.quick)),
                      ("host_overhead", lambda: profile_host(args.quick))):
+        if only and name not in only:
+            continue
         t = time.perf_counter()
         try:
             tables[name] = fn()
