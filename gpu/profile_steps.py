@@ -20,6 +20,7 @@ Writes DIR/meta.json and the CSV tables; prints a short summary last.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -62,8 +63,33 @@ TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 # back-to-back steps held the GPU at its power cap and its clocks below a live run's.
 REST = 1.0
 _rest = REST  # this run's (main sets it from --rest)
+# Decode-only tables are timed back to back (--decode-rest, default 0), as a live engine runs its
+# decode steps (host gaps of about 0.1 ms between 5-10 ms steps). Measured at df88fd4
+# (gpu/results/decode-rest-h200-df88fd4): with a rest of 1 the decode graphs of 1-32 sequences
+# took 2-6 % longer than back to back at the same SM clock (1980 MHz on both), which the twin
+# carried into near-saturated runs as queueing (docs/validation.md, "Decode steps at rest").
+DECODE_TABLES = ("step_decode", "step_decode_varied")
+DECODE_REST = 0.0
+_decode_rest = DECODE_REST
 BLOCK = 16
 TIMING = "median_us,p10_us,p90_us,reps"
+
+
+def rest_for(table: str) -> float:
+    """The rest after each timed step of ``table``: ``_decode_rest`` for decode-only tables."""
+    return _decode_rest if table in DECODE_TABLES else _rest
+
+
+@contextlib.contextmanager
+def resting(rest: float):
+    """Sets this run's rest for the block and restores it after, also when the block raises."""
+    global _rest
+    previous = _rest
+    _rest = rest
+    try:
+        yield
+    finally:
+        _rest = previous
 
 
 def timed(fn, reps: int, warmup: int = 2) -> Stats:
@@ -542,6 +568,9 @@ def main() -> int:
     ap.add_argument("--memory-utilization", type=float, default=0.80)
     ap.add_argument("--rest", type=float, default=REST,
                     help="idle time after each timed step, as a multiple of its duration (0: back to back)")
+    ap.add_argument("--decode-rest", type=float, default=DECODE_REST,
+                    help=f"--rest for the decode-only tables {', '.join(DECODE_TABLES)} "
+                         f"(default {DECODE_REST}: back to back)")
     ap.add_argument("--dense-lora-from", type=int, default=DEFAULT_DENSE_LORA_FROM,
                     help="token graphs of at least this many tokens apply LoRA densely (0: the kind's kernels always)")
     ap.add_argument("--decode-blas", default=DEFAULT_DECODE_BLAS, choices=("default", "cublas", "cublaslt"),
@@ -555,8 +584,9 @@ def main() -> int:
                     default=Path(os.environ.get("DOP_TABLE", str(ROOT / "gpu" / "dop" / "tuned_h200.json"))),
                     help="Dop tuned table: kernel 'dop' is profiled when it exists (env DOP_TABLE)")
     args = ap.parse_args()
-    global _rest
+    global _rest, _decode_rest
     _rest = args.rest
+    _decode_rest = args.decode_rest
     only = {t for t in args.tables.split(",") if t}
     known = {"step_decode", "step_decode_varied", "step_tokens", "step_tokens_eager", "step_attention", "lora_step",
              "lora_token", "step_mixed", "adapter_load", "merge", "host_overhead"}
@@ -591,7 +621,8 @@ def main() -> int:
             continue
         t = time.perf_counter()
         try:
-            tables[name] = fn()
+            with resting(rest_for(name)):
+                tables[name] = fn()
             windows[name] = [round(t - t_mon, 3), round(time.perf_counter() - t_mon, 3)]
             tmp = out / f".{name}.csv.tmp"  # each table as soon as it is measured
             tmp.write_text("\n".join(tables[name]) + "\n")
@@ -613,6 +644,7 @@ def main() -> int:
         "command": " ".join(["python3", "gpu/profile_steps.py"] + sys.argv[1:]),
         "timing": "wall clock around Executor.execute (what gpu/replay.py times), median of repetitions",
         "rest": _rest,  # idle after each timed step, times its duration
+        "decode_rest": _decode_rest,  # the same for the decode-only tables (DECODE_TABLES)
         "kv_blocks": rig.num_blocks,
         # The engine's decode-attention split rule (gpu/engine/attention.py): the twin needs it to
         # price the longest sequence of a decode batch (docs/profile-format.md).
