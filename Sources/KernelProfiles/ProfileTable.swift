@@ -29,14 +29,19 @@ public struct ProfileTable: Sendable {
         var header: [String]? = nil
         var rows: [[String]] = []
         var lines: [Int] = []
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // By `isNewline`: Swift reads "\r\n" as one Character, so splitting on "\n" alone would
+        // take a whole CRLF file (Python's csv module writes one by default) for a single line.
+        for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
             lineNumber += 1
-            let line = raw.hasSuffix("\r") ? raw.dropLast() : raw
             if line.trimmingCharacters(in: .whitespaces).isEmpty || line.hasPrefix("#") { continue }
             let fields = line.split(separator: ",", omittingEmptySubsequences: false).map {
                 $0.trimmingCharacters(in: .whitespaces)
             }
             if header == nil {
+                var seen = Set<String>()
+                for c in fields where !seen.insert(c).inserted {
+                    throw ProfileError(file: file, line: lineNumber, column: c, "column named twice in the header")
+                }
                 header = fields
                 continue
             }

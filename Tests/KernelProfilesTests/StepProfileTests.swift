@@ -120,6 +120,33 @@ struct StepProfileTests {
         }
     }
 
+    @Test("CRLF tables (Python's csv module writes them) read as their LF copies, line numbers included")
+    func crlfTables() throws {
+        let lf = try StepProfile(directory: try ProfileFixture.write())
+        let crlf = try StepProfile(
+            directory: try ProfileFixture.write(mutate: [
+                "step_decode.csv": { $0.replacingOccurrences(of: "\n", with: "\r\n") },
+                "lora_step.csv": { $0.replacingOccurrences(of: "\n", with: "\r\n") },
+            ]))
+        #expect(crlf.decodeMicroseconds(seqs: 20, contextTokens: 20 * 2000) == lf.decodeMicroseconds(seqs: 20, contextTokens: 20 * 2000))
+        #expect(
+            crlf.loraMicroseconds(kernel: "sgmv", tokens: 8, segments: 2, rank: 16)
+                == lf.loraMicroseconds(kernel: "sgmv", tokens: 8, segments: 2, rank: 16))
+        let table = try ProfileTable(text: "a,b\r\n1,2\r\n\r\n3,4\r\n", file: "t.csv")
+        #expect(table.count == 2 && table.lines == [2, 4])
+        #expect(throws: ProfileError.self) { try ProfileTable(text: "a,b\r\n1,2,3\r\n", file: "t.csv") }
+    }
+
+    @Test("a header that names a column twice is refused, naming the line and column")
+    func duplicateColumn() {
+        do {
+            _ = try ProfileTable(text: "# note\nseqs,median_us,seqs\n1,2,3\n", file: "t.csv")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.file == "t.csv" && error.line == 2 && error.column == "seqs", "\(error)")
+        }
+    }
+
     @Test("a table with a hole in its grid is refused")
     func incompleteGrid() throws {
         let dir = try ProfileFixture.write(mutate: [
