@@ -98,7 +98,7 @@ def main(src: str, dst: str) -> int:
     meta["model"] = step_meta.get("model")
     meta["step_profile"] = {k: step_meta.get(k) for k in (
         "date", "commit", "command", "gpu", "driver", "torch", "triton", "cuda", "dtype", "kv_blocks",
-        "graph_capture_s", "lora_kernels", "seconds", "rest", "dense_lora_from", "decode_blas")}
+        "graph_capture_s", "lora_kernels", "seconds", "rest", "decode_rest", "dense_lora_from", "decode_blas")}
     tmp = meta_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(tmp, meta_path)

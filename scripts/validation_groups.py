@@ -4,10 +4,11 @@ each run was recorded at (its `run.json` `git_commit`), as docs/validation.md re
 
     loratwin validate traces/live --gpu h200 --output /tmp/v.csv
     python3 scripts/validation_groups.py /tmp/v.csv [--runs traces/live] [--merge NAME=C1,C2 ...]
-                                          [--prefix d0]
+                                          [--prefix d0] [--exclude d04]
 
 `--merge current=9e806b3,32bd308` adds a group of the runs of several commits; `--prefix` keeps
-only the runs whose name starts with it (the dLoRA runs: d0). Prints a Markdown table: per group
+only the runs whose name starts with it (the dLoRA runs: d0), `--exclude` drops those whose name
+starts with it (repeatable). Prints a Markdown table: per group
 the number of runs and the mean SMAPE of each metric. No GPU, no torch.
 """
 
@@ -32,13 +33,13 @@ def commit_of(runs: Path, scenario: str) -> str:
         return "?"
 
 
-def groups(rows: list[dict[str, str]], runs: Path, merge: dict[str, set[str]], prefix: str
-           ) -> dict[str, dict[str, dict[str, float]]]:
+def groups(rows: list[dict[str, str]], runs: Path, merge: dict[str, set[str]], prefix: str,
+           exclude: tuple[str, ...] = ()) -> dict[str, dict[str, dict[str, float]]]:
     """group -> scenario -> metric -> SMAPE percent."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for r in rows:
         name = r["scenario"]
-        if not name.startswith(prefix):
+        if not name.startswith(prefix) or any(name.startswith(x) for x in exclude):
             continue
         c = commit_of(runs, name)
         for g in [c] + [m for m, commits in merge.items() if c in commits]:
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=Path, default=Path(__file__).resolve().parents[1] / "traces/live")
     ap.add_argument("--merge", action="append", default=[], metavar="NAME=C1,C2")
     ap.add_argument("--prefix", default="")
+    ap.add_argument("--exclude", action="append", default=[], metavar="PREFIX")
     args = ap.parse_args(argv)
     merge = {}
     for m in args.merge:
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"{args.csv}: line 1: missing column(s) {', '.join(sorted(missing))}", file=sys.stderr)
         return 2
-    print(table(groups(rows, args.runs, merge, args.prefix)))
+    print(table(groups(rows, args.runs, merge, args.prefix, tuple(args.exclude))))
     return 0
 
 

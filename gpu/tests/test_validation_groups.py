@@ -40,6 +40,11 @@ def test_groups_by_commit_merge_and_prefix(tmp_path, capsys):
     assert vg.main([str(csv), "--runs", str(tmp_path / "runs"), "--prefix", "v"]) == 0
     names = [line.split(" | ")[0].lstrip("| ") for line in capsys.readouterr().out.splitlines()[2:]]
     assert sorted(names) == ["?", "bbb"]
+    # --exclude drops the runs whose name starts with it: d02 goes, aaa keeps d01 (10) alone
+    assert vg.main([str(csv), "--runs", str(tmp_path / "runs"), "--exclude", "d02", "--exclude", "v0"]) == 0
+    out = capsys.readouterr().out.splitlines()[2:]
+    assert [line.split(" | ")[0].lstrip("| ") for line in out] == ["aaa"]
+    assert "| aaa | 1 | - | 10.0 |" in out[0]
 
 
 def test_bad_input_is_named(tmp_path, capsys):
