@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where the twin's step cost is off, one live iteration at a time.
 
-    python3 scripts/step_errors.py [RUN_DIR ...]   (default: every recorded H200 run under traces/live)
+    python3 scripts/step_errors.py [RUN_DIR ...] [--profile DIR]   (default: every recorded H200 run under traces/live)
 
 For each run: recovers every iteration's batch (scripts/live_batches.py, which replays the
 engine's scheduler on the live clock and checks every pass), prices each batch with the run's own
@@ -45,13 +45,14 @@ def profile_dir(run: Path) -> Path:
     raise SystemExit(f"{run}/scenario.yaml: cost_model names no profile")
 
 
-def price(run: Path, twin: Path, work: Path) -> list[dict[str, str]]:
+def price(run: Path, twin: Path, work: Path, profile: Path | None = None) -> list[dict[str, str]]:
     steps = work / f"{run.name}.csv"
     rec = live_batches.reconstruct(live_batches.read_run(run))
     live_batches.write_csv(steps, rec.batches)
     priced = work / f"{run.name}.priced.csv"
-    r = subprocess.run([str(twin), "profile", "price", str(run / "scenario.yaml"), str(steps), "-o", str(priced)],
-                       capture_output=True, text=True)
+    extra = ["--profile", str(profile)] if profile is not None else []
+    r = subprocess.run([str(twin), "profile", "price", str(run / "scenario.yaml"), str(steps), "-o", str(priced)]
+                       + extra, capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"loratwin profile price {run.name}: {r.stderr.strip()}")
     return list(csv.DictReader(priced.open()))
@@ -80,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="*", help="run folders (default: the recorded H200 runs under traces/live)")
     ap.add_argument("--twin", default=str(ROOT / ".build/release/loratwin"))
+    ap.add_argument("--profile", type=Path,
+                    help="price every run with this profile instead of its scenario's (a diagnostic: e.g. a copy "
+                         "with one table measured otherwise)")
     args = ap.parse_args(argv)
     twin = Path(args.twin)
     if not twin.exists():
@@ -94,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|" + "---|" * 2 + "---:|" * (len(head) - 2))
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
-            prof = profile_dir(run)
-            dec, eag = cells(price(run, twin, Path(tmp)), graph_sizes(prof / "meta.json"))
+            prof = args.profile.resolve() if args.profile else profile_dir(run)
+            dec, eag = cells(price(run, twin, Path(tmp), args.profile), graph_sizes(prof / "meta.json"))
             row = [run.name, prof.name] + [f"{dec[g]:.2f}" if g in dec else "-" for g in GRAPH_COLUMNS]
             row += [f"{eag[n]:.2f}" if n in eag else "-" for n, _, _ in EAGER_COLUMNS]
             print("| " + " | ".join(row) + " |")
