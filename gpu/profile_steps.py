@@ -242,14 +242,27 @@ def profile_decode(rig: Rig, quick: bool) -> list[str]:
     return rows
 
 
+# step_decode_varied's batches: graph sizes 8 and 32 (two and one programs per sequence and head)
+# joined after 5d28821, where the live runs' decode steps ran 5-8 % under the twin's price
+# (docs/validation.md, "The 5d28821 lease"), and the two_level layout with them.
+VARIED_SIZES = (4, 8, 12, 16, 32, 40, 64, 128)
+VARIED_LAYOUTS = ("spread", "one_long", "two_level", "scattered")
+
+
 def varied_contexts(n: int, layout: str) -> list[int]:
     """Per-sequence contexts of a `step_decode_varied` batch: ``spread``, evenly from 256 to 1792
-    (mean 1024); ``one_long``, all 256 but one of 4096; ``scattered``, all 1024 (the grid's row,
-    with the blocks scattered as below)."""
+    (mean 1024); ``one_long``, all 256 but one of 4096; ``two_level``, a quarter (at least one) at
+    2048 and the rest at 384, a few long among many short as in a live engine's batches (the
+    5d28821 runs' graph-32 batches: mean context about 600, longest about 2,000, an excess the
+    other two layouts, 768 and about 3,800, bracket but do not hold); ``scattered``, all 1024 (the
+    grid's row, with the blocks scattered as below)."""
     if layout == "spread":
         return [256 + round(1536 * i / max(n - 1, 1)) for i in range(n)]
     if layout == "one_long":
         return [256] * (n - 1) + [4096]
+    if layout == "two_level":
+        long = max(1, n // 4)
+        return [384] * (n - long) + [2048] * long
     if layout == "scattered":
         return [1024] * n
     raise ValueError(f"unknown layout {layout!r}")
@@ -274,15 +287,16 @@ def interleaved_tables(rig: Rig, contexts: list[int]) -> list[list[int]]:
 def profile_decode_varied(rig: Rig, quick: bool) -> list[str]:
     """Decode steps unlike the grid's rows: contexts of mixed lengths, and blocks scattered over
     the cache. The twin fits the tail of skewed batches on the ``spread`` and ``one_long`` rows
-    (docs/profile-format.md); the ``scattered`` rows stay a check of the grid. Graph sizes 4 and
+    (docs/profile-format.md), and on ``two_level`` from the profiles after 5d28821; the
+    ``scattered`` rows stay a check of the grid. Graph sizes 4 and
     12 (four and two programs per sequence and head, ``decode_splits``) join 16-128 (one) so that
     the fit sees every split count the live engine uses: at 32bd308 the live steps of graph 12 ran
     7 % over the twin, and no row of the fit had two programs (docs/validation.md)."""
     ex = rig.ex[rig.kinds[0]]
     rows = ["seqs,layout,context_tokens,max_context," + TIMING]
-    sizes = [g for g in (4, 12, 16, 40, 64, 128) if g in rig.graph_sizes] if not quick else [16]
+    sizes = [g for g in VARIED_SIZES if g in rig.graph_sizes] if not quick else [16]
     for n in sizes:
-        for layout in ("spread", "one_long", "scattered"):
+        for layout in VARIED_LAYOUTS:
             ctx = varied_contexts(n, layout)
             sets = []
             for _ in range(3):  # rotate inputs

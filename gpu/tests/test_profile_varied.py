@@ -22,6 +22,16 @@ def test_layouts():
     assert sum(ps.varied_contexts(64, "spread")) / 64 == pytest.approx(1024, abs=1)
     assert ps.varied_contexts(40, "one_long") == [256] * 39 + [4096]
     assert ps.varied_contexts(8, "scattered") == [1024] * 8
+    assert ps.varied_contexts(32, "two_level") == [384] * 24 + [2048] * 8
+    assert ps.varied_contexts(4, "two_level") == [384] * 3 + [2048]  # at least one long sequence
+    two = ps.varied_contexts(32, "two_level")
+    assert max(two) - sum(two) / 32 == pytest.approx(1248)  # between spread's 768 and one_long's 3,800
+    # every layout at every size the profiler measures, skewed but scattered
+    for n in ps.VARIED_SIZES:
+        for layout in ps.VARIED_LAYOUTS:
+            ctx = ps.varied_contexts(n, layout)
+            assert len(ctx) == n and min(ctx) > 0
+            assert (max(ctx) > sum(ctx) / n) == (layout != "scattered")
     with pytest.raises(ValueError, match="layout"):
         ps.varied_contexts(8, "nope")
 
