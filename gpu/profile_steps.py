@@ -42,6 +42,7 @@ from gpu.common.mixed import RANKS as MIXED_RANKS  # noqa: E402
 from gpu.common.mixed import compositions as mixed_compositions  # noqa: E402
 from gpu.common.timing import Stats  # noqa: E402
 from gpu.common.timing import timed as _timed  # noqa: E402
+from gpu.common.timing import timed_difference as _timed_difference  # noqa: E402
 from gpu.engine.attention import DECODE_MAX_SPLITS, DECODE_TARGET_PROGRAMS  # noqa: E402
 from gpu.engine.config import EngineConfig, derive_num_gpu_blocks  # noqa: E402
 from gpu.engine.executor import (  # noqa: E402
@@ -95,6 +96,12 @@ def resting(rest: float):
 def timed(fn, reps: int, warmup: int = 2) -> Stats:
     """``gpu.common.timing.timed`` with this run's rest after each timed step."""
     return _timed(fn, reps, warmup, rest=_rest)
+
+
+def timed_lora(ex, without, with_l, reps: int) -> Stats:
+    """The LoRA part of a step: ``ex.execute(with_l)`` minus ``ex.execute(without)`` per repetition,
+    the two timed back to back (``gpu.common.timing.timed_difference``) with this run's rest."""
+    return _timed_difference(lambda: ex.execute(without), lambda: ex.execute(with_l), reps, rest=_rest)
 
 
 @dataclass
@@ -361,7 +368,6 @@ def profile_lora(rig: Rig, quick: bool) -> list[str]:
         for r in ranks:
             rig.fill_slots(kind, [r] * 8, "p", [100 + slot + r for slot in range(8)])
             for t in (1, 8, 32, 128, 512, 2048):
-                base_cache: dict[int, float] = {}
                 for segs in (1, 2, 4, 8):
                     s_eff = min(segs, t)
                     slot_of = [i * s_eff // t for i in range(t)] if t <= 128 else None
@@ -375,10 +381,7 @@ def profile_lora(rig: Rig, quick: bool) -> list[str]:
                         with_l = rig.prefill_seqs(ex, [chunk] * n_chunks, slot=owner)
                         without = rig.prefill_seqs(ex, [chunk] * n_chunks)
                     reps = (10 if t <= 128 else 5) if not quick else 3
-                    if s_eff not in base_cache:
-                        base_cache[s_eff] = timed(lambda w=without, ex=ex: ex.execute(w), reps=reps).median
-                    st = timed(lambda w=with_l, ex=ex: ex.execute(w), reps=reps)
-                    extra = Stats([x - base_cache[s_eff] for x in st.samples_us])
+                    extra = timed_lora(ex, without, with_l, reps)
                     rows.append(f"{kind},{t},{segs},{r},{extra.row()}")
                     rig.drop(ex, with_l)
                     rig.drop(ex, without)
@@ -413,9 +416,7 @@ def profile_lora_token(rig: Rig, quick: bool) -> list[str]:
                               + rig.decode_seqs(ex, segs - 1, 256, slots=list(range(1, segs))))
                     without = rig.prefill_seqs(ex, [n]) + rig.decode_seqs(ex, segs - 1, 256)
                     reps = 8 if not quick else 3
-                    base = timed(lambda w=without, ex=ex: ex.execute(w), reps=reps).median
-                    st = timed(lambda w=with_l, ex=ex: ex.execute(w), reps=reps)
-                    rows.append(f"{kind},{t},{segs},{r},{Stats([x - base for x in st.samples_us]).row()}")
+                    rows.append(f"{kind},{t},{segs},{r},{timed_lora(ex, without, with_l, reps).row()}")
                     rig.drop(ex, with_l)
                     rig.drop(ex, without)
     return rows

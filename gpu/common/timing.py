@@ -159,3 +159,28 @@ def timed(fn: Callable[[], object], reps: int, warmup: int = 2, rest: float = 0.
         if rest > 0:
             time.sleep(rest * dt)
     return s
+
+
+def timed_difference(base: Callable[[], object], treated: Callable[[], object], reps: int, warmup: int = 2,
+                     rest: float = 0.0) -> Stats:
+    """Per-repetition difference ``treated() - base()`` of host wall times, in microseconds: each
+    repetition times the two back to back, alternating which goes first, so that whatever drifts
+    over a table's run (clocks, host load) falls on both sides of the difference. Timing the two
+    in separate blocks, as lora_step did up to 5d28821, left cells 10-20 % noisy around a LoRA
+    part of about 1 ms of a 5-11 ms step (docs/validation.md, "The 5d28821 lease"). ``rest`` as in
+    ``timed``, after each of the two calls."""
+    for _ in range(warmup):
+        base()
+        treated()
+    s = Stats()
+    for i in range(reps):
+        took = {}
+        for name, fn in ((("base", base), ("treated", treated)) if i % 2 == 0
+                         else (("treated", treated), ("base", base))):
+            t0 = time.perf_counter()
+            fn()
+            took[name] = time.perf_counter() - t0
+            if rest > 0:
+                time.sleep(rest * took[name])
+        s.samples_us.append((took["treated"] - took["base"]) * 1e6)
+    return s

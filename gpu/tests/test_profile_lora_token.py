@@ -62,13 +62,15 @@ def _rig(token_sizes, dense_from):
 
 def test_sizes_under_the_dense_threshold_and_the_steps_shapes(monkeypatch):
 
-    def fake_timed(fn, reps, warmup=2):
-        fn()
+    def fake_difference(base, treated, reps, warmup=2, rest=0.0):
         ex = rig.ex["sgmv"]
-        with_lora = any(slot is not None for _, _, slot in ex.steps[-1])
-        return _Stats([1000.0 + (250.0 if with_lora else 0.0)] * reps)
+        base()
+        assert all(slot is None for _, _, slot in ex.steps[-1])  # the base step has no adapter
+        treated()
+        assert any(slot is not None for _, _, slot in ex.steps[-1])
+        return ps.Stats([250.0] * reps)
 
-    monkeypatch.setattr(ps, "timed", fake_timed)
+    monkeypatch.setattr(ps, "_timed_difference", fake_difference)
     rig = _rig((16, 32, 64, 128, 256, 384, 512, 640), 512)
     rows = list(csv.DictReader(ps.profile_lora_token(rig, quick=False)))
     # sizes: the table's sizes the rig captured, under dense_lora_from (512 is dense)
@@ -114,3 +116,24 @@ def test_fill_slots_names_seeds_and_ranks(monkeypatch):
     assert copied == [(0, "mix8_0"), (1, "mix64_1")]
     with pytest.raises(ValueError):
         ps.Rig.fill_slots(Me(), "sgmv", [8, 64], "mix", [300])
+
+
+def test_lora_step_times_each_cell_as_a_paired_difference(monkeypatch):
+    rig = _rig((), 512)
+    pairs = []
+
+    def fake_difference(base, treated, reps, warmup=2, rest=0.0):
+        ex = rig.ex["sgmv"]
+        base()
+        plain = ex.steps[-1]
+        treated()
+        pairs.append((plain, ex.steps[-1]))
+        return ps.Stats([250.0] * reps)
+
+    monkeypatch.setattr(ps, "_timed_difference", fake_difference)
+    rows = list(csv.DictReader(ps.profile_lora(rig, quick=False)))
+    assert len(rows) == len(pairs) == 4 * 6 * 4  # ranks x tokens x segments
+    assert all(float(r["median_us"]) == 250.0 for r in rows)
+    for plain, lora in pairs:
+        assert all(slot is None for _, _, slot in plain)  # the base step: no adapter
+        assert any(slot is not None for _, _, slot in lora) and len(plain) == len(lora)
