@@ -69,6 +69,9 @@ _rest = REST  # this run's (main sets it from --rest)
 # (gpu/results/decode-rest-h200-df88fd4): with a rest of 1 the decode graphs of 1-32 sequences
 # took 2-6 % longer than back to back at the same SM clock (1980 MHz on both), which the twin
 # carried into near-saturated runs as queueing (docs/validation.md, "Decode steps at rest").
+# The tables in the order they are measured (--tables picks among them).
+STEP_TABLES = ("step_decode", "step_decode_varied", "step_tokens", "step_tokens_eager", "step_attention", "lora_step",
+               "lora_token", "step_mixed", "adapter_load", "merge", "host_overhead")
 DECODE_TABLES = ("step_decode", "step_decode_varied")
 DECODE_REST = 0.0
 _decode_rest = DECODE_REST
@@ -603,10 +606,8 @@ def main() -> int:
     _rest = args.rest
     _decode_rest = args.decode_rest
     only = {t for t in args.tables.split(",") if t}
-    known = {"step_decode", "step_decode_varied", "step_tokens", "step_tokens_eager", "step_attention", "lora_step",
-             "lora_token", "step_mixed", "adapter_load", "merge", "host_overhead"}
-    if only - known:
-        ap.error(f"--tables: unknown {sorted(only - known)}; known: {sorted(known)}")
+    if only - set(STEP_TABLES):
+        ap.error(f"--tables: unknown {sorted(only - set(STEP_TABLES))}; known: {', '.join(STEP_TABLES)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -621,19 +622,21 @@ def main() -> int:
     windows = {}  # table -> [start, end] seconds on the monitor's clock (meta gpu_monitor.series)
     monitor = GpuMonitor().start() if args.device == "cuda" else None
     t_mon = time.perf_counter()
-    for name, fn in (("step_decode", lambda: profile_decode(rig, args.quick)),
-                     ("step_decode_varied", lambda: profile_decode_varied(rig, args.quick)),
-                     ("step_tokens", lambda: profile_tokens(rig, args.quick)),
-                     ("step_tokens_eager", lambda: profile_tokens(rig, args.quick, eager=True)),
-                     ("step_attention", lambda: profile_attention(rig, args.quick)),
-                     ("lora_step", lambda: profile_lora(rig, args.quick)),
-                     ("lora_token", lambda: profile_lora_token(rig, args.quick)),
-                     ("step_mixed", lambda: profile_mixed(rig, args.quick)),
-                     ("adapter_load", lambda: profile_loads(rig, args.quick)),
-                     ("merge", lambda: profile_merge(rig, args.quick)),
-                     ("host_overhead", lambda: profile_host(args.quick))):
+    measure = {"step_decode": lambda: profile_decode(rig, args.quick),
+               "step_decode_varied": lambda: profile_decode_varied(rig, args.quick),
+               "step_tokens": lambda: profile_tokens(rig, args.quick),
+               "step_tokens_eager": lambda: profile_tokens(rig, args.quick, eager=True),
+               "step_attention": lambda: profile_attention(rig, args.quick),
+               "lora_step": lambda: profile_lora(rig, args.quick),
+               "lora_token": lambda: profile_lora_token(rig, args.quick),
+               "step_mixed": lambda: profile_mixed(rig, args.quick),
+               "adapter_load": lambda: profile_loads(rig, args.quick),
+               "merge": lambda: profile_merge(rig, args.quick),
+               "host_overhead": lambda: profile_host(args.quick)}
+    for name in STEP_TABLES:
         if only and name not in only:
             continue
+        fn = measure[name]
         t = time.perf_counter()
         try:
             with resting(rest_for(name)):

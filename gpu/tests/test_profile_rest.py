@@ -38,3 +38,13 @@ def test_timed_sleeps_the_current_rest(monkeypatch):
     with ps.resting(2.0):
         ps.timed(lambda: None, reps=3, warmup=0)
     assert len(slept) == 3 and all(s >= 0 for s in slept)
+
+
+def test_tables_option_knows_every_table_and_refuses_others(monkeypatch, capsys):
+    assert set(ps.DECODE_TABLES) <= set(ps.STEP_TABLES)
+    # refused before any rig is built or any folder written
+    monkeypatch.setattr("sys.argv", ["profile_steps.py", "--out", "/nonexistent/x", "--tables", "step_decode,nope"])
+    with pytest.raises(SystemExit) as e:
+        ps.main()
+    assert e.value.code == 2
+    assert "unknown ['nope']" in capsys.readouterr().err
