@@ -10,54 +10,11 @@ import pytest
 pytest.importorskip("torch")
 
 from gpu import profile_steps as ps  # noqa: E402
-
-
-class _Stats:
-    def __init__(self, samples):
-        self.samples_us = samples
-        self.median = sorted(samples)[len(samples) // 2]
+from gpu.tests.fake_rig import FakeRig  # noqa: E402
 
 
 def _rig(token_sizes, dense_from):
-    class Slots:
-        def __init__(self):
-            self.copied = []
-
-        def copy_in(self, slot, ha) -> None:
-            self.copied.append(slot)
-
-    class Ex:
-        def __init__(self):
-            self.steps = []
-
-        def execute(self, seqs) -> None:
-            self.steps.append([(q.start_pos, q.num_tokens, q.slot) for q in seqs])
-
-    class Rig:
-        kinds = ["sgmv"]
-        cfg = dtype = None
-        device = "cpu"
-        ex = {"sgmv": Ex()}
-        slots = {"sgmv": Slots()}
-
-        def __init__(self):
-            self.token_sizes = token_sizes
-            self.dense_lora_from = dense_from
-
-        def decode_seqs(self, ex, n, context, slots=None):
-            return [ps.Seq(0, context, 1, [], slot=None if slots is None else slots[i]) for i in range(n)]
-
-        def prefill_seqs(self, ex, chunks, context=0, slot=None):
-            return [ps.Seq(0, context, chunks[0], [], slot=slot)]
-
-        def drop(self, ex, seqs) -> None:
-            pass
-
-        def fill_slots(self, kind, ranks, prefix, seeds) -> None:
-            for slot, _ in enumerate(zip(ranks, seeds, strict=True)):
-                self.slots[kind].copy_in(slot, None)
-
-    return Rig()
+    return FakeRig(token_sizes=token_sizes, dense_lora_from=dense_from)
 
 
 def test_sizes_under_the_dense_threshold_and_the_steps_shapes(monkeypatch):
@@ -91,7 +48,7 @@ def test_no_token_graphs_no_rows(monkeypatch):
     rows = ps.profile_lora_token(_rig((), 512), quick=False)
     assert rows == ["kernel,tokens,segments,rank," + ps.TIMING]
     # without a dense threshold every captured size in the table's list is measured
-    monkeypatch.setattr(ps, "timed", lambda fn, reps, warmup=2: (fn(), _Stats([5.0] * reps))[1])
+    monkeypatch.setattr(ps, "_timed_difference", lambda base, treated, reps, rest=0.0: ps.Stats([5.0] * reps))
     rows = list(csv.DictReader(ps.profile_lora_token(_rig((16, 64, 2048), None), quick=True)))
     assert sorted({int(r["tokens"]) for r in rows}) == [16, 64]
 

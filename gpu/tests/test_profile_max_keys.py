@@ -100,43 +100,18 @@ def test_profile_mixed_times_the_generators_compositions(monkeypatch) -> None:
     """profile_mixed on fakes: its rows are the generator's compositions, max keys included."""
     pytest.importorskip("torch")
     from gpu import profile_steps as ps
+    from gpu.tests.fake_rig import FakeRig
 
     class Stats:
         def row(self) -> str:
             return "1.0,1.0,1.0,2"
 
-    class Slots:
-        def copy_in(self, slot, ha) -> None:
-            pass
-
-    class Ex:
-        def execute(self, seqs) -> None:
-            pass
-
-    class Rig:
-        kinds = ["torch", "sgmv"]
-        cfg = None
-        dtype = device = None
-        ex = {"torch": Ex(), "sgmv": Ex()}
-        slots = {"torch": Slots(), "sgmv": Slots()}
-
-        def decode_seqs(self, ex, n, context, slots=None):
-            return [ps.Seq(0, context, 1, [], slot=slots[0])]
-
-        def prefill_seqs(self, ex, chunks, context=0, slot=None):
-            return [ps.Seq(0, context, chunks[0], [], slot=slot)]
-
-        def drop(self, ex, seqs) -> None:
-            pass
-
-        def fill_slots(self, kind, ranks, prefix, seeds) -> None:
-            for slot, _ in enumerate(zip(ranks, seeds, strict=True)):
-                self.slots[kind].copy_in(slot, None)
+    rig = FakeRig(kinds=("torch", "sgmv"), device=None)
 
     monkeypatch.setattr(ps, "timed", lambda *a, **k: Stats())
     monkeypatch.setattr(ps, "mixed_base_us", lambda *a, **k: 1.0)
-    rows = list(csv.DictReader(ps.profile_mixed(Rig(), quick=True)))
-    comps = mixed.compositions(Rig.kinds, mixed.PER_KIND_QUICK)
+    rows = list(csv.DictReader(ps.profile_mixed(rig, quick=True)))
+    comps = mixed.compositions(rig.kinds, mixed.PER_KIND_QUICK)
     assert len(rows) == len(comps)
     for r, c in zip(rows, comps, strict=True):
         assert r["kernel"] == c.kind and int(r["prefill_max_keys"]) == c.prefill_max_keys
