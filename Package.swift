@@ -60,7 +60,7 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["Twin", "Workloads"],
+            dependencies: ["KernelProfiles", "Twin", "Workloads"],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "TwinTests", dependencies: ["Twin", "Workloads", "TestSupport"]),

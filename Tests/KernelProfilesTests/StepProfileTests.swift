@@ -139,12 +139,9 @@ struct StepProfileTests {
 
     @Test("a header that names a column twice is refused, naming the line and column")
     func duplicateColumn() {
-        do {
-            _ = try ProfileTable(text: "# note\nseqs,median_us,seqs\n1,2,3\n", file: "t.csv")
-            Issue.record("expected an error")
-        } catch {
-            #expect(error.file == "t.csv" && error.line == 2 && error.column == "seqs", "\(error)")
-        }
+        #expect {
+            try ProfileTable(text: "# note\nseqs,median_us,seqs\n1,2,3\n", file: "t.csv")
+        } throws: { isProfileError($0, file: "t.csv", line: 2, column: "seqs") }
     }
 
     @Test("a table with a hole in its grid is refused")
@@ -224,9 +221,7 @@ struct DecodeTailTests {
         let refused = try ProfileFixture.write(mutate: ["meta.json": badSizes])
         #expect {
             try StepProfile(directory: refused)
-        } throws: { error in
-            (error as? ProfileError)?.column == "graph_sizes"
-        }
+        } throws: { isProfileError($0, column: "graph_sizes") }
         let bad = try ProfileFixture.write(decodeAttention: #"{"target_programs": 0, "max_splits": 8, "heads": 32}"#)
         #expect(throws: ProfileError.self) { try StepProfile(directory: bad) }
     }
@@ -256,10 +251,7 @@ struct DecodeCheckTests {
             toFile: dir + "/step_decode_varied.csv", atomically: true, encoding: .utf8)
         #expect {
             try StepProfile(directory: dir)
-        } throws: { error in
-            let e = error as? ProfileError
-            return e?.column == "context_tokens" && e?.file.hasSuffix("step_decode_varied.csv") == true && e?.line == 2
-        }
+        } throws: { isProfileError($0, file: "step_decode_varied.csv", line: 2, column: "context_tokens") }
     }
 }
 
@@ -329,10 +321,7 @@ struct MixedStepTests {
         let bad = try ProfileFixture.write(mutate: ["step_mixed.csv": negative], withMixed: true, mixedBaseExtra: 500)
         #expect {
             try StepProfile(directory: bad)
-        } throws: { error in
-            let e = error as? ProfileError
-            return e?.column == "base_us" && e?.file.hasSuffix("step_mixed.csv") == true && e?.line == 4
-        }
+        } throws: { isProfileError($0, file: "step_mixed.csv", line: 4, column: "base_us") }
     }
 
     @Test("prefill_max_keys: the attention fit gains the longest chunk's keys only when every attention row has them")
@@ -365,10 +354,7 @@ struct MixedStepTests {
         let negative = ProfileFixture.setField(line: 3, column: "prefill_max_keys", to: "-3")
         #expect {
             try StepProfile(directory: try ProfileFixture.write(mutate: ["step_attention.csv": negative], maxKeys: 1.5))
-        } throws: { error in
-            let e = error as? ProfileError
-            return e?.column == "prefill_max_keys" && e?.file.hasSuffix("step_attention.csv") == true && e?.line == 3
-        }
+        } throws: { isProfileError($0, file: "step_attention.csv", line: 3, column: "prefill_max_keys") }
     }
 
     @Test("lora_token prices LoRA in token graphs with a prefill chunk; decode steps and larger graphs keep lora_step")

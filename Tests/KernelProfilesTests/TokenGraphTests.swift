@@ -26,10 +26,7 @@ struct TokenGraphTests {
         let dir = try ProfileFixture.write(mutate: ["meta.json": meta])
         #expect {
             try StepProfile(directory: dir)
-        } throws: { error in
-            let e = error as? ProfileError
-            return e?.column == "token_graph_sizes" && e?.file.hasSuffix("meta.json") == true
-        }
+        } throws: { isProfileError($0, file: "meta.json", column: "token_graph_sizes") }
     }
 
     @Test("a step up to the largest size is priced at the next size up; beyond it, at its own size")

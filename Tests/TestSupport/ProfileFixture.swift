@@ -1,4 +1,5 @@
 import Foundation
+import KernelProfiles
 
 /// A synthetic profile whose tables follow exact formulas, so that every interpolation and fit
 /// has a value computable by hand (microseconds):
@@ -199,4 +200,13 @@ public enum ProfileFixture {
         }
         return dir
     }
+}
+
+/// Whether `error` is a `ProfileError` naming `column`, and, where given, a file whose path ends
+/// in `file` and the line `line`: what a test of a refused profile checks.
+public func isProfileError(_ error: any Error, file: String? = nil, line: Int? = nil, column: String) -> Bool {
+    guard let e = error as? ProfileError, e.column == column else { return false }
+    if let file, !e.file.hasSuffix(file) { return false }
+    if let line, e.line != line { return false }
+    return true
 }
