@@ -150,15 +150,17 @@ def timed(fn: Callable[[], object], reps: int, warmup: int = 2, rest: float = 0.
     "Clocks"). A rest of 1 (half the time idle) brings the duty cycle nearer a live engine's."""
     for _ in range(warmup):
         fn()
-    s = Stats()
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t0
-        s.samples_us.append(dt * 1e6)
-        if rest > 0:
-            time.sleep(rest * dt)
-    return s
+    return Stats([_wall_us(fn, rest) for _ in range(reps)])
+
+
+def _wall_us(fn: Callable[[], object], rest: float) -> float:
+    """Host wall time of one ``fn()`` in microseconds, then idle ``rest`` times as long."""
+    t0 = time.perf_counter()
+    fn()
+    dt = time.perf_counter() - t0
+    if rest > 0:
+        time.sleep(rest * dt)
+    return dt * 1e6
 
 
 def timed_difference(base: Callable[[], object], treated: Callable[[], object], reps: int, warmup: int = 2,
@@ -174,13 +176,11 @@ def timed_difference(base: Callable[[], object], treated: Callable[[], object], 
         treated()
     s = Stats()
     for i in range(reps):
-        took = {}
-        for name, fn in ((("base", base), ("treated", treated)) if i % 2 == 0
-                         else (("treated", treated), ("base", base))):
-            t0 = time.perf_counter()
-            fn()
-            took[name] = time.perf_counter() - t0
-            if rest > 0:
-                time.sleep(rest * took[name])
-        s.samples_us.append((took["treated"] - took["base"]) * 1e6)
+        if i % 2 == 0:
+            b = _wall_us(base, rest)
+            t = _wall_us(treated, rest)
+        else:
+            t = _wall_us(treated, rest)
+            b = _wall_us(base, rest)
+        s.samples_us.append(t - b)
     return s
