@@ -64,14 +64,14 @@ TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 # back-to-back steps held the GPU at its power cap and its clocks below a live run's.
 REST = 1.0
 _rest = REST  # this run's (main sets it from --rest)
+# The tables in the order they are measured (--tables picks among them).
+STEP_TABLES = ("step_decode", "step_decode_varied", "step_tokens", "step_tokens_eager", "step_attention", "lora_step",
+               "lora_token", "step_mixed", "adapter_load", "merge", "host_overhead")
 # Decode-only tables are timed back to back (--decode-rest, default 0), as a live engine runs its
 # decode steps (host gaps of about 0.1 ms between 5-10 ms steps). Measured at df88fd4
 # (gpu/results/decode-rest-h200-df88fd4): with a rest of 1 the decode graphs of 1-32 sequences
 # took 2-6 % longer than back to back at the same SM clock (1980 MHz on both), which the twin
-# carried into near-saturated runs as queueing (docs/validation.md, "Decode steps at rest").
-# The tables in the order they are measured (--tables picks among them).
-STEP_TABLES = ("step_decode", "step_decode_varied", "step_tokens", "step_tokens_eager", "step_attention", "lora_step",
-               "lora_token", "step_mixed", "adapter_load", "merge", "host_overhead")
+# carried into near-saturated runs as queueing (docs/validation.md, "The 5d28821 lease").
 DECODE_TABLES = ("step_decode", "step_decode_varied")
 DECODE_REST = 0.0
 _decode_rest = DECODE_REST
