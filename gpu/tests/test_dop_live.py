@@ -20,7 +20,7 @@ REQ = ("request_id", "adapter", "arrival_s", "first_scheduled_s", "first_token_s
        "output_tokens", "preemptions", "status")
 ITER = ("replica", "iteration", "start_s", "duration_s", "prefill_tokens", "decode_seqs", "num_seqs",
         "distinct_adapters", "mode", "adapter_loads", "preemptions")
-PAIR = (("v04", "identical", "run"),)
+PAIR = (("v04", "identical", "run", "run-dop"),)
 
 
 def write_run(d: Path, kind: str, date: str, commit: str, finish: tuple[float, float], eager_s: float,
@@ -103,7 +103,7 @@ def test_twin_table_with_a_stand_in(tmp_path: Path) -> None:
         return {"output_tokens_per_s": {"live": live, "predicted": pred}, "saturated": True,
                 "mixed_step_mean": {"predicted": 0.05}, "decode_step_mean": {"predicted": 0.01}}
 
-    lines, notes = dop_live.twin_table(rows, twin, tmp_path)
+    lines, notes = dop_live.twin_table(rows, twin)
     assert lines[2].startswith("| v04 | yes/yes | 0.800 | 1.050 | 20 (10) | 21 (8) |")
     assert notes == []
 
