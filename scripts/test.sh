@@ -13,4 +13,5 @@ LORATWIN_BIN="$PWD/.build/release/loratwin" python3 -m pytest gpu/tests -q
 # The twin against the committed live runs: a regression guard on its predictions.
 .build/release/loratwin validate traces/live --check traces/live/thresholds.yaml
 .build/release/loratwin validate traces/live --gpu h200 --check traces/live/thresholds-h200.yaml
+.build/release/loratwin validate traces/repeats --check traces/repeats/thresholds.yaml
 echo "all checks passed"

@@ -3,7 +3,7 @@
 each run was recorded at (its `run.json` `git_commit`), as docs/validation.md reports them.
 
     loratwin validate traces/live --gpu h200 --output /tmp/v.csv
-    python3 scripts/validation_groups.py /tmp/v.csv [--runs traces/live] [--merge NAME=C1,C2 ...]
+    python3 scripts/validation_groups.py /tmp/v.csv [--runs DIR ...] [--merge NAME=C1,C2 ...]
                                           [--prefix d0] [--exclude d04]
 
 `--merge current=9e806b3,32bd308` adds a group of the runs of several commits; `--prefix` keeps
@@ -25,15 +25,18 @@ METRICS = ("requests_per_s", "ttft_mean", "ttft_p50", "ttft_p99", "tpot_mean", "
            "e2e_mean", "e2e_p50", "e2e_p99", "mode_changes", "decode_step_mean", "mixed_step_mean")
 
 
-def commit_of(runs: Path, scenario: str) -> str:
-    """The run's engine commit; '?' when its run.json is missing or names none."""
-    try:
-        return json.loads((runs / scenario / "run.json").read_text()).get("git_commit") or "?"
-    except (OSError, ValueError):
-        return "?"
+def commit_of(runs: Path | list[Path], scenario: str) -> str:
+    """The run's engine commit, from the first of the `runs` folders with a run folder named
+    `scenario`; '?' when none has one or its run.json names none."""
+    for folder in [runs] if isinstance(runs, Path) else runs:
+        try:
+            return json.loads((folder / scenario / "run.json").read_text()).get("git_commit") or "?"
+        except (OSError, ValueError):
+            continue
+    return "?"
 
 
-def groups(rows: list[dict[str, str]], runs: Path, merge: dict[str, set[str]], prefix: str,
+def groups(rows: list[dict[str, str]], runs: Path | list[Path], merge: dict[str, set[str]], prefix: str,
            exclude: tuple[str, ...] = ()) -> dict[str, dict[str, dict[str, float]]]:
     """group -> scenario -> metric -> SMAPE percent."""
     out: dict[str, dict[str, dict[str, float]]] = {}
@@ -62,7 +65,8 @@ def table(g: dict[str, dict[str, dict[str, float]]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("csv", type=Path, help="the CSV of loratwin validate --output")
-    ap.add_argument("--runs", type=Path, default=Path(__file__).resolve().parents[1] / "traces/live")
+    ap.add_argument("--runs", type=Path, action="append", metavar="DIR",
+                    help="folder of run folders (repeatable; default traces/live and traces/repeats)")
     ap.add_argument("--merge", action="append", default=[], metavar="NAME=C1,C2")
     ap.add_argument("--prefix", default="")
     ap.add_argument("--exclude", action="append", default=[], metavar="PREFIX")
@@ -82,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"{args.csv}: line 1: missing column(s) {', '.join(sorted(missing))}", file=sys.stderr)
         return 2
-    print(table(groups(rows, args.runs, merge, args.prefix, tuple(args.exclude))))
+    root = Path(__file__).resolve().parents[1]
+    runs = args.runs or [root / "traces/live", root / "traces/repeats"]
+    print(table(groups(rows, runs, merge, args.prefix, tuple(args.exclude))))
     return 0
 
 
