@@ -27,8 +27,9 @@ def test_smape_matches_the_twin_convention() -> None:
 
 
 def test_table_live_vs_live_and_twin_means() -> None:
-    rows = [("a", metrics("c1", 1.0, 1.2, 2), metrics("c2", 1.1, 1.2, 0)),
-            ("b", metrics("c1", 2.0, 2.0, 4), metrics("c2", 2.0, 1.0, 4))]
+    rows = [("a-repeat", "a", metrics("c1", 1.0, 1.2, 2), metrics("c2", 1.1, 1.2, 0)),
+            ("b-repeat", "b", metrics("c1", 2.0, 2.0, 4), metrics("c2", 2.0, 1.0, 4)),
+            ("b-repeat2", "b", metrics("c1", 2.0, 2.0, 4), metrics("c3", 2.0, 2.0, 4))]
     lines = lr.table(rows)
     col = [c for c, _ in lr.METRICS].index("TTFT mean") + 2  # after run and commits
     modes = [c for c, _ in lr.METRICS].index("mode changes") + 2
@@ -39,10 +40,26 @@ def test_table_live_vs_live_and_twin_means() -> None:
     assert cell(lines[2], 1) == "c1 / c2"
     assert float(cell(lines[2], col)) == pytest.approx(lr.smape(1.0, 1.1), abs=0.05)
     assert float(cell(lines[2], modes)) == pytest.approx(200.0)  # 2 against 0
-    mean_live, mean_first, mean_rep = lines[4], lines[5], lines[6]
-    assert float(cell(mean_live, col)) == pytest.approx(lr.smape(1.0, 1.1) / 2, abs=0.05)
+    assert cell(lines[4], 0) == "b-repeat2"
+    mean_live, mean_first, mean_rep = lines[5], lines[6], lines[7]
+    assert float(cell(mean_live, col)) == pytest.approx(lr.smape(1.0, 1.1) / 3, abs=0.05)
+    # b's first recording counts once although it is repeated twice
     assert float(cell(mean_first, col)) == pytest.approx(lr.smape(1.0, 1.2) / 2, abs=0.05)
-    assert float(cell(mean_rep, col)) == pytest.approx((lr.smape(1.1, 1.2) + lr.smape(2.0, 1.0)) / 2, abs=0.05)
+    assert float(cell(mean_rep, col)) == pytest.approx((lr.smape(1.1, 1.2) + lr.smape(2.0, 1.0)) / 3, abs=0.05)
+
+
+def test_lease_table_pairs_only_one_lease(tmp_path: Path) -> None:
+    recs = [("x-repeat", "x", metrics("c", 1.0, 1.0, 2)), ("x-repeat2", "x", metrics("c", 1.2, 1.0, 4)),
+            ("x-repeat3", "x", metrics("c", 1.0, 1.0, 4)), ("y-repeat", "y", metrics("c", 5.0, 5.0, 0))]
+    lease_of = {"x-repeat": "L1", "x-repeat2": "L2", "x-repeat3": "L2", "y-repeat": "L2"}
+    lines = lr.lease_table(recs, lease_of)
+    assert len(lines) == 3 and lines[2].startswith("| x-repeat2 / x-repeat3 | lease L2 |")
+    assert lr.lease_table(recs, {}) == []
+    (tmp_path / "leases.csv").write_text("run,lease,note\nx-repeat,L1,\nx-repeat2,,\n")
+    with pytest.raises(SystemExit, match=r"leases.csv:3: field 'run' or 'lease' is empty"):
+        lr.leases(tmp_path)
+    (tmp_path / "leases.csv").write_text("run,lease,note\nx-repeat,L1,first\n")
+    assert lr.leases(tmp_path) == {"x-repeat": "L1"}
 
 
 def test_pairs_need_a_first_recording(tmp_path: Path) -> None:
