@@ -158,6 +158,14 @@ def main() -> int:
     for name, feat, grp in forms:
         rms, worst = loo(data, feat, grp)
         print(f"{name:24} {100 * rms:7.2f} {100 * worst:7.2f}")
+    print("\nper row: measured - floor - work, over (max - mean) / splits = the row's own tau (us per token)")
+    for g in sorted({d["g"] for d in data}):
+        rows = [d for d in data if d["g"] == g]
+        x = [(max(d["cs"]) - d["mean"]) / d["S"] for d in rows]
+        y = [d["y"] - d["off"] for d in rows]
+        tau = sum(a * b for a, b in zip(x, y, strict=True)) / sum(a * a for a in x)
+        own = ", ".join(f"{d['layout']} {b / a:.2f}" for d, a, b in zip(rows, x, y, strict=True))
+        print(f"graph {g:4d} (splits {rows[0]['S']}): least-squares tau {tau:.2f}; {own}")
     return 0
 
 
