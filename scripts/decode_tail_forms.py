@@ -29,6 +29,7 @@ import csv
 import heapq
 import io
 import math
+import random
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,13 @@ SCENARIO = ROOT / "traces/repeats/h200-v01-low-uniform-mixed-repeat/scenario.yam
 
 def contexts(n: int, layout: str) -> list[int]:
     """gpu/profile_steps.py's varied_contexts (kept here so that this script needs no torch)."""
+    if layout in ("shuffled", "live_like"):
+        rng = random.Random(1000 + n)
+        if layout == "shuffled":
+            out = contexts(n, "spread")
+            rng.shuffle(out)
+            return out
+        return [min(2048, max(64, round(rng.lognormvariate(math.log(450), 0.8)))) for _ in range(n)]
     if layout == "spread":
         return [256 + round(1536 * i / max(n - 1, 1)) for i in range(n)]
     if layout == "one_long":

@@ -28,7 +28,7 @@ def test_layouts_match_the_profiler() -> None:
     from gpu import profile_steps
 
     for n in (4, 12, 32):
-        for layout in ("spread", "one_long", "two_level", "scattered"):
+        for layout in profile_steps.VARIED_LAYOUTS:
             assert dtf.contexts(n, layout) == profile_steps.varied_contexts(n, layout)
 
 

@@ -32,6 +32,15 @@ def test_layouts():
             ctx = ps.varied_contexts(n, layout)
             assert len(ctx) == n and min(ctx) > 0
             assert (max(ctx) > sum(ctx) / n) == (layout != "scattered")
+    # shuffled: spread's contexts in another order, the same every time
+    for n in (8, 32):
+        sh = ps.varied_contexts(n, "shuffled")
+        assert sorted(sh) == ps.varied_contexts(n, "spread") and sh != ps.varied_contexts(n, "spread")
+        assert sh == ps.varied_contexts(n, "shuffled")
+    # live_like: seeded, within 64-2048, mean and longest near the d04 runs' busy batches
+    live = ps.varied_contexts(32, "live_like")
+    assert live == ps.varied_contexts(32, "live_like") and 64 <= min(live) and max(live) <= 2048
+    assert 400 < sum(live) / 32 < 800 and max(live) > 1500
     with pytest.raises(ValueError, match="layout"):
         ps.varied_contexts(8, "nope")
 
