@@ -23,7 +23,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import doc_blocks  # noqa: E402
+import twin_cli  # noqa: E402
 
 TRACES = ROOT / "traces"
 PROFILE = ROOT / "profiles/h200-llama2-7b-2ce38ba"
@@ -167,17 +167,13 @@ def live_table(rows) -> list[str]:
 
 
 def validate(binary: Path, run: Path, kernel: str, profile: Path) -> dict:
-    """`loratwin validate RUN --profile PROFILE --kernel KERNEL --output X.json`: the metrics dict
+    """`loratwin validate RUN --profile PROFILE --kernel KERNEL`: the metrics dict
     ({name: {live, predicted, smape}}) plus "saturated" (completed under 90 % of the offered rate)."""
-    with tempfile.TemporaryDirectory() as td:
-        out = Path(td) / "v.json"
-        r = subprocess.run([str(binary), "validate", str(run), "--profile", str(profile), "--kernel", kernel,
-                            "--output", str(out)], capture_output=True, text=True)
-        if r.returncode != 0 or not out.exists():
-            raise RunError(f"loratwin validate {run} --kernel {kernel} failed: {r.stderr.strip()}")
-        data = json.loads(out.read_text())
-    rows = data["runs"] if isinstance(data, dict) else data
-    return {**rows[0]["metrics"], "saturated": bool(rows[0].get("saturated"))}
+    try:
+        row = twin_cli.validate(binary, run, "--profile", str(profile), "--kernel", kernel)
+    except twin_cli.TwinError as e:
+        raise RunError(str(e)) from None
+    return {**row["metrics"], "saturated": bool(row.get("saturated"))}
 
 
 def twin_table(rows, twin: Callable[[Path, str], dict]) -> tuple[list[str], list[str]]:

@@ -17,15 +17,14 @@ import argparse
 import csv
 import json
 import re
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import doc_blocks  # noqa: E402
+import twin_cli  # noqa: E402
 
 LIVE = ROOT / "traces/live"
 REPEATS = ROOT / "traces/repeats"
@@ -51,17 +50,12 @@ def smape(a: float, b: float) -> float:
 
 
 def validate(binary: Path, run: Path) -> dict:
-    """{metric: {live, predicted, smape}} of one run folder, plus "commit" and "date" from its
-    run.json."""
-    with tempfile.TemporaryDirectory() as td:
-        out = Path(td) / "v.json"
-        r = subprocess.run([str(binary), "validate", str(run), "--output", str(out)], capture_output=True, text=True)
-        if r.returncode != 0 or not out.exists():
-            raise SystemExit(f"live_repeats.py: loratwin validate {run} failed: {r.stderr.strip()}")
-        data = json.loads(out.read_text())
-    rows = data["runs"] if isinstance(data, dict) else data
-    meta = json.loads((run / "run.json").read_text())
-    return {**rows[0]["metrics"], "commit": meta.get("git_commit", "?"), "date": meta.get("date", "")}
+    """{metric: {live, predicted, smape}} of one run folder, plus "commit" from its run.json."""
+    try:
+        row = twin_cli.validate(binary, run)
+    except twin_cli.TwinError as e:
+        raise SystemExit(f"live_repeats.py: {e}") from None
+    return {**row["metrics"], "commit": json.loads((run / "run.json").read_text()).get("git_commit", "?")}
 
 
 def leases(repeats: Path = REPEATS) -> dict[str, str]:
