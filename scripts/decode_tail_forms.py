@@ -18,7 +18,7 @@ and reports its leave-one-out error on every row (calibration data only; no live
   then split) to K slots, each taking c0 + its share of the context, minus the same for equal
   contexts.
 
-The varied rows' contexts are rebuilt from their layout as gpu/profile_steps.py draws them. No GPU,
+The varied rows' contexts are rebuilt from their layout by gpu/common/layouts.py, as the profiler draws them. No GPU,
 no torch.
 """
 
@@ -29,7 +29,6 @@ import csv
 import heapq
 import io
 import math
-import random
 import subprocess
 import sys
 import tempfile
@@ -37,33 +36,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gpu.common.layouts import varied_contexts as contexts  # noqa: E402
+
 HEADS = 32  # Llama-2-7B
 TILE = 64  # decode attention's context tile (gpu/engine/attention.py DECODE_TILE)
 STEP_COLUMNS = ("iteration,mode,prefill_tokens,prefill_sequences,prefill_continuations,prefill_attention_pairs,"
                 "decode_sequences,decode_context_tokens,decode_max_context,sampling_sequences,segments")
 # Any scenario with a measured cost model: `profile price` reads only its engine and catalogue here.
 SCENARIO = ROOT / "traces/repeats/h200-v01-low-uniform-mixed-repeat/scenario.yaml"
-
-
-def contexts(n: int, layout: str) -> list[int]:
-    """gpu/profile_steps.py's varied_contexts (kept here so that this script needs no torch)."""
-    if layout in ("shuffled", "live_like"):
-        rng = random.Random(1000 + n)
-        if layout == "shuffled":
-            out = contexts(n, "spread")
-            rng.shuffle(out)
-            return out
-        return [min(2048, max(64, round(rng.lognormvariate(math.log(450), 0.8)))) for _ in range(n)]
-    if layout == "spread":
-        return [256 + round(1536 * i / max(n - 1, 1)) for i in range(n)]
-    if layout == "one_long":
-        return [256] * (n - 1) + [4096]
-    if layout == "two_level":
-        long = max(1, n // 4)
-        return [384] * (n - long) + [2048] * long
-    if layout == "scattered":
-        return [1024] * n
-    raise SystemExit(f"decode_tail_forms.py: unknown layout {layout!r}")
 
 
 def splits(graph: int, target: int, max_splits: int) -> int:
