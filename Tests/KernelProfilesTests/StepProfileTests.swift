@@ -71,8 +71,7 @@ struct StepProfileTests {
     @Test("the breakdown's parts add up to the step, decode and eager")
     func breakdownAddsUp() throws {
         let p = try StepProfile(directory: try ProfileFixture.write())
-        let cat = AdapterCatalogue([AdapterSpec(name: "a", rank: 16, alpha: 16, targetModules: ["q_proj"])])
-        let m = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: cat)
+        let m = try Fixtures.oneAdapterModel(p, rank: 16)
         var d = StepBatch()
         d.decodeSequences = 8
         d.decodeContextTokens = 8 * 1024
@@ -266,8 +265,7 @@ struct MixedStepTests {
         #expect(f.leaveOneOutPercent < 1e-6)
         #expect(f.points == 20)  // the 4 rows without LoRA (segments 0) are left out
         #expect(p.eagerLoraMicroseconds(kernel: "torch", tokens: 100) == nil)
-        let cat = AdapterCatalogue([AdapterSpec(name: "a", rank: 16, alpha: 16, targetModules: ["q_proj"])])
-        let m = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: cat)
+        let m = try Fixtures.oneAdapterModel(p, rank: 16)
         var b = StepBatch()
         b.prefillTokens = 1000
         b.prefillSequences = 2
@@ -372,8 +370,7 @@ struct MixedStepTests {
         #expect(p.loraTokenMicroseconds(kernel: "sgmv", graphTokens: 64, segments: 12, rank: 8) == us(64, 8, 16))
         #expect(p.loraTokenMicroseconds(kernel: "sgmv", graphTokens: 256, segments: 2, rank: 16) == nil)
         #expect(p.loraTokenMicroseconds(kernel: "torch", graphTokens: 64, segments: 2, rank: 16) == nil)
-        let cat = AdapterCatalogue([AdapterSpec(name: "a", rank: 64, alpha: 64, targetModules: ["q_proj"])])
-        let m = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: cat)
+        let m = try Fixtures.oneAdapterModel(p, rank: 64)
         var b = StepBatch()  // 50 prompt tokens and 10 decode rows: the token graph of 64
         b.prefillTokens = 50
         b.prefillSequences = 1

@@ -83,8 +83,7 @@ struct TokenGraphTests {
     func breakdown() throws {
         let dir = try ProfileFixture.write(withMixed: true, tokenFormula: ProfileFixture.risingTokens, tokenGraphSizes: Self.sizes)
         let p = try StepProfile(directory: dir)
-        let cat = AdapterCatalogue([AdapterSpec(name: "a", rank: 16, alpha: 16, targetModules: ["q_proj"])])
-        let m = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: cat)
+        let m = try Fixtures.oneAdapterModel(p, rank: 16)
         var b = StepBatch()
         b.prefillTokens = 32
         b.prefillSequences = 1

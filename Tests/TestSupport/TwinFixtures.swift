@@ -1,3 +1,4 @@
+import KernelProfiles
 import Twin
 import Workloads
 
@@ -10,6 +11,13 @@ public enum Fixtures {
                 AdapterSpec(
                     name: "a\($0)", rank: ranks[$0 % ranks.count], alpha: 16, targetModules: ["q_proj", "k_proj", "v_proj", "o_proj"])
             })
+    }
+
+    /// The measured cost model of `profile` (Llama-2-7B, kernel `sgmv`) over one adapter `a` of
+    /// `rank` (alpha = rank) on q_proj.
+    public static func oneAdapterModel(_ profile: StepProfile, rank: Int) throws -> MeasuredCostModel {
+        let cat = AdapterCatalogue([AdapterSpec(name: "a", rank: rank, alpha: Double(rank), targetModules: ["q_proj"])])
+        return try MeasuredCostModel(profile: profile, kernel: "sgmv", model: .llama2_7b, catalogue: cat)
     }
 
     /// A trace from (arrival, adapter, prompt, output) tuples; ids are positions.

@@ -15,8 +15,7 @@ struct SampledModelErrorTests {
             "step_decode.csv": ProfileFixture.scaleDecodeRow(seqs: 8, context: 1024, by: 1.3)
         ])
         let p = try StepProfile(directory: dir)
-        let cat = AdapterCatalogue([AdapterSpec(name: "a", rank: 16, alpha: 16, targetModules: ["q_proj"])])
-        let base = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: cat)
+        let base = try Fixtures.oneAdapterModel(p, rank: 16)
         let plain = SampledCostModel(base: base, seed: 3)
         #expect(plain.decodeBias == 1 && plain.eagerBias == 1)
         let biases = (1...40).map { SampledCostModel(base: base, seed: UInt64($0), modelError: true).decodeBias }
