@@ -78,21 +78,14 @@ def kept(samples: Sequence[float], burst: int) -> list[float]:
     return list(samples[2:])
 
 
-def quantile(values: Sequence[float], q: float) -> float:
-    s = sorted(values)
-    i = q * (len(s) - 1)
-    lo = int(i)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (i - lo)
-
-
 def summary_rows(samples: dict[tuple[str, str], list[float]], seqs: int, context: int, lora: str) -> list[str]:
     """loop.csv rows from ``{(condition, statistic): [seconds]}``."""
     rows = []
     for (cond, stat), v in sorted(samples.items(), key=lambda kv: (CONDITIONS.index(kv[0][0]), kv[0][1])):
         us = [x * 1e6 for x in v]
+        dec = statistics.quantiles(us, n=10, method="inclusive") if len(us) > 1 else us * 9  # p10 .. p90
         rows.append(f"{cond},{seqs},{context},{lora},{stat},{statistics.median(us):.1f},"
-                    f"{quantile(us, 0.1):.1f},{quantile(us, 0.9):.1f},{len(us)}")
+                    f"{dec[0]:.1f},{dec[-1]:.1f},{len(us)}")
     return rows
 
 
