@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -121,12 +122,21 @@ class Seq:
     adapter: str | None = None
 
 
+# Host preparation of every step timed_rotating runs (Executor.last_host_s, the figure replay.py
+# reports as run.json summary.median_host_prep_ms), by table: meta.json host_prep_ms, to compare
+# a profile's steps with a live run's on the host side (docs/validation.md, "Two more leases").
+_host_prep: dict[str, list[float]] = {}
+_table = ""  # the table being measured (main sets it)
+
+
 def timed_rotating(rig: Rig, ex: Executor, sets: list[list[Seq]], reps: int, force_eager: bool = False) -> Stats:
     """Times ``ex.execute`` over the input sets in turn (rotated inputs), then drops their requests."""
     k = [0]
+    prep = _host_prep.setdefault(_table, [])
 
     def step():
         ex.execute(sets[k[0] % len(sets)], force_eager=force_eager)
+        prep.append(ex.last_host_s)
         k[0] += 1
 
     st = timed(step, reps=reps)
@@ -585,7 +595,7 @@ def main() -> int:
                     default=Path(os.environ.get("DOP_TABLE", str(ROOT / "gpu" / "dop" / "tuned_h200.json"))),
                     help="Dop tuned table: kernel 'dop' is profiled when it exists (env DOP_TABLE)")
     args = ap.parse_args()
-    global _rest, _decode_rest
+    global _rest, _decode_rest, _table
     _rest = args.rest
     _decode_rest = args.decode_rest
     only = {t for t in args.tables.split(",") if t}
@@ -620,6 +630,7 @@ def main() -> int:
         if only and name not in only:
             continue
         fn = measure[name]
+        _table = name
         t = time.perf_counter()
         try:
             with resting(rest_for(name)):
@@ -667,6 +678,7 @@ def main() -> int:
                 "choices": ([{"key": list(map(str, k)), "choice": v} for k, v in rig.slots["dop"].dop_choices.items()]
                             if "dop" in rig.kinds else [])},
         "seconds": seconds,
+        "host_prep_ms": {t: round(statistics.median(v) * 1e3, 4) for t, v in _host_prep.items() if v},
         # Clocks, power and temperature while the tables were measured, and each table's window
         # on the same clock, to compare with a live run's (run.json gpu_monitor).
         "gpu_monitor": {**(monitor.summary(t_mon) if monitor is not None

@@ -39,8 +39,11 @@ def test_timed_rotating_turns_over_the_sets_and_drops_them():
     calls, dropped = [], []
 
     class _Ex:
+        last_host_s = 0.0
+
         def execute(self, seqs, force_eager=False):
             calls.append((seqs[0], force_eager))
+            self.last_host_s += 0.001
 
     class _Rig:
         def drop(self, ex, seqs):
@@ -50,6 +53,25 @@ def test_timed_rotating_turns_over_the_sets_and_drops_them():
     assert len(st.samples_us) == 4
     assert [c for c, _ in calls] == ["a", "b", "c", "a", "b", "c"]  # 2 warm-up steps, then 4 timed
     assert all(e for _, e in calls) and dropped == ["a", "b", "c"]
+
+
+def test_timed_rotating_keeps_each_steps_host_preparation_by_table(monkeypatch):
+    monkeypatch.setattr(ps, "_host_prep", {})
+    monkeypatch.setattr(ps, "_table", "step_decode")
+
+    class _Ex:
+        last_host_s = 0.0
+
+        def execute(self, seqs, force_eager=False):
+            self.last_host_s = 0.0005 * len(seqs)
+
+    class _Rig:
+        def drop(self, ex, seqs):
+            pass
+
+    ps.timed_rotating(_Rig(), _Ex(), [["a"], ["b", "c"]], reps=4)
+    prep = ps._host_prep["step_decode"]
+    assert len(prep) == 6 and sorted(set(prep)) == [0.0005, 0.001]  # warm-up steps included
 
 
 def test_token_grid_covers_every_token_graph_and_chunks_add_up():
