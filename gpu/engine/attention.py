@@ -39,12 +39,19 @@ if HAVE_TRITON:
         stride_ot, stride_oh,
         NUM_HEADS: tl.constexpr, SPLITS: tl.constexpr, STAGES: tl.constexpr,
         GROUP: tl.constexpr, BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr, TILE: tl.constexpr,
+        HEAD_FAST: tl.constexpr,
     ):
         """One program per (sequence, head, split): the online softmax over its share of the
         context. With one split it writes the output; with more, the unnormalised partials (max,
-        sum, weighted values) for the reduce kernel."""
-        seq = tl.program_id(0)
-        head = tl.program_id(1)
+        sum, weighted values) for the reduce kernel. ``HEAD_FAST``: the grid is (head, sequence,
+        split), so programs launched together read the heads of the same tokens (neighbouring
+        256-byte pieces of one cache row) rather than one head of many sequences."""
+        if HEAD_FAST:
+            head = tl.program_id(0)
+            seq = tl.program_id(1)
+        else:
+            seq = tl.program_id(0)
+            head = tl.program_id(1)
         sp = tl.program_id(2)
         kv_head = head // GROUP
         ctx = tl.load(ctx_ptr + seq)
@@ -115,6 +122,9 @@ DECODE_MAX_SPLITS = 8
 DECODE_TILE = 64
 DECODE_WARPS = 4
 DECODE_STAGES = 2
+# Launch order of the (sequence, head) programs: False = sequence fastest (measured above), True =
+# head fastest (gpu/bench_decode_attention.py times both; not yet measured on the GPU).
+DECODE_HEAD_FAST = False
 
 
 def decode_splits(batch: int, heads: int) -> int:
@@ -127,13 +137,14 @@ def decode_splits(batch: int, heads: int) -> int:
 def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                         block_tables: torch.Tensor, context_lens: torch.Tensor,
                         out: torch.Tensor | None = None, splits: int | None = None,
-                        tile: int | None = None, warps: int | None = None, stages: int | None = None) -> torch.Tensor:
+                        tile: int | None = None, warps: int | None = None, stages: int | None = None,
+                        head_fast: bool | None = None) -> torch.Tensor:
     """q ``[B, H, D]``; caches ``[blocks, bs, KVH, D]``; block_tables ``[B, max_blocks]`` int32;
     context_lens ``[B]`` int32 (>= 1, the new token included). Returns ``[B, H, D]``.
     ``splits`` (a power of two; default ``decode_splits(B, H)``): programs per (sequence, head);
     ``tile``, ``warps``, ``stages``: the kernel's tile of context tokens, warps and pipeline
-    stages (defaults: DECODE_TILE, DECODE_WARPS, DECODE_STAGES; gpu/bench_decode_attention.py
-    measures the alternatives)."""
+    stages, and ``head_fast`` the launch order (defaults: DECODE_TILE, DECODE_WARPS,
+    DECODE_STAGES, DECODE_HEAD_FAST; gpu/bench_decode_attention.py measures the alternatives)."""
     b, h, d = q.shape
     bs, kvh = k_cache.shape[1], k_cache.shape[2]
     if out is None:
@@ -142,13 +153,14 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
     splits = decode_splits(b, h) if splits is None else splits
     warps = DECODE_WARPS if warps is None else warps
     stages = DECODE_STAGES if stages is None else stages
+    head_fast = DECODE_HEAD_FAST if head_fast is None else head_fast
     if splits == 1:
         m = lsum = acc = out  # unused
     else:
         m = torch.empty((b, h, splits), dtype=torch.float32, device=q.device)
         lsum = torch.empty_like(m)
         acc = torch.empty((b, h, splits, d), dtype=torch.float32, device=q.device)
-    _paged_decode_kernel[(b, h, splits)](
+    _paged_decode_kernel[(h, b, splits) if head_fast else (b, h, splits)](
         q, k_cache, v_cache, block_tables, context_lens, out, m, lsum, acc,
         1.0 / math.sqrt(d),
         q.stride(0), q.stride(1),
@@ -156,7 +168,7 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
         block_tables.stride(0),
         out.stride(0), out.stride(1),
         NUM_HEADS=h, SPLITS=splits, STAGES=stages, GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d, TILE=tile,
-        num_warps=warps,
+        HEAD_FAST=head_fast, num_warps=warps,
     )
     if splits > 1:
         _paged_decode_reduce_kernel[(b, h)](m, lsum, acc, out, out.stride(0), out.stride(1),
