@@ -152,7 +152,7 @@ def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def check_decode_kernel(device: str) -> dict:
-    """Decode attention (every split count, contexts up to 3000 tokens) and prefill attention
+    """Decode attention (every split count and launch order, contexts up to 3000 tokens) and prefill attention
     (first and continuation chunks) against float64 references on fresh random inputs."""
     from gpu.engine.attention import HAVE_TRITON, paged_decode_torch, paged_decode_triton, prefill_attention
 
@@ -171,9 +171,11 @@ def check_decode_kernel(device: str) -> dict:
         bt = perm[: b * 188].view(b, 188).to(torch.int32)
         ref = paged_decode_torch(q.double(), kc.double(), vc.double(), bt, ctx)
         for splits in (1, 2, 4, 8, 16):
-            o = torch.full_like(q, float("nan"))
-            paged_decode_triton(q, kc, vc, bt, ctx, out=o, splits=splits)
-            out[f"H{h}_KVH{kvh}_D{d}_S{splits}"] = {"rel_err": rel_err(o, ref), "nan": bool(torch.isnan(o).any())}
+            for head_fast in (False, True):  # both launch orders (gpu/engine/attention.py DECODE_HEAD_FAST)
+                o = torch.full_like(q, float("nan"))
+                paged_decode_triton(q, kc, vc, bt, ctx, out=o, splits=splits, head_fast=head_fast)
+                key = f"H{h}_KVH{kvh}_D{d}_S{splits}" + ("_headfast" if head_fast else "")
+                out[key] = {"rel_err": rel_err(o, ref), "nan": bool(torch.isnan(o).any())}
     for (h, kvh, d, n, start) in [(32, 32, 128, 300, 0), (32, 32, 128, 257, 1000), (32, 8, 128, 64, 4000)]:
         q = torch.randn(n, h, d, device=device, dtype=torch.float16, generator=g)
         k = torch.randn(start + n, kvh, d, device=device, dtype=torch.float16, generator=g)
