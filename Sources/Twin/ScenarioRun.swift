@@ -93,27 +93,34 @@ public enum ScenarioRunner {
         return .analytic
     }
 
+    /// Runs the scenario with its cost model (resolved as `resolvedCostModel` says), writing the
+    /// outputs asked for; stops at `horizon` seconds of simulated time.
     public static func run(
         _ s: Scenario, trace: Trace, outputs: Outputs = Outputs(), progress: ((Double) -> Void)? = nil,
-        horizon: Double = .infinity
+        horizon: Double = .infinity, stepScale: Double = 1
     ) throws -> RunResult {
+        // `stepScale` != 1 runs the scenario's model with every step `stepScale` times as long
+        // (`ScaledCostModel`; `loratwin validate --sensitivity`).
+        func go<Cost: StepCostModel>(_ cost: Cost) throws -> RunResult {
+            if stepScale == 1 { return try run(s, trace: trace, cost: cost, outputs: outputs, progress: progress, horizon: horizon) }
+            return try run(
+                s, trace: trace, cost: ScaledCostModel(base: cost, factor: stepScale), outputs: outputs, progress: progress,
+                horizon: horizon)
+        }
         switch resolvedCostModel(s) {
         case .automatic:
             preconditionFailure("resolvedCostModel never returns automatic")
         case .analytic:
-            return try run(
-                s, trace: trace, cost: AnalyticCostModel(model: s.model, gpu: s.gpu, catalogue: trace.catalogue),
-                outputs: outputs, progress: progress, horizon: horizon)
+            return try go(AnalyticCostModel(model: s.model, gpu: s.gpu, catalogue: trace.catalogue))
         case .linear(let m):
-            return try run(s, trace: trace, cost: m, outputs: outputs, progress: progress, horizon: horizon)
+            return try go(m)
         case .measured(let dir, let kernel):
             let path = dir.hasPrefix("/") ? dir : s.baseDirectory + "/" + dir
             let profile: StepProfile
             do { profile = try StepProfile(directory: path) } catch {
                 throw WorkloadError(file: error.file, line: error.line, field: error.column, error.message)
             }
-            let cost = try MeasuredCostModel(profile: profile, kernel: kernel, model: s.model, catalogue: trace.catalogue)
-            return try run(s, trace: trace, cost: cost, outputs: outputs, progress: progress, horizon: horizon)
+            return try go(MeasuredCostModel(profile: profile, kernel: kernel, model: s.model, catalogue: trace.catalogue))
         }
     }
 

@@ -103,6 +103,20 @@ public func meanError(_ rows: [ValidationRow], _ metric: ValidationMetric) -> Do
     return values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count)
 }
 
+/// How much a predicted metric moves with the step costs: the percent change of the metric per
+/// percent change of every step's time, from two runs with all steps `1 - delta` and `1 + delta`
+/// times as long (a central difference around the point prediction). About 0 for a throughput that
+/// only follows the offered load, about 1 for a latency made of steps alone, and far above 1 where
+/// requests queue at the knee: there a calibration `delta` off moves the metric by about
+/// `elasticity x delta`. NaN when the point value is 0 or undefined.
+public func elasticity(_ metric: ValidationMetric, point: RunSummary, cheaper: RunSummary, dearer: RunSummary, delta: Double)
+    -> Double
+{
+    let v = metric.value(point)
+    guard v.isFinite, v != 0, delta > 0 else { return .nan }
+    return (metric.value(dearer) - metric.value(cheaper)) / (2 * delta * v)
+}
+
 /// A prediction interval: the 5th and 95th percentiles of a metric over sampled replicas.
 public struct PredictionBand: Sendable, Equatable {
     /// 5th percentile.

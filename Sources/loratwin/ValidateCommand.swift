@@ -42,16 +42,30 @@ struct ValidateCommand: ParsableCommand {
     )
     var timingSpreadOnly = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Also simulate every run with all step costs PCT percent cheaper and dearer, and report each metric's elasticity (its percent change per percent of step cost) and the step-cost error that alone would explain each miss.",
+            valueName: "PCT"))
+    var sensitivity: Double?
+
+    func validate() throws {
+        if let sensitivity, !(sensitivity > 0 && sensitivity < 50) {
+            throw ValidationError("--sensitivity: a percentage above 0 and below 50, got \(sensitivity)")
+        }
+    }
+
     func run() throws {
         let folders = try runFolders()
         guard !folders.isEmpty else { throw CLIError("\(runs): no run folders (a folder with scenario.yaml and requests.csv)") }
         var rows: [ValidationRow] = []
         var bands: [[ValidationMetric: PredictionBand]] = []
+        var elasticities: [[ValidationMetric: Double]] = []
         for dir in folders {
             do {
-                guard let (row, band) = try validate(dir) else { continue }
+                guard let (row, band, elast) = try validate(dir) else { continue }
                 rows.append(row)
                 if let band { bands.append(band) }
+                if let elast { elasticities.append(elast) }
             } catch let e as WorkloadError { throw CLIError(e.description) } catch let e as ProfileError {
                 throw CLIError(e.description)
             }
@@ -59,7 +73,10 @@ struct ValidateCommand: ParsableCommand {
         guard !rows.isEmpty else { throw CLIError("\(runs): no run on GPU '\(gpu ?? "")'") }
         print(render(rows))
         if intervals != nil { print(renderCoverage(rows, bands)) }
-        if let output { try write(rows, intervals != nil ? bands : nil, to: output) }
+        if sensitivity != nil { print(renderSensitivity(rows, elasticities)) }
+        if let output {
+            try write(rows, intervals != nil ? bands : nil, sensitivity != nil ? elasticities : nil, to: output)
+        }
         if let check { try enforce(rows, thresholds: check) }
     }
 
@@ -72,8 +89,9 @@ struct ValidateCommand: ParsableCommand {
         }
     }
 
-    /// The run's row and bands; nil when `--gpu` leaves it out.
-    private func validate(_ dir: String) throws -> (ValidationRow, [ValidationMetric: PredictionBand]?)? {
+    /// The run's row, bands (`--intervals`) and elasticities (`--sensitivity`); nil when `--gpu`
+    /// leaves it out.
+    private func validate(_ dir: String) throws -> (ValidationRow, [ValidationMetric: PredictionBand]?, [ValidationMetric: Double]?)? {
         let path = dir + "/scenario.yaml"
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw CLIError("\(path): cannot read") }
@@ -95,12 +113,61 @@ struct ValidateCommand: ParsableCommand {
             scenario: s.name, directory: dir, costModel: predicted.costModelLabel, offeredRequestsPerSecond: offered,
             live: live, predicted: predicted.summary)
         row.gpu = s.gpu.name
-        guard let n = intervals else { return (row, nil) }
-        let replicas = try ScenarioRunner.sampledRuns(
-            s, trace: trace, count: n, horizon: liveRun.stoppedAtSeconds ?? .infinity, modelError: !timingSpreadOnly)
-        var band: [ValidationMetric: PredictionBand] = [:]
-        for m in ValidationMetric.allCases { band[m] = PredictionBand(m, replicas) }
-        return (row, band)
+        let horizon = liveRun.stoppedAtSeconds ?? .infinity
+        var band: [ValidationMetric: PredictionBand]? = nil
+        if let n = intervals {
+            let replicas = try ScenarioRunner.sampledRuns(s, trace: trace, count: n, horizon: horizon, modelError: !timingSpreadOnly)
+            band = Dictionary(uniqueKeysWithValues: ValidationMetric.allCases.map { ($0, PredictionBand($0, replicas)) })
+        }
+        var elast: [ValidationMetric: Double]? = nil
+        if let pct = sensitivity {
+            let delta = pct / 100
+            let cheaper = try ScenarioRunner.run(s, trace: trace, horizon: horizon, stepScale: 1 - delta).summary
+            let dearer = try ScenarioRunner.run(s, trace: trace, horizon: horizon, stepScale: 1 + delta).summary
+            elast = Dictionary(
+                uniqueKeysWithValues: ValidationMetric.allCases.map {
+                    ($0, elasticity($0, point: predicted.summary, cheaper: cheaper, dearer: dearer, delta: delta))
+                })
+        }
+        return (row, band, elast)
+    }
+
+    private static let sensitivityShown: [ValidationMetric] = [
+        .outputTokensPerSecond, .ttftMean, .ttftP50, .ttftP99, .e2eMean, .e2eP99, .longestWait, .modeChanges,
+    ]
+
+    /// Per run the elasticity of the main metrics and, for TTFT and E2E means, the step-cost error
+    /// that alone would explain the run's SMAPE (SMAPE / |elasticity|).
+    private func renderSensitivity(_ rows: [ValidationRow], _ els: [[ValidationMetric: Double]]) -> String {
+        func f(_ x: Double?) -> String { x.map { $0.isNaN ? "-" : String(format: "%.2f", $0) } ?? "-" }
+        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
+        func explaining(_ r: ValidationRow, _ e: [ValidationMetric: Double], _ m: ValidationMetric) -> Double {
+            guard let el = e[m], !el.isNaN, abs(el) > 1e-9 else { return .nan }
+            return r.error(m) / abs(el)
+        }
+        let nameWidth = max(30, (rows.map { $0.scenario.count }.max() ?? 0) + 2)
+        let heads = ["tok/s", "TTFTm", "TTFT50", "TTFT99", "E2Em", "E2E99", "wait", "modes", "stepTTFT", "stepE2E"]
+        var out = [
+            "",
+            String(
+                format:
+                    "Sensitivity to the step costs (all steps %.1f %% cheaper and dearer): elasticity = %% change of the prediction per %% of step cost; stepTTFT, stepE2E = the step-cost error (%%) that alone would explain the TTFT and E2E mean SMAPE",
+                sensitivity ?? 0),
+            "scenario".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + heads.map { pad($0, 9) }.joined(),
+        ]
+        var sums = [Double](repeating: 0, count: heads.count)
+        var counts = [Int](repeating: 0, count: heads.count)
+        for (r, e) in zip(rows, els) {
+            let values = Self.sensitivityShown.map { e[$0] ?? .nan } + [explaining(r, e, .ttftMean), explaining(r, e, .e2eMean)]
+            for (i, v) in values.enumerated() where !v.isNaN {
+                sums[i] += v
+                counts[i] += 1
+            }
+            out.append(r.scenario.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + values.map { pad(f($0), 9) }.joined())
+        }
+        let means = zip(sums, counts).map { $1 > 0 ? $0 / Double($1) : .nan }
+        out.append("mean (\(rows.count))".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + means.map { pad(f($0), 9) }.joined())
+        return out.joined(separator: "\n")
     }
 
     private func renderCoverage(_ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]) -> String {
@@ -163,11 +230,13 @@ struct ValidateCommand: ParsableCommand {
         return out.joined(separator: "\n")
     }
 
-    /// Writes the rows, and with `--intervals` each metric's p5-p95 band of the sampled replicas
-    /// and its median (CSV columns `band_p5`, `band_p50`, `band_p95`; JSON `p5`, `p50`, `p95`),
-    /// whole or not at all.
-    private func write(_ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]?, to path: String) throws {
-        let text = path.hasSuffix(".json") ? Self.json(rows, bands) : Self.csv(rows, bands)
+    /// Writes the rows, with `--intervals` each metric's p5-p95 band of the sampled replicas and
+    /// its median (CSV columns `band_p5`, `band_p50`, `band_p95`; JSON `p5`, `p50`, `p95`), and with
+    /// `--sensitivity` its elasticity (CSV column and JSON key `elasticity`), whole or not at all.
+    private func write(
+        _ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]?, _ els: [[ValidationMetric: Double]]?, to path: String
+    ) throws {
+        let text = path.hasSuffix(".json") ? Self.json(rows, bands, els) : Self.csv(rows, bands, els)
         do {
             let w = try AtomicFileWriter(path: path)
             try w.write(text)
@@ -178,9 +247,12 @@ struct ValidateCommand: ParsableCommand {
     private static func num(_ x: Double?) -> String { x.map { $0.isNaN ? "" : "\($0)" } ?? "" }
     private static func jsonNum(_ x: Double?) -> String { x.map { $0.isNaN ? "null" : "\($0)" } ?? "null" }
 
-    private static func csv(_ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]?) -> String {
+    private static func csv(
+        _ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]?, _ els: [[ValidationMetric: Double]]?
+    ) -> String {
         var out =
-            "scenario,saturated,cost_model,metric,live,predicted,smape_percent" + (bands != nil ? ",band_p5,band_p50,band_p95" : "") + "\n"
+            "scenario,saturated,cost_model,metric,live,predicted,smape_percent" + (bands != nil ? ",band_p5,band_p50,band_p95" : "")
+            + (els != nil ? ",elasticity" : "") + "\n"
         for (i, r) in rows.enumerated() {
             for m in ValidationMetric.allCases {
                 out +=
@@ -190,13 +262,16 @@ struct ValidateCommand: ParsableCommand {
                 } else if bands != nil {
                     out += ",,,"
                 }
+                if let els { out += ",\(num(els[i][m]))" }
                 out += "\n"
             }
         }
         return out
     }
 
-    private static func json(_ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]?) -> String {
+    private static func json(
+        _ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]?, _ els: [[ValidationMetric: Double]]?
+    ) -> String {
         var items: [String] = []
         for (i, r) in rows.enumerated() {
             let metrics = ValidationMetric.allCases.map { m -> String in
@@ -204,8 +279,9 @@ struct ValidateCommand: ParsableCommand {
                     bands.map { b in
                         ", \"p5\": \(jsonNum(b[i][m]?.low)), \"p50\": \(jsonNum(b[i][m]?.median)), \"p95\": \(jsonNum(b[i][m]?.high))"
                     } ?? ""
+                let el = els.map { ", \"elasticity\": \(jsonNum($0[i][m]))" } ?? ""
                 return
-                    "\"\(m.rawValue)\": {\"live\": \(jsonNum(r.live[m])), \"predicted\": \(jsonNum(r.predicted[m])), \"smape\": \(jsonNum(r.error(m)))\(band)}"
+                    "\"\(m.rawValue)\": {\"live\": \(jsonNum(r.live[m])), \"predicted\": \(jsonNum(r.predicted[m])), \"smape\": \(jsonNum(r.error(m)))\(band)\(el)}"
             }
             items.append(
                 "  {\"scenario\": \"\(r.scenario)\", \"saturated\": \(r.saturated), \"cost_model\": \"\(r.costModel)\", \"metrics\": {\(metrics.joined(separator: ", "))}}"

@@ -3,6 +3,7 @@ binary; no torch)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 
@@ -60,3 +61,26 @@ def test_intervals_write_the_bands_next_to_the_point_prediction(tmp_path):
     assert abs(float(ttft["band_p5"]) - m["ttft_mean"]["p5"]) < 1e-9
     assert run(run_dir, "--output", str(plain)).returncode == 0
     assert "band_p5" not in plain.read_text().splitlines()[0]
+
+
+def test_sensitivity_gives_every_metric_an_elasticity(tmp_path):
+    out = tmp_path / "s.csv"
+    one = "traces/repeats/d04-cold-adapter-share90-fcfs-repeat"
+    r = run(one, "--sensitivity", "2", "--output", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "Sensitivity to the step costs (all steps 2.0 % cheaper and dearer)" in r.stdout
+    rows = {x["metric"]: x for x in csv.DictReader(out.open())}
+    # a queue at the knee: TTFT moves several times as much as the steps; E2E more than once
+    assert float(rows["ttft_mean"]["elasticity"]) > 2
+    assert float(rows["e2e_mean"]["elasticity"]) > 1
+    assert abs(float(rows["requests_per_s"]["elasticity"])) < 0.5  # it completes its offered load
+    assert rows["preemptions"]["elasticity"] == ""  # no preemption: undefined
+    js = tmp_path / "s.json"
+    assert run(one, "--sensitivity", "2", "--output", str(js)).returncode == 0
+    assert "elasticity" in json.loads(js.read_text())[0]["metrics"]["ttft_mean"]
+
+
+def test_sensitivity_must_be_a_small_positive_percentage():
+    for bad in ("0", "-1", "50"):
+        r = run("traces/repeats/d04-cold-adapter-share90-fcfs-repeat", "--sensitivity", bad)
+        assert r.returncode != 0 and "--sensitivity" in r.stderr, bad
