@@ -20,13 +20,23 @@ TIMING = {"median_us", "p10_us", "p90_us", "reps"}
 
 
 def cells(path: Path) -> dict[tuple[str, ...], float]:
-    """The table's medians by their key columns (every column but the timing ones)."""
+    """The table's medians by their key columns (every column but the timing ones); a row without
+    a positive number in ``median_us`` stops the script naming the file, line and column."""
     with path.open() as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return {}
-    keys = [k for k in rows[0] if k not in TIMING]
-    return {tuple(r[k] for k in keys): float(r["median_us"]) for r in rows}
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or "median_us" not in reader.fieldnames:
+            raise SystemExit(f"{path}:1: no median_us column")
+        keys = [k for k in reader.fieldnames if k not in TIMING]
+        out = {}
+        for line, r in enumerate(reader, start=2):
+            try:
+                v = float(r["median_us"])
+            except (TypeError, ValueError):
+                v = math.nan
+            if not v > 0:
+                raise SystemExit(f"{path}:{line}: median_us: expected a positive number, got {r['median_us']!r}")
+            out[tuple(r[k] for k in keys)] = v
+    return out
 
 
 def shifts(tables: list[dict[tuple[str, ...], float]]) -> tuple[list[float], float, int]:

@@ -36,3 +36,15 @@ def test_a_missing_table_is_an_error(tmp_path, capsys):
     b = write(tmp_path / "b", [(1, 128, 1000.0)])
     assert profile_shift.main([str(a), str(b), "--tables", "step_tokens"]) == 1
     assert "step_tokens.csv: no such table" in capsys.readouterr().err
+
+
+def test_a_bad_median_names_file_line_and_column(tmp_path):
+    d = tmp_path / "a"
+    d.mkdir()
+    (d / "step_decode.csv").write_text("seqs,context_tokens,median_us,p10_us,p90_us,reps\n1,128,1000,1,1,5\n8,128,abc,1,1,5\n")
+    try:
+        profile_shift.cells(d / "step_decode.csv")
+    except SystemExit as e:
+        assert str(e).endswith("step_decode.csv:3: median_us: expected a positive number, got 'abc'")
+    else:
+        raise AssertionError("no error")
