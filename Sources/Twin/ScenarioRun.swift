@@ -97,14 +97,14 @@ public enum ScenarioRunner {
     /// outputs asked for; stops at `horizon` seconds of simulated time.
     public static func run(
         _ s: Scenario, trace: Trace, outputs: Outputs = Outputs(), progress: ((Double) -> Void)? = nil,
-        horizon: Double = .infinity, stepScale: Double = 1
+        horizon: Double = .infinity, stepScale: StepScale = .one
     ) throws -> RunResult {
-        // `stepScale` != 1 runs the scenario's model with every step `stepScale` times as long
-        // (`ScaledCostModel`; `loratwin validate --sensitivity`).
+        // A `stepScale` other than `.one` runs the scenario's model with its steps that many times
+        // as long (`ScaledCostModel`; `loratwin validate --sensitivity`).
         func go<Cost: StepCostModel>(_ cost: Cost) throws -> RunResult {
-            if stepScale == 1 { return try run(s, trace: trace, cost: cost, outputs: outputs, progress: progress, horizon: horizon) }
+            if stepScale == .one { return try run(s, trace: trace, cost: cost, outputs: outputs, progress: progress, horizon: horizon) }
             return try run(
-                s, trace: trace, cost: ScaledCostModel(base: cost, factor: stepScale), outputs: outputs, progress: progress,
+                s, trace: trace, cost: ScaledCostModel(base: cost, scale: stepScale), outputs: outputs, progress: progress,
                 horizon: horizon)
         }
         switch resolvedCostModel(s) {

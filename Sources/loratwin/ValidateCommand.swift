@@ -4,6 +4,17 @@ import KernelProfiles
 import Twin
 import Workloads
 
+/// Which steps `--sensitivity` scales: all, the decode-only ones, or those with prefill tokens.
+enum SensitivityKind: String, CaseIterable {
+    case all, decode, eager
+
+    /// The CSV column and JSON key of this kind's elasticity.
+    var key: String { self == .all ? "elasticity" : "elasticity_\(rawValue)" }
+}
+
+/// One run's elasticities, by the steps scaled and the metric.
+typealias Elasticities = [SensitivityKind: [ValidationMetric: Double]]
+
 struct ValidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "validate",
@@ -59,7 +70,7 @@ struct ValidateCommand: ParsableCommand {
         guard !folders.isEmpty else { throw CLIError("\(runs): no run folders (a folder with scenario.yaml and requests.csv)") }
         var rows: [ValidationRow] = []
         var bands: [[ValidationMetric: PredictionBand]] = []
-        var elasticities: [[ValidationMetric: Double]] = []
+        var elasticities: [Elasticities] = []
         for dir in folders {
             do {
                 guard let (row, band, elast) = try validate(dir) else { continue }
@@ -91,7 +102,7 @@ struct ValidateCommand: ParsableCommand {
 
     /// The run's row, bands (`--intervals`) and elasticities (`--sensitivity`); nil when `--gpu`
     /// leaves it out.
-    private func validate(_ dir: String) throws -> (ValidationRow, [ValidationMetric: PredictionBand]?, [ValidationMetric: Double]?)? {
+    private func validate(_ dir: String) throws -> (ValidationRow, [ValidationMetric: PredictionBand]?, Elasticities?)? {
         let path = dir + "/scenario.yaml"
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw CLIError("\(path): cannot read") }
@@ -119,15 +130,22 @@ struct ValidateCommand: ParsableCommand {
             let replicas = try ScenarioRunner.sampledRuns(s, trace: trace, count: n, horizon: horizon, modelError: !timingSpreadOnly)
             band = Dictionary(uniqueKeysWithValues: ValidationMetric.allCases.map { ($0, PredictionBand($0, replicas)) })
         }
-        var elast: [ValidationMetric: Double]? = nil
+        var elast: Elasticities? = nil
         if let pct = sensitivity {
             let delta = pct / 100
-            let cheaper = try ScenarioRunner.run(s, trace: trace, horizon: horizon, stepScale: 1 - delta).summary
-            let dearer = try ScenarioRunner.run(s, trace: trace, horizon: horizon, stepScale: 1 + delta).summary
-            elast = Dictionary(
-                uniqueKeysWithValues: ValidationMetric.allCases.map {
-                    ($0, elasticity($0, point: predicted.summary, cheaper: cheaper, dearer: dearer, delta: delta))
-                })
+            var e: Elasticities = [:]
+            // All steps, then decode-only steps alone, then steps with prefill tokens alone.
+            let kinds: [(SensitivityKind, (Double) -> StepScale)] = [
+                (.all, StepScale.all), (.decode, { StepScale(decode: $0, eager: 1) }), (.eager, { StepScale(decode: 1, eager: $0) }),
+            ]
+            for (kind, scale) in kinds {
+                let cheaper = try ScenarioRunner.run(s, trace: trace, horizon: horizon, stepScale: scale(1 - delta)).summary
+                let dearer = try ScenarioRunner.run(s, trace: trace, horizon: horizon, stepScale: scale(1 + delta)).summary
+                for m in ValidationMetric.allCases {
+                    e[kind, default: [:]][m] = elasticity(m, point: predicted.summary, cheaper: cheaper, dearer: dearer, delta: delta)
+                }
+            }
+            elast = e
         }
         return (row, band, elast)
     }
@@ -136,29 +154,32 @@ struct ValidateCommand: ParsableCommand {
         .outputTokensPerSecond, .ttftMean, .ttftP50, .ttftP99, .e2eMean, .e2eP99, .longestWait, .modeChanges,
     ]
 
-    /// Per run the elasticity of the main metrics and, for TTFT and E2E means, the step-cost error
-    /// that alone would explain the run's SMAPE (SMAPE / |elasticity|).
-    private func renderSensitivity(_ rows: [ValidationRow], _ els: [[ValidationMetric: Double]]) -> String {
+    /// Per run the elasticity of the main metrics to all steps, the TTFT mean's to the decode-only
+    /// steps and to the steps with prefill tokens apart, and for TTFT and E2E means the step-cost
+    /// error that alone would explain the run's SMAPE (SMAPE / |elasticity|).
+    private func renderSensitivity(_ rows: [ValidationRow], _ els: [Elasticities]) -> String {
         func f(_ x: Double?) -> String { x.map { $0.isNaN ? "-" : String(format: "%.2f", $0) } ?? "-" }
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
-        func explaining(_ r: ValidationRow, _ e: [ValidationMetric: Double], _ m: ValidationMetric) -> Double {
-            guard let el = e[m], !el.isNaN, abs(el) > 1e-9 else { return .nan }
+        func explaining(_ r: ValidationRow, _ e: Elasticities, _ m: ValidationMetric) -> Double {
+            guard let el = e[.all]?[m], !el.isNaN, abs(el) > 1e-9 else { return .nan }
             return r.error(m) / abs(el)
         }
         let nameWidth = max(30, (rows.map { $0.scenario.count }.max() ?? 0) + 2)
-        let heads = ["tok/s", "TTFTm", "TTFT50", "TTFT99", "E2Em", "E2E99", "wait", "modes", "stepTTFT", "stepE2E"]
+        let heads = ["tok/s", "TTFTm", "TTFT50", "TTFT99", "E2Em", "E2E99", "wait", "modes", "TTFTm:d", "TTFTm:e", "stepTTFT", "stepE2E"]
         var out = [
             "",
             String(
                 format:
-                    "Sensitivity to the step costs (all steps %.1f %% cheaper and dearer): elasticity = %% change of the prediction per %% of step cost; stepTTFT, stepE2E = the step-cost error (%%) that alone would explain the TTFT and E2E mean SMAPE",
+                    "Sensitivity to the step costs (steps %.1f %% cheaper and dearer): elasticity = %% change of the prediction per %% of step cost, all steps scaled; TTFTm:d, TTFTm:e = TTFT mean's with only the decode-only steps or only the steps with prefill tokens scaled; stepTTFT, stepE2E = the step-cost error (%%) that alone would explain the TTFT and E2E mean SMAPE",
                 sensitivity ?? 0),
             "scenario".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + heads.map { pad($0, 9) }.joined(),
         ]
         var sums = [Double](repeating: 0, count: heads.count)
         var counts = [Int](repeating: 0, count: heads.count)
         for (r, e) in zip(rows, els) {
-            let values = Self.sensitivityShown.map { e[$0] ?? .nan } + [explaining(r, e, .ttftMean), explaining(r, e, .e2eMean)]
+            let values =
+                Self.sensitivityShown.map { e[.all]?[$0] ?? .nan } + [e[.decode]?[.ttftMean] ?? .nan, e[.eager]?[.ttftMean] ?? .nan]
+                + [explaining(r, e, .ttftMean), explaining(r, e, .e2eMean)]
             for (i, v) in values.enumerated() where !v.isNaN {
                 sums[i] += v
                 counts[i] += 1
@@ -232,9 +253,10 @@ struct ValidateCommand: ParsableCommand {
 
     /// Writes the rows, with `--intervals` each metric's p5-p95 band of the sampled replicas and
     /// its median (CSV columns `band_p5`, `band_p50`, `band_p95`; JSON `p5`, `p50`, `p95`), and with
-    /// `--sensitivity` its elasticity (CSV column and JSON key `elasticity`), whole or not at all.
+    /// `--sensitivity` its elasticities (CSV columns and JSON keys `elasticity`, all steps scaled;
+    /// `elasticity_decode` and `elasticity_eager`, one kind of step), whole or not at all.
     private func write(
-        _ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]?, _ els: [[ValidationMetric: Double]]?, to path: String
+        _ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]?, _ els: [Elasticities]?, to path: String
     ) throws {
         let text = path.hasSuffix(".json") ? Self.json(rows, bands, els) : Self.csv(rows, bands, els)
         do {
@@ -248,11 +270,11 @@ struct ValidateCommand: ParsableCommand {
     private static func jsonNum(_ x: Double?) -> String { x.map { $0.isNaN ? "null" : "\($0)" } ?? "null" }
 
     private static func csv(
-        _ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]?, _ els: [[ValidationMetric: Double]]?
+        _ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]?, _ els: [Elasticities]?
     ) -> String {
         var out =
             "scenario,saturated,cost_model,metric,live,predicted,smape_percent" + (bands != nil ? ",band_p5,band_p50,band_p95" : "")
-            + (els != nil ? ",elasticity" : "") + "\n"
+            + (els != nil ? "," + SensitivityKind.allCases.map(\.key).joined(separator: ",") : "") + "\n"
         for (i, r) in rows.enumerated() {
             for m in ValidationMetric.allCases {
                 out +=
@@ -262,7 +284,7 @@ struct ValidateCommand: ParsableCommand {
                 } else if bands != nil {
                     out += ",,,"
                 }
-                if let els { out += ",\(num(els[i][m]))" }
+                if let els { out += SensitivityKind.allCases.map { ",\(num(els[i][$0]?[m]))" }.joined() }
                 out += "\n"
             }
         }
@@ -270,7 +292,7 @@ struct ValidateCommand: ParsableCommand {
     }
 
     private static func json(
-        _ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]?, _ els: [[ValidationMetric: Double]]?
+        _ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]?, _ els: [Elasticities]?
     ) -> String {
         var items: [String] = []
         for (i, r) in rows.enumerated() {
@@ -279,7 +301,7 @@ struct ValidateCommand: ParsableCommand {
                     bands.map { b in
                         ", \"p5\": \(jsonNum(b[i][m]?.low)), \"p50\": \(jsonNum(b[i][m]?.median)), \"p95\": \(jsonNum(b[i][m]?.high))"
                     } ?? ""
-                let el = els.map { ", \"elasticity\": \(jsonNum($0[i][m]))" } ?? ""
+                let el = els.map { e in SensitivityKind.allCases.map { ", \"\($0.key)\": \(jsonNum(e[i][$0]?[m]))" }.joined() } ?? ""
                 return
                     "\"\(m.rawValue)\": {\"live\": \(jsonNum(r.live[m])), \"predicted\": \(jsonNum(r.predicted[m])), \"smape\": \(jsonNum(r.error(m)))\(band)\(el)}"
             }

@@ -31,6 +31,12 @@ struct SensitivityTests {
         #expect(m.loadSeconds(adapter: 0, fromDisk: true) == linear.loadSeconds(adapter: 0, fromDisk: true))
         #expect(m.switchSeconds(adapter: 0, merging: true) == linear.switchSeconds(adapter: 0, merging: true))
         #expect(m.label == linear.label)
+        // Decode-only steps and steps with prefill tokens apart.
+        let d = ScaledCostModel(base: linear, scale: StepScale(decode: 2, eager: 1))
+        var decodeOnly = StepBatch()
+        decodeOnly.decodeSequences = 3
+        #expect(abs(d.stepSeconds(decodeOnly) - 2 * linear.stepSeconds(decodeOnly)) < 1e-15)
+        #expect(d.stepSeconds(b) == linear.stepSeconds(b))
     }
 
     @Test("requests that never queue: latency moves one for one with the steps, throughput not at all")
@@ -47,6 +53,18 @@ struct SensitivityTests {
         }
         // The rate over the makespan barely moves: the makespan is set by the arrivals.
         #expect(abs(elasticity(.requestsPerSecond, point: point, cheaper: cheaper, dearer: dearer, delta: d)) < 0.05)
+        // Scaled apart: the first token comes from the prefill step alone; E2E splits between the
+        // kinds, its parts adding up to the whole.
+        func split(_ m: ValidationMetric, _ scale: (Double) -> StepScale) -> Double {
+            elasticity(
+                m, point: point, cheaper: summary(trace, ScaledCostModel(base: linear, scale: scale(1 - d))),
+                dearer: summary(trace, ScaledCostModel(base: linear, scale: scale(1 + d))), delta: d)
+        }
+        let decodeOnly = { StepScale(decode: $0, eager: 1) }
+        let eagerOnly = { StepScale(decode: 1, eager: $0) }
+        #expect(abs(split(.ttftMean, eagerOnly) - 1) < 1e-9 && abs(split(.ttftMean, decodeOnly)) < 1e-9)
+        #expect(abs(split(.e2eMean, eagerOnly) + split(.e2eMean, decodeOnly) - 1) < 1e-9)
+        #expect(split(.e2eMean, decodeOnly) > 0.9)  // 19 decode steps and one prefill step
         // A metric that is 0 has no elasticity.
         #expect(elasticity(.preemptions, point: point, cheaper: cheaper, dearer: dearer, delta: d).isNaN)
     }
