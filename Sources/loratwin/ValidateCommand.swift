@@ -159,7 +159,6 @@ struct ValidateCommand: ParsableCommand {
     /// error that alone would explain the run's SMAPE (SMAPE / |elasticity|).
     private func renderSensitivity(_ rows: [ValidationRow], _ els: [Elasticities]) -> String {
         func f(_ x: Double?) -> String { x.map { $0.isNaN ? "-" : String(format: "%.2f", $0) } ?? "-" }
-        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
         func explaining(_ r: ValidationRow, _ e: Elasticities, _ m: ValidationMetric) -> Double {
             guard let el = e[.all]?[m], !el.isNaN, abs(el) > 1e-9 else { return .nan }
             return r.error(m) / abs(el)
@@ -172,7 +171,7 @@ struct ValidateCommand: ParsableCommand {
                 format:
                     "Sensitivity to the step costs (steps %.1f %% cheaper and dearer): elasticity = %% change of the prediction per %% of step cost, all steps scaled; TTFTm:d, TTFTm:e = TTFT mean's with only the decode-only steps or only the steps with prefill tokens scaled; stepTTFT, stepE2E = the step-cost error (%%) that alone would explain the TTFT and E2E mean SMAPE",
                 sensitivity ?? 0),
-            "scenario".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + heads.map { pad($0, 9) }.joined(),
+            "scenario".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + heads.map { $0.leftPad(9) }.joined(),
         ]
         var sums = [Double](repeating: 0, count: heads.count)
         var counts = [Int](repeating: 0, count: heads.count)
@@ -184,10 +183,11 @@ struct ValidateCommand: ParsableCommand {
                 sums[i] += v
                 counts[i] += 1
             }
-            out.append(r.scenario.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + values.map { pad(f($0), 9) }.joined())
+            out.append(r.scenario.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + values.map { f($0).leftPad(9) }.joined())
         }
         let means = zip(sums, counts).map { $1 > 0 ? $0 / Double($1) : .nan }
-        out.append("mean (\(rows.count))".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + means.map { pad(f($0), 9) }.joined())
+        out.append(
+            "mean (\(rows.count))".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + means.map { f($0).leftPad(9) }.joined())
         return out.joined(separator: "\n")
     }
 
@@ -224,14 +224,15 @@ struct ValidateCommand: ParsableCommand {
             "modes", "iters", "decStep", "mixStep",
         ]
         func pct(_ x: Double) -> String { x.isNaN ? "-" : String(format: "%.1f", x) }
-        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
         let nameWidth = max(30, (rows.map { $0.scenario.count }.max() ?? 0) + 2)
         var out = ["SMAPE % by metric (twin vs live); * = saturated run"]
-        out.append("scenario".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "cost     " + headers.map { pad($0, 8) }.joined())
+        out.append(
+            "scenario".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "cost     " + headers.map { $0.leftPad(8) }.joined())
         for r in rows {
             let name = (r.scenario + (r.saturated ? " *" : "")).padding(toLength: nameWidth, withPad: " ", startingAt: 0)
             out.append(
-                name + r.costModel.padding(toLength: 9, withPad: " ", startingAt: 0) + Self.shown.map { pad(pct(r.error($0)), 8) }.joined())
+                name + r.costModel.padding(toLength: 9, withPad: " ", startingAt: 0)
+                    + Self.shown.map { pct(r.error($0)).leftPad(8) }.joined())
         }
         var groups = [
             ("all runs", rows), ("saturated", rows.filter(\.saturated)), ("below saturation", rows.filter { !$0.saturated }),
@@ -246,7 +247,7 @@ struct ValidateCommand: ParsableCommand {
         for (label, group) in groups where !group.isEmpty {
             out.append(
                 "mean, \(label) (\(group.count))".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "         "
-                    + Self.shown.map { pad(pct(meanError(group, $0)), 8) }.joined())
+                    + Self.shown.map { pct(meanError(group, $0)).leftPad(8) }.joined())
         }
         return out.joined(separator: "\n")
     }
