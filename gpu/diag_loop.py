@@ -72,7 +72,7 @@ def round_orders(rounds: int, conditions: Sequence[str] = CONDITIONS) -> list[li
 
 def kept(samples: Sequence[float], burst: int) -> list[float]:
     """The samples of one burst that are kept: all but the first two (the first follows a step of
-    another condition, the second its pause)."""
+    another condition; the second is dropped as a margin, for whatever the switch left behind)."""
     if len(samples) != burst:
         raise ValueError(f"a burst of {burst} steps gave {len(samples)} samples")
     return list(samples[2:])
