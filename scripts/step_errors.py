@@ -77,6 +77,23 @@ def cells(rows: list[dict[str, str]], sizes: list[int]) -> tuple[dict[int, float
             {k: statistics.median(v) for k, v in eag.items() if len(v) >= MIN_STEPS})
 
 
+def probe_ratio(run: Path, profile: Path) -> float | None:
+    """Median over the sizes of the run's `host_probe` (token-graph steps of 16, 64 and 256 tokens,
+    timed inside the replay process before its clock starts, as step_tokens.csv times them) over
+    the profile's `step_tokens.csv` at the same sizes: whether the replay process steps as fast as
+    the profiler did before its loop runs. None without a probe or a matching row."""
+    import json
+
+    probe = json.loads((run / "run.json").read_text()).get("host_probe") or {}
+    table = profile / "step_tokens.csv"
+    if not probe.get("tokens") or not table.exists():
+        return None
+    with table.open() as f:
+        prof = {int(r["tokens"]): float(r["median_us"]) for r in csv.DictReader(f)}
+    ratios = [us / prof[t] for t, us in zip(probe["tokens"], probe["median_us"], strict=True) if prof.get(t)]
+    return statistics.median(ratios) if ratios else None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="*", help="run folders (default: the recorded H200 runs under traces/live)")
@@ -93,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         if "gpu: h200" in (p.parent / "scenario.yaml").read_text())
     print("Median of live / predicted step time over the same batches (scripts/step_errors.py)")
     print()
-    head = ["run", "profile"] + [f"dec {g}" for g in GRAPH_COLUMNS] + [f"eager {n}" for n, _, _ in EAGER_COLUMNS]
+    head = (["run", "profile"] + [f"dec {g}" for g in GRAPH_COLUMNS] + [f"eager {n}" for n, _, _ in EAGER_COLUMNS]
+            + ["probe"])
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * 2 + "---:|" * (len(head) - 2))
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,10 +120,14 @@ def main(argv: list[str] | None = None) -> int:
             dec, eag = cells(price(run, twin, Path(tmp), args.profile), graph_sizes(prof / "meta.json"))
             row = [run.name, prof.name] + [f"{dec[g]:.2f}" if g in dec else "-" for g in GRAPH_COLUMNS]
             row += [f"{eag[n]:.2f}" if n in eag else "-" for n, _, _ in EAGER_COLUMNS]
+            pr = probe_ratio(run, prof)
+            row.append(f"{pr:.2f}" if pr is not None else "-")
             print("| " + " | ".join(row) + " |")
     print()
     print(f"dec N: decode-only steps that ran as the CUDA graph of size N; eager T: steps with prefill tokens,"
-          f" T = prefill tokens + decode sequences; '-': fewer than {MIN_STEPS} steps.")
+          f" T = prefill tokens + decode sequences; '-': fewer than {MIN_STEPS} steps. probe: the run's host_probe"
+          f" (token-graph steps of 16, 64 and 256 tokens timed before the replay's clock starts) over the profile's"
+          f" step_tokens.csv, median of the sizes: the replay process against the profiler, before the loop runs.")
     return 0
 
 
