@@ -28,6 +28,19 @@ struct SimulateCommand: ParsableCommand {
     @Flag(help: "Print the summary as JSON instead of a table.")
     var json = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Also simulate with every step PCT percent cheaper and dearer, and print how far each metric moves (its elasticity: percent change per percent of step cost), that is how much a step-cost calibration off by PCT percent would move the prediction.",
+            valueName: "PCT"))
+    var sensitivity: Double?
+
+    func validate() throws {
+        if let sensitivity, !(sensitivity > 0 && sensitivity < 50) {
+            throw ValidationError("--sensitivity: a percentage above 0 and below 50, got \(sensitivity)")
+        }
+        if sensitivity != nil && json { throw ValidationError("--sensitivity prints a table; leave out --json") }
+    }
+
     func run() throws {
         if printDefault {
             print(DefaultScenario.yaml, terminator: "")
@@ -46,6 +59,12 @@ struct SimulateCommand: ParsableCommand {
             } else {
                 print(SummaryTable.render(result))
                 if let output { print("wrote \(output)/requests.csv, iterations.csv, summary.json") }
+                if let pct = sensitivity {
+                    let d = pct / 100
+                    let cheaper = try ScenarioRunner.run(s, trace: trace, stepScale: .all(1 - d)).summary
+                    let dearer = try ScenarioRunner.run(s, trace: trace, stepScale: .all(1 + d)).summary
+                    print(SummaryTable.renderSensitivity(point: result.summary, cheaper: cheaper, dearer: dearer, percent: pct))
+                }
             }
         } catch let e as WorkloadError {
             throw CLIError(e.description)

@@ -42,6 +42,34 @@ enum SummaryTable {
     }
 }
 
+extension SummaryTable {
+    /// `simulate --sensitivity`: each main metric with every step `percent` % cheaper, as
+    /// predicted, and `percent` % dearer, and its elasticity (percent change per percent of step
+    /// cost; `elasticity` in Validation.swift).
+    static func renderSensitivity(point: RunSummary, cheaper: RunSummary, dearer: RunSummary, percent: Double) -> String {
+        let metrics: [(ValidationMetric, String, Double)] = [
+            (.requestsPerSecond, "req/s", 1), (.outputTokensPerSecond, "output tok/s", 1), (.ttftMean, "TTFT mean ms", 1000),
+            (.ttftP50, "TTFT p50 ms", 1000), (.ttftP99, "TTFT p99 ms", 1000), (.tpotMean, "TPOT mean ms", 1000),
+            (.e2eMean, "E2E mean ms", 1000), (.e2eP99, "E2E p99 ms", 1000), (.longestWait, "longest wait ms", 1000),
+            (.modeChanges, "mode changes", 1),
+        ]
+        func f(_ x: Double) -> String { x.isNaN ? "-" : String(format: "%.2f", x) }
+        let pct = String(format: "%.1f", percent)
+        var lines = [
+            "",
+            "sensitivity to the step costs (every step \(pct) % cheaper / dearer; elasticity = % change per % of step cost)",
+            "metric".padding(toLength: 18, withPad: " ", startingAt: 0)
+                + ["-\(pct) %", "predicted", "+\(pct) %", "elasticity"].map { $0.leftPad(12) }.joined(),
+        ]
+        for (m, name, unit) in metrics {
+            let cols = [m.value(cheaper) * unit, m.value(point) * unit, m.value(dearer) * unit].map { f($0).leftPad(12) }
+            let e = elasticity(m, point: point, cheaper: cheaper, dearer: dearer, delta: percent / 100)
+            lines.append(name.padding(toLength: 18, withPad: " ", startingAt: 0) + cols.joined() + f(e).leftPad(12))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
 extension String {
     func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
 }

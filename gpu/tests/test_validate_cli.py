@@ -87,3 +87,24 @@ def test_sensitivity_must_be_a_small_positive_percentage():
     for bad in ("0", "-1", "50"):
         r = run("traces/repeats/d04-cold-adapter-share90-fcfs-repeat", "--sensitivity", bad)
         assert r.returncode != 0 and "--sensitivity" in r.stderr, bad
+
+
+def simulate(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(require_twin()), "simulate", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_simulate_prints_each_metric_at_cheaper_and_dearer_steps():
+    r = simulate("traces/repeats/d04-cold-adapter-share90-fcfs-repeat/scenario.yaml", "--sensitivity", "2")
+    assert r.returncode == 0, r.stderr
+    lines = {ln.split()[0] + " " + ln.split()[1]: ln.split() for ln in r.stdout.splitlines()
+             if ln.startswith(("TTFT mean ms", "req/s"))}
+    cheaper, point, dearer, el = (float(x) for x in lines["TTFT mean"][3:7])
+    assert cheaper < point < dearer and abs(el - (dearer - cheaper) / (0.04 * point)) < 0.01
+    assert "sensitivity to the step costs (every step 2.0 % cheaper / dearer" in r.stdout
+
+
+def test_simulate_sensitivity_refuses_json_and_bad_percentages():
+    scen = "traces/repeats/d04-cold-adapter-share90-fcfs-repeat/scenario.yaml"
+    assert "leave out --json" in simulate(scen, "--sensitivity", "2", "--json").stderr
+    r = simulate(scen, "--sensitivity", "75")
+    assert r.returncode != 0 and "--sensitivity" in r.stderr
