@@ -45,7 +45,7 @@ from gpu.common.mixed import compositions as mixed_compositions  # noqa: E402
 from gpu.common.timing import Stats  # noqa: E402
 from gpu.common.timing import timed as _timed  # noqa: E402
 from gpu.common.timing import timed_difference as _timed_difference  # noqa: E402
-from gpu.engine.attention import DECODE_MAX_SPLITS, DECODE_TARGET_PROGRAMS  # noqa: E402
+from gpu.engine.attention import DECODE_HEAD_FAST, DECODE_MAX_SPLITS, DECODE_TARGET_PROGRAMS  # noqa: E402
 from gpu.engine.config import EngineConfig, derive_num_gpu_blocks  # noqa: E402
 from gpu.engine.executor import (  # noqa: E402
     DEFAULT_DECODE_BLAS,
@@ -661,7 +661,7 @@ def main() -> int:
         # The engine's decode-attention split rule (gpu/engine/attention.py): the twin needs it to
         # price the longest sequence of a decode batch (docs/profile-format.md).
         "decode_attention": {"target_programs": DECODE_TARGET_PROGRAMS, "max_splits": DECODE_MAX_SPLITS,
-                             "heads": rig.cfg.num_heads},
+                             "heads": rig.cfg.num_heads, "head_fast": DECODE_HEAD_FAST},
         # Decode batches run as the CUDA graph of the next size up (padding rows are cheap).
         "graph_sizes": list(DEFAULT_GRAPH_SIZES),
         # Steps with prefill chunks of up to the largest run as the token graph of the next size
