@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Where the twin's step cost is off, one live iteration at a time.
 
-    python3 scripts/step_errors.py [RUN_DIR ...] [--profile DIR]   (default: every recorded H200 run under traces/live)
+    python3 scripts/step_errors.py [RUN_DIR ...] [--profile DIR ...] [--parts LO-HI | --by-predecessor]
+    (default: every recorded H200 run under traces/live, each priced with its own scenario's profile)
 
 For each run: recovers every iteration's batch (scripts/live_batches.py, which replays the
 engine's scheduler on the live clock and checks every pass), prices each batch with the run's own
@@ -94,13 +95,51 @@ def probe_ratio(run: Path, profile: Path) -> float | None:
     return statistics.median(ratios) if ratios else None
 
 
+PARTS = ("decode_floor_us", "decode_work_us", "decode_tail_us", "lora_us", "host_us")
+
+
+def decode_parts(rows: list[dict[str, str]], lo: int, hi: int) -> tuple[int, float, dict[str, float]] | None:
+    """Over the decode-only steps of ``lo`` to ``hi`` sequences: their number, the mean live step
+    (us) and the mean of the predicted step and of each of its parts (us)."""
+    sel = [x for x in rows if int(x["prefill_tokens"]) == 0 and lo <= int(x["decode_sequences"]) <= hi]
+    if not sel:
+        return None
+    parts = {k: statistics.fmean(float(x[k]) for x in sel) for k in ("predicted_us", *PARTS)}
+    return len(sel), statistics.fmean(float(x["live_s"]) * 1e6 for x in sel), parts
+
+
+def by_predecessor(rows: list[dict[str, str]], sizes: list[int]) -> dict[str, tuple[float, int]]:
+    """Median live / predicted of the decode-only steps by what ran just before: the same CUDA
+    graph, another graph, or a step with prefill tokens."""
+    def size(n: int) -> int:
+        return next((g for g in sizes if g >= n), n)
+
+    out: dict[str, list[float]] = {}
+    for a, b in zip(rows, rows[1:], strict=False):
+        if int(b["prefill_tokens"]) != 0:
+            continue
+        if int(a["prefill_tokens"]) != 0:
+            key = "after eager"
+        elif size(int(a["decode_sequences"])) == size(int(b["decode_sequences"])):
+            key = "after same graph"
+        else:
+            key = "after other graph"
+        out.setdefault(key, []).append(float(b["live_s"]) * 1e6 / float(b["predicted_us"]))
+    return {k: (statistics.median(v), len(v)) for k, v in sorted(out.items())}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="*", help="run folders (default: the recorded H200 runs under traces/live)")
     ap.add_argument("--twin", default=str(ROOT / ".build/release/loratwin"))
-    ap.add_argument("--profile", type=Path,
+    ap.add_argument("--profile", type=Path, action="append",
                     help="price every run with this profile instead of its scenario's (a diagnostic: e.g. a copy "
-                         "with one table measured otherwise)")
+                         "with one table measured otherwise); repeat it to price with several, a row each")
+    ap.add_argument("--parts", metavar="LO-HI",
+                    help="instead of the table: the decode-only steps of LO to HI sequences, mean live step and "
+                         "mean of the predicted parts (floor, work, tail, LoRA, host)")
+    ap.add_argument("--by-predecessor", action="store_true",
+                    help="instead of the table: decode-only steps' live / predicted by what ran before them")
     args = ap.parse_args(argv)
     twin = Path(args.twin)
     if not twin.exists():
@@ -108,26 +147,61 @@ def main(argv: list[str] | None = None) -> int:
     runs = [Path(r) for r in args.runs] or sorted(
         p.parent for p in (ROOT / "traces/live").glob("*/run.json")
         if "gpu: h200" in (p.parent / "scenario.yaml").read_text())
-    print("Median of live / predicted step time over the same batches (scripts/step_errors.py)")
-    print()
-    head = (["run", "profile"] + [f"dec {g}" for g in GRAPH_COLUMNS] + [f"eager {n}" for n, _, _ in EAGER_COLUMNS]
-            + ["probe"])
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * 2 + "---:|" * (len(head) - 2))
+    profiles = args.profile or [None]
+    if args.parts:
+        try:
+            lo, hi = (int(x) for x in args.parts.split("-"))
+        except ValueError:
+            ap.error(f"--parts: expected LO-HI sequences, e.g. 8-16, got {args.parts!r}")
+        print(f"Decode-only steps of {lo}-{hi} sequences: mean live and predicted step and the predicted parts, us")
+        print()
+        print("| run | profile | steps | live | predicted | floor | work | tail | LoRA | host |")
+        print("|---|---|" + "---:|" * 8)
+    elif args.by_predecessor:
+        print("Median live / predicted of decode-only steps by what ran just before (steps)")
+        print()
+        print("| run | profile | after same graph | after other graph | after eager |")
+        print("|---|---|---:|---:|---:|")
+    else:
+        print("Median of live / predicted step time over the same batches (scripts/step_errors.py)")
+        print()
+        head = (["run", "profile"] + [f"dec {g}" for g in GRAPH_COLUMNS] + [f"eager {n}" for n, _, _ in EAGER_COLUMNS]
+                + ["probe"])
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * 2 + "---:|" * (len(head) - 2))
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
-            prof = args.profile.resolve() if args.profile else profile_dir(run)
-            dec, eag = cells(price(run, twin, Path(tmp), args.profile), graph_sizes(prof / "meta.json"))
-            row = [run.name, prof.name] + [f"{dec[g]:.2f}" if g in dec else "-" for g in GRAPH_COLUMNS]
-            row += [f"{eag[n]:.2f}" if n in eag else "-" for n, _, _ in EAGER_COLUMNS]
-            pr = probe_ratio(run, prof)
-            row.append(f"{pr:.2f}" if pr is not None else "-")
-            print("| " + " | ".join(row) + " |")
-    print()
-    print(f"dec N: decode-only steps that ran as the CUDA graph of size N; eager T: steps with prefill tokens,"
-          f" T = prefill tokens + decode sequences; '-': fewer than {MIN_STEPS} steps. probe: the run's host_probe"
-          f" (token-graph steps of 16, 64 and 256 tokens timed before the replay's clock starts) over the profile's"
-          f" step_tokens.csv, median of the sizes: the replay process against the profiler, before the loop runs.")
+            for override in profiles:
+                prof = override.resolve() if override else profile_dir(run)
+                rows = price(run, twin, Path(tmp), override)
+                if args.parts:
+                    got = decode_parts(rows, lo, hi)
+                    if got is None:
+                        continue
+                    n, live, parts = got
+                    cols = [parts["predicted_us"]] + [parts[k] for k in PARTS]
+                    print(f"| {run.name} | {prof.name} | {n} | {live:.0f} | "
+                          + " | ".join(f"{v:.0f}" for v in cols) + " |")
+                    continue
+                if args.by_predecessor:
+                    got = by_predecessor(rows, graph_sizes(prof / "meta.json"))
+                    cells_ = [f"{got[k][0]:.3f} ({got[k][1]})" if k in got else "-"
+                              for k in ("after same graph", "after other graph", "after eager")]
+                    print(f"| {run.name} | {prof.name} | " + " | ".join(cells_) + " |")
+                    continue
+                dec, eag = cells(rows, graph_sizes(prof / "meta.json"))
+                row = [run.name, prof.name] + [f"{dec[g]:.2f}" if g in dec else "-" for g in GRAPH_COLUMNS]
+                row += [f"{eag[n]:.2f}" if n in eag else "-" for n, _, _ in EAGER_COLUMNS]
+                pr = probe_ratio(run, prof)
+                row.append(f"{pr:.2f}" if pr is not None else "-")
+                print("| " + " | ".join(row) + " |")
+    if not (args.parts or args.by_predecessor):
+        print()
+        print(f"dec N: decode-only steps that ran as the CUDA graph of size N; eager T: steps with prefill tokens,"
+              f" T = prefill tokens + decode sequences; '-': fewer than {MIN_STEPS} steps. probe: the run's"
+              f" host_probe (token-graph steps of 16, 64 and 256 tokens timed before the replay's clock starts) over"
+              f" the profile's step_tokens.csv, median of the sizes: the replay process against the profiler, before"
+              f" the loop runs.")
     return 0
 
 

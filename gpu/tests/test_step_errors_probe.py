@@ -1,5 +1,5 @@
-"""scripts/step_errors.py's probe column: a run's host_probe over its profile's step_tokens.csv
-(no torch, no twin)."""
+"""scripts/step_errors.py's probe column (a run's host_probe over its profile's step_tokens.csv), the
+parts of decode steps and the split by predecessor, on hand-made rows (no torch, no twin)."""
 
 from __future__ import annotations
 
@@ -24,3 +24,28 @@ def test_probe_over_profile_is_the_median_of_the_sizes(tmp_path):
     assert abs(step_errors.probe_ratio(run, prof) - 1.02) < 1e-12  # ratios 1.02, 1.00, 1.10
     (run / "run.json").write_text(json.dumps({"summary": {}}))  # a run recorded before the probe
     assert step_errors.probe_ratio(run, prof) is None
+
+
+def _row(prefill: int, seqs: int, live_us: float, pred_us: float, **parts: float) -> dict[str, str]:
+    r = {"prefill_tokens": str(prefill), "decode_sequences": str(seqs), "live_s": str(live_us / 1e6),
+         "predicted_us": str(pred_us)}
+    for k in step_errors.PARTS:
+        r[k] = str(parts.get(k, 0.0))
+    return r
+
+
+def test_parts_average_the_decode_steps_in_the_range():
+    rows = [_row(0, 8, 1100, 1000, decode_floor_us=600), _row(0, 12, 1300, 1200, decode_floor_us=700),
+            _row(0, 20, 9999, 9999), _row(64, 8, 9999, 9999)]  # out of range; a step with prefill
+    n, live, parts = step_errors.decode_parts(rows, 8, 16)
+    assert n == 2 and live == 1200 and parts["predicted_us"] == 1100 and parts["decode_floor_us"] == 650
+    assert step_errors.decode_parts(rows, 30, 40) is None
+
+
+def test_predecessors_are_the_same_graph_another_or_an_eager_step():
+    sizes = [1, 4, 8, 16]
+    rows = [_row(0, 3, 100, 100), _row(0, 4, 110, 100),  # graph 4 after graph 4
+            _row(0, 8, 120, 100),  # graph 8 after graph 4
+            _row(32, 2, 100, 100), _row(0, 8, 130, 100)]  # after an eager step
+    got = step_errors.by_predecessor(rows, sizes)
+    assert got == {"after eager": (1.3, 1), "after other graph": (1.2, 1), "after same graph": (1.1, 1)}
