@@ -28,16 +28,11 @@ struct SimulateCommand: ParsableCommand {
     @Flag(help: "Print the summary as JSON instead of a table.")
     var json = false
 
-    @Option(
-        help: ArgumentHelp(
-            "Also simulate with every step PCT percent cheaper and dearer, and print how far each metric moves (its elasticity: percent change per percent of step cost), that is how much a step-cost calibration off by PCT percent would move the prediction.",
-            valueName: "PCT"))
-    var sensitivity: Double?
+    @OptionGroup var step: SensitivityOption
+
+    var sensitivity: Double? { step.sensitivity }
 
     func validate() throws {
-        if let sensitivity, !(sensitivity > 0 && sensitivity < 50) {
-            throw ValidationError("--sensitivity: a percentage above 0 and below 50, got \(sensitivity)")
-        }
         if sensitivity != nil && json { throw ValidationError("--sensitivity prints a table; leave out --json") }
     }
 
@@ -86,4 +81,20 @@ struct SimulateCommand: ParsableCommand {
 struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
+}
+
+/// `--sensitivity PCT` of `simulate` and `validate`: also simulate with every step PCT percent
+/// cheaper and dearer (`ScaledCostModel`) and report each metric's elasticity.
+struct SensitivityOption: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "Also simulate with every step PCT percent cheaper and dearer, and report how far each metric moves (its elasticity: percent change per percent of step cost), that is how much a step-cost calibration off by PCT percent would move the prediction; validate also gives the step-cost error that alone would explain each miss.",
+            valueName: "PCT"))
+    var sensitivity: Double?
+
+    func validate() throws {
+        if let sensitivity, !(sensitivity > 0 && sensitivity < 50) {
+            throw ValidationError("--sensitivity: a percentage above 0 and below 50, got \(sensitivity)")
+        }
+    }
 }

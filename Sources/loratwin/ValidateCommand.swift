@@ -53,17 +53,9 @@ struct ValidateCommand: ParsableCommand {
     )
     var timingSpreadOnly = false
 
-    @Option(
-        help: ArgumentHelp(
-            "Also simulate every run with all step costs PCT percent cheaper and dearer, and report each metric's elasticity (its percent change per percent of step cost) and the step-cost error that alone would explain each miss.",
-            valueName: "PCT"))
-    var sensitivity: Double?
+    @OptionGroup var step: SensitivityOption
 
-    func validate() throws {
-        if let sensitivity, !(sensitivity > 0 && sensitivity < 50) {
-            throw ValidationError("--sensitivity: a percentage above 0 and below 50, got \(sensitivity)")
-        }
-    }
+    var sensitivity: Double? { step.sensitivity }
 
     func run() throws {
         let folders = try runFolders()
