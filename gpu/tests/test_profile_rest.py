@@ -48,3 +48,10 @@ def test_tables_option_knows_every_table_and_refuses_others(monkeypatch, capsys)
         ps.main()
     assert e.value.code == 2
     assert "unknown ['nope']" in capsys.readouterr().err
+
+
+def test_a_profile_is_complete_when_every_table_is_in_it():
+    assert ps.complete(list(ps.STEP_TABLES))
+    assert ps.complete(list(ps.STEP_TABLES) + ["extra"])
+    assert not ps.complete(list(ps.STEP_TABLES)[:-1])
+    assert not ps.complete(["step_decode"])  # a --tables experiment is not a profile to install
