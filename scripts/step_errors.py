@@ -59,16 +59,18 @@ def price(run: Path, twin: Path, work: Path, profile: Path | None = None) -> lis
     return list(csv.DictReader(priced.open()))
 
 
-def cells(rows: list[dict[str, str]], sizes: list[int]) -> tuple[dict[int, float], dict[str, float]]:
-    def size(n: int) -> int:
-        return next((g for g in sizes if g >= n), n)
+def graph_of(n: int, sizes: list[int]) -> int:
+    """The CUDA graph a decode batch of ``n`` sequences replays: the smallest size that holds it."""
+    return next((g for g in sizes if g >= n), n)
 
+
+def cells(rows: list[dict[str, str]], sizes: list[int]) -> tuple[dict[int, float], dict[str, float]]:
     dec: dict[int, list[float]] = {}
     eag: dict[str, list[float]] = {}
     for x in rows:
         ratio = float(x["live_s"]) * 1e6 / float(x["predicted_us"])
         if int(x["prefill_tokens"]) == 0:
-            dec.setdefault(size(int(x["decode_sequences"])), []).append(ratio)
+            dec.setdefault(graph_of(int(x["decode_sequences"]), sizes), []).append(ratio)
         else:
             t = int(x["prefill_tokens"]) + int(x["decode_sequences"])
             for name, lo, hi in EAGER_COLUMNS:
@@ -111,16 +113,13 @@ def decode_parts(rows: list[dict[str, str]], lo: int, hi: int) -> tuple[int, flo
 def by_predecessor(rows: list[dict[str, str]], sizes: list[int]) -> dict[str, tuple[float, int]]:
     """Median live / predicted of the decode-only steps by what ran just before: the same CUDA
     graph, another graph, or a step with prefill tokens."""
-    def size(n: int) -> int:
-        return next((g for g in sizes if g >= n), n)
-
     out: dict[str, list[float]] = {}
     for a, b in zip(rows, rows[1:], strict=False):
         if int(b["prefill_tokens"]) != 0:
             continue
         if int(a["prefill_tokens"]) != 0:
             key = "after eager"
-        elif size(int(a["decode_sequences"])) == size(int(b["decode_sequences"])):
+        elif graph_of(int(a["decode_sequences"]), sizes) == graph_of(int(b["decode_sequences"]), sizes):
             key = "after same graph"
         else:
             key = "after other graph"
