@@ -124,6 +124,18 @@ public enum ScenarioRunner {
         }
     }
 
+    /// The summaries of the scenario with its steps `1 - delta` and `1 + delta` times as long,
+    /// `scale` saying which steps (all by default): the two sides of an `elasticity`
+    /// (`--sensitivity` of `simulate` and `validate`).
+    public static func bracket(
+        _ s: Scenario, trace: Trace, delta: Double, horizon: Double = .infinity, scale: (Double) -> StepScale = StepScale.all
+    ) throws -> (cheaper: RunSummary, dearer: RunSummary) {
+        (
+            try run(s, trace: trace, horizon: horizon, stepScale: scale(1 - delta)).summary,
+            try run(s, trace: trace, horizon: horizon, stepScale: scale(1 + delta)).summary
+        )
+    }
+
     /// Runs with a given cost model (generic, so the event loop is specialised for it).
     public static func run<Cost: StepCostModel>(
         _ s: Scenario, trace: Trace, cost: Cost, outputs: Outputs = Outputs(), progress: ((Double) -> Void)? = nil,

@@ -55,9 +55,7 @@ struct SimulateCommand: ParsableCommand {
                 print(SummaryTable.render(result))
                 if let output { print("wrote \(output)/requests.csv, iterations.csv, summary.json") }
                 if let pct = sensitivity {
-                    let d = pct / 100
-                    let cheaper = try ScenarioRunner.run(s, trace: trace, stepScale: .all(1 - d)).summary
-                    let dearer = try ScenarioRunner.run(s, trace: trace, stepScale: .all(1 + d)).summary
+                    let (cheaper, dearer) = try ScenarioRunner.bracket(s, trace: trace, delta: pct / 100)
                     print(SummaryTable.renderSensitivity(point: result.summary, cheaper: cheaper, dearer: dearer, percent: pct))
                 }
             }

@@ -131,8 +131,7 @@ struct ValidateCommand: ParsableCommand {
                 (.all, StepScale.all), (.decode, { StepScale(decode: $0, eager: 1) }), (.eager, { StepScale(decode: 1, eager: $0) }),
             ]
             for (kind, scale) in kinds {
-                let cheaper = try ScenarioRunner.run(s, trace: trace, horizon: horizon, stepScale: scale(1 - delta)).summary
-                let dearer = try ScenarioRunner.run(s, trace: trace, horizon: horizon, stepScale: scale(1 + delta)).summary
+                let (cheaper, dearer) = try ScenarioRunner.bracket(s, trace: trace, delta: delta, horizon: horizon, scale: scale)
                 for m in ValidationMetric.allCases {
                     e[kind, default: [:]][m] = elasticity(m, point: predicted.summary, cheaper: cheaper, dearer: dearer, delta: delta)
                 }
