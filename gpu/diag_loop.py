@@ -119,12 +119,6 @@ def table(rows: Sequence[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 class LoopBench:
     """One graph size: a Scheduler driven to a full decode batch on the engine of a
     profile_steps.Rig, then bursts of steps under each condition."""
@@ -276,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from gpu.common.gpu_monitor import GpuMonitor
     from gpu.engine.executor import DEFAULT_GRAPH_SIZES
+    from gpu.engine.records import write_text_atomic
     from gpu.profile_steps import Rig, versions
 
     t0 = time.perf_counter()
@@ -304,10 +299,10 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": round(time.perf_counter() - t0, 1), "gpu_monitor": gpu,
             "torch_threads": torch.get_num_threads()}
     args.out.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out / "loop.csv", "\n".join(rows) + "\n")
-    write_atomic(args.out / "meta.json", json.dumps(meta, indent=1, default=str) + "\n")
+    write_text_atomic(args.out / "loop.csv", "\n".join(rows) + "\n")
+    write_text_atomic(args.out / "meta.json", json.dumps(meta, indent=1, default=str) + "\n")
     md = table(rows)
-    write_atomic(args.out / "loop.md", md)
+    write_text_atomic(args.out / "loop.md", md)
     print(md)
     return 0
 
