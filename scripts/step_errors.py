@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where the twin's step cost is off, one live iteration at a time.
 
-    python3 scripts/step_errors.py [RUN_DIR ...] [--profile DIR ...] [--parts LO-HI | --by-predecessor]
+    python3 scripts/step_errors.py [RUN_DIR ...] [--profile DIR ...] [--parts LO-HI | --by-predecessor | --by-skew]
     (default: every recorded H200 run under traces/live, each priced with its own scenario's profile)
 
 For each run: recovers every iteration's batch (scripts/live_batches.py, which replays the
@@ -97,6 +97,29 @@ def probe_ratio(run: Path, profile: Path) -> float | None:
     return statistics.median(ratios) if ratios else None
 
 
+SKEW_COLUMNS = ((0, 255), (256, 767), (768, 1535), (1536, 1 << 30))  # max - mean context, tokens
+
+
+def by_skew(rows: list[dict[str, str]], sizes: list[int]) -> dict[int, dict[int, tuple[float, int]]]:
+    """Median live / predicted of the decode-only steps by CUDA graph and by how unequal the
+    batch's contexts are (max - mean, the quantity of the twin's decode tail): graph -> index into
+    SKEW_COLUMNS (len(SKEW_COLUMNS) for all skews together) -> (median, steps); cells of fewer
+    than MIN_STEPS steps are left out."""
+    out: dict[int, dict[int, list[float]]] = {}
+    for x in rows:
+        n = int(x["decode_sequences"])
+        if int(x["prefill_tokens"]) != 0 or n == 0:
+            continue
+        skew = int(x["decode_max_context"]) - int(x["decode_context_tokens"]) / n
+        ratio = float(x["live_s"]) * 1e6 / float(x["predicted_us"])
+        cols = out.setdefault(graph_of(n, sizes), {})
+        col = next(i for i, (lo, hi) in enumerate(SKEW_COLUMNS) if skew <= hi)
+        for c in (col, len(SKEW_COLUMNS)):
+            cols.setdefault(c, []).append(ratio)
+    return {g: {c: (statistics.median(v), len(v)) for c, v in cols.items() if len(v) >= MIN_STEPS}
+            for g, cols in sorted(out.items())}
+
+
 PARTS = ("decode_floor_us", "decode_work_us", "decode_tail_us", "lora_us", "host_us")
 
 
@@ -139,7 +162,12 @@ def main(argv: list[str] | None = None) -> int:
                          "mean of the predicted parts (floor, work, tail, LoRA, host)")
     ap.add_argument("--by-predecessor", action="store_true",
                     help="instead of the table: decode-only steps' live / predicted by what ran before them")
+    ap.add_argument("--by-skew", action="store_true",
+                    help="instead of the table: decode-only steps' live / predicted by CUDA graph and by how "
+                         "unequal their contexts are (max - mean context)")
     args = ap.parse_args(argv)
+    if sum(map(bool, (args.parts, args.by_predecessor, args.by_skew))) > 1:
+        ap.error("--parts, --by-predecessor and --by-skew are different tables: give one")
     twin = Path(args.twin)
     if not twin.exists():
         raise SystemExit(f"{twin}: not found; run `swift build -c release` first")
@@ -161,6 +189,13 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("| run | profile | after same graph | after other graph | after eager |")
         print("|---|---|---:|---:|---:|")
+    elif args.by_skew:
+        print("Median live / predicted of decode-only steps by CUDA graph and by max - mean context of the batch"
+              " (steps)")
+        print()
+        skews = [f"{lo}-{hi}" if hi < 1 << 30 else f">={lo}" for lo, hi in SKEW_COLUMNS]
+        print("| run | profile | graph | " + " | ".join(f"skew {s}" for s in skews) + " | all |")
+        print("|---|---|---:|" + "---:|" * (len(skews) + 1))
     else:
         print("Median of live / predicted step time over the same batches (scripts/step_errors.py)")
         print()
@@ -188,13 +223,19 @@ def main(argv: list[str] | None = None) -> int:
                               for k in ("after same graph", "after other graph", "after eager")]
                     print(f"| {run.name} | {prof.name} | " + " | ".join(cells_) + " |")
                     continue
+                if args.by_skew:
+                    for g, got in by_skew(rows, graph_sizes(prof / "meta.json")).items():
+                        cells_ = [f"{got[c][0]:.3f} ({got[c][1]})" if c in got else "-"
+                                  for c in range(len(SKEW_COLUMNS) + 1)]
+                        print(f"| {run.name} | {prof.name} | {g} | " + " | ".join(cells_) + " |")
+                    continue
                 dec, eag = cells(rows, graph_sizes(prof / "meta.json"))
                 row = [run.name, prof.name] + [f"{dec[g]:.2f}" if g in dec else "-" for g in GRAPH_COLUMNS]
                 row += [f"{eag[n]:.2f}" if n in eag else "-" for n, _, _ in EAGER_COLUMNS]
                 pr = probe_ratio(run, prof)
                 row.append(f"{pr:.2f}" if pr is not None else "-")
                 print("| " + " | ".join(row) + " |")
-    if not (args.parts or args.by_predecessor):
+    if not (args.parts or args.by_predecessor or args.by_skew):
         print()
         print(f"dec N: decode-only steps that ran as the CUDA graph of size N; eager T: steps with prefill tokens,"
               f" T = prefill tokens + decode sequences; '-': fewer than {MIN_STEPS} steps. probe: the run's"

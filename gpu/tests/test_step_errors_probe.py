@@ -49,3 +49,25 @@ def test_predecessors_are_the_same_graph_another_or_an_eager_step():
             _row(32, 2, 100, 100), _row(0, 8, 130, 100)]  # after an eager step
     got = step_errors.by_predecessor(rows, sizes)
     assert got == {"after eager": (1.3, 1), "after other graph": (1.2, 1), "after same graph": (1.1, 1)}
+
+
+def test_skew_cells_split_each_graph_by_max_minus_mean_context(monkeypatch):
+    monkeypatch.setattr(step_errors, "MIN_STEPS", 2)
+    sizes = [1, 4, 8, 16]
+
+    def row(seqs: int, total: int, longest: int, ratio: float) -> dict[str, str]:
+        r = _row(0, seqs, 1000 * ratio, 1000)
+        r.update(decode_context_tokens=str(total), decode_max_context=str(longest))
+        return r
+
+    rows = [row(8, 8 * 500, 600, 1.02), row(7, 7 * 500, 700, 1.04),  # graph 8, skew 100 and 200
+            row(8, 8 * 500, 1500, 1.10), row(6, 6 * 400, 1400, 1.12),  # graph 8, skew 1000
+            row(16, 16 * 300, 2400, 1.5),  # graph 16: one step, under MIN_STEPS
+            _row(64, 8, 9999, 1000)]  # a step with prefill tokens: not a decode step
+    for r in rows[-1:]:
+        r.update(decode_context_tokens="0", decode_max_context="0")
+    got = step_errors.by_skew(rows, sizes)
+    assert set(got) == {8, 16} and got[16] == {}
+    low, high, everything = 0, 2, len(step_errors.SKEW_COLUMNS)
+    assert got[8][low] == (1.03, 2) and got[8][high] == (1.11, 2)
+    assert got[8][everything] == (1.07, 4) and 1 not in got[8]
