@@ -7,7 +7,8 @@
 # --lora-kind dop reads gpu/dop/tuned_h200.json (DOP_TABLE overrides; the profile reads it too).
 # PROFILE_ARGS and REPLAY_ARGS (environment) pass extra flags to gpu/profile_steps.py and every
 # gpu/replay.py (say "--dense-lora-from 0" on both, to keep a lease's engine like an earlier one's);
-# PROFILE_TIMEOUT (seconds, default 540) bounds the profile.
+# PROFILE_TIMEOUT (seconds, default 540) bounds the profile. CLOSED_LOOP=1 runs gpu/closed_loop.py
+# (with SGMV and without LoRA) after the profile and before the runs: calibration, like the profile.
 # Needs GIT_COMMIT in the environment (the tree on that machine has no .git). Results go to
 # $OUT/results.tar.gz (profile/ and runs/<run>/), packed again after every step.
 set -uo pipefail
@@ -20,6 +21,15 @@ if [ "${1:-}" = "--profile" ]; then
   echo "== profile $(date -u +%T)"
   timeout "${PROFILE_TIMEOUT:-540}" python3 gpu/profile_steps.py --out "$OUT/work/profile" ${PROFILE_ARGS:-} 2>&1 | tee "$OUT/work/profile.log" | tail -12
   tar -C "$OUT/work" -czf "$OUT/results.tar.gz" .
+fi
+if [ -n "${CLOSED_LOOP:-}" ]; then  # live-like steps as calibration (gpu/closed_loop.py), with and without LoRA
+  for lora in sgmv none; do
+    echo "== closed loop ($lora) $(date -u +%T)"
+    timeout 240 python3 gpu/closed_loop.py --out "$OUT/work/closed-loop-$lora" --lora "$lora" \
+      > "$OUT/work/closed-loop-$lora.log" 2>&1
+    echo "rc=$? $(grep -c '^concurrency' "$OUT/work/closed-loop-$lora.log") concurrencies"
+    tar -C "$OUT/work" -czf "$OUT/results.tar.gz" .
+  done
 fi
 for run in "$@"; do
   dir=traces/live/$run

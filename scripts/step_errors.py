@@ -46,10 +46,20 @@ def profile_dir(run: Path) -> Path:
     raise SystemExit(f"{run}/scenario.yaml: cost_model names no profile")
 
 
+def is_closed_loop(run: Path) -> bool:
+    """A folder of gpu/closed_loop.py (its steps.csv holds the batches; no live run to rebuild)."""
+    return (run / "steps.csv").exists() and not (run / "iterations.csv").exists()
+
+
 def price(run: Path, twin: Path, work: Path, profile: Path | None = None) -> list[dict[str, str]]:
-    steps = work / f"{run.name}.csv"
-    rec = live_batches.reconstruct(live_batches.read_run(run))
-    live_batches.write_csv(steps, rec.batches)
+    if is_closed_loop(run):
+        if profile is None:
+            raise SystemExit(f"{run}: a closed-loop folder (gpu/closed_loop.py) names no profile; give --profile")
+        steps = run / "steps.csv"
+    else:
+        steps = work / f"{run.name}.csv"
+        rec = live_batches.reconstruct(live_batches.read_run(run))
+        live_batches.write_csv(steps, rec.batches)
     priced = work / f"{run.name}.priced.csv"
     extra = ["--profile", str(profile)] if profile is not None else []
     r = subprocess.run([str(twin), "profile", "price", str(run / "scenario.yaml"), str(steps), "-o", str(priced)]
@@ -87,6 +97,8 @@ def probe_ratio(run: Path, profile: Path) -> float | None:
     the profiler did before its loop runs. None without a probe or a matching row."""
     import json
 
+    if not (run / "run.json").exists():  # a closed-loop folder
+        return None
     probe = json.loads((run / "run.json").read_text()).get("host_probe") or {}
     table = profile / "step_tokens.csv"
     if not probe.get("tokens") or not table.exists():
@@ -152,7 +164,8 @@ def by_predecessor(rows: list[dict[str, str]], sizes: list[int]) -> dict[str, tu
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("runs", nargs="*", help="run folders (default: the recorded H200 runs under traces/live)")
+    ap.add_argument("runs", nargs="*", help="run folders (default: the recorded H200 runs under traces/live), or "
+                                           "folders of gpu/closed_loop.py (with --profile)")
     ap.add_argument("--twin", default=str(ROOT / ".build/release/loratwin"))
     ap.add_argument("--profile", type=Path, action="append",
                     help="price every run with this profile instead of its scenario's (a diagnostic: e.g. a copy "
@@ -206,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
             for override in profiles:
+                if override is None and is_closed_loop(run):
+                    raise SystemExit(f"{run}: a closed-loop folder (gpu/closed_loop.py) names no profile; "
+                                     "give --profile")
                 prof = override.resolve() if override else profile_dir(run)
                 rows = price(run, twin, Path(tmp), override)
                 if args.parts:
