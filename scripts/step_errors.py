@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 + ["probe"])
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * 2 + "---:|" * (len(head) - 2))
+    pooled: dict[str, tuple[list[dict[str, str]], list[int]]] = {}  # profile column -> rows of every run
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
             for override in profiles:
@@ -245,12 +246,20 @@ def main(argv: list[str] | None = None) -> int:
                                   for c in range(len(SKEW_COLUMNS) + 1)]
                         print(f"| {run.name} | {prof.name} | {g} | " + " | ".join(cells_) + " |")
                     continue
+                key = override.resolve().name if override else "each its own"
+                pooled.setdefault(key, ([], graph_sizes(prof / "meta.json")))[0].extend(rows)
                 dec, eag = cells(rows, graph_sizes(prof / "meta.json"))
                 row = [run.name, prof.name] + [f"{dec[g]:.2f}" if g in dec else "-" for g in GRAPH_COLUMNS]
                 row += [f"{eag[n]:.2f}" if n in eag else "-" for n, _, _ in EAGER_COLUMNS]
                 pr = probe_ratio(run, prof)
                 row.append(f"{pr:.2f}" if pr is not None else "-")
                 print("| " + " | ".join(row) + " |")
+    if len(runs) > 1:
+        for key, (rows, sizes) in pooled.items():  # every step of every run, one median per cell
+            dec, eag = cells(rows, sizes)
+            row = [f"all {len(runs)} runs", key] + [f"{dec[g]:.2f}" if g in dec else "-" for g in GRAPH_COLUMNS]
+            row += [f"{eag[n]:.2f}" if n in eag else "-" for n, _, _ in EAGER_COLUMNS] + ["-"]
+            print("| " + " | ".join(row) + " |")
     if not (args.parts or args.by_predecessor or args.by_skew):
         print()
         print(f"dec N: decode-only steps that ran as the CUDA graph of size N; eager T: steps with prefill tokens,"

@@ -153,6 +153,17 @@ def test_the_twin_prices_the_loops_steps(tmp_path):
                         "--twin", str(twin), "--by-skew"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "| cl | h200-llama2-7b-a70f021 | 12 |" in r.stdout
+    import shutil
+
+    shutil.copytree(d, tmp_path / "cl2")  # two folders: a row each, and one over the steps of both
+    r = subprocess.run([sys.executable, str(ROOT / "scripts/step_errors.py"), str(d), str(tmp_path / "cl2"),
+                        "--profile", str(profile), "--twin", str(twin)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = [x for x in r.stdout.splitlines() if x.startswith("| cl") or x.startswith("| all")]
+    assert [x.split(" | ")[0] for x in lines] == ["| cl", "| cl2", "| all 2 runs"]
+    # the same steps twice: the pooled medians are each run's (no probe without a run.json)
+    assert lines[0].split(" | ")[2:] == lines[1].split(" | ")[2:] == lines[2].split(" | ")[2:]
+    assert lines[2].split(" | ")[1] == profile.name
     r = subprocess.run([sys.executable, str(ROOT / "scripts/step_errors.py"), str(d), "--twin", str(twin)],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "--profile" in (r.stderr + r.stdout)
