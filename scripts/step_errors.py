@@ -51,7 +51,8 @@ def is_closed_loop(run: Path) -> bool:
     return (run / "steps.csv").exists() and not (run / "iterations.csv").exists()
 
 
-def price(run: Path, twin: Path, work: Path, profile: Path | None = None) -> list[dict[str, str]]:
+def price(run: Path, twin: Path, work: Path, profile: Path | None = None,
+          closed_loop: bool = True) -> list[dict[str, str]]:
     if is_closed_loop(run):
         if profile is None:
             raise SystemExit(f"{run}: a closed-loop folder (gpu/closed_loop.py) names no profile; give --profile")
@@ -61,7 +62,7 @@ def price(run: Path, twin: Path, work: Path, profile: Path | None = None) -> lis
         rec = live_batches.reconstruct(live_batches.read_run(run))
         live_batches.write_csv(steps, rec.batches)
     priced = work / f"{run.name}.priced.csv"
-    extra = ["--profile", str(profile)] if profile is not None else []
+    extra = (["--profile", str(profile)] if profile is not None else []) + ([] if closed_loop else ["--no-closed-loop"])
     r = subprocess.run([str(twin), "profile", "price", str(run / "scenario.yaml"), str(steps), "-o", str(priced)]
                        + extra, capture_output=True, text=True)
     if r.returncode != 0:
@@ -178,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--by-skew", action="store_true",
                     help="instead of the table: decode-only steps' live / predicted by CUDA graph and by how "
                          "unequal their contexts are (max - mean context)")
+    ap.add_argument("--no-closed-loop", action="store_true",
+                    help="price without the profile's closed-loop correction of decode steps (docs/profile-format.md)")
     args = ap.parse_args(argv)
     if sum(map(bool, (args.parts, args.by_predecessor, args.by_skew))) > 1:
         ap.error("--parts, --by-predecessor and --by-skew are different tables: give one")
@@ -224,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise SystemExit(f"{run}: a closed-loop folder (gpu/closed_loop.py) names no profile; "
                                      "give --profile")
                 prof = override.resolve() if override else profile_dir(run)
-                rows = price(run, twin, Path(tmp), override)
+                rows = price(run, twin, Path(tmp), override, closed_loop=not args.no_closed_loop)
                 if args.parts:
                     got = decode_parts(rows, lo, hi)
                     if got is None:

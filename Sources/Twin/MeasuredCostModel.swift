@@ -7,6 +7,8 @@ import Workloads
 /// the batch's largest rank, and at the token-graph size in steps that run as token graphs), in
 /// steps beyond the token graphs from the `step_mixed` fit of the kernel when the profile has one
 /// (else the LoRA table); and the engine's host time per iteration. Loads from the measured copy and read fits.
+/// Decode-only steps are then scaled by the profile's closed-loop factor of their CUDA graph when
+/// the profile has closed-loop calibration steps (`DecodeCorrection`).
 public struct MeasuredCostModel: StepCostModel {
     /// The profile.
     public let profile: StepProfile
@@ -14,10 +16,16 @@ public struct MeasuredCostModel: StepCostModel {
     public let kernel: String
     private let adapterBytes: [Double]
     private let adapterRanks: [Int]
+    /// The closed-loop corrections of decode-only steps: `kernel`'s for steps with adapters,
+    /// `none`'s for steps without (and merged ones); absent without the profile's data.
+    public private(set) var decodeCorrections: [String: DecodeCorrection] = [:]
 
     /// Creates the model for the adapters of `catalogue`; fails if the profile has no LoRA table
-    /// for `kernel`.
-    public init(profile: StepProfile, kernel: String, model: ModelSpec, catalogue: AdapterCatalogue) throws(WorkloadError) {
+    /// for `kernel`, or has closed-loop steps that cannot be read (the error names the file, line
+    /// and column). `closedLoop: false` leaves the closed-loop correction out (a diagnostic).
+    public init(
+        profile: StepProfile, kernel: String, model: ModelSpec, catalogue: AdapterCatalogue, closedLoop: Bool = true
+    ) throws(WorkloadError) {
         guard profile.loraGrids[kernel] != nil else {
             throw WorkloadError(
                 file: profile.directory + "/lora_step.csv", field: "kernel",
@@ -27,6 +35,37 @@ public struct MeasuredCostModel: StepCostModel {
         self.kernel = kernel
         adapterBytes = catalogue.adapters.map { Double(model.adapterBytes(rank: $0.rank, modules: $0.targetModules)) }
         adapterRanks = catalogue.adapters.map(\.rank)
+        guard closedLoop else { return }
+        for variant in Set([kernel, "none"]) where DecodeCorrection.exists(profile: profile.directory, variant: variant) {
+            decodeCorrections[variant] = try Self.fitCorrection(profile: profile, kernel: kernel, model: model, variant: variant)
+        }
+    }
+
+    /// Fits `variant`'s closed-loop factors: its steps priced by this model without correction
+    /// (with the closed loop's own catalogue) against their measured iterations (`live_s`).
+    /// `half` (0 or 1): only the even or the odd rows (`profile check` compares the two fits).
+    public static func fitCorrection(
+        profile: StepProfile, kernel: String, model: ModelSpec, variant: String, half: Int? = nil
+    ) throws(WorkloadError) -> DecodeCorrection {
+        let dir = DecodeCorrection.directory(profile: profile.directory, variant: variant)
+        let catalogue = try CatalogueFile.read(dir + "/catalogue.csv")
+        let table = try StepsTable(
+            path: dir + "/steps.csv", catalogue: catalogue, needsMaxKeys: profile.attentionUsesMaxKeys)
+        if variant == "none", let row = table.batches.firstIndex(where: { !$0.segments.isEmpty && $0.mode == .unmerged }) {
+            throw WorkloadError(
+                file: table.file, line: table.lines[row], field: "segments",
+                "the closed loop of variant 'none' has a step with adapters; it calibrates steps without LoRA")
+        }
+        let plain = try MeasuredCostModel(profile: profile, kernel: kernel, model: model, catalogue: catalogue, closedLoop: false)
+        var measured = try table.numbers("live_s").map { $0 * 1e6 }
+        var batches = table.batches
+        if let half {
+            let keep = stride(from: half, to: batches.count, by: 2)
+            (measured, batches) = (keep.map { measured[$0] }, keep.map { batches[$0] })
+        }
+        return DecodeCorrection(
+            file: table.file, batches: batches, measuredUs: measured, price: { plain.breakdown($0).total },
+            graph: { profile.graphSize($0) })
     }
 
     public var label: String { "measured" }
@@ -48,9 +87,12 @@ public struct MeasuredCostModel: StepCostModel {
         public var lora = 0.0
         /// The engine's host time per iteration.
         public var host = 0.0
+        /// Decode-only steps: the closed-loop factor of the step's CUDA graph (1 without one);
+        /// it scales the whole step.
+        public var factor = 1.0
         /// The step, as `stepSeconds` prices it (at least 1 us).
         public var total: Double {
-            max(decodeFloor + max(decodeWork, decodeTail) + eager + lora + host, 1)
+            max((decodeFloor + max(decodeWork, decodeTail) + eager + lora + host) * factor, 1)
         }
     }
 
@@ -88,6 +130,10 @@ public struct MeasuredCostModel: StepCostModel {
             }
         }
         out.host = max(0, profile.hostOverheadFit.value(1, Double(b.sequences)))
+        if b.prefillTokens == 0 && !decodeCorrections.isEmpty {
+            let variant = b.mode == .unmerged && !b.segments.isEmpty ? kernel : "none"
+            out.factor = decodeCorrections[variant]?.factor(graph: profile.graphSize(b.decodeSequences)) ?? 1
+        }
         return out
     }
 

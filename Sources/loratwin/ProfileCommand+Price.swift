@@ -18,7 +18,9 @@ extension ProfileCommand {
                 decode_context_tokens, decode_max_context, sampling_sequences and segments \
                 (adapter:tokens joined by ';'); other columns (start_s, live_s) are copied through. \
                 Writes the rows again with predicted_us and its parts: decode_floor_us, \
-                decode_work_us, decode_tail_us, eager_us, lora_us, host_us.
+                decode_work_us, decode_tail_us, eager_us, lora_us, host_us, and decode_factor, the \
+                closed-loop factor that scales a decode-only step when the profile has one \
+                (predicted_us includes it; --no-closed-loop leaves it out).
                 """)
 
         @Argument(help: "Scenario YAML whose cost_model is a measured profile (its trace's catalogue names the adapters).")
@@ -35,6 +37,9 @@ extension ProfileCommand {
 
         @Option(name: [.short, .long], help: "Output CSV (written whole or not at all); standard output if omitted.")
         var output: String?
+
+        @Flag(name: .long, help: "Leave out the profile's closed-loop correction of decode-only steps (a diagnostic).")
+        var noClosedLoop = false
 
         func run() throws {
             do {
@@ -53,7 +58,8 @@ extension ProfileCommand {
                 }
                 let prof: StepProfile
                 do { prof = try StepProfile(directory: path) } catch { throw CLIError(error.description) }
-                let cost = try MeasuredCostModel(profile: prof, kernel: k ?? "sgmv", model: s.model, catalogue: trace.catalogue)
+                let cost = try MeasuredCostModel(
+                    profile: prof, kernel: k ?? "sgmv", model: s.model, catalogue: trace.catalogue, closedLoop: !noClosedLoop)
                 let out = try priceSteps(path: steps, cost: cost, catalogue: trace.catalogue)
                 if let output {
                     let w = try AtomicFileWriter(path: output)
@@ -69,69 +75,22 @@ extension ProfileCommand {
     }
 }
 
-/// Columns of a steps CSV that `priceSteps` reads (docs/validation.md, "Step by step").
-let stepColumns = [
-    "mode", "prefill_tokens", "prefill_sequences", "prefill_continuations", "prefill_attention_pairs", "decode_sequences",
-    "decode_context_tokens", "decode_max_context", "sampling_sequences", "segments",
-]
-
 /// Reads the steps CSV at `path`, prices every row and returns the CSV text with the parts
 /// appended. Errors name the file, line and column.
 func priceSteps(path: String, cost: MeasuredCostModel, catalogue: AdapterCatalogue) throws -> String {
-    let table: ProfileTable
-    do { table = try ProfileTable(path: path, required: stepColumns) } catch { throw CLIError(error.description) }
-    let col = Dictionary(uniqueKeysWithValues: table.columns.enumerated().map { ($1, $0) })
+    let table: StepsTable
+    do {
+        table = try StepsTable(path: path, catalogue: catalogue, needsMaxKeys: cost.profile.attentionUsesMaxKeys)
+    } catch { throw CLIError(error.description) }
     var out =
         (table.columns + [
             "predicted_us", "decode_floor_us", "decode_work_us", "decode_tail_us", "eager_us", "lora_us", "host_us",
+            "decode_factor",
         ]).joined(separator: ",") + "\n"
-    for (row, line) in zip(table.rows, table.lines) {
-        func fail(_ c: String, _ why: String) -> CLIError {
-            CLIError("\(path):\(line): column \(c): \(why) (found '\(row[col[c]!])')")
-        }
-        func int(_ c: String) throws -> Int {
-            guard let v = Int(row[col[c]!]), v >= 0 else { throw fail(c, "expected an integer >= 0") }
-            return v
-        }
-        var b = StepBatch()
-        switch row[col["mode"]!] {
-        case "unmerged": b.mode = .unmerged
-        case "merged": b.mode = .merged
-        default: throw fail("mode", "expected unmerged or merged")
-        }
-        b.prefillTokens = try int("prefill_tokens")
-        b.prefillSequences = try int("prefill_sequences")
-        b.prefillContinuations = try int("prefill_continuations")
-        guard let pairs = Double(row[col["prefill_attention_pairs"]!]), pairs >= 0, pairs.isFinite else {
-            throw fail("prefill_attention_pairs", "expected a number >= 0")
-        }
-        b.prefillAttentionPairs = pairs
-        b.decodeSequences = try int("decode_sequences")
-        b.decodeContextTokens = try int("decode_context_tokens")
-        b.decodeMaxContext = try int("decode_max_context")
-        b.samplingSequences = try int("sampling_sequences")
-        if col["prefill_max_keys"] != nil {
-            b.prefillMaxKeys = try int("prefill_max_keys")
-        } else if b.prefillTokens > 0 && cost.profile.attentionUsesMaxKeys {
-            throw CLIError(
-                "\(path):\(line): column prefill_max_keys: missing, and the profile's attention fit needs it "
-                    + "(the most keys one prefill chunk attends to)")
-        }
-        guard b.tokens > 0 else { throw fail("prefill_tokens", "a step with no prefill token and no decode sequence") }
-        let seg = row[col["segments"]!]
-        if !seg.isEmpty {
-            for part in seg.split(separator: ";") {
-                let kv = part.split(separator: ":")
-                guard kv.count == 2, let n = Int(kv[1]), n > 0 else { throw fail("segments", "expected adapter:tokens joined by ';'") }
-                guard let a = catalogue.index(of: String(kv[0])) else {
-                    throw fail("segments", "adapter '\(kv[0])' is not in the scenario's catalogue")
-                }
-                b.segments.append(LoraSegment(adapter: a, tokens: n))
-            }
-        }
+    for (row, b) in zip(table.rows, table.batches) {
         let p = cost.breakdown(b)
         let parts = [p.total, p.decodeFloor, p.decodeWork, p.decodeTail, p.eager, p.lora, p.host]
-        out += (row + parts.map { String(format: "%.1f", $0) }).joined(separator: ",") + "\n"
+        out += (row + parts.map { String(format: "%.1f", $0) } + [String(format: "%.4f", p.factor)]).joined(separator: ",") + "\n"
     }
     return out
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import KernelProfiles
+import Twin
+import Workloads
 
 struct ProfileCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -68,12 +70,42 @@ struct ProfileCommand: ParsableCommand {
             line("adapter_load.csv disk->host", "", p.diskToHostFit)
             for (op, f) in p.mergeFits.sorted(by: { $0.key < $1.key }) { line("merge.csv \(op)", "", f) }
             line("host_overhead.csv", "", p.hostOverheadFit)
+            try printClosedLoop(p)
             print("")
             print("spread of repeated timings (log-normal sigma): decode \(fmtCoef(p.decodeLogSigma)), eager \(fmtCoef(p.eagerLogSigma))")
             let eager = p.eagerLoraFits.keys.sorted().map { "eager+LoRA \($0) \(fmtCoef(p.eagerModelLogSigma(kernel: $0)))" }
             print(
                 "model error (sigma, from leave-one-out): decode grid \(fmtCoef(p.decodeModelLogSigma))"
                     + (eager.isEmpty ? "" : ", " + eager.joined(separator: ", ")))
+        }
+    }
+}
+
+/// The `closed_loop/<variant>/` blocks of `profile check`: per CUDA graph, the closed loop's
+/// decode-only steps and the factor the twin applies to them, with the factors of the even and the
+/// odd rows apart (how stable the factor is within one measurement).
+private func printClosedLoop(_ p: StepProfile) throws {
+    let root = p.directory + "/closed_loop"
+    guard let variants = try? FileManager.default.contentsOfDirectory(atPath: root) else { return }
+    let model = ModelSpec.builtIn[p.meta.model ?? ""] ?? .llama2_7b
+    for variant in variants.sorted() where DecodeCorrection.exists(profile: p.directory, variant: variant) {
+        // steps without adapters are priced alike under any kernel: take the first for `none`
+        let kernel = variant == "none" ? (p.loraGrids.keys.sorted().first ?? "sgmv") : variant
+        let full: DecodeCorrection
+        let halves: [DecodeCorrection]
+        do {
+            full = try MeasuredCostModel.fitCorrection(profile: p, kernel: kernel, model: model, variant: variant)
+            halves = try [0, 1].map { half throws(WorkloadError) in
+                try MeasuredCostModel.fitCorrection(profile: p, kernel: kernel, model: model, variant: variant, half: half)
+            }
+        } catch { throw CLIError(error.description) }
+        print(
+            "closed_loop/\(variant)/steps.csv (decode-only steps of gpu/closed_loop.py: measured / priced by graph; the factor scales them)"
+        )
+        for g in full.steps.keys.sorted() {
+            let f = full.factors[g].map { fmtCoef($0) } ?? "1 (under \(DecodeCorrection.minimumSteps) steps)"
+            let h = halves.map { $0.factors[g].map { fmtCoef($0) } ?? "-" }.joined(separator: " / ")
+            print("  graph \(g): \(full.steps[g]!) steps, factor \(f); even / odd rows \(h)")
         }
     }
 }

@@ -46,12 +46,12 @@ def test_parts_add_up_and_columns_pass_through(tmp_path):
 def test_unknown_adapter_names_line_and_column(tmp_path):
     r = price(tmp_path, [ROWS[0], ROWS[1].replace("a1:1", "zz:1")])
     assert r.returncode != 0
-    assert "steps.csv:3: column segments" in r.stderr and "zz" in r.stderr
+    assert "steps.csv:3: field 'segments'" in r.stderr and "zz" in r.stderr
 
 
 def test_bad_number_and_missing_column(tmp_path):
     r = price(tmp_path, [ROWS[0].replace(",652,1,", ",-5,1,")])
-    assert r.returncode != 0 and "steps.csv:2: column prefill_tokens" in r.stderr
+    assert r.returncode != 0 and "steps.csv:2: field 'prefill_tokens'" in r.stderr
     steps = tmp_path / "steps.csv"
     steps.write_text(HEADER.replace(",segments", "") + "\n" + ROWS[0].rsplit(",", 1)[0] + "\n")
     r = subprocess.run([str(require_twin()), "profile", "price", SCEN, str(steps)], cwd=ROOT,
@@ -73,13 +73,13 @@ def test_max_keys_raise_the_eager_part_and_are_required_by_the_profile(tmp_path)
     steps.write_text("\n".join(cut) + "\n")
     r = subprocess.run([str(require_twin()), "profile", "price", SCEN, str(steps)], cwd=ROOT,
                        capture_output=True, text=True)
-    assert r.returncode != 0 and "steps.csv:3: column prefill_max_keys" in r.stderr  # the decode row passes
+    assert r.returncode != 0 and "steps.csv:3: field 'prefill_max_keys'" in r.stderr  # the decode row passes
     r = price(tmp_path, [ROWS[0].replace(",212878,652,", ",212878,-1,")])
-    assert r.returncode != 0 and "steps.csv:2: column prefill_max_keys" in r.stderr
+    assert r.returncode != 0 and "steps.csv:2: field 'prefill_max_keys'" in r.stderr
 
 
 def test_a_bad_row_leaves_no_output(tmp_path):
     out = tmp_path / "priced.csv"
     r = price(tmp_path, [ROWS[0], ROWS[1], ROWS[2].replace("merged", "halfway")], "-o", str(out))
-    assert r.returncode != 0 and "steps.csv:4: column mode" in r.stderr
+    assert r.returncode != 0 and "steps.csv:4: field 'mode'" in r.stderr
     assert not out.exists() and not list(tmp_path.glob("priced.csv*"))

@@ -1,0 +1,62 @@
+import Foundation
+import KernelProfiles
+import Workloads
+
+/// How much longer decode-only steps take in the engine's own loop than the profile's tables price
+/// them, per CUDA-graph size: calibration from `gpu/closed_loop.py` (a seeded synthetic workload
+/// kept at N requests in the real scheduler and executor, every iteration timed as the replay
+/// times it; never a validation run), stored in the profile as `closed_loop/<variant>/steps.csv`
+/// with its `catalogue.csv` (docs/profile-format.md). `variant` is a LoRA kernel (`sgmv`, ...)
+/// for steps that carry adapters, or `none` for steps without (and merged steps).
+///
+/// The factor of a graph is the median, over the closed loop's decode-only steps that ran as that
+/// graph, of the measured iteration over the uncorrected price; graphs with fewer than
+/// `minimumSteps` such steps keep 1. Why a factor per graph: every live run of four leases priced
+/// with its own lease's profile has its decode steps of graphs 12-24 6-9 % dearer than priced and
+/// those of graphs 8 and 32 within about 2 % (docs/validation.md, "Lease a70f021-1"), a pattern by
+/// graph size that no term of the decode model (floor, work, tail, LoRA) follows.
+public struct DecodeCorrection: Sendable, Equatable {
+    /// Fewer decode-only steps of a graph than this: factor 1.
+    public static let minimumSteps = 20
+    /// The steps file it was fitted on.
+    public let file: String
+    /// Graph size -> factor (only graphs with at least `minimumSteps` steps).
+    public let factors: [Int: Double]
+    /// Graph size -> decode-only steps of that graph in the file (all graphs).
+    public let steps: [Int: Int]
+
+    /// The factor for a decode-only step that runs as CUDA graph `graph` (1 without data).
+    public func factor(graph: Int) -> Double { factors[graph] ?? 1 }
+
+    /// Fits the factors: `measuredUs[i]` is row i's measured step, `price` the uncorrected
+    /// price (us) of a batch and `graph` the CUDA graph a batch of n decode sequences runs as.
+    public init(
+        file: String, batches: [StepBatch], measuredUs: [Double], price: (StepBatch) -> Double, graph: (Int) -> Int,
+        minimumSteps: Int = DecodeCorrection.minimumSteps
+    ) {
+        var ratios: [Int: [Double]] = [:]
+        for (b, m) in zip(batches, measuredUs) where b.prefillTokens == 0 && b.decodeSequences > 0 {
+            let p = price(b)
+            guard p > 0 else { continue }
+            ratios[graph(b.decodeSequences), default: []].append(m / p)
+        }
+        self.file = file
+        steps = ratios.mapValues(\.count)
+        factors = ratios.filter { $0.value.count >= minimumSteps }.mapValues(Self.median)
+    }
+
+    static func median(_ v: [Double]) -> Double {
+        let s = v.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    /// The closed-loop folder of `variant` in a profile directory.
+    public static func directory(profile: String, variant: String) -> String {
+        profile + "/closed_loop/" + variant
+    }
+
+    /// Whether a profile directory has closed-loop steps for `variant`.
+    public static func exists(profile: String, variant: String) -> Bool {
+        FileManager.default.fileExists(atPath: directory(profile: profile, variant: variant) + "/steps.csv")
+    }
+}

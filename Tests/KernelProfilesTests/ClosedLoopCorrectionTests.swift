@@ -1,0 +1,146 @@
+import Foundation
+import KernelProfiles
+import TestSupport
+import Testing
+import Twin
+import Workloads
+
+/// The closed-loop correction of decode-only steps (`DecodeCorrection`): a profile's
+/// `closed_loop/<variant>/steps.csv`, measured against the uncorrected price, gives one factor per
+/// CUDA graph that then scales the decode-only steps of that graph.
+@Suite("Closed-loop correction of decode steps")
+struct ClosedLoopCorrectionTests {
+    static let header =
+        "iteration,start_s,live_s,mode,prefill_tokens,prefill_sequences,prefill_continuations,prefill_attention_pairs,"
+        + "prefill_max_keys,decode_sequences,decode_context_tokens,decode_max_context,sampling_sequences,segments,concurrency,execute_s"
+
+    static func decode(_ seqs: Int, context: Int, adapters: Bool) -> StepBatch {
+        var b = StepBatch()
+        b.decodeSequences = seqs
+        b.decodeContextTokens = seqs * context
+        b.decodeMaxContext = context + 200
+        b.samplingSequences = seqs
+        if adapters {
+            let a = seqs / 2
+            b.segments = [LoraSegment(adapter: 0, tokens: seqs - a)] + (a > 0 ? [LoraSegment(adapter: 1, tokens: a)] : [])
+        }
+        return b
+    }
+
+    static func row(_ i: Int, _ b: StepBatch, measuredUs: Double) -> String {
+        let seg = b.segments.map { "a\($0.adapter):\($0.tokens)" }.joined(separator: ";")
+        return
+            "\(i),0,\(measuredUs * 1e-6),unmerged,\(b.prefillTokens),\(b.prefillSequences),0,\(b.prefillAttentionPairs),"
+            + "\(b.prefillTokens),\(b.decodeSequences),\(b.decodeContextTokens),\(b.decodeMaxContext),\(b.samplingSequences),\(seg),8,0"
+    }
+
+    /// A fixture profile with closed-loop steps for `variant`: `count[g]` decode-only steps at
+    /// graph g (the fixture records no graph sizes: a batch is its own graph), each measured at
+    /// `factor[g]` times its uncorrected price; two steps with prefill tokens at 5x (not decode).
+    static func profile(variant: String, factor: [Int: Double], count: [Int: Int], adapters: Bool) throws -> String {
+        let dir = try ProfileFixture.write()
+        let cat = Fixtures.catalogue(2)
+        let plain = try MeasuredCostModel(
+            profile: try StepProfile(directory: dir), kernel: "sgmv", model: .llama2_7b, catalogue: cat, closedLoop: false)
+        var lines = [header]
+        var i = 0
+        for g in factor.keys.sorted() {
+            for k in 0..<count[g]! {
+                let b = decode(g, context: 300 + 37 * k, adapters: adapters)
+                lines.append(row(i, b, measuredUs: plain.breakdown(b).total * factor[g]!))
+                i += 1
+            }
+        }
+        for _ in 0..<2 {
+            var m = decode(4, context: 500, adapters: adapters)
+            m.prefillTokens = 256
+            m.prefillSequences = 1
+            m.prefillAttentionPairs = 256 * 257 / 2
+            m.samplingSequences = 5
+            if adapters { m.segments[0].tokens += 256 }
+            lines.append(row(i, m, measuredUs: plain.breakdown(m).total * 5))
+            i += 1
+        }
+        let cl = DecodeCorrection.directory(profile: dir, variant: variant)
+        try FileManager.default.createDirectory(atPath: cl, withIntermediateDirectories: true)
+        try (lines.joined(separator: "\n") + "\n").write(toFile: cl + "/steps.csv", atomically: true, encoding: .utf8)
+        try (["adapter,rank,alpha,target_modules"] + (0..<2).map { "a\($0),16,32.0,q_proj;k_proj;v_proj;o_proj" })
+            .joined(separator: "\n").appending("\n").write(toFile: cl + "/catalogue.csv", atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    @Test("one factor per graph: the median of measured over priced; few steps keep 1")
+    func factorsPerGraph() throws {
+        let dir = try Self.profile(variant: "sgmv", factor: [8: 1.10, 32: 0.95, 1: 2.0], count: [8: 30, 32: 25, 1: 5], adapters: true)
+        let p = try StepProfile(directory: dir)
+        let m = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: Fixtures.catalogue(2))
+        let c = try #require(m.decodeCorrections["sgmv"])
+        #expect(abs(c.factor(graph: 8) - 1.10) < 1e-6)
+        #expect(abs(c.factor(graph: 32) - 0.95) < 1e-6)
+        #expect(c.factor(graph: 1) == 1 && c.steps[1] == 5)  // under minimumSteps
+        #expect(c.factor(graph: 16) == 1 && c.steps[16] == nil)  // no data
+        #expect(c.steps[4] == nil)  // the steps with prefill tokens are not decode steps
+        #expect(m.decodeCorrections["none"] == nil)
+
+        let plain = try MeasuredCostModel(
+            profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: Fixtures.catalogue(2), closedLoop: false)
+        let withLoRA = Self.decode(8, context: 700, adapters: true)
+        #expect(abs(m.breakdown(withLoRA).total - 1.10 * plain.breakdown(withLoRA).total) < 1e-6)
+        #expect(m.breakdown(withLoRA).factor == c.factor(graph: 8))
+        // a decode step without adapters takes the `none` variant's factor: none here
+        let base = Self.decode(8, context: 700, adapters: false)
+        #expect(m.breakdown(base).total == plain.breakdown(base).total)
+        // a step with prefill tokens is never scaled
+        var mixed = Self.decode(8, context: 700, adapters: true)
+        mixed.prefillTokens = 64
+        mixed.prefillSequences = 1
+        mixed.prefillAttentionPairs = 64 * 65 / 2
+        mixed.segments[0].tokens += 64
+        #expect(m.breakdown(mixed).total == plain.breakdown(mixed).total)
+        // another kernel's model does not read sgmv's closed loop
+        let torch = try MeasuredCostModel(profile: p, kernel: "torch", model: .llama2_7b, catalogue: Fixtures.catalogue(2))
+        #expect(torch.decodeCorrections.isEmpty)
+    }
+
+    @Test("the none variant scales steps without adapters and merged ones")
+    func noneVariant() throws {
+        let dir = try Self.profile(variant: "none", factor: [8: 1.2], count: [8: 21], adapters: false)
+        let m = try MeasuredCostModel(
+            profile: try StepProfile(directory: dir), kernel: "sgmv", model: .llama2_7b, catalogue: Fixtures.catalogue(2))
+        let plain = try MeasuredCostModel(
+            profile: try StepProfile(directory: dir), kernel: "sgmv", model: .llama2_7b, catalogue: Fixtures.catalogue(2),
+            closedLoop: false)
+        let base = Self.decode(8, context: 400, adapters: false)
+        #expect(abs(m.breakdown(base).total - 1.2 * plain.breakdown(base).total) < 1e-6)
+        var merged = Self.decode(8, context: 400, adapters: true)
+        merged.mode = .merged
+        #expect(abs(m.breakdown(merged).total - 1.2 * plain.breakdown(merged).total) < 1e-6)
+        let lora = Self.decode(8, context: 400, adapters: true)
+        #expect(m.breakdown(lora).total == plain.breakdown(lora).total)  // no sgmv closed loop
+    }
+
+    @Test("bad closed-loop files fail with the file, line and column")
+    func errors() throws {
+        let dir = try Self.profile(variant: "none", factor: [8: 1.0], count: [8: 3], adapters: true)
+        let cat = Fixtures.catalogue(2)
+        #expect {
+            _ = try MeasuredCostModel(profile: try StepProfile(directory: dir), kernel: "sgmv", model: .llama2_7b, catalogue: cat)
+        } throws: { e in
+            guard let e = e as? WorkloadError else { return false }
+            return e.file.hasSuffix("closed_loop/none/steps.csv") && e.line == 2 && e.field == "segments"
+        }
+        let clean = try Self.profile(variant: "none", factor: [8: 1.0], count: [8: 3], adapters: false)
+        let steps = DecodeCorrection.directory(profile: clean, variant: "none") + "/steps.csv"
+        var rows = try String(contentsOfFile: steps, encoding: .utf8).split(separator: "\n").map(String.init)
+        var f = rows[3].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        f[2] = "-1"  // live_s
+        rows[3] = f.joined(separator: ",")
+        try (rows.joined(separator: "\n") + "\n").write(toFile: steps, atomically: true, encoding: .utf8)
+        #expect {
+            _ = try MeasuredCostModel(profile: try StepProfile(directory: clean), kernel: "sgmv", model: .llama2_7b, catalogue: cat)
+        } throws: { e in
+            guard let e = e as? WorkloadError else { return false }
+            return e.line == 4 && e.field == "live_s"
+        }
+    }
+}
