@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine: optionally profile the engine (calibration), then record live validation
 # runs (each a real-time replay of traces/live/<run>/), and pack everything into $OUT.
-# Usage: bash gpu/record_runs.sh [--profile] RUN...   (RUN: a folder name under traces/live/)
+# Usage: bash gpu/record_runs.sh [--profile] RUN...   (RUN: a folder name under traces/live/ whose
+# scenario names this machine's GPU; checked before anything runs)
 # The LoRA kernel is the scenario's cost_model.kernel; KERNEL=dop (or sgmv, torch) overrides it and
 # the run is written to runs/<run>-<kernel>/ (so both kernels of one scenario can be recorded).
 # --lora-kind dop reads gpu/dop/tuned_h200.json (DOP_TABLE overrides; the profile reads it too).
@@ -16,8 +17,21 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT/work"
 export PYTHONUNBUFFERED=1
-if [ "${1:-}" = "--profile" ]; then
-  shift
+profile=
+if [ "${1:-}" = "--profile" ]; then profile=1; shift; fi
+# Before any device time is spent: every RUN must exist and name this machine's GPU in its scenario
+# (traces/live/v05-... is an H100 scenario, traces/live/h200-v05-... the H200 one); FORCE_GPU=1
+# records a scenario on another GPU anyway.
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 | tr 'A-Z' 'a-z')
+for run in "$@"; do
+  [ -f "traces/live/$run/scenario.yaml" ] || { echo "traces/live/$run/scenario.yaml: no such run" >&2; exit 2; }
+  want=$(sed -n 's/^gpu: *\([a-z0-9]*\).*/\1/p' "traces/live/$run/scenario.yaml" | cut -c1-4)
+  if [ -n "$gpu" ] && [ -n "$want" ] && [ -z "${FORCE_GPU:-}" ] && [ "${gpu#*"$want"}" = "$gpu" ]; then
+    echo "traces/live/$run/scenario.yaml: gpu $want, but this machine has '$gpu' (FORCE_GPU=1 to record it anyway)" >&2
+    exit 2
+  fi
+done
+if [ -n "$profile" ]; then
   echo "== profile $(date -u +%T)"
   timeout "${PROFILE_TIMEOUT:-540}" python3 gpu/profile_steps.py --out "$OUT/work/profile" ${PROFILE_ARGS:-} 2>&1 | tee "$OUT/work/profile.log" | tail -12
   tar -C "$OUT/work" -czf "$OUT/results.tar.gz" .
