@@ -42,12 +42,7 @@ public struct DecodeCorrection: Sendable, Equatable {
         }
         self.file = file
         steps = ratios.mapValues(\.count)
-        factors = ratios.filter { $0.value.count >= minimumSteps }.mapValues(Self.median)
-    }
-
-    static func median(_ v: [Double]) -> Double {
-        let s = v.sorted()
-        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        factors = ratios.filter { $0.value.count >= minimumSteps }.mapValues { Distribution.percentile($0.sorted(), 0.5) }
     }
 
     /// The closed-loop folder of `variant` in a profile directory.
