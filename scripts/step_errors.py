@@ -138,11 +138,13 @@ PARTS = ("decode_floor_us", "decode_work_us", "decode_tail_us", "lora_us", "host
 
 def decode_parts(rows: list[dict[str, str]], lo: int, hi: int) -> tuple[int, float, dict[str, float]] | None:
     """Over the decode-only steps of ``lo`` to ``hi`` sequences: their number, the mean live step
-    (us) and the mean of the predicted step and of each of its parts (us)."""
+    (us) and the mean of the predicted step and of each of its parts (us), and of the closed-loop
+    factor that scales the parts' sum (1 where the priced rows have none)."""
     sel = [x for x in rows if int(x["prefill_tokens"]) == 0 and lo <= int(x["decode_sequences"]) <= hi]
     if not sel:
         return None
     parts = {k: statistics.fmean(float(x[k]) for x in sel) for k in ("predicted_us", *PARTS)}
+    parts["decode_factor"] = statistics.fmean(float(x.get("decode_factor") or 1) for x in sel)
     return len(sel), statistics.fmean(float(x["live_s"]) * 1e6 for x in sel), parts
 
 
@@ -198,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--parts: expected LO-HI sequences, e.g. 8-16, got {args.parts!r}")
         print(f"Decode-only steps of {lo}-{hi} sequences: mean live and predicted step and the predicted parts, us")
         print()
-        print("| run | profile | steps | live | predicted | floor | work | tail | LoRA | host |")
-        print("|---|---|" + "---:|" * 8)
+        print("| run | profile | steps | live | predicted | floor | work | tail | LoRA | host | factor |")
+        print("|---|---|" + "---:|" * 9)
     elif args.by_predecessor:
         print("Median live / predicted of decode-only steps by what ran just before (steps)")
         print()
@@ -235,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                     n, live, parts = got
                     cols = [parts["predicted_us"]] + [parts[k] for k in PARTS]
                     print(f"| {run.name} | {prof.name} | {n} | {live:.0f} | "
-                          + " | ".join(f"{v:.0f}" for v in cols) + " |")
+                          + " | ".join(f"{v:.0f}" for v in cols) + f" | {parts['decode_factor']:.3f} |")
                     continue
                 if args.by_predecessor:
                     got = by_predecessor(rows, graph_sizes(prof / "meta.json"))

@@ -39,6 +39,9 @@ def test_parts_average_the_decode_steps_in_the_range():
             _row(0, 20, 9999, 9999), _row(64, 8, 9999, 9999)]  # out of range; a step with prefill
     n, live, parts = step_errors.decode_parts(rows, 8, 16)
     assert n == 2 and live == 1200 and parts["predicted_us"] == 1100 and parts["decode_floor_us"] == 650
+    assert parts["decode_factor"] == 1  # rows priced before the column existed
+    rows[0]["decode_factor"], rows[1]["decode_factor"] = "1.10", "1.00"
+    assert abs(step_errors.decode_parts(rows, 8, 16)[2]["decode_factor"] - 1.05) < 1e-12
     assert step_errors.decode_parts(rows, 30, 40) is None
 
 
