@@ -6,8 +6,10 @@ public enum CostModelSpec: Sendable, Equatable {
     case analytic
     /// Fixed coefficients (label `linear`).
     case linear(LinearCostModel)
-    /// A measured profile directory (relative to the scenario) and the LoRA kernel to cost.
-    case measured(profile: String, kernel: String)
+    /// A measured profile directory (relative to the scenario), the LoRA kernel to cost, and
+    /// whether decode-only steps take the profile's closed-loop correction when it has one
+    /// (`DecodeCorrection`; `closed_loop: false` in the scenario, `--no-closed-loop` on the CLI).
+    case measured(profile: String, kernel: String, closedLoop: Bool = true)
     /// Not given in the scenario: the measured profile `profiles/<gpu>-<model>` if one is found
     /// in the scenario's folder or a parent of it (or of the working directory), else analytic.
     case automatic
@@ -190,8 +192,10 @@ public struct Scenario: Sendable {
                     switchSeconds: try b.double("switch_s", min: 0) ?? 0.02))
         case "measured":
             guard let b = node.body else { throw y.error("cost_model", "measured needs {kind: measured, profile: DIR}") }
-            try b.checkKeys(["kind", "profile", "kernel"])
-            return .measured(profile: try b.requiredString("profile"), kernel: try b.string("kernel") ?? "sgmv")
+            try b.checkKeys(["kind", "profile", "kernel", "closed_loop"])
+            return .measured(
+                profile: try b.requiredString("profile"), kernel: try b.string("kernel") ?? "sgmv",
+                closedLoop: try b.bool("closed_loop") ?? true)
         default: throw y.error("cost_model", "unknown kind '\(node.kind)'; expected analytic, linear or measured")
         }
     }

@@ -84,6 +84,17 @@ public enum ScenarioRunner {
         return nil
     }
 
+    /// `--no-closed-loop` of `simulate` and `validate`: the scenario with its measured cost model
+    /// (named, or found as `automatic` finds it) without the profile's closed-loop correction;
+    /// other cost models unchanged.
+    public static func withoutClosedLoop(_ s: Scenario) -> Scenario {
+        var out = s
+        if case .measured(let dir, let kernel, _) = resolvedCostModel(s) {
+            out.costModel = .measured(profile: dir, kernel: kernel, closedLoop: false)
+        }
+        return out
+    }
+
     /// The cost model a scenario will use, resolved (`automatic` becomes `measured` or `analytic`).
     public static func resolvedCostModel(_ s: Scenario) -> CostModelSpec {
         guard case .automatic = s.costModel else { return s.costModel }
@@ -114,13 +125,14 @@ public enum ScenarioRunner {
             return try go(AnalyticCostModel(model: s.model, gpu: s.gpu, catalogue: trace.catalogue))
         case .linear(let m):
             return try go(m)
-        case .measured(let dir, let kernel):
+        case .measured(let dir, let kernel, let closedLoop):
             let path = dir.hasPrefix("/") ? dir : s.baseDirectory + "/" + dir
             let profile: StepProfile
             do { profile = try StepProfile(directory: path) } catch {
                 throw WorkloadError(file: error.file, line: error.line, field: error.column, error.message)
             }
-            return try go(MeasuredCostModel(profile: profile, kernel: kernel, model: s.model, catalogue: trace.catalogue))
+            return try go(
+                MeasuredCostModel(profile: profile, kernel: kernel, model: s.model, catalogue: trace.catalogue, closedLoop: closedLoop))
         }
     }
 
@@ -186,7 +198,7 @@ public enum ScenarioRunner {
     public static func sampledRuns(
         _ s: Scenario, trace: Trace, count: Int, horizon: Double = .infinity, modelError: Bool = false
     ) throws -> [RunSummary] {
-        guard case .measured(let dir, let kernel) = resolvedCostModel(s) else {
+        guard case .measured(let dir, let kernel, let closedLoop) = resolvedCostModel(s) else {
             throw WorkloadError(
                 file: "<scenario \(s.name)>", field: "cost_model", "prediction intervals need a measured profile (cost_model: measured)")
         }
@@ -195,7 +207,8 @@ public enum ScenarioRunner {
         do { profile = try StepProfile(directory: path) } catch {
             throw WorkloadError(file: error.file, line: error.line, field: error.column, error.message)
         }
-        let base = try MeasuredCostModel(profile: profile, kernel: kernel, model: s.model, catalogue: trace.catalogue)
+        let base = try MeasuredCostModel(
+            profile: profile, kernel: kernel, model: s.model, catalogue: trace.catalogue, closedLoop: closedLoop)
         return try (1...max(1, count)).map { seed in
             try run(s, trace: trace, cost: SampledCostModel(base: base, seed: UInt64(seed), modelError: modelError), horizon: horizon)
                 .summary

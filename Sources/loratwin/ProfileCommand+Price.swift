@@ -49,7 +49,7 @@ extension ProfileCommand {
                 let trace = try ScenarioRunner.makeTrace(s)
                 var path = profile
                 var k = kernel
-                if case .measured(let p, let sk) = ScenarioRunner.resolvedCostModel(s) {
+                if case .measured(let p, let sk, _) = ScenarioRunner.resolvedCostModel(s) {
                     path = path ?? (p.hasPrefix("/") ? p : s.baseDirectory + "/" + p)
                     k = k ?? sk
                 }

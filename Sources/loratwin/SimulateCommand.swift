@@ -30,6 +30,9 @@ struct SimulateCommand: ParsableCommand {
 
     @OptionGroup var step: SensitivityOption
 
+    @Flag(help: "Leave out the measured profile's closed-loop correction of decode-only steps (docs/step-cost.md).")
+    var noClosedLoop = false
+
     var sensitivity: Double? { step.sensitivity }
 
     func validate() throws {
@@ -44,6 +47,7 @@ struct SimulateCommand: ParsableCommand {
         do {
             var s = try loadScenario()
             if let seed { s.seed = seed }
+            if noClosedLoop { s = ScenarioRunner.withoutClosedLoop(s) }
             let trace = try ScenarioRunner.makeTrace(s)
             let bar = ProgressBar()
             let result = try ScenarioRunner.run(

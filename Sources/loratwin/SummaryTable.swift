@@ -13,8 +13,8 @@ enum SummaryTable {
         )
         var costs = r.costModelLabel
         if r.costModelLabel == "analytic" { costs += " (roofline from specs; not a measured profile)" }
-        if case .measured(let dir, let kernel) = ScenarioRunner.resolvedCostModel(r.scenario) {
-            costs += " (profile \(dir), LoRA kernel \(kernel))"
+        if case .measured(let dir, let kernel, let closedLoop) = ScenarioRunner.resolvedCostModel(r.scenario) {
+            costs += " (profile \(dir), LoRA kernel \(kernel)" + (closedLoop ? ")" : ", without its closed-loop correction)")
         }
         lines.append("step costs: \(costs)")
         lines.append(

@@ -29,6 +29,9 @@ struct ValidateCommand: ParsableCommand {
     @Option(help: "Cost every run with this measured profile (overrides the scenarios' cost_model).")
     var profile: String?
 
+    @Flag(help: "Leave out the measured profiles' closed-loop correction of decode-only steps (docs/step-cost.md).")
+    var noClosedLoop = false
+
     @Option(help: "LoRA kernel table of the profile to use with --profile.")
     var kernel = "sgmv"
 
@@ -104,6 +107,7 @@ struct ValidateCommand: ParsableCommand {
             let abs = profile.hasPrefix("/") ? profile : FileManager.default.currentDirectoryPath + "/" + profile
             s.costModel = .measured(profile: abs, kernel: kernel)
         }
+        if noClosedLoop { s = ScenarioRunner.withoutClosedLoop(s) }
         let trace = try ScenarioRunner.makeTrace(s)
         let liveRun = try LiveRun(directory: dir, catalogue: trace.catalogue)
         // A replay stopped early is compared with a simulation stopped at the same time.

@@ -119,6 +119,33 @@ struct ClosedLoopCorrectionTests {
         #expect(m.breakdown(lora).total == plain.breakdown(lora).total)  // no sgmv closed loop
     }
 
+    @Test("a scenario runs with the correction, and without it by its cost_model key or the CLI's")
+    func scenarioSwitch() throws {
+        let graphs = Array(1...8)
+        let dir = try Self.profile(
+            variant: "sgmv", factor: Dictionary(uniqueKeysWithValues: graphs.map { ($0, 1.5) }),
+            count: Dictionary(uniqueKeysWithValues: graphs.map { ($0, 25) }), adapters: true)
+        func scenario(_ extra: String) throws -> Scenario {
+            try Scenario.parse(
+                """
+                name: cl
+                cost_model: {kind: measured, profile: \(dir)\(extra)}
+                engine: {max_num_seqs: 8, max_loras: 2, max_cpu_loras: 2}
+                workload: {requests: 40, arrival: {kind: poisson, rate: 20}, popularity: uniform, adapters: {count: 2}}
+                """, file: "cl.yaml", baseDirectory: "/")
+        }
+        let with = try scenario("")
+        let off = try scenario(", closed_loop: false")
+        #expect(off.costModel == .measured(profile: dir, kernel: "sgmv", closedLoop: false))
+        #expect(ScenarioRunner.withoutClosedLoop(with).costModel == off.costModel)
+        let trace = try ScenarioRunner.makeTrace(with)
+        let a = try ScenarioRunner.run(with, trace: trace).summary
+        let b = try ScenarioRunner.run(off, trace: trace).summary
+        let c = try ScenarioRunner.run(ScenarioRunner.withoutClosedLoop(with), trace: trace).summary
+        #expect(a.makespanSeconds > b.makespanSeconds)  // every decode step half as dear again
+        #expect(b.makespanSeconds == c.makespanSeconds)
+    }
+
     @Test("bad closed-loop files fail with the file, line and column")
     func errors() throws {
         let dir = try Self.profile(variant: "none", factor: [8: 1.0], count: [8: 3], adapters: true)

@@ -35,6 +35,7 @@ struct ScenarioParsingTests {
             ("replicas: 0\n", "replicas", "at least 1"),
             ("model: gpt-5\n", "model", "unknown model"),
             ("cost_model: {kind: linear}\n", "cost_model.base_s", "missing"),
+            ("cost_model: {kind: measured, profile: p, closed_loop: sometimes}\n", "cost_model.closed_loop", "true or false"),
         ])
     func wrongValues(yaml: String, field: String, message: String) {
         let e = parseError(yaml + "workload: {requests: 3, arrival: {kind: poisson, rate: 1}}\n")
