@@ -111,26 +111,44 @@ def probe_ratio(run: Path, profile: Path) -> float | None:
 
 
 SKEW_COLUMNS = ((0, 255), (256, 767), (768, 1535), (1536, 1 << 30))  # max - mean context, tokens
+TIME_COLUMNS = ((0, 10), (10, 20), (20, 30), (30, 40), (40, 50), (50, 60), (60, 1 << 30))  # start_s, seconds
 
 
-def by_skew(rows: list[dict[str, str]], sizes: list[int]) -> dict[int, dict[int, tuple[float, int]]]:
-    """Median live / predicted of the decode-only steps by CUDA graph and by how unequal the
-    batch's contexts are (max - mean, the quantity of the twin's decode tail): graph -> index into
-    SKEW_COLUMNS (len(SKEW_COLUMNS) for all skews together) -> (median, steps); cells of fewer
-    than MIN_STEPS steps are left out."""
+def skew_of(x: dict[str, str]) -> float:
+    """How unequal a decode batch's contexts are: max - mean (the quantity of the twin's tail)."""
+    n = int(x["decode_sequences"])
+    return int(x["decode_max_context"]) - int(x["decode_context_tokens"]) / n
+
+
+def binned(rows: list[dict[str, str]], sizes: list[int], value, columns) -> dict[int, dict[int, tuple[float, int]]]:
+    """Median live / predicted of the decode-only steps by CUDA graph and by the bin of
+    ``columns`` ((lo, hi) pairs, the first with ``value(row) < hi`` or the last) that ``value`` of
+    the step falls in: graph -> column index (len(columns) for all together) -> (median, steps);
+    cells of fewer than MIN_STEPS steps are left out."""
     out: dict[int, dict[int, list[float]]] = {}
     for x in rows:
         n = int(x["decode_sequences"])
         if int(x["prefill_tokens"]) != 0 or n == 0:
             continue
-        skew = int(x["decode_max_context"]) - int(x["decode_context_tokens"]) / n
+        v = value(x)
         ratio = float(x["live_s"]) * 1e6 / float(x["predicted_us"])
         cols = out.setdefault(graph_of(n, sizes), {})
-        col = next(i for i, (lo, hi) in enumerate(SKEW_COLUMNS) if skew <= hi)
-        for c in (col, len(SKEW_COLUMNS)):
+        col = next((i for i, (_lo, hi) in enumerate(columns) if v < hi), len(columns) - 1)
+        for c in (col, len(columns)):
             cols.setdefault(c, []).append(ratio)
     return {g: {c: (statistics.median(v), len(v)) for c, v in cols.items() if len(v) >= MIN_STEPS}
             for g, cols in sorted(out.items())}
+
+
+def by_skew(rows: list[dict[str, str]], sizes: list[int]) -> dict[int, dict[int, tuple[float, int]]]:
+    """`binned` by max - mean context (SKEW_COLUMNS, tokens)."""
+    return binned(rows, sizes, skew_of, [(lo, hi + 1) for lo, hi in SKEW_COLUMNS])
+
+
+def by_time(rows: list[dict[str, str]], sizes: list[int]) -> dict[int, dict[int, tuple[float, int]]]:
+    """`binned` by when the step started in the run (TIME_COLUMNS, seconds): whether the steps'
+    excess grows as the engine runs on."""
+    return binned(rows, sizes, lambda x: float(x["start_s"]), TIME_COLUMNS)
 
 
 PARTS = ("decode_floor_us", "decode_work_us", "decode_tail_us", "lora_us", "host_us")
@@ -165,6 +183,16 @@ def by_predecessor(rows: list[dict[str, str]], sizes: list[int]) -> dict[str, tu
     return {k: (statistics.median(v), len(v)) for k, v in sorted(out.items())}
 
 
+def print_binned(run: str, profile: str, table: dict[int, dict[int, tuple[float, int]]], columns: int) -> None:
+    """The rows of a `binned` table: one per graph size, a cell for each of ``columns`` bins, then
+    all together."""
+    for g, got in table.items():
+        if not got:  # every cell under MIN_STEPS
+            continue
+        cells_ = [f"{got[c][0]:.3f} ({got[c][1]})" if c in got else "-" for c in range(columns + 1)]
+        print(f"| {run} | {profile} | {g} | " + " | ".join(cells_) + " |")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="*", help="run folders (default: the recorded H200 runs under traces/live), or "
@@ -181,11 +209,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--by-skew", action="store_true",
                     help="instead of the table: decode-only steps' live / predicted by CUDA graph and by how "
                          "unequal their contexts are (max - mean context)")
+    ap.add_argument("--by-time", action="store_true",
+                    help="instead of the table: decode-only steps' live / predicted by CUDA graph and by when they "
+                         "started in the run (10 s bins)")
     ap.add_argument("--no-closed-loop", action="store_true",
                     help="price without the profile's closed-loop correction of decode steps (docs/profile-format.md)")
     args = ap.parse_args(argv)
-    if sum(map(bool, (args.parts, args.by_predecessor, args.by_skew))) > 1:
-        ap.error("--parts, --by-predecessor and --by-skew are different tables: give one")
+    if sum(map(bool, (args.parts, args.by_predecessor, args.by_skew, args.by_time))) > 1:
+        ap.error("--parts, --by-predecessor, --by-skew and --by-time are different tables: give one")
+    binned_table = by_skew if args.by_skew else by_time if args.by_time else None
     twin = Path(args.twin)
     if not twin.exists():
         raise SystemExit(f"{twin}: not found; run `swift build -c release` first")
@@ -207,13 +239,14 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("| run | profile | after same graph | after other graph | after eager |")
         print("|---|---|---:|---:|---:|")
-    elif args.by_skew:
-        print("Median live / predicted of decode-only steps by CUDA graph and by max - mean context of the batch"
-              " (steps)")
+    elif binned_table is not None:
+        what, columns, unit = (("max - mean context of the batch", SKEW_COLUMNS, "skew") if args.by_skew
+                               else ("when the step started in the run, s", TIME_COLUMNS, "s"))
+        print(f"Median live / predicted of decode-only steps by CUDA graph and by {what} (steps)")
         print()
-        skews = [f"{lo}-{hi}" if hi < 1 << 30 else f">={lo}" for lo, hi in SKEW_COLUMNS]
-        print("| run | profile | graph | " + " | ".join(f"skew {s}" for s in skews) + " | all |")
-        print("|---|---|---:|" + "---:|" * (len(skews) + 1))
+        names = [f"{unit} {lo}-{hi}" if hi < 1 << 30 else f"{unit} >={lo}" for lo, hi in columns]
+        print("| run | profile | graph | " + " | ".join(names) + " | all |")
+        print("|---|---|---:|" + "---:|" * (len(names) + 1))
     else:
         print("Median of live / predicted step time over the same batches (scripts/step_errors.py)")
         print()
@@ -230,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
                                      "give --profile")
                 prof = override.resolve() if override else profile_dir(run)
                 rows = price(run, twin, Path(tmp), override, closed_loop=not args.no_closed_loop)
+                key = override.resolve().name if override else "each its own"
+                pooled.setdefault(key, ([], graph_sizes(prof / "meta.json")))[0].extend(rows)
                 if args.parts:
                     got = decode_parts(rows, lo, hi)
                     if got is None:
@@ -245,27 +280,25 @@ def main(argv: list[str] | None = None) -> int:
                               for k in ("after same graph", "after other graph", "after eager")]
                     print(f"| {run.name} | {prof.name} | " + " | ".join(cells_) + " |")
                     continue
-                if args.by_skew:
-                    for g, got in by_skew(rows, graph_sizes(prof / "meta.json")).items():
-                        cells_ = [f"{got[c][0]:.3f} ({got[c][1]})" if c in got else "-"
-                                  for c in range(len(SKEW_COLUMNS) + 1)]
-                        print(f"| {run.name} | {prof.name} | {g} | " + " | ".join(cells_) + " |")
+                if binned_table is not None:
+                    print_binned(run.name, prof.name, binned_table(rows, graph_sizes(prof / "meta.json")), len(columns))
                     continue
-                key = override.resolve().name if override else "each its own"
-                pooled.setdefault(key, ([], graph_sizes(prof / "meta.json")))[0].extend(rows)
                 dec, eag = cells(rows, graph_sizes(prof / "meta.json"))
                 row = [run.name, prof.name] + [f"{dec[g]:.2f}" if g in dec else "-" for g in GRAPH_COLUMNS]
                 row += [f"{eag[n]:.2f}" if n in eag else "-" for n, _, _ in EAGER_COLUMNS]
                 pr = probe_ratio(run, prof)
                 row.append(f"{pr:.2f}" if pr is not None else "-")
                 print("| " + " | ".join(row) + " |")
-    if len(runs) > 1:
+    if len(runs) > 1 and binned_table is not None:
+        for key, (rows, sizes) in pooled.items():
+            print_binned(f"all {len(runs)} runs", key, binned_table(rows, sizes), len(columns))
+    elif len(runs) > 1 and not (args.parts or args.by_predecessor):
         for key, (rows, sizes) in pooled.items():  # every step of every run, one median per cell
             dec, eag = cells(rows, sizes)
             row = [f"all {len(runs)} runs", key] + [f"{dec[g]:.2f}" if g in dec else "-" for g in GRAPH_COLUMNS]
             row += [f"{eag[n]:.2f}" if n in eag else "-" for n, _, _ in EAGER_COLUMNS] + ["-"]
             print("| " + " | ".join(row) + " |")
-    if not (args.parts or args.by_predecessor or args.by_skew):
+    if not (args.parts or args.by_predecessor or binned_table):
         print()
         print(f"dec N: decode-only steps that ran as the CUDA graph of size N; eager T: steps with prefill tokens,"
               f" T = prefill tokens + decode sequences; '-': fewer than {MIN_STEPS} steps. probe: the run's"

@@ -74,3 +74,18 @@ def test_skew_cells_split_each_graph_by_max_minus_mean_context(monkeypatch):
     low, high, everything = 0, 2, len(step_errors.SKEW_COLUMNS)
     assert got[8][low] == (1.03, 2) and got[8][high] == (1.11, 2)
     assert got[8][everything] == (1.07, 4) and 1 not in got[8]
+
+
+def test_time_cells_split_each_graph_by_when_the_step_started(monkeypatch):
+    monkeypatch.setattr(step_errors, "MIN_STEPS", 2)
+
+    def row(start: float, ratio: float) -> dict[str, str]:
+        r = _row(0, 8, 1000 * ratio, 1000)
+        r.update(start_s=str(start), decode_context_tokens="4000", decode_max_context="600")
+        return r
+
+    rows = [row(1.0, 1.10), row(9.9, 1.12), row(10.0, 1.00), row(15.0, 1.02), row(75.0, 1.3), row(99.0, 1.5)]
+    got = step_errors.by_time(rows, [1, 8])[8]
+    last = len(step_errors.TIME_COLUMNS) - 1  # 60 s and later
+    assert got[0] == (1.11, 2) and got[1] == (1.01, 2) and got[last] == (1.4, 2)
+    assert got[last + 1] == (1.11, 6)  # all together: median of six
