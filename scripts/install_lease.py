@@ -36,7 +36,7 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,12 +53,8 @@ class Refused(Exception):
 class Plan:
     profile: Path | None = None  # the new profile directory
     base: Path | None = None
-    closed_loops: list[tuple[Path, Path]] = None  # (source folder, destination)
-    runs: list[tuple[Path, str, str]] = None  # (run folder in WORK, source run name, repeat name)
-
-    def __post_init__(self) -> None:
-        self.closed_loops = self.closed_loops or []
-        self.runs = self.runs or []
+    closed_loops: list[tuple[Path, Path]] = field(default_factory=list)  # (source folder, destination)
+    runs: list[tuple[Path, str, str]] = field(default_factory=list)  # (run folder in WORK, source name, repeat name)
 
 
 def newest_profile(root: Path, gpu: str) -> Path:
@@ -130,7 +126,7 @@ def plan(root: Path, work: Path, commit: str, gpu: str, base: Path | None) -> Pl
     return p
 
 
-def scenario_text(src: Path, run: str, name: str, commit: str, profile: Path | None, root: Path) -> str:
+def scenario_text(src: Path, run: str, name: str, commit: str, profile: Path | None) -> str:
     body = [ln for ln in (src / "scenario.yaml").read_text().splitlines() if not ln.startswith("#")]
     how = (f"in the lease of the profile {profile.name}, after it" if profile is not None
            else "in a lease without a profile of its own (priced with the scenario's)")
@@ -189,7 +185,7 @@ def install(root: Path, work: Path, p: Plan, commit: str, lease: str, gpu: str, 
                     shutil.copyfile(src / f, dst / f)
             for f in RUN_FILES:
                 shutil.copyfile(d / f, dst / f)
-            (dst / "scenario.yaml").write_text(scenario_text(src, run, name, commit, p.profile, root))
+            (dst / "scenario.yaml").write_text(scenario_text(src, run, name, commit, p.profile))
             if (d / "replay.log").exists():
                 shutil.copyfile(d / "replay.log", logs / f"{name}.log")
             done.append(f"{dst.relative_to(root)}")

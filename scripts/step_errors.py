@@ -39,6 +39,8 @@ def graph_sizes(profile_meta: Path) -> list[int]:
 
 
 def profile_dir(run: Path) -> Path:
+    if is_closed_loop(run):
+        raise SystemExit(f"{run}: a closed-loop folder (gpu/closed_loop.py) names no profile; give --profile")
     for line in (run / "scenario.yaml").read_text().splitlines():
         if "profile:" in line:
             rel = line.split("profile:")[1].split(",")[0].strip()
@@ -53,9 +55,7 @@ def is_closed_loop(run: Path) -> bool:
 
 def price(run: Path, twin: Path, work: Path, profile: Path | None = None,
           closed_loop: bool = True) -> list[dict[str, str]]:
-    if is_closed_loop(run):
-        if profile is None:
-            raise SystemExit(f"{run}: a closed-loop folder (gpu/closed_loop.py) names no profile; give --profile")
+    if is_closed_loop(run):  # its batches are there already; its scenario names no profile (profile_dir)
         steps = run / "steps.csv"
     else:
         steps = work / f"{run.name}.csv"
@@ -201,22 +201,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", type=Path, action="append",
                     help="price every run with this profile instead of its scenario's (a diagnostic: e.g. a copy "
                          "with one table measured otherwise); repeat it to price with several, a row each")
-    ap.add_argument("--parts", metavar="LO-HI",
+    table = ap.add_mutually_exclusive_group()  # one table instead of the default one
+    table.add_argument("--parts", metavar="LO-HI",
                     help="instead of the table: the decode-only steps of LO to HI sequences, mean live step and "
                          "mean of the predicted parts (floor, work, tail, LoRA, host)")
-    ap.add_argument("--by-predecessor", action="store_true",
+    table.add_argument("--by-predecessor", action="store_true",
                     help="instead of the table: decode-only steps' live / predicted by what ran before them")
-    ap.add_argument("--by-skew", action="store_true",
+    table.add_argument("--by-skew", action="store_true",
                     help="instead of the table: decode-only steps' live / predicted by CUDA graph and by how "
                          "unequal their contexts are (max - mean context)")
-    ap.add_argument("--by-time", action="store_true",
+    table.add_argument("--by-time", action="store_true",
                     help="instead of the table: decode-only steps' live / predicted by CUDA graph and by when they "
                          "started in the run (10 s bins)")
     ap.add_argument("--no-closed-loop", action="store_true",
                     help="price without the profile's closed-loop correction of decode steps (docs/profile-format.md)")
     args = ap.parse_args(argv)
-    if sum(map(bool, (args.parts, args.by_predecessor, args.by_skew, args.by_time))) > 1:
-        ap.error("--parts, --by-predecessor, --by-skew and --by-time are different tables: give one")
     binned_table = by_skew if args.by_skew else by_time if args.by_time else None
     twin = Path(args.twin)
     if not twin.exists():
@@ -258,9 +257,6 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
             for override in profiles:
-                if override is None and is_closed_loop(run):
-                    raise SystemExit(f"{run}: a closed-loop folder (gpu/closed_loop.py) names no profile; "
-                                     "give --profile")
                 prof = override.resolve() if override else profile_dir(run)
                 rows = price(run, twin, Path(tmp), override, closed_loop=not args.no_closed_loop)
                 key = override.resolve().name if override else "each its own"
