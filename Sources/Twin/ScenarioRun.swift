@@ -126,14 +126,21 @@ public enum ScenarioRunner {
         case .linear(let m):
             return try go(m)
         case .measured(let dir, let kernel, let closedLoop):
-            let path = dir.hasPrefix("/") ? dir : s.baseDirectory + "/" + dir
-            let profile: StepProfile
-            do { profile = try StepProfile(directory: path) } catch {
-                throw WorkloadError(file: error.file, line: error.line, field: error.column, error.message)
-            }
-            return try go(
-                MeasuredCostModel(profile: profile, kernel: kernel, model: s.model, catalogue: trace.catalogue, closedLoop: closedLoop))
+            return try go(measuredModel(s, trace: trace, profile: dir, kernel: kernel, closedLoop: closedLoop))
         }
+    }
+
+    /// The measured cost model of a scenario's `cost_model: measured` (profile directory relative
+    /// to the scenario's folder); profile errors as workload errors naming file, line and column.
+    static func measuredModel(_ s: Scenario, trace: Trace, profile dir: String, kernel: String, closedLoop: Bool) throws
+        -> MeasuredCostModel
+    {
+        let path = dir.hasPrefix("/") ? dir : s.baseDirectory + "/" + dir
+        let profile: StepProfile
+        do { profile = try StepProfile(directory: path) } catch {
+            throw WorkloadError(file: error.file, line: error.line, field: error.column, error.message)
+        }
+        return try MeasuredCostModel(profile: profile, kernel: kernel, model: s.model, catalogue: trace.catalogue, closedLoop: closedLoop)
     }
 
     /// The summaries of the scenario with its steps `1 - delta` and `1 + delta` times as long,
@@ -202,13 +209,7 @@ public enum ScenarioRunner {
             throw WorkloadError(
                 file: "<scenario \(s.name)>", field: "cost_model", "prediction intervals need a measured profile (cost_model: measured)")
         }
-        let path = dir.hasPrefix("/") ? dir : s.baseDirectory + "/" + dir
-        let profile: StepProfile
-        do { profile = try StepProfile(directory: path) } catch {
-            throw WorkloadError(file: error.file, line: error.line, field: error.column, error.message)
-        }
-        let base = try MeasuredCostModel(
-            profile: profile, kernel: kernel, model: s.model, catalogue: trace.catalogue, closedLoop: closedLoop)
+        let base = try measuredModel(s, trace: trace, profile: dir, kernel: kernel, closedLoop: closedLoop)
         return try (1...max(1, count)).map { seed in
             try run(s, trace: trace, cost: SampledCostModel(base: base, seed: UInt64(seed), modelError: modelError), horizon: horizon)
                 .summary
