@@ -17,7 +17,7 @@ uniformly, all from ``--seed``), runs the real `Scheduler` and `Executor` in gpu
 already) and times every iteration as iterations.csv does, from the scheduling pass to the sampled
 tokens. The first ``--warmup`` iterations of each N are run and not kept.
 
-Output (``--out DIR``, written at the end through temporary names):
+Output (``--out DIR``, absent or empty: a staging folder renamed to it at the end):
 
 - ``steps.csv``: one row per kept iteration in the steps format of `scripts/live_batches.py` (the
   twin's StepBatch; ``live_s`` the measured iteration), plus ``concurrency`` and ``execute_s``
@@ -43,8 +43,10 @@ import json
 import math
 import os
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -257,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--concurrency: at least one value, each at least 1")
     if not 1 <= args.adapters <= 8:
         ap.error("--adapters: 1 to 8 (every adapter keeps a GPU slot: no loads)")
+    if args.out.exists() and any(args.out.iterdir()):
+        ap.error(f"--out {args.out}: exists and is not empty (the folder is written whole, at the end)")
     if args.steps < 1 or args.warmup < 0:
         ap.error("--steps must be at least 1 and --warmup at least 0")
 
@@ -313,14 +317,25 @@ def main(argv: list[str] | None = None) -> int:
             "kernel": kind if lora else "none", "graph_sizes": list(graph_sizes), "graph_capture_s": capture_s,
             "num_blocks": rig.num_blocks, "seconds": round(time.perf_counter() - t0, 1), "gpu_monitor": gpu,
             "iterations": len(rows)}
-    args.out.mkdir(parents=True, exist_ok=True)
+    # Everything into a sibling folder first, renamed to --out at the end: a failure leaves no
+    # half-written folder behind.
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.", dir=args.out.parent))
+    stage.chmod(0o755)  # mkdtemp's 0700 would stay on --out
     gpu_key = "h200" if "H200" in name else "h100"
-    write_text_atomic(args.out / "trace.csv", trace_csv(requests))
-    write_text_atomic(args.out / "catalogue.csv", catalogue_csv(names, args.rank))
-    write_text_atomic(args.out / "scenario.yaml", scenario_yaml(args.model, gpu_key, meta["kernel"], max_len,
-                                                                rig.num_blocks))
-    write_text_atomic(args.out / "meta.json", json.dumps(meta, indent=1, default=str) + "\n")
-    write_text_atomic(args.out / "steps.csv", steps_csv(rows))
+    try:
+        write_text_atomic(stage / "trace.csv", trace_csv(requests))
+        write_text_atomic(stage / "catalogue.csv", catalogue_csv(names, args.rank))
+        write_text_atomic(stage / "scenario.yaml", scenario_yaml(args.model, gpu_key, meta["kernel"], max_len,
+                                                                    rig.num_blocks))
+        write_text_atomic(stage / "meta.json", json.dumps(meta, indent=1, default=str) + "\n")
+        write_text_atomic(stage / "steps.csv", steps_csv(rows))
+        if args.out.exists():
+            args.out.rmdir()  # empty (checked above)
+        os.replace(stage, args.out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
     md = summary(rows)
     print(md)
     return 0

@@ -182,4 +182,13 @@ def test_runs_on_the_cpu_and_writes_its_files(tmp_path):
     for f in ("scenario.yaml", "trace.csv", "catalogue.csv", "meta.json"):
         assert (out / f).exists(), f
     assert '"kernel": "torch"' in (out / "meta.json").read_text()
-    assert not list(out.glob(".*.tmp"))
+    assert not list(out.glob(".*.tmp")) and not list(tmp_path.glob(".cl.*"))  # no staging folder left
+
+
+def test_a_folder_with_files_in_it_is_refused_before_anything_runs(tmp_path):
+    out = tmp_path / "cl"
+    out.mkdir()
+    (out / "steps.csv").write_text("an earlier run\n")
+    with pytest.raises(SystemExit) as e:
+        cl.main(["--out", str(out), "--device", "cpu"])
+    assert e.value.code == 2 and (out / "steps.csv").read_text() == "an earlier run\n"
