@@ -32,6 +32,7 @@ Output (``--out DIR``, absent or empty: a staging folder renamed to it at the en
     python3 gpu/closed_loop.py --out DIR [--concurrency 1,2,4,...] [--lora sgmv|torch|none]
                                [--adapters 8] [--rank 16] [--steps 300] [--warmup 60]
                                [--prompt-median 450] [--output-median 128] [--seed 0]
+                               [--num-blocks N]
 """
 
 from __future__ import annotations
@@ -250,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output-median", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--memory-utilization", type=float, default=0.80)
+    ap.add_argument("--num-blocks", type=int, default=None,
+                    help="KV blocks the scheduler may hand out (default: the whole pool); the validation "
+                         "scenarios use 4096")
     args = ap.parse_args(argv)
     try:
         conc = [int(x) for x in args.concurrency.split(",") if x]
@@ -261,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--adapters: 1 to 8 (every adapter keeps a GPU slot: no loads)")
     if args.out.exists() and any(args.out.iterdir()):
         ap.error(f"--out {args.out}: exists and is not empty (the folder is written whole, at the end)")
+    if args.num_blocks is not None and args.num_blocks < 1:
+        ap.error("--num-blocks: at least 1")
     if args.steps < 1 or args.warmup < 0:
         ap.error("--steps must be at least 1 and --warmup at least 0")
 
@@ -279,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     if max(conc) > max(graph_sizes):
         ap.error(f"--concurrency: at most {max(graph_sizes)} (the largest decode graph)")
     rig = Rig(args.model, args.device, graph_sizes, args.memory_utilization, dop_table=None)
+    blocks = rig.num_blocks if args.num_blocks is None else args.num_blocks
+    if blocks > rig.num_blocks:
+        ap.error(f"--num-blocks {blocks}: the pool has {rig.num_blocks}")
     lora = args.lora != "none"
     kind = args.lora if lora else rig.kinds[0]
     names = [f"a{i}" for i in range(args.adapters)] if lora else []
@@ -294,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[live_batches.BatchRow, float, int]] = []
     requests: list = []
     for n in conc:
-        cfg = EngineConfig(max_num_seqs=n, max_num_batched_tokens=4096, num_gpu_blocks=rig.num_blocks,
+        cfg = EngineConfig(max_num_seqs=n, max_num_batched_tokens=4096, num_gpu_blocks=blocks,
                            max_model_len=max_len, max_loras=8, max_cpu_loras=8)
         loop = ClosedLoop(cfg, infos, n, workload, ex.execute, lambda length: rig.new_request(ex, length), ex.drop,
                           t0=t_mon)
@@ -315,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             "commit": os.environ.get("GIT_COMMIT", ""), "command": "python3 " + " ".join(sys.argv),
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "kernel": kind if lora else "none", "graph_sizes": list(graph_sizes), "graph_capture_s": capture_s,
-            "num_blocks": rig.num_blocks, "seconds": round(time.perf_counter() - t0, 1), "gpu_monitor": gpu,
-            "iterations": len(rows)}
+            "num_blocks": blocks, "pool_blocks": rig.num_blocks, "seconds": round(time.perf_counter() - t0, 1),
+            "gpu_monitor": gpu, "iterations": len(rows)}
     # Everything into a sibling folder first, renamed to --out at the end: a failure leaves no
     # half-written folder behind.
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -327,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         write_text_atomic(stage / "trace.csv", trace_csv(requests))
         write_text_atomic(stage / "catalogue.csv", catalogue_csv(names, args.rank))
         write_text_atomic(stage / "scenario.yaml", scenario_yaml(args.model, gpu_key, meta["kernel"], max_len,
-                                                                    rig.num_blocks))
+                                                                    blocks))
         write_text_atomic(stage / "meta.json", json.dumps(meta, indent=1, default=str) + "\n")
         write_text_atomic(stage / "steps.csv", steps_csv(rows))
         if args.out.exists():

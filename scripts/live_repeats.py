@@ -55,7 +55,8 @@ def validate(binary: Path, run: Path) -> dict:
         row = twin_cli.validate(binary, run)
     except twin_cli.TwinError as e:
         raise SystemExit(f"live_repeats.py: {e}") from None
-    return {**row["metrics"], "commit": json.loads((run / "run.json").read_text()).get("git_commit", "?")}
+    commit = json.loads((run / "run.json").read_text()).get("git_commit") or "?"
+    return {**row["metrics"], "commit": commit[:7]}  # a full sha (GIT_COMMIT given whole) as the short one
 
 
 def leases(repeats: Path = REPEATS) -> dict[str, str]:

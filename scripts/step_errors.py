@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Where the twin's step cost is off, one live iteration at a time.
 
-    python3 scripts/step_errors.py [RUN_DIR ...] [--profile DIR ...] [--parts LO-HI | --by-predecessor | --by-skew]
+    python3 scripts/step_errors.py [RUN_DIR ...] [--profile DIR ...] [--parts LO-HI | --by-predecessor | --by-skew |
+                                   --by-time | --by-context | --by-queue | --by-size] [--no-closed-loop]
     (default: every recorded H200 run under traces/live, each priced with its own scenario's profile)
 
 For each run: recovers every iteration's batch (scripts/live_batches.py, which replays the
@@ -15,6 +16,7 @@ Needs the twin's release binary (`swift build -c release`); no GPU, no torch.
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
 import statistics
 import subprocess
@@ -111,6 +113,8 @@ def probe_ratio(run: Path, profile: Path) -> float | None:
 
 
 SKEW_COLUMNS = ((0, 255), (256, 767), (768, 1535), (1536, 1 << 30))  # max - mean context, tokens
+CONTEXT_COLUMNS = ((0, 255), (256, 511), (512, 767), (768, 1023), (1024, 1535), (1536, 1 << 30))  # mean context
+QUEUE_COLUMNS = ((0, 0), (1, 9), (10, 99), (100, 1 << 30))  # requests waiting for their first step
 TIME_COLUMNS = ((0, 10), (10, 20), (20, 30), (30, 40), (40, 50), (50, 60), (60, 1 << 30))  # start_s, seconds
 
 
@@ -143,6 +147,48 @@ def binned(rows: list[dict[str, str]], sizes: list[int], value, columns) -> dict
 def by_skew(rows: list[dict[str, str]], sizes: list[int]) -> dict[int, dict[int, tuple[float, int]]]:
     """`binned` by max - mean context (SKEW_COLUMNS, tokens)."""
     return binned(rows, sizes, skew_of, [(lo, hi + 1) for lo, hi in SKEW_COLUMNS])
+
+
+def by_context(rows: list[dict[str, str]], sizes: list[int]) -> dict[int, dict[int, tuple[float, int]]]:
+    """`binned` by the batch's mean context per sequence (CONTEXT_COLUMNS, tokens)."""
+    return binned(rows, sizes, lambda x: int(x["decode_context_tokens"]) / int(x["decode_sequences"]),
+                  [(lo, hi + 1) for lo, hi in CONTEXT_COLUMNS])
+
+
+def by_queue(rows: list[dict[str, str]], sizes: list[int]) -> dict[int, dict[int, tuple[float, int]]]:
+    """`binned` by the requests waiting for their first step when the step started (the rows'
+    ``waiting`` column, `with_waiting`; QUEUE_COLUMNS)."""
+    return binned(rows, sizes, lambda x: int(x.get("waiting") or 0), [(lo, hi + 1) for lo, hi in QUEUE_COLUMNS])
+
+
+def with_waiting(run: Path, rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The priced rows of a live run, each with ``waiting``: the requests that had arrived by the
+    step's start and were not yet scheduled (requests.csv's arrival_s and first_scheduled_s; a
+    preempted request waiting again is not counted). A closed loop has no queue: 0."""
+    reqs = run / "requests.csv"
+    if not reqs.exists():
+        return [{**x, "waiting": "0"} for x in rows]
+    with reqs.open() as f:
+        got = list(csv.DictReader(f))
+    arrived = sorted(float(r["arrival_s"]) for r in got)
+    scheduled = sorted(float(r["first_scheduled_s"]) for r in got if r.get("first_scheduled_s"))
+    out = []
+    for x in rows:
+        t = float(x["start_s"])
+        n = bisect.bisect_right(arrived, t) - bisect.bisect_right(scheduled, t)
+        out.append({**x, "waiting": str(max(n, 0))})
+    return out
+
+
+def by_size(rows: list[dict[str, str]]) -> dict[int, tuple[float, int]]:
+    """Median live / predicted of the decode-only steps by their number of sequences (not the
+    CUDA graph they ran as); sizes of fewer than MIN_STEPS steps are left out."""
+    out: dict[int, list[float]] = {}
+    for x in rows:
+        n = int(x["decode_sequences"])
+        if int(x["prefill_tokens"]) == 0 and n > 0:
+            out.setdefault(n, []).append(float(x["live_s"]) * 1e6 / float(x["predicted_us"]))
+    return {n: (statistics.median(v), len(v)) for n, v in sorted(out.items()) if len(v) >= MIN_STEPS}
 
 
 def by_time(rows: list[dict[str, str]], sizes: list[int]) -> dict[int, dict[int, tuple[float, int]]]:
@@ -213,10 +259,20 @@ def main(argv: list[str] | None = None) -> int:
     table.add_argument("--by-time", action="store_true",
                     help="instead of the table: decode-only steps' live / predicted by CUDA graph and by when they "
                          "started in the run (10 s bins)")
+    table.add_argument("--by-context", action="store_true",
+                    help="instead of the table: decode-only steps' live / predicted by CUDA graph and by the batch's "
+                         "mean context per sequence")
+    table.add_argument("--by-queue", action="store_true",
+                    help="instead of the table: decode-only steps' live / predicted by CUDA graph and by how many "
+                         "requests were waiting for their first step")
+    table.add_argument("--by-size", action="store_true",
+                    help="instead of the table: decode-only steps' live / predicted by batch size (sequences), "
+                         "pooled over the runs, with the range of the runs' own medians")
     ap.add_argument("--no-closed-loop", action="store_true",
                     help="price without the profile's closed-loop correction of decode steps (docs/profile-format.md)")
     args = ap.parse_args(argv)
-    binned_table = by_skew if args.by_skew else by_time if args.by_time else None
+    binned_table = {"by_skew": by_skew, "by_time": by_time, "by_context": by_context, "by_queue": by_queue}
+    binned_table = next((f for k, f in binned_table.items() if getattr(args, k)), None)
     twin = Path(args.twin)
     if not twin.exists():
         raise SystemExit(f"{twin}: not found; run `swift build -c release` first")
@@ -239,13 +295,24 @@ def main(argv: list[str] | None = None) -> int:
         print("| run | profile | after same graph | after other graph | after eager |")
         print("|---|---|---:|---:|---:|")
     elif binned_table is not None:
-        what, columns, unit = (("max - mean context of the batch", SKEW_COLUMNS, "skew") if args.by_skew
-                               else ("when the step started in the run, s", TIME_COLUMNS, "s"))
+        what, columns, unit = {
+            by_skew: ("max - mean context of the batch", SKEW_COLUMNS, "skew"),
+            by_time: ("when the step started in the run, s", TIME_COLUMNS, "s"),
+            by_context: ("mean context per sequence of the batch, tokens", CONTEXT_COLUMNS, "ctx"),
+            by_queue: ("requests waiting for their first step", QUEUE_COLUMNS, "waiting"),
+        }[binned_table]
         print(f"Median live / predicted of decode-only steps by CUDA graph and by {what} (steps)")
         print()
-        names = [f"{unit} {lo}-{hi}" if hi < 1 << 30 else f"{unit} >={lo}" for lo, hi in columns]
+        names = [f"{unit} >={lo}" if hi >= 1 << 30 else f"{unit} {lo}" if lo == hi else f"{unit} {lo}-{hi}"
+                 for lo, hi in columns]
         print("| run | profile | graph | " + " | ".join(names) + " | all |")
         print("|---|---|---:|" + "---:|" * (len(names) + 1))
+    elif args.by_size:
+        print("Median live / predicted of decode-only steps by batch size, every run pooled (steps); "
+              "the range of the runs' own medians (runs with at least 10 such steps)")
+        print()
+        print("| sequences | steps | pooled | runs' medians |")
+        print("|---:|---:|---:|---|")
     else:
         print("Median of live / predicted step time over the same batches (scripts/step_errors.py)")
         print()
@@ -254,11 +321,14 @@ def main(argv: list[str] | None = None) -> int:
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * 2 + "---:|" * (len(head) - 2))
     pooled: dict[str, tuple[list[dict[str, str]], list[int]]] = {}  # profile column -> rows of every run
+    per_run: dict[str, list[dict[int, tuple[float, int]]]] = {}  # --by-size: profile column -> each run's table
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
             for override in profiles:
                 prof = override.resolve() if override else profile_dir(run)
                 rows = price(run, twin, Path(tmp), override, closed_loop=not args.no_closed_loop)
+                if args.by_queue:
+                    rows = with_waiting(run, rows)
                 key = override.resolve().name if override else "each its own"
                 pooled.setdefault(key, ([], graph_sizes(prof / "meta.json")))[0].extend(rows)
                 if args.parts:
@@ -276,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
                               for k in ("after same graph", "after other graph", "after eager")]
                     print(f"| {run.name} | {prof.name} | " + " | ".join(cells_) + " |")
                     continue
+                if args.by_size:
+                    per_run.setdefault(key, []).append(by_size(rows))
+                    continue
                 if binned_table is not None:
                     print_binned(run.name, prof.name, binned_table(rows, graph_sizes(prof / "meta.json")), len(columns))
                     continue
@@ -285,16 +358,22 @@ def main(argv: list[str] | None = None) -> int:
                 pr = probe_ratio(run, prof)
                 row.append(f"{pr:.2f}" if pr is not None else "-")
                 print("| " + " | ".join(row) + " |")
-    if len(runs) > 1 and binned_table is not None:
+    if args.by_size:
+        for key, (rows, _sizes) in pooled.items():
+            for n, (med, steps) in by_size(rows).items():
+                own = [t[n][0] for t in per_run.get(key, []) if n in t]
+                span = f"{min(own):.3f}-{max(own):.3f} ({len(own)})" if own else "-"
+                print(f"| {n} | {steps} | {med:.3f} | {span} |")
+    elif len(runs) > 1 and binned_table is not None:
         for key, (rows, sizes) in pooled.items():
             print_binned(f"all {len(runs)} runs", key, binned_table(rows, sizes), len(columns))
-    elif len(runs) > 1 and not (args.parts or args.by_predecessor):
+    elif len(runs) > 1 and not (args.parts or args.by_predecessor or args.by_size):
         for key, (rows, sizes) in pooled.items():  # every step of every run, one median per cell
             dec, eag = cells(rows, sizes)
             row = [f"all {len(runs)} runs", key] + [f"{dec[g]:.2f}" if g in dec else "-" for g in GRAPH_COLUMNS]
             row += [f"{eag[n]:.2f}" if n in eag else "-" for n, _, _ in EAGER_COLUMNS] + ["-"]
             print("| " + " | ".join(row) + " |")
-    if not (args.parts or args.by_predecessor or binned_table):
+    if not (args.parts or args.by_predecessor or binned_table or args.by_size):
         print()
         print(f"dec N: decode-only steps that ran as the CUDA graph of size N; eager T: steps with prefill tokens,"
               f" T = prefill tokens + decode sequences; '-': fewer than {MIN_STEPS} steps. probe: the run's"

@@ -30,7 +30,8 @@ def commit_of(runs: Path | list[Path], scenario: str) -> str:
     `scenario`; '?' when none has one or its run.json names none."""
     for folder in [runs] if isinstance(runs, Path) else runs:
         try:
-            return json.loads((folder / scenario / "run.json").read_text()).get("git_commit") or "?"
+            commit = json.loads((folder / scenario / "run.json").read_text()).get("git_commit") or "?"
+            return commit[:7]  # a full sha (GIT_COMMIT given whole) groups with the short one
         except (OSError, ValueError):
             continue
     return "?"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -192,3 +193,19 @@ def test_a_folder_with_files_in_it_is_refused_before_anything_runs(tmp_path):
     with pytest.raises(SystemExit) as e:
         cl.main(["--out", str(out), "--device", "cpu"])
     assert e.value.code == 2 and (out / "steps.csv").read_text() == "an earlier run\n"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
+def test_num_blocks_bounds_the_schedulers_pool_and_is_recorded(tmp_path):
+    out = tmp_path / "cl"
+    rc = cl.main(["--out", str(out), "--model", "tiny-llama", "--device", "cpu", "--concurrency", "2",
+                  "--lora", "none", "--steps", "4", "--warmup", "1", "--prompt-median", "20",
+                  "--output-median", "8", "--num-blocks", "64"])
+    assert rc == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["num_blocks"] == 64 and meta["pool_blocks"] >= 64
+    assert "num_gpu_blocks: 64" in (out / "scenario.yaml").read_text()
+    with pytest.raises(SystemExit) as e:  # more than the pool: refused, nothing written
+        cl.main(["--out", str(tmp_path / "big"), "--model", "tiny-llama", "--device", "cpu",
+                 "--num-blocks", str(10**9)])
+    assert e.value.code == 2 and not (tmp_path / "big").exists()

@@ -89,3 +89,47 @@ def test_time_cells_split_each_graph_by_when_the_step_started(monkeypatch):
     last = len(step_errors.TIME_COLUMNS) - 1  # 60 s and later
     assert got[0] == (1.11, 2) and got[1] == (1.01, 2) and got[last] == (1.4, 2)
     assert got[last + 1] == (1.11, 6)  # all together: median of six
+
+
+def _step(seqs: int, live_us: float, pred_us: float, start: float = 0.0, context: int = 0,
+          prefill: int = 0) -> dict[str, str]:
+    return {"prefill_tokens": str(prefill), "decode_sequences": str(seqs), "live_s": str(live_us / 1e6),
+            "predicted_us": str(pred_us), "start_s": str(start), "decode_context_tokens": str(context),
+            "decode_max_context": str(context // max(seqs, 1))}
+
+
+def test_by_size_keeps_sizes_apart_and_drops_small_ones():
+    rows = [_step(17, 1050, 1000) for _ in range(10)] + [_step(24, 1100, 1000) for _ in range(12)]
+    rows += [_step(20, 2000, 1000) for _ in range(9)]  # too few steps of 20
+    rows += [_step(17, 9999, 1000, prefill=64) for _ in range(10)]  # steps with prefill: not decode-only
+    got = step_errors.by_size(rows)
+    assert set(got) == {17, 24}
+    assert abs(got[17][0] - 1.05) < 1e-9 and got[17][1] == 10
+    assert abs(got[24][0] - 1.10) < 1e-9 and got[24][1] == 12
+
+
+def test_by_context_bins_by_mean_context_per_sequence():
+    sizes = [8, 16, 24, 32]
+    rows = [_step(20, 1040, 1000, context=20 * 600) for _ in range(10)]  # mean 600: bin 512-767
+    rows += [_step(20, 1000, 1000, context=20 * 300) for _ in range(10)]  # mean 300: bin 256-511
+    got = step_errors.by_context(rows, sizes)[24]
+    assert abs(got[2][0] - 1.04) < 1e-9 and got[2][1] == 10
+    assert abs(got[1][0] - 1.00) < 1e-9
+    assert got[len(step_errors.CONTEXT_COLUMNS)][1] == 20  # all together
+
+
+def test_waiting_counts_arrived_and_not_yet_scheduled(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "requests.csv").write_text("request_id,arrival_s,first_scheduled_s\n"
+                                      "a,0.0,0.1\nb,0.2,1.0\nc,0.3,0.35\nd,0.5,\n")
+    rows = [_step(1, 1, 1, start=t) for t in (0.05, 0.25, 0.32, 0.4, 0.6, 1.5)]
+    got = [int(x["waiting"]) for x in step_errors.with_waiting(run, rows)]
+    # 0.05: a waits; 0.25: b; 0.32: b, c; 0.4: b; 0.6: b, d (d never scheduled); 1.5: d
+    assert got == [1, 1, 2, 1, 2, 1]
+    loop = tmp_path / "loop"  # a closed loop: no requests.csv, no queue
+    loop.mkdir()
+    assert [x["waiting"] for x in step_errors.with_waiting(loop, rows[:2])] == ["0", "0"]
+    table = step_errors.by_queue([dict(x, waiting="150") for x in [_step(20, 1060, 1000) for _ in range(10)]],
+                                 [8, 16, 24])
+    assert abs(table[24][3][0] - 1.06) < 1e-9  # the >= 100 bin

@@ -53,3 +53,11 @@ def test_bad_input_is_named(tmp_path, capsys):
     assert vg.main([str(bad)]) == 2
     assert "bad.csv: line 1: missing column(s) smape_percent" in capsys.readouterr().err
     assert vg.main([str(tmp_path / "none.csv")]) == 2
+
+
+def test_a_full_sha_groups_with_its_short_form(tmp_path, capsys):
+    # one lease passed GIT_COMMIT whole, the others short: both are the commit's first 7 characters
+    csv = _write(tmp_path, {"d01": "61ed086", "d02": "61ed08617240a07d74eba4d521c8bf8e5d5b1560"})
+    assert vg.main([str(csv), "--runs", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out.splitlines()[2:]
+    assert len(out) == 1 and "| 61ed086 | 2 | - | 15.0 |" in out[0]
