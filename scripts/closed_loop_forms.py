@@ -17,8 +17,11 @@ applied to the live runs' steps of that graph:
 - ``contexts``: c0 + c1 x total context + c2 x longest context.
 
 Printed: per graph, the median live / predicted of the live runs' steps with the twin's price, with
-the correction (a factor per graph, the same median over the closed loop as `DecodeCorrection`), and
-with each form; and the closed loop's own median under each fit. It fits nothing the twin uses.
+the correction (a factor per graph, the same median over the closed loop as `DecodeCorrection`),
+with a factor per batch size instead (`per_size_factor`: the closed loop's median at each size with
+at least 20 steps, linear between the sampled sizes of the same graph, the nearest of them beyond,
+the graph's factor where it sampled none), and with each form; and the closed loop's own median
+under each fit. It fits nothing the twin uses.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ def decode_steps(rows: list[dict[str, str]], sizes: list[int]) -> list[dict[str,
         if int(r["prefill_tokens"]) or n == 0:
             continue
         work, tail = float(r["decode_work_us"]), float(r["decode_tail_us"])
-        out.append({"graph": step_errors.graph_of(n, sizes), "live": float(r["live_s"]) * 1e6,
+        out.append({"graph": step_errors.graph_of(n, sizes), "sequences": n, "live": float(r["live_s"]) * 1e6,
                     "price": float(r["predicted_us"]),
                     "kept": float(r["decode_floor_us"]) + float(r["lora_us"]) + float(r["host_us"]),
                     "work": work, "tail": tail, "context": float(r["decode_context_tokens"]),
@@ -77,6 +80,34 @@ def priced(form: str, coef: np.ndarray, s: dict[str, float]) -> float:
     return s["kept"] + float(np.dot(features(form, s), coef))
 
 
+def per_size_factor(cal: list[dict[str, float]], sizes: list[int]):
+    """A function of batch size: the closed loop's median measured / priced at each size with at
+    least 20 steps, linear between the sampled sizes of one CUDA graph (never across a graph's
+    edge, where the step's cost jumps), the nearest sampled size of the graph beyond them, and the
+    graph's own median where the loop sampled no size of it (1 without any step)."""
+    by_size: dict[int, list[float]] = {}
+    by_graph: dict[int, list[float]] = {}
+    for s in cal:
+        by_size.setdefault(int(s["sequences"]), []).append(s["live"] / s["price"])
+        by_graph.setdefault(int(s["graph"]), []).append(s["live"] / s["price"])
+    fac = {n: statistics.median(v) for n, v in by_size.items() if len(v) >= 20}
+    gfac = {g: statistics.median(v) for g, v in by_graph.items()}
+
+    def factor(n: int) -> float:
+        g = step_errors.graph_of(n, sizes)
+        same = sorted(m for m in fac if step_errors.graph_of(m, sizes) == g)
+        if not same:
+            return gfac.get(g, 1.0)
+        lo = [m for m in same if m <= n]
+        hi = [m for m in same if m >= n]
+        if lo and hi:
+            a, b = lo[-1], hi[0]
+            return fac[a] if a == b else fac[a] + (fac[b] - fac[a]) * (n - a) / (b - a)
+        return fac[lo[-1]] if lo else fac[hi[0]]
+
+    return factor
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("profile", type=Path)
@@ -97,9 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Decode-only steps, median live / predicted by CUDA graph; forms fitted on {loop} "
           f"({len(cal)} steps), applied to {len(args.runs)} runs ({len(live)} steps)")
     print()
-    print("| graph | closed-loop steps | live steps | twin | corrected | " + " | ".join(FORMS)
+    by_size = per_size_factor(cal, sizes)
+    print("| graph | closed-loop steps | live steps | twin | corrected | per size | " + " | ".join(FORMS)
           + " | closed loop under " + " / ".join(FORMS) + " |")
-    print("|---:|---:|---:|---:|---:|" + "---:|" * len(FORMS) + "---|")
+    print("|---:|---:|---:|---:|---:|---:|" + "---:|" * len(FORMS) + "---|")
     for g in sizes:
         c = [s for s in cal if s["graph"] == g]
         v = [s for s in live if s["graph"] == g]
@@ -107,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         factor = statistics.median(s["live"] / s["price"] for s in c)
         cells = [statistics.median(s["live"] / s["price"] for s in v),
-                 statistics.median(s["live"] / (s["price"] * factor) for s in v)]
+                 statistics.median(s["live"] / (s["price"] * factor) for s in v),
+                 statistics.median(s["live"] / (s["price"] * by_size(int(s["sequences"]))) for s in v)]
         own = []
         for form in FORMS:
             coef = fit(form, c)

@@ -43,3 +43,18 @@ def test_steps_with_prefill_are_left_out_and_unknown_forms_refused():
     assert clf.decode_steps(rows, [8]) == []
     with pytest.raises(ValueError):
         clf.features("cubic", {})
+
+
+def test_per_size_factor_interpolates_inside_a_graph_only():
+    sizes = [8, 16, 24]
+    cal = []
+    for n, ratio in ((12, 1.10), (16, 0.90), (20, 1.05)):
+        cal += [{"graph": clf.step_errors.graph_of(n, sizes), "sequences": n, "live": ratio * 1000.0,
+                 "price": 1000.0}] * 20
+    cal += [{"graph": 8, "sequences": 6, "live": 1030.0, "price": 1000.0}] * 5  # too few at size 6
+    f = clf.per_size_factor(cal, sizes)
+    assert abs(f(14) - 1.00) < 1e-9  # halfway between 12 (1.10) and 16 (0.90)
+    assert abs(f(10) - 1.10) < 1e-9  # below the sampled sizes of graph 16: the nearest
+    assert abs(f(17) - 1.05) < 1e-9  # graph 24: only 20 sampled, not 16 across the edge
+    assert abs(f(6) - 1.03) < 1e-9  # graph 8: no size with 20 steps, the graph's median
+    assert f(30) == 1.0  # no graph of 30 in the loop
