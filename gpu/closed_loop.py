@@ -32,7 +32,7 @@ Output (``--out DIR``, absent or empty: a staging folder renamed to it at the en
     python3 gpu/closed_loop.py --out DIR [--concurrency 1,2,4,...] [--lora sgmv|torch|none]
                                [--adapters 8] [--rank 16] [--steps 300] [--warmup 60]
                                [--prompt-median 450] [--output-median 128] [--seed 0]
-                               [--num-blocks N]
+                               [--seeds 0,1] [--num-blocks N]
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ for p in (ROOT, ROOT / "scripts"):
 import live_batches  # noqa: E402  (scripts/: the twin's StepBatch of a plan, torch-free)
 
 DEFAULT_CONCURRENCY = (1, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 64)
-EXTRA_COLUMNS = ("concurrency", "execute_s")
+EXTRA_COLUMNS = ("concurrency", "execute_s", "seed")
 PROMPT_RANGE = (16, 2048)  # clip of the log-normal draws, tokens
 OUTPUT_RANGE = (8, 512)
 SIGMA = 0.8  # log-normal shape of both lengths
@@ -185,16 +185,17 @@ def run_concurrency(loop: ClosedLoop, warmup: int, steps: int) -> list[tuple[liv
     return kept
 
 
-def steps_csv(rows: Sequence[tuple[live_batches.BatchRow, float, int]]) -> str:
-    """steps.csv: live_batches' columns, then concurrency and execute_s; iterations renumbered
-    across the concurrencies."""
+def steps_csv(rows: Sequence[tuple]) -> str:
+    """steps.csv: live_batches' columns, then concurrency, execute_s and the workload's seed (rows
+    are (batch, execute_s, concurrency[, seed]); seed 0 where a row has none); iterations
+    renumbered across the concurrencies and seeds."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(list(live_batches.COLUMNS) + list(EXTRA_COLUMNS))
-    for i, (b, execute_s, n) in enumerate(rows):
+    for i, (b, execute_s, n, *rest) in enumerate(rows):
         f = b.csv_fields()
         f[0] = str(i)
-        w.writerow(f + [str(n), f"{execute_s:.9f}"])
+        w.writerow(f + [str(n), f"{execute_s:.9f}", str(rest[0] if rest else 0)])
     return buf.getvalue()
 
 
@@ -225,10 +226,10 @@ def scenario_yaml(model: str, gpu: str, kernel: str, max_model_len: int, blocks:
         f"# LoRA kernel of the steps: {kernel}", ""])
 
 
-def summary(rows: Sequence[tuple[live_batches.BatchRow, float, int]]) -> str:
+def summary(rows: Sequence[tuple]) -> str:
     """A short table: per concurrency, the decode-only iterations and their median."""
     by: dict[int, list[float]] = {}
-    for b, _e, n in rows:
+    for b, _e, n, *_ in rows:
         if b.prefill_tokens == 0:
             by.setdefault(n, []).append(b.live_s * 1e6)
     out = ["| concurrency | decode-only iterations | median us |", "| ---: | ---: | ---: |"]
@@ -250,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prompt-median", type=int, default=450)
     ap.add_argument("--output-median", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default=None,
+                    help="several workloads one after another, e.g. 0,1 (each over every concurrency; the "
+                         "seed column of steps.csv tells them apart; overrides --seed)")
     ap.add_argument("--memory-utilization", type=float, default=0.80)
     ap.add_argument("--num-blocks", type=int, default=None,
                     help="KV blocks the scheduler may hand out (default: the whole pool); the validation "
@@ -265,6 +269,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--adapters: 1 to 8 (every adapter keeps a GPU slot: no loads)")
     if args.out.exists() and any(args.out.iterdir()):
         ap.error(f"--out {args.out}: exists and is not empty (the folder is written whole, at the end)")
+    try:
+        seeds = [int(x) for x in args.seeds.split(",") if x] if args.seeds is not None else [args.seed]
+    except ValueError:
+        ap.error(f"--seeds: expected integers separated by commas, got {args.seeds!r}")
+    if not seeds or len(set(seeds)) != len(seeds):
+        ap.error("--seeds: at least one, each once")
     if args.num_blocks is not None and args.num_blocks < 1:
         ap.error("--num-blocks: at least 1")
     if args.steps < 1 or args.warmup < 0:
@@ -297,23 +307,24 @@ def main(argv: list[str] | None = None) -> int:
     ex = rig.ex[kind]
     infos = {a: AdapterInfo(a, args.rank, 2.0 * args.rank, TARGETS) for a in names}
     max_len = PROMPT_RANGE[1] + OUTPUT_RANGE[1] + 16
-    workload = Workload(args.seed, args.prompt_median, args.output_median, names)
     monitor = GpuMonitor().start() if args.device == "cuda" else None
     t_mon = time.perf_counter()
-    rows: list[tuple[live_batches.BatchRow, float, int]] = []
+    rows: list[tuple[live_batches.BatchRow, float, int, int]] = []
     requests: list = []
-    for n in conc:
-        cfg = EngineConfig(max_num_seqs=n, max_num_batched_tokens=4096, num_gpu_blocks=blocks,
-                           max_model_len=max_len, max_loras=8, max_cpu_loras=8)
-        loop = ClosedLoop(cfg, infos, n, workload, ex.execute, lambda length: rig.new_request(ex, length), ex.drop,
-                          t0=t_mon)
-        kept = run_concurrency(loop, args.warmup, args.steps)
-        loop.close()
-        rows += [(b, e, n) for b, e in kept]
-        requests += loop.requests
-        dec = [b.live_s for b, _ in kept if b.prefill_tokens == 0]
-        print(f"concurrency {n}: {len(kept)} iterations, {len(dec)} decode-only"
-              + (f", median {statistics.median(dec) * 1e6:.0f} us" if dec else ""), flush=True)
+    for seed in seeds:
+        workload = Workload(seed, args.prompt_median, args.output_median, names)
+        for n in conc:
+            cfg = EngineConfig(max_num_seqs=n, max_num_batched_tokens=4096, num_gpu_blocks=blocks,
+                               max_model_len=max_len, max_loras=8, max_cpu_loras=8)
+            loop = ClosedLoop(cfg, infos, n, workload, ex.execute, lambda length: rig.new_request(ex, length),
+                              ex.drop, t0=t_mon)
+            kept = run_concurrency(loop, args.warmup, args.steps)
+            loop.close()
+            rows += [(b, e, n, seed) for b, e in kept]
+            requests += loop.requests
+            dec = [b.live_s for b, _ in kept if b.prefill_tokens == 0]
+            print(f"seed {seed} concurrency {n}: {len(kept)} iterations, {len(dec)} decode-only"
+                  + (f", median {statistics.median(dec) * 1e6:.0f} us" if dec else ""), flush=True)
     gpu = None
     if monitor is not None:
         monitor.stop()

@@ -9,7 +9,9 @@
 # PROFILE_ARGS and REPLAY_ARGS (environment) pass extra flags to gpu/profile_steps.py and every
 # gpu/replay.py (say "--dense-lora-from 0" on both, to keep a lease's engine like an earlier one's);
 # PROFILE_TIMEOUT (seconds, default 540) bounds the profile. CLOSED_LOOP=1 runs gpu/closed_loop.py
-# (with SGMV and without LoRA) after the profile and before the runs: calibration, like the profile.
+# (with SGMV and without LoRA; CLOSED_LOOP_VARIANTS="sgmv" for one) after the profile and before the
+# runs: calibration, like the profile. CLOSED_LOOP_ARGS passes flags to it (say "--seeds 0,1
+# --concurrency 1,2,4,8,9,10,...") and CLOSED_LOOP_TIMEOUT (seconds, default 240) bounds each.
 # Needs GIT_COMMIT in the environment (the tree on that machine has no .git). Results go to
 # $OUT/results.tar.gz (profile/ and runs/<run>/), packed again after every step.
 set -uo pipefail
@@ -37,11 +39,11 @@ if [ -n "$profile" ]; then
   tar -C "$OUT/work" -czf "$OUT/results.tar.gz" .
 fi
 if [ -n "${CLOSED_LOOP:-}" ]; then  # live-like steps as calibration (gpu/closed_loop.py), with and without LoRA
-  for lora in sgmv none; do
+  for lora in ${CLOSED_LOOP_VARIANTS:-sgmv none}; do
     echo "== closed loop ($lora) $(date -u +%T)"
-    timeout 240 python3 gpu/closed_loop.py --out "$OUT/work/closed-loop-$lora" --lora "$lora" \
-      > "$OUT/work/closed-loop-$lora.log" 2>&1
-    echo "rc=$? $(grep -c '^concurrency' "$OUT/work/closed-loop-$lora.log") concurrencies"
+    timeout "${CLOSED_LOOP_TIMEOUT:-240}" python3 gpu/closed_loop.py --out "$OUT/work/closed-loop-$lora" --lora "$lora" \
+      ${CLOSED_LOOP_ARGS:-} > "$OUT/work/closed-loop-$lora.log" 2>&1
+    echo "rc=$? $(grep -c 'concurrency [0-9]*:' "$OUT/work/closed-loop-$lora.log") concurrencies"
     tar -C "$OUT/work" -czf "$OUT/results.tar.gz" .
   done
 fi

@@ -43,9 +43,11 @@ public struct MeasuredCostModel: StepCostModel {
 
     /// Fits `variant`'s closed-loop factors: its steps priced by this model without correction
     /// (with the closed loop's own catalogue) against their measured iterations (`live_s`).
-    /// `half` (0 or 1): only the even or the odd rows (`profile check` compares the two fits).
+    /// `half` (0 or 1): only the even or the odd rows (`profile check` compares the two fits);
+    /// `seed`: only the rows of that workload seed (the `seed` column of `gpu/closed_loop.py
+    /// --seeds`; `profile check` compares the seeds' fits).
     public static func fitCorrection(
-        profile: StepProfile, kernel: String, model: ModelSpec, variant: String, half: Int? = nil
+        profile: StepProfile, kernel: String, model: ModelSpec, variant: String, half: Int? = nil, seed: Int? = nil
     ) throws(WorkloadError) -> DecodeCorrection {
         let dir = DecodeCorrection.directory(profile: profile.directory, variant: variant)
         let catalogue = try CatalogueFile.read(dir + "/catalogue.csv")
@@ -59,6 +61,11 @@ public struct MeasuredCostModel: StepCostModel {
         let plain = try MeasuredCostModel(profile: profile, kernel: kernel, model: model, catalogue: catalogue, closedLoop: false)
         var measured = try table.numbers("live_s").map { $0 * 1e6 }
         var batches = table.batches
+        if let seed {
+            let seeds = try table.numbers("seed")
+            let keep = seeds.indices.filter { Int(seeds[$0]) == seed }
+            (measured, batches) = (keep.map { measured[$0] }, keep.map { batches[$0] })
+        }
         if let half {
             let keep = stride(from: half, to: batches.count, by: 2)
             (measured, batches) = (keep.map { measured[$0] }, keep.map { batches[$0] })
@@ -66,6 +73,16 @@ public struct MeasuredCostModel: StepCostModel {
         return DecodeCorrection(
             file: table.file, batches: batches, measuredUs: measured, price: { plain.breakdown($0).total },
             graph: { profile.graphSize($0) })
+    }
+
+    /// The workload seeds of `variant`'s closed loop, in order (the `seed` column; none without it).
+    public static func closedLoopSeeds(profile: StepProfile, variant: String) throws(WorkloadError) -> [Int] {
+        let dir = DecodeCorrection.directory(profile: profile.directory, variant: variant)
+        let catalogue = try CatalogueFile.read(dir + "/catalogue.csv")
+        let table = try StepsTable(
+            path: dir + "/steps.csv", catalogue: catalogue, needsMaxKeys: profile.attentionUsesMaxKeys)
+        guard table.columns.contains("seed") else { return [] }
+        return Set(try table.numbers("seed").map { Int($0) }).sorted()
     }
 
     public var label: String { "measured" }

@@ -83,7 +83,8 @@ struct ProfileCommand: ParsableCommand {
 
 /// The `closed_loop/<variant>/` blocks of `profile check`: per CUDA graph, the closed loop's
 /// decode-only steps and the factor the twin applies to them, with the factors of the even and the
-/// odd rows apart (how stable the factor is within one measurement).
+/// odd rows apart (how stable the factor is within one measurement) and, for a closed loop of
+/// several workload seeds (`--seeds`), each seed's (how much it depends on the batches drawn).
 private func printClosedLoop(_ p: StepProfile) throws {
     let root = p.directory + "/closed_loop"
     guard let variants = try? FileManager.default.contentsOfDirectory(atPath: root) else { return }
@@ -93,10 +94,17 @@ private func printClosedLoop(_ p: StepProfile) throws {
         let kernel = variant == "none" ? (p.loraGrids.keys.sorted().first ?? "sgmv") : variant
         let full: DecodeCorrection
         let halves: [DecodeCorrection]
+        var bySeed: [(Int, DecodeCorrection)] = []
         do {
             full = try MeasuredCostModel.fitCorrection(profile: p, kernel: kernel, model: model, variant: variant)
             halves = try [0, 1].map { half throws(WorkloadError) in
                 try MeasuredCostModel.fitCorrection(profile: p, kernel: kernel, model: model, variant: variant, half: half)
+            }
+            let seeds = try MeasuredCostModel.closedLoopSeeds(profile: p, variant: variant)
+            if seeds.count > 1 {
+                bySeed = try seeds.map { seed throws(WorkloadError) in
+                    (seed, try MeasuredCostModel.fitCorrection(profile: p, kernel: kernel, model: model, variant: variant, seed: seed))
+                }
             }
         } catch { throw CLIError(error.description) }
         print(
@@ -105,7 +113,12 @@ private func printClosedLoop(_ p: StepProfile) throws {
         for g in full.steps.keys.sorted() {
             let f = full.factors[g].map { fmtCoef($0) } ?? "1 (under \(DecodeCorrection.minimumSteps) steps)"
             let h = halves.map { $0.factors[g].map { fmtCoef($0) } ?? "-" }.joined(separator: " / ")
-            print("  graph \(g): \(full.steps[g]!) steps, factor \(f); even / odd rows \(h)")
+            let seeds =
+                bySeed.isEmpty
+                ? ""
+                : "; seeds " + bySeed.map { String($0.0) }.joined(separator: " / ") + ": "
+                    + bySeed.map { $0.1.factors[g].map { fmtCoef($0) } ?? "-" }.joined(separator: " / ")
+            print("  graph \(g): \(full.steps[g]!) steps, factor \(f); even / odd rows \(h)\(seeds)")
         }
     }
 }

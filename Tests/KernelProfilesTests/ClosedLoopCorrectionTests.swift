@@ -102,6 +102,34 @@ struct ClosedLoopCorrectionTests {
         #expect(torch.decodeCorrections.isEmpty)
     }
 
+    @Test("a closed loop of several seeds: one fit over all, and each seed's alone")
+    func seeds() throws {
+        let dir = try Self.profile(variant: "sgmv", factor: [8: 1.10], count: [8: 40], adapters: true)
+        let p = try StepProfile(directory: dir)
+        #expect(try MeasuredCostModel.closedLoopSeeds(profile: p, variant: "sgmv") == [])  // no seed column
+        // the last 20 graph-8 rows (and the two prefill rows) become seed 1, measured at 0.90x
+        let file = DecodeCorrection.directory(profile: dir, variant: "sgmv") + "/steps.csv"
+        var lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map(String.init)
+        lines[0] += ",seed"
+        for i in 1..<lines.count {
+            var f = lines[i].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            let second = i > 20
+            if second && Int(f[4]) == 0 { f[2] = String(Double(f[2])! * 0.90 / 1.10) }
+            lines[i] = f.joined(separator: ",") + (second ? ",1" : ",0")
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try MeasuredCostModel.closedLoopSeeds(profile: p, variant: "sgmv") == [0, 1])
+        let fit = { (seed: Int?) throws -> Double in
+            try MeasuredCostModel.fitCorrection(profile: p, kernel: "sgmv", model: .llama2_7b, variant: "sgmv", seed: seed)
+                .factor(graph: 8)
+        }
+        #expect(abs(try fit(0) - 1.10) < 1e-6)
+        #expect(abs(try fit(1) - 0.90) < 1e-6)
+        let all = try fit(nil)  // the median of 20 at 1.10 and 20 at 0.90
+        #expect(all > 0.90 - 1e-6 && all < 1.10 + 1e-6)
+        #expect(try MeasuredCostModel.fitCorrection(profile: p, kernel: "sgmv", model: .llama2_7b, variant: "sgmv", seed: 7).steps.isEmpty)
+    }
+
     @Test("the none variant scales steps without adapters and merged ones")
     func noneVariant() throws {
         let dir = try Self.profile(variant: "none", factor: [8: 1.2], count: [8: 21], adapters: false)

@@ -209,3 +209,20 @@ def test_num_blocks_bounds_the_schedulers_pool_and_is_recorded(tmp_path):
         cl.main(["--out", str(tmp_path / "big"), "--model", "tiny-llama", "--device", "cpu",
                  "--num-blocks", str(10**9)])
     assert e.value.code == 2 and not (tmp_path / "big").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
+def test_seeds_run_one_after_another_and_are_told_apart(tmp_path):
+    out = tmp_path / "cl"
+    rc = cl.main(["--out", str(out), "--model", "tiny-llama", "--device", "cpu", "--concurrency", "1,2",
+                  "--lora", "none", "--steps", "3", "--warmup", "1", "--prompt-median", "20",
+                  "--output-median", "8", "--seeds", "3,5"])
+    assert rc == 0
+    rows = list(csv.DictReader((out / "steps.csv").open()))
+    assert [(r["seed"], r["concurrency"]) for r in rows] == [("3", "1")] * 3 + [("3", "2")] * 3 + [
+        ("5", "1")] * 3 + [("5", "2")] * 3
+    assert [int(r["iteration"]) for r in rows] == list(range(12))
+    for bad in ("3,3", "x"):
+        with pytest.raises(SystemExit):
+            cl.main(["--out", str(tmp_path / "bad"), "--device", "cpu", "--seeds", bad])
+    assert not (tmp_path / "bad").exists()
