@@ -2,7 +2,8 @@
 """Where the twin's step cost is off, one live iteration at a time.
 
     python3 scripts/step_errors.py [RUN_DIR ...] [--profile DIR ...] [--parts LO-HI | --by-predecessor | --by-skew |
-                                   --by-time | --by-context | --by-queue | --by-size] [--no-closed-loop]
+                                   --by-time | --by-context | --by-queue | --by-size]
+                                   [--no-closed-loop | --closed-loop-from PROFILE]
     (default: every recorded H200 run under traces/live, each priced with its own scenario's profile)
 
 For each run: recovers every iteration's batch (scripts/live_batches.py, which replays the
@@ -56,7 +57,7 @@ def is_closed_loop(run: Path) -> bool:
 
 
 def price(run: Path, twin: Path, work: Path, profile: Path | None = None,
-          closed_loop: bool = True) -> list[dict[str, str]]:
+          closed_loop: bool = True, closed_loop_from: Path | None = None) -> list[dict[str, str]]:
     if is_closed_loop(run):  # its batches are there already; its scenario names no profile (profile_dir)
         steps = run / "steps.csv"
     else:
@@ -65,6 +66,8 @@ def price(run: Path, twin: Path, work: Path, profile: Path | None = None,
         live_batches.write_csv(steps, rec.batches)
     priced = work / f"{run.name}.priced.csv"
     extra = (["--profile", str(profile)] if profile is not None else []) + ([] if closed_loop else ["--no-closed-loop"])
+    if closed_loop and closed_loop_from is not None:
+        extra += ["--closed-loop-from", str(closed_loop_from)]
     r = subprocess.run([str(twin), "profile", "price", str(run / "scenario.yaml"), str(steps), "-o", str(priced)]
                        + extra, capture_output=True, text=True)
     if r.returncode != 0:
@@ -268,9 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     table.add_argument("--by-size", action="store_true",
                     help="instead of the table: decode-only steps' live / predicted by batch size (sequences), "
                          "pooled over the runs, with the range of the runs' own medians")
+    ap.add_argument("--closed-loop-from", type=Path, metavar="PROFILE",
+                    help="correct decode steps with this profile's closed loop instead of each run's own")
     ap.add_argument("--no-closed-loop", action="store_true",
                     help="price without the profile's closed-loop correction of decode steps (docs/profile-format.md)")
     args = ap.parse_args(argv)
+    if args.no_closed_loop and args.closed_loop_from is not None:
+        ap.error("--no-closed-loop and --closed-loop-from exclude each other")
     binned_table = {"by_skew": by_skew, "by_time": by_time, "by_context": by_context, "by_queue": by_queue}
     binned_table = next((f for k, f in binned_table.items() if getattr(args, k)), None)
     twin = Path(args.twin)
@@ -326,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         for run in runs:
             for override in profiles:
                 prof = override.resolve() if override else profile_dir(run)
-                rows = price(run, twin, Path(tmp), override, closed_loop=not args.no_closed_loop)
+                rows = price(run, twin, Path(tmp), override, closed_loop=not args.no_closed_loop,
+                             closed_loop_from=args.closed_loop_from)
                 if args.by_queue:
                     rows = with_waiting(run, rows)
                 key = override.resolve().name if override else "each its own"

@@ -22,9 +22,12 @@ public struct MeasuredCostModel: StepCostModel {
 
     /// Creates the model for the adapters of `catalogue`; fails if the profile has no LoRA table
     /// for `kernel`, or has closed-loop steps that cannot be read (the error names the file, line
-    /// and column). `closedLoop: false` leaves the closed-loop correction out (a diagnostic).
+    /// and column). `closedLoop: false` leaves the closed-loop correction out (a diagnostic);
+    /// `closedLoopFrom` takes the closed loop of that profile directory instead of this profile's
+    /// own (its steps priced with this profile; an error if it has none for `kernel` or `none`).
     public init(
-        profile: StepProfile, kernel: String, model: ModelSpec, catalogue: AdapterCatalogue, closedLoop: Bool = true
+        profile: StepProfile, kernel: String, model: ModelSpec, catalogue: AdapterCatalogue, closedLoop: Bool = true,
+        closedLoopFrom: String? = nil
     ) throws(WorkloadError) {
         guard profile.loraGrids[kernel] != nil else {
             throw WorkloadError(
@@ -36,8 +39,15 @@ public struct MeasuredCostModel: StepCostModel {
         adapterBytes = catalogue.adapters.map { Double(model.adapterBytes(rank: $0.rank, modules: $0.targetModules)) }
         adapterRanks = catalogue.adapters.map(\.rank)
         guard closedLoop else { return }
-        for variant in Set([kernel, "none"]) where DecodeCorrection.exists(profile: profile.directory, variant: variant) {
-            decodeCorrections[variant] = try Self.fitCorrection(profile: profile, kernel: kernel, model: model, variant: variant)
+        let loop = closedLoopFrom ?? profile.directory
+        for variant in Set([kernel, "none"]) where DecodeCorrection.exists(profile: loop, variant: variant) {
+            decodeCorrections[variant] = try Self.fitCorrection(
+                profile: profile, kernel: kernel, model: model, variant: variant, loopProfile: loop)
+        }
+        if let closedLoopFrom, decodeCorrections.isEmpty {
+            throw WorkloadError(
+                file: closedLoopFrom + "/closed_loop", field: "closed_loop_from",
+                "no closed loop for kernel '\(kernel)' or 'none' (closed_loop/<variant>/steps.csv, gpu/closed_loop.py)")
         }
     }
 
@@ -46,10 +56,12 @@ public struct MeasuredCostModel: StepCostModel {
     /// `half` (0 or 1): only the even or the odd rows (`profile check` compares the two fits);
     /// `seed`: only the rows of that workload seed (the `seed` column of `gpu/closed_loop.py
     /// --seeds`; `profile check` compares the seeds' fits).
+    /// `loopProfile`: the profile directory whose closed loop it is (default: this profile's).
     public static func fitCorrection(
-        profile: StepProfile, kernel: String, model: ModelSpec, variant: String, half: Int? = nil, seed: Int? = nil
+        profile: StepProfile, kernel: String, model: ModelSpec, variant: String, half: Int? = nil, seed: Int? = nil,
+        loopProfile: String? = nil
     ) throws(WorkloadError) -> DecodeCorrection {
-        let dir = DecodeCorrection.directory(profile: profile.directory, variant: variant)
+        let dir = DecodeCorrection.directory(profile: loopProfile ?? profile.directory, variant: variant)
         let catalogue = try CatalogueFile.read(dir + "/catalogue.csv")
         let table = try StepsTable(
             path: dir + "/steps.csv", catalogue: catalogue, needsMaxKeys: profile.attentionUsesMaxKeys)

@@ -6,10 +6,12 @@ public enum CostModelSpec: Sendable, Equatable {
     case analytic
     /// Fixed coefficients (label `linear`).
     case linear(LinearCostModel)
-    /// A measured profile directory (relative to the scenario), the LoRA kernel to cost, and
-    /// whether decode-only steps take the profile's closed-loop correction when it has one
-    /// (`DecodeCorrection`; `closed_loop: false` in the scenario, `--no-closed-loop` on the CLI).
-    case measured(profile: String, kernel: String, closedLoop: Bool = true)
+    /// A measured profile directory (relative to the scenario), the LoRA kernel to cost, whether
+    /// decode-only steps take a closed-loop correction (`DecodeCorrection`; `closed_loop: false`
+    /// in the scenario, `--no-closed-loop` on the CLI), and whose: the profile's own when it has
+    /// one, or the closed loop of another profile directory (`closed_loop_from: DIR`, relative to
+    /// the scenario; `--closed-loop-from` on the CLI), priced with this profile's tables.
+    case measured(profile: String, kernel: String, closedLoop: Bool = true, closedLoopFrom: String? = nil)
     /// Not given in the scenario: the measured profile `profiles/<gpu>-<model>` if one is found
     /// in the scenario's folder or a parent of it (or of the working directory), else analytic.
     case automatic
@@ -192,10 +194,10 @@ public struct Scenario: Sendable {
                     switchSeconds: try b.double("switch_s", min: 0) ?? 0.02))
         case "measured":
             guard let b = node.body else { throw y.error("cost_model", "measured needs {kind: measured, profile: DIR}") }
-            try b.checkKeys(["kind", "profile", "kernel", "closed_loop"])
+            try b.checkKeys(["kind", "profile", "kernel", "closed_loop", "closed_loop_from"])
             return .measured(
                 profile: try b.requiredString("profile"), kernel: try b.string("kernel") ?? "sgmv",
-                closedLoop: try b.bool("closed_loop") ?? true)
+                closedLoop: try b.bool("closed_loop") ?? true, closedLoopFrom: try b.string("closed_loop_from"))
         default: throw y.error("cost_model", "unknown kind '\(node.kind)'; expected analytic, linear or measured")
         }
     }

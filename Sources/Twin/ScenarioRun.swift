@@ -89,8 +89,20 @@ public enum ScenarioRunner {
     /// other cost models unchanged.
     public static func withoutClosedLoop(_ s: Scenario) -> Scenario {
         var out = s
-        if case .measured(let dir, let kernel, _) = resolvedCostModel(s) {
+        if case .measured(let dir, let kernel, _, _) = resolvedCostModel(s) {
             out.costModel = .measured(profile: dir, kernel: kernel, closedLoop: false)
+        }
+        return out
+    }
+
+    /// `--closed-loop-from DIR` of `simulate` and `validate`: the scenario with its measured cost
+    /// model (named, or found as `automatic` finds it) corrected by the closed loop of the profile
+    /// directory `from` (absolute, or relative to the scenario's folder) instead of its own; other
+    /// cost models unchanged.
+    public static func withClosedLoop(_ s: Scenario, from: String) -> Scenario {
+        var out = s
+        if case .measured(let dir, let kernel, _, _) = resolvedCostModel(s) {
+            out.costModel = .measured(profile: dir, kernel: kernel, closedLoop: true, closedLoopFrom: from)
         }
         return out
     }
@@ -125,22 +137,25 @@ public enum ScenarioRunner {
             return try go(AnalyticCostModel(model: s.model, gpu: s.gpu, catalogue: trace.catalogue))
         case .linear(let m):
             return try go(m)
-        case .measured(let dir, let kernel, let closedLoop):
-            return try go(measuredModel(s, trace: trace, profile: dir, kernel: kernel, closedLoop: closedLoop))
+        case .measured(let dir, let kernel, let closedLoop, let from):
+            return try go(measuredModel(s, trace: trace, profile: dir, kernel: kernel, closedLoop: closedLoop, from: from))
         }
     }
 
     /// The measured cost model of a scenario's `cost_model: measured` (profile directory relative
     /// to the scenario's folder); profile errors as workload errors naming file, line and column.
-    static func measuredModel(_ s: Scenario, trace: Trace, profile dir: String, kernel: String, closedLoop: Bool) throws
-        -> MeasuredCostModel
-    {
+    static func measuredModel(
+        _ s: Scenario, trace: Trace, profile dir: String, kernel: String, closedLoop: Bool, from: String? = nil
+    ) throws -> MeasuredCostModel {
         let path = dir.hasPrefix("/") ? dir : s.baseDirectory + "/" + dir
+        let loop = from.map { $0.hasPrefix("/") ? $0 : s.baseDirectory + "/" + $0 }
         let profile: StepProfile
         do { profile = try StepProfile(directory: path) } catch {
             throw WorkloadError(file: error.file, line: error.line, field: error.column, error.message)
         }
-        return try MeasuredCostModel(profile: profile, kernel: kernel, model: s.model, catalogue: trace.catalogue, closedLoop: closedLoop)
+        return try MeasuredCostModel(
+            profile: profile, kernel: kernel, model: s.model, catalogue: trace.catalogue, closedLoop: closedLoop,
+            closedLoopFrom: loop)
     }
 
     /// The summaries of the scenario with its steps `1 - delta` and `1 + delta` times as long,
@@ -205,11 +220,11 @@ public enum ScenarioRunner {
     public static func sampledRuns(
         _ s: Scenario, trace: Trace, count: Int, horizon: Double = .infinity, modelError: Bool = false
     ) throws -> [RunSummary] {
-        guard case .measured(let dir, let kernel, let closedLoop) = resolvedCostModel(s) else {
+        guard case .measured(let dir, let kernel, let closedLoop, let from) = resolvedCostModel(s) else {
             throw WorkloadError(
                 file: "<scenario \(s.name)>", field: "cost_model", "prediction intervals need a measured profile (cost_model: measured)")
         }
-        let base = try measuredModel(s, trace: trace, profile: dir, kernel: kernel, closedLoop: closedLoop)
+        let base = try measuredModel(s, trace: trace, profile: dir, kernel: kernel, closedLoop: closedLoop, from: from)
         return try (1...max(1, count)).map { seed in
             try run(s, trace: trace, cost: SampledCostModel(base: base, seed: UInt64(seed), modelError: modelError), horizon: horizon)
                 .summary

@@ -41,6 +41,17 @@ extension ProfileCommand {
         @Flag(name: .long, help: "Leave out the profile's closed-loop correction of decode-only steps (a diagnostic).")
         var noClosedLoop = false
 
+        @Option(
+            name: .long,
+            help:
+                "Correct decode-only steps with the closed loop of this profile directory instead of the profile's own (docs/step-cost.md)."
+        )
+        var closedLoopFrom: String?
+
+        func validate() throws {
+            if noClosedLoop && closedLoopFrom != nil { throw ValidationError("--no-closed-loop and --closed-loop-from exclude each other") }
+        }
+
         func run() throws {
             do {
                 let text = try String(contentsOfFile: scenario, encoding: .utf8)
@@ -49,9 +60,11 @@ extension ProfileCommand {
                 let trace = try ScenarioRunner.makeTrace(s)
                 var path = profile
                 var k = kernel
-                if case .measured(let p, let sk, _) = ScenarioRunner.resolvedCostModel(s) {
+                var loop = closedLoopFrom
+                if case .measured(let p, let sk, _, let from) = ScenarioRunner.resolvedCostModel(s) {
                     path = path ?? (p.hasPrefix("/") ? p : s.baseDirectory + "/" + p)
                     k = k ?? sk
+                    loop = loop ?? from.map { $0.hasPrefix("/") ? $0 : s.baseDirectory + "/" + $0 }
                 }
                 guard let path else {
                     throw CLIError("\(scenario): cost_model is not a measured profile; give --profile")
@@ -59,7 +72,8 @@ extension ProfileCommand {
                 let prof: StepProfile
                 do { prof = try StepProfile(directory: path) } catch { throw CLIError(error.description) }
                 let cost = try MeasuredCostModel(
-                    profile: prof, kernel: k ?? "sgmv", model: s.model, catalogue: trace.catalogue, closedLoop: !noClosedLoop)
+                    profile: prof, kernel: k ?? "sgmv", model: s.model, catalogue: trace.catalogue, closedLoop: !noClosedLoop,
+                    closedLoopFrom: noClosedLoop ? nil : loop)
                 let out = try priceSteps(path: steps, cost: cost, catalogue: trace.catalogue)
                 if let output {
                     let w = try AtomicFileWriter(path: output)

@@ -33,10 +33,15 @@ struct SimulateCommand: ParsableCommand {
     @Flag(help: "Leave out the measured profile's closed-loop correction of decode-only steps (docs/step-cost.md).")
     var noClosedLoop = false
 
+    @Option(
+        help: "Correct decode-only steps with the closed loop of this profile directory instead of the profile's own (docs/step-cost.md).")
+    var closedLoopFrom: String?
+
     var sensitivity: Double? { step.sensitivity }
 
     func validate() throws {
         if sensitivity != nil && json { throw ValidationError("--sensitivity prints a table; leave out --json") }
+        if noClosedLoop && closedLoopFrom != nil { throw ValidationError("--no-closed-loop and --closed-loop-from exclude each other") }
     }
 
     func run() throws {
@@ -48,6 +53,11 @@ struct SimulateCommand: ParsableCommand {
             var s = try loadScenario()
             if let seed { s.seed = seed }
             if noClosedLoop { s = ScenarioRunner.withoutClosedLoop(s) }
+            if let closedLoopFrom {
+                let abs =
+                    closedLoopFrom.hasPrefix("/") ? closedLoopFrom : FileManager.default.currentDirectoryPath + "/" + closedLoopFrom
+                s = ScenarioRunner.withClosedLoop(s, from: abs)
+            }
             let trace = try ScenarioRunner.makeTrace(s)
             let bar = ProgressBar()
             let result = try ScenarioRunner.run(

@@ -13,8 +13,10 @@ enum SummaryTable {
         )
         var costs = r.costModelLabel
         if r.costModelLabel == "analytic" { costs += " (roofline from specs; not a measured profile)" }
-        if case .measured(let dir, let kernel, let closedLoop) = ScenarioRunner.resolvedCostModel(r.scenario) {
-            costs += " (profile \(dir), LoRA kernel \(kernel)" + (closedLoop ? ")" : ", without its closed-loop correction)")
+        if case .measured(let dir, let kernel, let closedLoop, let from) = ScenarioRunner.resolvedCostModel(r.scenario) {
+            costs +=
+                " (profile \(dir), LoRA kernel \(kernel)"
+                + (!closedLoop ? ", without its closed-loop correction)" : from.map { ", closed-loop correction from \($0))" } ?? ")")
         }
         lines.append("step costs: \(costs)")
         lines.append(

@@ -32,6 +32,10 @@ struct ValidateCommand: ParsableCommand {
     @Flag(help: "Leave out the measured profiles' closed-loop correction of decode-only steps (docs/step-cost.md).")
     var noClosedLoop = false
 
+    @Option(
+        help: "Correct decode-only steps with the closed loop of this profile directory instead of the profile's own (docs/step-cost.md).")
+    var closedLoopFrom: String?
+
     @Option(help: "LoRA kernel table of the profile to use with --profile.")
     var kernel = "sgmv"
 
@@ -59,6 +63,10 @@ struct ValidateCommand: ParsableCommand {
     @OptionGroup var step: SensitivityOption
 
     var sensitivity: Double? { step.sensitivity }
+
+    func validate() throws {
+        if noClosedLoop && closedLoopFrom != nil { throw ValidationError("--no-closed-loop and --closed-loop-from exclude each other") }
+    }
 
     func run() throws {
         let folders = try runFolders()
@@ -108,6 +116,10 @@ struct ValidateCommand: ParsableCommand {
             s.costModel = .measured(profile: abs, kernel: kernel)
         }
         if noClosedLoop { s = ScenarioRunner.withoutClosedLoop(s) }
+        if let closedLoopFrom {
+            let abs = closedLoopFrom.hasPrefix("/") ? closedLoopFrom : FileManager.default.currentDirectoryPath + "/" + closedLoopFrom
+            s = ScenarioRunner.withClosedLoop(s, from: abs)
+        }
         let trace = try ScenarioRunner.makeTrace(s)
         let liveRun = try LiveRun(directory: dir, catalogue: trace.catalogue)
         // A replay stopped early is compared with a simulation stopped at the same time.

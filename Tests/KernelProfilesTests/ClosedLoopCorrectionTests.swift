@@ -174,6 +174,40 @@ struct ClosedLoopCorrectionTests {
         #expect(b.makespanSeconds == c.makespanSeconds)
     }
 
+    @Test("a profile without a closed loop borrows another's: its steps priced with the borrower's tables")
+    func borrowed() throws {
+        let lender = try Self.profile(variant: "sgmv", factor: [8: 1.2], count: [8: 30], adapters: true)
+        let borrower = try ProfileFixture.write()  // the same tables, no closed loop
+        let cat = Fixtures.catalogue(2)
+        let p = try StepProfile(directory: borrower)
+        let own = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: cat)
+        #expect(own.decodeCorrections.isEmpty)
+        let lent = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: cat, closedLoopFrom: lender)
+        #expect(abs(try #require(lent.decodeCorrections["sgmv"]).factor(graph: 8) - 1.2) < 1e-6)
+        let b = Self.decode(8, context: 600, adapters: true)
+        #expect(abs(lent.breakdown(b).total - 1.2 * own.breakdown(b).total) < 1e-6)
+        // a directory without a closed loop for the kernel or `none`: an error naming the key
+        #expect {
+            _ = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: cat, closedLoopFrom: borrower)
+        } throws: { e in (e as? WorkloadError)?.field == "closed_loop_from" }
+        // the scenario key and the CLI's override give the same model
+        let text = """
+            name: cl
+            cost_model: {kind: measured, profile: \(borrower), closed_loop_from: \(lender)}
+            engine: {max_num_seqs: 8, max_loras: 2, max_cpu_loras: 2}
+            workload: {requests: 40, arrival: {kind: poisson, rate: 20}, popularity: uniform, adapters: {count: 2}}
+            """
+        let s = try Scenario.parse(text, file: "cl.yaml", baseDirectory: "/")
+        #expect(s.costModel == .measured(profile: borrower, kernel: "sgmv", closedLoop: true, closedLoopFrom: lender))
+        let plain = try Scenario.parse(
+            text.replacingOccurrences(of: ", closed_loop_from: \(lender)", with: ""), file: "cl.yaml", baseDirectory: "/")
+        #expect(ScenarioRunner.withClosedLoop(plain, from: lender).costModel == s.costModel)
+        let trace = try ScenarioRunner.makeTrace(s)
+        #expect(
+            try ScenarioRunner.run(s, trace: trace).summary.makespanSeconds
+                > ScenarioRunner.run(plain, trace: trace).summary.makespanSeconds)
+    }
+
     @Test("bad closed-loop files fail with the file, line and column")
     func errors() throws {
         let dir = try Self.profile(variant: "none", factor: [8: 1.0], count: [8: 3], adapters: true)

@@ -108,3 +108,32 @@ def test_simulate_sensitivity_refuses_json_and_bad_percentages():
     assert "leave out --json" in simulate(scen, "--sensitivity", "2", "--json").stderr
     r = simulate(scen, "--sensitivity", "75")
     assert r.returncode != 0 and "--sensitivity" in r.stderr
+
+
+def _decode_step(path) -> tuple[float, float]:
+    for row in csv.DictReader(open(path)):
+        if row["metric"] == "decode_step_mean":
+            return float(row["predicted"]), float(row["live"])
+    raise AssertionError("no decode_step_mean row")
+
+
+def test_closed_loop_from_another_profile_changes_the_decode_steps(tmp_path):
+    """A run whose lease's profile has no closed loop, corrected with 61ed086's: the decode steps
+    predicted differ from the plain ones; the live side does not; and the flag cannot be given with
+    --no-closed-loop, or with a directory that has no closed loop (named in the error)."""
+    run_dir = "traces/repeats/h200-v05-bursty-uniform-rank32-repeat"
+    lender = "profiles/h200-llama2-7b-61ed086"
+    if not (ROOT / run_dir).exists() or not (ROOT / lender / "closed_loop").exists():
+        import pytest
+
+        pytest.skip("needs the committed repeat run and the 61ed086 profile's closed loop")
+    plain, lent = tmp_path / "plain.csv", tmp_path / "lent.csv"
+    assert run(run_dir, "--output", str(plain)).returncode == 0
+    r = run(run_dir, "--closed-loop-from", lender, "--output", str(lent))
+    assert r.returncode == 0, r.stderr
+    (p0, l0), (p1, l1) = _decode_step(plain), _decode_step(lent)
+    assert l0 == l1 and abs(p1 / p0 - 1) > 0.01
+    r = run(run_dir, "--closed-loop-from", lender, "--no-closed-loop")
+    assert r.returncode != 0 and "exclude each other" in r.stderr
+    r = run(run_dir, "--closed-loop-from", "profiles/h200-llama2-7b-a70f021")
+    assert r.returncode != 0 and "closed_loop_from" in r.stderr
