@@ -61,10 +61,7 @@ public struct MeasuredCostModel: StepCostModel {
         profile: StepProfile, kernel: String, model: ModelSpec, variant: String, half: Int? = nil, seed: Int? = nil,
         loopProfile: String? = nil
     ) throws(WorkloadError) -> DecodeCorrection {
-        let dir = DecodeCorrection.directory(profile: loopProfile ?? profile.directory, variant: variant)
-        let catalogue = try CatalogueFile.read(dir + "/catalogue.csv")
-        let table = try StepsTable(
-            path: dir + "/steps.csv", catalogue: catalogue, needsMaxKeys: profile.attentionUsesMaxKeys)
+        let (table, catalogue) = try closedLoopSteps(profile: profile, variant: variant, loopProfile: loopProfile)
         if variant == "none", let row = table.batches.firstIndex(where: { !$0.segments.isEmpty && $0.mode == .unmerged }) {
             throw WorkloadError(
                 file: table.file, line: table.lines[row], field: "segments",
@@ -88,13 +85,23 @@ public struct MeasuredCostModel: StepCostModel {
     }
 
     /// The workload seeds of `variant`'s closed loop, in order (the `seed` column; none without it).
-    public static func closedLoopSeeds(profile: StepProfile, variant: String) throws(WorkloadError) -> [Int] {
-        let dir = DecodeCorrection.directory(profile: profile.directory, variant: variant)
-        let catalogue = try CatalogueFile.read(dir + "/catalogue.csv")
-        let table = try StepsTable(
-            path: dir + "/steps.csv", catalogue: catalogue, needsMaxKeys: profile.attentionUsesMaxKeys)
+    public static func closedLoopSeeds(
+        profile: StepProfile, variant: String, loopProfile: String? = nil
+    ) throws(WorkloadError) -> [Int] {
+        let (table, _) = try closedLoopSteps(profile: profile, variant: variant, loopProfile: loopProfile)
         guard table.columns.contains("seed") else { return [] }
         return Set(try table.numbers("seed").map { Int($0) }).sorted()
+    }
+
+    /// `variant`'s closed-loop steps and their catalogue, from `loopProfile` (default: the profile's
+    /// own directory).
+    private static func closedLoopSteps(
+        profile: StepProfile, variant: String, loopProfile: String?
+    ) throws(WorkloadError) -> (StepsTable, AdapterCatalogue) {
+        let dir = DecodeCorrection.directory(profile: loopProfile ?? profile.directory, variant: variant)
+        let catalogue = try CatalogueFile.read(dir + "/catalogue.csv")
+        let table = try StepsTable(path: dir + "/steps.csv", catalogue: catalogue, needsMaxKeys: profile.attentionUsesMaxKeys)
+        return (table, catalogue)
     }
 
     public var label: String { "measured" }

@@ -147,8 +147,8 @@ public enum ScenarioRunner {
     static func measuredModel(
         _ s: Scenario, trace: Trace, profile dir: String, kernel: String, closedLoop: Bool, from: String? = nil
     ) throws -> MeasuredCostModel {
-        let path = dir.hasPrefix("/") ? dir : s.baseDirectory + "/" + dir
-        let loop = from.map { $0.hasPrefix("/") ? $0 : s.baseDirectory + "/" + $0 }
+        let path = resolvedPath(dir, against: s.baseDirectory)
+        let loop = from.map { resolvedPath($0, against: s.baseDirectory) }
         let profile: StepProfile
         do { profile = try StepProfile(directory: path) } catch {
             throw WorkloadError(file: error.file, line: error.line, field: error.column, error.message)

@@ -56,7 +56,7 @@ public enum WorkloadSpec: Sendable, Equatable {
 
     /// Produces the trace: reads the files (relative to `baseDirectory`) or runs the generator.
     public func makeTrace(baseDirectory: String, seed: UInt64) throws(WorkloadError) -> Trace {
-        func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : baseDirectory + "/" + p }
+        func resolve(_ p: String) -> String { resolvedPath(p, against: baseDirectory) }
         switch self {
         case .generated(let g): return g.generate(seed: seed)
         case .file(let trace, let catalogue):

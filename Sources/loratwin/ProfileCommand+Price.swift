@@ -62,9 +62,9 @@ extension ProfileCommand {
                 var k = kernel
                 var loop = closedLoopFrom
                 if case .measured(let p, let sk, _, let from) = ScenarioRunner.resolvedCostModel(s) {
-                    path = path ?? (p.hasPrefix("/") ? p : s.baseDirectory + "/" + p)
+                    path = path ?? resolvedPath(p, against: s.baseDirectory)
                     k = k ?? sk
-                    loop = loop ?? from.map { $0.hasPrefix("/") ? $0 : s.baseDirectory + "/" + $0 }
+                    loop = loop ?? from.map { resolvedPath($0, against: s.baseDirectory) }
                 }
                 guard let path else {
                     throw CLIError("\(scenario): cost_model is not a measured profile; give --profile")

@@ -53,11 +53,7 @@ struct SimulateCommand: ParsableCommand {
             var s = try loadScenario()
             if let seed { s.seed = seed }
             if noClosedLoop { s = ScenarioRunner.withoutClosedLoop(s) }
-            if let closedLoopFrom {
-                let abs =
-                    closedLoopFrom.hasPrefix("/") ? closedLoopFrom : FileManager.default.currentDirectoryPath + "/" + closedLoopFrom
-                s = ScenarioRunner.withClosedLoop(s, from: abs)
-            }
+            if let closedLoopFrom { s = ScenarioRunner.withClosedLoop(s, from: resolvedPathFromWorkingDirectory(closedLoopFrom)) }
             let trace = try ScenarioRunner.makeTrace(s)
             let bar = ProgressBar()
             let result = try ScenarioRunner.run(

@@ -112,14 +112,10 @@ struct ValidateCommand: ParsableCommand {
         var s = try Scenario.parse(text, file: path, baseDirectory: dir)
         if let gpu, s.gpu.name != gpu, !s.gpu.name.hasPrefix(gpu) { return nil }
         if let profile {
-            let abs = profile.hasPrefix("/") ? profile : FileManager.default.currentDirectoryPath + "/" + profile
-            s.costModel = .measured(profile: abs, kernel: kernel)
+            s.costModel = .measured(profile: resolvedPathFromWorkingDirectory(profile), kernel: kernel)
         }
         if noClosedLoop { s = ScenarioRunner.withoutClosedLoop(s) }
-        if let closedLoopFrom {
-            let abs = closedLoopFrom.hasPrefix("/") ? closedLoopFrom : FileManager.default.currentDirectoryPath + "/" + closedLoopFrom
-            s = ScenarioRunner.withClosedLoop(s, from: abs)
-        }
+        if let closedLoopFrom { s = ScenarioRunner.withClosedLoop(s, from: resolvedPathFromWorkingDirectory(closedLoopFrom)) }
         let trace = try ScenarioRunner.makeTrace(s)
         let liveRun = try LiveRun(directory: dir, catalogue: trace.catalogue)
         // A replay stopped early is compared with a simulation stopped at the same time.
