@@ -9,7 +9,8 @@ each run was recorded at (its `run.json` `git_commit`), as docs/validation.md re
 `--merge current=9e806b3,32bd308` adds a group of the runs of several commits; `--prefix` keeps
 only the runs whose name starts with it (the dLoRA runs: d0), `--exclude` drops those whose name
 starts with it (repeatable). Prints a Markdown table: per group
-the number of runs and the mean SMAPE of each metric. No GPU, no torch.
+the number of runs and the mean SMAPE of each metric (`--median`: the median over the runs). No
+GPU, no torch.
 """
 
 from __future__ import annotations
@@ -51,14 +52,14 @@ def groups(rows: list[dict[str, str]], runs: Path | list[Path], merge: dict[str,
     return out
 
 
-def table(g: dict[str, dict[str, dict[str, float]]]) -> str:
+def table(g: dict[str, dict[str, dict[str, float]]], stat=statistics.mean) -> str:
     lines = ["| runs | n | " + " | ".join(METRICS) + " |", "| --- | ---: |" + " ---: |" * len(METRICS)]
     for name in sorted(g):
         per_run = g[name]
         cells = []
         for m in METRICS:
             values = [v[m] for v in per_run.values() if m in v]
-            cells.append(f"{statistics.mean(values):.1f}" if values else "-")
+            cells.append(f"{stat(values):.1f}" if values else "-")
         lines.append(f"| {name} | {len(per_run)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--merge", action="append", default=[], metavar="NAME=C1,C2")
     ap.add_argument("--prefix", default="")
     ap.add_argument("--exclude", action="append", default=[], metavar="PREFIX")
+    ap.add_argument("--median", action="store_true",
+                    help="the median of the runs' SMAPE instead of the mean (how far a typical run is off)")
     args = ap.parse_args(argv)
     merge = {}
     for m in args.merge:
@@ -89,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     root = Path(__file__).resolve().parents[1]
     runs = args.runs or [root / "traces/live", root / "traces/repeats"]
-    print(table(groups(rows, runs, merge, args.prefix, tuple(args.exclude))))
+    stat = statistics.median if args.median else statistics.mean
+    print(table(groups(rows, runs, merge, args.prefix, tuple(args.exclude)), stat))
     return 0
 
 

@@ -61,3 +61,12 @@ def test_a_full_sha_groups_with_its_short_form(tmp_path, capsys):
     assert vg.main([str(csv), "--runs", str(tmp_path / "runs")]) == 0
     out = capsys.readouterr().out.splitlines()[2:]
     assert len(out) == 1 and "| 61ed086 | 2 | - | 15.0 |" in out[0]
+
+
+def test_median_instead_of_mean(tmp_path, capsys):
+    csv = _write(tmp_path, {"d01": "aaa", "d02": "aaa", "d03": "aaa"})  # TTFT 10, 20, 30; TPOT 1, 2, 3
+    (tmp_path / "v.csv").write_text((tmp_path / "v.csv").read_text().replace(",30.0\n", ",90.0\n"))
+    assert vg.main([str(csv), "--runs", str(tmp_path / "runs")]) == 0
+    assert "| aaa | 3 | - | 40.0 |" in capsys.readouterr().out  # mean of 10, 20, 90
+    assert vg.main([str(csv), "--runs", str(tmp_path / "runs"), "--median"]) == 0
+    assert "| aaa | 3 | - | 20.0 |" in capsys.readouterr().out
