@@ -53,7 +53,8 @@ extension StepProfile {
     public func decodeParts(seqs: Int, contextTokens: Int, maxContext: Int = 0) -> (floor: Double, work: Double, tail: Double) {
         let mean = Double(contextTokens) / Double(max(seqs, 1))
         let graph = graphSize(seqs)
-        let (floor, work) = Self.decodeFloorAndWork(seqs: seqs, graph: graph, mean: mean, grid: decodeGrid, fit: decodeFit)
+        let (floor, work) = Self.decodeFloorAndWork(
+            seqs: seqs, graph: graph, mean: mean, grid: decodeGrid, fit: decodeFit, splits: Self.splitRule(meta))
         guard Double(maxContext) > mean else { return (floor, work, work) }
         if let f = decodeTailFit {
             let splits = Double(Self.splits(meta, graph: graph))
@@ -89,19 +90,45 @@ extension StepProfile {
         meta.decodeAttention?.splits(seqs: graph) ?? 1
     }
 
+    /// The recorded split rule as a function of the graph size (nil without one).
+    static func splitRule(_ meta: ProfileMeta) -> ((Int) -> Int)? {
+        meta.decodeAttention.map { rule in { rule.splits(seqs: $0) } }
+    }
+
     /// The floor and work of `decodeParts`: the one function that pricing and the tail fit
     /// evaluate. The batch runs as the graph of the next size up: its padding rows (context 1)
     /// cost the weights' part of a step, not attention, so the floor is read at `graph` and the
     /// work at the real `seqs`. Outside the grid, the table's fit.
-    static func decodeFloorAndWork(seqs: Int, graph: Int, mean: Double, grid: GridInterpolator, fit: LinearFit) -> (
-        floor: Double, work: Double
-    ) {
+    ///
+    /// `splits` (programs per sequence and head at a graph size, the engine's rule; nil: not
+    /// recorded): the work of a batch between two grid rows is read between them, unless the two
+    /// rows ran with different splits, while the batch runs with its graph's: then the grid row of
+    /// its graph and the nearest row of the same splits carry the line it is read on (above or
+    /// below), or, with no such row, the graph's row scaled by seqs / graph. Reading 13-15
+    /// sequences (graph 16, one program) between the rows of 12 (two programs) and 16 priced them
+    /// 2-5 % short in the closed loop of `h200-llama2-7b-61ed086` against its 16-sequence steps,
+    /// and 5-7 sequences (graph 8) between 4 and 8 likewise (docs/step-cost.md).
+    static func decodeFloorAndWork(
+        seqs: Int, graph: Int, mean: Double, grid: GridInterpolator, fit: LinearFit, splits: ((Int) -> Int)? = nil
+    ) -> (floor: Double, work: Double) {
         func table(_ n: Double, _ c: Double) -> Double {
             grid.covers(n, c) ? grid.value(n, c) : fit.value(1, n, n * c)
         }
         let s = Double(seqs)
         let shortest = grid.axes[1][0]
-        return (table(Double(graph), shortest), table(s, mean) - table(s, shortest))
+        func work(_ n: Double) -> Double { table(n, mean) - table(n, shortest) }
+        let floor = table(Double(graph), shortest)
+        let rows = grid.axes[0]
+        guard let splits, grid.covers(s, mean), let hi = rows.firstIndex(where: { $0 >= s }), rows[hi] != s, hi > 0,
+            splits(Int(rows[hi - 1])) != splits(Int(rows[hi])), rows.contains(Double(graph))
+        else { return (floor, work(s)) }
+        let own = splits(graph)
+        let g = Double(graph)
+        let other = rows.first { $0 > g && splits(Int($0)) == own } ?? rows.last { $0 < g && splits(Int($0)) == own }
+        guard let other else { return (floor, work(g) * s / g) }
+        let (r1, r2) = (min(g, other), max(g, other))
+        let (w1, w2) = (work(r1), work(r2))
+        return (floor, w1 + (s - r1) * (w2 - w1) / (r2 - r1))
     }
 
     /// Features of the earlier tail form, `tau x maxContext / splits(g) + w x work` over the floor.
@@ -130,7 +157,8 @@ extension StepProfile {
         for r in rows where r.isSkewed {
             let graph = graphSize(r.seqs, meta.graphSizes)
             let mean = Double(r.contextTokens) / Double(max(r.seqs, 1))
-            let (floor, work) = decodeFloorAndWork(seqs: r.seqs, graph: graph, mean: mean, grid: grid, fit: fit)
+            let (floor, work) = decodeFloorAndWork(
+                seqs: r.seqs, graph: graph, mean: mean, grid: grid, fit: fit, splits: splitRule(meta))
             let splits = splits(meta, graph: graph)
             excess.append(((Double(r.maxContext) - mean) / Double(splits), splits > 1))
             longest.append([Double(r.maxContext) / Double(splits), work])

@@ -140,3 +140,45 @@ struct DecodeTailFitTests {
         }
     }
 }
+
+/// The work of a batch between two grid rows whose decode attention splits differently
+/// (`decodeFloorAndWork`'s `splits`).
+@Suite("Decode work across a change of splits")
+struct DecodeWorkSplitsTests {
+    /// Per-sequence attention work at 1,024 tokens over 128, by the splits of the row's graph: a
+    /// split sequence finishes sooner (the rule of `DecodeTailFitTests`: 8 at 2, 4 at 4, 2 at 8 and
+    /// 12, 1 from 16).
+    static func perSequence(_ n: Int) -> Double { [2: 20.0, 4: 40, 8: 10, 12: 10, 16: 20, 24: 20][n]! }
+
+    static func profile(rule: Bool) throws -> StepProfile {
+        var d = "seqs,context_tokens,median_us,p10_us,p90_us,reps\n"
+        for n in [2, 4, 8, 12, 16, 24] {
+            d += "\(n),128,1000,900,1100,20\n"
+            let v = 1000 + Double(n) * perSequence(n)
+            d += "\(n),1024,\(v),\(0.9 * v),\(1.1 * v),20\n"
+        }
+        let graphs = #", "graph_sizes": [1, 2, 4, 8, 12, 16, 24]}"#
+        return try StepProfile(
+            directory: try ProfileFixture.write(
+                mutate: ["step_decode.csv": { _ in d }, "meta.json": { $0.replacingOccurrences(of: "}", with: graphs) }],
+                decodeAttention: rule ? DecodeTailFitTests.rule : nil))
+    }
+
+    @Test("read on its own graph's splits: extrapolated from the rows above, scaled with no other row")
+    func acrossSplits() throws {
+        let p = try Self.profile(rule: true)
+        func work(_ n: Int) -> Double { p.decodeParts(seqs: n, contextTokens: n * 1024).work }
+        // 14 sequences run as the graph of 16 (one program): on the line through 16 (320) and 24
+        // (480), not between 12 (two programs, 120) and 16.
+        #expect(abs(work(14) - 280) < 1e-6)
+        // 10 run as the graph of 12, whose neighbour 8 splits alike: between them, as before.
+        #expect(abs(work(10) - 100) < 1e-6)
+        // 3 run as the graph of 4, the only row of four programs: its row scaled, 160 x 3 / 4.
+        #expect(abs(work(3) - 120) < 1e-6)
+        // a grid row is its own value
+        #expect(abs(work(16) - 320) < 1e-6 && abs(work(12) - 120) < 1e-6)
+        // without a recorded rule, the grid is read between its rows
+        let plain = try Self.profile(rule: false)
+        #expect(abs(plain.decodeParts(seqs: 14, contextTokens: 14 * 1024).work - 220) < 1e-6)
+    }
+}
