@@ -1,5 +1,6 @@
 import Foundation
 import Twin
+import Workloads
 
 /// The readable summary `loratwin simulate` prints.
 enum SummaryTable {
@@ -14,9 +15,14 @@ enum SummaryTable {
         var costs = r.costModelLabel
         if r.costModelLabel == "analytic" { costs += " (roofline from specs; not a measured profile)" }
         if case .measured(let dir, let kernel, let closedLoop, let from) = ScenarioRunner.resolvedCostModel(r.scenario) {
-            costs +=
-                " (profile \(dir), LoRA kernel \(kernel)"
-                + (!closedLoop ? ", without its closed-loop correction)" : from.map { ", closed-loop correction from \($0))" } ?? ")")
+            let own = resolvedPath(dir, against: r.scenario.baseDirectory)
+            let hasOwn = [kernel, "none"].contains { DecodeCorrection.exists(profile: own, variant: $0) }
+            let correction =
+                !closedLoop
+                ? ", without its closed-loop correction"
+                : from.map { ", closed-loop correction from \($0)" }
+                    ?? (hasOwn ? ", decode steps corrected by its closed loop" : "")
+            costs += " (profile \(dir), LoRA kernel \(kernel)\(correction))"
         }
         lines.append("step costs: \(costs)")
         lines.append(

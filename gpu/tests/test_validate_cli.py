@@ -137,3 +137,22 @@ def test_closed_loop_from_another_profile_changes_the_decode_steps(tmp_path):
     assert r.returncode != 0 and "exclude each other" in r.stderr
     r = run(run_dir, "--closed-loop-from", "profiles/h200-llama2-7b-a70f021")
     assert r.returncode != 0 and "closed_loop_from" in r.stderr
+
+
+def test_simulate_says_which_closed_loop_corrects_the_decode_steps():
+    """The summary's cost line names the correction: the profile's own (the default profile has a
+    closed loop), none with --no-closed-loop, another profile's with --closed-loop-from."""
+    import pytest
+
+    if not (ROOT / "profiles/h200-llama2-7b/closed_loop").exists():
+        pytest.skip("the default profile has no closed loop")
+
+    def cost_line(*args: str) -> str:
+        r = subprocess.run([str(require_twin()), "simulate", *args], cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return next(x for x in r.stdout.splitlines() if x.startswith("step costs:"))
+
+    assert "decode steps corrected by its closed loop" in cost_line()
+    assert "without its closed-loop correction" in cost_line("--no-closed-loop")
+    lent = cost_line("--closed-loop-from", "profiles/h200-llama2-7b-61ed086")
+    assert "closed-loop correction from" in lent and "61ed086" in lent
