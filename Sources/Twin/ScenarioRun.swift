@@ -240,7 +240,7 @@ public enum ScenarioRunner {
         let s = r.summary
         var longest: [String: Any] = [:]
         for (i, w) in s.longestWaitByAdapter.enumerated() where !w.isNaN { longest[r.catalogue[i].name] = w }
-        let obj: [String: Any] = [
+        var obj: [String: Any] = [
             "format": "loratwin-summary/1",
             "scenario": r.scenario.name,
             "seed": r.scenario.seed,
@@ -267,6 +267,15 @@ public enum ScenarioRunner {
             "mode_changes": s.modeChanges,
             "gpu_busy_fraction": num(s.gpuBusyFraction),
         ]
+        if case .measured(let dir, let kernel, let closedLoop, let from) = resolvedCostModel(r.scenario) {
+            let own = resolvedPath(dir, against: r.scenario.baseDirectory)
+            obj["profile"] = own
+            obj["lora_kernel"] = kernel
+            // which closed loop corrects the decode-only steps: "none", "own" or the lender's path
+            let hasOwn = [kernel, "none"].contains { DecodeCorrection.exists(profile: own, variant: $0) }
+            obj["closed_loop"] =
+                !closedLoop ? "none" : from.map { resolvedPath($0, against: r.scenario.baseDirectory) } ?? (hasOwn ? "own" : "none")
+        }
         let data = try! JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
         return String(decoding: data, as: UTF8.self) + "\n"
     }

@@ -156,3 +156,21 @@ def test_simulate_says_which_closed_loop_corrects_the_decode_steps():
     assert "without its closed-loop correction" in cost_line("--no-closed-loop")
     lent = cost_line("--closed-loop-from", "profiles/h200-llama2-7b-61ed086")
     assert "closed-loop correction from" in lent and "61ed086" in lent
+
+
+def test_summary_json_names_the_profile_and_its_closed_loop():
+    import pytest
+
+    if not (ROOT / "profiles/h200-llama2-7b/closed_loop").exists():
+        pytest.skip("the default profile has no closed loop")
+
+    def summary(*args: str) -> dict:
+        r = subprocess.run([str(require_twin()), "simulate", "--json", *args], cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    d = summary()
+    assert d["cost_model"] == "measured" and d["lora_kernel"] == "sgmv" and d["closed_loop"] == "own"
+    assert d["profile"].endswith("profiles/h200-llama2-7b")
+    assert summary("--no-closed-loop")["closed_loop"] == "none"
+    assert summary("--closed-loop-from", "profiles/h200-llama2-7b-61ed086")["closed_loop"].endswith("h200-llama2-7b-61ed086")
