@@ -13,7 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(tmp_path: Path, gpu_name: str, *args: str, force: bool = False) -> subprocess.CompletedProcess:
+def _run(tmp_path: Path, gpu_name: str, *args: str, force: bool = False,
+         extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     smi = bin_dir / "nvidia-smi"
@@ -25,6 +26,7 @@ def _run(tmp_path: Path, gpu_name: str, *args: str, force: bool = False) -> subp
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(tmp_path / "out")}
     if force:
         env["FORCE_GPU"] = "1"
+    env.update(extra_env or {})
     return subprocess.run(["bash", str(ROOT / "gpu/record_runs.sh"), *args], capture_output=True, text=True, env=env,
                           cwd=ROOT)
 
@@ -46,3 +48,14 @@ def test_a_missing_run_is_refused_and_a_matching_one_goes_through(tmp_path):
         assert r.returncode == 0, r.stderr
         log = (tmp_path / "out/work/runs" / run / "replay.log").read_text()
         assert f"PYTHON-CALLED gpu/replay.py traces/live/{run}/scenario.yaml" in log
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_closed_loop_variants_and_arguments_reach_closed_loop_py(tmp_path):
+    r = _run(tmp_path, "NVIDIA H200", extra_env={"CLOSED_LOOP": "1", "CLOSED_LOOP_VARIANTS": "sgmv",
+                                                  "CLOSED_LOOP_ARGS": "--seeds 0,1 --concurrency 9,10"})
+    assert r.returncode == 0, r.stderr
+    logs = sorted(p.name for p in (tmp_path / "out/work").glob("closed-loop-*.log"))
+    assert logs == ["closed-loop-sgmv.log"]  # one variant, as asked
+    log = (tmp_path / "out/work/closed-loop-sgmv.log").read_text()
+    assert "PYTHON-CALLED gpu/closed_loop.py" in log and "--lora sgmv --seeds 0,1 --concurrency 9,10" in log

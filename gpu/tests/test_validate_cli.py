@@ -173,4 +173,5 @@ def test_summary_json_names_the_profile_and_its_closed_loop():
     assert d["cost_model"] == "measured" and d["lora_kernel"] == "sgmv" and d["closed_loop"] == "own"
     assert d["profile"].endswith("profiles/h200-llama2-7b")
     assert summary("--no-closed-loop")["closed_loop"] == "none"
-    assert summary("--closed-loop-from", "profiles/h200-llama2-7b-61ed086")["closed_loop"].endswith("h200-llama2-7b-61ed086")
+    lent = summary("--closed-loop-from", "profiles/h200-llama2-7b-61ed086")
+    assert lent["closed_loop"].endswith("h200-llama2-7b-61ed086")
