@@ -278,8 +278,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.no_closed_loop and args.closed_loop_from is not None:
         ap.error("--no-closed-loop and --closed-loop-from exclude each other")
-    binned_table = {"by_skew": by_skew, "by_time": by_time, "by_context": by_context, "by_queue": by_queue}
-    binned_table = next((f for k, f in binned_table.items() if getattr(args, k)), None)
+    binned_tables = {  # option -> (table, what its columns bin, the bins, their label)
+        "by_skew": (by_skew, "max - mean context of the batch", SKEW_COLUMNS, "skew"),
+        "by_time": (by_time, "when the step started in the run, s", TIME_COLUMNS, "s"),
+        "by_context": (by_context, "mean context per sequence of the batch, tokens", CONTEXT_COLUMNS, "ctx"),
+        "by_queue": (by_queue, "requests waiting for their first step", QUEUE_COLUMNS, "waiting"),
+    }
+    binned_table, what, columns, unit = next((v for k, v in binned_tables.items() if getattr(args, k)),
+                                             (None, "", (), ""))
     twin = Path(args.twin)
     if not twin.exists():
         raise SystemExit(f"{twin}: not found; run `swift build -c release` first")
@@ -302,12 +308,6 @@ def main(argv: list[str] | None = None) -> int:
         print("| run | profile | after same graph | after other graph | after eager |")
         print("|---|---|---:|---:|---:|")
     elif binned_table is not None:
-        what, columns, unit = {
-            by_skew: ("max - mean context of the batch", SKEW_COLUMNS, "skew"),
-            by_time: ("when the step started in the run, s", TIME_COLUMNS, "s"),
-            by_context: ("mean context per sequence of the batch, tokens", CONTEXT_COLUMNS, "ctx"),
-            by_queue: ("requests waiting for their first step", QUEUE_COLUMNS, "waiting"),
-        }[binned_table]
         print(f"Median live / predicted of decode-only steps by CUDA graph and by {what} (steps)")
         print()
         names = [f"{unit} >={lo}" if hi >= 1 << 30 else f"{unit} {lo}" if lo == hi else f"{unit} {lo}-{hi}"
