@@ -195,9 +195,14 @@ public struct Scenario: Sendable {
         case "measured":
             guard let b = node.body else { throw y.error("cost_model", "measured needs {kind: measured, profile: DIR}") }
             try b.checkKeys(["kind", "profile", "kernel", "closed_loop", "closed_loop_from"])
+            let closedLoop = try b.bool("closed_loop") ?? true
+            let from = try b.string("closed_loop_from")
+            if !closedLoop && from != nil {
+                throw b.error("closed_loop_from", "given with closed_loop: false; leave out one of the two")
+            }
             return .measured(
-                profile: try b.requiredString("profile"), kernel: try b.string("kernel") ?? "sgmv",
-                closedLoop: try b.bool("closed_loop") ?? true, closedLoopFrom: try b.string("closed_loop_from"))
+                profile: try b.requiredString("profile"), kernel: try b.string("kernel") ?? "sgmv", closedLoop: closedLoop,
+                closedLoopFrom: from)
         default: throw y.error("cost_model", "unknown kind '\(node.kind)'; expected analytic, linear or measured")
         }
     }

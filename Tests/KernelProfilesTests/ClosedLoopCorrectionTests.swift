@@ -206,6 +206,15 @@ struct ClosedLoopCorrectionTests {
         #expect(
             try ScenarioRunner.run(s, trace: trace).summary.makespanSeconds
                 > ScenarioRunner.run(plain, trace: trace).summary.makespanSeconds)
+        // both keys, one saying no correction and one naming whose: refused, naming the key
+        #expect {
+            _ = try Scenario.parse(
+                text.replacingOccurrences(of: "closed_loop_from:", with: "closed_loop: false, closed_loop_from:"),
+                file: "cl.yaml", baseDirectory: "/")
+        } throws: { e in
+            guard let e = e as? WorkloadError else { return false }
+            return e.file == "cl.yaml" && (e.field ?? "").hasSuffix("closed_loop_from")
+        }
     }
 
     @Test("bad closed-loop files fail with the file, line and column")
