@@ -39,6 +39,18 @@ public struct MeasuredCostModel: StepCostModel {
         adapterBytes = catalogue.adapters.map { Double(model.adapterBytes(rank: $0.rank, modules: $0.targetModules)) }
         adapterRanks = catalogue.adapters.map(\.rank)
         guard closedLoop else { return }
+        if let closedLoopFrom {
+            // another profile's closed loop measures another machine's engine: only the same GPU
+            let meta: ProfileMeta
+            do { meta = try ProfileMeta(path: closedLoopFrom + "/meta.json") } catch {
+                throw WorkloadError(file: error.file, line: error.line, field: error.column, error.message)
+            }
+            guard meta.gpu == profile.meta.gpu else {
+                throw WorkloadError(
+                    file: closedLoopFrom + "/meta.json", field: "gpu_name",
+                    "'\(meta.gpu)': a closed loop of another GPU than the profile's '\(profile.meta.gpu)'")
+            }
+        }
         let loop = closedLoopFrom ?? profile.directory
         for variant in Set([kernel, "none"]) where DecodeCorrection.exists(profile: loop, variant: variant) {
             decodeCorrections[variant] = try Self.fitCorrection(

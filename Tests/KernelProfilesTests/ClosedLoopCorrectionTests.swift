@@ -186,6 +186,17 @@ struct ClosedLoopCorrectionTests {
         #expect(abs(try #require(lent.decodeCorrections["sgmv"]).factor(graph: 8) - 1.2) < 1e-6)
         let b = Self.decode(8, context: 600, adapters: true)
         #expect(abs(lent.breakdown(b).total - 1.2 * own.breakdown(b).total) < 1e-6)
+        // a closed loop measured on another GPU: refused, naming the lender's meta.json field
+        let meta = lender + "/meta.json"
+        let text0 = try String(contentsOfFile: meta, encoding: .utf8)
+        try text0.replacingOccurrences(of: "Synthetic GPU", with: "Other GPU").write(toFile: meta, atomically: true, encoding: .utf8)
+        #expect {
+            _ = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: cat, closedLoopFrom: lender)
+        } throws: { e in
+            guard let e = e as? WorkloadError else { return false }
+            return e.file.hasSuffix("meta.json") && e.field == "gpu_name"
+        }
+        try text0.write(toFile: meta, atomically: true, encoding: .utf8)
         // a directory without a closed loop for the kernel or `none`: an error naming the key
         #expect {
             _ = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: cat, closedLoopFrom: borrower)

@@ -137,6 +137,8 @@ def test_closed_loop_from_another_profile_changes_the_decode_steps(tmp_path):
     assert r.returncode != 0 and "exclude each other" in r.stderr
     r = run(run_dir, "--closed-loop-from", "profiles/h200-llama2-7b-a70f021")
     assert r.returncode != 0 and "closed_loop_from" in r.stderr
+    r = run("traces/live/v05-bursty-uniform-rank32", "--closed-loop-from", lender)  # an H100 run
+    assert r.returncode != 0 and "gpu_name" in r.stderr and "another GPU" in r.stderr
 
 
 def test_simulate_says_which_closed_loop_corrects_the_decode_steps():
