@@ -2,7 +2,7 @@
 """Where the twin's step cost is off, one live iteration at a time.
 
     python3 scripts/step_errors.py [RUN_DIR ...] [--profile DIR ...] [--parts LO-HI | --by-predecessor | --by-skew |
-                                   --by-time | --by-context | --by-queue | --by-size]
+                                   --by-time | --by-context | --by-queue | --by-size | --by-concurrency]
                                    [--no-closed-loop | --closed-loop-from PROFILE]
     (default: every recorded H200 run under traces/live, each priced with its own scenario's profile)
 
@@ -194,6 +194,22 @@ def by_size(rows: list[dict[str, str]]) -> dict[int, tuple[float, int]]:
     return {n: (statistics.median(v), len(v)) for n, v in sorted(out.items()) if len(v) >= MIN_STEPS}
 
 
+def by_concurrency(rows: list[dict[str, str]]) -> dict[int, tuple[float, int, list[float]]]:
+    """A closed loop's decode-only steps (its ``concurrency`` column) by concurrency: median live /
+    predicted, steps, and the medians of its four quarters in iteration order (how steady it is
+    while that concurrency runs); concurrencies of fewer than 4 x MIN_STEPS steps are left out."""
+    out: dict[int, list[float]] = {}
+    for x in rows:
+        if int(x["prefill_tokens"]) == 0 and int(x["decode_sequences"]) > 0 and x.get("concurrency"):
+            out.setdefault(int(x["concurrency"]), []).append(float(x["live_s"]) * 1e6 / float(x["predicted_us"]))
+    table = {}
+    for n, v in sorted(out.items()):
+        if len(v) >= 4 * MIN_STEPS:
+            k = len(v) // 4
+            table[n] = (statistics.median(v), len(v), [statistics.median(v[i * k:(i + 1) * k]) for i in range(4)])
+    return table
+
+
 def by_time(rows: list[dict[str, str]], sizes: list[int]) -> dict[int, dict[int, tuple[float, int]]]:
     """`binned` by when the step started in the run (TIME_COLUMNS, seconds): whether the steps'
     excess grows as the engine runs on."""
@@ -268,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     table.add_argument("--by-queue", action="store_true",
                     help="instead of the table: decode-only steps' live / predicted by CUDA graph and by how many "
                          "requests were waiting for their first step")
+    table.add_argument("--by-concurrency", action="store_true",
+                    help="instead of the table (closed loops only): decode-only steps' live / predicted by the "
+                         "loop's concurrency, with the medians of its four quarters")
     table.add_argument("--by-size", action="store_true",
                     help="instead of the table: decode-only steps' live / predicted by batch size (sequences), "
                          "pooled over the runs, with the range of the runs' own medians")
@@ -314,6 +333,12 @@ def main(argv: list[str] | None = None) -> int:
                  for lo, hi in columns]
         print("| run | profile | graph | " + " | ".join(names) + " | all |")
         print("|---|---|---:|" + "---:|" * (len(names) + 1))
+    elif args.by_concurrency:
+        print("Median live / predicted of a closed loop's decode-only steps by concurrency, and of its four quarters "
+              "in iteration order")
+        print()
+        print("| run | profile | concurrency | steps | median | quarters |")
+        print("|---|---|---:|---:|---:|---|")
     elif args.by_size:
         print("Median live / predicted of decode-only steps by batch size, every run pooled (steps); "
               "the range of the runs' own medians (runs with at least 10 such steps)")
@@ -357,6 +382,13 @@ def main(argv: list[str] | None = None) -> int:
                 if args.by_size:
                     per_run.setdefault(key, []).append(by_size(rows))
                     continue
+                if args.by_concurrency:
+                    if not is_closed_loop(run):
+                        raise SystemExit(f"{run}: --by-concurrency reads a closed loop (gpu/closed_loop.py)")
+                    for n, (med, steps, quarters) in by_concurrency(rows).items():
+                        print(f"| {run.name} | {prof.name} | {n} | {steps} | {med:.3f} | "
+                              + " / ".join(f"{q:.3f}" for q in quarters) + " |")
+                    continue
                 if binned_table is not None:
                     print_binned(run.name, prof.name, binned_table(rows, graph_sizes(prof / "meta.json")), len(columns))
                     continue
@@ -375,13 +407,13 @@ def main(argv: list[str] | None = None) -> int:
     elif len(runs) > 1 and binned_table is not None:
         for key, (rows, sizes) in pooled.items():
             print_binned(f"all {len(runs)} runs", key, binned_table(rows, sizes), len(columns))
-    elif len(runs) > 1 and not (args.parts or args.by_predecessor or args.by_size):
+    elif len(runs) > 1 and not (args.parts or args.by_predecessor or args.by_size or args.by_concurrency):
         for key, (rows, sizes) in pooled.items():  # every step of every run, one median per cell
             dec, eag = cells(rows, sizes)
             row = [f"all {len(runs)} runs", key] + [f"{dec[g]:.2f}" if g in dec else "-" for g in GRAPH_COLUMNS]
             row += [f"{eag[n]:.2f}" if n in eag else "-" for n, _, _ in EAGER_COLUMNS] + ["-"]
             print("| " + " | ".join(row) + " |")
-    if not (args.parts or args.by_predecessor or binned_table or args.by_size):
+    if not (args.parts or args.by_predecessor or binned_table or args.by_size or args.by_concurrency):
         print()
         print(f"dec N: decode-only steps that ran as the CUDA graph of size N; eager T: steps with prefill tokens,"
               f" T = prefill tokens + decode sequences; '-': fewer than {MIN_STEPS} steps. probe: the run's"

@@ -106,8 +106,9 @@ extension StepProfile {
     /// its graph and the nearest row of the same splits carry the line it is read on (above or
     /// below), or, with no such row, the graph's row scaled by seqs / graph. Reading 13-15
     /// sequences (graph 16, one program) between the rows of 12 (two programs) and 16 priced them
-    /// 2-5 % short in the closed loop of `h200-llama2-7b-61ed086` against its 16-sequence steps,
-    /// and 5-7 sequences (graph 8) between 4 and 8 likewise (docs/step-cost.md).
+    /// short: in the closed loop of `h200-llama2-7b-61ed086`, measured / priced at concurrency 14
+    /// went from 1.046 to 1.023 with this (0.968 at 16), at 6 (graph 8, between the rows of 4 and
+    /// 8) from 1.032 to 1.019 (1.013 at 8); `scripts/step_errors.py --by-concurrency`.
     static func decodeFloorAndWork(
         seqs: Int, graph: Int, mean: Double, grid: GridInterpolator, fit: LinearFit, splits: ((Int) -> Int)? = nil
     ) -> (floor: Double, work: Double) {

@@ -133,3 +133,19 @@ def test_waiting_counts_arrived_and_not_yet_scheduled(tmp_path):
     table = step_errors.by_queue([dict(x, waiting="150") for x in [_step(20, 1060, 1000) for _ in range(10)]],
                                  [8, 16, 24])
     assert abs(table[24][3][0] - 1.06) < 1e-9  # the >= 100 bin
+
+
+def test_by_concurrency_gives_each_concurrency_and_its_quarters():
+    rows = []
+    for i in range(80):  # concurrency 16: the first half at 1.0, the second at 1.2
+        r = _step(16, 1000 if i < 40 else 1200, 1000)
+        r["concurrency"] = "16"
+        rows.append(r)
+    small = _step(4, 1000, 1000)
+    small["concurrency"] = "4"
+    rows += [small] * 10  # under 4 x MIN_STEPS: left out
+    got = step_errors.by_concurrency(rows)
+    assert list(got) == [16]
+    med, steps, quarters = got[16]
+    assert steps == 80 and 1.0 <= med <= 1.2
+    assert [round(q, 6) for q in quarters] == [1.0, 1.0, 1.2, 1.2]
