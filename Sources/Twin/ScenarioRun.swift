@@ -107,6 +107,27 @@ public enum ScenarioRunner {
         return out
     }
 
+    /// Which closed loop corrects a measured cost model's decode-only steps.
+    public enum ClosedLoopSource: Sendable, Equatable {
+        /// Turned off (`closed_loop: false`, `--no-closed-loop`).
+        case off
+        /// On, but the profile has no closed-loop steps for the kernel or `none`.
+        case absent
+        /// The profile's own.
+        case own
+        /// Another profile's (`closed_loop_from`), its directory resolved against the scenario's.
+        case borrowed(String)
+    }
+
+    /// The scenario's closed-loop source; nil for a cost model that is not measured.
+    public static func closedLoopSource(_ s: Scenario) -> ClosedLoopSource? {
+        guard case .measured(let dir, let kernel, let closedLoop, let from) = resolvedCostModel(s) else { return nil }
+        if !closedLoop { return .off }
+        if let from { return .borrowed(resolvedPath(from, against: s.baseDirectory)) }
+        let own = resolvedPath(dir, against: s.baseDirectory)
+        return [kernel, "none"].contains { DecodeCorrection.exists(profile: own, variant: $0) } ? .own : .absent
+    }
+
     /// The cost model a scenario will use, resolved (`automatic` becomes `measured` or `analytic`).
     public static func resolvedCostModel(_ s: Scenario) -> CostModelSpec {
         guard case .automatic = s.costModel else { return s.costModel }
@@ -267,14 +288,15 @@ public enum ScenarioRunner {
             "mode_changes": s.modeChanges,
             "gpu_busy_fraction": num(s.gpuBusyFraction),
         ]
-        if case .measured(let dir, let kernel, let closedLoop, let from) = resolvedCostModel(r.scenario) {
-            let own = resolvedPath(dir, against: r.scenario.baseDirectory)
-            obj["profile"] = own
+        if case .measured(let dir, let kernel, _, _) = resolvedCostModel(r.scenario) {
+            obj["profile"] = resolvedPath(dir, against: r.scenario.baseDirectory)
             obj["lora_kernel"] = kernel
             // which closed loop corrects the decode-only steps: "none", "own" or the lender's path
-            let hasOwn = [kernel, "none"].contains { DecodeCorrection.exists(profile: own, variant: $0) }
-            obj["closed_loop"] =
-                !closedLoop ? "none" : from.map { resolvedPath($0, against: r.scenario.baseDirectory) } ?? (hasOwn ? "own" : "none")
+            switch closedLoopSource(r.scenario) {
+            case .own: obj["closed_loop"] = "own"
+            case .borrowed(let path): obj["closed_loop"] = path
+            case .off, .absent, nil: obj["closed_loop"] = "none"
+            }
         }
         let data = try! JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
         return String(decoding: data, as: UTF8.self) + "\n"

@@ -1,6 +1,5 @@
 import Foundation
 import Twin
-import Workloads
 
 /// The readable summary `loratwin simulate` prints.
 enum SummaryTable {
@@ -14,14 +13,14 @@ enum SummaryTable {
         )
         var costs = r.costModelLabel
         if r.costModelLabel == "analytic" { costs += " (roofline from specs; not a measured profile)" }
-        if case .measured(let dir, let kernel, let closedLoop, let from) = ScenarioRunner.resolvedCostModel(r.scenario) {
-            let own = resolvedPath(dir, against: r.scenario.baseDirectory)
-            let hasOwn = [kernel, "none"].contains { DecodeCorrection.exists(profile: own, variant: $0) }
-            let correction =
-                !closedLoop
-                ? ", without its closed-loop correction"
-                : from.map { ", closed-loop correction from \($0)" }
-                    ?? (hasOwn ? ", decode steps corrected by its closed loop" : "")
+        if case .measured(let dir, let kernel, _, _) = ScenarioRunner.resolvedCostModel(r.scenario) {
+            let correction: String
+            switch ScenarioRunner.closedLoopSource(r.scenario) {
+            case .off: correction = ", without its closed-loop correction"
+            case .borrowed(let path): correction = ", closed-loop correction from \(path)"
+            case .own: correction = ", decode steps corrected by its closed loop"
+            case .absent, nil: correction = ""
+            }
             costs += " (profile \(dir), LoRA kernel \(kernel)\(correction))"
         }
         lines.append("step costs: \(costs)")

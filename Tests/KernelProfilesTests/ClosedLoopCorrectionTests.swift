@@ -213,6 +213,9 @@ struct ClosedLoopCorrectionTests {
         let plain = try Scenario.parse(
             text.replacingOccurrences(of: ", closed_loop_from: \(lender)", with: ""), file: "cl.yaml", baseDirectory: "/")
         #expect(ScenarioRunner.withClosedLoop(plain, from: lender).costModel == s.costModel)
+        #expect(ScenarioRunner.closedLoopSource(s) == .borrowed(lender))
+        #expect(ScenarioRunner.closedLoopSource(plain) == .absent)  // the borrower has none of its own
+        #expect(ScenarioRunner.closedLoopSource(ScenarioRunner.withoutClosedLoop(s)) == .off)
         let trace = try ScenarioRunner.makeTrace(s)
         #expect(
             try ScenarioRunner.run(s, trace: trace).summary.makespanSeconds
