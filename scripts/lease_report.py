@@ -55,12 +55,9 @@ def factors_by_seed(rows: list[dict[str, str]], sizes: list[int]) -> dict[int | 
     """Seed -> graph -> median measured / price of the decode-only steps of that graph (graphs with
     at least MIN_STEPS steps); key None: all seeds together."""
     ratios: dict[int | None, dict[int, list[float]]] = {}
-    for r in rows:
-        n = int(r["decode_sequences"])
-        if int(r["prefill_tokens"]) != 0 or n == 0:
-            continue
-        g = step_errors.graph_of(n, sizes)
-        v = float(r["live_s"]) * 1e6 / float(r["predicted_us"])
+    for r in filter(step_errors.is_decode, rows):
+        g = step_errors.graph_of(int(r["decode_sequences"]), sizes)
+        v = step_errors.ratio(r)
         seed = int(r["seed"]) if r.get("seed") not in (None, "") else 0
         for key in (None, seed):
             ratios.setdefault(key, {}).setdefault(g, []).append(v)

@@ -75,6 +75,16 @@ def price(run: Path, twin: Path, work: Path, profile: Path | None = None,
     return list(csv.DictReader(priced.open()))
 
 
+def ratio(x: dict[str, str]) -> float:
+    """A priced row's measured step over the twin's price (live_s against predicted_us)."""
+    return float(x["live_s"]) * 1e6 / float(x["predicted_us"])
+
+
+def is_decode(x: dict[str, str]) -> bool:
+    """A decode-only step: no prefill token, at least one sequence (the CUDA-graph path)."""
+    return int(x["prefill_tokens"]) == 0 and int(x["decode_sequences"]) > 0
+
+
 def graph_of(n: int, sizes: list[int]) -> int:
     """The CUDA graph a decode batch of ``n`` sequences replays: the smallest size that holds it."""
     return next((g for g in sizes if g >= n), n)
@@ -84,14 +94,14 @@ def cells(rows: list[dict[str, str]], sizes: list[int]) -> tuple[dict[int, float
     dec: dict[int, list[float]] = {}
     eag: dict[str, list[float]] = {}
     for x in rows:
-        ratio = float(x["live_s"]) * 1e6 / float(x["predicted_us"])
+        r = ratio(x)
         if int(x["prefill_tokens"]) == 0:
-            dec.setdefault(graph_of(int(x["decode_sequences"]), sizes), []).append(ratio)
+            dec.setdefault(graph_of(int(x["decode_sequences"]), sizes), []).append(r)
         else:
             t = int(x["prefill_tokens"]) + int(x["decode_sequences"])
             for name, lo, hi in EAGER_COLUMNS:
                 if lo <= t <= hi:
-                    eag.setdefault(name, []).append(ratio)
+                    eag.setdefault(name, []).append(r)
     return ({k: statistics.median(v) for k, v in dec.items() if len(v) >= MIN_STEPS},
             {k: statistics.median(v) for k, v in eag.items() if len(v) >= MIN_STEPS})
 
@@ -133,16 +143,12 @@ def binned(rows: list[dict[str, str]], sizes: list[int], value, columns) -> dict
     the step falls in: graph -> column index (len(columns) for all together) -> (median, steps);
     cells of fewer than MIN_STEPS steps are left out."""
     out: dict[int, dict[int, list[float]]] = {}
-    for x in rows:
-        n = int(x["decode_sequences"])
-        if int(x["prefill_tokens"]) != 0 or n == 0:
-            continue
+    for x in filter(is_decode, rows):
         v = value(x)
-        ratio = float(x["live_s"]) * 1e6 / float(x["predicted_us"])
-        cols = out.setdefault(graph_of(n, sizes), {})
+        cols = out.setdefault(graph_of(int(x["decode_sequences"]), sizes), {})
         col = next((i for i, (_lo, hi) in enumerate(columns) if v < hi), len(columns) - 1)
         for c in (col, len(columns)):
-            cols.setdefault(c, []).append(ratio)
+            cols.setdefault(c, []).append(ratio(x))
     return {g: {c: (statistics.median(v), len(v)) for c, v in cols.items() if len(v) >= MIN_STEPS}
             for g, cols in sorted(out.items())}
 
@@ -187,10 +193,8 @@ def by_size(rows: list[dict[str, str]]) -> dict[int, tuple[float, int]]:
     """Median live / predicted of the decode-only steps by their number of sequences (not the
     CUDA graph they ran as); sizes of fewer than MIN_STEPS steps are left out."""
     out: dict[int, list[float]] = {}
-    for x in rows:
-        n = int(x["decode_sequences"])
-        if int(x["prefill_tokens"]) == 0 and n > 0:
-            out.setdefault(n, []).append(float(x["live_s"]) * 1e6 / float(x["predicted_us"]))
+    for x in filter(is_decode, rows):
+        out.setdefault(int(x["decode_sequences"]), []).append(ratio(x))
     return {n: (statistics.median(v), len(v)) for n, v in sorted(out.items()) if len(v) >= MIN_STEPS}
 
 
@@ -199,9 +203,9 @@ def by_concurrency(rows: list[dict[str, str]]) -> dict[int, tuple[float, int, li
     predicted, steps, and the medians of its four quarters in iteration order (how steady it is
     while that concurrency runs); concurrencies of fewer than 4 x MIN_STEPS steps are left out."""
     out: dict[int, list[float]] = {}
-    for x in rows:
-        if int(x["prefill_tokens"]) == 0 and int(x["decode_sequences"]) > 0 and x.get("concurrency"):
-            out.setdefault(int(x["concurrency"]), []).append(float(x["live_s"]) * 1e6 / float(x["predicted_us"]))
+    for x in filter(is_decode, rows):
+        if x.get("concurrency"):
+            out.setdefault(int(x["concurrency"]), []).append(ratio(x))
     table = {}
     for n, v in sorted(out.items()):
         if len(v) >= 4 * MIN_STEPS:
@@ -244,7 +248,7 @@ def by_predecessor(rows: list[dict[str, str]], sizes: list[int]) -> dict[str, tu
             key = "after same graph"
         else:
             key = "after other graph"
-        out.setdefault(key, []).append(float(b["live_s"]) * 1e6 / float(b["predicted_us"]))
+        out.setdefault(key, []).append(ratio(b))
     return {k: (statistics.median(v), len(v)) for k, v in sorted(out.items())}
 
 
