@@ -54,7 +54,7 @@ extension StepProfile {
         let mean = Double(contextTokens) / Double(max(seqs, 1))
         let graph = graphSize(seqs)
         let (floor, work) = Self.decodeFloorAndWork(
-            seqs: seqs, graph: graph, mean: mean, grid: decodeGrid, fit: decodeFit, splits: Self.splitRule(meta))
+            seqs: seqs, graph: graph, mean: mean, grid: decodeGrid, fit: decodeFit, splits: meta.decodeAttention)
         guard Double(maxContext) > mean else { return (floor, work, work) }
         if let f = decodeTailFit {
             let splits = Double(Self.splits(meta, graph: graph))
@@ -90,18 +90,13 @@ extension StepProfile {
         meta.decodeAttention?.splits(seqs: graph) ?? 1
     }
 
-    /// The recorded split rule as a function of the graph size (nil without one).
-    static func splitRule(_ meta: ProfileMeta) -> ((Int) -> Int)? {
-        meta.decodeAttention.map { rule in { rule.splits(seqs: $0) } }
-    }
-
     /// The floor and work of `decodeParts`: the one function that pricing and the tail fit
     /// evaluate. The batch runs as the graph of the next size up: its padding rows (context 1)
     /// cost the weights' part of a step, not attention, so the floor is read at `graph` and the
     /// work at the real `seqs`. Outside the grid, the table's fit.
     ///
-    /// `splits` (programs per sequence and head at a graph size, the engine's rule; nil: not
-    /// recorded): the work of a batch between two grid rows is read between them, unless the two
+    /// `rule` (programs per sequence and head at a graph size, the engine's `decode_attention`; nil:
+    /// not recorded): the work of a batch between two grid rows is read between them, unless the two
     /// rows ran with different splits, while the batch runs with its graph's: then the grid row of
     /// its graph and the nearest row of the same splits carry the line it is read on (above or
     /// below), or, with no such row, the graph's row scaled by seqs / graph. Reading 13-15
@@ -110,7 +105,7 @@ extension StepProfile {
     /// went from 1.046 to 1.023 with this (0.968 at 16), at 6 (graph 8, between the rows of 4 and
     /// 8) from 1.032 to 1.019 (1.013 at 8); `scripts/step_errors.py --by-concurrency`.
     static func decodeFloorAndWork(
-        seqs: Int, graph: Int, mean: Double, grid: GridInterpolator, fit: LinearFit, splits: ((Int) -> Int)? = nil
+        seqs: Int, graph: Int, mean: Double, grid: GridInterpolator, fit: LinearFit, splits rule: DecodeAttentionSplits? = nil
     ) -> (floor: Double, work: Double) {
         func table(_ n: Double, _ c: Double) -> Double {
             grid.covers(n, c) ? grid.value(n, c) : fit.value(1, n, n * c)
@@ -120,12 +115,13 @@ extension StepProfile {
         func work(_ n: Double) -> Double { table(n, mean) - table(n, shortest) }
         let floor = table(Double(graph), shortest)
         let rows = grid.axes[0]
-        guard let splits, grid.covers(s, mean), let hi = rows.firstIndex(where: { $0 >= s }), rows[hi] != s, hi > 0,
-            splits(Int(rows[hi - 1])) != splits(Int(rows[hi])), rows.contains(Double(graph))
+        guard let rule, grid.covers(s, mean), let hi = rows.firstIndex(where: { $0 >= s }), rows[hi] != s, hi > 0,
+            rule.splits(seqs: Int(rows[hi - 1])) != rule.splits(seqs: Int(rows[hi])), rows.contains(Double(graph))
         else { return (floor, work(s)) }
-        let own = splits(graph)
+        let own = rule.splits(seqs: graph)
         let g = Double(graph)
-        let other = rows.first { $0 > g && splits(Int($0)) == own } ?? rows.last { $0 < g && splits(Int($0)) == own }
+        let other =
+            rows.first { $0 > g && rule.splits(seqs: Int($0)) == own } ?? rows.last { $0 < g && rule.splits(seqs: Int($0)) == own }
         guard let other else { return (floor, work(g) * s / g) }
         let (r1, r2) = (min(g, other), max(g, other))
         let (w1, w2) = (work(r1), work(r2))
@@ -159,7 +155,7 @@ extension StepProfile {
             let graph = graphSize(r.seqs, meta.graphSizes)
             let mean = Double(r.contextTokens) / Double(max(r.seqs, 1))
             let (floor, work) = decodeFloorAndWork(
-                seqs: r.seqs, graph: graph, mean: mean, grid: grid, fit: fit, splits: splitRule(meta))
+                seqs: r.seqs, graph: graph, mean: mean, grid: grid, fit: fit, splits: meta.decodeAttention)
             let splits = splits(meta, graph: graph)
             excess.append(((Double(r.maxContext) - mean) / Double(splits), splits > 1))
             longest.append([Double(r.maxContext) / Double(splits), work])
