@@ -46,10 +46,8 @@ def decode_steps(rows: list[dict[str, str]], sizes: list[int]) -> list[dict[str,
     """The decode-only steps of priced rows: graph, measured and priced us, the kept parts and the
     features the forms use."""
     out = []
-    for r in rows:
+    for r in filter(step_errors.is_decode, rows):
         n = int(r["decode_sequences"])
-        if int(r["prefill_tokens"]) or n == 0:
-            continue
         work, tail = float(r["decode_work_us"]), float(r["decode_tail_us"])
         out.append({"graph": step_errors.graph_of(n, sizes), "sequences": n, "live": float(r["live_s"]) * 1e6,
                     "price": float(r["predicted_us"]),
