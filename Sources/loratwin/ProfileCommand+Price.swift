@@ -38,19 +38,7 @@ extension ProfileCommand {
         @Option(name: [.short, .long], help: "Output CSV (written whole or not at all); standard output if omitted.")
         var output: String?
 
-        @Flag(name: .long, help: "Leave out the profile's closed-loop correction of decode-only steps (a diagnostic).")
-        var noClosedLoop = false
-
-        @Option(
-            name: .long,
-            help:
-                "Correct decode-only steps with the closed loop of this profile directory instead of the profile's own (docs/step-cost.md)."
-        )
-        var closedLoopFrom: String?
-
-        func validate() throws {
-            if noClosedLoop && closedLoopFrom != nil { throw ValidationError("--no-closed-loop and --closed-loop-from exclude each other") }
-        }
+        @OptionGroup var closedLoop: ClosedLoopOptions
 
         func run() throws {
             do {
@@ -60,10 +48,14 @@ extension ProfileCommand {
                 let trace = try ScenarioRunner.makeTrace(s)
                 var path = profile
                 var k = kernel
-                var loop = closedLoopFrom
-                if case .measured(let p, let sk, _, let from) = ScenarioRunner.resolvedCostModel(s) {
+                // the options over the scenario's own keys; a scenario that is not measured (a
+                // closed loop's, priced with --profile) takes the options alone
+                var on = !closedLoop.noClosedLoop
+                var loop = closedLoop.lender
+                if case .measured(let p, let sk, let scenarioOn, let from) = ScenarioRunner.resolvedCostModel(s) {
                     path = path ?? resolvedPath(p, against: s.baseDirectory)
                     k = k ?? sk
+                    on = on && (scenarioOn || loop != nil)
                     loop = loop ?? from.map { resolvedPath($0, against: s.baseDirectory) }
                 }
                 guard let path else {
@@ -72,8 +64,8 @@ extension ProfileCommand {
                 let prof: StepProfile
                 do { prof = try StepProfile(directory: path) } catch { throw CLIError(error.description) }
                 let cost = try MeasuredCostModel(
-                    profile: prof, kernel: k ?? "sgmv", model: s.model, catalogue: trace.catalogue, closedLoop: !noClosedLoop,
-                    closedLoopFrom: noClosedLoop ? nil : loop)
+                    profile: prof, kernel: k ?? "sgmv", model: s.model, catalogue: trace.catalogue, closedLoop: on,
+                    closedLoopFrom: on ? loop : nil)
                 let out = try priceSteps(path: steps, cost: cost, catalogue: trace.catalogue)
                 if let output {
                     let w = try AtomicFileWriter(path: output)

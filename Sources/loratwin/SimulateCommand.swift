@@ -30,18 +30,12 @@ struct SimulateCommand: ParsableCommand {
 
     @OptionGroup var step: SensitivityOption
 
-    @Flag(help: "Leave out the measured profile's closed-loop correction of decode-only steps (docs/step-cost.md).")
-    var noClosedLoop = false
-
-    @Option(
-        help: "Correct decode-only steps with the closed loop of this profile directory instead of the profile's own (docs/step-cost.md).")
-    var closedLoopFrom: String?
+    @OptionGroup var closedLoop: ClosedLoopOptions
 
     var sensitivity: Double? { step.sensitivity }
 
     func validate() throws {
         if sensitivity != nil && json { throw ValidationError("--sensitivity prints a table; leave out --json") }
-        if noClosedLoop && closedLoopFrom != nil { throw ValidationError("--no-closed-loop and --closed-loop-from exclude each other") }
     }
 
     func run() throws {
@@ -52,8 +46,7 @@ struct SimulateCommand: ParsableCommand {
         do {
             var s = try loadScenario()
             if let seed { s.seed = seed }
-            if noClosedLoop { s = ScenarioRunner.withoutClosedLoop(s) }
-            if let closedLoopFrom { s = ScenarioRunner.withClosedLoop(s, from: resolvedPathFromWorkingDirectory(closedLoopFrom)) }
+            s = closedLoop.apply(s)
             let trace = try ScenarioRunner.makeTrace(s)
             let bar = ProgressBar()
             let result = try ScenarioRunner.run(

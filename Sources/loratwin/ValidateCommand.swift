@@ -29,12 +29,7 @@ struct ValidateCommand: ParsableCommand {
     @Option(help: "Cost every run with this measured profile (overrides the scenarios' cost_model).")
     var profile: String?
 
-    @Flag(help: "Leave out the measured profiles' closed-loop correction of decode-only steps (docs/step-cost.md).")
-    var noClosedLoop = false
-
-    @Option(
-        help: "Correct decode-only steps with the closed loop of this profile directory instead of the profile's own (docs/step-cost.md).")
-    var closedLoopFrom: String?
+    @OptionGroup var closedLoop: ClosedLoopOptions
 
     @Option(help: "LoRA kernel table of the profile to use with --profile.")
     var kernel = "sgmv"
@@ -63,10 +58,6 @@ struct ValidateCommand: ParsableCommand {
     @OptionGroup var step: SensitivityOption
 
     var sensitivity: Double? { step.sensitivity }
-
-    func validate() throws {
-        if noClosedLoop && closedLoopFrom != nil { throw ValidationError("--no-closed-loop and --closed-loop-from exclude each other") }
-    }
 
     func run() throws {
         let folders = try runFolders()
@@ -114,8 +105,7 @@ struct ValidateCommand: ParsableCommand {
         if let profile {
             s.costModel = .measured(profile: resolvedPathFromWorkingDirectory(profile), kernel: kernel)
         }
-        if noClosedLoop { s = ScenarioRunner.withoutClosedLoop(s) }
-        if let closedLoopFrom { s = ScenarioRunner.withClosedLoop(s, from: resolvedPathFromWorkingDirectory(closedLoopFrom)) }
+        s = closedLoop.apply(s)
         let trace = try ScenarioRunner.makeTrace(s)
         let liveRun = try LiveRun(directory: dir, catalogue: trace.catalogue)
         // A replay stopped early is compared with a simulation stopped at the same time.

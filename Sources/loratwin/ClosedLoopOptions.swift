@@ -1,0 +1,28 @@
+import ArgumentParser
+import Twin
+import Workloads
+
+/// `--no-closed-loop` and `--closed-loop-from` of `simulate`, `validate` and `profile price`: which
+/// closed loop corrects the decode-only steps of a measured cost model (docs/step-cost.md).
+struct ClosedLoopOptions: ParsableArguments {
+    @Flag(help: "Leave out the measured profile's closed-loop correction of decode-only steps (docs/step-cost.md).")
+    var noClosedLoop = false
+
+    @Option(
+        help: "Correct decode-only steps with the closed loop of this profile directory instead of the profile's own (docs/step-cost.md).")
+    var closedLoopFrom: String?
+
+    func validate() throws {
+        if noClosedLoop && closedLoopFrom != nil { throw ValidationError("--no-closed-loop and --closed-loop-from exclude each other") }
+    }
+
+    /// `--closed-loop-from`, resolved against the working directory.
+    var lender: String? { closedLoopFrom.map(resolvedPathFromWorkingDirectory) }
+
+    /// The scenario with its measured cost model as the options ask (unchanged without them).
+    func apply(_ s: Scenario) -> Scenario {
+        if noClosedLoop { return ScenarioRunner.withoutClosedLoop(s) }
+        if let lender { return ScenarioRunner.withClosedLoop(s, from: lender) }
+        return s
+    }
+}
