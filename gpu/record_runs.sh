@@ -12,6 +12,9 @@
 # (with SGMV and without LoRA; CLOSED_LOOP_VARIANTS="sgmv" for one) after the profile and before the
 # runs: calibration, like the profile. CLOSED_LOOP_ARGS passes flags to it (say "--seeds 0,1
 # --concurrency 1,2,4,8,9,10,...") and CLOSED_LOOP_TIMEOUT (seconds, default 240) bounds each.
+# CLOSED_LOOP_TAG (say "-end") is appended to the closed loop's folder and log: a second closed loop
+# in the same lease (minutes after its runs), which scripts/install_lease.py keeps under gpu/results/
+# rather than in the profile, and scripts/lease_report.py sets against the profile's own.
 # Needs GIT_COMMIT in the environment (the tree on that machine has no .git). Results go to
 # $OUT/results.tar.gz (profile/ and runs/<run>/), packed again after every step.
 set -uo pipefail
@@ -41,9 +44,10 @@ fi
 if [ -n "${CLOSED_LOOP:-}" ]; then  # live-like steps as calibration (gpu/closed_loop.py), with and without LoRA
   for lora in ${CLOSED_LOOP_VARIANTS:-sgmv none}; do
     echo "== closed loop ($lora) $(date -u +%T)"
-    timeout "${CLOSED_LOOP_TIMEOUT:-240}" python3 gpu/closed_loop.py --out "$OUT/work/closed-loop-$lora" --lora "$lora" \
-      ${CLOSED_LOOP_ARGS:-} > "$OUT/work/closed-loop-$lora.log" 2>&1
-    echo "rc=$? $(grep -c 'concurrency [0-9]*:' "$OUT/work/closed-loop-$lora.log") concurrencies"
+    name=closed-loop-$lora${CLOSED_LOOP_TAG:-}
+    timeout "${CLOSED_LOOP_TIMEOUT:-240}" python3 gpu/closed_loop.py --out "$OUT/work/$name" --lora "$lora" \
+      ${CLOSED_LOOP_ARGS:-} > "$OUT/work/$name.log" 2>&1
+    echo "rc=$? $(grep -c 'concurrency [0-9]*:' "$OUT/work/$name.log") concurrencies"
     tar -C "$OUT/work" -czf "$OUT/results.tar.gz" .
   done
 fi

@@ -14,6 +14,10 @@ one): `profile/` and `profile.log` (gpu/profile_steps.py), `closed-loop-<variant
   its step tables' date) as `profiles/<gpu>-llama2-7b-SHA`, the step tables merged in by
   gpu/merge_profile.py, the log and the step meta as `gpu/results/profile/profile-<gpu>-SHA.log`
   and `step-meta-<gpu>-SHA.json`; the closed-loop folders into its `closed_loop/<variant>/`;
+- a tagged closed loop (`closed-loop-<variant><tag>/`, tag from CLOSED_LOOP_TAG, say `-end`: a second
+  closed loop in the same lease) into `gpu/results/closed-loop-<gpu>-SHA/<variant><tag>/` with its
+  log, not into the profile (the twin's correction stays the first one's; scripts/lease_report.py
+  sets the two side by side);
 - each run: a repeat of `traces/live/<run>` as `traces/repeats/<run>-repeat[N]` (the next free N):
   the trace files of the first recording, the run's requests.csv, iterations.csv and run.json, its
   scenario with the name, two comment lines and the profile of this lease (or, without a profile
@@ -54,6 +58,7 @@ class Plan:
     profile: Path | None = None  # the new profile directory
     base: Path | None = None
     closed_loops: list[tuple[Path, Path]] = field(default_factory=list)  # (source folder, destination)
+    tagged_loops: list[tuple[Path, Path]] = field(default_factory=list)  # the same, kept under gpu/results/
     runs: list[tuple[Path, str, str]] = field(default_factory=list)  # (run folder in WORK, source name, repeat name)
 
 
@@ -97,12 +102,19 @@ def plan(root: Path, work: Path, commit: str, gpu: str, base: Path | None) -> Pl
     for d in sorted(work.glob("closed-loop-*")):
         if not d.is_dir():
             continue
-        if p.profile is None:
-            raise Refused(f"{d}: a closed loop without a profile of the same lease")
         missing = [f for f in ("steps.csv", "catalogue.csv") if not (d / f).exists()]
         if missing:
             raise Refused(f"{d}: missing {', '.join(missing)}")
-        p.closed_loops.append((d, p.profile / "closed_loop" / d.name.removeprefix("closed-loop-")))
+        variant = d.name.removeprefix("closed-loop-")
+        if "-" in variant:  # tagged: a second closed loop of the lease, kept apart from the profile
+            dst = root / f"gpu/results/closed-loop-{gpu}-{commit}" / variant
+            if dst.exists():
+                raise Refused(f"{dst}: exists already")
+            p.tagged_loops.append((d, dst))
+            continue
+        if p.profile is None:
+            raise Refused(f"{d}: a closed loop without a profile of the same lease")
+        p.closed_loops.append((d, p.profile / "closed_loop" / variant))
     taken: set[str] = set()
     for d in sorted((work / "runs").glob("*")) if (work / "runs").is_dir() else []:
         src = root / "traces/live" / d.name
@@ -121,7 +133,7 @@ def plan(root: Path, work: Path, commit: str, gpu: str, base: Path | None) -> Pl
         name = repeat_name(root, d.name, taken)
         taken.add(name)
         p.runs.append((d, d.name, name))
-    if p.profile is None and not p.runs:
+    if p.profile is None and not p.runs and not p.tagged_loops:
         raise Refused(f"{work}: nothing to install (no profile/, closed-loop-*/ or runs/)")
     return p
 
@@ -174,6 +186,15 @@ def install(root: Path, work: Path, p: Plan, commit: str, lease: str, gpu: str, 
             if log.exists():
                 shutil.copyfile(log, logs / f"{src.name}-{gpu}-{commit}.log")
             done.append(str(dst.relative_to(root)))
+    for src, dst in p.tagged_loops:
+        dst.mkdir(parents=True)
+        for f in CLOSED_LOOP_FILES:
+            if (src / f).exists():
+                shutil.copyfile(src / f, dst / f)
+        log = src.parent / f"{src.name}.log"
+        if log.exists():
+            shutil.copyfile(log, dst.parent / f"{src.name}.log")
+        done.append(str(dst.relative_to(root)))
     if p.runs:
         logs = root / f"gpu/results/runs-{gpu}-{commit}"
         logs.mkdir(parents=True, exist_ok=True)
@@ -213,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             if p.profile is not None:
                 print(f"profile {p.profile.relative_to(root)} from {p.base.name}")
-            for _s, dst in p.closed_loops:
+            for _s, dst in p.closed_loops + p.tagged_loops:
                 print(f"closed loop {dst.relative_to(root)}")
             for _d, run, name in p.runs:
                 print(f"run {run} -> traces/repeats/{name}")

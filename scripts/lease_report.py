@@ -12,7 +12,13 @@ one its first run's scenario names). Printed, as Markdown:
    `DecodeCorrection` fits it), and with several workload seeds (`--seeds`), each seed's, with
    **rule 1**: the seeds agree within 0.01 at every graph from 8 to 32 -> the correction does not
    depend on the batches drawn; they differ by more than 0.02 at any -> it does; otherwise neither;
-2. the lease's runs: pooled live / predicted per graph with and without the correction
+2. a second closed loop of the same lease, where one was measured (`CLOSED_LOOP_TAG=-end`, kept by
+   scripts/install_lease.py in `gpu/results/closed-loop-<gpu>-<commit>/<variant><tag>/`), priced
+   with the same profile and set against the profile's own, with the **drift rule**: their pooled
+   factors agree within 0.01 at every graph from 8 to 32 -> the correction holds over the lease;
+   they differ by more than 0.02 at any -> the machine drifts within a start by as much; otherwise
+   neither;
+3. the lease's runs: pooled live / predicted per graph with and without the correction
    (scripts/step_errors.py), and `loratwin validate`'s mean SMAPE with and without it, with
    **rule 2**: the correction stays on by default only if it lowers the mean TTFT-mean SMAPE.
 
@@ -83,6 +89,29 @@ def rule1(by_seed: dict[int | None, dict[int, float]]) -> tuple[str, float | Non
     return "neither", worst
 
 
+def drift_rule(first: dict[int, float], second: dict[int, float]) -> tuple[str, float | None]:
+    """The drift rule on two closed loops' pooled factors at RULE_GRAPHS: ('holds' | 'drifts' |
+    'neither' | 'no common graph', the largest difference at one graph)."""
+    common = [g for g in RULE_GRAPHS if g in first and g in second]
+    if not common:
+        return "no common graph", None
+    worst = max(abs(first[g] - second[g]) for g in common)
+    if worst <= 0.01:
+        return "holds", worst
+    if worst > 0.02:
+        return "drifts", worst
+    return "neither", worst
+
+
+def tagged_loops(root: Path, lease: str, profile: Path) -> list[Path]:
+    """The lease's tagged closed loops (`gpu/results/closed-loop-<gpu>-<commit>/<variant>-<tag>/`,
+    commit = the lease id before its last '-', gpu = the profile's name before '-llama')."""
+    commit = lease.rsplit("-", 1)[0]
+    gpu = profile.name.split("-llama")[0]
+    folder = root / f"gpu/results/closed-loop-{gpu}-{commit}"
+    return sorted(p for p in folder.glob("*-*") if (p / "steps.csv").exists()) if folder.is_dir() else []
+
+
 def rule2(with_correction: float, without: float) -> str:
     """Rule 2: 'keep' when the correction lowers the mean TTFT-mean SMAPE, else 'turn off'."""
     return "keep" if with_correction < without else "turn off"
@@ -143,6 +172,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Rule 1 (graphs {', '.join(map(str, RULE_GRAPHS))}): **{verdict}**"
                   + (f" (largest difference between seeds {worst:.3f})" if worst is not None else ""))
             print()
+            for later in (t for t in tagged_loops(ROOT, args.lease, profile) if t.name.split("-")[0] == loop.name):
+                rows = step_errors.price(later, args.twin, Path(tmp), profile, closed_loop=False)
+                second = factors_by_seed(rows, sizes).get(None, {})
+                print(f"Closed loop `{later.name}` ({later.relative_to(ROOT)}), pooled: "
+                      + ", ".join(f"dec {g} {second[g]:.3f}" for g in sorted(second)))
+                verdict, worst = drift_rule(by_seed.get(None, {}), second)
+                print()
+                print(f"Drift rule (graphs {', '.join(map(str, RULE_GRAPHS))}): **{verdict}**"
+                      + (f" (largest difference from `{loop.name}` {worst:.3f})" if worst is not None else ""))
+                print()
         pooled = {}
         for closed in (False, True):
             rows = []

@@ -99,3 +99,30 @@ def test_refusals_write_nothing(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         il.main([str(work), "--commit", "not-a-sha", "--lease", "x", "--root", str(root)])
     assert e.value.code == 2
+
+
+def test_a_tagged_closed_loop_is_kept_under_results_not_in_the_profile(tmp_path):
+    root, work = _repo(tmp_path), _work(tmp_path)
+    end = work / "closed-loop-sgmv-end"
+    end.mkdir()
+    (end / "steps.csv").write_text("iteration\n2\n")
+    (end / "catalogue.csv").write_text("adapter,rank,alpha,target_modules\n")
+    (work / "closed-loop-sgmv-end.log").write_text("concurrency 1\n")
+    assert il.main([str(work), "--commit", "abcdef1", "--lease", "abcdef1-1", "--root", str(root)]) == 0
+    prof = root / "profiles/h200-llama2-7b-abcdef1/closed_loop"
+    assert sorted(p.name for p in prof.iterdir()) == ["sgmv"]  # the correction stays the first loop's
+    kept = root / "gpu/results/closed-loop-h200-abcdef1"
+    assert (kept / "sgmv-end/steps.csv").read_text() == "iteration\n2\n"
+    assert (kept / "closed-loop-sgmv-end.log").exists()
+
+
+def test_a_tagged_closed_loop_alone_is_installed_and_never_twice(tmp_path):
+    root = _repo(tmp_path)
+    work = tmp_path / "later-call"
+    end = work / "closed-loop-sgmv-end"
+    end.mkdir(parents=True)
+    (end / "steps.csv").write_text("iteration\n")
+    (end / "catalogue.csv").write_text("adapter\n")
+    assert il.main([str(work), "--commit", "abcdef1", "--lease", "abcdef1-1", "--root", str(root)]) == 0
+    assert (root / "gpu/results/closed-loop-h200-abcdef1/sgmv-end/steps.csv").exists()
+    assert il.main([str(work), "--commit", "abcdef1", "--lease", "abcdef1-1", "--root", str(root)]) == 2

@@ -51,3 +51,22 @@ def test_lease_runs_come_from_leases_csv_and_an_unknown_lease_is_named(tmp_path)
     with pytest.raises(SystemExit) as e:
         lr.lease_runs(f, "z-9")
     assert "leases.csv" in str(e.value) and "z-9" in str(e.value)
+
+
+@pytest.mark.parametrize("later, verdict", [(1.008, "holds"), (1.015, "neither"), (0.97, "drifts")])
+def test_drift_rule_reads_the_largest_difference_at_graphs_8_to_32(later, verdict):
+    first = {8: 1.0, 16: 1.0, 64: 1.2}
+    got, worst = lr.drift_rule(first, {8: 1.0, 16: later, 64: 0.9})  # 64 is not read
+    assert got == verdict and worst == pytest.approx(abs(later - 1.0))
+    assert lr.drift_rule({64: 1.0}, {64: 1.1}) == ("no common graph", None)
+
+
+def test_tagged_loops_are_found_by_the_lease_commit_and_the_profile_gpu(tmp_path):
+    folder = tmp_path / "gpu/results/closed-loop-h200-abcdef1"
+    for name in ("sgmv-end", "none-end", "sgmv"):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "steps.csv").write_text("iteration\n")
+    (folder / "dop-end").mkdir()  # no steps.csv: not a closed loop
+    got = lr.tagged_loops(tmp_path, "abcdef1-1", tmp_path / "profiles/h200-llama2-7b-abcdef1")
+    assert [p.name for p in got] == ["none-end", "sgmv-end"]
+    assert lr.tagged_loops(tmp_path, "abcdef1-2", tmp_path / "profiles/h100-llama2-7b") == []
