@@ -162,6 +162,19 @@ def leases_rows(p: Plan, lease: str, note: str) -> str:
     return buf.getvalue()
 
 
+def copy_closed_loop(root: Path, src: Path, dst: Path, log_dst: Path) -> str:
+    """Copies a closed-loop folder's files into `dst` and its log (`<src>.log` beside it, when
+    there is one) to `log_dst`; returns `dst` relative to the root."""
+    dst.mkdir(parents=True)
+    for f in CLOSED_LOOP_FILES:
+        if (src / f).exists():
+            shutil.copyfile(src / f, dst / f)
+    log = src.parent / f"{src.name}.log"
+    if log.exists():
+        shutil.copyfile(log, log_dst)
+    return str(dst.relative_to(root))
+
+
 def install(root: Path, work: Path, p: Plan, commit: str, lease: str, gpu: str, note: str) -> list[str]:
     done = []
     if p.profile is not None:
@@ -178,23 +191,9 @@ def install(root: Path, work: Path, p: Plan, commit: str, lease: str, gpu: str, 
         shutil.copyfile(work / "profile/meta.json", logs / f"step-meta-{gpu}-{commit}.json")
         done.append(f"{p.profile.relative_to(root)} (from {p.base.name})")
         for src, dst in p.closed_loops:
-            dst.mkdir(parents=True)
-            for f in CLOSED_LOOP_FILES:
-                if (src / f).exists():
-                    shutil.copyfile(src / f, dst / f)
-            log = src.parent / f"{src.name}.log"
-            if log.exists():
-                shutil.copyfile(log, logs / f"{src.name}-{gpu}-{commit}.log")
-            done.append(str(dst.relative_to(root)))
+            done.append(copy_closed_loop(root, src, dst, logs / f"{src.name}-{gpu}-{commit}.log"))
     for src, dst in p.tagged_loops:
-        dst.mkdir(parents=True)
-        for f in CLOSED_LOOP_FILES:
-            if (src / f).exists():
-                shutil.copyfile(src / f, dst / f)
-        log = src.parent / f"{src.name}.log"
-        if log.exists():
-            shutil.copyfile(log, dst.parent / f"{src.name}.log")
-        done.append(str(dst.relative_to(root)))
+        done.append(copy_closed_loop(root, src, dst, dst.parent / f"{src.name}.log"))
     if p.runs:
         logs = root / f"gpu/results/runs-{gpu}-{commit}"
         logs.mkdir(parents=True, exist_ok=True)

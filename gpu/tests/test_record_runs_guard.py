@@ -51,22 +51,14 @@ def test_a_missing_run_is_refused_and_a_matching_one_goes_through(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-def test_closed_loop_variants_and_arguments_reach_closed_loop_py(tmp_path):
-    r = _run(tmp_path, "NVIDIA H200", extra_env={"CLOSED_LOOP": "1", "CLOSED_LOOP_VARIANTS": "sgmv",
-                                                  "CLOSED_LOOP_ARGS": "--seeds 0,1 --concurrency 9,10"})
+@pytest.mark.parametrize("tag, args", [("", "--seeds 0,1 --concurrency 9,10"), ("-end", "--seeds 0")])
+def test_closed_loop_variants_tag_and_arguments_reach_closed_loop_py(tmp_path, tag, args):
+    env = {"CLOSED_LOOP": "1", "CLOSED_LOOP_VARIANTS": "sgmv", "CLOSED_LOOP_ARGS": args}
+    if tag:
+        env["CLOSED_LOOP_TAG"] = tag  # a second closed loop of the lease, named apart
+    r = _run(tmp_path, "NVIDIA H200", extra_env=env)
     assert r.returncode == 0, r.stderr
     logs = sorted(p.name for p in (tmp_path / "out/work").glob("closed-loop-*.log"))
-    assert logs == ["closed-loop-sgmv.log"]  # one variant, as asked
-    log = (tmp_path / "out/work/closed-loop-sgmv.log").read_text()
-    assert "PYTHON-CALLED gpu/closed_loop.py" in log and "--lora sgmv --seeds 0,1 --concurrency 9,10" in log
-
-
-@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-def test_closed_loop_tag_names_a_second_closed_loop_apart(tmp_path):
-    r = _run(tmp_path, "NVIDIA H200", extra_env={"CLOSED_LOOP": "1", "CLOSED_LOOP_VARIANTS": "sgmv",
-                                                  "CLOSED_LOOP_TAG": "-end"})
-    assert r.returncode == 0, r.stderr
-    logs = sorted(p.name for p in (tmp_path / "out/work").glob("closed-loop-*.log"))
-    assert logs == ["closed-loop-sgmv-end.log"]
-    log = (tmp_path / "out/work/closed-loop-sgmv-end.log").read_text()
-    assert "--out" in log and "closed-loop-sgmv-end --lora sgmv" in log
+    assert logs == [f"closed-loop-sgmv{tag}.log"]  # one variant, as asked
+    log = (tmp_path / f"out/work/closed-loop-sgmv{tag}.log").read_text()
+    assert "PYTHON-CALLED gpu/closed_loop.py" in log and f"closed-loop-sgmv{tag} --lora sgmv {args}" in log
