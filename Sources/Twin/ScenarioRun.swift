@@ -252,6 +252,14 @@ public enum ScenarioRunner {
         }
     }
 
+    /// The measured profile's folder with every symbolic link resolved (the default
+    /// `profiles/<gpu>-<model>` links to one lease's `-<commit>` folder); nil without a measured
+    /// profile.
+    public static func profileTarget(_ s: Scenario) -> String? {
+        guard case .measured(let dir, _, _, _) = resolvedCostModel(s) else { return nil }
+        return URL(fileURLWithPath: resolvedPath(dir, against: s.baseDirectory)).resolvingSymlinksInPath().path
+    }
+
     /// The summary as JSON text (sorted keys; NaN written as null).
     public static func summaryJSON(_ r: RunResult) -> String {
         func num(_ x: Double) -> Any { x.isFinite ? x : NSNull() }
@@ -290,6 +298,9 @@ public enum ScenarioRunner {
         ]
         if case .measured(let dir, let kernel, _, _) = resolvedCostModel(r.scenario) {
             obj["profile"] = resolvedPath(dir, against: r.scenario.baseDirectory)
+            // the folder the tables were read from: `profiles/h200-llama2-7b` is a link that moves
+            // to each newer lease's profile, so a summary names the one it used
+            obj["profile_resolved"] = profileTarget(r.scenario) ?? obj["profile"]
             obj["lora_kernel"] = kernel
             // which closed loop corrects the decode-only steps: "none", "own" or the lender's path
             switch closedLoopSource(r.scenario) {

@@ -21,7 +21,11 @@ enum SummaryTable {
             case .own: correction = ", decode steps corrected by its closed loop"
             case .absent, nil: correction = ""
             }
-            costs += " (profile \(dir), LoRA kernel \(kernel)\(correction))"
+            var profile = dir
+            if let target = ScenarioRunner.profileTarget(r.scenario), target.split(separator: "/").last != dir.split(separator: "/").last {
+                profile += " -> \(target.split(separator: "/").last ?? "")"
+            }
+            costs += " (profile \(profile), LoRA kernel \(kernel)\(correction))"
         }
         lines.append("step costs: \(costs)")
         lines.append(

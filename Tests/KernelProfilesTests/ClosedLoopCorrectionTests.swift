@@ -231,6 +231,31 @@ struct ClosedLoopCorrectionTests {
         }
     }
 
+    @Test("a summary names the profile folder it read, through the default link")
+    func profileThroughLink() throws {
+        let target = try ProfileFixture.write()
+        let link = target + "-link"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+        let text = """
+            name: linked
+            cost_model: {kind: measured, profile: \(link)}
+            engine: {max_num_seqs: 8, max_loras: 2, max_cpu_loras: 2}
+            workload: {requests: 20, arrival: {kind: poisson, rate: 20}, popularity: uniform, adapters: {count: 2}}
+            """
+        let s = try Scenario.parse(text, file: "linked.yaml", baseDirectory: "/")
+        let resolved = URL(fileURLWithPath: target).resolvingSymlinksInPath().path
+        #expect(ScenarioRunner.profileTarget(s) == resolved)
+        let trace = try ScenarioRunner.makeTrace(s)
+        let summary = ScenarioRunner.summaryJSON(try ScenarioRunner.run(s, trace: trace))
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(summary.utf8)) as? [String: Any])
+        #expect(json["profile"] as? String == link)
+        #expect(json["profile_resolved"] as? String == resolved)
+        let analytic = try Scenario.parse(
+            text.replacingOccurrences(of: "{kind: measured, profile: \(link)}", with: "{kind: analytic}"), file: "a.yaml",
+            baseDirectory: "/")
+        #expect(ScenarioRunner.profileTarget(analytic) == nil)
+    }
+
     @Test("bad closed-loop files fail with the file, line and column")
     func errors() throws {
         let dir = try Self.profile(variant: "none", factor: [8: 1.0], count: [8: 3], adapters: true)
