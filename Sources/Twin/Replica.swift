@@ -312,7 +312,9 @@ public struct Replica {
     mutating func summarise(requests: [RequestState]) {
         var s = StepBatch()
         s.mode = mode
-        s.segments = stepBatch.segments
+        // take the last batch's segment buffer rather than share it: a shared buffer is not
+        // unique, and removeAll(keepingCapacity:) would then allocate a new one every iteration
+        swap(&s.segments, &stepBatch.segments)
         s.segments.removeAll(keepingCapacity: true)
         for e in batch {
             let req = requests[Int(e.request)]
@@ -346,6 +348,24 @@ public struct Replica {
             s.segments[k].tokens = Int(slotTokens[Int(adapterSlot[s.segments[k].adapter])])
         }
         stepBatch = s
+    }
+
+    /// Starts the iteration of `stepBatch`, `seconds` long: the replica is busy, and its counters
+    /// (iterations, busy and decode-only time, mode changes) take it in. One call, so that the
+    /// simulation's hot path mutates its replica array once per iteration rather than per field.
+    mutating func beginIteration(seconds: Double) {
+        if stepBatch.mode != lastIterationMode {
+            modeChanges += 1
+            lastIterationMode = stepBatch.mode
+        }
+        iterations += 1
+        iterationSeconds = seconds
+        busySeconds += seconds
+        if stepBatch.prefillTokens == 0 {
+            decodeOnlyIterations += 1
+            decodeOnlySeconds += seconds
+        }
+        busy = true
     }
 
     /// Applies the token accounting at the end of the iteration (`end`, seconds) and frees the

@@ -172,18 +172,7 @@ public struct Simulation<Cost: StepCostModel> {
                 batch: replicas[r].stepBatch)
             observer!.observe(record, replica: replicas[r], requests: requests)
         }
-        if replicas[r].stepBatch.mode != replicas[r].lastIterationMode {
-            replicas[r].modeChanges += 1
-            replicas[r].lastIterationMode = replicas[r].stepBatch.mode
-        }
-        replicas[r].iterations += 1
-        replicas[r].iterationSeconds = duration
-        replicas[r].busySeconds += duration
-        if replicas[r].stepBatch.prefillTokens == 0 {
-            replicas[r].decodeOnlyIterations += 1
-            replicas[r].decodeOnlySeconds += duration
-        }
-        replicas[r].busy = true
+        replicas[r].beginIteration(seconds: duration)
         queue.push(now + duration, .iterationEnd, replica: r)
     }
 }
