@@ -131,6 +131,30 @@ def gemm_floor(cfg, weights) -> dict:
     return out
 
 
+def kernel_table(prof, steps: int) -> dict:
+    """Kernel name (60 characters) -> device time and calls per step, from a torch.profiler run
+    over `steps` steps; dearest first."""
+    kernels = {}
+    for e in prof.key_averages():
+        t = getattr(e, "self_device_time_total", 0) or getattr(e, "self_cuda_time_total", 0)
+        if t > 0:
+            kernels[e.key[:60]] = {"us_per_step": t / steps, "calls_per_step": e.count / steps}
+    return dict(sorted(kernels.items(), key=lambda kv: -kv[1]["us_per_step"]))
+
+
+def graph_gaps(step_ms: float, kernels: dict) -> dict:
+    """A graph replay of `step_ms` against its kernels (`kernel_table`): their summed device time,
+    how many launches, and the rest of the step, the time between kernels (None when the profiler
+    saw no kernel inside the graph)."""
+    busy_ms = sum(v["us_per_step"] for v in kernels.values()) / 1e3
+    seen = busy_ms > 0
+    return {"step_ms": step_ms, "kernels_ms": busy_ms if seen else None,
+            "launches_per_step": sum(v["calls_per_step"] for v in kernels.values()),
+            "gap_ms": step_ms - busy_ms if seen else None,
+            "gap_pct": 100 * (step_ms - busy_ms) / step_ms if seen and step_ms > 0 else None,
+            "kernels": dict(list(kernels.items())[:12])}
+
+
 def bench_engine(args, res: dict) -> None:
     cfg = PRESETS[args.model]
     dtype = torch.float16
@@ -297,16 +321,32 @@ def bench_engine(args, res: dict) -> None:
                 for _ in range(5):
                     ex.execute(seqs, force_eager=True)
                 torch.cuda.synchronize()
-            kernels = {}
-            for e in prof.key_averages():
-                t = getattr(e, "self_device_time_total", 0) or getattr(e, "self_cuda_time_total", 0)
-                if t > 0:
-                    kernels[e.key[:60]] = {"us_per_step": t / 5, "calls_per_step": e.count / 5}
-            breakdown[str(b)] = dict(sorted(kernels.items(), key=lambda kv: -kv[1]["us_per_step"]))
+            breakdown[str(b)] = kernel_table(prof, 5)
         res["decode_kernels"] = breakdown
     except Exception as e:  # noqa: BLE001
         traceback.print_exc()
         res["decode_kernels"] = {"error": repr(e)}
+    # The same inside the CUDA graph the engine replays: the step (CUDA events) against the sum of
+    # its kernels' device time (torch.profiler); the difference is the time between kernels.
+    try:
+        from torch.profiler import ProfilerActivity, profile
+
+        graph = {}
+        for b in (1, 32):
+            seqs = [Seq(i, None, ctx, 1, list(range(i * per_seq_blocks, (i + 1) * per_seq_blocks)))
+                    for i in range(b)]
+            size = ex.bucket(b)
+            ex._fill_static(seqs, size)
+            step = med(cuda_time_ms(lambda size=size: ex.replay(size, False), warmup=5, iters=30))
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(5):
+                    ex.replay(size, False)
+                torch.cuda.synchronize()
+            graph[str(b)] = graph_gaps(step, kernel_table(prof, 5))
+        res["decode_graph_kernels"] = graph
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        res["decode_graph_kernels"] = {"error": repr(e)}
     # Prefill throughput.
     peak = res["ceilings"]["fp16_flops_per_s"]
     prefill = []
@@ -465,6 +505,16 @@ def write_tables(res: dict, out: Path) -> str:
             lines.append(f"- {name}: {v['us_per_step']:.0f} ({v['calls_per_step']:.0f} calls; "
                          f"{100 * v['us_per_step'] / total:.1f} %)")
         lines.append(f"- all kernels: {total:.0f}")
+    for b, g in res.get("decode_graph_kernels", {}).items():
+        if not isinstance(g, dict):
+            continue
+        lines.append("")
+        if g.get("gap_ms") is None:
+            lines.append(f"Decode graph at batch {b}: {g['step_ms']:.3f} ms; the profiler saw no kernel inside it.")
+        else:
+            lines.append(f"Decode graph at batch {b} (replayed; torch.profiler): step {g['step_ms']:.3f} ms, "
+                         f"kernels {g['kernels_ms']:.3f} ms over {g['launches_per_step']:.0f} launches, "
+                         f"between kernels {g['gap_ms']:.3f} ms ({g['gap_pct']:.1f} %)")
     text = "\n".join(lines) + "\n"
     (out / "bench.md").write_text(text)
     return text

@@ -1,0 +1,34 @@
+"""gpu/bench_engine.py's reading of a profiled CUDA-graph replay, on the CPU with hand-made numbers:
+the kernels' device time set against the step gives the time between kernels, a replay whose
+kernels the profiler did not see says so rather than printing a gap of the whole step, and
+bench.md carries both lines."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch")
+
+from gpu import bench_engine as be  # noqa: E402
+
+
+def _kernels(*us: float) -> dict:
+    return {f"k{i}": {"us_per_step": u, "calls_per_step": 32.0} for i, u in enumerate(us)}
+
+
+def test_the_gap_is_the_step_less_its_kernels():
+    g = be.graph_gaps(5.0, _kernels(3000.0, 1200.0, 300.0))
+    assert g["kernels_ms"] == pytest.approx(4.5) and g["gap_ms"] == pytest.approx(0.5)
+    assert g["gap_pct"] == pytest.approx(10.0) and g["launches_per_step"] == pytest.approx(96)
+    assert list(g["kernels"]) == ["k0", "k1", "k2"]
+    assert len(be.graph_gaps(5.0, _kernels(*[10.0] * 20))["kernels"]) == 12  # the dearest twelve
+
+
+def test_no_kernel_seen_is_not_a_gap_of_the_whole_step(tmp_path):
+    g = be.graph_gaps(4.0, {})
+    assert g["kernels_ms"] is None and g["gap_ms"] is None and g["gap_pct"] is None
+    res = {"meta": {}, "decode_graph_kernels": {"1": g, "32": be.graph_gaps(5.0, _kernels(4500.0))}}
+    text = be.write_tables(res, tmp_path)
+    assert "Decode graph at batch 1: 4.000 ms; the profiler saw no kernel inside it." in text
+    assert "Decode graph at batch 32 (replayed; torch.profiler): step 5.000 ms, kernels 4.500 ms" in text
+    assert "between kernels 0.500 ms (10.0 %)" in text and (tmp_path / "bench.md").read_text() == text
