@@ -82,11 +82,17 @@ def rule1(by_seed: dict[int | None, dict[int, float]]) -> tuple[str, float | Non
         vals = [by_seed[s][g] for s in seeds if g in by_seed[s]]
         if len(vals) >= 2:
             worst = max(worst, max(vals) - min(vals))
+    return by_threshold(worst, "independent", "dependent"), worst
+
+
+def by_threshold(worst: float, agree: str, differ: str) -> str:
+    """The verdict both rules on factors share: `agree` within 0.01, `differ` over 0.02, else
+    'neither'."""
     if worst <= 0.01:
-        return "independent", worst
+        return agree
     if worst > 0.02:
-        return "dependent", worst
-    return "neither", worst
+        return differ
+    return "neither"
 
 
 def drift_rule(first: dict[int, float], second: dict[int, float]) -> tuple[str, float | None]:
@@ -96,11 +102,7 @@ def drift_rule(first: dict[int, float], second: dict[int, float]) -> tuple[str, 
     if not common:
         return "no common graph", None
     worst = max(abs(first[g] - second[g]) for g in common)
-    if worst <= 0.01:
-        return "holds", worst
-    if worst > 0.02:
-        return "drifts", worst
-    return "neither", worst
+    return by_threshold(worst, "holds", "drifts"), worst
 
 
 def tagged_loops(root: Path, lease: str, profile: Path) -> list[Path]:

@@ -300,7 +300,7 @@ public enum ScenarioRunner {
             obj["profile"] = resolvedPath(dir, against: r.scenario.baseDirectory)
             // the folder the tables were read from: `profiles/h200-llama2-7b` is a link that moves
             // to each newer lease's profile, so a summary names the one it used
-            obj["profile_resolved"] = profileTarget(r.scenario) ?? obj["profile"]
+            obj["profile_resolved"] = profileTarget(r.scenario)
             obj["lora_kernel"] = kernel
             // which closed loop corrects the decode-only steps: "none", "own" or the lender's path
             switch closedLoopSource(r.scenario) {

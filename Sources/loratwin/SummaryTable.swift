@@ -22,8 +22,9 @@ enum SummaryTable {
             case .absent, nil: correction = ""
             }
             var profile = dir
-            if let target = ScenarioRunner.profileTarget(r.scenario), target.split(separator: "/").last != dir.split(separator: "/").last {
-                profile += " -> \(target.split(separator: "/").last ?? "")"
+            if let target = ScenarioRunner.profileTarget(r.scenario) {
+                let name = URL(fileURLWithPath: target).lastPathComponent
+                if name != URL(fileURLWithPath: dir).lastPathComponent { profile += " -> \(name)" }
             }
             costs += " (profile \(profile), LoRA kernel \(kernel)\(correction))"
         }
