@@ -170,12 +170,18 @@ def test_the_twin_prices_the_loops_steps(tmp_path):
     assert r.returncode != 0 and "--profile" in (r.stderr + r.stdout)
 
 
+def _tiny(out, *extra: str) -> list[str]:
+    """gpu/closed_loop.py's arguments for a run of the tiny model on the CPU, with short prompts and
+    outputs, then `extra`."""
+    return ["--out", str(out), "--model", "tiny-llama", "--device", "cpu", "--prompt-median", "20",
+            "--output-median", "8", *extra]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
 def test_runs_on_the_cpu_and_writes_its_files(tmp_path):
     out = tmp_path / "cl"
-    rc = cl.main(["--out", str(out), "--model", "tiny-llama", "--device", "cpu", "--concurrency", "1,3",
-                  "--lora", "torch", "--adapters", "2", "--steps", "6", "--warmup", "2",
-                  "--prompt-median", "20", "--output-median", "8"])
+    rc = cl.main(_tiny(out, "--concurrency", "1,3", "--lora", "torch", "--adapters", "2", "--steps", "6",
+                       "--warmup", "2"))
     assert rc == 0
     rows = list(csv.DictReader((out / "steps.csv").open()))
     assert len(rows) == 12 and {r["concurrency"] for r in rows} == {"1", "3"}
@@ -198,9 +204,8 @@ def test_a_folder_with_files_in_it_is_refused_before_anything_runs(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
 def test_num_blocks_bounds_the_schedulers_pool_and_is_recorded(tmp_path):
     out = tmp_path / "cl"
-    rc = cl.main(["--out", str(out), "--model", "tiny-llama", "--device", "cpu", "--concurrency", "2",
-                  "--lora", "none", "--steps", "4", "--warmup", "1", "--prompt-median", "20",
-                  "--output-median", "8", "--num-blocks", "64"])
+    rc = cl.main(_tiny(out, "--concurrency", "2", "--lora", "none", "--steps", "4", "--warmup", "1",
+                       "--num-blocks", "64"))
     assert rc == 0
     meta = json.loads((out / "meta.json").read_text())
     assert meta["num_blocks"] == 64 and meta["pool_blocks"] >= 64
@@ -214,9 +219,8 @@ def test_num_blocks_bounds_the_schedulers_pool_and_is_recorded(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
 def test_seeds_run_one_after_another_and_are_told_apart(tmp_path):
     out = tmp_path / "cl"
-    rc = cl.main(["--out", str(out), "--model", "tiny-llama", "--device", "cpu", "--concurrency", "1,2",
-                  "--lora", "none", "--steps", "3", "--warmup", "1", "--prompt-median", "20",
-                  "--output-median", "8", "--seeds", "3,5"])
+    rc = cl.main(_tiny(out, "--concurrency", "1,2", "--lora", "none", "--steps", "3", "--warmup", "1",
+                       "--seeds", "3,5"))
     assert rc == 0
     rows = list(csv.DictReader((out / "steps.csv").open()))
     assert [(r["seed"], r["concurrency"]) for r in rows] == [("3", "1")] * 3 + [("3", "2")] * 3 + [
