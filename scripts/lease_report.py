@@ -12,12 +12,17 @@ one its first run's scenario names). Printed, as Markdown:
    `DecodeCorrection` fits it), and with several workload seeds (`--seeds`), each seed's, with
    **rule 1**: the seeds agree within 0.01 at every graph from 8 to 32 -> the correction does not
    depend on the batches drawn; they differ by more than 0.02 at any -> it does; otherwise neither;
+   with four seeds or more, also **rule 1 on the halves** (set down after lease 7b18746-1): the
+   first half of the seeds pooled against the second, within 0.015 at every graph from 8 to 32 ->
+   the design (several short seeds) stays; over 0.03 at any -> too noisy per graph; else neither;
 2. a second closed loop of the same lease, where one was measured (`CLOSED_LOOP_TAG=-end`, kept by
    scripts/install_lease.py in `gpu/results/closed-loop-<gpu>-<commit>/<variant><tag>/`), priced
    with the same profile and set against the profile's own, with the **drift rule**: their pooled
    factors agree within 0.01 at every graph from 8 to 32 -> the correction holds over the lease;
    they differ by more than 0.02 at any -> the machine drifts within a start by as much; otherwise
-   neither;
+   neither; and where the two ran the same batches (gpu/closed_loop.py is deterministic for one
+   seed and concurrency list), the time of each block of one seed and concurrency at the second
+   against the first, and whether the blocks' SM clocks follow it (`gpu_monitor` in meta.json);
 3. the lease's runs: pooled live / predicted per graph with and without the correction
    (scripts/step_errors.py), and `loratwin validate`'s mean SMAPE with and without it, with
    **rule 2**: the correction stays on by default only if it lowers the mean TTFT-mean SMAPE.
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import statistics
 import subprocess
 import sys
@@ -85,14 +91,101 @@ def rule1(by_seed: dict[int | None, dict[int, float]]) -> tuple[str, float | Non
     return by_threshold(worst, "independent", "dependent"), worst
 
 
-def by_threshold(worst: float, agree: str, differ: str) -> str:
-    """The verdict both rules on factors share: `agree` within 0.01, `differ` over 0.02, else
+def by_threshold(worst: float, agree: str, differ: str, within: float = 0.01, over: float = 0.02) -> str:
+    """The verdict the rules on factors share: `agree` within `within`, `differ` over `over`, else
     'neither'."""
-    if worst <= 0.01:
+    if worst <= within:
         return agree
-    if worst > 0.02:
+    if worst > over:
         return differ
     return "neither"
+
+
+def halves_factors(rows: list[dict[str, str]], sizes: list[int]) -> tuple[list[int], list[int], dict[int, float],
+                                                                         dict[int, float]] | None:
+    """With four seeds or more: (first half of the seeds, second half, each half's pooled factors by
+    graph, as factors_by_seed reads one seed); None with fewer."""
+    seeds = sorted({int(r["seed"]) for r in rows if r.get("seed") not in (None, "")})
+    if len(seeds) < 4:
+        return None
+    first, second = seeds[: len(seeds) // 2], seeds[len(seeds) // 2:]
+
+    def pooled(keep: list[int]) -> dict[int, float]:
+        sub = [dict(r, seed="0") for r in rows if r.get("seed") not in (None, "") and int(r["seed"]) in keep]
+        return factors_by_seed(sub, sizes).get(None, {})
+
+    return first, second, pooled(first), pooled(second)
+
+
+def rule1_halves(first: dict[int, float], second: dict[int, float]) -> tuple[str, float | None]:
+    """Rule 1 on the halves at RULE_GRAPHS: ('stays' | 'too noisy' | 'neither' | 'no common graph',
+    the largest difference at one graph)."""
+    common = [g for g in RULE_GRAPHS if g in first and g in second]
+    if not common:
+        return "no common graph", None
+    worst = max(abs(first[g] - second[g]) for g in common)
+    return by_threshold(worst, "stays", "too noisy", within=0.015, over=0.03), worst
+
+
+BATCH_KEY = ("seed", "concurrency", "mode", "prefill_tokens", "decode_sequences", "decode_context_tokens", "segments")
+
+
+def same_batch_blocks(first: Path, second: Path) -> dict[str, float] | None:
+    """Two closed loops that ran the same batches (same rows of BATCH_KEY, step for step): per block
+    of one seed and concurrency, the second's executor time (``execute_s``, else ``live_s``) of its
+    decode-only steps over the first's; their min, median, max and standard deviation, the host time
+    per step (``live_s - execute_s``, µs) at either, and the correlation between the time ratio and
+    the ratio of the blocks' mean SM clocks (first / second, from meta.json's ``gpu_monitor``
+    series; absent without one). None when the batches differ."""
+    def read(d: Path) -> list[dict[str, str]]:
+        with (d / "steps.csv").open() as f:
+            return list(csv.DictReader(f))
+    a, b = read(first), read(second)
+    if len(a) != len(b) or any(tuple(x.get(k) for k in BATCH_KEY) != tuple(y.get(k) for k in BATCH_KEY)
+                               for x, y in zip(a, b, strict=True)):
+        return None
+    col = "execute_s" if a and "execute_s" in a[0] else "live_s"
+    blocks: dict[tuple[str, str], list[list[float]]] = {}  # key -> per loop [time, host, t0, t1, steps]
+    for x, y in zip(a, b, strict=True):
+        if not step_errors.is_decode(x):
+            continue
+        pair = blocks.setdefault((x.get("seed", ""), x.get("concurrency", "")),
+                                 [[0.0, 0.0, float("inf"), 0.0, 0], [0.0, 0.0, float("inf"), 0.0, 0]])
+        for acc, r in zip(pair, (x, y), strict=True):
+            acc[0] += float(r[col])
+            acc[1] += float(r["live_s"]) - float(r[col])
+            acc[2] = min(acc[2], float(r["start_s"]))
+            acc[3] = max(acc[3], float(r["start_s"]))
+            acc[4] += 1
+    if not blocks:
+        return None
+    ratios = [p[1][0] / p[0][0] for p in blocks.values()]
+    out = {"blocks": len(ratios), "min": min(ratios), "median": statistics.median(ratios), "max": max(ratios),
+           "sd": statistics.pstdev(ratios),
+           "host_us_first": 1e6 * sum(p[0][1] for p in blocks.values()) / sum(p[0][4] for p in blocks.values()),
+           "host_us_second": 1e6 * sum(p[1][1] for p in blocks.values()) / sum(p[1][4] for p in blocks.values())}
+    series = [_clock_series(d) for d in (first, second)]
+    if all(series) and len(ratios) > 2:
+        clock = [_mean_clock(series[0], p[0][2], p[0][3]) / _mean_clock(series[1], p[1][2], p[1][3])
+                 for p in blocks.values()]
+        if statistics.pstdev(clock) > 0 and statistics.pstdev(ratios) > 0:
+            out["clock_correlation"] = statistics.correlation(clock, ratios)
+    return out
+
+
+def _clock_series(d: Path) -> tuple[list[float], list[float]] | None:
+    """(t_s, sm_clock_mhz) of a closed loop's meta.json ``gpu_monitor.series``; None without one."""
+    try:
+        s = json.loads((d / "meta.json").read_text())["gpu_monitor"]["series"]
+        return [float(t) for t in s["t_s"]], [float(c) for c in s["sm_clock_mhz"]]
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _mean_clock(series: tuple[list[float], list[float]], t0: float, t1: float) -> float:
+    """Mean SM clock over the samples from t0 to t1 (half a sampling period either side)."""
+    vals = [c for t, c in zip(*series, strict=True) if t0 - 0.25 <= t <= t1 + 0.25]
+    return statistics.fmean(vals) if vals else float("nan")
 
 
 def drift_rule(first: dict[int, float], second: dict[int, float]) -> tuple[str, float | None]:
@@ -174,6 +267,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Rule 1 (graphs {', '.join(map(str, RULE_GRAPHS))}): **{verdict}**"
                   + (f" (largest difference between seeds {worst:.3f})" if worst is not None else ""))
             print()
+            halves = halves_factors(rows, sizes)
+            if halves is not None:
+                lo, hi, f_lo, f_hi = halves
+                verdict, worst = rule1_halves(f_lo, f_hi)
+                print(f"Rule 1 on the halves (seeds {lo} against {hi}, pooled): **{verdict}**"
+                      + (f" (largest difference {worst:.3f})" if worst is not None else ""))
+                print()
             for later in (t for t in tagged_loops(ROOT, args.lease, profile) if t.name.split("-")[0] == loop.name):
                 rows = step_errors.price(later, args.twin, Path(tmp), profile, closed_loop=False)
                 second = factors_by_seed(rows, sizes).get(None, {})
@@ -183,6 +283,18 @@ def main(argv: list[str] | None = None) -> int:
                 print()
                 print(f"Drift rule (graphs {', '.join(map(str, RULE_GRAPHS))}): **{verdict}**"
                       + (f" (largest difference from `{loop.name}` {worst:.3f})" if worst is not None else ""))
+                print()
+                blocks = same_batch_blocks(loop, later)
+                if blocks is None:
+                    print(f"`{later.name}` did not run the same batches as `{loop.name}`.")
+                else:
+                    print(f"The same batches, step for step: over {blocks['blocks']} blocks of one seed and "
+                          f"concurrency, executor time at `{later.name}` / at `{loop.name}` "
+                          f"{blocks['min']:.3f} to {blocks['max']:.3f} (median {blocks['median']:.3f}, "
+                          f"standard deviation {blocks['sd']:.4f}); host time {blocks['host_us_first']:.0f} / "
+                          f"{blocks['host_us_second']:.0f} µs a step"
+                          + (f"; correlation with the blocks' SM clock ratio {blocks['clock_correlation']:.2f}"
+                             if "clock_correlation" in blocks else ""))
                 print()
         pooled = {}
         for closed in (False, True):

@@ -3,6 +3,7 @@ twin), and the lease's runs read from leases.csv."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -70,3 +71,56 @@ def test_tagged_loops_are_found_by_the_lease_commit_and_the_profile_gpu(tmp_path
     got = lr.tagged_loops(tmp_path, "abcdef1-1", tmp_path / "profiles/h200-llama2-7b-abcdef1")
     assert [p.name for p in got] == ["none-end", "sgmv-end"]
     assert lr.tagged_loops(tmp_path, "abcdef1-2", tmp_path / "profiles/h100-llama2-7b") == []
+
+
+def test_halves_pool_the_first_and_second_half_of_four_seeds_or_more():
+    sizes = [8, 16]
+    rows = _rows(16, 1.00, 0) + _rows(16, 1.02, 1) + _rows(16, 1.04, 2) + _rows(16, 1.06, 3)
+    lo, hi, f_lo, f_hi = lr.halves_factors(rows, sizes)
+    assert (lo, hi) == ([0, 1], [2, 3])
+    assert 1.00 <= f_lo[16] <= 1.02 and 1.04 <= f_hi[16] <= 1.06
+    assert lr.halves_factors(_rows(16, 1.0, 0) + _rows(16, 1.0, 1), sizes) is None  # two seeds: rule 1 alone
+
+
+@pytest.mark.parametrize("later, verdict", [(1.012, "stays"), (1.02, "neither"), (1.035, "too noisy")])
+def test_rule1_halves_reads_the_largest_difference_at_graphs_8_to_32(later, verdict):
+    got, worst = lr.rule1_halves({8: 1.0, 16: 1.0, 64: 1.3}, {8: 1.0, 16: later, 64: 1.0})  # 64 is not read
+    assert got == verdict and worst == pytest.approx(later - 1.0)
+
+
+HEAD = ("iteration,start_s,live_s,mode,prefill_tokens,decode_sequences,decode_context_tokens,segments,concurrency,"
+        "execute_s,seed")
+
+
+def _loop(folder: Path, times: list[float], series: dict | None = None, seqs: list[int] | None = None) -> Path:
+    """A closed loop of seed 0 with one block per concurrency 1, 2, ... (20 decode steps each, the
+    blocks starting 2 s apart): the executor takes times[k] a step in block k, the host 100 µs;
+    seqs[k] sequences a step (default: the concurrency); optionally a `gpu_monitor` series."""
+    folder.mkdir(parents=True)
+    lines = [HEAD]
+    for k, x in enumerate(times):
+        n = (seqs or list(range(1, len(times) + 1)))[k]
+        lines += [f"{len(lines) - 1 + i},{2 * k + 0.02 * i:.3f},{x + 1e-4:.6f},unmerged,0,{n},{100 * n},a0:{n},"
+                  f"{k + 1},{x:.6f},0" for i in range(20)]
+    (folder / "steps.csv").write_text("\n".join(lines) + "\n")
+    if series is not None:
+        (folder / "meta.json").write_text(json.dumps({"gpu_monitor": {"series": series}}))
+    return folder
+
+
+def test_same_batch_blocks_time_each_block_against_the_first_loop(tmp_path):
+    first = _loop(tmp_path / "a", [0.010, 0.020])
+    got = lr.same_batch_blocks(first, _loop(tmp_path / "b", [0.0095, 0.0204]))
+    assert got["blocks"] == 2 and got["min"] == pytest.approx(0.95) and got["max"] == pytest.approx(1.02)
+    assert got["host_us_first"] == pytest.approx(100, rel=1e-3) and "clock_correlation" not in got  # no series
+    other = _loop(tmp_path / "c", [0.010, 0.020], seqs=[1, 1])  # another batch at concurrency 2
+    assert lr.same_batch_blocks(first, other) is None
+
+
+def test_same_batch_blocks_correlate_the_time_with_the_clock(tmp_path):
+    t = [0.0, 0.5, 2.0, 2.5, 4.0, 4.5]  # two samples in each block
+    first = _loop(tmp_path / "a", [0.010, 0.020, 0.030], {"t_s": t, "sm_clock_mhz": [1980.0] * 6})
+    slower_where_the_clock_fell = {"t_s": t, "sm_clock_mhz": [1800.0, 1800.0, 1980.0, 1980.0, 2200.0, 2200.0]}
+    second = _loop(tmp_path / "b", [0.011, 0.020, 0.027], slower_where_the_clock_fell)
+    got = lr.same_batch_blocks(first, second)
+    assert got["blocks"] == 3 and got["clock_correlation"] == pytest.approx(1.0)
