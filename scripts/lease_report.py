@@ -23,6 +23,7 @@ one its first run's scenario names). Printed, as Markdown:
    neither; and where the two ran the same batches (gpu/closed_loop.py is deterministic for one
    seed and concurrency list), the time of each block of one seed and concurrency at the second
    against the first, and whether the blocks' SM clocks follow it (`gpu_monitor` in meta.json);
+   and how well forms of the correction fitted on one loop predict the other's factors;
 3. the lease's runs: pooled live / predicted per graph with and without the correction
    (scripts/step_errors.py), and `loratwin validate`'s mean SMAPE with and without it, with
    **rule 2**: the correction stays on by default only if it lowers the mean TTFT-mean SMAPE.
@@ -125,6 +126,22 @@ def rule1_halves(first: dict[int, float], second: dict[int, float]) -> tuple[str
         return "no common graph", None
     worst = max(abs(first[g] - second[g]) for g in common)
     return by_threshold(worst, "stays", "too noisy", within=0.015, over=0.03), worst
+
+
+def correction_forms(train: dict[int, float], test: dict[int, float]) -> dict[str, float]:
+    """How well each form of the correction, fitted on one closed loop's pooled factors (`train`),
+    predicts another's (`test`, graph -> factor): the largest |test / form - 1| at RULE_GRAPHS, for
+    'none' (1 everywhere), 'per graph' (the twin's: each graph its own), 'one factor' (the median of
+    the graphs) and 'three-graph mean' (each graph with its neighbours). Calibration only: two
+    closed loops, no run."""
+    gs = [g for g in sorted(train) if g in test]
+    if not any(g in RULE_GRAPHS for g in gs):
+        return {}
+    one = statistics.median(train[g] for g in gs)
+    forms = {"none": {g: 1.0 for g in gs}, "per graph": {g: train[g] for g in gs}, "one factor": {g: one for g in gs},
+             "three-graph mean": {g: statistics.fmean(train[h] for h in gs[max(0, i - 1): i + 2])
+                                  for i, g in enumerate(gs)}}
+    return {name: max(abs(test[g] / f[g] - 1) for g in gs if g in RULE_GRAPHS) for name, f in forms.items()}
 
 
 BATCH_KEY = ("seed", "concurrency", "mode", "prefill_tokens", "decode_sequences", "decode_context_tokens", "segments")
@@ -284,6 +301,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"Drift rule (graphs {', '.join(map(str, RULE_GRAPHS))}): **{verdict}**"
                       + (f" (largest difference from `{loop.name}` {worst:.3f})" if worst is not None else ""))
                 print()
+                first = by_seed.get(None, {})
+                forms = [correction_forms(first, second), correction_forms(second, first)]
+                if all(forms):
+                    print(f"Forms of the correction fitted on one loop, largest error on the other's factors at graphs "
+                          f"{', '.join(map(str, RULE_GRAPHS))} (`{loop.name}` -> `{later.name}` / back): "
+                          + "; ".join(f"{k} {forms[0][k]:.3f} / {forms[1][k]:.3f}" for k in forms[0]))
+                    print()
                 blocks = same_batch_blocks(loop, later)
                 if blocks is None:
                     print(f"`{later.name}` did not run the same batches as `{loop.name}`.")

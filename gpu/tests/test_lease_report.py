@@ -124,3 +124,12 @@ def test_same_batch_blocks_correlate_the_time_with_the_clock(tmp_path):
     second = _loop(tmp_path / "b", [0.011, 0.020, 0.027], slower_where_the_clock_fell)
     got = lr.same_batch_blocks(first, second)
     assert got["blocks"] == 3 and got["clock_correlation"] == pytest.approx(1.0)
+
+
+def test_correction_forms_score_each_form_on_the_other_loop():
+    train = {1: 1.10, 8: 0.95, 16: 1.05, 32: 0.95, 64: 1.0}
+    got = lr.correction_forms(train, dict(train))  # the same factors again: per graph is exact
+    assert got["per graph"] == pytest.approx(0.0)
+    assert got["none"] == pytest.approx(0.05) and got["one factor"] == pytest.approx(0.05)  # median 1.0
+    assert 0.0 < got["three-graph mean"] < 0.1
+    assert lr.correction_forms({64: 1.0}, {64: 1.0}) == {}  # no graph of 8-32
