@@ -43,6 +43,7 @@ void lt_discrete_free(lt_discrete *d) { if (d) { gsl_ran_discrete_free(d->t); fr
 size_t lt_discrete_draw(lt_rng *rng, const lt_discrete *d) { return gsl_ran_discrete(rng->r, d->t); }
 
 double lt_chisq_q(double x, double nu) { return gsl_cdf_chisq_Q(x, nu); }
+double lt_ugaussian_pinv(double p) { return gsl_cdf_ugaussian_Pinv(p); }
 
 lt_interp *lt_interp_new(int kind, const double *x, const double *y, size_t n) {
     const gsl_interp_type *t = kind == 1 ? gsl_interp_steffen : kind == 2 ? gsl_interp_cspline : gsl_interp_linear;

@@ -9,7 +9,9 @@ import Workloads
 /// leave-one-out error on the calibration tables (`decodeModelLogSigma`, `eagerModelLogSigma`):
 /// the twin's error is mostly a bias that lasts a whole run, not noise from step to step. Seeded:
 /// N seeds give N replicas of a run, whose spread is the twin's prediction interval
-/// (`--intervals N`).
+/// (`--intervals N`). The factors' standard normal draws can be given (`biasZ`):
+/// `ScenarioRunner.sampledRuns` spreads them over a Latin hypercube, so that N replicas cover the
+/// factors' distribution evenly.
 ///
 /// `@unchecked Sendable`: it owns a random generator and is used by one simulation at a time.
 public struct SampledCostModel: StepCostModel, @unchecked Sendable {
@@ -20,13 +22,16 @@ public struct SampledCostModel: StepCostModel, @unchecked Sendable {
     public let eagerBias: Double
     private let rng: RandomSource
 
-    /// Creates the model with its own generator seeded by `seed`.
-    public init(base: MeasuredCostModel, seed: UInt64, modelError: Bool = false) {
+    /// Creates the model with its own generator seeded by `seed`. With `modelError`, the two
+    /// factors' standard normal draws are `biasZ` (decode, eager) when given, else drawn from the
+    /// generator.
+    public init(base: MeasuredCostModel, seed: UInt64, modelError: Bool = false, biasZ: (decode: Double, eager: Double)? = nil) {
         self.base = base
         let rng = RandomSource(seed: seed)
         if modelError {
-            decodeBias = exp(base.profile.decodeModelLogSigma * rng.gaussian(sigma: 1))
-            eagerBias = exp(base.profile.eagerModelLogSigma(kernel: base.kernel) * rng.gaussian(sigma: 1))
+            let z = biasZ ?? (rng.gaussian(sigma: 1), rng.gaussian(sigma: 1))
+            decodeBias = exp(base.profile.decodeModelLogSigma * z.decode)
+            eagerBias = exp(base.profile.eagerModelLogSigma(kernel: base.kernel) * z.eager)
         } else {
             decodeBias = 1
             eagerBias = 1

@@ -237,7 +237,9 @@ public enum ScenarioRunner {
     /// Runs `count` replicas of the scenario with step costs drawn from the measured profile's
     /// spread (seeds 1...count), for prediction intervals; with `modelError`, each replica also
     /// carries a systematic factor per step kind from the model's calibration error
-    /// (`SampledCostModel`). Needs a measured cost model.
+    /// (`SampledCostModel`), the replicas' factors on a Latin hypercube (one stratum of each
+    /// factor's normal per replica: ten independent draws can sit mostly on one side and shift
+    /// every band the same way). Needs a measured cost model.
     public static func sampledRuns(
         _ s: Scenario, trace: Trace, count: Int, horizon: Double = .infinity, modelError: Bool = false
     ) throws -> [RunSummary] {
@@ -246,9 +248,12 @@ public enum ScenarioRunner {
                 file: "<scenario \(s.name)>", field: "cost_model", "prediction intervals need a measured profile (cost_model: measured)")
         }
         let base = try measuredModel(s, trace: trace, profile: dir, kernel: kernel, closedLoop: closedLoop, from: from)
-        return try (1...max(1, count)).map { seed in
-            try run(s, trace: trace, cost: SampledCostModel(base: base, seed: UInt64(seed), modelError: modelError), horizon: horizon)
-                .summary
+        let n = max(1, count)
+        let z = Statistics.latinHypercubeNormal(count: n, dimensions: 2, seed: 0x5EED)
+        return try (1...n).map { seed in
+            let cost = SampledCostModel(
+                base: base, seed: UInt64(seed), modelError: modelError, biasZ: (z[seed - 1][0], z[seed - 1][1]))
+            return try run(s, trace: trace, cost: cost, horizon: horizon).summary
         }
     }
 

@@ -29,4 +29,25 @@ struct SampledModelErrorTests {
         // The same seed gives the same replica.
         #expect(SampledCostModel(base: base, seed: 7, modelError: true).decodeBias == biases[6])
     }
+
+    @Test("a Latin hypercube puts one replica in each stratum of every factor, in a seeded order")
+    func latinHypercube() throws {
+        let n = 10
+        let points = Statistics.latinHypercubeNormal(count: n, dimensions: 2, seed: 9)
+        let strata = (0..<n).map { Statistics.normalQuantile((Double($0) + 0.5) / Double(n)) }
+        #expect(points.count == n && points.allSatisfy { $0.count == 2 })
+        #expect(points.map { $0[0] } == strata)  // the first factor in order
+        #expect(points.map { $0[1] }.sorted() == strata)  // the second: each stratum once
+        #expect(points.map { $0[1] } != strata)  // shuffled (fixed seed), not tied to the first
+        #expect(Statistics.latinHypercubeNormal(count: n, dimensions: 2, seed: 9) == points)
+        #expect(abs(Statistics.normalQuantile(0.975) - 1.959964) < 1e-5 && Statistics.normalQuantile(0.5) == 0)
+        // Given draws set the factors: the middle stratum of an odd count is the point model.
+        let dir = try ProfileFixture.write(mutate: [
+            "step_decode.csv": ProfileFixture.scaleDecodeRow(seqs: 8, context: 1024, by: 1.3)
+        ])
+        let base = try Fixtures.oneAdapterModel(try StepProfile(directory: dir), rank: 16)
+        let z = Statistics.latinHypercubeNormal(count: 5, dimensions: 2, seed: 1)
+        let biases = z.map { SampledCostModel(base: base, seed: 1, modelError: true, biasZ: ($0[0], $0[1])).decodeBias }
+        #expect(biases[2] == 1 && biases == biases.sorted() && biases[0] < 1 && biases[4] > 1)
+    }
 }

@@ -38,6 +38,8 @@ size_t lt_discrete_draw(lt_rng *rng, const lt_discrete *d);
 
 /// Chi-square upper tail Q(x; nu), for goodness-of-fit tests.
 double lt_chisq_q(double x, double nu);
+/// The standard normal quantile: x with P(Z <= x) = p, for p in (0, 1).
+double lt_ugaussian_pinv(double p);
 
 /// Interpolation over (x, y) with x strictly increasing. kind: 0 linear, 1 steffen (monotone), 2 cubic.
 typedef struct lt_interp lt_interp;
