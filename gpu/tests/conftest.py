@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
+
+# Without a GPU, Triton kernels run in Triton's interpreter; it must be chosen before any test
+# module imports triton (the kernel tests also set it, but a module collected earlier may import
+# triton first, through gpu.engine).
+if "TRITON_INTERPRET" not in os.environ and shutil.which("nvidia-smi") is None:
+    os.environ["TRITON_INTERPRET"] = "1"
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:

@@ -32,3 +32,21 @@ def test_no_kernel_seen_is_not_a_gap_of_the_whole_step(tmp_path):
     assert "Decode graph at batch 1: 4.000 ms; the profiler saw no kernel inside it." in text
     assert "Decode graph at batch 32 (replayed; torch.profiler): step 5.000 ms, kernels 4.500 ms" in text
     assert "between kernels 0.500 ms (10.0 %)" in text and (tmp_path / "bench.md").read_text() == text
+
+
+def test_decode_attention_flag_sets_the_engine_configuration(monkeypatch, tmp_path):
+    import argparse
+
+    from gpu.engine import attention
+
+    for name in ("DECODE_HEADS", "DECODE_TILE", "DECODE_WARPS", "DECODE_STAGES"):
+        monkeypatch.setattr(attention, name, getattr(attention, name))  # restored after the test
+    ap = argparse.ArgumentParser()
+    be.set_decode_attention("4,16,8,3", ap)
+    assert (attention.DECODE_HEADS, attention.DECODE_TILE, attention.DECODE_WARPS, attention.DECODE_STAGES) == (
+        4, 16, 8, 3)
+    for bad in ("4,16,8", "4,x,8,2", "3,16,4,2", "4,16,4,0"):
+        with pytest.raises(SystemExit):
+            be.set_decode_attention(bad, ap)
+    res = {"meta": {}, "decode_attention": {"heads": 4, "tile": 16, "warps": 8, "stages": 3, "head_fast": False}}
+    assert "Decode attention: 4 head(s) a program, 16-token tiles, 8 warps, 3 stages." in be.write_tables(res, tmp_path)

@@ -1,0 +1,68 @@
+"""Decode attention over the paged KV cache on the CPU (Triton's interpreter): the one-head kernel
+and the several-heads kernel (`heads` per program) against the float64 reference on fresh random
+inputs -- contexts of 1 token to several tiles, pages scattered, every split count, multi-head and
+grouped-query shapes -- and the argument check of `heads`."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+torch = pytest.importorskip("torch")
+np = pytest.importorskip("numpy")
+interp = pytest.importorskip("triton.runtime.interpreter")
+
+from gpu.engine import attention as A  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _scalar_bounds(monkeypatch):
+    """The interpreter holds a program id, and what is loaded through it, as a one-element array,
+    which NumPy 2 will not turn into a Python int for `range(lo, hi, TILE)` (compiled kernels do
+    not see this). Index one-element arrays by their element while these tests run."""
+    original = interp._patch_lang_tensor
+
+    def patched(tensor, scope):
+        original(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(np.asarray(self.handle.data).reshape(-1)[0]))
+
+    monkeypatch.setattr(interp, "_patch_lang_tensor", patched)
+
+
+def _case(seed: int, heads: int, kvh: int, d: int = 16, bs: int = 4, contexts=(1, 9, 30, 17)):
+    g = torch.Generator().manual_seed(seed)
+    blocks = 64
+    kc = torch.randn(blocks, bs, kvh, d, generator=g)
+    vc = torch.randn(blocks, bs, kvh, d, generator=g)
+    b = len(contexts)
+    q = torch.randn(b, heads, d, generator=g)
+    ctx = torch.tensor(contexts, dtype=torch.int32)
+    bt = torch.randperm(blocks, generator=g)[: b * 8].view(b, 8).to(torch.int32)  # scattered pages
+    ref = A.paged_decode_torch(q.double(), kc.double(), vc.double(), bt, ctx)
+    return q, kc, vc, bt, ctx, ref
+
+
+@pytest.mark.parametrize("heads, kvh", [(4, 4), (8, 2)])
+@pytest.mark.parametrize("per_program", [1, 2, 4])
+@pytest.mark.parametrize("splits", [1, 2, 4])
+def test_decode_kernels_match_float64(heads, kvh, per_program, splits):
+    q, kc, vc, bt, ctx, ref = _case(heads * 10 + per_program + splits, heads, kvh)
+    out = torch.full_like(q, float("nan"))
+    A.paged_decode_triton(q, kc, vc, bt, ctx, out=out, splits=splits, tile=8, heads=per_program)
+    assert not torch.isnan(out).any()
+    assert float((out.double() - ref).norm() / ref.norm()) < 1e-5  # float32 inputs
+
+
+def test_head_fast_order_matches_float64():
+    q, kc, vc, bt, ctx, ref = _case(3, 4, 4)
+    out = A.paged_decode_triton(q, kc, vc, bt, ctx, splits=2, tile=8, head_fast=True)
+    assert float((out.double() - ref).norm() / ref.norm()) < 1e-5
+
+
+@pytest.mark.parametrize("bad", [0, 3, 8])
+def test_heads_per_program_must_be_a_power_of_two_dividing_the_heads(bad):
+    q, kc, vc, bt, ctx, _ = _case(1, 4, 4)
+    with pytest.raises(ValueError, match="heads per program"):
+        A.paged_decode_triton(q, kc, vc, bt, ctx, heads=bad)
