@@ -42,3 +42,21 @@ def test_missing_columns_name_the_file(tmp_path: Path) -> None:
         qw.read_requests(p)
     with pytest.raises(SystemExit, match="none.csv"):
         qw.read_requests(tmp_path / "none.csv")
+
+
+def test_quantiles_interpolate_as_the_metrics_define_them() -> None:
+    assert qw.quantile([4.0, 1.0, 3.0, 2.0], 0.5) == pytest.approx(2.5)
+    assert qw.quantile([1.0, 2.0, 3.0, 4.0, 5.0], 0.9) == pytest.approx(4.6)
+
+
+def test_ttft_quantiles_show_a_cliff_at_the_median() -> None:
+    # live: 5 requests served at once (0.05 s), 5 after a wait (1 s); twin: one more served at once
+    live = {str(i): req(str(i), 0.0, 0.0, 0.05 if i < 5 else 1.0, 2.0) for i in range(10)}
+    twin = {str(i): req(str(i), 0.0, 0.0, 0.05 if i < 6 else 1.0, 2.0) for i in range(10)}
+    lines = qw.ttft_quantiles(live, twin)
+    p50 = next(x for x in lines if x.startswith("p50 ")).replace("|", " ").split()
+    assert float(p50[1]) == pytest.approx(0.525, abs=1e-3) and float(p50[2]) == pytest.approx(0.05, abs=1e-3)
+    p10 = next(x for x in lines if x.startswith("p10 ")).replace("|", " ").split()
+    assert float(p10[1]) == float(p10[2]) == pytest.approx(0.05)  # the same below the cliff
+    assert lines[-1].endswith("live 50.0 %, twin 60.0 %")
+    assert qw.ttft_quantiles(live, {}) == ["no finished request on one side"]
