@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -112,7 +113,7 @@ def halves_factors(rows: list[dict[str, str]], sizes: list[int]) -> tuple[list[i
     first, second = seeds[: len(seeds) // 2], seeds[len(seeds) // 2:]
 
     def pooled(keep: list[int]) -> dict[int, float]:
-        sub = [dict(r, seed="0") for r in rows if r.get("seed") not in (None, "") and int(r["seed"]) in keep]
+        sub = [r for r in rows if r.get("seed") not in (None, "") and int(r["seed"]) in keep]
         return factors_by_seed(sub, sizes).get(None, {})
 
     return first, second, pooled(first), pooled(second)
@@ -121,11 +122,16 @@ def halves_factors(rows: list[dict[str, str]], sizes: list[int]) -> tuple[list[i
 def rule1_halves(first: dict[int, float], second: dict[int, float]) -> tuple[str, float | None]:
     """Rule 1 on the halves at RULE_GRAPHS: ('stays' | 'too noisy' | 'neither' | 'no common graph',
     the largest difference at one graph)."""
-    common = [g for g in RULE_GRAPHS if g in first and g in second]
-    if not common:
+    worst = largest_difference(first, second)
+    if worst is None:
         return "no common graph", None
-    worst = max(abs(first[g] - second[g]) for g in common)
     return by_threshold(worst, "stays", "too noisy", within=0.015, over=0.03), worst
+
+
+def largest_difference(first: dict[int, float], second: dict[int, float]) -> float | None:
+    """The largest |first - second| over the RULE_GRAPHS both have; None when they share none."""
+    common = [g for g in RULE_GRAPHS if g in first and g in second]
+    return max(abs(first[g] - second[g]) for g in common) if common else None
 
 
 def correction_forms(train: dict[int, float], test: dict[int, float]) -> dict[str, float]:
@@ -185,7 +191,7 @@ def same_batch_blocks(first: Path, second: Path) -> dict[str, float] | None:
     if all(series) and len(ratios) > 2:
         clock = [_mean_clock(series[0], p[0][2], p[0][3]) / _mean_clock(series[1], p[1][2], p[1][3])
                  for p in blocks.values()]
-        if statistics.pstdev(clock) > 0 and statistics.pstdev(ratios) > 0:
+        if not any(map(math.isnan, clock)) and statistics.pstdev(clock) > 0 and statistics.pstdev(ratios) > 0:
             out["clock_correlation"] = statistics.correlation(clock, ratios)
     return out
 
@@ -208,10 +214,9 @@ def _mean_clock(series: tuple[list[float], list[float]], t0: float, t1: float) -
 def drift_rule(first: dict[int, float], second: dict[int, float]) -> tuple[str, float | None]:
     """The drift rule on two closed loops' pooled factors at RULE_GRAPHS: ('holds' | 'drifts' |
     'neither' | 'no common graph', the largest difference at one graph)."""
-    common = [g for g in RULE_GRAPHS if g in first and g in second]
-    if not common:
+    worst = largest_difference(first, second)
+    if worst is None:
         return "no common graph", None
-    worst = max(abs(first[g] - second[g]) for g in common)
     return by_threshold(worst, "holds", "drifts"), worst
 
 
