@@ -185,7 +185,8 @@ DECODE_STAGES = 2
 DECODE_HEAD_FAST = False
 # Heads per program: 1 = `_paged_decode_kernel` (measured above); 2, 4, 8 =
 # `_paged_decode_heads_kernel`, which reads several heads of each token's cache row at once
-# (gpu/bench_decode_attention.py sweeps it; not yet measured on the GPU).
+# (gpu/bench_decode_attention.py sweeps it; not yet measured on the GPU). At HEADS = 1 the second
+# computes what the first does: once both are timed, the slower goes.
 DECODE_HEADS = 1
 
 
