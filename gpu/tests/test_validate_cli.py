@@ -54,6 +54,9 @@ def test_intervals_write_the_bands_next_to_the_point_prediction(tmp_path):
         assert m[name]["p5"] <= m[name]["p50"] <= m[name]["p95"]
         inside = m[name]["p5"] <= m[name]["live"] <= m[name]["p95"]
         assert f"{name} {'in' if inside else 'out'}" in r.stdout
+        assert f"{name} {int(inside)}/1" in r.stdout  # the per-metric line, one run
+    ins = r.stdout.count(" in,") + r.stdout.count(" in\n")
+    assert f"live inside the band: {ins} of" in r.stdout
     assert run(run_dir, "--intervals", "4", "--output", str(cs)).returncode == 0
     rows = list(csv.DictReader(cs.open()))
     assert rows and {"band_p5", "band_p50", "band_p95"} <= set(rows[0])
