@@ -15,7 +15,7 @@ step, input sets rotating), as the engine's decode graphs run it: without it a c
 timed alone, and at short contexts the launch, not the kernel, sets the time (so the H200 rows
 at 128 tokens of context said nothing about the splits there; docs/engine.md).
 
-Usage (GPU machine): python3 gpu/bench_decode_attention.py --out DIR [--graph]
+Usage (GPU machine): python3 gpu/bench_decode_attention.py --out DIR [--graph] [--quick] [--batches 1,8,16,32]
 Writes DIR/decode_attention.csv (every configuration), DIR/decode_attention.json (the best per
 case, the default's time, metadata) and prints the best-per-case table last.
 """
@@ -87,6 +87,8 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--graph", action="store_true", help="time 32 calls replayed as one CUDA graph, per call")
+    ap.add_argument("--batches", default=None, help="batch sizes, comma-separated (default: 1,8,16,32,64; "
+                    "--quick: 1,32)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -95,6 +97,11 @@ def main() -> int:
     h = kvh = 32
     d, bs = 128, 16
     batches = (1, 8, 16, 32, 64) if not args.quick else (1, 32)
+    if args.batches:
+        try:
+            batches = tuple(int(x) for x in args.batches.split(","))
+        except ValueError:
+            ap.error(f"--batches: expected integers separated by commas, got {args.batches!r}")
     contexts = (128, 1024, 4096) if not args.quick else (128,)
     configs = [c + (1,) for c in itertools.product((1, 2, 4, 8, 16), (16, 32, 64), (4, 8), (1, 2, 3), (False, True))]
     # the several-heads kernel: its tile holds heads x tile x head_dim elements, so smaller tiles

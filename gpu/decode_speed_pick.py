@@ -1,32 +1,57 @@
-"""Which decode-attention configuration gpu/decode_speed.sh times in the whole step: the best one
-of gpu/bench_decode_attention.py at batch 32 x 128 tokens, printed as HEADS,TILE,WARPS,STAGES for
-``gpu/bench_engine.py --decode-attention``, when it is at least MARGIN faster than the engine's
-default there and runs the sequence-fastest launch order (bench_engine sets no launch order);
-nothing printed otherwise (the reason on stderr).
+"""Which decode-attention configuration gpu/decode_speed.sh times in the whole step.
 
-    python3 gpu/decode_speed_pick.py DIR/decode_attention.json
+    python3 gpu/decode_speed_pick.py DIR/decode_attention.csv
+
+Reads every configuration that gpu/bench_decode_attention.py timed and, among those the engine can
+run as its default (sequence-fastest launch order, and at each batch the split count the engine
+picks itself, ``decode_splits``), prints the heads per program, tile, warps and stages
+(``HEADS,TILE,WARPS,STAGES``, for ``gpu/bench_engine.py --decode-attention``) of the one with the
+least time summed over the benchmarked cases, each case's time relative to the engine default's
+there, when that sum is at least MARGIN under the default's; nothing otherwise (the reason on
+stderr). One configuration for every batch, as the engine has one.
 """
 
 from __future__ import annotations
 
-import json
+import csv
 import sys
 from pathlib import Path
 
-CASE = "32x128"
-MARGIN = 0.03  # 3 % of the attention's time: less is within the bench's repeat-to-repeat spread
+MARGIN = 0.03  # 3 %: less is within the bench's repeat-to-repeat spread
+DEFAULT = (1, 64, 4, 2)  # gpu/engine/attention.py: DECODE_HEADS, DECODE_TILE, DECODE_WARPS, DECODE_STAGES
+HEADS = 32  # Llama-2-7B, the bench's shape
+TARGET_PROGRAMS, MAX_SPLITS = 512, 8  # gpu/engine/attention.py decode_splits
 
 
-def pick(best: dict) -> tuple[str | None, str]:
-    """(HEADS,TILE,WARPS,STAGES or None, why) from decode_attention.json's ``best``."""
-    b = best.get(CASE)
-    if b is None:
-        return None, f"no {CASE} case"
-    if b.get("head_fast"):
-        return None, f"the best at {CASE} is head-fast ({b['us']:.1f} us); bench_engine sets no launch order"
-    if not b["us"] < (1 - MARGIN) * b["default_us"]:
-        return None, f"best {b['us']:.1f} us against the default's {b['default_us']:.1f} us at {CASE}"
-    return f"{b.get('heads', 1)},{b['tile']},{b['warps']},{b['stages']}", "faster"
+def engine_splits(batch: int) -> int:
+    """The split count the engine picks at this batch (attention.decode_splits, torch-free here)."""
+    s = 1
+    while batch * HEADS * s < TARGET_PROGRAMS and s < MAX_SPLITS:
+        s *= 2
+    return s
+
+
+def pick(rows: list[dict[str, str]]) -> tuple[str | None, str]:
+    """(HEADS,TILE,WARPS,STAGES or None, why) from decode_attention.csv's rows."""
+    times: dict[tuple[int, int, int, int], dict[tuple[int, int], float]] = {}
+    for r in rows:
+        if not r.get("us") or r.get("head_fast") not in ("0", None):
+            continue
+        b, ctx = int(r["batch"]), int(r["context"])
+        if int(r["splits"]) != engine_splits(b):
+            continue
+        cfg = (int(r.get("heads") or 1), int(r["tile"]), int(r["warps"]), int(r["stages"]))
+        times.setdefault(cfg, {})[(b, ctx)] = float(r["us"])
+    base = times.get(DEFAULT)
+    if not base:
+        return None, "the engine default was not timed"
+    cases = sorted(base)
+    score = {cfg: sum(t[c] / base[c] for c in cases) / len(cases) for cfg, t in times.items() if set(cases) <= set(t)}
+    best = min(score, key=score.get)
+    label = ", ".join(f"{b}x{c}" for b, c in cases)
+    if score[best] > 1 - MARGIN:
+        return None, f"best {best} at {score[best]:.3f} of the default's time over {label}"
+    return ",".join(map(str, best)), f"{best} at {score[best]:.3f} of the default's time over {label}"
 
 
 def main(argv: list[str]) -> int:
@@ -34,11 +59,12 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     try:
-        best = json.loads(Path(argv[0]).read_text())["best"]
-    except (OSError, KeyError, ValueError) as e:
-        print(f"{argv[0]}: {e}", file=sys.stderr)
+        with Path(argv[0]).open(newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        print(f"{argv[0]}: {e.strerror}", file=sys.stderr)
         return 1
-    cfg, why = pick(best)
+    cfg, why = pick(rows)
     print(why, file=sys.stderr)
     if cfg:
         print(cfg)

@@ -1,42 +1,52 @@
 """gpu/decode_speed_pick.py: which decode-attention configuration gpu/decode_speed.sh takes on to
-the whole-step bench (hand-made bench results; no GPU)."""
+the whole-step bench (hand-made bench rows; no GPU)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "gpu"))
 
 import decode_speed_pick as dsp  # noqa: E402
 
-
-def _best(us: float, default_us: float = 29.0, **kw) -> dict:
-    b = {"us": us, "default_us": default_us, "splits": 1, "tile": 16, "warps": 4, "stages": 2, "head_fast": False,
-         "heads": 4}
-    b.update(kw)
-    return {"32x128": b}
+HEAD = "batch,context,splits,tile,warps,stages,head_fast,heads,us,gb_per_s,pct_roofline,rel_err"
 
 
-def test_a_faster_configuration_is_printed_for_bench_engine():
-    assert dsp.pick(_best(20.0)) == ("4,16,4,2", "faster")
-    assert dsp.pick(_best(20.0, heads=1, tile=64))[0] == "1,64,4,2"
+def row(b, splits, tile, warps, stages, heads, us, head_fast=0):
+    return dict(zip(HEAD.split(","), map(str, (b, 128, splits, tile, warps, stages, head_fast, heads,
+                                                us, 0, 0, 1e-4)), strict=True))
 
 
-def test_within_the_margin_head_fast_or_missing_gives_nothing():
-    assert dsp.pick(_best(28.5))[0] is None  # 1.7 % faster: within the spread
-    assert dsp.pick(_best(20.0, head_fast=True))[0] is None
-    assert dsp.pick({"1x128": {}}) == (None, "no 32x128 case")
+def test_the_engine_splits_follow_attention_decode_splits():
+    assert [dsp.engine_splits(b) for b in (1, 8, 16, 32, 64)] == [8, 2, 1, 1, 1]
+    A = pytest.importorskip("gpu.engine.attention")
+    assert [A.decode_splits(b, 32) for b in (1, 8, 16, 32, 64)] == [8, 2, 1, 1, 1]
+    assert (A.DECODE_HEADS, A.DECODE_TILE, A.DECODE_WARPS, A.DECODE_STAGES) == dsp.DEFAULT
+
+
+def test_the_configuration_best_over_the_cases_is_printed():
+    rows = [row(1, 8, 64, 4, 2, 1, 6.0), row(32, 1, 64, 4, 2, 1, 29.0),  # the default
+            row(1, 8, 16, 4, 2, 4, 6.6), row(32, 1, 16, 4, 2, 4, 20.0),  # 10 % slower at 1, 31 % faster at 32
+            row(1, 4, 16, 4, 2, 4, 1.0), row(32, 1, 32, 8, 3, 2, 1.0),  # not the engine's splits / not in every case
+            row(1, 8, 16, 4, 2, 8, 1.0, head_fast=1)]
+    cfg, why = dsp.pick(rows)
+    assert cfg == "4,16,4,2" and "0.89" in why
+    assert dsp.pick(rows[:2] + [row(1, 8, 16, 4, 2, 4, 6.0), row(32, 1, 16, 4, 2, 4, 28.5)])[0] is None  # 0.99
+    assert dsp.pick(rows[2:4]) == (None, "the engine default was not timed")
 
 
 def test_the_command_prints_only_the_configuration(tmp_path):
-    f = tmp_path / "decode_attention.json"
-    f.write_text(json.dumps({"best": _best(20.0)}))
-    r = subprocess.run([sys.executable, str(ROOT / "gpu/decode_speed_pick.py"), str(f)], capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout == "4,16,4,2\n" and "faster" in r.stderr
-    f.write_text("{}")
-    r = subprocess.run([sys.executable, str(ROOT / "gpu/decode_speed_pick.py"), str(f)], capture_output=True, text=True)
-    assert r.returncode == 1 and r.stdout == "" and "best" in r.stderr
+    f = tmp_path / "decode_attention.csv"
+    lines = [HEAD, "1,128,8,64,4,2,0,1,6.0,,,", "32,128,1,64,4,2,0,1,29.0,,,", "1,128,8,16,4,2,0,4,5.0,,,",
+             "32,128,1,16,4,2,0,4,20.0,,,", "32,128,1,32,4,2,0,4,,,,error CompilationError"]
+    f.write_text("\n".join(lines) + "\n")
+    cmd = [sys.executable, str(ROOT / "gpu/decode_speed_pick.py"), str(f)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout == "4,16,4,2\n"
+    r = subprocess.run(cmd[:-1] + [str(tmp_path / "missing.csv")], capture_output=True, text=True)
+    assert r.returncode == 1 and r.stdout == "" and "missing.csv" in r.stderr
