@@ -26,7 +26,9 @@ one its first run's scenario names). Printed, as Markdown:
    and how well forms of the correction fitted on one loop predict the other's factors;
 3. the lease's runs: pooled live / predicted per graph with and without the correction
    (scripts/step_errors.py), and `loratwin validate`'s mean SMAPE with and without it, with
-   **rule 2**: the correction stays on by default only if it lowers the mean TTFT-mean SMAPE.
+   **rule 2**: the correction stays on by default only if it lowers the mean TTFT-mean SMAPE;
+   then, not a rule, the same means with a later closed loop of the lease as the correction, alone
+   and pooled with the profile's (`--closed-loop-from` a folder that holds it).
 
 Both rules are those of docs/validation.md ("Set down for the next lease"); this script only
 applies them. No GPU, no torch; needs the twin's release binary.
@@ -234,8 +236,10 @@ def rule2(with_correction: float, without: float) -> str:
     return "keep" if with_correction < without else "turn off"
 
 
-def validate_means(twin: Path, runs: list[Path], closed_loop: bool) -> dict[str, float]:
-    """`loratwin validate` over the runs (symlinked into one folder): metric -> mean SMAPE."""
+def validate_means(twin: Path, runs: list[Path], closed_loop: bool,
+                   closed_loop_from: Path | None = None) -> dict[str, float]:
+    """`loratwin validate` over the runs (symlinked into one folder): metric -> mean SMAPE;
+    `closed_loop_from`: the correction from that folder's closed loop (`--closed-loop-from`)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "runs"
         folder.mkdir()
@@ -243,6 +247,8 @@ def validate_means(twin: Path, runs: list[Path], closed_loop: bool) -> dict[str,
             (folder / r.name).symlink_to(r.resolve())
         out = Path(tmp) / "v.csv"
         cmd = [str(twin), "validate", str(folder), "--output", str(out)] + ([] if closed_loop else ["--no-closed-loop"])
+        if closed_loop_from is not None:
+            cmd += ["--closed-loop-from", str(closed_loop_from)]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"loratwin validate: {r.stderr.strip()}")
@@ -251,6 +257,34 @@ def validate_means(twin: Path, runs: list[Path], closed_loop: bool) -> dict[str,
             for row in csv.DictReader(f):
                 by.setdefault(row["metric"], []).append(float(row["smape_percent"]))
     return {m: statistics.fmean(v) for m, v in by.items()}
+
+
+def loop_folder(profile: Path, variant: str, loops: list[Path], dest: Path) -> Path:
+    """A folder `loratwin validate --closed-loop-from` reads: the profile's meta.json and, as
+    `closed_loop/<variant>/`, the steps of `loops` run as one closed loop (the i-th loop's seeds
+    offset by 10 * i, iterations renumbered; the first loop's catalogue). Every loop must have
+    the same catalogue."""
+    out = dest / "closed_loop" / variant
+    out.mkdir(parents=True)
+    (dest / "meta.json").write_bytes((profile / "meta.json").read_bytes())
+    catalogue = (loops[0] / "catalogue.csv").read_bytes()
+    if any((lp / "catalogue.csv").read_bytes() != catalogue for lp in loops[1:]):
+        raise SystemExit(f"{loops[1]}: another catalogue than {loops[0]}'s; the loops cannot be pooled")
+    (out / "catalogue.csv").write_bytes(catalogue)
+    rows: list[dict[str, str]] = []
+    for i, lp in enumerate(loops):
+        with (lp / "steps.csv").open(newline="") as f:
+            for r in csv.DictReader(f):
+                if r.get("seed") not in (None, ""):
+                    r["seed"] = str(int(r["seed"]) + 10 * i)
+                rows.append(r)
+    for n, r in enumerate(rows):
+        r["iteration"] = str(n)
+    with (out / "steps.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return dest
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -352,6 +386,22 @@ def main(argv: list[str] | None = None) -> int:
     if loops:
         print(f"Rule 2: **{rule2(with_['ttft_mean'], without['ttft_mean'])}** the correction by default "
               f"(TTFT mean {with_['ttft_mean']:.1f} % with it, {without['ttft_mean']:.1f} % without)")
+    others = []  # the lease's later closed loops as the correction, alone and pooled with the profile's
+    with tempfile.TemporaryDirectory() as tmp:
+        for loop in loops:
+            for later in (t for t in tagged_loops(ROOT, args.lease, profile) if t.name.split("-")[0] == loop.name):
+                for label, parts in ((f"`{later.name}` alone", [later]), (f"`{loop.name}` and `{later.name}` pooled",
+                                                                           [loop, later])):
+                    folder = loop_folder(profile, loop.name, parts, Path(tmp) / f"{len(others)}")
+                    others.append((label, validate_means(args.twin, runs, closed_loop=True, closed_loop_from=folder)))
+    if others:
+        print()
+        print("Other closed loops of the lease as the correction (not rules: a comparison, after them):")
+        print()
+        print("| correction | " + " | ".join(SUMMARY_METRICS) + " |")
+        print("|---|" + "---:|" * len(SUMMARY_METRICS))
+        for label, m in [(f"`{loops[0].name}` (the profile's)", with_)] + others:
+            print(f"| {label} | " + " | ".join(f"{m[k]:.1f}" if k in m else "-" for k in SUMMARY_METRICS) + " |")
     return 0
 
 

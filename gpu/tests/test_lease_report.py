@@ -3,6 +3,7 @@ twin), and the lease's runs read from leases.csv."""
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -133,3 +134,21 @@ def test_correction_forms_score_each_form_on_the_other_loop():
     assert got["none"] == pytest.approx(0.05) and got["one factor"] == pytest.approx(0.05)  # median 1.0
     assert 0.0 < got["three-graph mean"] < 0.1
     assert lr.correction_forms({64: 1.0}, {64: 1.0}) == {}  # no graph of 8-32
+
+
+def test_loop_folder_pools_loops_with_their_seeds_apart(tmp_path):
+    profile = tmp_path / "prof"
+    profile.mkdir()
+    (profile / "meta.json").write_text('{"gpu_name": "x"}')
+    loops = [_loop(tmp_path / "start", [0.010, 0.020]), _loop(tmp_path / "end", [0.011, 0.021])]
+    for lp in loops:
+        (lp / "catalogue.csv").write_text("adapter,rank,alpha,target_modules\na0,16,32.0,q_proj\n")
+    out = lr.loop_folder(profile, "sgmv", loops, tmp_path / "both")
+    assert (out / "meta.json").read_text() == '{"gpu_name": "x"}'
+    with (out / "closed_loop/sgmv/steps.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 80 and [r["iteration"] for r in rows] == [str(i) for i in range(80)]
+    assert {r["seed"] for r in rows[:40]} == {"0"} and {r["seed"] for r in rows[40:]} == {"10"}
+    (loops[1] / "catalogue.csv").write_text("adapter,rank,alpha,target_modules\na0,64,128.0,q_proj\n")
+    with pytest.raises(SystemExit, match="another catalogue"):
+        lr.loop_folder(profile, "sgmv", loops, tmp_path / "again")
