@@ -332,9 +332,16 @@ def main(argv: list[str] | None = None) -> int:
                 print()
             for later in (t for t in tagged_loops(ROOT, args.lease, profile) if t.name.split("-")[0] == loop.name):
                 rows = step_errors.price(later, args.twin, Path(tmp), profile, closed_loop=False)
-                second = factors_by_seed(rows, sizes).get(None, {})
+                later_by_seed = factors_by_seed(rows, sizes)
+                second = later_by_seed.get(None, {})
                 print(f"Closed loop `{later.name}` ({later.relative_to(ROOT)}), pooled: "
                       + ", ".join(f"dec {g} {second[g]:.3f}" for g in sorted(second)))
+                seeds_later = sorted(k for k in later_by_seed if k is not None)
+                if len(seeds_later) > 1:
+                    print()
+                for seed in seeds_later if len(seeds_later) > 1 else []:
+                    f = later_by_seed[seed]
+                    print(f"- seed {seed}: " + ", ".join(f"dec {g} {f[g]:.3f}" for g in RULE_GRAPHS if g in f))
                 verdict, worst = drift_rule(by_seed.get(None, {}), second)
                 print()
                 print(f"Drift rule (graphs {', '.join(map(str, RULE_GRAPHS))}): **{verdict}**"
