@@ -31,6 +31,7 @@ double lt_ran_gamma(lt_rng *rng, double shape, double scale) { return gsl_ran_ga
 double lt_ran_gaussian(lt_rng *rng, double sigma) { return gsl_ran_gaussian(rng->r, sigma); }
 double lt_ran_lognormal(lt_rng *rng, double zeta, double sigma) { return gsl_ran_lognormal(rng->r, zeta, sigma); }
 unsigned int lt_ran_poisson(lt_rng *rng, double mean) { return gsl_ran_poisson(rng->r, mean); }
+void lt_ran_shuffle_int(lt_rng *rng, int *values, size_t n) { gsl_ran_shuffle(rng->r, values, n, sizeof(int)); }
 
 lt_discrete *lt_discrete_new(size_t k, const double *weights) {
     lt_discrete *d = malloc(sizeof *d);

@@ -30,6 +30,12 @@ public final class RandomSource {
     public func logNormal(mu: Double, sigma: Double) -> Double { lt_ran_lognormal(rng, mu, sigma) }
     /// Poisson with the given mean.
     public func poisson(mean: Double) -> Int { Int(lt_ran_poisson(rng, mean)) }
+    /// 0..<n in a random order (GSL's shuffle).
+    public func permutation(_ n: Int) -> [Int] {
+        var values = (0..<n).map { Int32($0) }
+        values.withUnsafeMutableBufferPointer { lt_ran_shuffle_int(rng, $0.baseAddress, $0.count) }
+        return values.map { Int($0) }
+    }
 
     /// Draws from a discrete distribution prepared once.
     public func draw(_ d: DiscreteDistribution) -> Int { Int(lt_discrete_draw(rng, d.table)) }

@@ -17,12 +17,7 @@ public enum Statistics {
     public static func latinHypercubeNormal(count: Int, dimensions: Int, seed: UInt64) -> [[Double]] {
         guard count > 0, dimensions > 0 else { return [] }
         let rng = RandomSource(seed: seed)
-        var columns: [[Int]] = [Array(0..<count)]
-        for _ in 1..<dimensions {
-            var order = Array(0..<count)
-            for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, rng.uniformInt(i + 1)) }
-            columns.append(order)
-        }
+        let columns = [Array(0..<count)] + (1..<dimensions).map { _ in rng.permutation(count) }
         return (0..<count).map { k in columns.map { normalQuantile((Double($0[k]) + 0.5) / Double(count)) } }
     }
 

@@ -29,6 +29,8 @@ double lt_ran_gaussian(lt_rng *rng, double sigma);
 /// Log-normal: exp(N(zeta, sigma^2)).
 double lt_ran_lognormal(lt_rng *rng, double zeta, double sigma);
 unsigned int lt_ran_poisson(lt_rng *rng, double mean);
+/// Shuffles n ints in place (GSL's gsl_ran_shuffle: every order equally likely).
+void lt_ran_shuffle_int(lt_rng *rng, int *values, size_t n);
 
 /// A pre-processed discrete distribution over k outcomes (Walker's alias method in GSL).
 typedef struct lt_discrete lt_discrete;
