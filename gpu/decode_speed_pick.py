@@ -32,16 +32,20 @@ def engine_splits(batch: int) -> int:
 
 
 def pick(rows: list[dict[str, str]]) -> tuple[str | None, str]:
-    """(HEADS,TILE,WARPS,STAGES or None, why) from decode_attention.csv's rows."""
+    """(HEADS,TILE,WARPS,STAGES or None, why) from decode_attention.csv's rows; ValueError naming
+    the line (the header is line 1) of a row whose numbers do not parse."""
     times: dict[tuple[int, int, int, int], dict[tuple[int, int], float]] = {}
-    for r in rows:
+    for line, r in enumerate(rows, start=2):
         if not r.get("us") or r.get("head_fast") not in ("0", None):
             continue
-        b, ctx = int(r["batch"]), int(r["context"])
-        if int(r["splits"]) != engine_splits(b):
-            continue
-        cfg = (int(r.get("heads") or 1), int(r["tile"]), int(r["warps"]), int(r["stages"]))
-        times.setdefault(cfg, {})[(b, ctx)] = float(r["us"])
+        try:
+            b, ctx, splits = int(r["batch"]), int(r["context"]), int(r["splits"])
+            cfg = (int(r.get("heads") or 1), int(r["tile"]), int(r["warps"]), int(r["stages"]))
+            us = float(r["us"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"line {line}: {e}") from None
+        if splits == engine_splits(b):
+            times.setdefault(cfg, {})[(b, ctx)] = us
     base = times.get(DEFAULT)
     if not base:
         return None, "the engine default was not timed"
@@ -64,7 +68,11 @@ def main(argv: list[str]) -> int:
     except OSError as e:
         print(f"{argv[0]}: {e.strerror}", file=sys.stderr)
         return 1
-    cfg, why = pick(rows)
+    try:
+        cfg, why = pick(rows)
+    except ValueError as e:
+        print(f"{argv[0]}: {e}", file=sys.stderr)
+        return 1
     print(why, file=sys.stderr)
     if cfg:
         print(cfg)
