@@ -52,4 +52,4 @@ def test_the_command_prints_only_the_configuration(tmp_path):
     assert r.returncode == 1 and r.stdout == "" and "missing.csv" in r.stderr
     f.write_text("\n".join(lines[:2] + ["32,128,1,64,x,2,0,1,29.0,,,"]) + "\n")
     r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 1 and r.stdout == "" and "line 4" in r.stderr and str(f) in r.stderr
+    assert r.returncode == 1 and r.stdout == "" and "line 3" in r.stderr and str(f) in r.stderr
