@@ -15,19 +15,8 @@
 # $OUT/speed.tar.gz, packed again after each step (a timeout still returns what finished).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-/tmp/out}
-W="$OUT/work"
-mkdir -p "$W"
-export PYTHONUNBUFFERED=1
-pack() { tar -C "$W" -czf "$OUT/speed.tar.gz" .; }
-step() {  # step NAME COMMAND...: runs it, its output in NAME.log, then packs
-  local name=$1
-  shift
-  echo "== $name $(date -u +%T)"
-  "$@" > "$W/$name.log" 2>&1
-  echo "rc=$? $(tail -n 1 "$W/$name.log")"
-  pack
-}
+ARCHIVE=speed.tar.gz
+. gpu/common/steps.sh  # OUT, W (the work folder), pack, step
 step check timeout 120 python3 gpu/check_engine.py --runs fp16 --out "$W/check"
 step attention timeout 330 python3 gpu/bench_decode_attention.py --graph --quick --batches 1,8,16,32 \
   --out "$W/attention"

@@ -8,19 +8,8 @@
 # $OUT/diag.tar.gz, packed again after each step (a timeout still returns what finished).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-/tmp/out}
-W="$OUT/work"
-mkdir -p "$W"
-export PYTHONUNBUFFERED=1
-pack() { tar -C "$W" -czf "$OUT/diag.tar.gz" .; }
-step() {  # step NAME COMMAND...: runs it, its output in NAME.log, then packs
-  local name=$1
-  shift
-  echo "== $name $(date -u +%T)"
-  "$@" > "$W/$name.log" 2>&1
-  echo "rc=$? $(tail -n 1 "$W/$name.log")"
-  pack
-}
+ARCHIVE=diag.tar.gz
+. gpu/common/steps.sh  # OUT, W (the work folder), pack, step
 step loop-sgmv python3 gpu/diag_loop.py --out "$W/loop-sgmv" --lora sgmv
 step loop-none python3 gpu/diag_loop.py --out "$W/loop-none" --lora none
 step decode-rest0 python3 gpu/profile_steps.py --tables step_decode --decode-rest 0 --out "$W/rest0"
