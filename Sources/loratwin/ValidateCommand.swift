@@ -187,16 +187,12 @@ struct ValidateCommand: ParsableCommand {
     private func renderCoverage(_ rows: [ValidationRow], _ bands: [[ValidationMetric: PredictionBand]]) -> String {
         let source = timingSpreadOnly ? "timing spread" : "timing spread and model error"
         var out = ["", "p5-p95 prediction bands (\(intervals ?? 0) sampled replicas per run; \(source)): live value inside?"]
-        var inside = 0
-        var total = 0
         var byMetric: [ValidationMetric: (inside: Int, total: Int)] = [:]
         for (r, b) in zip(rows, bands) {
             var cells: [String] = []
             for m in Self.shown {
                 guard let band = b[m], !band.low.isNaN, let live = r.live[m], !live.isNaN else { continue }
                 let hit = band.contains(live)
-                total += 1
-                if hit { inside += 1 }
                 byMetric[m, default: (0, 0)].total += 1
                 if hit { byMetric[m, default: (0, 0)].inside += 1 }
                 cells.append("\(m.rawValue) \(hit ? "in" : "out")")
@@ -208,6 +204,8 @@ struct ValidateCommand: ParsableCommand {
             "by metric: "
                 + Self.shown.compactMap { m in byMetric[m].map { "\(m.rawValue) \($0.inside)/\($0.total)" } }.joined(
                     separator: ", "))
+        let inside = byMetric.values.reduce(0) { $0 + $1.inside }
+        let total = byMetric.values.reduce(0) { $0 + $1.total }
         out.append(
             String(
                 format: "live inside the band: %d of %d (run, metric) pairs, %.0f %%", inside, total,
