@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from gpu.check_engine import metadata  # noqa: E402
+from gpu.engine import attention  # noqa: E402
 from gpu.engine.executor import DEFAULT_DECODE_BLAS, Executor  # noqa: E402
 from gpu.engine.executor import StepSeq as Seq  # noqa: E402
 from gpu.engine.kv_cache import PagedKVCache, lora_slot_bytes  # noqa: E402
@@ -527,8 +528,6 @@ def write_tables(res: dict, out: Path) -> str:
 def set_decode_attention(spec: str, ap: argparse.ArgumentParser) -> None:
     """Sets the engine's decode-attention configuration from ``HEADS,TILE,WARPS,STAGES``; an
     argument error naming the flag for anything else."""
-    from gpu.engine import attention
-
     try:
         heads, tile, warps, stages = (int(x) for x in spec.split(","))
     except ValueError:
@@ -559,8 +558,6 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     res: dict = {"meta": metadata(), "model": PRESETS[args.model].to_dict(), "dtype": "float16", "args": vars(args)}
     res["meta"]["git_commit"] = os.environ.get("GIT_COMMIT")
-    from gpu.engine import attention
-
     res["decode_attention"] = {"heads": attention.DECODE_HEADS, "tile": attention.DECODE_TILE,
                                "warps": attention.DECODE_WARPS, "stages": attention.DECODE_STAGES,
                                "head_fast": attention.DECODE_HEAD_FAST}
