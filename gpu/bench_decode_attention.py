@@ -3,9 +3,8 @@
 For Llama-2-7B's attention shape (32 heads of 128, block size 16) at batch 1, 8, 16, 32, 64 and
 context 128, 1024, 4096 tokens per sequence, times every configuration of
 ``gpu.engine.attention.paged_decode_triton`` (splits per (sequence, head), context tile, warps,
-pipeline stages, launch order: sequence or head fastest; and the several-heads kernel, 2, 4 or 8
-heads per program, over splits, tiles of 16 or 32 tokens, warps and stages), after checking each
-against the float64 reference on fresh random inputs.
+pipeline stages, launch order: sequence or head fastest), after checking each against the float64
+reference on fresh random inputs.
 The bytes a call must move (K and V of every context token, q and the output) over the measured
 copy bandwidth give the roofline; the table reports the fraction reached. Block tables point
 into a cache several times the L2, rotated between repetitions, so the timing is of HBM reads.
@@ -103,16 +102,13 @@ def main() -> int:
         except ValueError:
             ap.error(f"--batches: expected integers separated by commas, got {args.batches!r}")
     contexts = (128, 1024, 4096) if not args.quick else (128,)
-    configs = [c + (1,) for c in itertools.product((1, 2, 4, 8, 16), (16, 32, 64), (4, 8), (1, 2, 3), (False, True))]
-    # the several-heads kernel: its tile holds heads x tile x head_dim elements, so smaller tiles
-    configs += [(s, t, w, st, False, hp) for hp, s, t, w, st in itertools.product(
-        (2, 4, 8), (1, 2, 4, 8), (16, 32), (4, 8), (2, 3)) if hp * t <= 128]
+    configs = list(itertools.product((1, 2, 4, 8, 16), (16, 32, 64), (4, 8), (1, 2, 3), (False, True)))
     g = torch.Generator(device="cuda").manual_seed(0)
     # 12 GiB of cache: sequences read blocks spread over it, a different set each repetition.
     num_blocks = 12 * 2**30 // (2 * bs * kvh * d * 2)
     kc = torch.randn(num_blocks, bs, kvh, d, device="cuda", dtype=torch.float16, generator=g)
     vc = torch.randn_like(kc)
-    rows = ["batch,context,splits,tile,warps,stages,head_fast,heads,us,gb_per_s,pct_roofline,rel_err"]
+    rows = ["batch,context,splits,tile,warps,stages,head_fast,us,gb_per_s,pct_roofline,rel_err"]
     best = {}
     for b, ctx in itertools.product(batches, contexts):
         nblk = -(-ctx // bs)
@@ -125,16 +121,16 @@ def main() -> int:
         ref = reference(qs[0][:2], kc, vc, tables[0][:2], ctx)
         bytes_moved = b * ctx * kvh * d * 2 * 2 + 2 * b * h * d * 2
         case = []
-        for splits, tile, warps, stages, hf, hp in configs:
-            key = f"{b},{ctx},{splits},{tile},{warps},{stages},{int(hf)},{hp}"
+        for splits, tile, warps, stages, hf in configs:
+            key = f"{b},{ctx},{splits},{tile},{warps},{stages},{int(hf)}"
             try:
                 A.paged_decode_triton(qs[0], kc, vc, tables[0], lens, out=o, splits=splits, tile=tile, warps=warps,
-                                      stages=stages, head_fast=hf, heads=hp)
+                                      stages=stages, head_fast=hf)
                 err = float((o[:2].double() - ref).norm() / ref.norm())
                 if not err < 2e-3:
                     rows.append(f"{key},,,,{err:.2e}")
                     continue
-                cfg = {"splits": splits, "tile": tile, "warps": warps, "stages": stages, "head_fast": hf, "heads": hp}
+                cfg = {"splits": splits, "tile": tile, "warps": warps, "stages": stages, "head_fast": hf}
                 us = time_call(lambda i, cfg=cfg, qs=qs, tables=tables, lens=lens, o=o: A.paged_decode_triton(
                     qs[i], kc, vc, tables[i], lens, out=o, **cfg), sets, args.graph)
             except Exception as e:  # noqa: BLE001
@@ -143,16 +139,14 @@ def main() -> int:
             gbs = bytes_moved / (us * 1e-6) / 1e9
             pct = 100 * bytes_moved / (us * 1e-6) / bw
             rows.append(f"{key},{us:.2f},{gbs:.0f},{pct:.1f},{err:.2e}")
-            case.append((us, splits, tile, warps, stages, hf, hp))
+            case.append((us, splits, tile, warps, stages, hf))
         default_us = time_call(lambda i, qs=qs, tables=tables, lens=lens, o=o: A.paged_decode_triton(
             qs[i], kc, vc, tables[i], lens, out=o), sets, args.graph)
         case.sort()
-        us, splits, tile, warps, stages, hf, hp = case[0]
-        one = min((c for c in case if c[6] == 1), default=None)  # the best of the one-head kernel
+        us, splits, tile, warps, stages, hf = case[0]
         best[f"{b}x{ctx}"] = {"batch": b, "context": ctx, "us": us, "splits": splits, "tile": tile, "warps": warps,
-                              "stages": stages, "head_fast": hf, "heads": hp,
+                              "stages": stages, "head_fast": hf,
                               "pct_roofline": 100 * bytes_moved / (us * 1e-6) / bw,
-                              "one_head_us": one[0] if one else None,
                               "default_us": default_us,
                               "default_pct_roofline": 100 * bytes_moved / (default_us * 1e-6) / bw,
                               "default_splits": A.decode_splits(b, h)}
@@ -168,20 +162,18 @@ def main() -> int:
         "commit": os.environ.get("GIT_COMMIT", ""), "copy_bandwidth_bytes_per_s": bw,
         "shape": {"heads": h, "kv_heads": kvh, "head_dim": d, "block_size": bs},
         "defaults": {"tile": A.DECODE_TILE, "warps": A.DECODE_WARPS, "stages": A.DECODE_STAGES,
-                     "head_fast": A.DECODE_HEAD_FAST, "heads": A.DECODE_HEADS,
+                     "head_fast": A.DECODE_HEAD_FAST,
                      "target_programs": A.DECODE_TARGET_PROGRAMS},
         "seconds": time.perf_counter() - t0,
         "timing": f"CUDA graph of {LAYERS} calls, per call" if args.graph else "one launch between CUDA events",
     }
     (out / "decode_attention.json").write_text(json.dumps({"meta": meta, "best": best}, indent=2) + "\n")
     print(f"copy bandwidth {bw / 1e12:.2f} TB/s")
-    print("batch x ctx | best us (splits,tile,warps,stages,head_fast,heads) | % roofline | best one-head us | "
-          "default us | default %")
+    print("batch x ctx | best us (splits,tile,warps,stages,head_fast) | % roofline | default us | default %")
     for k, v in best.items():
-        cfg = f"{v['splits']},{v['tile']},{v['warps']},{v['stages']},{int(v['head_fast'])},{v['heads']}"
-        one = f"{v['one_head_us']:8.1f}" if v["one_head_us"] is not None else "       -"
+        cfg = f"{v['splits']},{v['tile']},{v['warps']},{v['stages']},{int(v['head_fast'])}"
         print(f"{k:>10} | {v['us']:8.1f} ({cfg}) | "
-              f"{v['pct_roofline']:5.1f} | {one} | {v['default_us']:8.1f} | {v['default_pct_roofline']:5.1f}")
+              f"{v['pct_roofline']:5.1f} | {v['default_us']:8.1f} | {v['default_pct_roofline']:5.1f}")
     return 0
 
 

@@ -451,8 +451,7 @@ def write_tables(res: dict, out: Path) -> str:
         lines.append(f"Decode graphs captured with the BLAS library preferred: {blas}.")
     if "decode_attention" in res:
         da = res["decode_attention"]
-        lines.append(f"Decode attention: {da['heads']} head(s) a program, {da['tile']}-token tiles, "
-                     f"{da['warps']} warps, {da['stages']} stages.")
+        lines.append(f"Decode attention: {da['tile']}-token tiles, {da['warps']} warps, {da['stages']} stages.")
     lines.append("")
     hf = {r["batch"]: r.get("step_wall_ms") for r in res.get("transformers_decode", [])}
     if res.get("decode"):
@@ -526,16 +525,15 @@ def write_tables(res: dict, out: Path) -> str:
 
 
 def set_decode_attention(spec: str, ap: argparse.ArgumentParser) -> None:
-    """Sets the engine's decode-attention configuration from ``HEADS,TILE,WARPS,STAGES``; an
-    argument error naming the flag for anything else."""
+    """Sets the engine's decode-attention configuration from ``TILE,WARPS,STAGES``; an argument
+    error naming the flag for anything else."""
     try:
-        heads, tile, warps, stages = (int(x) for x in spec.split(","))
+        tile, warps, stages = (int(x) for x in spec.split(","))
     except ValueError:
-        ap.error(f"--decode-attention: expected HEADS,TILE,WARPS,STAGES (four integers), got {spec!r}")
-    if min(heads, tile, warps, stages) < 1 or any(x & (x - 1) for x in (heads, tile, warps)):
-        ap.error(f"--decode-attention {spec}: heads, tile and warps are powers of two, stages at least 1")
-    attention.DECODE_HEADS, attention.DECODE_TILE = heads, tile
-    attention.DECODE_WARPS, attention.DECODE_STAGES = warps, stages
+        ap.error(f"--decode-attention: expected TILE,WARPS,STAGES (three integers), got {spec!r}")
+    if min(tile, warps, stages) < 1 or any(x & (x - 1) for x in (tile, warps)):
+        ap.error(f"--decode-attention {spec}: tile and warps are powers of two, stages at least 1")
+    attention.DECODE_TILE, attention.DECODE_WARPS, attention.DECODE_STAGES = tile, warps, stages
 
 
 def main() -> int:
@@ -546,11 +544,11 @@ def main() -> int:
     ap.add_argument("--skip-transformers", action="store_true")
     ap.add_argument("--decode-blas", default=DEFAULT_DECODE_BLAS, choices=("default", "cublas", "cublaslt"),
                     help="BLAS library preferred while the decode graphs are captured (default: torch's own)")
-    ap.add_argument("--decode-attention", default=None, metavar="HEADS,TILE,WARPS,STAGES",
-                    help="decode attention's heads per program, context tile, warps and stages for this run "
-                         "(gpu/engine/attention.py DECODE_HEADS, DECODE_TILE, DECODE_WARPS, DECODE_STAGES; "
-                         "say 4,16,4,2 for the several-heads kernel): the step with another configuration "
-                         "of gpu/bench_decode_attention.py before the engine's default is changed")
+    ap.add_argument("--decode-attention", default=None, metavar="TILE,WARPS,STAGES",
+                    help="decode attention's context tile, warps and stages for this run "
+                         "(gpu/engine/attention.py DECODE_TILE, DECODE_WARPS, DECODE_STAGES): the step with "
+                         "another configuration of gpu/bench_decode_attention.py before the engine's default "
+                         "is changed")
     args = ap.parse_args()
     if args.decode_attention:
         set_decode_attention(args.decode_attention, ap)
@@ -558,9 +556,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     res: dict = {"meta": metadata(), "model": PRESETS[args.model].to_dict(), "dtype": "float16", "args": vars(args)}
     res["meta"]["git_commit"] = os.environ.get("GIT_COMMIT")
-    res["decode_attention"] = {"heads": attention.DECODE_HEADS, "tile": attention.DECODE_TILE,
-                               "warps": attention.DECODE_WARPS, "stages": attention.DECODE_STAGES,
-                               "head_fast": attention.DECODE_HEAD_FAST}
+    res["decode_attention"] = {"tile": attention.DECODE_TILE, "warps": attention.DECODE_WARPS,
+                               "stages": attention.DECODE_STAGES, "head_fast": attention.DECODE_HEAD_FAST}
     for name, fn in (("ceilings", None), ("engine", bench_engine), ("transformers", bench_transformers)):
         if name == "transformers" and args.skip_transformers:
             continue

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# On the GPU machine, one call (about 7 minutes): where the decode step stands against the 70 %
-# weight-roofline goal, and whether another decode-attention configuration moves it.
-#   1. gpu/check_engine.py --runs fp16: every decode kernel (both launch orders, 2/4/8 heads a
-#      program) and the engine against float64 references, before anything is timed;
-#   2. gpu/bench_decode_attention.py --graph --quick --batches 1,8,16,32: 260 configurations of the
-#      two decode kernels at the batches of the goal, 128 tokens of context, replayed as a decode
-#      step's 32 layers;
+# On the GPU machine, one call (about 4 minutes; 249 s at 30a9ee2, with the 260-configuration
+# sweep of then): where the decode step stands against the 70 % weight-roofline goal, and whether another decode-attention configuration moves it.
+#   1. gpu/check_engine.py --runs fp16: the decode kernels (every split count, both launch orders)
+#      and the engine against float64 references, before anything is timed;
+#   2. gpu/bench_decode_attention.py --graph --quick --batches 1,8,16,32: 180 configurations of the
+#      decode kernel at the batches of the goal, 128 tokens of context, replayed as a decode step's
+#      32 layers;
 #   3. gpu/bench_engine.py --skip-transformers: the decode step at batch 1-64 with the engine's
 #      defaults, its kernels and the time between them (decode_graph_kernels);
 #   4. the same with the configuration of step 2 that is fastest over its batches as the engine

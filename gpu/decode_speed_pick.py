@@ -4,11 +4,13 @@
 
 Reads every configuration that gpu/bench_decode_attention.py timed and, among those the engine can
 run as its default (sequence-fastest launch order, and at each batch the split count the engine
-picks itself, ``decode_splits``), prints the heads per program, tile, warps and stages
-(``HEADS,TILE,WARPS,STAGES``, for ``gpu/bench_engine.py --decode-attention``) of the one with the
-least time summed over the benchmarked cases, each case's time relative to the engine default's
-there, when that sum is at least MARGIN under the default's; nothing otherwise (the reason on
-stderr). One configuration for every batch, as the engine has one.
+picks itself, ``decode_splits``), prints the tile, warps and stages (``TILE,WARPS,STAGES``, for
+``gpu/bench_engine.py --decode-attention``) of the one with the least time summed over the
+benchmarked cases, each case's time relative to the engine default's there, when that sum is at
+least MARGIN under the default's; nothing otherwise (the reason on stderr). One configuration for
+every batch, as the engine has one. CSVs written while the bench also swept a several-heads kernel
+(a ``heads`` column, e.g. gpu/results/decode-speed-h200-30a9ee2/) are read too: their rows of more
+than one head a program are left out, as the engine no longer has that kernel.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 from pathlib import Path
 
 MARGIN = 0.03  # 3 %: less is within the bench's repeat-to-repeat spread
-DEFAULT = (1, 64, 4, 2)  # gpu/engine/attention.py: DECODE_HEADS, DECODE_TILE, DECODE_WARPS, DECODE_STAGES
+DEFAULT = (64, 4, 2)  # gpu/engine/attention.py: DECODE_TILE, DECODE_WARPS, DECODE_STAGES
 HEADS = 32  # Llama-2-7B, the bench's shape
 TARGET_PROGRAMS, MAX_SPLITS = 512, 8  # gpu/engine/attention.py decode_splits
 
@@ -32,15 +34,17 @@ def engine_splits(batch: int) -> int:
 
 
 def pick(rows: list[dict[str, str]]) -> tuple[str | None, str]:
-    """(HEADS,TILE,WARPS,STAGES or None, why) from decode_attention.csv's rows; ValueError naming
-    the line (the header is line 1) of a row whose numbers do not parse."""
-    times: dict[tuple[int, int, int, int], dict[tuple[int, int], float]] = {}
+    """(TILE,WARPS,STAGES or None, why) from decode_attention.csv's rows; ValueError naming the
+    line (the header is line 1) of a row whose numbers do not parse."""
+    times: dict[tuple[int, int, int], dict[tuple[int, int], float]] = {}
     for line, r in enumerate(rows, start=2):
         if not r.get("us") or r.get("head_fast") not in ("0", None):
             continue
         try:
+            if r.get("heads") is not None and int(r["heads"]) != 1:  # an older CSV's several-heads kernel
+                continue
             b, ctx, splits = int(r["batch"]), int(r["context"]), int(r["splits"])
-            cfg = (int(r.get("heads") or 1), int(r["tile"]), int(r["warps"]), int(r["stages"]))
+            cfg = (int(r["tile"]), int(r["warps"]), int(r["stages"]))
             us = float(r["us"])
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"line {line}: {e}") from None

@@ -108,64 +108,6 @@ if HAVE_TRITON:
         tl.store(o_ptr + seq * stride_ot + head * stride_oh + d, out.to(o_ptr.dtype.element_ty))
 
 
-    @triton.jit
-    def _paged_decode_heads_kernel(
-        q_ptr, k_ptr, v_ptr, bt_ptr, ctx_ptr, o_ptr, m_ptr, l_ptr, acc_ptr,
-        scale,
-        stride_qt, stride_qh,
-        stride_kb, stride_ks, stride_kh,
-        stride_bt,
-        stride_ot, stride_oh,
-        NUM_HEADS: tl.constexpr, SPLITS: tl.constexpr, STAGES: tl.constexpr,
-        GROUP: tl.constexpr, BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr, TILE: tl.constexpr,
-        HEADS: tl.constexpr,
-    ):
-        """One program per (sequence, group of HEADS neighbouring heads, split): the same online
-        softmax as `_paged_decode_kernel`, for HEADS heads at once. A cache row holds the heads of
-        one token side by side, so a program reads HEADS x HEAD_DIM contiguous elements of each
-        of its tokens (one head reads 256 bytes of a row at Llama-2-7B's shape, the next token's
-        lying a row further on). Writes the output, or with several splits the partials that
-        `_paged_decode_reduce_kernel` combines (the same layout)."""
-        seq = tl.program_id(0)
-        group = tl.program_id(1)
-        sp = tl.program_id(2)
-        heads = group * HEADS + tl.arange(0, HEADS)
-        kv_heads = heads // GROUP
-        ctx = tl.load(ctx_ptr + seq)
-        per = tl.cdiv(tl.cdiv(ctx, SPLITS), TILE) * TILE
-        lo = sp * per
-        hi = tl.minimum(lo + per, ctx)
-        d = tl.arange(0, HEAD_DIM)
-        q = tl.load(q_ptr + seq * stride_qt + heads[:, None] * stride_qh + d[None, :]).to(tl.float32) * scale
-        m_i = tl.full([HEADS], float("-inf"), tl.float32)
-        l_i = tl.zeros([HEADS], tl.float32)
-        acc = tl.zeros([HEADS, HEAD_DIM], tl.float32)
-        for start in tl.range(lo, hi, TILE, num_stages=STAGES):
-            t = start + tl.arange(0, TILE)
-            valid = t < hi
-            blk = tl.load(bt_ptr + seq * stride_bt + t // BLOCK_SIZE, mask=valid, other=0).to(tl.int64)
-            base = blk * stride_kb + (t % BLOCK_SIZE) * stride_ks
-            offs = base[:, None, None] + kv_heads[None, :, None] * stride_kh + d[None, None, :]
-            k = tl.load(k_ptr + offs, mask=valid[:, None, None], other=0.0).to(tl.float32)
-            s = tl.sum(k * q[None, :, :], axis=2)
-            s = tl.where(valid[:, None], s, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(s, axis=0))  # every tile has a valid token: finite
-            p = tl.exp(s - m_new[None, :])
-            alpha = tl.exp(m_i - m_new)
-            l_i = l_i * alpha + tl.sum(p, axis=0)
-            v = tl.load(v_ptr + offs, mask=valid[:, None, None], other=0.0).to(tl.float32)
-            acc = acc * alpha[:, None] + tl.sum(p[:, :, None] * v, axis=0)
-            m_i = m_new
-        if SPLITS == 1:
-            out = acc / l_i[:, None]
-            tl.store(o_ptr + seq * stride_ot + heads[:, None] * stride_oh + d[None, :], out.to(o_ptr.dtype.element_ty))
-        else:
-            idx = (seq * NUM_HEADS + heads) * SPLITS + sp
-            tl.store(m_ptr + idx, m_i)
-            tl.store(l_ptr + idx, l_i)
-            tl.store(acc_ptr + idx[:, None] * HEAD_DIM + d[None, :], acc)
-
-
 # Split the context of each (sequence, head) over this many programs in decode attention so that
 # the grid fills the GPU at small batches ("flash-decoding"): the smallest power of two that gives
 # at least DECODE_TARGET_PROGRAMS programs, at most DECODE_MAX_SPLITS. It depends only on the
@@ -180,14 +122,13 @@ DECODE_MAX_SPLITS = 8
 DECODE_TILE = 64
 DECODE_WARPS = 4
 DECODE_STAGES = 2
-# Launch order of the (sequence, head) programs: False = sequence fastest (measured above), True =
-# head fastest (gpu/bench_decode_attention.py times both; not yet measured on the GPU).
+# Launch order of the (sequence, head) programs: False = sequence fastest, True = head fastest.
+# Timed on the H200 (gpu/results/decode-speed-h200-30a9ee2/ and
+# gpu/results/decode_attention-h200-9e806b3/): head fastest is within 1 % of sequence fastest at
+# every batch, so the default stays sequence fastest. A program over several neighbouring heads
+# (2, 4 or 8, reading 512-2,048 contiguous bytes of each token's cache row) was tried too: 13-26 %
+# slower than one head a program at batch 1-32 (gpu/results/decode-speed-h200-30a9ee2/); removed.
 DECODE_HEAD_FAST = False
-# Heads per program: 1 = `_paged_decode_kernel` (measured above); 2, 4, 8 =
-# `_paged_decode_heads_kernel`, which reads several heads of each token's cache row at once
-# (gpu/bench_decode_attention.py sweeps it; not yet measured on the GPU). At HEADS = 1 the second
-# computes what the first does: once both are timed, the slower goes.
-DECODE_HEADS = 1
 
 
 def decode_splits(batch: int, heads: int) -> int:
@@ -201,16 +142,13 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
                         block_tables: torch.Tensor, context_lens: torch.Tensor,
                         out: torch.Tensor | None = None, splits: int | None = None,
                         tile: int | None = None, warps: int | None = None, stages: int | None = None,
-                        head_fast: bool | None = None, heads: int | None = None) -> torch.Tensor:
+                        head_fast: bool | None = None) -> torch.Tensor:
     """q ``[B, H, D]``; caches ``[blocks, bs, KVH, D]``; block_tables ``[B, max_blocks]`` int32;
     context_lens ``[B]`` int32 (>= 1, the new token included). Returns ``[B, H, D]``.
     ``splits`` (a power of two; default ``decode_splits(B, H)``): programs per (sequence, head);
     ``tile``, ``warps``, ``stages``: the kernel's tile of context tokens, warps and pipeline
     stages, and ``head_fast`` the launch order (defaults: DECODE_TILE, DECODE_WARPS,
-    DECODE_STAGES, DECODE_HEAD_FAST; gpu/bench_decode_attention.py measures the alternatives);
-    ``heads`` (default DECODE_HEADS): heads per program, a power of two dividing the head count;
-    above 1 the several-heads kernel runs (its launch order is sequence-fastest, ``head_fast``
-    unused)."""
+    DECODE_STAGES, DECODE_HEAD_FAST; gpu/bench_decode_attention.py measures the alternatives)."""
     b, h, d = q.shape
     bs, kvh = k_cache.shape[1], k_cache.shape[2]
     if out is None:
@@ -220,29 +158,21 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
     warps = DECODE_WARPS if warps is None else warps
     stages = DECODE_STAGES if stages is None else stages
     head_fast = DECODE_HEAD_FAST if head_fast is None else head_fast
-    heads = DECODE_HEADS if heads is None else heads
-    if heads < 1 or h % heads or heads & (heads - 1):
-        raise ValueError(f"heads per program: {heads} is not a power of two dividing {h} heads")
     if splits == 1:
         m = lsum = acc = out  # unused
     else:
         m = torch.empty((b, h, splits), dtype=torch.float32, device=q.device)
         lsum = torch.empty_like(m)
         acc = torch.empty((b, h, splits, d), dtype=torch.float32, device=q.device)
-    args = (q, k_cache, v_cache, block_tables, context_lens, out, m, lsum, acc,
-            1.0 / math.sqrt(d),
-            q.stride(0), q.stride(1),
-            k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
-            block_tables.stride(0),
-            out.stride(0), out.stride(1))
-    if heads > 1:
-        _paged_decode_heads_kernel[(b, h // heads, splits)](
-            *args, NUM_HEADS=h, SPLITS=splits, STAGES=stages, GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d,
-            TILE=tile, HEADS=heads, num_warps=warps)
-    else:
-        _paged_decode_kernel[(h, b, splits) if head_fast else (b, h, splits)](
-            *args, NUM_HEADS=h, SPLITS=splits, STAGES=stages, GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d,
-            TILE=tile, HEAD_FAST=head_fast, num_warps=warps)
+    _paged_decode_kernel[(h, b, splits) if head_fast else (b, h, splits)](
+        q, k_cache, v_cache, block_tables, context_lens, out, m, lsum, acc,
+        1.0 / math.sqrt(d),
+        q.stride(0), q.stride(1),
+        k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
+        block_tables.stride(0),
+        out.stride(0), out.stride(1),
+        NUM_HEADS=h, SPLITS=splits, STAGES=stages, GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d,
+        TILE=tile, HEAD_FAST=head_fast, num_warps=warps)
     if splits > 1:
         _paged_decode_reduce_kernel[(b, h)](m, lsum, acc, out, out.stride(0), out.stride(1),
                                             NUM_HEADS=h, SPLITS=splits, HEAD_DIM=d, num_warps=4)

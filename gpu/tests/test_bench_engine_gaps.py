@@ -39,14 +39,14 @@ def test_decode_attention_flag_sets_the_engine_configuration(monkeypatch, tmp_pa
 
     from gpu.engine import attention
 
-    for name in ("DECODE_HEADS", "DECODE_TILE", "DECODE_WARPS", "DECODE_STAGES"):
+    for name in ("DECODE_TILE", "DECODE_WARPS", "DECODE_STAGES"):
         monkeypatch.setattr(attention, name, getattr(attention, name))  # restored after the test
     ap = argparse.ArgumentParser()
-    be.set_decode_attention("4,16,8,3", ap)
-    assert (attention.DECODE_HEADS, attention.DECODE_TILE, attention.DECODE_WARPS, attention.DECODE_STAGES) == (
-        4, 16, 8, 3)
-    for bad in ("4,16,8", "4,x,8,2", "3,16,4,2", "4,16,4,0"):
+    be.set_decode_attention("16,8,3", ap)
+    assert (attention.DECODE_TILE, attention.DECODE_WARPS, attention.DECODE_STAGES) == (16, 8, 3)
+    for bad in ("16,8", "1,16,8,3", "x,8,2", "24,4,2", "16,6,2", "16,4,0"):
         with pytest.raises(SystemExit):
             be.set_decode_attention(bad, ap)
-    res = {"meta": {}, "decode_attention": {"heads": 4, "tile": 16, "warps": 8, "stages": 3, "head_fast": False}}
-    assert "Decode attention: 4 head(s) a program, 16-token tiles, 8 warps, 3 stages." in be.write_tables(res, tmp_path)
+    assert (attention.DECODE_TILE, attention.DECODE_WARPS, attention.DECODE_STAGES) == (16, 8, 3)  # unchanged
+    res = {"meta": {}, "decode_attention": {"tile": 16, "warps": 8, "stages": 3, "head_fast": False}}
+    assert "Decode attention: 16-token tiles, 8 warps, 3 stages." in be.write_tables(res, tmp_path)
