@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine, one call (about 4 minutes; 249 s at 30a9ee2, with the 260-configuration
-# sweep of then): where the decode step stands against the 70 % weight-roofline goal, and whether another decode-attention configuration moves it.
+# sweep of then): where the decode step stands against the 70 % weight-roofline goal, and
+# whether another decode-attention configuration moves it.
 #   1. gpu/check_engine.py --runs fp16: the decode kernels (every split count, both launch orders)
 #      and the engine against float64 references, before anything is timed;
 #   2. gpu/bench_decode_attention.py --graph --quick --batches 1,8,16,32: 180 configurations of the
