@@ -1,0 +1,257 @@
+"""A weight-streaming skinny GEMM in Triton: y [M, N] = x [M, K] @ W [N, K]^T for small M (1..64).
+
+The decode step's weight GEMMs read far more weight than they compute on (x is 1..64 rows, W is
+[N, K] = up to [32000, 4096] fp16), so the kernel is built to stream W from HBM once, in coalesced
+tiles, with enough bytes in flight to cover the memory latency, and nothing else:
+
+Layouts:
+
+- ``x [M, K]`` fp16 (or bf16), any strides; read as [BLOCK_M, BLOCK_K] tiles (tiny, L2-resident:
+  every N tile reads all of x again).
+- ``W [N, K]``, nn.Linear's weight layout, rows contiguous along K: read as [BLOCK_N, BLOCK_K]
+  tiles whose rows are runs of BLOCK_K contiguous elements (coalesced 16-byte loads), and fed to
+  ``tl.dot`` as the transposed view ``tl.trans(w_tile)`` -- no copy of W in another layout.
+- ``y [M, N]``, x's dtype; fp32 accumulation.
+- split-K (``SPLIT_K > 1``) only: ``partials [SPLIT_K, M, N]`` fp32 and ``counts [cdiv(N, BLOCK_N)]``
+  int32, zero between launches (see below). ``SkinnyWorkspace`` holds both; the wrapper caches one
+  per (device, M, N, SPLIT_K, BLOCK_N).
+
+Choices:
+
+- Grid (cdiv(N, BLOCK_N), SPLIT_K): one program per N tile and K slice; every program loops over
+  its K slice in BLOCK_K steps, so ``num_stages`` loads of W tiles are in flight per program
+  (Triton's software pipeline). M never tiles: all rows are one BLOCK_M = max(16, next_pow2(M))
+  tile (``tl.dot`` needs 16), rows >= M masked (loaded as 0, never stored); so W is read exactly
+  once whatever M is.
+- N and K tails are masked (11008 = 43 x 256, 32000 = 250 x 128: Llama's N and K are multiples of
+  16, not of every block). Every program makes the same number of K steps, k_per_split / BLOCK_K
+  (K / SPLIT_K rounded up to whole steps, passed as an argument, so the loop bound does not depend
+  on the program id); steps past K are masked and load nothing. When SPLIT_K x BLOCK_K divides K
+  (EVEN_K: K = 4096 for split x block up to 4096; K = 11008 = 43 x 256 only without a split) the K
+  masks are left out. (Under TRITON_INTERPRET=1 a loop bound read from an argument needs the tests'
+  ``patch_triton_interpreter_scalars`` with NumPy >= 2.4.)
+- Shared memory (compiled for sm_90, fp16): W and x stages of (BLOCK_N + BLOCK_M) x BLOCK_K x 2
+  bytes, num_stages - 1 of them while BLOCK_M <= 32 (mma.sync), num_stages at BLOCK_M = 64 (Triton
+  takes wgmma there): 64 x 256 tiles in 4 stages take 120 KB at M <= 16 but 256 KB, more than a
+  Hopper program may have, at M > 32 -- such a launch fails with Triton's OutOfResources.
+- M is not specialized (``do_not_specialize``), so M = 1, 8, 16 share one compiled kernel per
+  BLOCK_M instead of one per divisibility class of M.
+- Split-K: N = 4096 (o, down) gives only 64 tiles of 64 rows for 132 SMs; cutting K into SPLIT_K
+  slices multiplies the programs. The slices meet inside the same launch, with no memset and no
+  cast kernel: each program stores its fp32 partial to ``partials[pid_k]``, then (after a barrier,
+  so that all its threads' stores are issued) increments its N tile's counter with an ``acq_rel``
+  atomic at GPU scope -- the CUTLASS semaphore pattern (bar.sync, then one thread's release). The
+  program that sees SPLIT_K - 1 is the last of its tile: its acquire orders it after every other
+  slice's release, so it reads all SPLIT_K partials (``.cg`` loads, past L1), sums them in the
+  fixed order 0..SPLIT_K-1 (the result does not depend on which slice came last), stores fp16 y
+  and resets the counter to 0, so the next launch -- a CUDA graph replay too -- starts from zero.
+  One launch at a time per workspace: two streams running the same (M, N) at once would share the
+  cached partials and counters (the benchmark and the engine's decode step run on one stream).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+MAX_M = 64  # rows the kernel is meant for: BLOCK_M = 64 at most; larger batches belong to cuBLAS
+_DTYPES = (torch.float16, torch.bfloat16)
+_NAME = re.compile(r"tsk_n(\d+)_k(\d+)_w(\d+)_s(\d+)_sk(\d+)")
+
+
+def unavailable_reason(device: torch.device | str) -> str | None:
+    """Why the kernel cannot run on tensors of ``device`` in this process, or None: it runs on CUDA,
+    and on the CPU only under Triton's interpreter (TRITON_INTERPRET=1 before Triton was imported)."""
+    if torch.device(device).type == "cuda":
+        return None
+    from triton.runtime.interpreter import InterpretedFunction
+
+    if isinstance(skinny_gemm_kernel, InterpretedFunction):
+        return None
+    return f"Triton runs on CUDA tensors, or on {torch.device(device).type} under TRITON_INTERPRET=1 only"
+
+
+@triton.jit(do_not_specialize=["M"])
+def skinny_gemm_kernel(
+    x_ptr, w_ptr, y_ptr, part_ptr, count_ptr,
+    M, N, K, k_per_split,
+    stride_xm, stride_xk,
+    stride_wn, stride_wk,
+    stride_ym, stride_yn,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    SPLIT_K: tl.constexpr, EVEN_K: tl.constexpr,
+):
+    """y[:, n-tile] = x @ W[n-tile, :]^T; with SPLIT_K > 1, the K slice's partial, summed by the
+    tile's last program."""
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    offs_m = tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    m_mask = offs_m < M
+    n_mask = offs_n < N
+    k_begin = pid_k * k_per_split
+
+    x_ptrs = x_ptr + offs_m[:, None] * stride_xm + (k_begin + offs_k)[None, :] * stride_xk
+    w_ptrs = w_ptr + offs_n[:, None].to(tl.int64) * stride_wn + (k_begin + offs_k)[None, :] * stride_wk
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, k_per_split, BLOCK_K):  # the same trip count in every program
+        if EVEN_K:  # the slices tile K exactly: no K masks
+            xt = tl.load(x_ptrs, mask=m_mask[:, None], other=0.0)
+            wt = tl.load(w_ptrs, mask=n_mask[:, None], other=0.0)
+        else:  # K's tail, and steps of the last slices past K, are masked (no memory traffic)
+            k_mask = (k_begin + k0 + offs_k) < K
+            xt = tl.load(x_ptrs, mask=m_mask[:, None] & k_mask[None, :], other=0.0)
+            wt = tl.load(w_ptrs, mask=n_mask[:, None] & k_mask[None, :], other=0.0)
+        acc = tl.dot(xt, tl.trans(wt), acc)
+        x_ptrs += BLOCK_K * stride_xk
+        w_ptrs += BLOCK_K * stride_wk
+
+    mn_mask = m_mask[:, None] & n_mask[None, :]
+    y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :] * stride_yn
+    if SPLIT_K == 1:
+        tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=mn_mask)
+    else:
+        # partials [SPLIT_K, M, N], contiguous: element (s, m, n) at (s M + m) N + n
+        mn_offs = offs_m[:, None] * N + offs_n[None, :]
+        tl.store(part_ptr + pid_k * M * N + mn_offs, acc, mask=mn_mask)
+        tl.debug_barrier()  # all threads' partial stores issued before the one thread's release
+        arrived = tl.atomic_add(count_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
+        if arrived == SPLIT_K - 1:  # the last slice of this tile: every partial is visible
+            total = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+            for s in tl.static_range(SPLIT_K):  # fixed order: the sum does not depend on who came last
+                total += tl.load(part_ptr + s * M * N + mn_offs, mask=mn_mask, other=0.0, cache_modifier=".cg")
+            tl.store(y_ptrs, total.to(y_ptr.dtype.element_ty), mask=mn_mask)
+            tl.atomic_xchg(count_ptr + pid_n, 0, sem="relaxed", scope="gpu")  # ready for the next launch
+
+
+@dataclass(frozen=True)
+class SkinnyConfig:
+    """Compile-time tiling of ``skinny_gemm_kernel``: N tile rows, K step, warps, pipeline stages
+    and K slices (1: no split). BLOCK_M is not part of it: it follows M."""
+
+    block_n: int = 64
+    block_k: int = 256
+    num_warps: int = 4
+    num_stages: int = 4
+    split_k: int = 1
+
+    def __post_init__(self) -> None:
+        for field, v in (("block_n", self.block_n), ("block_k", self.block_k)):
+            if v < 16 or v & (v - 1):
+                raise ValueError(f"{field} must be a power of two >= 16 (tl.dot), got {v}")
+        if self.num_warps not in (1, 2, 4, 8, 16):
+            raise ValueError(f"num_warps must be a power of two up to 16, got {self.num_warps}")
+        if self.num_stages < 1 or self.split_k < 1:
+            raise ValueError(f"num_stages and split_k must be >= 1, got {self.num_stages}, {self.split_k}")
+
+    @property
+    def name(self) -> str:
+        """``tsk_n{block_n}_k{block_k}_w{num_warps}_s{num_stages}_sk{split_k}``."""
+        return f"tsk_n{self.block_n}_k{self.block_k}_w{self.num_warps}_s{self.num_stages}_sk{self.split_k}"
+
+    @classmethod
+    def from_name(cls, name: str) -> SkinnyConfig:
+        """The config ``name`` was made from (inverse of ``name``); ValueError if it is not one."""
+        match = _NAME.fullmatch(name)
+        if match is None:
+            raise ValueError(f"not a skinny GEMM config name: {name!r} (like tsk_n64_k256_w4_s4_sk1)")
+        return cls(*(int(v) for v in match.groups()))
+
+    def k_per_split(self, k: int) -> int:
+        """K elements per slice: K / split_k rounded up to whole BLOCK_K steps (so slices start on
+        block boundaries; the last slices may be shorter or, for tiny K, empty)."""
+        return triton.cdiv(triton.cdiv(k, self.split_k), self.block_k) * self.block_k
+
+    def even_k(self, k: int) -> bool:
+        """Whether the slices tile K exactly (K a multiple of split_k x block_k): no K masks then."""
+        return k % (self.split_k * self.block_k) == 0
+
+
+def block_m(m: int) -> int:
+    """The one M tile: max(16, next power of two of M)."""
+    return max(16, triton.next_power_of_2(m))
+
+
+@dataclass(frozen=True)
+class SkinnyWorkspace:
+    """Split-K buffers: fp32 partials [split_k, M, N] and int32 counters [n_tiles], zero between launches."""
+
+    partials: torch.Tensor
+    counts: torch.Tensor
+
+    @classmethod
+    def make(cls, m: int, n: int, cfg: SkinnyConfig, device: torch.device | str) -> SkinnyWorkspace:
+        return cls(torch.empty((cfg.split_k, m, n), dtype=torch.float32, device=device),
+                   torch.zeros(triton.cdiv(n, cfg.block_n), dtype=torch.int32, device=device))
+
+    def fits(self, m: int, n: int, cfg: SkinnyConfig) -> bool:
+        return (tuple(self.partials.shape) == (cfg.split_k, m, n) and self.partials.dtype == torch.float32
+                and self.partials.is_contiguous() and self.counts.dtype == torch.int32
+                and self.counts.numel() >= triton.cdiv(n, cfg.block_n))
+
+
+_WORKSPACES: dict[tuple, SkinnyWorkspace] = {}
+
+
+def cached_workspace(m: int, n: int, cfg: SkinnyConfig, device: torch.device) -> SkinnyWorkspace:
+    """The workspace for (device, M, N, split_k, block_n), made on first use and kept. Made while a
+    CUDA graph is being captured, its counters would be zeroed only by the captured memset (never
+    before an eager call), so that is refused: call once before capturing."""
+    key = (str(device), m, n, cfg.split_k, cfg.block_n)
+    ws = _WORKSPACES.get(key)
+    if ws is None:
+        if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+            raise RuntimeError(f"skinny_gemm: no split-K workspace for M={m}, N={n}, {cfg.name} yet; "
+                               "run it once before CUDA graph capture")
+        ws = _WORKSPACES[key] = SkinnyWorkspace.make(m, n, cfg, device)
+    return ws
+
+
+def skinny_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: torch.Tensor | None = None,
+                workspace: SkinnyWorkspace | None = None) -> torch.Tensor:
+    """``x [M, K] @ w[N, K]^T`` -> [M, N] in x's dtype (fp16 or bf16), fp32 accumulation, one launch.
+
+    ``out``: an [M, N] tensor of x's dtype to write (else a new one). ``workspace``: split-K buffers
+    (else the cached ones for this shape). ValueError for shapes, dtypes or devices that do not fit.
+    """
+    if x.dim() != 2 or w.dim() != 2:
+        raise ValueError(f"skinny_gemm: x and w must be 2-D, got x {tuple(x.shape)}, w {tuple(w.shape)}")
+    m, k = x.shape
+    n, kw = w.shape
+    if kw != k:
+        raise ValueError(f"skinny_gemm: x [M, K] and w [N, K] disagree on K: x {tuple(x.shape)}, w {tuple(w.shape)}")
+    if not 1 <= m <= MAX_M:
+        raise ValueError(f"skinny_gemm: M={m} rows, expected 1..{MAX_M}")
+    if n < 1 or k < 1:
+        raise ValueError(f"skinny_gemm: empty product, N={n}, K={k}")
+    if x.dtype not in _DTYPES or w.dtype != x.dtype:
+        raise ValueError(f"skinny_gemm: x and w must both be float16 or bfloat16, got {x.dtype}, {w.dtype}")
+    if x.device != w.device:
+        raise ValueError(f"skinny_gemm: x on {x.device}, w on {w.device}")
+    if out is None:
+        out = torch.empty((m, n), dtype=x.dtype, device=x.device)
+    elif tuple(out.shape) != (m, n) or out.dtype != x.dtype or out.device != x.device:
+        raise ValueError(f"skinny_gemm: out must be [{m}, {n}] {x.dtype} on {x.device}, "
+                         f"got {tuple(out.shape)} {out.dtype} on {out.device}")
+    if cfg.split_k > 1:
+        if workspace is None:
+            workspace = cached_workspace(m, n, cfg, x.device)
+        elif not workspace.fits(m, n, cfg) or workspace.partials.device != x.device:
+            raise ValueError(f"skinny_gemm: workspace does not fit M={m}, N={n}, {cfg.name}")
+        part, counts = workspace.partials, workspace.counts
+    else:
+        part, counts = out, out  # never read: SPLIT_K == 1 compiles the epilogue out
+    grid = (triton.cdiv(n, cfg.block_n), cfg.split_k)
+    skinny_gemm_kernel[grid](
+        x, w, out, part, counts,
+        m, n, k, cfg.k_per_split(k),
+        x.stride(0), x.stride(1), w.stride(0), w.stride(1), out.stride(0), out.stride(1),
+        BLOCK_M=block_m(m), BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, SPLIT_K=cfg.split_k,
+        EVEN_K=cfg.even_k(k), num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+    return out
