@@ -452,6 +452,10 @@ def write_tables(res: dict, out: Path) -> str:
     if "decode_attention" in res:
         da = res["decode_attention"]
         lines.append(f"Decode attention: {da['tile']}-token tiles, {da['warps']} warps, {da['stages']} stages.")
+    dg = res.get("decode_gemm")
+    if isinstance(dg, dict):
+        lines.append(f"Weight GEMMs up to {dg['max_m']} rows: Triton skinny GEMM {dg['wide']} "
+                     f"({dg['narrow']} for N <= {dg['narrow_n']}).")
     lines.append("")
     hf = {r["batch"]: r.get("step_wall_ms") for r in res.get("transformers_decode", [])}
     if res.get("decode"):
@@ -536,6 +540,37 @@ def set_decode_attention(spec: str, ap: argparse.ArgumentParser) -> None:
     attention.DECODE_TILE, attention.DECODE_WARPS, attention.DECODE_STAGES = tile, warps, stages
 
 
+def set_decode_gemm(spec: str, ap: argparse.ArgumentParser) -> dict:
+    """Makes the engine's weight GEMMs (gpu/engine/model.py ``linear``) the Triton skinny GEMM
+    (gpu/kernels/skinny_gemm.py) for batches of at most ``MAX_M`` rows, F.linear above: ``WIDE`` or
+    ``WIDE,NARROW``, config names, NARROW for weights of at most NARROW_N output columns (o and down
+    in Llama-2-7B: too few N tiles without a K split), WIDE for the others. Returns what was set;
+    an argument error naming the flag for a bad name."""
+    from gpu.engine import model as engine_model
+    from gpu.kernels.skinny_gemm import MAX_M, SkinnyConfig, skinny_gemm
+
+    names = [x for x in spec.split(",") if x]
+    if not 1 <= len(names) <= 2:
+        ap.error(f"--decode-gemm: expected WIDE or WIDE,NARROW (config names), got {spec!r}")
+    try:
+        cfgs = [SkinnyConfig.from_name(x) for x in names]
+    except ValueError as e:
+        ap.error(f"--decode-gemm: {e}")
+    wide, narrow = cfgs[0], cfgs[-1]
+    base = engine_model.linear
+
+    def linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > MAX_M or x.dim() != 2:
+            return base(x, w)
+        return skinny_gemm(x, w, narrow if w.shape[0] <= NARROW_N else wide)
+
+    engine_model.linear = linear
+    return {"wide": wide.name, "narrow": narrow.name, "narrow_n": NARROW_N, "max_m": MAX_M}
+
+
+NARROW_N = 8192  # --decode-gemm: weights with at most this many output columns take the NARROW config
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="out/bench")
@@ -549,15 +584,21 @@ def main() -> int:
                          "(gpu/engine/attention.py DECODE_TILE, DECODE_WARPS, DECODE_STAGES): the step with "
                          "another configuration of gpu/bench_decode_attention.py before the engine's default "
                          "is changed")
+    ap.add_argument("--decode-gemm", default=None, metavar="WIDE[,NARROW]",
+                    help="time the step with the Triton skinny GEMM of gpu/kernels/skinny_gemm.py for the "
+                         "weight GEMMs of batches up to 64 rows (config names as gpu/bench_gemm.py prints "
+                         f"them; NARROW for weights of at most {NARROW_N} output columns)")
     args = ap.parse_args()
     if args.decode_attention:
         set_decode_attention(args.decode_attention, ap)
+    decode_gemm = set_decode_gemm(args.decode_gemm, ap) if args.decode_gemm else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     res: dict = {"meta": metadata(), "model": PRESETS[args.model].to_dict(), "dtype": "float16", "args": vars(args)}
     res["meta"]["git_commit"] = os.environ.get("GIT_COMMIT")
     res["decode_attention"] = {"tile": attention.DECODE_TILE, "warps": attention.DECODE_WARPS,
                                "stages": attention.DECODE_STAGES, "head_fast": attention.DECODE_HEAD_FAST}
+    res["decode_gemm"] = decode_gemm or "F.linear"
     for name, fn in (("ceilings", None), ("engine", bench_engine), ("transformers", bench_transformers)):
         if name == "transformers" and args.skip_transformers:
             continue

@@ -13,7 +13,24 @@ qkv, o, gate_up and down, once per step lm_head -- for llama-2-7b [12288, 4096],
   (the previous library is restored afterwards; skipped, with the reason, where torch refuses it);
 - ``mm_t``: torch.mm(x, Wt) with Wt = W.t().contiguous(), the [K, N] layout, made once beforehand;
 - ``splitk4``: x and W cut into 4 slices along K, one torch.bmm of the slices into 4 fp16 partial
-  products (W's slices are strided views, not copies), summed by torch.sum (fp32 accumulation).
+  products (W's slices are strided views, not copies), summed by torch.sum (fp32 accumulation);
+- ``tsk_n{BLOCK_N}_k{BLOCK_K}_w{warps}_s{stages}_sk{SPLIT_K}``: the Triton weight-streaming skinny
+  GEMM of gpu/kernels/skinny_gemm.py on W as it is (one launch; SPLIT_K > 1 sums its K slices in
+  the same launch), one variant per config of TRITON_CONFIGS. On by default on CUDA (--no-triton
+  leaves them out), off on the CPU unless --triton (there they run under TRITON_INTERPRET=1 only,
+  else they are skipped with the reason); --triton-configs NAME,... restricts them to the names
+  given (any name of that form, in the list or not).
+
+The Triton configs (TRITON_CONFIGS) are a spread, not a search: ten, so that their compiles (about
+half a second each per BLOCK_M and K evenness; BLOCK_M 16 and 32 for batches 1..32) stay within
+a few tens of seconds. A W tile of 64 x 256 or 128 x 128 fp16 is 32 KB, and with 3 stages in
+flight an SM has about 100 KB requested from HBM, well above the ~32 KB per SM that 4.3 TB/s times
+~1 us of latency asks for; smaller tiles (32 x 256, 32 x 128, 64 x 128) take 60-72 KB of shared
+memory at M <= 16 so that three programs share an SM instead. On 132 SMs the wide shapes (qkv
+12288, gate_up 22016, lm_head 32000 rows) give 96-1000 N tiles, so they need no split; N = 4096
+(o, down) gives 32-128 tiles only, hence the split-K configs (2 or 4 slices: 128-256 programs).
+Configs with 64 x 256 tiles and 4 stages do not fit in shared memory at M > 32 (Triton's wgmma path
+stages 4 buffers there): their rows at batch 64 are errors.
 
 Every (shape, batch M, variant) is first checked against the float64 product on fresh random
 inputs (relative L2 error; above 1e-2 the variant is marked wrong, and a wrong variant's time never
@@ -33,7 +50,7 @@ of Llama-2-7B take 13 GB of fp16 weights (26 GB while mm_t's transposed copies e
 uses 4 layers. A variant's step counts as correct when all its single GEMMs at that batch are.
 
 Usage (GPU machine): python3 gpu/bench_gemm.py --out DIR [--model llama-2-7b|llama-2-13b]
-                     [--batches 1,8,16,32,64] [--quick]
+                     [--batches 1,8,16,32,64] [--quick] [--no-triton | --triton-configs NAME,...]
 Writes DIR/gemm.csv (one row per shape, batch and variant, the step sequence as shape "step"),
 DIR/gemm.json (metadata, copy bandwidth, shapes, the step times, the best variant per batch for the
 step and per shape and batch for single GEMMs) and prints the step table (ms and % of the copy
@@ -46,6 +63,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import math
 import statistics
@@ -146,6 +164,42 @@ VARIANTS: dict[str, Variant] = {
     f"splitk{SPLIT_K}": Variant(f"torch.bmm over {SPLIT_K} K slices (strided views of W), partials summed",
                                 _split_k, unsupported=_split_k_unsupported),
 }
+
+
+# The Triton skinny GEMM's configs (BLOCK_N, BLOCK_K, num_warps, num_stages, SPLIT_K); see the module
+# docstring. Programs at N = 4096 / 12288 / 22016 / 32000 and shared memory per program at M <= 16:
+TRITON_CONFIGS = (
+    (64, 256, 4, 4, 1),  # 64 / 192 / 344 / 500 programs, 120 KB: one per SM, 3 W tiles in flight
+    (64, 256, 8, 3, 1),  # the same tiles, 80 KB: two programs per SM, 8 warps issuing loads
+    (128, 128, 4, 4, 1),  # 32 / 96 / 172 / 250 programs, 108 KB: fewer, longer programs
+    (32, 256, 4, 4, 1),  # 128 / 384 / 688 / 1000 programs, 72 KB: N = 4096 fills the SMs unsplit
+    (32, 128, 4, 6, 1),  # as many programs, 60 KB: 8 KB W tiles, 5 in flight
+    (64, 256, 4, 4, 2),  # split-K: 128 programs at N = 4096, 384 at 12288
+    (64, 256, 4, 4, 4),  # 256 programs at N = 4096
+    (32, 256, 4, 4, 2),  # 256 programs at N = 4096, 72 KB
+    (64, 128, 4, 4, 4),  # 256 programs at N = 4096, 60 KB
+    (128, 128, 8, 4, 4),  # 128 programs of wide tiles at N = 4096
+)
+
+
+def triton_variants(names: list[str] | None, device: torch.device) -> dict[str, Variant]:
+    """The Triton skinny GEMM variants: one per config of TRITON_CONFIGS, or per name of ``names``
+    (ValueError for a name that is no config name). Each is skipped, with the reason, where Triton
+    cannot run on ``device``; none where Triton cannot be imported (the reason goes to stderr)."""
+    try:
+        from gpu.kernels import skinny_gemm as sg
+    except ImportError as e:
+        print(f"Triton variants left out: {type(e).__name__}: {e}", file=sys.stderr)
+        return {}
+    cfgs = [sg.SkinnyConfig.from_name(n) for n in names] if names else [sg.SkinnyConfig(*c) for c in TRITON_CONFIGS]
+    reason = sg.unavailable_reason(device)
+    out = {}
+    for c in cfgs:
+        out[c.name] = Variant(
+            f"Triton skinny GEMM (gpu/kernels/skinny_gemm.py): BLOCK_N {c.block_n}, BLOCK_K {c.block_k}, "
+            f"{c.num_warps} warps, {c.num_stages} stages, split-K {c.split_k}",
+            functools.partial(sg.skinny_gemm, cfg=c), unsupported=lambda n, k, reason=reason: reason)
+    return out
 
 
 def blas_library(name: str | None):
@@ -272,7 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help=f"{QUICK_LAYERS} layers in the step sequence")
     ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
                     help="cpu: a dry run with wall-clock timing (tests; use tiny shapes)")
+    ap.add_argument("--triton", action=argparse.BooleanOptionalAction, default=None,
+                    help="the Triton skinny GEMM variants (default: on CUDA, or with --triton-configs)")
+    ap.add_argument("--triton-configs", default="",
+                    help="comma-separated Triton config names (tsk_n64_k256_w4_s4_sk1, ...) instead of the list")
     args = ap.parse_args(argv)
+    triton_names = [n.strip() for n in args.triton_configs.split(",") if n.strip()]
     t_start = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -280,6 +339,12 @@ def main(argv: list[str] | None = None) -> int:
     dev = torch.device(args.device)
     cuda = dev.type == "cuda"
     timer = time_calls if cuda else cpu_time_calls
+    variants = dict(VARIANTS)
+    if args.triton if args.triton is not None else (cuda or bool(triton_names)):
+        try:
+            variants.update(triton_variants(triton_names, dev))
+        except ValueError as e:
+            ap.error(str(e))
     cfg = MODELS[args.model]
     shapes = gemm_shapes(cfg)
     layers = min(QUICK_LAYERS, cfg.num_layers) if args.quick else cfg.num_layers
@@ -307,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         refs = {m: check_x[m].double() @ w64 for m in batches}
         del w64
         xs = {m: [rand(m, k) for _ in range(nrot)] for m in batches}
-        for vname, v in VARIANTS.items():
+        for vname, v in variants.items():
             reason = skip_reason(v, n, k)
             if reason:
                 for m in batches:
@@ -338,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     step_bytes += shapes["lm_head"][0] * shapes["lm_head"][1] * 2
     acts = {m: {name: rand(m, k) for name, (n, k) in shapes.items()} for m in batches}
     step: dict[int, dict[str, dict]] = {m: {} for m in batches}
-    for vname, v in VARIANTS.items():
+    for vname, v in variants.items():
         print(f"step {vname}", file=sys.stderr, flush=True)
         todo = []
         for m in batches:
@@ -405,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         "batches": batches,
         "shapes": {name: {"n": n, "k": k, "weight_bytes": n * k * 2,
                           "per_step": layers if name in LAYER_GEMMS else 1} for name, (n, k) in shapes.items()},
-        "variants": {vname: v.description for vname, v in VARIANTS.items()},
+        "variants": {vname: v.description for vname, v in variants.items()},
         "rel_tol": REL_TOL,
         "step_weight_bytes": step_bytes,
         "step": {str(m): {vname: clean(r) for vname, r in step[m].items()} for m in batches},
@@ -416,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"copy bandwidth {bw / 1e12:.2f} TB/s; step: {cfg.name}, {layers} layers x ({', '.join(LAYER_GEMMS)}) "
           f"+ lm_head, {step_bytes / 1e9:.2f} GB of weights; ms and % of the copy bandwidth")
-    names = list(VARIANTS)
+    names = list(variants)
     width = max(19, *(len(vn) for vn in names))
     print(f"{'batch':>5} | " + " | ".join(f"{vn:>{width}}" for vn in names) + " | best")
     for m in batches:

@@ -29,6 +29,11 @@ from .kv_cache import PagedKVCache
 from .lora import LoraSlots
 from .weights import ModelConfig, ModelWeights
 
+# The weight GEMM of every projection and of lm_head: x [T, K] @ W^T for W [N, K] (nn.Linear's
+# layout). F.linear (cuBLAS) in the engine; gpu/bench_engine.py --decode-gemm sets another for one
+# run, to time the whole step with it (read at call time, so set it before graphs are captured).
+linear = F.linear
+
 
 @dataclass
 class PrefillChunk:
@@ -201,7 +206,7 @@ class LlamaModel:
         pending = None  # residual update not yet added to x (fused into the next norm)
         for li, lw in enumerate(self.w.layers):
             h = add_rms_norm(x, pending, lw.attn_norm, cfg.rms_norm_eps)
-            qkv = F.linear(h, lw.wqkv)
+            qkv = linear(h, lw.wqkv)
             if mask is not None:
                 if self.lora.fused_qkv and self._seg is None:
                     self.lora.add_delta_qkv(li, h, mask, qkv, (qs, kvs))
@@ -230,17 +235,17 @@ class LlamaModel:
                     kk, vv = self.kv.gather(li, c.block_table, c.start_pos + n)
                 attn[s:s + n] = prefill_attention(q[s:s + n], kk, vv, c.start_pos)
             attn = attn.view(-1, qs)
-            o = F.linear(attn, lw.wo)
+            o = linear(attn, lw.wo)
             self._lora_add(li, "o_proj", attn, o, mask)
             h = add_rms_norm(x, o, lw.mlp_norm, cfg.rms_norm_eps)
-            gu = F.linear(h, lw.w_gate_up)
+            gu = linear(h, lw.w_gate_up)
             self._lora_add(li, "gate_proj", h, gu, mask, (0, inter))
             self._lora_add(li, "up_proj", h, gu, mask, (inter, 2 * inter))
             a = silu_mul(gu)
-            dn = F.linear(a, lw.w_down)
+            dn = linear(a, lw.w_down)
             self._lora_add(li, "down_proj", a, dn, mask)
             pending = dn
         x = add_rms_norm(x, pending, self.w.final_norm, cfg.rms_norm_eps)
         if b.logits_idx is not None:
             x = x[b.logits_idx]
-        return F.linear(x, self.w.lm_head)
+        return linear(x, self.w.lm_head)

@@ -5,9 +5,13 @@ bench.md carries both lines."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 pytest.importorskip("torch")
+
+from conftest import patch_triton_interpreter_scalars  # noqa: E402
 
 from gpu import bench_engine as be  # noqa: E402
 
@@ -50,3 +54,42 @@ def test_decode_attention_flag_sets_the_engine_configuration(monkeypatch, tmp_pa
     assert (attention.DECODE_TILE, attention.DECODE_WARPS, attention.DECODE_STAGES) == (16, 8, 3)  # unchanged
     res = {"meta": {}, "decode_attention": {"tile": 16, "warps": 8, "stages": 3, "head_fast": False}}
     assert "Decode attention: 16-token tiles, 8 warps, 3 stages." in be.write_tables(res, tmp_path)
+
+
+def test_decode_gemm_flag_routes_small_batches_to_the_skinny_gemm(monkeypatch, tmp_path):
+    import argparse
+
+    import torch
+
+    from gpu.engine import model as engine_model
+    from gpu.kernels import skinny_gemm as sg
+
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        patch_triton_interpreter_scalars(monkeypatch)
+    monkeypatch.setattr(engine_model, "linear", engine_model.linear)  # restored after the test
+    monkeypatch.setattr(be, "NARROW_N", 24)
+    calls = []
+    real = sg.skinny_gemm
+    monkeypatch.setattr(sg, "skinny_gemm", lambda x, w, cfg: calls.append((w.shape[0], cfg.name)) or real(x, w, cfg))
+    ap = argparse.ArgumentParser()
+    for bad in ("", "tsk_n64", "tsk_n64_k256_w4_s4_sk1,tsk_n32_k128_w4_s4_sk2,tsk_n32_k128_w4_s4_sk1"):
+        with pytest.raises(SystemExit):
+            be.set_decode_gemm(bad, ap)
+    assert engine_model.linear is torch.nn.functional.linear  # unchanged by the bad names
+    got = be.set_decode_gemm("tsk_n16_k32_w4_s1_sk1,tsk_n16_k32_w4_s1_sk2", ap)
+    assert got["wide"] == "tsk_n16_k32_w4_s1_sk1" and got["narrow"] == "tsk_n16_k32_w4_s1_sk2"
+    dev = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: Triton's interpreter (conftest)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 64, generator=g).half().to(dev)
+    for n in (48, 24):  # wide, then narrow (N <= NARROW_N)
+        w = (torch.randn(n, 64, generator=g) * 0.1).half().to(dev)
+        ref = x.double() @ w.double().t()
+        y = engine_model.linear(x, w)
+        assert float((y.double() - ref).norm() / ref.norm()) < 2e-3
+    assert calls == [(48, "tsk_n16_k32_w4_s1_sk1"), (24, "tsk_n16_k32_w4_s1_sk2")]
+    big = torch.randn(sg.MAX_M + 1, 64, generator=g).to(dev)
+    engine_model.linear(big, w.float())  # above MAX_M rows: F.linear, not the kernel
+    assert len(calls) == 2
+    res = {"meta": {}, "decode_gemm": got}
+    text = be.write_tables(res, tmp_path)
+    assert "Triton skinny GEMM tsk_n16_k32_w4_s1_sk1 (tsk_n16_k32_w4_s1_sk2 for N <= 24)" in text

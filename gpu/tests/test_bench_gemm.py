@@ -1,14 +1,17 @@
 """gpu/bench_gemm.py as a dry run on the CPU (a tiny model shape, a fake timer that runs the calls):
-every variant is checked against the float64 product and gets its row in gemm.csv, the best
-variants and the metadata land in gemm.json, a wrong variant is marked wrong and never chosen as
-best, and the preferred BLAS library is set while its variant runs and restored afterwards -- so
-that a device call does not find the script's mistakes."""
+every variant -- the Triton skinny GEMM's too, under TRITON_INTERPRET=1, with --triton -- is
+checked against the float64 product and gets its row in gemm.csv, the best variants and the
+metadata land in gemm.json, a wrong variant is marked wrong and never chosen as best, and the
+preferred BLAS library is set while its variant runs and restored afterwards -- so that a device
+call does not find the script's mistakes."""
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import itertools
 import json
+import os
 
 import pytest
 
@@ -24,6 +27,8 @@ TINY = ModelConfig(name="tiny-gemm", hidden_size=64, intermediate_size=80, num_l
 BATCHES = (1, 3, 8)
 SHAPES = ("qkv", "o", "gate_up", "down", "lm_head")
 VARIANTS = ("linear", "linear_cublaslt", "mm_t", "splitk4")
+# Two of bench_gemm.TRITON_CONFIGS, without and with split-K (the interpreter takes ~0.01 s a program)
+TRITON = ("tsk_n128_k128_w4_s4_sk1", "tsk_n64_k256_w4_s4_sk2")
 BW = 1e9  # the patched copy bandwidth, bytes/s
 META_KEYS = {"gpu_name", "driver", "cuda", "torch", "triton", "date_utc", "git_commit"}
 
@@ -77,12 +82,31 @@ def test_shapes_from_presets():
     assert bg.skip_reason(bg.VARIANTS["splitk4"], 8, 96) is None
 
 
-def test_dry_run(tmp_path, monkeypatch, capsys):
+def _triton_on_cpu(monkeypatch) -> None:
+    if importlib.util.find_spec("triton") is None or os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("the Triton variants on the CPU need Triton and TRITON_INTERPRET=1")
+    from conftest import patch_triton_interpreter_scalars
+
+    patch_triton_interpreter_scalars(monkeypatch)
+
+
+@pytest.mark.parametrize("triton", [False, True], ids=["torch", "triton"])
+def test_dry_run(tmp_path, monkeypatch, capsys, triton):
     timer = FakeTimer()
-    rows, doc = run(tmp_path, monkeypatch, timer)
+    variants = VARIANTS
+    extra = ()
+    if triton:
+        _triton_on_cpu(monkeypatch)
+        variants = VARIANTS + TRITON
+        extra = ("--triton-configs", ",".join(TRITON))
+        from gpu.kernels.skinny_gemm import SkinnyConfig
+
+        assert set(TRITON) <= {SkinnyConfig(*c).name for c in bg.TRITON_CONFIGS}
+    rows, doc = run(tmp_path, monkeypatch, timer, *extra)
     keys = [(r["shape"], int(r["batch"]), r["variant"]) for r in rows]
     assert len(keys) == len(set(keys))
-    assert set(keys) == set(itertools.product(SHAPES + ("step",), BATCHES, VARIANTS))
+    assert set(keys) == set(itertools.product(SHAPES + ("step",), BATCHES, variants))
+    assert list(doc["variants"]) == list(variants)
     shapes = bg.gemm_shapes(TINY)
     lt_ok = None
     for r in rows:
@@ -106,7 +130,7 @@ def test_dry_run(tmp_path, monkeypatch, capsys):
         assert int(r["bytes"]) == nbytes, r
         assert float(r["gb_per_s"]) == pytest.approx(nbytes / 10e-6 / 1e9, abs=0.06)
         assert float(r["pct_copy_bw"]) == pytest.approx(100 * nbytes / 10e-6 / BW, abs=0.06)
-    timed_variants = len(VARIANTS) - (0 if lt_ok else 1)
+    timed_variants = len(variants) - (0 if lt_ok else 1)
     singles = [e for e in timer.log if not e[1]]
     steps = [e for e in timer.log if e[1]]
     assert len(singles) == len(SHAPES) * len(BATCHES) * timed_variants
@@ -123,12 +147,12 @@ def test_dry_run(tmp_path, monkeypatch, capsys):
     assert set(doc["best_step"]) == {str(m) for m in BATCHES}
     for m in BATCHES:
         b = doc["best_step"][str(m)]
-        assert b["variant"] in VARIANTS and b["ms"] == pytest.approx(0.01) and b["speedup_vs_linear"] == 1.0
+        assert b["variant"] in variants and b["ms"] == pytest.approx(0.01) and b["speedup_vs_linear"] == 1.0
         assert doc["step"][str(m)]["linear"]["status"] == "ok"
         for name in SHAPES:
             assert doc["best_gemm"][name][str(m)]["us"] == 10.0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[-len(BATCHES) - 1].split() == ["batch", "|", *" | ".join(VARIANTS).split(), "|", "best"]
+    assert lines[-len(BATCHES) - 1].split() == ["batch", "|", *" | ".join(variants).split(), "|", "best"]
     assert [line.split()[0] for line in lines[-len(BATCHES):]] == [str(m) for m in BATCHES]
 
 
@@ -190,3 +214,28 @@ def test_blas_library_set_while_its_variant_runs_and_restored(tmp_path, monkeypa
     libs = [lib for _, _, lib in timer.log]
     per_variant = (len(SHAPES) + 1) * len(BATCHES)
     assert libs.count("cublaslt") == per_variant and libs.count("cublas") == (len(VARIANTS) - 1) * per_variant
+
+
+def test_triton_configs_and_flags(tmp_path, monkeypatch):
+    pytest.importorskip("triton")
+    from gpu.kernels import skinny_gemm as sg
+
+    names = [sg.SkinnyConfig(*c).name for c in bg.TRITON_CONFIGS]
+    assert len(set(names)) == len(names) <= 12  # compile time on the GPU run
+    assert any(sg.SkinnyConfig(*c).split_k > 1 for c in bg.TRITON_CONFIGS)
+    assert list(bg.triton_variants(None, torch.device("cuda"))) == names
+    assert list(bg.triton_variants(["tsk_n16_k16_w1_s1_sk3"], torch.device("cuda"))) == ["tsk_n16_k16_w1_s1_sk3"]
+    with pytest.raises(SystemExit):  # argparse's error
+        run(tmp_path, monkeypatch, FakeTimer(), "--triton-configs", "tsk_n64_k256")
+    rows, _ = run(tmp_path, monkeypatch, FakeTimer(), "--no-triton", "--triton-configs", TRITON[0])
+    assert {r["variant"] for r in rows} == set(VARIANTS)
+
+    # where Triton cannot run (the CPU without the interpreter), its rows are skipped with the reason
+    monkeypatch.setattr(sg, "unavailable_reason", lambda device: "no Triton here")
+    timer = FakeTimer()
+    rows, doc = run(tmp_path, monkeypatch, timer, "--triton", "--triton-configs", ",".join(TRITON))
+    tri = [r for r in rows if r["variant"] in TRITON]
+    assert len(tri) == len(TRITON) * (len(SHAPES) + 1) * len(BATCHES)
+    assert all(r["status"] == "skipped" and "no Triton here" in r["note"] for r in tri), tri
+    assert len(timer.log) == (len(SHAPES) + 1) * len(BATCHES) * sum(
+        1 for v in VARIANTS if v != "linear_cublaslt" or any(r["variant"] == v and r["status"] == "ok" for r in rows))
