@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from gpu.check_engine import metadata  # noqa: E402
 from gpu.engine import attention  # noqa: E402
@@ -453,9 +454,12 @@ def write_tables(res: dict, out: Path) -> str:
         da = res["decode_attention"]
         lines.append(f"Decode attention: {da['tile']}-token tiles, {da['warps']} warps, {da['stages']} stages.")
     dg = res.get("decode_gemm")
-    if isinstance(dg, dict):
-        lines.append(f"Weight GEMMs up to {dg['max_m']} rows: Triton skinny GEMM {dg['wide']} "
-                     f"({dg['narrow']} for N <= {dg['narrow_n']}).")
+    if isinstance(dg, dict) and dg.get("max_m"):
+        narrow = f" ({dg['narrow']} for N <= {dg['narrow_n']})" if dg["narrow"] != dg["wide"] else ""
+        lines.append(f"Weight GEMMs up to {dg['max_m']} rows: Triton skinny GEMM {dg['wide']}{narrow}; "
+                     "F.linear above.")
+    elif dg is not None:
+        lines.append("Weight GEMMs: F.linear at every batch.")
     lines.append("")
     hf = {r["batch"]: r.get("step_wall_ms") for r in res.get("transformers_decode", [])}
     if res.get("decode"):
@@ -540,13 +544,17 @@ def set_decode_attention(spec: str, ap: argparse.ArgumentParser) -> None:
     attention.DECODE_TILE, attention.DECODE_WARPS, attention.DECODE_STAGES = tile, warps, stages
 
 
-def set_decode_gemm(spec: str, ap: argparse.ArgumentParser) -> dict:
-    """Makes the engine's weight GEMMs (gpu/engine/model.py ``linear``) the Triton skinny GEMM
-    (gpu/kernels/skinny_gemm.py) for batches of at most ``MAX_M`` rows, F.linear above: ``WIDE`` or
-    ``WIDE,NARROW``, config names, NARROW for weights of at most NARROW_N output columns (o and down
-    in Llama-2-7B: too few N tiles without a K split), WIDE for the others. Returns what was set;
-    an argument error naming the flag for a bad name."""
+def set_decode_gemm(spec: str, ap: argparse.ArgumentParser) -> dict | str:
+    """Sets the engine's weight GEMMs (gpu/engine/model.py ``linear``) for one run: ``none``, F.linear
+    (cuBLAS) at every batch; else the Triton skinny GEMM (gpu/kernels/skinny_gemm.py) for batches of
+    at most ``MAX_M`` rows, F.linear above, as ``WIDE`` or ``WIDE,NARROW``, config names, NARROW for
+    weights of at most NARROW_N output columns (o and down in Llama-2-7B), WIDE for the others.
+    Returns what was set; an argument error naming the flag for a bad name."""
     from gpu.engine import model as engine_model
+
+    if spec == "none":
+        engine_model.SKINNY_MAX_M = 0
+        return "F.linear"
     from gpu.kernels.skinny_gemm import MAX_M, SkinnyConfig, skinny_gemm
 
     names = [x for x in spec.split(",") if x]
@@ -557,11 +565,10 @@ def set_decode_gemm(spec: str, ap: argparse.ArgumentParser) -> dict:
     except ValueError as e:
         ap.error(f"--decode-gemm: {e}")
     wide, narrow = cfgs[0], cfgs[-1]
-    base = engine_model.linear
 
     def linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         if x.shape[0] > MAX_M or x.dim() != 2:
-            return base(x, w)
+            return F.linear(x, w)
         return skinny_gemm(x, w, narrow if w.shape[0] <= NARROW_N else wide)
 
     engine_model.linear = linear
@@ -587,7 +594,9 @@ def main() -> int:
     ap.add_argument("--decode-gemm", default=None, metavar="WIDE[,NARROW]",
                     help="time the step with the Triton skinny GEMM of gpu/kernels/skinny_gemm.py for the "
                          "weight GEMMs of batches up to 64 rows (config names as gpu/bench_gemm.py prints "
-                         f"them; NARROW for weights of at most {NARROW_N} output columns)")
+                         f"them; NARROW for weights of at most {NARROW_N} output columns), or 'none': "
+                         "F.linear at every batch (the engine's default: the skinny GEMM up to "
+                         "gpu/engine/model.py SKINNY_MAX_M rows)")
     args = ap.parse_args()
     if args.decode_attention:
         set_decode_attention(args.decode_attention, ap)
@@ -598,7 +607,12 @@ def main() -> int:
     res["meta"]["git_commit"] = os.environ.get("GIT_COMMIT")
     res["decode_attention"] = {"tile": attention.DECODE_TILE, "warps": attention.DECODE_WARPS,
                                "stages": attention.DECODE_STAGES, "head_fast": attention.DECODE_HEAD_FAST}
-    res["decode_gemm"] = decode_gemm or "F.linear"
+    if decode_gemm is None:
+        from gpu.engine import model as engine_model
+
+        decode_gemm = {"wide": engine_model.SKINNY_CONFIG, "narrow": engine_model.SKINNY_CONFIG, "narrow_n": 0,
+                       "max_m": engine_model.SKINNY_MAX_M, "engine_default": True}
+    res["decode_gemm"] = decode_gemm
     for name, fn in (("ceilings", None), ("engine", bench_engine), ("transformers", bench_transformers)):
         if name == "transformers" and args.skip_transformers:
             continue

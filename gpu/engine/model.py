@@ -29,10 +29,27 @@ from .kv_cache import PagedKVCache
 from .lora import LoraSlots
 from .weights import ModelConfig, ModelWeights
 
-# The weight GEMM of every projection and of lm_head: x [T, K] @ W^T for W [N, K] (nn.Linear's
-# layout). F.linear (cuBLAS) in the engine; gpu/bench_engine.py --decode-gemm sets another for one
-# run, to time the whole step with it (read at call time, so set it before graphs are captured).
-linear = F.linear
+# Decode-sized weight GEMMs (at most SKINNY_MAX_M rows, fp16 on CUDA) run as the Triton skinny GEMM
+# of gpu/kernels/skinny_gemm.py with SKINNY_CONFIG, the others as F.linear (cuBLAS). On the H200
+# (`bash gpu/gemm_speed.sh` at e5d734f, gpu/results/gemm-speed-h200-e5d734f/, docs/engine.md) the
+# step's 32 layers of GEMMs and lm_head took 3.51 / 3.56 / 3.60 ms this way at batch 1 / 8 / 16
+# against cuBLASLt's 3.66 / 3.68 / 3.72, and 4.47 against 3.60 at batch 32: hence 16. 0 turns it off.
+SKINNY_MAX_M = 16
+SKINNY_CONFIG = "tsk_n32_k128_w4_s6_sk1"
+if HAVE_TRITON:
+    from gpu.kernels.skinny_gemm import SkinnyConfig, skinny_gemm
+
+    _SKINNY = SkinnyConfig.from_name(SKINNY_CONFIG)
+
+
+def linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """x [T, K] @ W^T for W [N, K] (nn.Linear's layout): the weight GEMM of every projection and of
+    lm_head. gpu/bench_engine.py --decode-gemm replaces this function for one run (it is looked up
+    at call time, so before the graphs are captured)."""
+    if (HAVE_TRITON and x.is_cuda and x.dim() == 2 and 1 <= x.shape[0] <= SKINNY_MAX_M
+            and x.dtype == torch.float16 and w.dtype == torch.float16):
+        return skinny_gemm(x, w, _SKINNY)
+    return F.linear(x, w)
 
 
 @dataclass

@@ -66,7 +66,9 @@ def test_decode_gemm_flag_routes_small_batches_to_the_skinny_gemm(monkeypatch, t
 
     if os.environ.get("TRITON_INTERPRET") == "1":
         patch_triton_interpreter_scalars(monkeypatch)
-    monkeypatch.setattr(engine_model, "linear", engine_model.linear)  # restored after the test
+    engine_linear = engine_model.linear
+    monkeypatch.setattr(engine_model, "linear", engine_linear)  # restored after the test
+    monkeypatch.setattr(engine_model, "SKINNY_MAX_M", engine_model.SKINNY_MAX_M)
     monkeypatch.setattr(be, "NARROW_N", 24)
     calls = []
     real = sg.skinny_gemm
@@ -75,7 +77,8 @@ def test_decode_gemm_flag_routes_small_batches_to_the_skinny_gemm(monkeypatch, t
     for bad in ("", "tsk_n64", "tsk_n64_k256_w4_s4_sk1,tsk_n32_k128_w4_s4_sk2,tsk_n32_k128_w4_s4_sk1"):
         with pytest.raises(SystemExit):
             be.set_decode_gemm(bad, ap)
-    assert engine_model.linear is torch.nn.functional.linear  # unchanged by the bad names
+    assert engine_model.linear is engine_linear  # unchanged by the bad names
+    assert be.set_decode_gemm("none", ap) == "F.linear" and engine_model.SKINNY_MAX_M == 0
     got = be.set_decode_gemm("tsk_n16_k32_w4_s1_sk1,tsk_n16_k32_w4_s1_sk2", ap)
     assert got["wide"] == "tsk_n16_k32_w4_s1_sk1" and got["narrow"] == "tsk_n16_k32_w4_s1_sk2"
     dev = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: Triton's interpreter (conftest)
@@ -92,4 +95,23 @@ def test_decode_gemm_flag_routes_small_batches_to_the_skinny_gemm(monkeypatch, t
     assert len(calls) == 2
     res = {"meta": {}, "decode_gemm": got}
     text = be.write_tables(res, tmp_path)
-    assert "Triton skinny GEMM tsk_n16_k32_w4_s1_sk1 (tsk_n16_k32_w4_s1_sk2 for N <= 24)" in text
+    assert "Triton skinny GEMM tsk_n16_k32_w4_s1_sk1 (tsk_n16_k32_w4_s1_sk2 for N <= 24); F.linear above." in text
+    assert "Weight GEMMs: F.linear at every batch." in be.write_tables({"meta": {}, "decode_gemm": "F.linear"},
+                                                                      tmp_path)
+
+
+def test_the_engine_uses_the_skinny_gemm_for_small_fp16_batches_on_cuda_only(monkeypatch):
+    import torch
+
+    from gpu.engine import model as engine_model
+
+    seen = []
+    monkeypatch.setattr(engine_model, "skinny_gemm", lambda x, w, cfg: seen.append(cfg.name) or x @ w.t())
+    x, w = torch.randn(4, 8).half(), torch.randn(6, 8).half()
+    engine_model.linear(x, w)  # CPU tensors: F.linear
+    assert seen == []
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))  # stands in for a GPU
+    engine_model.linear(x, w)
+    engine_model.linear(torch.randn(engine_model.SKINNY_MAX_M + 1, 8).half(), w)  # above the bound
+    engine_model.linear(x.float(), w.float())  # fp32: F.linear
+    assert seen == [engine_model.SKINNY_CONFIG]
