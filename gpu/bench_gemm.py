@@ -21,7 +21,8 @@ qkv, o, gate_up and down, once per step lm_head -- for llama-2-7b [12288, 4096],
   else they are skipped with the reason); --triton-configs NAME,... restricts them to the names
   given (any name of that form, in the list or not).
 
-The Triton configs (TRITON_CONFIGS) are a spread, not a search: ten, so that their compiles (about
+The Triton configs (TRITON_CONFIGS) are a spread, not a search: fourteen (four of them computing
+the transposed product, ``_ab``), so that their compiles (about
 half a second each per BLOCK_M and K evenness; BLOCK_M 16 and 32 for batches 1..32) stay within
 a few tens of seconds. A W tile of 64 x 256 or 128 x 128 fp16 is 32 KB, and with 3 stages in
 flight an SM has about 100 KB requested from HBM, well above the ~32 KB per SM that 4.3 TB/s times
@@ -179,6 +180,13 @@ TRITON_CONFIGS = (
     (32, 256, 4, 4, 2),  # 256 programs at N = 4096, 72 KB
     (64, 128, 4, 4, 4),  # 256 programs at N = 4096, 60 KB
     (128, 128, 8, 4, 4),  # 128 programs of wide tiles at N = 4096
+    # The transposed product (swap_ab, y^T = W x^T): the W tile is the MMA's row side, so at M = 32
+    # the x tile is the narrow operand (at e5d734f every config above lost a fifth or more of its
+    # bandwidth from batch 16 to 32, where its M tile doubles). Added after that run, not yet timed.
+    (64, 128, 4, 4, 1, True),  # 64 / 192 / 344 / 500 programs
+    (64, 256, 4, 3, 1, True),
+    (128, 128, 4, 3, 1, True),
+    (64, 128, 4, 4, 2, True),  # 128 programs at N = 4096
 )
 
 
@@ -197,7 +205,7 @@ def triton_variants(names: list[str] | None, device: torch.device) -> dict[str, 
     for c in cfgs:
         out[c.name] = Variant(
             f"Triton skinny GEMM (gpu/kernels/skinny_gemm.py): BLOCK_N {c.block_n}, BLOCK_K {c.block_k}, "
-            f"{c.num_warps} warps, {c.num_stages} stages, split-K {c.split_k}",
+            f"{c.num_warps} warps, {c.num_stages} stages, split-K {c.split_k}" + (", y^T = W x^T" if c.swap_ab else ""),
             functools.partial(sg.skinny_gemm, cfg=c), unsupported=lambda n, k, reason=reason: reason)
     return out
 

@@ -4,15 +4,17 @@
 # against float64) at batch 1, 8, 16 and 32; gpu/gemm_speed_pick.py picks the Triton config whose
 # step sequence is fastest over batch 1-16; then the engine's decode step (gpu/bench_engine.py, no
 # transformers) as it runs by default (the skinny GEMM up to gpu/engine/model.py SKINNY_MAX_M rows),
-# with F.linear at every batch (--decode-gemm none), and with the pick where it is not the default.
+# with F.linear at every batch (--decode-gemm none), with the pick where it is not the default, and
+# with the config fastest at batch 32 alone (engine-pick32/: read its rows of batch 32 and above).
 # Needs GIT_COMMIT in the environment. Results: $OUT/gemm-speed.tar.gz (gemm/, engine/,
-# engine-cublas/, engine-pick/, logs).
+# engine-cublas/, engine-pick/, engine-pick32/, logs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ARCHIVE=gemm-speed.tar.gz
 . gpu/common/steps.sh  # OUT, W (the work folder), pack, step
 step gemm timeout 240 python3 gpu/bench_gemm.py --batches 1,8,16,32 --out "$W/gemm"
 pick=$(python3 gpu/gemm_speed_pick.py "$W/gemm/gemm.csv" --batches 1,8,16 2>"$W/pick.log")
+pick32=$(python3 gpu/gemm_speed_pick.py "$W/gemm/gemm.csv" --batches 32 2>>"$W/pick.log")
 cat "$W/pick.log"
 step engine timeout 150 python3 gpu/bench_engine.py --skip-transformers --out "$W/engine"
 step engine-cublas timeout 150 python3 gpu/bench_engine.py --skip-transformers --decode-gemm none \
@@ -22,6 +24,12 @@ if [ -n "$pick" ] && [ "$pick" != "$default" ]; then
   step engine-pick timeout 150 python3 gpu/bench_engine.py --skip-transformers --decode-gemm "$pick" \
     --out "$W/engine-pick"
 fi
+if [ -n "$pick32" ]; then
+  step engine-pick32 timeout 150 python3 gpu/bench_engine.py --skip-transformers --decode-gemm "$pick32" \
+    --out "$W/engine-pick32"
+fi
 tail -n 8 "$W/gemm.log"
-grep -h -E "^\| (1|8|16|32|64) \| none" "$W/engine/bench.md" "$W/engine-cublas/bench.md" "$W/engine-pick/bench.md" 2>/dev/null
+for d in engine engine-cublas engine-pick engine-pick32; do
+  [ -f "$W/$d/bench.md" ] && { echo "$d"; grep -E "^\| (1|8|16|32|64) \| none" "$W/$d/bench.md"; }
+done
 echo "== done $(date -u +%T)"

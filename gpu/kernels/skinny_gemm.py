@@ -60,7 +60,7 @@ import triton.language as tl
 
 MAX_M = 64  # rows the kernel is meant for: BLOCK_M = 64 at most; larger batches belong to cuBLAS
 _DTYPES = (torch.float16, torch.bfloat16)
-_NAME = re.compile(r"tsk_n(\d+)_k(\d+)_w(\d+)_s(\d+)_sk(\d+)")
+_NAME = re.compile(r"tsk_n(\d+)_k(\d+)_w(\d+)_s(\d+)_sk(\d+)(_ab)?")
 
 
 def unavailable_reason(device: torch.device | str) -> str | None:
@@ -83,7 +83,7 @@ def skinny_gemm_kernel(
     stride_wn, stride_wk,
     stride_ym, stride_yn,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    SPLIT_K: tl.constexpr, EVEN_K: tl.constexpr,
+    SPLIT_K: tl.constexpr, EVEN_K: tl.constexpr, SWAP_AB: tl.constexpr = False,
 ):
     """y[:, n-tile] = x @ W[n-tile, :]^T; with SPLIT_K > 1, the K slice's partial, summed by the
     tile's last program."""
@@ -98,7 +98,10 @@ def skinny_gemm_kernel(
 
     x_ptrs = x_ptr + offs_m[:, None] * stride_xm + (k_begin + offs_k)[None, :] * stride_xk
     w_ptrs = w_ptr + offs_n[:, None].to(tl.int64) * stride_wn + (k_begin + offs_k)[None, :] * stride_wk
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    if SWAP_AB:  # y^T = W x^T: the W tile is the product's row side (wgmma's 64-row side at BLOCK_N >= 64)
+        acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    else:
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, k_per_split, BLOCK_K):  # the same trip count in every program
         if EVEN_K:  # the slices tile K exactly: no K masks
             xt = tl.load(x_ptrs, mask=m_mask[:, None], other=0.0)
@@ -107,9 +110,14 @@ def skinny_gemm_kernel(
             k_mask = (k_begin + k0 + offs_k) < K
             xt = tl.load(x_ptrs, mask=m_mask[:, None] & k_mask[None, :], other=0.0)
             wt = tl.load(w_ptrs, mask=n_mask[:, None] & k_mask[None, :], other=0.0)
-        acc = tl.dot(xt, tl.trans(wt), acc)
+        if SWAP_AB:
+            acc = tl.dot(wt, tl.trans(xt), acc)
+        else:
+            acc = tl.dot(xt, tl.trans(wt), acc)
         x_ptrs += BLOCK_K * stride_xk
         w_ptrs += BLOCK_K * stride_wk
+    if SWAP_AB:
+        acc = tl.trans(acc)  # [BLOCK_M, BLOCK_N] again, for the same epilogue
 
     mn_mask = m_mask[:, None] & n_mask[None, :]
     y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :] * stride_yn
@@ -132,13 +140,16 @@ def skinny_gemm_kernel(
 @dataclass(frozen=True)
 class SkinnyConfig:
     """Compile-time tiling of ``skinny_gemm_kernel``: N tile rows, K step, warps, pipeline stages
-    and K slices (1: no split). BLOCK_M is not part of it: it follows M."""
+    and K slices (1: no split), and whether the product is computed transposed (``swap_ab``: y^T =
+    W x^T, the W tile as the MMA's row side; name suffix ``_ab``). BLOCK_M is not part of it: it
+    follows M."""
 
     block_n: int = 64
     block_k: int = 256
     num_warps: int = 4
     num_stages: int = 4
     split_k: int = 1
+    swap_ab: bool = False
 
     def __post_init__(self) -> None:
         for field, v in (("block_n", self.block_n), ("block_k", self.block_k)):
@@ -151,8 +162,9 @@ class SkinnyConfig:
 
     @property
     def name(self) -> str:
-        """``tsk_n{block_n}_k{block_k}_w{num_warps}_s{num_stages}_sk{split_k}``."""
-        return f"tsk_n{self.block_n}_k{self.block_k}_w{self.num_warps}_s{self.num_stages}_sk{self.split_k}"
+        """``tsk_n{block_n}_k{block_k}_w{num_warps}_s{num_stages}_sk{split_k}``, ``_ab`` after it with swap_ab."""
+        return (f"tsk_n{self.block_n}_k{self.block_k}_w{self.num_warps}_s{self.num_stages}_sk{self.split_k}"
+                + ("_ab" if self.swap_ab else ""))
 
     @classmethod
     def from_name(cls, name: str) -> SkinnyConfig:
@@ -160,7 +172,8 @@ class SkinnyConfig:
         match = _NAME.fullmatch(name)
         if match is None:
             raise ValueError(f"not a skinny GEMM config name: {name!r} (like tsk_n64_k256_w4_s4_sk1)")
-        return cls(*(int(v) for v in match.groups()))
+        *ints, ab = match.groups()
+        return cls(*(int(v) for v in ints), swap_ab=ab is not None)
 
     def k_per_split(self, k: int) -> int:
         """K elements per slice: K / split_k rounded up to whole BLOCK_K steps (so slices start on
@@ -252,6 +265,6 @@ def skinny_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: torch.
         m, n, k, cfg.k_per_split(k),
         x.stride(0), x.stride(1), w.stride(0), w.stride(1), out.stride(0), out.stride(1),
         BLOCK_M=block_m(m), BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, SPLIT_K=cfg.split_k,
-        EVEN_K=cfg.even_k(k), num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        EVEN_K=cfg.even_k(k), SWAP_AB=cfg.swap_ab, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     return out

@@ -48,6 +48,8 @@ CASES = [
     (96, 128, SkinnyConfig(32, 32, 4, 2, 2)),
     (100, 40, SkinnyConfig(64, 32, 4, 2, 4)),
     (64, 96, SkinnyConfig(16, 16, 4, 2, 3)),
+    (100, 80, SkinnyConfig(64, 32, 4, 2, 1, swap_ab=True)),  # the transposed product, N and K tails
+    (100, 200, SkinnyConfig(32, 64, 4, 2, 2, swap_ab=True)),  # and with split-K
 ]
 
 
@@ -117,11 +119,13 @@ def test_bf16():
 def test_config_names_and_tiles():
     c = SkinnyConfig(64, 256, 4, 4, 2)
     assert c.name == "tsk_n64_k256_w4_s4_sk2" and SkinnyConfig.from_name(c.name) == c
+    ab = SkinnyConfig(64, 128, 4, 4, 1, swap_ab=True)
+    assert ab.name == "tsk_n64_k128_w4_s4_sk1_ab" and SkinnyConfig.from_name(ab.name) == ab
     assert [block_m(m) for m in (1, 15, 16, 17, 32, 33, 64)] == [16, 16, 16, 32, 32, 64, 64]
     assert c.k_per_split(4096) == 2048 and c.even_k(4096)
     assert SkinnyConfig(64, 256, 4, 4, 4).k_per_split(11008) == 11 * 256  # 43 steps: 11, 11, 11, 10
     assert not SkinnyConfig(64, 256, 4, 4, 4).even_k(11008) and SkinnyConfig(64, 256, 4, 4, 1).even_k(11008)
-    for bad in ("tsk_n64_k256_w4_s4", "n64_k256_w4_s4_sk1", "tsk_n64_k256_w4_s4_skx"):
+    for bad in ("tsk_n64_k256_w4_s4", "n64_k256_w4_s4_sk1", "tsk_n64_k256_w4_s4_skx", "tsk_n64_k256_w4_s4_sk1_ba"):
         with pytest.raises(ValueError, match="config name"):
             SkinnyConfig.from_name(bad)
     with pytest.raises(ValueError, match="power of two"):
