@@ -36,17 +36,21 @@ from .weights import ModelConfig, ModelWeights
 # against cuBLASLt's 3.66 / 3.68 / 3.72, and 4.47 against 3.60 at batch 32: hence 16. 0 turns it off.
 SKINNY_MAX_M = 16
 SKINNY_CONFIG = "tsk_n32_k128_w4_s6_sk1"
+_SKINNY = None  # the config, where the kernel can be imported (the project's gpu package, Triton)
 if HAVE_TRITON:
-    from gpu.kernels.skinny_gemm import SkinnyConfig, skinny_gemm
+    try:
+        from gpu.kernels.skinny_gemm import SkinnyConfig, skinny_gemm
 
-    _SKINNY = SkinnyConfig.from_name(SKINNY_CONFIG)
+        _SKINNY = SkinnyConfig.from_name(SKINNY_CONFIG)
+    except ImportError:  # the engine imported without the project's root on sys.path: F.linear
+        pass
 
 
 def linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """x [T, K] @ W^T for W [N, K] (nn.Linear's layout): the weight GEMM of every projection and of
     lm_head. gpu/bench_engine.py --decode-gemm replaces this function for one run (it is looked up
     at call time, so before the graphs are captured)."""
-    if (HAVE_TRITON and x.is_cuda and x.dim() == 2 and 1 <= x.shape[0] <= SKINNY_MAX_M
+    if (_SKINNY is not None and x.is_cuda and x.dim() == 2 and 1 <= x.shape[0] <= SKINNY_MAX_M
             and x.dtype == torch.float16 and w.dtype == torch.float16):
         return skinny_gemm(x, w, _SKINNY)
     return F.linear(x, w)
