@@ -460,6 +460,8 @@ def write_tables(res: dict, out: Path) -> str:
                      "F.linear above.")
     elif dg is not None:
         lines.append("Weight GEMMs: F.linear at every batch.")
+    if res.get("fuse_prologues"):
+        lines.append("add_rms_norm and silu_mul folded into the skinny GEMMs (FUSE_PROLOGUES).")
     lines.append("")
     hf = {r["batch"]: r.get("step_wall_ms") for r in res.get("transformers_decode", [])}
     if res.get("decode"):
@@ -597,7 +599,14 @@ def main() -> int:
                          f"them; NARROW for weights of at most {NARROW_N} output columns), or 'none': "
                          "F.linear at every batch (the engine's default: the skinny GEMM up to "
                          "gpu/engine/model.py SKINNY_MAX_M rows)")
+    ap.add_argument("--fuse-prologues", action="store_true",
+                    help="fold add_rms_norm into the qkv and gate_up GEMMs and silu_mul into down where the "
+                         "skinny GEMM runs (gpu/engine/model.py FUSE_PROLOGUES, off by default)")
     args = ap.parse_args()
+    if args.fuse_prologues:
+        from gpu.engine import model as engine_model
+
+        engine_model.FUSE_PROLOGUES = True
     if args.decode_attention:
         set_decode_attention(args.decode_attention, ap)
     decode_gemm = set_decode_gemm(args.decode_gemm, ap) if args.decode_gemm else None
@@ -613,6 +622,7 @@ def main() -> int:
         decode_gemm = {"wide": engine_model.SKINNY_CONFIG, "narrow": engine_model.SKINNY_CONFIG, "narrow_n": 0,
                        "max_m": engine_model.SKINNY_MAX_M, "engine_default": True}
     res["decode_gemm"] = decode_gemm
+    res["fuse_prologues"] = bool(args.fuse_prologues)
     for name, fn in (("ceilings", None), ("engine", bench_engine), ("transformers", bench_transformers)):
         if name == "transformers" and args.skip_transformers:
             continue

@@ -5,9 +5,10 @@
 # step sequence is fastest over batch 1-16; then the engine's decode step (gpu/bench_engine.py, no
 # transformers) as it runs by default (the skinny GEMM up to gpu/engine/model.py SKINNY_MAX_M rows),
 # with F.linear at every batch (--decode-gemm none), with the pick where it is not the default, and
+# with add_rms_norm and silu_mul folded into the skinny GEMMs (--fuse-prologues, engine-fused/), and
 # with the config fastest at batch 32 alone (engine-pick32/: read its rows of batch 32 and above).
 # Needs GIT_COMMIT in the environment. Results: $OUT/gemm-speed.tar.gz (gemm/, engine/,
-# engine-cublas/, engine-pick/, engine-pick32/, logs).
+# engine-cublas/, engine-pick/, engine-fused/, engine-pick32/, logs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ARCHIVE=gemm-speed.tar.gz
@@ -24,12 +25,14 @@ if [ -n "$pick" ] && [ "$pick" != "$default" ]; then
   step engine-pick timeout 150 python3 gpu/bench_engine.py --skip-transformers --decode-gemm "$pick" \
     --out "$W/engine-pick"
 fi
+step engine-fused timeout 150 python3 gpu/bench_engine.py --skip-transformers --fuse-prologues \
+  --out "$W/engine-fused"
 if [ -n "$pick32" ]; then
   step engine-pick32 timeout 150 python3 gpu/bench_engine.py --skip-transformers --decode-gemm "$pick32" \
     --out "$W/engine-pick32"
 fi
 tail -n 8 "$W/gemm.log"
-for d in engine engine-cublas engine-pick engine-pick32; do
+for d in engine engine-cublas engine-pick engine-fused engine-pick32; do
   [ -f "$W/$d/bench.md" ] && { echo "$d"; grep -E "^\| (1|8|16|32|64) \| none" "$W/$d/bench.md"; }
 done
 echo "== done $(date -u +%T)"

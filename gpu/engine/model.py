@@ -36,10 +36,14 @@ from .weights import ModelConfig, ModelWeights
 # against cuBLASLt's 3.66 / 3.68 / 3.72, and 4.47 against 3.60 at batch 32: hence 16. 0 turns it off.
 SKINNY_MAX_M = 16
 SKINNY_CONFIG = "tsk_n32_k128_w4_s6_sk1"
+# With the skinny GEMM, also fold add_rms_norm into the qkv and gate_up GEMMs and silu_mul into the
+# down GEMM (gpu/kernels/skinny_gemm.py, "Prologues"): three small kernels a layer fewer. Off until
+# the GPU has timed it (gpu/bench_engine.py --fuse-prologues).
+FUSE_PROLOGUES = False
 _SKINNY = None  # the config, where the kernel can be imported (the project's gpu package, Triton)
 if HAVE_TRITON:
     try:
-        from gpu.kernels.skinny_gemm import SkinnyConfig, skinny_gemm
+        from gpu.kernels.skinny_gemm import SkinnyConfig, norm_gemm, silu_gemm, skinny_gemm
 
         _SKINNY = SkinnyConfig.from_name(SKINNY_CONFIG)
     except ImportError:  # the engine imported without the project's root on sys.path: F.linear
@@ -50,10 +54,21 @@ def linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """x [T, K] @ W^T for W [N, K] (nn.Linear's layout): the weight GEMM of every projection and of
     lm_head. gpu/bench_engine.py --decode-gemm replaces this function for one run (it is looked up
     at call time, so before the graphs are captured)."""
-    if (_SKINNY is not None and x.is_cuda and x.dim() == 2 and 1 <= x.shape[0] <= SKINNY_MAX_M
-            and x.dtype == torch.float16 and w.dtype == torch.float16):
+    if _skinny_rows(x) and w.dtype == torch.float16:
         return skinny_gemm(x, w, _SKINNY)
     return F.linear(x, w)
+
+
+def _skinny_rows(x: torch.Tensor) -> bool:
+    """Whether ``x`` is an input the skinny GEMM takes: fp16 on CUDA (or any device under
+    ``attention.FORCE_TRITON``, the tests' Triton interpreter), 1..SKINNY_MAX_M rows."""
+    return (_SKINNY is not None and (x.is_cuda or _attn.FORCE_TRITON) and x.dim() == 2
+            and 1 <= x.shape[0] <= SKINNY_MAX_M and x.dtype == torch.float16)
+
+
+def _fused(x: torch.Tensor) -> bool:
+    """Whether this forward pass folds the small kernels into the GEMMs (FUSE_PROLOGUES)."""
+    return FUSE_PROLOGUES and _skinny_rows(x) and x.stride(-1) == 1
 
 
 @dataclass
@@ -225,9 +240,14 @@ class LlamaModel:
                 mask = self.lora.slot_mask(b.lora_slots)
         x = F.embedding(b.input_ids, self.w.embed)
         pending = None  # residual update not yet added to x (fused into the next norm)
+        fused = _fused(x)
         for li, lw in enumerate(self.w.layers):
-            h = add_rms_norm(x, pending, lw.attn_norm, cfg.rms_norm_eps)
-            qkv = linear(h, lw.wqkv)
+            if fused:  # x + pending is a new tensor here, not x updated in place
+                qkv, x, h = norm_gemm(x, pending, lw.attn_norm, cfg.rms_norm_eps, lw.wqkv, _SKINNY,
+                                      want_h=mask is not None)
+            else:
+                h = add_rms_norm(x, pending, lw.attn_norm, cfg.rms_norm_eps)
+                qkv = linear(h, lw.wqkv)
             if mask is not None:
                 if self.lora.fused_qkv and self._seg is None:
                     self.lora.add_delta_qkv(li, h, mask, qkv, (qs, kvs))
@@ -258,12 +278,19 @@ class LlamaModel:
             attn = attn.view(-1, qs)
             o = linear(attn, lw.wo)
             self._lora_add(li, "o_proj", attn, o, mask)
-            h = add_rms_norm(x, o, lw.mlp_norm, cfg.rms_norm_eps)
-            gu = linear(h, lw.w_gate_up)
+            if fused:
+                gu, x, h = norm_gemm(x, o, lw.mlp_norm, cfg.rms_norm_eps, lw.w_gate_up, _SKINNY,
+                                     want_h=mask is not None)
+            else:
+                h = add_rms_norm(x, o, lw.mlp_norm, cfg.rms_norm_eps)
+                gu = linear(h, lw.w_gate_up)
             self._lora_add(li, "gate_proj", h, gu, mask, (0, inter))
             self._lora_add(li, "up_proj", h, gu, mask, (inter, 2 * inter))
-            a = silu_mul(gu)
-            dn = linear(a, lw.w_down)
+            if fused:
+                dn, a = silu_gemm(gu, lw.w_down, _SKINNY, want_h=mask is not None)
+            else:
+                a = silu_mul(gu)
+                dn = linear(a, lw.w_down)
             self._lora_add(li, "down_proj", a, dn, mask)
             pending = dn
         x = add_rms_norm(x, pending, self.w.final_norm, cfg.rms_norm_eps)

@@ -268,3 +268,156 @@ def skinny_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: torch.
         EVEN_K=cfg.even_k(k), SWAP_AB=cfg.swap_ab, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     return out
+
+
+# --- Prologues: the decode step's small kernels folded into the GEMM that reads their output ----
+#
+# The engine's layer runs add_rms_norm (x += d, then RMSNorm(x) * g) before qkv and gate_up, and
+# silu(gate) * up before down: three small kernels a layer, about 0.27 ms of a decode step on the
+# H200 (docs/engine.md). With the GEMM our own, each can be computed where the GEMM loads its x
+# tiles instead:
+#
+# - PRO_NORM: the tile of x (+ d) is scaled by g and fed to the dot; each row's sum of squares is
+#   accumulated over the same K loop, and the row's 1 / rms multiplies the accumulator at the end
+#   (the norm is linear per row, so scaling after the dot is the same product). The programs of the
+#   first N tile also write x + d to ``res`` (a separate tensor: other programs still read x) and,
+#   when asked, the normalized h to ``h`` in a second pass over K (the LoRA kernels read h).
+# - PRO_SILU: x is gate_up [M, 2 K]; the tile is silu(gate) * up of its columns, as silu_mul
+#   computes it (silu rounded to x's dtype, then the product), so no [M, K] intermediate exists
+#   unless asked for (``h``, for a LoRA on down_proj).
+#
+# No split-K (the engine's configuration has none) and no swap_ab with a prologue.
+PRO_NORM = 1
+PRO_SILU = 2
+
+
+@triton.jit(do_not_specialize=["M"])
+def skinny_prologue_kernel(
+    x_ptr, d_ptr, g_ptr, res_ptr, h_ptr, w_ptr, y_ptr,
+    M, N, K, eps,
+    stride_xm, stride_dm, stride_resm, stride_hm, stride_wn, stride_ym,
+    PRO: tl.constexpr, HAS_D: tl.constexpr, WRITE_H: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr,
+):
+    """y[:, n-tile] = prologue(x) @ W[n-tile, :]^T (rows of x, W and y contiguous along K / N)."""
+    pid_n = tl.program_id(0)
+    offs_m = tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    m_mask = offs_m < M
+    n_mask = offs_n < N
+    first = pid_n == 0
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    ss = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        ks = k0 + offs_k
+        if EVEN_K:
+            k_mask = offs_k < BLOCK_K  # all true: K is a multiple of BLOCK_K
+        else:
+            k_mask = ks < K
+        mk = m_mask[:, None] & k_mask[None, :]
+        xt = tl.load(x_ptr + offs_m[:, None] * stride_xm + ks[None, :], mask=mk, other=0.0)
+        if PRO == 1:
+            if HAS_D:
+                dt = tl.load(d_ptr + offs_m[:, None] * stride_dm + ks[None, :], mask=mk, other=0.0)
+                xt = (xt.to(tl.float32) + dt.to(tl.float32)).to(x_ptr.dtype.element_ty)
+                tl.store(res_ptr + offs_m[:, None] * stride_resm + ks[None, :], xt, mask=mk & first)
+            xf = xt.to(tl.float32)
+            ss += tl.sum(xf * xf, axis=1)
+            gt = tl.load(g_ptr + ks, mask=k_mask, other=0.0).to(tl.float32)
+            op = (xf * gt[None, :]).to(x_ptr.dtype.element_ty)
+        else:
+            ut = tl.load(x_ptr + offs_m[:, None] * stride_xm + K + ks[None, :], mask=mk, other=0.0)
+            gf = xt.to(tl.float32)
+            s = (gf / (1.0 + tl.exp(-gf))).to(x_ptr.dtype.element_ty).to(tl.float32)
+            op = (s * ut.to(tl.float32)).to(x_ptr.dtype.element_ty)
+            if WRITE_H:
+                tl.store(h_ptr + offs_m[:, None] * stride_hm + ks[None, :], op, mask=mk & first)
+        wt = tl.load(w_ptr + offs_n[:, None].to(tl.int64) * stride_wn + ks[None, :],
+                     mask=n_mask[:, None] & k_mask[None, :], other=0.0)
+        acc = tl.dot(op, tl.trans(wt), acc)
+    if PRO == 1:
+        r = tl.rsqrt(ss / K + eps)
+        acc = acc * r[:, None]
+        if WRITE_H:
+            if first:  # a second pass over K for h itself, as add_rms_norm rounds it
+                tl.debug_barrier()  # this program's res stores, by all its threads, before they are read
+                for k0 in range(0, K, BLOCK_K):
+                    ks = k0 + offs_k
+                    k_mask = ks < K
+                    mk = m_mask[:, None] & k_mask[None, :]
+                    if HAS_D:
+                        xt = tl.load(res_ptr + offs_m[:, None] * stride_resm + ks[None, :], mask=mk, other=0.0)
+                    else:
+                        xt = tl.load(x_ptr + offs_m[:, None] * stride_xm + ks[None, :], mask=mk, other=0.0)
+                    yn = (xt.to(tl.float32) * r[:, None]).to(h_ptr.dtype.element_ty).to(tl.float32)
+                    gt = tl.load(g_ptr + ks, mask=k_mask, other=0.0).to(tl.float32)
+                    tl.store(h_ptr + offs_m[:, None] * stride_hm + ks[None, :],
+                             (yn * gt[None, :]).to(h_ptr.dtype.element_ty), mask=mk)
+    y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :]
+    tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])
+
+
+def _check_prologue(x: torch.Tensor, w: torch.Tensor, k: int, cfg: SkinnyConfig, what: str) -> int:
+    """M of a prologue GEMM's x, after the checks skinny_gemm makes (ValueError naming ``what``)."""
+    if cfg.split_k != 1 or cfg.swap_ab:
+        raise ValueError(f"{what}: a prologue runs without split-K or swap_ab, got {cfg.name}")
+    if x.dim() != 2 or w.dim() != 2 or x.stride(-1) != 1 or w.stride(-1) != 1:
+        raise ValueError(f"{what}: x and w must be 2-D with contiguous rows, "
+                         f"got x {tuple(x.shape)}, w {tuple(w.shape)}")
+    m = x.shape[0]
+    if w.shape[1] != k:
+        raise ValueError(f"{what}: w [N, K] must have K={k}, got {tuple(w.shape)}")
+    if not 1 <= m <= MAX_M:
+        raise ValueError(f"{what}: M={m} rows, expected 1..{MAX_M}")
+    if x.dtype != torch.float16 or w.dtype != torch.float16:
+        raise ValueError(f"{what}: x and w must be float16, got {x.dtype}, {w.dtype}")
+    return m
+
+
+def norm_gemm(x: torch.Tensor, d: torch.Tensor | None, g: torch.Tensor, eps: float, w: torch.Tensor,
+              cfg: SkinnyConfig, want_h: bool = False
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(y, res, h)``: res = x + d (x itself when d is None; x is not written), h = RMSNorm(res) * g
+    (only with ``want_h``, else None) and y = h @ w^T -- what ``add_rms_norm`` then ``F.linear``
+    compute, in one launch. x, d [M, K] fp16 with contiguous rows, g [K], w [N, K]."""
+    m = _check_prologue(x, w, x.shape[1], cfg, "norm_gemm")
+    k, n = x.shape[1], w.shape[0]
+    if d is not None and tuple(d.shape) != tuple(x.shape):
+        raise ValueError(f"norm_gemm: d {tuple(d.shape)} must be x's shape {tuple(x.shape)}")
+    if tuple(g.shape) != (k,):
+        raise ValueError(f"norm_gemm: g must be [{k}], got {tuple(g.shape)}")
+    y = torch.empty((m, n), dtype=x.dtype, device=x.device)
+    res = torch.empty_like(x) if d is not None else x
+    h = torch.empty_like(x) if want_h else y
+    skinny_prologue_kernel[(triton.cdiv(n, cfg.block_n),)](
+        x, d if d is not None else x, g, res, h, w, y,
+        m, n, k, eps,
+        x.stride(0), (d if d is not None else x).stride(0), res.stride(0), h.stride(0), w.stride(0), y.stride(0),
+        PRO=PRO_NORM, HAS_D=d is not None, WRITE_H=want_h,
+        BLOCK_M=block_m(m), BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, EVEN_K=k % cfg.block_k == 0,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+    return y, res, (h if want_h else None)
+
+
+def silu_gemm(gu: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, want_h: bool = False
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(y, a)``: a = silu(gu[:, :K]) * gu[:, K:] (only with ``want_h``, else None) and y = a @ w^T
+    -- what ``silu_mul`` then ``F.linear`` compute, in one launch. gu [M, 2 K], w [N, K]."""
+    if gu.dim() != 2 or gu.shape[1] % 2:
+        raise ValueError(f"silu_gemm: gu must be [M, 2 K], got {tuple(gu.shape)}")
+    k = gu.shape[1] // 2
+    m = _check_prologue(gu, w, k, cfg, "silu_gemm")
+    n = w.shape[0]
+    y = torch.empty((m, n), dtype=gu.dtype, device=gu.device)
+    a = torch.empty((m, k), dtype=gu.dtype, device=gu.device) if want_h else y
+    skinny_prologue_kernel[(triton.cdiv(n, cfg.block_n),)](
+        gu, gu, gu, gu, a, w, y,
+        m, n, k, 0.0,
+        gu.stride(0), gu.stride(0), gu.stride(0), a.stride(0), w.stride(0), y.stride(0),
+        PRO=PRO_SILU, HAS_D=False, WRITE_H=want_h,
+        BLOCK_M=block_m(m), BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, EVEN_K=k % cfg.block_k == 0,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+    return y, (a if want_h else None)
