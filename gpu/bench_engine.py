@@ -546,6 +546,9 @@ def set_decode_attention(spec: str, ap: argparse.ArgumentParser) -> None:
     attention.DECODE_TILE, attention.DECODE_WARPS, attention.DECODE_STAGES = tile, warps, stages
 
 
+NARROW_N = 8192  # --decode-gemm: weights with at most this many output columns take the NARROW config
+
+
 def set_decode_gemm(spec: str, ap: argparse.ArgumentParser) -> dict | str:
     """Sets the engine's weight GEMMs (gpu/engine/model.py ``linear``) for one run: ``none``, F.linear
     (cuBLAS) at every batch; else the Triton skinny GEMM (gpu/kernels/skinny_gemm.py) for batches of
@@ -576,8 +579,6 @@ def set_decode_gemm(spec: str, ap: argparse.ArgumentParser) -> dict | str:
     engine_model.linear = linear
     return {"wide": wide.name, "narrow": narrow.name, "narrow_n": NARROW_N, "max_m": MAX_M}
 
-
-NARROW_N = 8192  # --decode-gemm: weights with at most this many output columns take the NARROW config
 
 
 def main() -> int:
@@ -616,11 +617,12 @@ def main() -> int:
     res["meta"]["git_commit"] = os.environ.get("GIT_COMMIT")
     res["decode_attention"] = {"tile": attention.DECODE_TILE, "warps": attention.DECODE_WARPS,
                                "stages": attention.DECODE_STAGES, "head_fast": attention.DECODE_HEAD_FAST}
-    if decode_gemm is None:
+    if decode_gemm is None:  # the engine's own choice: the skinny GEMM where it can be imported
         from gpu.engine import model as engine_model
 
-        decode_gemm = {"wide": engine_model.SKINNY_CONFIG, "narrow": engine_model.SKINNY_CONFIG, "narrow_n": 0,
-                       "max_m": engine_model.SKINNY_MAX_M, "engine_default": True}
+        sk = engine_model.SKINNY_CONFIG
+        decode_gemm = "F.linear" if engine_model._SKINNY is None else {
+            "wide": sk, "narrow": sk, "narrow_n": 0, "max_m": engine_model.SKINNY_MAX_M, "engine_default": True}
     res["decode_gemm"] = decode_gemm
     res["fuse_prologues"] = bool(args.fuse_prologues)
     for name, fn in (("ceilings", None), ("engine", bench_engine), ("transformers", bench_transformers)):

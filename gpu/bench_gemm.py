@@ -167,7 +167,7 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-# The Triton skinny GEMM's configs (BLOCK_N, BLOCK_K, num_warps, num_stages, SPLIT_K); see the module
+# The Triton skinny GEMM's configs (BLOCK_N, BLOCK_K, num_warps, num_stages, SPLIT_K[, swap_ab]); see the module
 # docstring. Programs at N = 4096 / 12288 / 22016 / 32000 and shared memory per program at M <= 16:
 TRITON_CONFIGS = (
     (64, 256, 4, 4, 1),  # 64 / 192 / 344 / 500 programs, 120 KB: one per SM, 3 W tiles in flight
