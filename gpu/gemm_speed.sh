@@ -6,9 +6,10 @@
 # transformers) as it runs by default (the skinny GEMM up to gpu/engine/model.py SKINNY_MAX_M rows),
 # with F.linear at every batch (--decode-gemm none), with the pick where it is not the default, and
 # with add_rms_norm and silu_mul folded into the skinny GEMMs (--fuse-prologues, engine-fused/), and
-# with the config fastest at batch 32 alone (engine-pick32/: read its rows of batch 32 and above).
+# with the config fastest at batch 32 alone (engine-pick32/: read its rows of batch 32 and above);
+# gpu/bench_prologues.py times the fused kernels alone against add_rms_norm/silu_mul + GEMM (prologues/).
 # Needs GIT_COMMIT in the environment. Results: $OUT/gemm-speed.tar.gz (gemm/, engine/,
-# engine-cublas/, engine-pick/, engine-fused/, engine-pick32/, logs).
+# engine-cublas/, engine-pick/, engine-fused/, engine-pick32/, prologues/, logs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ARCHIVE=gemm-speed.tar.gz
@@ -17,6 +18,7 @@ step gemm timeout 240 python3 gpu/bench_gemm.py --batches 1,8,16,32 --out "$W/ge
 pick=$(python3 gpu/gemm_speed_pick.py "$W/gemm/gemm.csv" --batches 1,8,16 2>"$W/pick.log")
 pick32=$(python3 gpu/gemm_speed_pick.py "$W/gemm/gemm.csv" --batches 32 2>>"$W/pick.log")
 cat "$W/pick.log"
+step prologues timeout 120 python3 gpu/bench_prologues.py --out "$W/prologues"
 step engine timeout 150 python3 gpu/bench_engine.py --skip-transformers --out "$W/engine"
 step engine-cublas timeout 150 python3 gpu/bench_engine.py --skip-transformers --decode-gemm none \
   --out "$W/engine-cublas"
@@ -32,6 +34,7 @@ if [ -n "$pick32" ]; then
     --out "$W/engine-pick32"
 fi
 tail -n 8 "$W/gemm.log"
+grep -E "^(qkv|gate_up|down) +m= *16 " "$W/prologues.log"
 for d in engine engine-cublas engine-pick engine-fused engine-pick32; do
   [ -f "$W/$d/bench.md" ] && { echo "$d"; grep -E "^\| (1|8|16|32|64) \| none" "$W/$d/bench.md"; }
 done
