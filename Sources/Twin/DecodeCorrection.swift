@@ -10,8 +10,14 @@ import Workloads
 /// for steps that carry adapters, or `none` for steps without (and merged steps).
 ///
 /// The factor of a graph is the median, over the closed loop's decode-only steps that ran as that
-/// graph, of the measured iteration over the uncorrected price; graphs with fewer than
-/// `minimumSteps` such steps keep 1. Why a factor per graph: every live run of four leases priced
+/// graph, of the measured iteration over the uncorrected price. A graph with fewer than
+/// `minimumSteps` such steps (one the loop did not reach) takes `belowFactor`, the median of the
+/// measured graphs' factors, when it is smaller than every measured graph, and 1 otherwise. Why:
+/// in the four profiles whose loop reached every graph (1-64), the factors of graphs 8-32 alone
+/// predict those of graphs 1-4 with a mean absolute error of 0.024 by their median (0.028 by their
+/// mean, 0.053 by graph 8's, 0.060 by 1: small graphs run 4-9 % dearer in the loop than priced in
+/// every one of them), and those of graphs 40-64 best by 1 (0.020; 0.022 by the mean, 0.027 by the
+/// median) (`python3 scripts/closed_loop_extrapolation.py`, calibration loops only). Why a factor per graph: every live run of four leases priced
 /// with its own lease's profile has its decode steps of graphs 12-24 6-9 % dearer than priced and
 /// those of graphs 8 and 32 within about 2 % (docs/validation.md, "Lease a70f021-1"), a pattern by
 /// graph size that no term of the decode model (floor, work, tail, LoRA) follows.
@@ -24,9 +30,17 @@ public struct DecodeCorrection: Sendable, Equatable {
     public let factors: [Int: Double]
     /// Graph size -> decode-only steps of that graph in the file (all graphs).
     public let steps: [Int: Int]
+    /// The factor of a graph smaller than every graph with a factor: the median of `factors` (1
+    /// when there is none).
+    public let belowFactor: Double
 
-    /// The factor for a decode-only step that runs as CUDA graph `graph` (1 without data).
-    public func factor(graph: Int) -> Double { factors[graph] ?? 1 }
+    /// The factor for a decode-only step that runs as CUDA graph `graph`: its own, else
+    /// `belowFactor` below the smallest graph with one, else 1.
+    public func factor(graph: Int) -> Double {
+        if let f = factors[graph] { return f }
+        guard let smallest = factors.keys.min(), graph < smallest else { return 1 }
+        return belowFactor
+    }
 
     /// Fits the factors: `measuredUs[i]` is row i's measured step, `price` the uncorrected
     /// price (us) of a batch and `graph` the CUDA graph a batch of n decode sequences runs as.
@@ -42,7 +56,9 @@ public struct DecodeCorrection: Sendable, Equatable {
         }
         self.file = file
         steps = ratios.mapValues(\.count)
-        factors = ratios.filter { $0.value.count >= minimumSteps }.mapValues { Distribution.percentile($0.sorted(), 0.5) }
+        let fitted = ratios.filter { $0.value.count >= minimumSteps }.mapValues { Distribution.percentile($0.sorted(), 0.5) }
+        factors = fitted
+        belowFactor = fitted.isEmpty ? 1 : Distribution.percentile(fitted.values.sorted(), 0.5)
     }
 
     /// The closed-loop folder of `variant` in a profile directory.

@@ -111,15 +111,20 @@ private func printClosedLoop(_ p: StepProfile) throws {
             "closed_loop/\(variant)/steps.csv (decode-only steps of gpu/closed_loop.py: measured / priced by graph; the factor scales them)"
         )
         for g in full.steps.keys.sorted() {
-            let f = full.factors[g].map { fmtCoef($0) } ?? "1 (under \(DecodeCorrection.minimumSteps) steps)"
+            let f =
+                full.factors[g].map { "factor " + fmtCoef($0) }
+                ?? "no factor (under \(DecodeCorrection.minimumSteps) steps: \(fmtCoef(full.factor(graph: g))))"
             let h = halves.map { $0.factors[g].map { fmtCoef($0) } ?? "-" }.joined(separator: " / ")
             let seeds =
                 bySeed.isEmpty
                 ? ""
                 : "; seeds " + bySeed.map { String($0.0) }.joined(separator: " / ") + ": "
                     + bySeed.map { $0.1.factors[g].map { fmtCoef($0) } ?? "-" }.joined(separator: " / ")
-            print("  graph \(g): \(full.steps[g]!) steps, factor \(f); even / odd rows \(h)\(seeds)")
+            print("  graph \(g): \(full.steps[g]!) steps, \(f); even / odd rows \(h)\(seeds)")
         }
+        print(
+            "  graphs without a factor: \(fmtCoef(full.belowFactor)) below the smallest graph with one (the median of"
+                + " the factors), 1 otherwise")
     }
 }
 

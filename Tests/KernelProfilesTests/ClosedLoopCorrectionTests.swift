@@ -69,7 +69,7 @@ struct ClosedLoopCorrectionTests {
         return dir
     }
 
-    @Test("one factor per graph: the median of measured over priced; few steps keep 1")
+    @Test("one factor per graph: the median of measured over priced; below them the factors' median, else 1")
     func factorsPerGraph() throws {
         let dir = try Self.profile(variant: "sgmv", factor: [8: 1.10, 32: 0.95, 1: 2.0], count: [8: 30, 32: 25, 1: 5], adapters: true)
         let p = try StepProfile(directory: dir)
@@ -77,8 +77,11 @@ struct ClosedLoopCorrectionTests {
         let c = try #require(m.decodeCorrections["sgmv"])
         #expect(abs(c.factor(graph: 8) - 1.10) < 1e-6)
         #expect(abs(c.factor(graph: 32) - 0.95) < 1e-6)
-        #expect(c.factor(graph: 1) == 1 && c.steps[1] == 5)  // under minimumSteps
-        #expect(c.factor(graph: 16) == 1 && c.steps[16] == nil)  // no data
+        #expect(c.factors[1] == nil && c.steps[1] == 5)  // under minimumSteps: no factor of its own
+        #expect(abs(c.belowFactor - (1.10 + 0.95) / 2) < 1e-6)  // the median of two
+        #expect(c.factor(graph: 1) == c.belowFactor && c.factor(graph: 4) == c.belowFactor)  // below graph 8
+        #expect(c.factor(graph: 16) == 1 && c.steps[16] == nil)  // no data, between measured graphs
+        #expect(c.factor(graph: 64) == 1)  // above them
         #expect(c.steps[4] == nil)  // the steps with prefill tokens are not decode steps
         #expect(m.decodeCorrections["none"] == nil)
 
