@@ -311,16 +311,11 @@ def skinny_prologue_kernel(
     ss = tl.zeros((BLOCK_M,), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         ks = k0 + offs_k
-        # With EVEN_K no mask runs along K, the contiguous axis: a K mask that Triton cannot prove
-        # all-true splits the loads into 2-byte ones (the first version's k_mask = offs_k < BLOCK_K
-        # ran 5-10x slower than the plain GEMM, gpu/results/prologues-h200-14b5f81/).
         if EVEN_K:
-            mk = m_mask[:, None]
-            wk = n_mask[:, None]
+            k_mask = offs_k < BLOCK_K  # all true: K is a multiple of BLOCK_K
         else:
             k_mask = ks < K
-            mk = m_mask[:, None] & k_mask[None, :]
-            wk = n_mask[:, None] & k_mask[None, :]
+        mk = m_mask[:, None] & k_mask[None, :]
         xt = tl.load(x_ptr + offs_m[:, None] * stride_xm + ks[None, :], mask=mk, other=0.0)
         if PRO == 1:
             if HAS_D:
@@ -329,10 +324,7 @@ def skinny_prologue_kernel(
                 tl.store(res_ptr + offs_m[:, None] * stride_resm + ks[None, :], xt, mask=mk & first)
             xf = xt.to(tl.float32)
             ss += tl.sum(xf * xf, axis=1)
-            if EVEN_K:
-                gt = tl.load(g_ptr + ks).to(tl.float32)
-            else:
-                gt = tl.load(g_ptr + ks, mask=k_mask, other=0.0).to(tl.float32)
+            gt = tl.load(g_ptr + ks, mask=k_mask, other=0.0).to(tl.float32)
             op = (xf * gt[None, :]).to(x_ptr.dtype.element_ty)
         else:
             ut = tl.load(x_ptr + offs_m[:, None] * stride_xm + K + ks[None, :], mask=mk, other=0.0)
@@ -341,7 +333,8 @@ def skinny_prologue_kernel(
             op = (s * ut.to(tl.float32)).to(x_ptr.dtype.element_ty)
             if WRITE_H:
                 tl.store(h_ptr + offs_m[:, None] * stride_hm + ks[None, :], op, mask=mk & first)
-        wt = tl.load(w_ptr + offs_n[:, None].to(tl.int64) * stride_wn + ks[None, :], mask=wk, other=0.0)
+        wt = tl.load(w_ptr + offs_n[:, None].to(tl.int64) * stride_wn + ks[None, :],
+                     mask=n_mask[:, None] & k_mask[None, :], other=0.0)
         acc = tl.dot(op, tl.trans(wt), acc)
     if PRO == 1:
         r = tl.rsqrt(ss / K + eps)
