@@ -37,9 +37,9 @@ from .weights import ModelConfig, ModelWeights
 SKINNY_MAX_M = 16
 SKINNY_CONFIG = "tsk_n32_k128_w4_s6_sk1"
 # With the skinny GEMM, also fold add_rms_norm into the qkv and gate_up GEMMs and silu_mul into the
-# down GEMM (gpu/kernels/skinny_gemm.py, "Prologues"): three small kernels a layer fewer. Off: as
-# first written the fused kernels ran 3-10x slower than the launches they replace (H200, 14b5f81,
-# gpu/bench_prologues.py, docs/engine.md); the suspected cause is changed and not yet timed.
+# down GEMM (gpu/kernels/skinny_gemm.py, "Prologues"): three small kernels a layer fewer. Off: the
+# fused kernels run 3-10x slower than the launches they replace (H200, 14b5f81, gpu/bench_prologues.py),
+# every N-tile program repeating the prologue over the whole x tile (gpu/ptx_report.py, docs/engine.md).
 FUSE_PROLOGUES = False
 _SKINNY = None  # the config, where the kernel can be imported (the project's gpu package, Triton)
 if HAVE_TRITON:
