@@ -120,11 +120,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", default=",".join(DEFAULT_CONFIGS))
     ap.add_argument("--shapes", default=",".join(SHAPES))
     args = ap.parse_args(argv)
+    try:
+        batches = [int(b) for b in args.batches.split(",")]
+        cfgs = [sg.SkinnyConfig.from_name(n) for n in args.configs.split(",") if n]
+    except ValueError as e:
+        ap.error(f"--batches / --configs: {e}")
+    unknown = [s for s in args.shapes.split(",") if s not in SHAPES]
+    if unknown:
+        ap.error(f"--shapes: unknown {unknown}, expected some of {list(SHAPES)}")
     if not torch.cuda.is_available():
         print("bench_prologues: needs CUDA", file=sys.stderr)
         return 2
-    batches = [int(b) for b in args.batches.split(",")]
-    cfgs = [sg.SkinnyConfig.from_name(n) for n in args.configs.split(",") if n]
     gemm_cfg = sg.SkinnyConfig.from_name(em.SKINNY_CONFIG)
     dev = torch.device("cuda")
     torch.manual_seed(0)

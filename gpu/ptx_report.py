@@ -136,12 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("ptx_report: needs Triton (no GPU)", file=sys.stderr)
         return 2
+    from gpu.kernels.skinny_gemm import SkinnyConfig
     if args.config is None:
         from gpu.engine.model import SKINNY_CONFIG
         args.config = SKINNY_CONFIG
+    try:
+        cfg = SkinnyConfig.from_name(args.config)
+    except ValueError as e:
+        ap.error(f"--config: {e}")
     kernels = compile_kernels(args.config, args.arch)
-    from gpu.kernels.skinny_gemm import SkinnyConfig
-    cfg = SkinnyConfig.from_name(args.config)
     w_kb = cfg.block_n * cfg.block_k * 2 / 1024  # the W tile one iteration streams
     report = {}
     for name, ck in kernels.items():

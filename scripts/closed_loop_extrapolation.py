@@ -92,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variant", default="sgmv")
     ap.add_argument("--twin", default=os.environ.get("LORATWIN_BIN", str(ROOT / ".build/release/loratwin")))
     args = ap.parse_args(argv)
-    lo, hi = (int(x) for x in args.inside.split(","))
+    try:
+        lo, hi = (int(x) for x in args.inside.split(","))
+    except ValueError:
+        ap.error(f"--inside must be LO,HI (two graph sizes), got {args.inside!r}")
     profiles = {}
     for p in args.profiles:
         out = subprocess.run([args.twin, "profile", "check", str(p)], capture_output=True, text=True)

@@ -62,3 +62,11 @@ def test_reference_is_the_unfused_computation():
     w8 = torch.randn(5, 8, dtype=torch.float64)
     r = x * torch.rsqrt((x * x).mean(-1, keepdim=True) + bp.EPS) * g
     assert torch.allclose(bp.reference("norm", x, None, g, w8), r @ w8.t())
+
+
+@pytest.mark.parametrize("args,msg", [(["--configs", "bogus"], "not a skinny GEMM config name"),
+                                      (["--batches", "1,x"], "--batches"), (["--shapes", "qkv,lm"], "unknown")])
+def test_bad_arguments_are_usage_errors(args, msg, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        bp.main(["--out", str(tmp_path), *args])
+    assert e.value.code == 2 and msg in capsys.readouterr().err

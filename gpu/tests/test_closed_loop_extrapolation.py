@@ -75,3 +75,9 @@ def test_runs_on_a_profile_whose_loop_reached_every_graph(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "scripts/closed_loop_extrapolation.py"), str(short),
                         "--twin", str(TWIN)], capture_output=True, text=True)
     assert r.returncode == 1 and "no graph outside 8-32" in r.stderr
+
+
+def test_bad_inside_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        ce.main(["profiles/x", "--inside", "8"])
+    assert e.value.code == 2 and "--inside must be LO,HI" in capsys.readouterr().err

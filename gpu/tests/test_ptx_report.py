@@ -72,3 +72,13 @@ def test_real_kernels_for_sm90(tmp_path):
         assert rep[name]["pipelined"] and set(rep[name]["cp_async_bytes"]) == {"16"}, name
         assert rep[name]["loop_instructions"] > 2.5 * g["loop_instructions"], name
     assert "| gemm |" in r.stdout
+
+
+def test_bad_config_is_a_usage_error(capsys, monkeypatch):
+    pytest.importorskip("torch")
+    pytest.importorskip("triton")
+    # main() sets TRITON_INTERPRET=0 for its own process: restored after this test
+    monkeypatch.setenv("TRITON_INTERPRET", os.environ.get("TRITON_INTERPRET", "1"))
+    with pytest.raises(SystemExit) as e:
+        pr.main(["--config", "bogus"])
+    assert e.value.code == 2 and "not a skinny GEMM config name" in capsys.readouterr().err
