@@ -38,9 +38,11 @@ public struct DecodeCorrection: Sendable, Equatable {
     /// `belowFactor` below the smallest graph with one, else 1.
     public func factor(graph: Int) -> Double {
         if let f = factors[graph] { return f }
-        guard let smallest = factors.keys.min(), graph < smallest else { return 1 }
+        guard let smallest = smallestGraph, graph < smallest else { return 1 }
         return belowFactor
     }
+    /// The smallest graph with a factor (nil without any), kept so that pricing a step stays a lookup.
+    private let smallestGraph: Int?
 
     /// Fits the factors: `measuredUs[i]` is row i's measured step, `price` the uncorrected
     /// price (us) of a batch and `graph` the CUDA graph a batch of n decode sequences runs as.
@@ -59,6 +61,7 @@ public struct DecodeCorrection: Sendable, Equatable {
         let fitted = ratios.filter { $0.value.count >= minimumSteps }.mapValues { Distribution.percentile($0.sorted(), 0.5) }
         factors = fitted
         belowFactor = fitted.isEmpty ? 1 : Distribution.percentile(fitted.values.sorted(), 0.5)
+        smallestGraph = fitted.keys.min()
     }
 
     /// The closed-loop folder of `variant` in a profile directory.
