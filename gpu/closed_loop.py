@@ -283,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from gpu.common.gpu_monitor import GpuMonitor
+    from gpu.common.runtime_stats import RuntimeStats
     from gpu.diag_loop import warm
     from gpu.engine.config import EngineConfig
     from gpu.engine.executor import DEFAULT_GRAPH_SIZES
@@ -308,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     infos = {a: AdapterInfo(a, args.rank, 2.0 * args.rank, TARGETS) for a in names}
     max_len = PROMPT_RANGE[1] + OUTPUT_RANGE[1] + 16
     monitor = GpuMonitor().start() if args.device == "cuda" else None
+    runtime = RuntimeStats(args.device == "cuda", quiet_gc=True).start()  # as gpu/replay.py's loop
     t_mon = time.perf_counter()
     rows: list[tuple[live_batches.BatchRow, float, int, int]] = []
     requests: list = []
@@ -325,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             dec = [b.live_s for b, _ in kept if b.prefill_tokens == 0]
             print(f"seed {seed} concurrency {n}: {len(kept)} iterations, {len(dec)} decode-only"
                   + (f", median {statistics.median(dec) * 1e6:.0f} us" if dec else ""), flush=True)
+    runtime_doc = runtime.stop()
     gpu = None
     if monitor is not None:
         monitor.stop()
@@ -336,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "kernel": kind if lora else "none", "graph_sizes": list(graph_sizes), "graph_capture_s": capture_s,
             "num_blocks": blocks, "pool_blocks": rig.num_blocks, "seconds": round(time.perf_counter() - t0, 1),
-            "gpu_monitor": gpu, "iterations": len(rows)}
+            "gpu_monitor": gpu, "runtime": runtime_doc, "iterations": len(rows)}
     # Everything into a sibling folder first, renamed to --out at the end: a failure leaves no
     # half-written folder behind.
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,9 +4,18 @@ device allocations, frees and retries (``torch.cuda.memory_stats``), from the cl
 its end. Host-bound eager steps slow down when either does more work; run.json's ``runtime``
 records both so that two runs of one machine can be compared (docs/live-run-format.md).
 
-    stats = RuntimeStats(cuda=True).start()
+    stats = RuntimeStats(cuda=True, quiet_gc=True).start()
     ...  # the replay loop
     run_json["runtime"] = stats.stop()
+
+With ``quiet_gc`` the collector does not run between start and stop: at start everything alive is
+collected once and frozen (``gc.freeze``: later passes would not walk it) and automatic
+collection is switched off; stop switches it back on and unfreezes. Why: before this, 48 of the
+105 H200 runs recorded through lease e82f051-1 had one full (generation-2) pass of 80-136 ms in
+the middle of the replay (their run.json ``runtime.gc``), a stall of the whole loop, at the same
+moment in every recording of one trace and engine, that no step profile sees. A replay lasts
+minutes and reference counting frees everything but cycles, so the memory it leaves uncollected
+is small (``tracked_objects_at_end`` reports it).
 """
 
 from __future__ import annotations
@@ -26,8 +35,10 @@ ALLOC_GAUGES = ("reserved_bytes.all.peak", "allocated_bytes.all.peak", "reserved
 class RuntimeStats:
     """Collector passes and allocator counters between ``start`` and ``stop``."""
 
-    def __init__(self, cuda: bool) -> None:
+    def __init__(self, cuda: bool, quiet_gc: bool = False) -> None:
         self.cuda = cuda
+        self.quiet_gc = quiet_gc
+        self._quiet: dict[str, Any] | None = None  # what start() changed, while it is in force
         self.passes = [0, 0, 0]
         self.seconds = [0.0, 0.0, 0.0]
         self.longest = 0.0
@@ -52,6 +63,13 @@ class RuntimeStats:
         return dict(torch.cuda.memory_stats())
 
     def start(self) -> RuntimeStats:
+        if self.quiet_gc and self._quiet is None:
+            t = time.perf_counter()
+            gc.collect()
+            gc.freeze()
+            self._quiet = {"was_enabled": gc.isenabled(), "frozen_objects": gc.get_freeze_count(),
+                           "collect_and_freeze_s": round(time.perf_counter() - t, 6)}
+            gc.disable()
         gc.callbacks.append(self._callback)
         if self.cuda:
             self._alloc0 = self._alloc()
@@ -65,6 +83,15 @@ class RuntimeStats:
                    "longest_s": round(self.longest, 6), "thresholds": list(gc.get_threshold()),
                    "tracked_objects_at_end": len(gc.get_objects())},
         }
+        if self.quiet_gc:
+            if self._quiet is not None:  # undo what start() did, once
+                if self._quiet["was_enabled"]:
+                    gc.enable()
+                gc.unfreeze()
+                self._last_quiet = self._quiet
+                self._quiet = None
+            doc["gc"]["quiet"] = {"automatic_collection": "off between start and stop",
+                                  **getattr(self, "_last_quiet", {})}
         if self.cuda:
             end = self._alloc()
             doc["cuda_allocator"] = {

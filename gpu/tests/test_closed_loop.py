@@ -209,6 +209,7 @@ def test_num_blocks_bounds_the_schedulers_pool_and_is_recorded(tmp_path):
     assert rc == 0
     meta = json.loads((out / "meta.json").read_text())
     assert meta["num_blocks"] == 64 and meta["pool_blocks"] >= 64
+    assert meta["runtime"]["gc"]["passes"] == [0, 0, 0] and "quiet" in meta["runtime"]["gc"]
     assert "num_gpu_blocks: 64" in (out / "scenario.yaml").read_text()
     with pytest.raises(SystemExit) as e:  # more than the pool: refused, nothing written
         cl.main(["--out", str(tmp_path / "big"), "--model", "tiny-llama", "--device", "cpu",

@@ -3,6 +3,7 @@ loader (few slots, so adapters are evicted and reloaded), preemption (few KV blo
 live-run files."""
 
 import csv
+import gc
 import json
 import random
 import sys
@@ -48,6 +49,9 @@ def test_replay_runs_a_small_trace_on_cpu(tmp_path, monkeypatch):
     # off CUDA: no clocks to sample and no allocator to count, said so; the collector is counted
     assert run["gpu_monitor"] == {"available": False, "reason": "not CUDA"}
     assert len(run["runtime"]["gc"]["passes"]) == 3 and "cuda_allocator" not in run["runtime"]
+    # no automatic collector pass inside the replay (quiet_gc), and the collector back on after it
+    assert run["runtime"]["gc"]["passes"] == [0, 0, 0] and run["runtime"]["gc"]["quiet"]["frozen_objects"] > 0
+    assert gc.isenabled() and gc.get_freeze_count() == 0
     probe = run["host_probe"]  # the host measured just before the clock, as step_tokens.csv
     assert probe["tokens"] and probe["tokens"] == sorted(probe["tokens"])
     for key in ("median_us", "p10_us", "p90_us"):
