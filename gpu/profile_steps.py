@@ -9,7 +9,8 @@ replay loop (gpu/replay.py) times for one iteration:
   forward, the wait, the sampled tokens back on the host), median over repetitions;
 - host_overhead.csv: wall time of the scheduler's pass and ``finish_step`` for N running
   sequences (the rest of an iteration in the replay loop);
-- adapter_load.csv: the engine's own loader (disk -> pinned host -> GPU slot), order to done;
+- adapter_load.csv: the engine's own loader (disk -> pinned host -> GPU slot), order to done, with
+  the loop idle and (``*_busy`` rows) while decode steps run;
 - merge.csv: folding a rank-r adapter into the base weights and out again;
 - lora_step.csv: a step with LoRA minus the same step without, per kernel, tokens, segments, rank.
 
@@ -26,6 +27,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -484,9 +486,50 @@ def mixed_base_us(ex, seqs, reps: int) -> float:
             q.slot = slot
 
 
+# The busy rows' decode batch: the loads of a live run overlap decode steps; 8 sequences of 512
+# tokens is a middle-sized step (about 7 ms on the H200).
+BUSY_SEQS, BUSY_CONTEXT = 8, 512
+
+
+def busy_load_us(loader: AdapterLoader, ex, seqs: list[Seq], name: str, slot: int, from_disk: bool) -> float:
+    """Order to completion of one load while the executor runs decode steps back to back, as the
+    replay loop does while a load is in flight (its worker thread then shares the GIL with the
+    loop, its copies the GPU with the steps). A watcher thread sees the completion (the worker's
+    return and the copy's end event) within 0.2 ms, so that the steps' length does not round it
+    up: the twin adds the wait for the next pass itself."""
+    done_at: list[float] = []
+    loader.start(name, slot, from_disk)
+    rec, fut = loader.pending[-1]
+
+    def watch() -> None:
+        while True:
+            if fut.done():
+                end = fut.result()[1]
+                if end is None or end.query():
+                    done_at.append(time.perf_counter())
+                    return
+            time.sleep(0.0002)
+
+    watcher = threading.Thread(target=watch, name="load-watcher")
+    watcher.start()
+    ex.execute(seqs)  # the step of the pass that ordered the load, as in the replay loop
+    while watcher.is_alive():
+        ex.execute(seqs)
+    watcher.join()
+    while loader.busy():  # the record, off the loader's queue
+        loader.poll()
+    return (done_at[0] - rec.ordered_s) * 1e6
+
+
 def profile_loads(rig: Rig, quick: bool) -> list[str]:
+    """Rows ``host`` / ``disk``: the loader alone, the loop idle (host: order to completion; disk:
+    the file read into pinned memory). Rows ``host_busy`` / ``disk_busy`` (after e82f051): order to
+    completion, from the host cache or from the file, while decode steps run (``busy_load_us``):
+    live loads took about twice the idle ``host`` time (docs/validation.md, "After lease
+    e82f051-1"), and the twin prices loads from these rows when a profile has them."""
     rows = ["source,bytes," + TIMING]
     slots = rig.slots[rig.kinds[0]]
+    ex = rig.ex[rig.kinds[0]]
     with tempfile.TemporaryDirectory(prefix="lora-profile-") as td:
         files = {}
         for r in (8, 16, 32, 64):
@@ -515,6 +558,18 @@ def profile_loads(rig: Rig, quick: bool) -> list[str]:
                         host.samples_us.append(total_us)
             rows.append(f"host,{nbytes},{host.row()}")
             rows.append(f"disk,{nbytes},{disk.row()}")
+        seqs = rig.decode_seqs(ex, BUSY_SEQS, BUSY_CONTEXT)
+        for _ in range(2):  # warm: the batch's graph replayed once before anything is timed
+            ex.execute(seqs)
+        for name in files:
+            host_busy, disk_busy = Stats(), Stats()
+            for rep in range(6 if not quick else 1):
+                for from_disk, st in ((True, disk_busy), (False, host_busy)):
+                    st.samples_us.append(busy_load_us(loader, ex, seqs, name, rep % 8, from_disk))
+            nbytes = loader.done[-1].nbytes
+            rows.append(f"host_busy,{nbytes},{host_busy.row()}")
+            rows.append(f"disk_busy,{nbytes},{disk_busy.row()}")
+        rig.drop(ex, seqs)
         loader.close()
     return rows
 

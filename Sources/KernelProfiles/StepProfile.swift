@@ -46,6 +46,11 @@ public struct StepProfile: Sendable {
     public let hostToGPUFit: LinearFit
     /// Disk-to-host adapter read: us ~ 1 + bytes.
     public let diskToHostFit: LinearFit
+    /// A whole load, order to completion, while decode steps run (`adapter_load.csv` rows
+    /// `host_busy` and `disk_busy`, profiles after e82f051; nil without them): us ~ 1 + bytes, from
+    /// the host cache and from the file. Live loads overlap steps, and took about twice the idle
+    /// `host` time in the runs of lease e82f051-1 (docs/validation.md).
+    public let busyLoadFits: (host: LinearFit, disk: LinearFit)?
     /// Merge and unmerge: us ~ 1 + rank, by operation.
     public let mergeFits: [String: LinearFit]
     /// Host time per iteration outside the GPU step: us ~ 1 + sequences.
@@ -206,6 +211,18 @@ public struct StepProfile: Sendable {
         }
         hostToGPUFit = try Self.lineFit(loads, where: "source", is: "host", x: "bytes", min: 0)
         diskToHostFit = try Self.lineFit(loads, where: "source", is: "disk", x: "bytes", min: 0)
+        let busy = ["host_busy", "disk_busy"].map { loads.rows(where: "source", is: $0).count }
+        if busy == [0, 0] {
+            busyLoadFits = nil
+        } else {
+            for (source, n) in zip(["host_busy", "disk_busy"], busy) where n < 2 {
+                throw ProfileError(file: loads.file, column: "source", "needs at least two '\(source)' rows, or no busy rows")
+            }
+            busyLoadFits = (
+                try Self.lineFit(loads, where: "source", is: "host_busy", x: "bytes", min: 0),
+                try Self.lineFit(loads, where: "source", is: "disk_busy", x: "bytes", min: 0)
+            )
+        }
 
         let merge = try ProfileTable(path: directory + "/merge.csv", required: ["op", "rank"] + timing)
         var mf: [String: LinearFit] = [:]

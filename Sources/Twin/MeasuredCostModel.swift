@@ -191,8 +191,13 @@ public struct MeasuredCostModel: StepCostModel {
         return max(0, f.value(1, Double(adapterRanks[adapter]))) * 1e-6
     }
 
+    /// From the busy rows where the profile has them (a load measured while decode steps run, as
+    /// live loads are), else the idle ones: the copy, plus the file read for a load from disk.
     public func loadSeconds(adapter: Int, fromDisk: Bool) -> Double {
         let bytes = adapterBytes[adapter]
+        if let busy = profile.busyLoadFits {
+            return max(0, (fromDisk ? busy.disk : busy.host).value(1, bytes)) * 1e-6
+        }
         var us = max(0, profile.hostToGPUFit.value(1, bytes))
         if fromDisk { us += max(0, profile.diskToHostFit.value(1, bytes)) }
         return us * 1e-6

@@ -68,6 +68,10 @@ struct ProfileCommand: ParsableCommand {
             }
             line("adapter_load.csv host->GPU", "", p.hostToGPUFit)
             line("adapter_load.csv disk->host", "", p.diskToHostFit)
+            if let busy = p.busyLoadFits {
+                line("adapter_load.csv host->GPU while steps run (the twin's load time)", "", busy.host)
+                line("adapter_load.csv disk->GPU while steps run (the twin's load time)", "", busy.disk)
+            }
             for (op, f) in p.mergeFits.sorted(by: { $0.key < $1.key }) { line("merge.csv \(op)", "", f) }
             line("host_overhead.csv", "", p.hostOverheadFit)
             try printClosedLoop(p)

@@ -68,6 +68,33 @@ struct StepProfileTests {
         #expect(abs(m.loadSeconds(adapter: 1, fromDisk: true) - (50 + bytes / 25e3 + 200 + bytes / 2e3) * 1e-6) < 1e-12)
     }
 
+    @Test("loads are priced from the busy rows where the profile has them; one busy row alone is refused")
+    func busyLoads() throws {
+        let dir = try ProfileFixture.write()
+        let path = dir + "/adapter_load.csv"
+        let idle = try String(contentsOfFile: path, encoding: .utf8)
+        var busy = idle
+        for b in [1e6, 1e8] {
+            busy += "host_busy,\(Int(b)),\(3000 + b / 10e3),0,0,6\n"
+            busy += "disk_busy,\(Int(b)),\(9000 + b / 1e3),0,0,6\n"
+        }
+        try busy.write(toFile: path, atomically: true, encoding: .utf8)
+        let cat = AdapterCatalogue([AdapterSpec(name: "b", rank: 64, alpha: 16, targetModules: ["q_proj"])])
+        let m = try MeasuredCostModel(profile: try StepProfile(directory: dir), kernel: "sgmv", model: .llama2_7b, catalogue: cat)
+        let bytes = Double(ModelSpec.llama2_7b.adapterBytes(rank: 64, modules: ["q_proj"]))
+        #expect(abs(m.loadSeconds(adapter: 0, fromDisk: false) - (3000 + bytes / 10e3) * 1e-6) < 1e-9)
+        #expect(abs(m.loadSeconds(adapter: 0, fromDisk: true) - (9000 + bytes / 1e3) * 1e-6) < 1e-9)
+
+        try (idle + "host_busy,1000000,3100,0,0,6\n").write(toFile: path, atomically: true, encoding: .utf8)
+        do {
+            _ = try StepProfile(directory: dir)
+            Issue.record("one host_busy row was accepted")
+        } catch {
+            #expect(error.description.contains("adapter_load.csv"))
+            #expect(error.description.contains("source") && error.description.contains("host_busy"))
+        }
+    }
+
     @Test("the breakdown's parts add up to the step, decode and eager")
     func breakdownAddsUp() throws {
         let p = try StepProfile(directory: try ProfileFixture.write())
