@@ -32,7 +32,8 @@ TABLES = {
                    "kernel, token-graph size (under dense_lora_from), segments, rank"),
     "step_mixed": ("eager steps made like live ones (unsorted multi-adapter decode rows, prompt and continuation "
                    "chunks, LoRA)"),
-    "adapter_load": "the engine's loader: disk -> pinned host (source disk), pinned host -> GPU slot (source host)",
+    "adapter_load": "the engine's loader: disk -> pinned host (source disk), pinned host -> GPU slot (source host), "
+                    "whole loads while decode steps run (host_busy, disk_busy; profiles after e82f051)",
     "merge": "folding a rank-r adapter into the base weights (merge) and out again (unmerge)",
     "host_overhead": "the scheduler's pass and finish_step for N running sequences (CPU)",
 }
