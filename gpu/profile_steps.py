@@ -44,6 +44,7 @@ from gpu.common.layouts import VARIED_LAYOUTS, varied_contexts  # noqa: E402
 from gpu.common.mixed import PER_KIND, PER_KIND_QUICK  # noqa: E402
 from gpu.common.mixed import RANKS as MIXED_RANKS  # noqa: E402
 from gpu.common.mixed import compositions as mixed_compositions  # noqa: E402
+from gpu.common.runtime_stats import RuntimeStats  # noqa: E402
 from gpu.common.timing import Stats  # noqa: E402
 from gpu.common.timing import timed as _timed  # noqa: E402
 from gpu.common.timing import timed_difference as _timed_difference  # noqa: E402
@@ -679,6 +680,9 @@ def main() -> int:
     seconds = {}
     windows = {}  # table -> [start, end] seconds on the monitor's clock (meta gpu_monitor.series)
     monitor = GpuMonitor().start() if args.device == "cuda" else None
+    # no automatic collector pass while the tables are timed, as in the replay since e82f051
+    # (gpu/common/runtime_stats.py quiet_gc): a full pass would land in one timed step
+    runtime = RuntimeStats(args.device == "cuda", quiet_gc=True).start()
     t_mon = time.perf_counter()
     measure = {"step_decode": lambda: profile_decode(rig, args.quick),
                "step_decode_varied": lambda: profile_decode_varied(rig, args.quick),
@@ -709,6 +713,7 @@ def main() -> int:
             print(f"table {name} failed; the profile is incomplete", flush=True)
         seconds[name] = time.perf_counter() - t
         print(f"{name}: {len(tables.get(name, [])) - 1} rows in {seconds[name]:.1f} s", flush=True)
+    runtime_doc = runtime.stop()
     if monitor is not None:
         monitor.stop()
     meta = {
@@ -750,6 +755,7 @@ def main() -> int:
                            else {"available": False, "reason": "not CUDA"}),
                         "table_windows_s": windows},
         "complete": complete(tables),
+        "runtime": runtime_doc,
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     print(f"profile written to {out} in {time.perf_counter() - t0:.0f} s; kernels {rig.kinds}; blocks {rig.num_blocks}")
