@@ -17,10 +17,12 @@ import Workloads
 /// predict those of graphs 1-4 with a mean absolute error of 0.024 by their median (0.028 by their
 /// mean, 0.053 by graph 8's, 0.060 by 1: small graphs run 4-9 % dearer in the loop than priced in
 /// every one of them), and those of graphs 40-64 best by 1 (0.020; 0.022 by the mean, 0.027 by the
-/// median) (`python3 scripts/closed_loop_extrapolation.py`, calibration loops only). Why a factor per graph: every live run of four leases priced
-/// with its own lease's profile has its decode steps of graphs 12-24 6-9 % dearer than priced and
-/// those of graphs 8 and 32 within about 2 % (docs/validation.md, "Lease a70f021-1"), a pattern by
-/// graph size that no term of the decode model (floor, work, tail, LoRA) follows.
+/// median) (`python3 scripts/closed_loop_extrapolation.py`, calibration loops only).
+///
+/// Why a factor per graph: every live run of four leases priced with its own lease's profile has
+/// its decode steps of graphs 12-24 6-9 % dearer than priced and those of graphs 8 and 32 within
+/// about 2 % (docs/validation.md, "Lease a70f021-1"), a pattern by graph size that no term of the
+/// decode model (floor, work, tail, LoRA) follows.
 public struct DecodeCorrection: Sendable, Equatable {
     /// Fewer decode-only steps of a graph than this: factor 1.
     public static let minimumSteps = 20

@@ -38,7 +38,8 @@ class RuntimeStats:
     def __init__(self, cuda: bool, quiet_gc: bool = False) -> None:
         self.cuda = cuda
         self.quiet_gc = quiet_gc
-        self._quiet: dict[str, Any] | None = None  # what start() changed, while it is in force
+        self._quiet: dict[str, Any] = {}  # with quiet_gc: what start() found and did
+        self._quiet_on = False  # start()'s changes to the collector in force
         self.passes = [0, 0, 0]
         self.seconds = [0.0, 0.0, 0.0]
         self.longest = 0.0
@@ -63,13 +64,14 @@ class RuntimeStats:
         return dict(torch.cuda.memory_stats())
 
     def start(self) -> RuntimeStats:
-        if self.quiet_gc and self._quiet is None:
+        if self.quiet_gc and not self._quiet_on:
             t = time.perf_counter()
             gc.collect()
             gc.freeze()
             self._quiet = {"was_enabled": gc.isenabled(), "frozen_objects": gc.get_freeze_count(),
                            "collect_and_freeze_s": round(time.perf_counter() - t, 6)}
             gc.disable()
+            self._quiet_on = True
         gc.callbacks.append(self._callback)
         if self.cuda:
             self._alloc0 = self._alloc()
@@ -83,15 +85,13 @@ class RuntimeStats:
                    "longest_s": round(self.longest, 6), "thresholds": list(gc.get_threshold()),
                    "tracked_objects_at_end": len(gc.get_objects())},
         }
+        if self._quiet_on:  # undo what start() did, once
+            if self._quiet["was_enabled"]:
+                gc.enable()
+            gc.unfreeze()
+            self._quiet_on = False
         if self.quiet_gc:
-            if self._quiet is not None:  # undo what start() did, once
-                if self._quiet["was_enabled"]:
-                    gc.enable()
-                gc.unfreeze()
-                self._last_quiet = self._quiet
-                self._quiet = None
-            doc["gc"]["quiet"] = {"automatic_collection": "off between start and stop",
-                                  **getattr(self, "_last_quiet", {})}
+            doc["gc"]["quiet"] = {"automatic_collection": "off between start and stop", **self._quiet}
         if self.cuda:
             end = self._alloc()
             doc["cuda_allocator"] = {
