@@ -1,3 +1,4 @@
+import Foundation
 import KernelProfiles
 import Workloads
 
@@ -94,6 +95,31 @@ public struct MeasuredCostModel: StepCostModel {
         return DecodeCorrection(
             file: table.file, batches: batches, measuredUs: measured, price: { plain.breakdown($0).total },
             graph: { profile.graphSize($0) })
+    }
+
+    /// How far one stretch of live-like running strays from another in the same machine start, as a
+    /// log-normal sigma: the RMS over seeds and graphs of ln(a seed's factor / the pooled factor)
+    /// of `variant`'s closed loop (0 with fewer than two seeds). Calibration data: the loop's seeds
+    /// are blocks of a few seconds of the engine's own loop, minutes apart, on one synthetic
+    /// workload. `SampledCostModel` adds it to the systematic decode factor of each replica.
+    public static func closedLoopSeedLogSigma(
+        profile: StepProfile, kernel: String, model: ModelSpec, variant: String, loopProfile: String? = nil
+    ) throws(WorkloadError) -> Double {
+        let seeds = try closedLoopSeeds(profile: profile, variant: variant, loopProfile: loopProfile)
+        guard seeds.count >= 2 else { return 0 }
+        let full = try fitCorrection(profile: profile, kernel: kernel, model: model, variant: variant, loopProfile: loopProfile)
+        var squares: [Double] = []
+        for seed in seeds {
+            let one = try fitCorrection(
+                profile: profile, kernel: kernel, model: model, variant: variant, seed: seed, loopProfile: loopProfile)
+            for g in one.factors.keys.sorted() {
+                if let f = full.factors[g], let s = one.factors[g], f > 0, s > 0 {
+                    let l = Foundation.log(s / f)
+                    squares.append(l * l)
+                }
+            }
+        }
+        return squares.isEmpty ? 0 : (squares.reduce(0, +) / Double(squares.count)).squareRoot()
     }
 
     /// The workload seeds of `variant`'s closed loop, in order (the `seed` column; none without it).

@@ -7,7 +7,10 @@ import Workloads
 /// (`StepProfile.decodeLogSigma`, `eagerLogSigma`). With `modelError`, each replica also carries
 /// one systematic factor per step kind, exp(sigma_m x z) drawn once, sigma_m from the model's own
 /// leave-one-out error on the calibration tables (`decodeModelLogSigma`, `eagerModelLogSigma`):
-/// the twin's error is mostly a bias that lasts a whole run, not noise from step to step. Seeded:
+/// the twin's error is mostly a bias that lasts a whole run, not noise from step to step. With a
+/// closed loop of several seeds (`loopLogSigma`, `MeasuredCostModel.closedLoopSeedLogSigma`), the
+/// decode factor's sigma also holds how far one stretch of running strays from another in the same
+/// machine start (the two added in quadrature). Seeded:
 /// N seeds give N replicas of a run, whose spread is the twin's prediction interval
 /// (`--intervals N`). The factors' standard normal draws can be given (`biasZ`):
 /// `ScenarioRunner.sampledRuns` spreads them over a Latin hypercube, so that N replicas cover the
@@ -25,12 +28,16 @@ public struct SampledCostModel: StepCostModel, @unchecked Sendable {
     /// Creates the model with its own generator seeded by `seed`. With `modelError`, the two
     /// factors' standard normal draws are `biasZ` (decode, eager) when given, else drawn from the
     /// generator.
-    public init(base: MeasuredCostModel, seed: UInt64, modelError: Bool = false, biasZ: (decode: Double, eager: Double)? = nil) {
+    public init(
+        base: MeasuredCostModel, seed: UInt64, modelError: Bool = false, biasZ: (decode: Double, eager: Double)? = nil,
+        loopLogSigma: Double = 0
+    ) {
         self.base = base
         let rng = RandomSource(seed: seed)
         if modelError {
             let z = biasZ ?? (rng.gaussian(sigma: 1), rng.gaussian(sigma: 1))
-            decodeBias = exp(base.profile.decodeModelLogSigma * z.decode)
+            let m = base.profile.decodeModelLogSigma
+            decodeBias = exp((m * m + loopLogSigma * loopLogSigma).squareRoot() * z.decode)
             eagerBias = exp(base.profile.eagerModelLogSigma(kernel: base.kernel) * z.eager)
         } else {
             decodeBias = 1

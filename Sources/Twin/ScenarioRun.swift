@@ -248,11 +248,19 @@ public enum ScenarioRunner {
                 file: "<scenario \(s.name)>", field: "cost_model", "prediction intervals need a measured profile (cost_model: measured)")
         }
         let base = try measuredModel(s, trace: trace, profile: dir, kernel: kernel, closedLoop: closedLoop, from: from)
+        // the closed loop's seed-to-seed spread, where the correction is on and its loop has seeds
+        var loopSigma = 0.0
+        if modelError, base.decodeCorrections[kernel] != nil {
+            let loop = from.map { resolvedPath($0, against: s.baseDirectory) }
+            loopSigma = try MeasuredCostModel.closedLoopSeedLogSigma(
+                profile: base.profile, kernel: kernel, model: s.model, variant: kernel, loopProfile: loop)
+        }
         let n = max(1, count)
         let z = Statistics.latinHypercubeNormal(count: n, dimensions: 2, seed: 0x5EED)
         return try (1...n).map { seed in
             let cost = SampledCostModel(
-                base: base, seed: UInt64(seed), modelError: modelError, biasZ: (z[seed - 1][0], z[seed - 1][1]))
+                base: base, seed: UInt64(seed), modelError: modelError, biasZ: (z[seed - 1][0], z[seed - 1][1]),
+                loopLogSigma: loopSigma)
             return try run(s, trace: trace, cost: cost, horizon: horizon).summary
         }
     }

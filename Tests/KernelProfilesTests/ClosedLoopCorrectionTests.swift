@@ -110,6 +110,7 @@ struct ClosedLoopCorrectionTests {
         let dir = try Self.profile(variant: "sgmv", factor: [8: 1.10], count: [8: 40], adapters: true)
         let p = try StepProfile(directory: dir)
         #expect(try MeasuredCostModel.closedLoopSeeds(profile: p, variant: "sgmv") == [])  // no seed column
+        #expect(try MeasuredCostModel.closedLoopSeedLogSigma(profile: p, kernel: "sgmv", model: .llama2_7b, variant: "sgmv") == 0)
         // the last 20 graph-8 rows (and the two prefill rows) become seed 1, measured at 0.90x
         let file = DecodeCorrection.directory(profile: dir, variant: "sgmv") + "/steps.csv"
         var lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map(String.init)
@@ -131,6 +132,17 @@ struct ClosedLoopCorrectionTests {
         let all = try fit(nil)  // the median of 20 at 1.10 and 20 at 0.90
         #expect(all > 0.90 - 1e-6 && all < 1.10 + 1e-6)
         #expect(try MeasuredCostModel.fitCorrection(profile: p, kernel: "sgmv", model: .llama2_7b, variant: "sgmv", seed: 7).steps.isEmpty)
+        // the seeds' spread around the pooled factor, as a log-normal sigma (RMS of the log ratios)
+        let sigma = try MeasuredCostModel.closedLoopSeedLogSigma(profile: p, kernel: "sgmv", model: .llama2_7b, variant: "sgmv")
+        let expected = ((pow(log(1.10 / all), 2) + pow(log(0.90 / all), 2)) / 2).squareRoot()
+        #expect(abs(sigma - expected) < 1e-6 && sigma > 0.09)
+        // a replica's decode factor carries it with the model's own error, in quadrature
+        let m = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: Fixtures.catalogue(2))
+        let model = p.decodeModelLogSigma
+        let wide = SampledCostModel(base: m, seed: 1, modelError: true, biasZ: (1, 0), loopLogSigma: sigma)
+        let narrow = SampledCostModel(base: m, seed: 1, modelError: true, biasZ: (1, 0))
+        #expect(abs(wide.decodeBias - exp((model * model + sigma * sigma).squareRoot())) < 1e-9)
+        #expect(abs(narrow.decodeBias - exp(model)) < 1e-9 && wide.decodeBias > narrow.decodeBias)
     }
 
     @Test("the none variant scales steps without adapters and merged ones")
