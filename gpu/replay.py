@@ -438,7 +438,7 @@ def replay(args: argparse.Namespace) -> ReplayResult:
     idx = 0
     monitor = GpuMonitor().start() if cuda else None  # clocks and power during the replay (run.json)
     # collector passes and allocator calls during the replay; no automatic collector pass in it
-    # (gpu/common/runtime_stats.py, quiet_gc: a full pass stalled the loop 80-136 ms in about half the runs)
+    # (gpu/common/runtime_stats.py, quiet_gc: a full pass stalled the loop 75-136 ms in about half the runs)
     runtime = RuntimeStats(cuda, quiet_gc=True).start()
     t0 = time.perf_counter()
 
