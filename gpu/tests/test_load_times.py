@@ -1,0 +1,49 @@
+"""scripts/load_times.py: the loads of a run grouped by source and size with their medians, the
+iterations that start a load against their neighbours (every one, and the clean windows only),
+the profile the scenario names, and a folder without run.json refused naming it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import load_times as lt  # noqa: E402
+
+
+def it(dur_ms, loads=0, prefill=0, seqs=4):
+    return {"duration_s": str(dur_ms / 1e3), "adapter_loads": str(loads), "prefill_tokens": str(prefill),
+            "decode_seqs": str(seqs)}
+
+
+def test_load_iterations_every_and_clean():
+    rows = [it(6.0) for _ in range(3)] + [it(7.0, loads=1)] + [it(6.0) for _ in range(3)]
+    rows += [it(20.0, prefill=512), it(8.0, loads=1), it(6.0)]  # a load next to a prefill step: not "every"
+    every, clean = lt.load_iterations(rows)
+    assert every == [pytest.approx(1.0)] and clean == [pytest.approx(1.0)]
+    rows[1] = it(6.0, seqs=5)  # the window's batch changes: no longer clean, still "every"
+    every, clean = lt.load_iterations(rows)
+    assert every == [pytest.approx(1.0)] and clean == []
+
+
+def test_load_table_and_profile(tmp_path):
+    loads = [{"from_disk": False, "bytes": 1 << 24, "ordered_s": 1.0, "done_s": 1.009, "h2d_ms": 5.0},
+             {"from_disk": False, "bytes": 1 << 24, "ordered_s": 2.0, "done_s": 2.011, "h2d_ms": 6.0},
+             {"from_disk": True, "bytes": 1 << 25, "ordered_s": 3.0, "done_s": 3.020, "h2d_ms": 4.0}]
+    (tmp_path / "run.json").write_text(json.dumps({"loads": loads}))
+    table = lt.load_table(tmp_path)
+    assert [(s, b, n) for s, b, n, _, _ in table] == [("disk", 1 << 25, 1), ("host", 1 << 24, 2)]
+    assert table[1][3] == pytest.approx(10.0) and table[1][4] == pytest.approx(5.5)
+    prof = tmp_path / "prof"
+    prof.mkdir()
+    (prof / "adapter_load.csv").write_text("source,bytes,median_us,p10_us,p90_us,reps\nhost,16777216,4000,0,0,12\n")
+    (tmp_path / "scenario.yaml").write_text("cost_model: {kind: measured, profile: prof, kernel: sgmv}\n")
+    assert lt.profile_dir(tmp_path) == prof.resolve()
+    assert lt.profile_rows(prof) == {("host", 1 << 24): 4000.0}
+    with pytest.raises(SystemExit, match="not a run folder"):
+        lt.main([str(prof)])

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Adapter loads in recorded live runs against the profile that prices them, and the iterations they start.
+
+    python3 scripts/load_times.py RUN_DIR...
+
+Per run, from run.json ``loads`` (gpu/replay.py: every load's order and completion on the replay's
+clock, its copy time between CUDA events, its file read) and the profile its scenario names
+(``adapter_load.csv``): per source (host cache or file) and adapter size, the loads' median order
+to completion and median copy time, live, against the profile's rows of that size (``host``:
+order to completion with the loop idle; ``disk``: the file read alone; ``host_busy`` /
+``disk_busy`` where the profile has them). Then the iterations that start a load, from
+iterations.csv: how much longer a decode-only one is than the mean of its two decode-only
+neighbours (median; every such iteration), and the same in clean windows only (three iterations
+either side with the same decode batch, no prefill and no other load). No GPU, no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+
+def profile_dir(run: Path) -> Path:
+    """The profile folder the run's scenario names (cost_model profile, relative to the scenario)."""
+    text = (run / "scenario.yaml").read_text()
+    m = re.search(r"profile:\s*([^,}\s]+)", text)
+    if not m:
+        raise SystemExit(f"load_times.py: {run / 'scenario.yaml'}: no cost_model profile")
+    return (run / m.group(1)).resolve()
+
+
+def profile_rows(profile: Path) -> dict[tuple[str, int], float]:
+    """(source, bytes) -> median_us of adapter_load.csv."""
+    path = profile / "adapter_load.csv"
+    try:
+        with path.open(newline="") as f:
+            return {(r["source"], int(r["bytes"])): float(r["median_us"]) for r in csv.DictReader(f)}
+    except (OSError, KeyError, ValueError) as e:
+        raise SystemExit(f"load_times.py: {path}: {e}") from None
+
+
+def load_table(run: Path) -> list[tuple[str, int, int, float, float]]:
+    """(source, bytes, loads, median order-to-done ms, median copy ms) per source and size."""
+    try:
+        loads = json.loads((run / "run.json").read_text())["loads"]
+    except (OSError, KeyError, json.JSONDecodeError) as e:
+        raise SystemExit(f"load_times.py: {run / 'run.json'}: {e}") from None
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for ld in loads:
+        groups.setdefault(("disk" if ld["from_disk"] else "host", int(ld["bytes"])), []).append(ld)
+    out = []
+    for (src, nbytes), v in sorted(groups.items()):
+        out.append((src, nbytes, len(v), statistics.median((x["done_s"] - x["ordered_s"]) * 1e3 for x in v),
+                    statistics.median(x["h2d_ms"] for x in v)))
+    return out
+
+
+def load_iterations(rows: list[dict[str, str]]) -> tuple[list[float], list[float]]:
+    """Extra ms of decode-only iterations that start a load over their decode-only neighbours:
+    (every such iteration against the mean of the one before and after, the clean windows only)."""
+    every, clean = [], []
+    for i in range(1, len(rows) - 1):
+        r = rows[i]
+        if int(r["adapter_loads"]) == 0 or r["prefill_tokens"] != "0":
+            continue
+        nb = [rows[j] for j in (i - 1, i + 1) if rows[j]["prefill_tokens"] == "0"]
+        if len(nb) == 2:
+            every.append((float(r["duration_s"]) - statistics.fmean(float(x["duration_s"]) for x in nb)) * 1e3)
+        win = rows[i - 3:i + 4]
+        if len(win) == 7 and all(w["prefill_tokens"] == "0" and w["decode_seqs"] == r["decode_seqs"] for w in win) \
+                and all(int(w["adapter_loads"]) == 0 for j, w in enumerate(win) if j != 3):
+            clean.append((float(r["duration_s"]) - statistics.fmean(float(w["duration_s"]) for w in win[:3])) * 1e3)
+    return every, clean
+
+
+def _ms(us: float | None) -> str:
+    return f"{us / 1e3:.2f}" if us is not None else "-"
+
+
+def _median(v: list[float]) -> str:
+    return f"{statistics.median(v):.2f} ms over {len(v)}" if v else "none"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    args = ap.parse_args(argv)
+    for run in args.runs:
+        if not (run / "run.json").exists():
+            raise SystemExit(f"load_times.py: {run}: not a run folder (no run.json)")
+        prof = profile_dir(run)
+        rows = profile_rows(prof)
+        print(f"{run.name} (profile {prof.name})")
+        print("| source | MB | loads | live order to done ms | live copy ms | profile idle ms | profile busy ms |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for src, nbytes, n, done, h2d in load_table(run):
+            idle = rows.get((src, nbytes))
+            if src == "disk" and idle is not None and ("host", nbytes) in rows:
+                idle += rows[("host", nbytes)]  # the twin's idle price of a load from disk: read + copy
+            busy = rows.get((f"{src}_busy", nbytes))
+            print(f"| {src} | {nbytes >> 20} | {n} | {done:.2f} | {h2d:.2f} | {_ms(idle)} | {_ms(busy)} |")
+        try:
+            with (run / "iterations.csv").open(newline="") as f:
+                its = list(csv.DictReader(f))
+        except OSError as e:
+            raise SystemExit(f"load_times.py: {run / 'iterations.csv'}: {e.strerror}") from None
+        every, clean = load_iterations(its)
+        print(f"iterations starting a load, longer than their neighbours: {_median(every)}; "
+              f"in clean windows {_median(clean)}")
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
