@@ -526,7 +526,7 @@ def profile_loads(rig: Rig, quick: bool) -> list[str]:
     """Rows ``host`` / ``disk``: the loader alone, the loop idle (host: order to completion; disk:
     the file read into pinned memory). Rows ``host_busy`` / ``disk_busy`` (after e82f051): order to
     completion, from the host cache or from the file, while decode steps run (``busy_load_us``):
-    live loads took about twice the idle ``host`` time (docs/validation.md, "After lease
+    live loads took two to three times the idle ``host`` time (docs/validation.md, "After lease
     e82f051-1"), and the twin prices loads from these rows when a profile has them."""
     rows = ["source,bytes," + TIMING]
     slots = rig.slots[rig.kinds[0]]
