@@ -48,8 +48,9 @@ public struct StepProfile: Sendable {
     public let diskToHostFit: LinearFit
     /// A whole load, order to completion, while decode steps run (`adapter_load.csv` rows
     /// `host_busy` and `disk_busy`, profiles after e82f051; nil without them): us ~ 1 + bytes, from
-    /// the host cache and from the file. Live loads overlap steps, and took two to three times the idle
-    /// `host` time in the runs of lease e82f051-1 (docs/validation.md).
+    /// the host cache and from the file. Live loads overlap steps, and those from the host cache
+    /// took two to three times the idle `host` time in the runs of lease e82f051-1
+    /// (docs/validation.md).
     public let busyLoadFits: (host: LinearFit, disk: LinearFit)?
     /// Merge and unmerge: us ~ 1 + rank, by operation.
     public let mergeFits: [String: LinearFit]
