@@ -102,12 +102,20 @@ public struct MeasuredCostModel: StepCostModel {
     /// of `variant`'s closed loop (0 with fewer than two seeds). Calibration data: the loop's seeds
     /// are blocks of a few seconds of the engine's own loop, minutes apart, on one synthetic
     /// workload. `SampledCostModel` adds it to the systematic decode factor of each replica.
+    /// `pooled`: the fit over all seeds where the caller has it (a model's `decodeCorrections`), so
+    /// that it is not fitted again.
     public static func closedLoopSeedLogSigma(
-        profile: StepProfile, kernel: String, model: ModelSpec, variant: String, loopProfile: String? = nil
+        profile: StepProfile, kernel: String, model: ModelSpec, variant: String, loopProfile: String? = nil,
+        pooled: DecodeCorrection? = nil
     ) throws(WorkloadError) -> Double {
         let seeds = try closedLoopSeeds(profile: profile, variant: variant, loopProfile: loopProfile)
         guard seeds.count >= 2 else { return 0 }
-        let full = try fitCorrection(profile: profile, kernel: kernel, model: model, variant: variant, loopProfile: loopProfile)
+        let full: DecodeCorrection
+        if let pooled {
+            full = pooled
+        } else {
+            full = try fitCorrection(profile: profile, kernel: kernel, model: model, variant: variant, loopProfile: loopProfile)
+        }
         var squares: [Double] = []
         for seed in seeds {
             let one = try fitCorrection(

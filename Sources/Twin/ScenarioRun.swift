@@ -250,10 +250,10 @@ public enum ScenarioRunner {
         let base = try measuredModel(s, trace: trace, profile: dir, kernel: kernel, closedLoop: closedLoop, from: from)
         // the closed loop's seed-to-seed spread, where the correction is on and its loop has seeds
         var loopSigma = 0.0
-        if modelError, base.decodeCorrections[kernel] != nil {
+        if modelError, let pooled = base.decodeCorrections[kernel] {
             let loop = from.map { resolvedPath($0, against: s.baseDirectory) }
             loopSigma = try MeasuredCostModel.closedLoopSeedLogSigma(
-                profile: base.profile, kernel: kernel, model: s.model, variant: kernel, loopProfile: loop)
+                profile: base.profile, kernel: kernel, model: s.model, variant: kernel, loopProfile: loop, pooled: pooled)
         }
         let n = max(1, count)
         let z = Statistics.latinHypercubeNormal(count: n, dimensions: 2, seed: 0x5EED)

@@ -136,6 +136,10 @@ struct ClosedLoopCorrectionTests {
         let sigma = try MeasuredCostModel.closedLoopSeedLogSigma(profile: p, kernel: "sgmv", model: .llama2_7b, variant: "sgmv")
         let expected = ((pow(log(1.10 / all), 2) + pow(log(0.90 / all), 2)) / 2).squareRoot()
         #expect(abs(sigma - expected) < 1e-6 && sigma > 0.09)
+        let pooled = try MeasuredCostModel.fitCorrection(profile: p, kernel: "sgmv", model: .llama2_7b, variant: "sgmv")
+        #expect(
+            try MeasuredCostModel.closedLoopSeedLogSigma(
+                profile: p, kernel: "sgmv", model: .llama2_7b, variant: "sgmv", pooled: pooled) == sigma)  // given, not refitted
         // a replica's decode factor carries it with the model's own error, in quadrature
         let m = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: Fixtures.catalogue(2))
         let model = p.decodeModelLogSigma
