@@ -21,15 +21,13 @@ import argparse
 import csv
 import json
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from queue_windows import phases, quantile, read_requests  # noqa: E402
+from queue_windows import phases, quantile, read_requests, simulated_requests  # noqa: E402
 
 STALL_S = 0.05  # an iteration at least this long ...
 STALL_RATIO = 5.0  # ... and this many times the median of the ten before it
@@ -114,12 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"gc_pauses.py: {run / 'iterations.csv'}: {e.strerror}") from None
         win = stalls(its)
         live = read_requests(run / "requests.csv")
-        with tempfile.TemporaryDirectory() as td:
-            r = subprocess.run([str(args.bin), "simulate", str(run / "scenario.yaml"), "-o", td],
-                               capture_output=True, text=True)
-            if r.returncode != 0:
-                raise SystemExit(f"gc_pauses.py: loratwin simulate {run}: {r.stderr.strip()}")
-            twin = read_requests(Path(td) / "requests.csv")
+        twin = simulated_requests(run, args.bin, "gc_pauses.py")
         ids = list(live)
         waiting = {rid for rid in ids if phases(live[rid]) is not None and any(
             float(live[rid]["arrival_s"]) < e and float(live[rid]["first_token_s"]) > s for s, e in win)}

@@ -19,19 +19,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import re
 import statistics
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-def profile_dir(run: Path) -> Path:
-    """The profile folder the run's scenario names (cost_model profile, relative to the scenario)."""
-    text = (run / "scenario.yaml").read_text()
-    m = re.search(r"profile:\s*([^,}\s]+)", text)
-    if not m:
-        raise SystemExit(f"load_times.py: {run / 'scenario.yaml'}: no cost_model profile")
-    return (run / m.group(1)).resolve()
+from step_errors import profile_dir  # noqa: E402  (the profile the run's scenario names)
 
 
 def profile_rows(profile: Path) -> dict[tuple[str, int], float]:

@@ -41,6 +41,17 @@ def read_requests(path: Path) -> dict[str, dict[str, str]]:
     return {r["request_id"]: r for r in rows}
 
 
+def simulated_requests(run: Path, binary: Path, caller: str = "queue_windows.py") -> dict[str, dict[str, str]]:
+    """The twin's requests for a recorded run: `loratwin simulate RUN/scenario.yaml -o TMP` (the same
+    trace, engine configuration and cost model as `loratwin validate`), read back by request_id."""
+    with tempfile.TemporaryDirectory() as td:
+        r = subprocess.run([str(binary), "simulate", str(run / "scenario.yaml"), "-o", td],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"{caller}: loratwin simulate {run}: {r.stderr.strip()}")
+        return read_requests(Path(td) / "requests.csv")
+
+
 def phases(r: dict[str, str]) -> tuple[float, float, float] | None:
     """(TTFT, wait for the first schedule, decode phase) in seconds; None for an unfinished request."""
     try:
@@ -111,12 +122,7 @@ def main() -> int:
     if not args.bin.is_file():
         raise SystemExit(f"queue_windows.py: missing file: {args.bin} (swift build -c release)")
     live = read_requests(args.run / "requests.csv")
-    with tempfile.TemporaryDirectory() as td:
-        r = subprocess.run([str(args.bin), "simulate", str(args.run / "scenario.yaml"), "-o", td],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise SystemExit(f"queue_windows.py: loratwin simulate {args.run}: {r.stderr.strip()}")
-        twin = read_requests(Path(td) / "requests.csv")
+    twin = simulated_requests(args.run, args.bin)
     print("\n".join(ttft_quantiles(live, twin) if args.quantiles else windows(live, twin, args.window)))
     return 0
 
