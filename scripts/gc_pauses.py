@@ -95,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bin", type=Path, default=ROOT / ".build/release/loratwin")
     args = ap.parse_args(argv)
     runs = run_dirs(args.runs)
-    print("| run | full passes | longest pass ms | stalled iterations | requests left out | TTFT mean SMAPE % "
-          "(all / without them) | TTFT p99 SMAPE % (all / without them) |")
-    print("| --- | ---: | ---: | ---: | ---: | --- | --- |")
+    print("| run | full passes | longest pass ms | stalled iterations (start s: ms) | requests left out "
+          "| TTFT mean SMAPE % (all / without them) | TTFT p99 SMAPE % (all / without them) |")
+    print("| --- | ---: | ---: | --- | ---: | --- | --- |")
     with_pass = 0
     sums = [0.0, 0.0, 0.0, 0.0]
     for run in runs:
@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         k = ttft_pair(live, twin, kept)
         cells = [smape(a[0], a[1]), smape(k[0], k[1]), smape(a[2], a[3]), smape(k[2], k[3])]
         sums = [x + y for x, y in zip(sums, cells, strict=True)]
-        print(f"| {run.name} | {n} | {longest * 1e3:.0f} | {len(win)} | {len(waiting)} "
+        stalled = ", ".join(f"{a:.2f}: {(b - a) * 1e3:.0f}" for a, b in win) or "0"
+        print(f"| {run.name} | {n} | {longest * 1e3:.0f} | {stalled} | {len(waiting)} "
               f"| {cells[0]:.1f} / {cells[1]:.1f} | {cells[2]:.1f} / {cells[3]:.1f} |")
     if with_pass:
         m = [x / with_pass for x in sums]
