@@ -11,7 +11,7 @@ records both so that two runs of one machine can be compared (docs/live-run-form
 With ``quiet_gc`` the collector does not run between start and stop: at start everything alive is
 collected once and frozen (``gc.freeze``: later passes would not walk it) and automatic
 collection is switched off; stop switches it back on and unfreezes. Why: before this, 48 of the
-105 H200 runs recorded through lease e82f051-1 had one full (generation-2) pass of 75-136 ms in
+112 runs recorded through lease e82f051-1 had one full (generation-2) pass of 75-136 ms in
 the middle of the replay (their run.json ``runtime.gc``), a stall of the whole loop, at the same
 moment in every recording of one trace and engine, that no step profile sees. A replay lasts
 minutes and reference counting frees everything but cycles, so the memory it leaves uncollected
