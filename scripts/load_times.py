@@ -6,17 +6,24 @@
 Per run, from run.json ``loads`` (gpu/replay.py: every load's order and completion on the replay's
 clock, its copy time between CUDA events, its file read) and the profile its scenario names
 (``adapter_load.csv``): per source (host cache or file) and adapter size, the loads' median order
-to completion and median copy time, live, against the profile's rows of that size (``host``:
-order to completion with the loop idle; ``disk``: the file read alone; ``host_busy`` /
-``disk_busy`` where the profile has them). Then the iterations that start a load, from
-iterations.csv: how much longer a decode-only one is than the mean of its two decode-only
-neighbours (median; every such iteration), and the same in clean windows only (three iterations
-either side with the same decode batch, no prefill and no other load). No GPU, no torch.
+to completion and median copy time, live, against the profile's rows of that size (``host``: order
+to completion with the loop idle; ``disk``: the file read alone; ``host_busy`` / ``disk_busy``
+where the profile has them). The replay sees a load done at the first pass after it completes
+(gpu/replay.py polls between steps), so the live order to completion holds the rest of the step
+that ordered it; the twin does the same with its own steps. ``to the pass`` applies that rounding
+to the profile's price (busy where the profile has it, else idle) on the live steps: the end of the
+first live iteration at or after order + price, and ``same pass`` counts the loads that this puts
+in the pass where the replay saw them done (and the same with the idle price). Then the iterations
+that start a load, from iterations.csv: how much longer a decode-only one is than the mean of its
+two decode-only neighbours (median; every such iteration), and the same in clean windows only
+(three iterations either side with the same decode batch, no prefill and no other load). No GPU, no
+torch.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
 import json
 import statistics
@@ -38,8 +45,8 @@ def profile_rows(profile: Path) -> dict[tuple[str, int], float]:
         raise SystemExit(f"load_times.py: {path}: {e}") from None
 
 
-def load_table(run: Path) -> list[tuple[str, int, int, float, float]]:
-    """(source, bytes, loads, median order-to-done ms, median copy ms) per source and size."""
+def read_loads(run: Path) -> dict[tuple[str, int], list[dict]]:
+    """run.json ``loads`` by (source, bytes)."""
     try:
         loads = json.loads((run / "run.json").read_text())["loads"]
     except (OSError, KeyError, json.JSONDecodeError) as e:
@@ -47,11 +54,28 @@ def load_table(run: Path) -> list[tuple[str, int, int, float, float]]:
     groups: dict[tuple[str, int], list[dict]] = {}
     for ld in loads:
         groups.setdefault(("disk" if ld["from_disk"] else "host", int(ld["bytes"])), []).append(ld)
-    out = []
-    for (src, nbytes), v in sorted(groups.items()):
-        out.append((src, nbytes, len(v), statistics.median((x["done_s"] - x["ordered_s"]) * 1e3 for x in v),
-                    statistics.median(x["h2d_ms"] for x in v)))
-    return out
+    return dict(sorted(groups.items()))
+
+
+def load_table(run: Path) -> list[tuple[str, int, int, float, float]]:
+    """(source, bytes, loads, median order-to-done ms, median copy ms) per source and size."""
+    return [(src, nbytes, len(v), statistics.median((x["done_s"] - x["ordered_s"]) * 1e3 for x in v),
+             statistics.median(x["h2d_ms"] for x in v)) for (src, nbytes), v in read_loads(run).items()]
+
+
+def to_the_pass(loads: list[dict], price_s: float, ends: list[float]) -> tuple[float, int]:
+    """The profile's price rounded up to the live steps: (median ms from order to the end of the
+    first iteration ending at or after order + price, loads whose live completion was seen at
+    that pass, i.e. before the next iteration ended). ``ends``: the iterations' ends, sorted."""
+    waits, same = [], 0
+    for ld in loads:
+        i = bisect.bisect_left(ends, ld["ordered_s"] + price_s)
+        if i == len(ends):
+            continue
+        waits.append((ends[i] - ld["ordered_s"]) * 1e3)
+        nxt = ends[i + 1] if i + 1 < len(ends) else float("inf")
+        same += ends[i] <= ld["done_s"] < nxt
+    return (statistics.median(waits) if waits else float("nan")), same
 
 
 def load_iterations(rows: list[dict[str, str]]) -> tuple[list[float], list[float]]:
@@ -90,19 +114,27 @@ def main(argv: list[str] | None = None) -> int:
         prof = profile_dir(run)
         rows = profile_rows(prof)
         print(f"{run.name} (profile {prof.name})")
-        print("| source | MB | loads | live order to done ms | live copy ms | profile idle ms | profile busy ms |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        try:
+            with (run / "iterations.csv").open(newline="") as f:
+                its = list(csv.DictReader(f))
+            ends = sorted(float(r["start_s"]) + float(r["duration_s"]) for r in its)
+        except (OSError, KeyError, ValueError) as e:
+            raise SystemExit(f"load_times.py: {run / 'iterations.csv'}: {e}") from None
+        groups = read_loads(run)
+        print("| source | MB | loads | live order to done ms | live copy ms | profile idle ms | profile busy ms "
+              "| to the pass ms | same pass | same pass, idle price |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for src, nbytes, n, done, h2d in load_table(run):
             idle = rows.get((src, nbytes))
             if src == "disk" and idle is not None and ("host", nbytes) in rows:
                 idle += rows[("host", nbytes)]  # the twin's idle price of a load from disk: read + copy
             busy = rows.get((f"{src}_busy", nbytes))
-            print(f"| {src} | {nbytes >> 20} | {n} | {done:.2f} | {h2d:.2f} | {_ms(idle)} | {_ms(busy)} |")
-        try:
-            with (run / "iterations.csv").open(newline="") as f:
-                its = list(csv.DictReader(f))
-        except OSError as e:
-            raise SystemExit(f"load_times.py: {run / 'iterations.csv'}: {e.strerror}") from None
+            price = busy if busy is not None else idle
+            rounded, same = to_the_pass(groups[(src, nbytes)], price / 1e6, ends) if price is not None \
+                else (float("nan"), 0)
+            same_idle = to_the_pass(groups[(src, nbytes)], idle / 1e6, ends)[1] if idle is not None else 0
+            print(f"| {src} | {nbytes >> 20} | {n} | {done:.2f} | {h2d:.2f} | {_ms(idle)} | {_ms(busy)} "
+                  f"| {rounded:.2f} | {same} of {n} | {same_idle} of {n} |")
         every, clean = load_iterations(its)
         print(f"iterations starting a load, longer than their neighbours: {_median(every)}; "
               f"in clean windows {_median(clean)}")

@@ -47,3 +47,16 @@ def test_load_table_and_profile(tmp_path):
     assert lt.profile_rows(prof) == {("host", 1 << 24): 4000.0}
     with pytest.raises(SystemExit, match="not a run folder"):
         lt.main([str(prof)])
+
+
+def test_to_the_pass_rounds_the_price_up_to_the_live_steps():
+    # Iterations end every 10 ms; a load ordered at 0.101 with a 4 ms price completes within the
+    # step that ordered it and is seen at its end (0.110); one with a 12 ms price at the next (0.120).
+    ends = [0.1 + 0.01 * k for k in range(10)]
+    loads = [{"ordered_s": 0.101, "done_s": 0.1102},   # seen at the end of the ordering step
+             {"ordered_s": 0.121, "done_s": 0.1405}]   # the live load took two passes
+    wait, same = lt.to_the_pass(loads, 0.004, ends)
+    assert wait == pytest.approx(9.0) and same == 1    # 9 ms to the pass; the second in the wrong one
+    wait, same = lt.to_the_pass(loads, 0.012, ends)
+    assert wait == pytest.approx(19.0) and same == 1   # now the first is a pass late
+    assert lt.to_the_pass(loads, 1.0, ends) == (pytest.approx(float("nan"), nan_ok=True), 0)  # past the run
