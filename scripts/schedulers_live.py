@@ -15,6 +15,11 @@ the per-iteration modes), and prints two Markdown tables:
    bound with the largest `s` in effect while the longest-waiting request waited (the speeds
    replayed from iterations.csv as the engine updates them).
 
+A third table counts the mode changes of every recording under a switching scheduler (dLoRA and
+its variants, not FCFS or always merged): the first recording under traces/live and its repeats
+under traces/repeats (`NAME-repeatN`, each priced with its own lease's profile), live and
+predicted per recording, their sums, and how many recordings the twin gets exactly.
+
 Usage: python3 scripts/schedulers_live.py [--bin .build/release/loratwin] [--write]
 (`--write` replaces the generated block of docs/schedulers.md instead of printing.)
 """
@@ -160,6 +165,46 @@ def render(bin_path: str) -> str:
     return "\n".join(t1) + "\n\n" + "\n".join(t2)
 
 
+def repeat_base(name: str) -> str:
+    """The traces/live name a traces/repeats folder repeats (`NAME-repeat`, `NAME-repeat7`)."""
+    head, sep, tail = name.rpartition("-repeat")
+    return head if sep and (tail == "" or tail.isdigit()) else name
+
+
+def mode_changes_table(bin_path: str, live_dir: Path, repeats_dir: Path) -> str:
+    """Mode changes live / twin of every recording of a switching variant (third table)."""
+    def order(run: Path) -> int:  # NAME-repeat is the first repeat, NAME-repeat2 the second, ...
+        tail = run.name.rpartition("-repeat")[2]
+        return int(tail) if tail else 1
+
+    groups: dict[str, list[Path]] = {}
+    for run in sorted(p.parent for p in live_dir.glob("d0*/requests.csv")):
+        groups.setdefault(run.name, []).append(run)
+    for run in sorted((p.parent for p in repeats_dir.glob("d0*-repeat*/requests.csv")), key=order):
+        groups.setdefault(repeat_base(run.name), []).append(run)  # after the first recording, in order
+    lines = ["| run | scheduler | recordings | live / twin, each | sum live / twin | exact |",
+             "| --- | --- | ---: | --- | --- | ---: |"]
+    total = [0, 0, 0, 0]
+    for name in sorted(groups, key=lambda n: (split_name(n)[0], list(VARIANTS).index(split_name(n)[1]))):
+        base, suffix = split_name(name)
+        sched, _ = VARIANTS[suffix]
+        if suffix in ("-fcfs", "-merged"):
+            continue  # never switches (FCFS) or switches once at the start (always merged)
+        pairs = []
+        for run in groups[name]:
+            m = twin_cli.validate(bin_path, run)["metrics"]["mode_changes"]
+            pairs.append((round(m["live"]), round(m["predicted"])))
+        live, twin = sum(a for a, _ in pairs), sum(b for _, b in pairs)
+        exact = sum(a == b for a, b in pairs)
+        total = [total[0] + len(pairs), total[1] + live, total[2] + twin, total[3] + exact]
+        each = ", ".join(f"{a}/{b}" for a, b in pairs)
+        lines.append(f"| {base} | {sched} | {len(pairs)} | {each} | {live} / {twin} | {exact} |")
+    n, live, twin, exact = total
+    smape = 0.0 if live == twin == 0 else 200 * abs(twin - live) / (live + twin)
+    lines.append(f"| all | | {n} | | {live} / {twin} (SMAPE {smape:.1f} %) | {exact} |")
+    return "\n".join(lines)
+
+
 def replace_block(doc: str, body: str) -> str:
     """`doc` with the text between the generated-block markers replaced by `body`."""
     return doc_blocks.replace_block(doc, BEGIN, END, body, str(DOC))
@@ -170,7 +215,7 @@ def main() -> int:
     ap.add_argument("--bin", default=str(ROOT / ".build/release/loratwin"))
     ap.add_argument("--write", action="store_true", help="replace the generated block of docs/schedulers.md")
     args = ap.parse_args()
-    body = render(args.bin)
+    body = render(args.bin) + "\n\n" + mode_changes_table(args.bin, ROOT / "traces/live", ROOT / "traces/repeats")
     if args.write:
         doc_blocks.write_block(DOC, BEGIN, END, body)
         print(f"wrote {DOC.relative_to(ROOT)}")

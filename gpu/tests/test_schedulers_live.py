@@ -74,3 +74,35 @@ def test_tables_cover_every_recorded_run() -> None:
     assert len(first.splitlines()) == 2 + len(runs)
     credit_runs = [r for r in runs if sl.VARIANTS[sl.split_name(r)[1]][1]]
     assert len(second.splitlines()) == 2 + len(credit_runs)
+
+
+def test_repeat_base_names_the_first_recording() -> None:
+    assert sl.repeat_base("d04-cold-adapter-share90-repeat") == "d04-cold-adapter-share90"
+    assert sl.repeat_base("d04-cold-adapter-share90-fcfs-repeat12") == "d04-cold-adapter-share90-fcfs"
+    assert sl.repeat_base("d04-cold-adapter-share90") == "d04-cold-adapter-share90"
+    assert sl.repeat_base("d04-x-repeatable") == "d04-x-repeatable"  # not a repeat's suffix
+
+
+def test_mode_changes_table_groups_recordings_in_order(tmp_path: Path, monkeypatch) -> None:
+    live, rep = tmp_path / "live", tmp_path / "repeats"
+    names = {live: ["d04-c", "d04-c-fcfs", "d04-c-nocredit"], rep: ["d04-c-repeat10", "d04-c-repeat",
+                                                                    "d04-c-repeat2", "d04-c-fcfs-repeat"]}
+    counts = {"d04-c": (8, 12), "d04-c-repeat": (10, 10), "d04-c-repeat2": (12, 12), "d04-c-repeat10": (12, 10),
+              "d04-c-nocredit": (2, 2), "d04-c-fcfs": (0, 0), "d04-c-fcfs-repeat": (0, 0)}
+    for parent, runs in names.items():
+        for n in runs:
+            (parent / n).mkdir(parents=True)
+            (parent / n / "requests.csv").write_text("request_id\n")
+    seen = []
+
+    def fake_validate(_bin, run):
+        seen.append(run.name)
+        live_n, twin_n = counts[run.name]
+        return {"metrics": {"mode_changes": {"live": live_n, "predicted": twin_n}}}
+
+    monkeypatch.setattr(sl.twin_cli, "validate", fake_validate)
+    lines = sl.mode_changes_table("bin", live, rep).splitlines()
+    assert lines[2] == "| d04-c | dLoRA | 4 | 8/12, 10/10, 12/12, 12/10 | 42 / 44 | 2 |"  # repeat, 2, 10 in order
+    assert lines[3] == "| d04-c | dLoRA, no credits | 1 | 2/2 | 2 / 2 | 1 |"
+    assert "fcfs" not in " ".join(seen)  # FCFS never switches: not counted
+    assert lines[-1] == "| all | | 5 | | 44 / 46 (SMAPE 4.4 %) | 3 |"
