@@ -492,12 +492,22 @@ def mixed_base_us(ex, seqs, reps: int) -> float:
 BUSY_SEQS, BUSY_CONTEXT = 8, 512
 
 
-def busy_load_us(loader: AdapterLoader, ex, seqs: list[Seq], name: str, slot: int, from_disk: bool) -> float:
+def busy_load_us(loader: AdapterLoader, ex, seqs: list[Seq], name: str, slot: int,
+                 from_disk: bool) -> tuple[float, float]:
     """Order to completion of one load while the executor runs decode steps back to back, as the
     replay loop does while a load is in flight (its worker thread then shares the GIL with the
     loop, its copies the GPU with the steps). A watcher thread sees the completion (the worker's
     return and the copy's end event) within 0.2 ms, so that the steps' length does not round it
-    up: the twin adds the wait for the next pass itself."""
+    up: the twin adds the wait for the next pass itself. Second: how much longer the step that
+    orders the load runs than the median of the three steps before it (the replay orders a load
+    and launches its step in one pass; in the d6fff0f recordings such a decode-only step ran 1.2-3.4
+    ms longer than its neighbours for a load from the host cache, 0.1-0.4 ms from the file,
+    docs/validation.md "Lease d6fff0f-1"). Both in µs."""
+    before = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        ex.execute(seqs)
+        before.append(time.perf_counter() - t0)
     done_at: list[float] = []
     loader.start(name, slot, from_disk)
     rec, fut = loader.pending[-1]
@@ -513,13 +523,15 @@ def busy_load_us(loader: AdapterLoader, ex, seqs: list[Seq], name: str, slot: in
 
     watcher = threading.Thread(target=watch, name="load-watcher")
     watcher.start()
+    t0 = time.perf_counter()
     ex.execute(seqs)  # the step of the pass that ordered the load, as in the replay loop
+    ordering = time.perf_counter() - t0
     while watcher.is_alive():
         ex.execute(seqs)
     watcher.join()
     while loader.busy():  # the record, off the loader's queue
         loader.poll()
-    return (done_at[0] - rec.ordered_s) * 1e6
+    return (done_at[0] - rec.ordered_s) * 1e6, (ordering - statistics.median(before)) * 1e6
 
 
 def profile_loads(rig: Rig, quick: bool) -> list[str]:
@@ -527,7 +539,9 @@ def profile_loads(rig: Rig, quick: bool) -> list[str]:
     the file read into pinned memory). Rows ``host_busy`` / ``disk_busy`` (after e82f051): order to
     completion, from the host cache or from the file, while decode steps run (``busy_load_us``):
     live loads took two to three times the idle ``host`` time (docs/validation.md, "After lease
-    e82f051-1"), and the twin prices loads from these rows when a profile has them."""
+    e82f051-1"), and the twin prices loads from these rows when a profile has them. Rows
+    ``host_step`` / ``disk_step`` (after d6fff0f): how much longer the step that orders such a load
+    runs than the steps before it (µs, may be negative by noise), which the twin adds to that step."""
     rows = ["source,bytes," + TIMING]
     slots = rig.slots[rig.kinds[0]]
     ex = rig.ex[rig.kinds[0]]
@@ -563,13 +577,14 @@ def profile_loads(rig: Rig, quick: bool) -> list[str]:
         for _ in range(2):  # warm: the batch's graph replayed once before anything is timed
             ex.execute(seqs)
         for name in files:
-            host_busy, disk_busy = Stats(), Stats()
+            busy = {k: Stats() for k in ("host_busy", "disk_busy", "host_step", "disk_step")}
             for rep in range(6 if not quick else 1):
-                for from_disk, st in ((True, disk_busy), (False, host_busy)):
-                    st.samples_us.append(busy_load_us(loader, ex, seqs, name, rep % 8, from_disk))
+                for src in ("disk", "host"):
+                    total_us, step_us = busy_load_us(loader, ex, seqs, name, rep % 8, src == "disk")
+                    busy[f"{src}_busy"].samples_us.append(total_us)
+                    busy[f"{src}_step"].samples_us.append(step_us)
             nbytes = loader.done[-1].nbytes
-            rows.append(f"host_busy,{nbytes},{host_busy.row()}")
-            rows.append(f"disk_busy,{nbytes},{disk_busy.row()}")
+            rows += [f"{k},{nbytes},{st.row()}" for k, st in busy.items()]
         rig.drop(ex, seqs)
         loader.close()
     return rows

@@ -26,6 +26,7 @@ import argparse
 import bisect
 import csv
 import json
+import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -96,6 +97,25 @@ def load_iterations(rows: list[dict[str, str]]) -> tuple[list[float], list[float
     return every, clean
 
 
+def ordering_excess(loads: list[dict], rows: list[dict[str, str]]) -> list[float]:
+    """Per load (of one source and size): ms by which the decode-only iteration that ordered it
+    (the last to start at or before its order) ran longer than the mean of its decode-only
+    neighbours with one sequence more or less at most; loads ordered in a step with prefill tokens,
+    or without such neighbours, are left out. What the profile's ``*_step`` rows measure."""
+    starts = [float(r["start_s"]) for r in rows]
+    out = []
+    for ld in loads:
+        i = bisect.bisect_right(starts, ld["ordered_s"]) - 1
+        if i < 1 or i + 1 >= len(rows) or rows[i]["prefill_tokens"] != "0":
+            continue
+        seqs = int(rows[i]["decode_seqs"])
+        nb = [rows[j] for j in (i - 1, i + 1)
+              if rows[j]["prefill_tokens"] == "0" and abs(int(rows[j]["decode_seqs"]) - seqs) <= 1]
+        if nb:
+            out.append((float(rows[i]["duration_s"]) - statistics.fmean(float(x["duration_s"]) for x in nb)) * 1e3)
+    return out
+
+
 def _ms(us: float | None) -> str:
     return f"{us / 1e3:.2f}" if us is not None else "-"
 
@@ -107,7 +127,13 @@ def _median(v: list[float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--diagnostic-profile", type=Path, metavar="DIR",
+                    help="copy the first run's profile to DIR (new) with host_step / disk_step rows set to the "
+                         "pooled live medians: a diagnostic read off the runs, never a calibration")
     args = ap.parse_args(argv)
+    if args.diagnostic_profile is not None and args.diagnostic_profile.exists():
+        raise SystemExit(f"load_times.py: {args.diagnostic_profile}: exists; give a new folder")
+    pooled: dict[tuple[str, int], list[float]] = {}
     for run in args.runs:
         if not (run / "run.json").exists():
             raise SystemExit(f"load_times.py: {run}: not a run folder (no run.json)")
@@ -122,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"load_times.py: {run / 'iterations.csv'}: {e}") from None
         groups = read_loads(run)
         print("| source | MB | loads | live order to done ms | live copy ms | profile idle ms | profile busy ms "
-              "| to the pass ms | same pass | same pass, idle price |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+              "| to the pass ms | same pass | same pass, idle price | ordering step +ms (n) | profile step +ms |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for src, nbytes, n, done, h2d in load_table(run):
             idle = rows.get((src, nbytes))
             if src == "disk" and idle is not None and ("host", nbytes) in rows:
@@ -133,13 +159,46 @@ def main(argv: list[str] | None = None) -> int:
             rounded, same = to_the_pass(groups[(src, nbytes)], price / 1e6, ends) if price is not None \
                 else (float("nan"), 0)
             same_idle = to_the_pass(groups[(src, nbytes)], idle / 1e6, ends)[1] if idle is not None else 0
+            excess = ordering_excess(groups[(src, nbytes)], its)
+            pooled.setdefault((src, nbytes), []).extend(excess)
+            ex = f"{statistics.median(excess):.2f} ({len(excess)})" if excess else "-"
             print(f"| {src} | {nbytes >> 20} | {n} | {done:.2f} | {h2d:.2f} | {_ms(idle)} | {_ms(busy)} "
-                  f"| {rounded:.2f} | {same} of {n} | {same_idle} of {n} |")
+                  f"| {rounded:.2f} | {same} of {n} | {same_idle} of {n} | {ex} "
+                  f"| {_ms(rows.get((f'{src}_step', nbytes)))} |")
         every, clean = load_iterations(its)
         print(f"iterations starting a load, longer than their neighbours: {_median(every)}; "
               f"in clean windows {_median(clean)}")
         print()
+    if len(args.runs) > 1:
+        print("Pooled over the runs: the decode-only step that ordered a load, ms longer than its neighbours")
+        print("| source | MB | loads | median | p25 | p75 |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for (src, nbytes), v in sorted(pooled.items()):
+            if v:
+                q = statistics.quantiles(v, n=4) if len(v) >= 2 else [v[0]] * 3
+                print(f"| {src} | {nbytes >> 20} | {len(v)} | {statistics.median(v):.2f} | {q[0]:.2f} | {q[2]:.2f} |")
+    if args.diagnostic_profile is not None:
+        write_diagnostic_profile(profile_dir(args.runs[0]), args.diagnostic_profile, pooled)
+        print(f"\nwrote {args.diagnostic_profile} (a diagnostic, not a calibration): "
+              f"loratwin validate RUNS --profile {args.diagnostic_profile}")
     return 0
+
+
+def write_diagnostic_profile(src: Path, dest: Path, pooled: dict[tuple[str, int], list[float]]) -> None:
+    """A copy of profile ``src`` at ``dest`` whose adapter_load.csv has ``*_step`` rows (µs) at the
+    pooled live medians of the ordering steps' excess, per source and size; written to a temporary
+    folder first and renamed, so that a failure leaves nothing at ``dest``."""
+    rows = [f"{s}_step,{b},{statistics.median(v) * 1e3:.3f},0,0,{len(v)}" for (s, b), v in sorted(pooled.items()) if v]
+    for s in ("host", "disk"):
+        if sum(r.startswith(f"{s}_step,") for r in rows) < 2:
+            raise SystemExit(f"load_times.py: fewer than two sizes of {s} loads in the runs: no diagnostic profile")
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    table = tmp / "adapter_load.csv"
+    kept = [ln for ln in table.read_text().splitlines() if not ln.split(",", 1)[0].endswith("_step")]
+    table.write_text("\n".join(kept + rows) + "\n")
+    tmp.rename(dest)
 
 
 if __name__ == "__main__":

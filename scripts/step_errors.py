@@ -2,7 +2,8 @@
 """Where the twin's step cost is off, one live iteration at a time.
 
     python3 scripts/step_errors.py [RUN_DIR ...] [--profile DIR ...] [--parts LO-HI | --by-predecessor | --by-skew |
-                                   --by-time | --by-context | --by-queue | --by-size | --by-concurrency]
+                                   --by-time | --by-context | --by-queue | --by-size | --by-concurrency |
+                                   --by-load]
                                    [--no-closed-loop | --closed-loop-from PROFILE]
     (default: every recorded H200 run under traces/live, each priced with its own scenario's profile)
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import csv
+import json
 import statistics
 import subprocess
 import sys
@@ -252,6 +254,32 @@ def by_predecessor(rows: list[dict[str, str]], sizes: list[int]) -> dict[str, tu
     return {k: (statistics.median(v), len(v)) for k, v in sorted(out.items())}
 
 
+def load_kinds(run: Path, n: int) -> list[str]:
+    """Per live iteration (``n`` of them), the loads its pass ordered (run.json ``loads``, each in
+    the last iteration to start at or before its order): 'disk' if any came from the file, else
+    'host' if any came from the host cache, else 'none'."""
+    its = list(csv.DictReader((run / "iterations.csv").open()))
+    if len(its) != n:
+        raise SystemExit(f"{run}: {len(its)} iterations in iterations.csv, {n} priced")
+    starts = [float(r["start_s"]) for r in its]
+    kinds = ["none"] * n
+    for ld in json.loads((run / "run.json").read_text()).get("loads", []):
+        i = bisect.bisect_right(starts, ld["ordered_s"]) - 1
+        if i >= 0:
+            kinds[i] = "disk" if ld["from_disk"] or kinds[i] == "disk" else "host"
+    return kinds
+
+
+def by_load(rows: list[dict[str, str]], kinds: list[str]) -> dict[tuple[str, str], tuple[float, int]]:
+    """Median live minus predicted (us) by step kind (decode-only or with prefill tokens) and by the
+    loads the step's pass ordered: what a load adds to the step that orders it, beyond the price."""
+    out: dict[tuple[str, str], list[float]] = {}
+    for x, k in zip(rows, kinds, strict=True):
+        step = "decode" if int(x["prefill_tokens"]) == 0 else "eager"
+        out.setdefault((step, k), []).append(float(x["live_s"]) * 1e6 - float(x["predicted_us"]))
+    return {key: (statistics.median(v), len(v)) for key, v in sorted(out.items())}
+
+
 def print_binned(run: str, profile: str, table: dict[int, dict[int, tuple[float, int]]], columns: int) -> None:
     """The rows of a `binned` table: one per graph size, a cell for each of ``columns`` bins, then
     all together."""
@@ -294,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     table.add_argument("--by-size", action="store_true",
                     help="instead of the table: decode-only steps' live / predicted by batch size (sequences), "
                          "pooled over the runs, with the range of the runs' own medians")
+    table.add_argument("--by-load", action="store_true",
+                    help="instead of the table: median live - predicted (us) of the steps by kind and by the "
+                         "adapter loads their pass ordered (none, from the host cache, from the file), pooled")
     ap.add_argument("--closed-loop-from", type=Path, metavar="PROFILE",
                     help="correct decode steps with this profile's closed loop instead of each run's own")
     ap.add_argument("--no-closed-loop", action="store_true",
@@ -343,6 +374,12 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("| run | profile | concurrency | steps | median | quarters |")
         print("|---|---|---:|---:|---:|---|")
+    elif args.by_load:
+        print("Median live - predicted step time (us) by step kind and by the loads the step's pass ordered, "
+              "every run pooled (steps)")
+        print()
+        print("| step | no load | host load | load from the file |")
+        print("|---|---:|---:|---:|")
     elif args.by_size:
         print("Median live / predicted of decode-only steps by batch size, every run pooled (steps); "
               "the range of the runs' own medians (runs with at least 10 such steps)")
@@ -366,6 +403,9 @@ def main(argv: list[str] | None = None) -> int:
                              closed_loop_from=args.closed_loop_from)
                 if args.by_queue:
                     rows = with_waiting(run, rows)
+                if args.by_load:
+                    for x, k in zip(rows, load_kinds(run, len(rows)), strict=True):
+                        x["loads"] = k
                 key = override.resolve().name if override else "each its own"
                 pooled.setdefault(key, ([], graph_sizes(prof / "meta.json")))[0].extend(rows)
                 if args.parts:
@@ -386,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.by_size:
                     per_run.setdefault(key, []).append(by_size(rows))
                     continue
+                if args.by_load:
+                    continue
                 if args.by_concurrency:
                     if not is_closed_loop(run):
                         raise SystemExit(f"{run}: --by-concurrency reads a closed loop (gpu/closed_loop.py)")
@@ -402,7 +444,14 @@ def main(argv: list[str] | None = None) -> int:
                 pr = probe_ratio(run, prof)
                 row.append(f"{pr:.2f}" if pr is not None else "-")
                 print("| " + " | ".join(row) + " |")
-    if args.by_size:
+    if args.by_load:
+        for rows, _sizes in pooled.values():
+            got = by_load(rows, [x["loads"] for x in rows])
+            for step in ("decode", "eager"):
+                cells_ = [f"{got[(step, k)][0]:.0f} ({got[(step, k)][1]})" if (step, k) in got else "-"
+                          for k in ("none", "host", "disk")]
+                print(f"| {step} | " + " | ".join(cells_) + " |")
+    elif args.by_size:
         for key, (rows, _sizes) in pooled.items():
             for n, (med, steps) in by_size(rows).items():
                 own = [t[n][0] for t in per_run.get(key, []) if n in t]
@@ -411,13 +460,15 @@ def main(argv: list[str] | None = None) -> int:
     elif len(runs) > 1 and binned_table is not None:
         for key, (rows, sizes) in pooled.items():
             print_binned(f"all {len(runs)} runs", key, binned_table(rows, sizes), len(columns))
-    elif len(runs) > 1 and not (args.parts or args.by_predecessor or args.by_size or args.by_concurrency):
+    elif len(runs) > 1 and not (args.parts or args.by_predecessor or args.by_size or args.by_concurrency
+                                or args.by_load):
         for key, (rows, sizes) in pooled.items():  # every step of every run, one median per cell
             dec, eag = cells(rows, sizes)
             row = [f"all {len(runs)} runs", key] + [f"{dec[g]:.2f}" if g in dec else "-" for g in GRAPH_COLUMNS]
             row += [f"{eag[n]:.2f}" if n in eag else "-" for n, _, _ in EAGER_COLUMNS] + ["-"]
             print("| " + " | ".join(row) + " |")
-    if not (args.parts or args.by_predecessor or binned_table or args.by_size or args.by_concurrency):
+    if not (args.parts or args.by_predecessor or binned_table or args.by_size or args.by_concurrency
+            or args.by_load):
         print()
         print(f"dec N: decode-only steps that ran as the CUDA graph of size N; eager T: steps with prefill tokens,"
               f" T = prefill tokens + decode sequences; '-': fewer than {MIN_STEPS} steps. probe: the run's"

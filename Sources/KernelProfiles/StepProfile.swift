@@ -52,6 +52,11 @@ public struct StepProfile: Sendable {
     /// took two to three times the idle `host` time in the runs of lease e82f051-1
     /// (docs/validation.md).
     public let busyLoadFits: (host: LinearFit, disk: LinearFit)?
+    /// How much longer the decode step that orders a load runs than the steps before it
+    /// (`adapter_load.csv` rows `host_step` and `disk_step`, profiles after d6fff0f; nil without
+    /// them): us ~ 1 + bytes, from the host cache and from the file. In the d6fff0f recordings such
+    /// a step ran 1.2-3.4 ms longer for a load from the host cache (docs/validation.md).
+    public let loadStepFits: (host: LinearFit, disk: LinearFit)?
     /// Merge and unmerge: us ~ 1 + rank, by operation.
     public let mergeFits: [String: LinearFit]
     /// Host time per iteration outside the GPU step: us ~ 1 + sequences.
@@ -212,18 +217,8 @@ public struct StepProfile: Sendable {
         }
         hostToGPUFit = try Self.lineFit(loads, where: "source", is: "host", x: "bytes", min: 0)
         diskToHostFit = try Self.lineFit(loads, where: "source", is: "disk", x: "bytes", min: 0)
-        let busy = ["host_busy", "disk_busy"].map { loads.rows(where: "source", is: $0).count }
-        if busy == [0, 0] {
-            busyLoadFits = nil
-        } else {
-            for (source, n) in zip(["host_busy", "disk_busy"], busy) where n < 2 {
-                throw ProfileError(file: loads.file, column: "source", "needs at least two '\(source)' rows, or no busy rows")
-            }
-            busyLoadFits = (
-                try Self.lineFit(loads, where: "source", is: "host_busy", x: "bytes", min: 0),
-                try Self.lineFit(loads, where: "source", is: "disk_busy", x: "bytes", min: 0)
-            )
-        }
+        busyLoadFits = try Self.optionalPair(loads, "host_busy", "disk_busy", what: "busy")
+        loadStepFits = try Self.optionalPair(loads, "host_step", "disk_step", what: "step")
 
         let merge = try ProfileTable(path: directory + "/merge.csv", required: ["op", "rank"] + timing)
         var mf: [String: LinearFit] = [:]
@@ -301,16 +296,34 @@ public struct StepProfile: Sendable {
     }
 
     /// us ~ 1 + `x` over the rows of `table` whose `column` is `value`.
-    private static func lineFit(_ table: ProfileTable, where column: String, is value: String, x: String, min: Double)
-        throws(ProfileError) -> LinearFit
-    {
+    private static func lineFit(
+        _ table: ProfileTable, where column: String, is value: String, x: String, min: Double, minValue: Double? = 0
+    ) throws(ProfileError) -> LinearFit {
         var xs: [[Double]] = []
         var ys: [Double] = []
         for i in table.rows(where: column, is: value) {
             xs.append([1, try table.double(i, x, min: min)])
-            ys.append(try table.double(i, "median_us", min: 0))
+            ys.append(try table.double(i, "median_us", min: minValue))
         }
         return try fit(table, ["1", x], xs, ys)
+    }
+
+    /// Fits of an optional pair of `adapter_load.csv` sources (`host_busy` / `disk_busy`, `host_step`
+    /// / `disk_step`) over the bytes: nil when the profile has neither, an error naming the file and
+    /// column when one has fewer than two rows. A step's excess (`*_step`) may be negative by noise.
+    private static func optionalPair(_ loads: ProfileTable, _ host: String, _ disk: String, what: String)
+        throws(ProfileError) -> (host: LinearFit, disk: LinearFit)?
+    {
+        let counts = [host, disk].map { loads.rows(where: "source", is: $0).count }
+        if counts == [0, 0] { return nil }
+        for (source, n) in zip([host, disk], counts) where n < 2 {
+            throw ProfileError(file: loads.file, column: "source", "needs at least two '\(source)' rows, or no \(what) rows")
+        }
+        let minValue: Double? = what == "step" ? nil : 0
+        return (
+            try lineFit(loads, where: "source", is: host, x: "bytes", min: 0, minValue: minValue),
+            try lineFit(loads, where: "source", is: disk, x: "bytes", min: 0, minValue: minValue)
+        )
     }
 
     /// Per kernel (sorted), the full grid over (tokens, segments, rank) of a LoRA table's

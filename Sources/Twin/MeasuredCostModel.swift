@@ -236,4 +236,11 @@ public struct MeasuredCostModel: StepCostModel {
         if fromDisk { us += max(0, profile.diskToHostFit.value(1, bytes)) }
         return us * 1e-6
     }
+
+    /// From the step rows where the profile has them (how much longer the step that orders a load
+    /// runs than the steps before it), never negative; else 0.
+    public func loadStepSeconds(adapter: Int, fromDisk: Bool) -> Double {
+        guard let fits = profile.loadStepFits else { return 0 }
+        return max(0, (fromDisk ? fits.disk : fits.host).value(1, adapterBytes[adapter])) * 1e-6
+    }
 }

@@ -49,6 +49,7 @@ extension Replica {
         let finish = max(now, loaderFreeAt) + cost.loadSeconds(adapter: a, fromDisk: fromDisk)
         loaderFreeAt = finish
         loadsStarted.append((Int32(a), finish))
+        loadStepSeconds += cost.loadStepSeconds(adapter: a, fromDisk: fromDisk)
         return true
     }
 

@@ -89,6 +89,8 @@ public struct Replica {
     public internal(set) var stepBatch = StepBatch()
     /// Loads started by the last pass: adapter and finish time.
     public internal(set) var loadsStarted: [(adapter: Int32, finish: Double)] = []
+    /// Seconds the loads started by the last pass add to its step (`StepCostModel.loadStepSeconds`).
+    public internal(set) var loadStepSeconds = 0.0
     /// Requests preempted by the last pass.
     public internal(set) var preemptedInPass: [Int32] = []
     /// Iterations run.
@@ -158,6 +160,7 @@ public struct Replica {
     mutating func schedulePass<Cost: StepCostModel>(now: Double, requests: inout [RequestState], cost: Cost) {
         batch.removeAll(keepingCapacity: true)
         loadsStarted.removeAll(keepingCapacity: true)
+        loadStepSeconds = 0
         preemptedInPass.removeAll(keepingCapacity: true)
         switchStartedInPass = nil
         passNumber += 1

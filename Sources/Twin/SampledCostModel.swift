@@ -58,6 +58,10 @@ public struct SampledCostModel: StepCostModel, @unchecked Sendable {
         base.loadSeconds(adapter: adapter, fromDisk: fromDisk)
     }
 
+    public func loadStepSeconds(adapter: Int, fromDisk: Bool) -> Double {
+        base.loadStepSeconds(adapter: adapter, fromDisk: fromDisk)
+    }
+
     public func switchSeconds(adapter: Int, merging: Bool) -> Double {
         base.switchSeconds(adapter: adapter, merging: merging)
     }

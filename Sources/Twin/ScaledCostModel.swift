@@ -48,5 +48,9 @@ public struct ScaledCostModel<Base: StepCostModel>: StepCostModel {
 
     public func loadSeconds(adapter: Int, fromDisk: Bool) -> Double { base.loadSeconds(adapter: adapter, fromDisk: fromDisk) }
 
+    public func loadStepSeconds(adapter: Int, fromDisk: Bool) -> Double {
+        base.loadStepSeconds(adapter: adapter, fromDisk: fromDisk)
+    }
+
     public func switchSeconds(adapter: Int, merging: Bool) -> Double { base.switchSeconds(adapter: adapter, merging: merging) }
 }

@@ -164,7 +164,7 @@ public struct Simulation<Cost: StepCostModel> {
             }
             return
         }
-        let duration = cost.stepSeconds(replicas[r].stepBatch)
+        let duration = cost.stepSeconds(replicas[r].stepBatch) + replicas[r].loadStepSeconds
         precondition(duration > 0 && duration.isFinite, "a step must take a positive, finite time")
         if observer != nil {
             let record = IterationRecord(

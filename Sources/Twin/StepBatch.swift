@@ -69,11 +69,16 @@ public protocol StepCostModel: Sendable {
     /// Seconds to bring adapter `adapter` (catalogue index) to a GPU slot; from disk through host
     /// memory if `fromDisk`, otherwise from the host cache.
     func loadSeconds(adapter: Int, fromDisk: Bool) -> Double
+    /// Seconds by which a load of `adapter` lengthens the step of the pass that orders it (the
+    /// loader's copies and thread beside the step's launch; docs/step-cost.md). 0 by default.
+    func loadStepSeconds(adapter: Int, fromDisk: Bool) -> Double
     /// Seconds to fold adapter `adapter` into the base weights (`merging`) or out again.
     func switchSeconds(adapter: Int, merging: Bool) -> Double
 }
 
 extension StepCostModel {
+    /// No effect of a load on the step that orders it, where a model has no measurement of one.
+    public func loadStepSeconds(adapter: Int, fromDisk: Bool) -> Double { 0 }
     /// dLoRA's constant (0.02 s, profiled on a 7B model) where a model has no measurement.
     public func switchSeconds(adapter: Int, merging: Bool) -> Double { 0.02 }
 }

@@ -72,6 +72,10 @@ struct ProfileCommand: ParsableCommand {
                 line("adapter_load.csv host->GPU while steps run (the twin's load time)", "", busy.host)
                 line("adapter_load.csv disk->GPU while steps run (the twin's load time)", "", busy.disk)
             }
+            if let step = p.loadStepFits {
+                line("adapter_load.csv host load's excess on the step that orders it", "", step.host)
+                line("adapter_load.csv disk load's excess on the step that orders it", "", step.disk)
+            }
             for (op, f) in p.mergeFits.sorted(by: { $0.key < $1.key }) { line("merge.csv \(op)", "", f) }
             line("host_overhead.csv", "", p.hostOverheadFit)
             try printClosedLoop(p)

@@ -95,6 +95,38 @@ struct StepProfileTests {
         }
     }
 
+    @Test("a load's excess on the step that orders it comes from the step rows, negative ones too, floored at 0")
+    func loadStepRows() throws {
+        let dir = try ProfileFixture.write()
+        let path = dir + "/adapter_load.csv"
+        let idle = try String(contentsOfFile: path, encoding: .utf8)
+        let cat = AdapterCatalogue([AdapterSpec(name: "b", rank: 64, alpha: 16, targetModules: ["q_proj"])])
+        let plain = try MeasuredCostModel(profile: try StepProfile(directory: dir), kernel: "sgmv", model: .llama2_7b, catalogue: cat)
+        #expect(plain.loadStepSeconds(adapter: 0, fromDisk: false) == 0)  // no step rows: no excess
+        var rows = idle
+        for b in [1e6, 1e8] {
+            rows += "host_step,\(Int(b)),\(1000 + b / 50e3),0,0,6\n"
+            rows += "disk_step,\(Int(b)),\(b == 1e6 ? -300 : -100),0,0,6\n"  // noise around 0
+        }
+        try rows.write(toFile: path, atomically: true, encoding: .utf8)
+        let p = try StepProfile(directory: dir)
+        #expect(p.loadStepFits != nil && p.busyLoadFits == nil)
+        let m = try MeasuredCostModel(profile: p, kernel: "sgmv", model: .llama2_7b, catalogue: cat)
+        let bytes = Double(ModelSpec.llama2_7b.adapterBytes(rank: 64, modules: ["q_proj"]))
+        #expect(abs(m.loadStepSeconds(adapter: 0, fromDisk: false) - (1000 + bytes / 50e3) * 1e-6) < 1e-9)
+        #expect(m.loadStepSeconds(adapter: 0, fromDisk: true) == 0)  // a negative fit is no excess
+        // Loads themselves stay priced from the idle rows.
+        #expect(abs(m.loadSeconds(adapter: 0, fromDisk: false) - plain.loadSeconds(adapter: 0, fromDisk: false)) < 1e-15)
+
+        try (idle + "disk_step,1000000,100,0,0,6\n").write(toFile: path, atomically: true, encoding: .utf8)
+        do {
+            _ = try StepProfile(directory: dir)
+            Issue.record("one disk_step row was accepted")
+        } catch {
+            #expect(error.description.contains("adapter_load.csv") && error.description.contains("host_step"))
+        }
+    }
+
     @Test("the breakdown's parts add up to the step, decode and eager")
     func breakdownAddsUp() throws {
         let p = try StepProfile(directory: try ProfileFixture.write())

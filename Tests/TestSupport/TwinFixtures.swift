@@ -44,9 +44,9 @@ public enum Fixtures {
     }
 
     /// Runs a simulation of `trace` with a linear cost model and returns it.
-    public static func simulate(
-        _ trace: Trace, engine: EngineConfig, cost: LinearCostModel, replicas: Int = 1, placement: PlacementSpec = .all
-    ) -> Simulation<LinearCostModel> {
+    public static func simulate<Cost: StepCostModel>(
+        _ trace: Trace, engine: EngineConfig, cost: Cost, replicas: Int = 1, placement: PlacementSpec = .all
+    ) -> Simulation<Cost> {
         var sim = Simulation(
             trace: trace, config: engine, totalBlocks: engine.numGPUBlocks ?? 64, replicaCount: replicas,
             placement: placement.resolve(catalogue: trace.catalogue, replicas: replicas), cost: cost)

@@ -34,6 +34,32 @@ struct AdapterLoadingTests {
         #expect(abs(sim.requests[1].firstScheduledSeconds - 0.046) < 1e-12)
     }
 
+    /// `cost` with a fixed excess on the step of a pass that orders a load.
+    struct StretchedCost: StepCostModel {
+        let base: LinearCostModel
+        let host: Double
+        let disk: Double
+        var label: String { "stretched" }
+        func stepSeconds(_ batch: StepBatch) -> Double { base.stepSeconds(batch) }
+        func loadSeconds(adapter: Int, fromDisk: Bool) -> Double { base.loadSeconds(adapter: adapter, fromDisk: fromDisk) }
+        func loadStepSeconds(adapter: Int, fromDisk: Bool) -> Double { fromDisk ? disk : host }
+    }
+
+    @Test("a load lengthens the step of the pass that orders it, once, by its source's excess")
+    func loadLengthensItsStep() {
+        // r0 (a0) decodes 99 steps from 0.043; r1 (a1, from disk) arrives at 0.5, while r0 runs.
+        let trace = Fixtures.trace([(0, 0, 10, 100), (0.5, 1, 10, 2)], adapters: 2)
+        let engine = Fixtures.engine(loras: 2, cpuLoras: 2)
+        let plain = Fixtures.simulate(trace, engine: engine, cost: cost)
+        let disk = Fixtures.simulate(trace, engine: engine, cost: StretchedCost(base: cost, host: 0.007, disk: 0.005))
+        let host = Fixtures.simulate(trace, engine: engine, cost: StretchedCost(base: cost, host: 0.007, disk: 0))
+        // r0's first load has no step to lengthen (the pass that orders it forms no batch); r1's
+        // lengthens one step of r0, by the disk excess; the host excess applies to no load here.
+        #expect(abs(disk.requests[0].finishSeconds - plain.requests[0].finishSeconds - 0.005) < 1e-12)
+        #expect(abs(host.requests[0].finishSeconds - plain.requests[0].finishSeconds) < 1e-12)
+        #expect(abs(disk.requests[0].firstScheduledSeconds - plain.requests[0].firstScheduledSeconds) < 1e-12)
+    }
+
     @Test("the host cache evicts its least recently used adapter")
     func hostLRU() {
         // One slot, two host entries, three adapters used in turn: a2's disk load evicts a0.

@@ -60,3 +60,16 @@ def test_to_the_pass_rounds_the_price_up_to_the_live_steps():
     wait, same = lt.to_the_pass(loads, 0.012, ends)
     assert wait == pytest.approx(19.0) and same == 1   # now the first is a pass late
     assert lt.to_the_pass(loads, 1.0, ends) == (pytest.approx(float("nan"), nan_ok=True), 0)  # past the run
+
+
+def test_ordering_excess_is_the_ordering_decode_steps_excess_over_its_neighbours():
+    def row(start, dur_ms, prefill=0, seqs=8):
+        return {"start_s": str(start), "duration_s": str(dur_ms / 1e3), "prefill_tokens": str(prefill),
+                "decode_seqs": str(seqs)}
+    rows = [row(0.00, 7.5), row(0.01, 10.5, seqs=7), row(0.02, 7.5, seqs=7),   # +3 ms over 7.5
+            row(0.03, 20.0, prefill=512), row(0.05, 9.0), row(0.06, 7.0, seqs=3)]
+    loads = [{"ordered_s": 0.0101},   # ordered in the second step: +3.0
+             {"ordered_s": 0.0301},   # in a step with prefill tokens: left out
+             {"ordered_s": 0.0501},   # neighbours: one with prefill, one with 5 sequences fewer: none
+             {"ordered_s": 0.0001}]   # the first step has no step before it: left out
+    assert lt.ordering_excess(loads, rows) == [pytest.approx(3.0)]

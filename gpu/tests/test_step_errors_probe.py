@@ -149,3 +149,25 @@ def test_by_concurrency_gives_each_concurrency_and_its_quarters():
     med, steps, quarters = got[16]
     assert steps == 80 and 1.0 <= med <= 1.2
     assert [round(q, 6) for q in quarters] == [1.0, 1.0, 1.2, 1.2]
+
+
+def test_load_kinds_and_by_load(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "iterations.csv").write_text("start_s,duration_s\n0.00,0.01\n0.01,0.01\n0.02,0.01\n0.03,0.01\n")
+    loads = [{"ordered_s": 0.0101, "from_disk": False},   # in the second iteration, from the host cache
+             {"ordered_s": 0.0201, "from_disk": False},   # third: host and file -> "disk"
+             {"ordered_s": 0.0202, "from_disk": True}]
+    (run / "run.json").write_text(json.dumps({"loads": loads}))
+    kinds = step_errors.load_kinds(run, 4)
+    assert kinds == ["none", "host", "disk", "none"]
+    rows = [_row(0, 8, 7000, 7100), _row(0, 7, 10000, 7000), _row(512, 7, 20000, 19000), _row(0, 8, 7200, 7100)]
+    got = step_errors.by_load(rows, kinds)
+    assert got[("decode", "none")] == (0.0, 2)   # -100 and +100
+    assert got[("decode", "host")] == (3000.0, 1)
+    assert got[("eager", "disk")] == (1000.0, 1)
+    try:
+        step_errors.load_kinds(run, 3)
+        raise AssertionError("a count mismatch was accepted")
+    except SystemExit as e:
+        assert "iterations.csv" in str(e)
