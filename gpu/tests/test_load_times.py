@@ -73,3 +73,21 @@ def test_ordering_excess_is_the_ordering_decode_steps_excess_over_its_neighbours
              {"ordered_s": 0.0501},   # neighbours: one with prefill, one with 5 sequences fewer: none
              {"ordered_s": 0.0001}]   # the first step has no step before it: left out
     assert lt.ordering_excess(loads, rows) == [pytest.approx(3.0)]
+
+
+def test_diagnostic_profile_is_a_copy_with_step_rows_or_nothing(tmp_path):
+    src = tmp_path / "prof"
+    (src / "closed_loop").mkdir(parents=True)
+    (src / "closed_loop" / "steps.csv").write_text("x\n")
+    (src / "adapter_load.csv").write_text("source,bytes,median_us,p10_us,p90_us,reps\nhost,16,4000,0,0,12\n"
+                                          "host_step,16,999,0,0,6\n")
+    pooled = {("host", 16): [1.0, 2.0, 3.0], ("host", 32): [3.0], ("disk", 16): [0.5], ("disk", 32): [-0.1, 0.3]}
+    dest = tmp_path / "diag"
+    lt.write_diagnostic_profile(src, dest, pooled)
+    lines = (dest / "adapter_load.csv").read_text().splitlines()
+    assert "host,16,4000,0,0,12" in lines and "host_step,16,999,0,0,6" not in lines  # old step rows replaced
+    assert "host_step,16,2000.000,0,0,3" in lines and "disk_step,32,100.000,0,0,2" in lines
+    assert (dest / "closed_loop" / "steps.csv").exists() and not (tmp_path / "diag.tmp").exists()
+    with pytest.raises(SystemExit, match="fewer than two sizes of disk"):
+        lt.write_diagnostic_profile(src, tmp_path / "none", {("host", 16): [1.0], ("host", 32): [2.0]})
+    assert not (tmp_path / "none").exists()
