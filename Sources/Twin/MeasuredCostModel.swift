@@ -15,6 +15,8 @@ public struct MeasuredCostModel: StepCostModel {
     public let profile: StepProfile
     /// LoRA kernel whose table is used (`sgmv`, `torch`, ...).
     public let kernel: String
+    /// Whether a load lengthens the step that orders it where the profile measures it (`loadStepSeconds`).
+    public let loadStep: Bool
     private let adapterBytes: [Double]
     private let adapterRanks: [Int]
     /// The closed-loop corrections of decode-only steps: `kernel`'s for steps with adapters,
@@ -26,9 +28,10 @@ public struct MeasuredCostModel: StepCostModel {
     /// and column). `closedLoop: false` leaves the closed-loop correction out (a diagnostic);
     /// `closedLoopFrom` takes the closed loop of that profile directory instead of this profile's
     /// own (its steps priced with this profile; an error if it has none for `kernel` or `none`).
+    /// `loadStep: false` leaves out a load's excess on the step that orders it (a diagnostic).
     public init(
         profile: StepProfile, kernel: String, model: ModelSpec, catalogue: AdapterCatalogue, closedLoop: Bool = true,
-        closedLoopFrom: String? = nil
+        closedLoopFrom: String? = nil, loadStep: Bool = true
     ) throws(WorkloadError) {
         guard profile.loraGrids[kernel] != nil else {
             throw WorkloadError(
@@ -37,6 +40,7 @@ public struct MeasuredCostModel: StepCostModel {
         }
         self.profile = profile
         self.kernel = kernel
+        self.loadStep = loadStep
         adapterBytes = catalogue.adapters.map { Double(model.adapterBytes(rank: $0.rank, modules: $0.targetModules)) }
         adapterRanks = catalogue.adapters.map(\.rank)
         guard closedLoop else { return }
@@ -240,7 +244,7 @@ public struct MeasuredCostModel: StepCostModel {
     /// From the step rows where the profile has them (how much longer the step that orders a load
     /// runs than the steps before it), never negative; else 0.
     public func loadStepSeconds(adapter: Int, fromDisk: Bool) -> Double {
-        guard let fits = profile.loadStepFits else { return 0 }
+        guard loadStep, let fits = profile.loadStepFits else { return 0 }
         return max(0, (fromDisk ? fits.disk : fits.host).value(1, adapterBytes[adapter])) * 1e-6
     }
 }

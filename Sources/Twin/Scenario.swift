@@ -10,8 +10,10 @@ public enum CostModelSpec: Sendable, Equatable {
     /// decode-only steps take a closed-loop correction (`DecodeCorrection`; `closed_loop: false`
     /// in the scenario, `--no-closed-loop` on the CLI), and whose: the profile's own when it has
     /// one, or the closed loop of another profile directory (`closed_loop_from: DIR`, relative to
-    /// the scenario; `--closed-loop-from` on the CLI), priced with this profile's tables.
-    case measured(profile: String, kernel: String, closedLoop: Bool = true, closedLoopFrom: String? = nil)
+    /// the scenario; `--closed-loop-from` on the CLI), priced with this profile's tables; and
+    /// whether a load lengthens the step that orders it where the profile measures it (`load_step:
+    /// false` in the scenario, `--no-load-step` on the CLI, leave it out: a diagnostic).
+    case measured(profile: String, kernel: String, closedLoop: Bool = true, closedLoopFrom: String? = nil, loadStep: Bool = true)
     /// Not given in the scenario: the measured profile `profiles/<gpu>-<model>` if one is found
     /// in the scenario's folder or a parent of it (or of the working directory), else analytic.
     case automatic
@@ -194,7 +196,7 @@ public struct Scenario: Sendable {
                     switchSeconds: try b.double("switch_s", min: 0) ?? 0.02))
         case "measured":
             guard let b = node.body else { throw y.error("cost_model", "measured needs {kind: measured, profile: DIR}") }
-            try b.checkKeys(["kind", "profile", "kernel", "closed_loop", "closed_loop_from"])
+            try b.checkKeys(["kind", "profile", "kernel", "closed_loop", "closed_loop_from", "load_step"])
             let closedLoop = try b.bool("closed_loop") ?? true
             let from = try b.string("closed_loop_from")
             if !closedLoop && from != nil {
@@ -202,7 +204,7 @@ public struct Scenario: Sendable {
             }
             return .measured(
                 profile: try b.requiredString("profile"), kernel: try b.string("kernel") ?? "sgmv", closedLoop: closedLoop,
-                closedLoopFrom: from)
+                closedLoopFrom: from, loadStep: try b.bool("load_step") ?? true)
         default: throw y.error("cost_model", "unknown kind '\(node.kind)'; expected analytic, linear or measured")
         }
     }

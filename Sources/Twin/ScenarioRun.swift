@@ -89,8 +89,19 @@ public enum ScenarioRunner {
     /// other cost models unchanged.
     public static func withoutClosedLoop(_ s: Scenario) -> Scenario {
         var out = s
-        if case .measured(let dir, let kernel, _, _) = resolvedCostModel(s) {
-            out.costModel = .measured(profile: dir, kernel: kernel, closedLoop: false)
+        if case .measured(let dir, let kernel, _, _, let loadStep) = resolvedCostModel(s) {
+            out.costModel = .measured(profile: dir, kernel: kernel, closedLoop: false, loadStep: loadStep)
+        }
+        return out
+    }
+
+    /// `--no-load-step` of `simulate` and `validate`: the scenario with its measured cost model
+    /// (named, or found as `automatic` finds it) without a load's excess on the step that orders it
+    /// (the profile's `host_step` / `disk_step` rows); other cost models unchanged.
+    public static func withoutLoadStep(_ s: Scenario) -> Scenario {
+        var out = s
+        if case .measured(let dir, let kernel, let closedLoop, let from, _) = resolvedCostModel(s) {
+            out.costModel = .measured(profile: dir, kernel: kernel, closedLoop: closedLoop, closedLoopFrom: from, loadStep: false)
         }
         return out
     }
@@ -101,8 +112,8 @@ public enum ScenarioRunner {
     /// cost models unchanged.
     public static func withClosedLoop(_ s: Scenario, from: String) -> Scenario {
         var out = s
-        if case .measured(let dir, let kernel, _, _) = resolvedCostModel(s) {
-            out.costModel = .measured(profile: dir, kernel: kernel, closedLoop: true, closedLoopFrom: from)
+        if case .measured(let dir, let kernel, _, _, let loadStep) = resolvedCostModel(s) {
+            out.costModel = .measured(profile: dir, kernel: kernel, closedLoop: true, closedLoopFrom: from, loadStep: loadStep)
         }
         return out
     }
@@ -121,7 +132,7 @@ public enum ScenarioRunner {
 
     /// The scenario's closed-loop source; nil for a cost model that is not measured.
     public static func closedLoopSource(_ s: Scenario) -> ClosedLoopSource? {
-        guard case .measured(let dir, let kernel, let closedLoop, let from) = resolvedCostModel(s) else { return nil }
+        guard case .measured(let dir, let kernel, let closedLoop, let from, _) = resolvedCostModel(s) else { return nil }
         if !closedLoop { return .off }
         if let from { return .borrowed(resolvedPath(from, against: s.baseDirectory)) }
         let own = resolvedPath(dir, against: s.baseDirectory)
@@ -158,15 +169,17 @@ public enum ScenarioRunner {
             return try go(AnalyticCostModel(model: s.model, gpu: s.gpu, catalogue: trace.catalogue))
         case .linear(let m):
             return try go(m)
-        case .measured(let dir, let kernel, let closedLoop, let from):
-            return try go(measuredModel(s, trace: trace, profile: dir, kernel: kernel, closedLoop: closedLoop, from: from))
+        case .measured(let dir, let kernel, let closedLoop, let from, let loadStep):
+            return try go(
+                measuredModel(s, trace: trace, profile: dir, kernel: kernel, closedLoop: closedLoop, from: from, loadStep: loadStep))
         }
     }
 
     /// The measured cost model of a scenario's `cost_model: measured` (profile directory relative
     /// to the scenario's folder); profile errors as workload errors naming file, line and column.
     static func measuredModel(
-        _ s: Scenario, trace: Trace, profile dir: String, kernel: String, closedLoop: Bool, from: String? = nil
+        _ s: Scenario, trace: Trace, profile dir: String, kernel: String, closedLoop: Bool, from: String? = nil,
+        loadStep: Bool = true
     ) throws -> MeasuredCostModel {
         let path = resolvedPath(dir, against: s.baseDirectory)
         let loop = from.map { resolvedPath($0, against: s.baseDirectory) }
@@ -176,7 +189,7 @@ public enum ScenarioRunner {
         }
         return try MeasuredCostModel(
             profile: profile, kernel: kernel, model: s.model, catalogue: trace.catalogue, closedLoop: closedLoop,
-            closedLoopFrom: loop)
+            closedLoopFrom: loop, loadStep: loadStep)
     }
 
     /// The summaries of the scenario with its steps `1 - delta` and `1 + delta` times as long,
@@ -243,11 +256,12 @@ public enum ScenarioRunner {
     public static func sampledRuns(
         _ s: Scenario, trace: Trace, count: Int, horizon: Double = .infinity, modelError: Bool = false
     ) throws -> [RunSummary] {
-        guard case .measured(let dir, let kernel, let closedLoop, let from) = resolvedCostModel(s) else {
+        guard case .measured(let dir, let kernel, let closedLoop, let from, let loadStep) = resolvedCostModel(s) else {
             throw WorkloadError(
                 file: "<scenario \(s.name)>", field: "cost_model", "prediction intervals need a measured profile (cost_model: measured)")
         }
-        let base = try measuredModel(s, trace: trace, profile: dir, kernel: kernel, closedLoop: closedLoop, from: from)
+        let base = try measuredModel(
+            s, trace: trace, profile: dir, kernel: kernel, closedLoop: closedLoop, from: from, loadStep: loadStep)
         // the closed loop's seed-to-seed spread, where the correction is on and its loop has seeds
         var loopSigma = 0.0
         if modelError, let pooled = base.decodeCorrections[kernel] {
@@ -269,7 +283,7 @@ public enum ScenarioRunner {
     /// `profiles/<gpu>-<model>` links to one lease's `-<commit>` folder); nil without a measured
     /// profile.
     public static func profileTarget(_ s: Scenario) -> String? {
-        guard case .measured(let dir, _, _, _) = resolvedCostModel(s) else { return nil }
+        guard case .measured(let dir, _, _, _, _) = resolvedCostModel(s) else { return nil }
         return URL(fileURLWithPath: resolvedPath(dir, against: s.baseDirectory)).resolvingSymlinksInPath().path
     }
 
@@ -309,7 +323,7 @@ public enum ScenarioRunner {
             "mode_changes": s.modeChanges,
             "gpu_busy_fraction": num(s.gpuBusyFraction),
         ]
-        if case .measured(let dir, let kernel, _, _) = resolvedCostModel(r.scenario) {
+        if case .measured(let dir, let kernel, _, _, _) = resolvedCostModel(r.scenario) {
             obj["profile"] = resolvedPath(dir, against: r.scenario.baseDirectory)
             // the folder the tables were read from: `profiles/h200-llama2-7b` is a link that moves
             // to each newer lease's profile, so a summary names the one it used

@@ -12,6 +12,9 @@ struct ClosedLoopOptions: ParsableArguments {
         help: "Correct decode-only steps with the closed loop of this profile directory instead of the profile's own (docs/step-cost.md).")
     var closedLoopFrom: String?
 
+    @Flag(help: "Leave out a load's excess on the step that orders it (the profile's host_step / disk_step rows; docs/step-cost.md).")
+    var noLoadStep = false
+
     func validate() throws {
         if noClosedLoop && closedLoopFrom != nil { throw ValidationError("--no-closed-loop and --closed-loop-from exclude each other") }
     }
@@ -21,8 +24,9 @@ struct ClosedLoopOptions: ParsableArguments {
 
     /// The scenario with its measured cost model as the options ask (unchanged without them).
     func apply(_ s: Scenario) -> Scenario {
-        if noClosedLoop { return ScenarioRunner.withoutClosedLoop(s) }
-        if let lender { return ScenarioRunner.withClosedLoop(s, from: lender) }
-        return s
+        var out = s
+        if noClosedLoop { out = ScenarioRunner.withoutClosedLoop(out) }
+        if let lender { out = ScenarioRunner.withClosedLoop(out, from: lender) }
+        return noLoadStep ? ScenarioRunner.withoutLoadStep(out) : out
     }
 }

@@ -52,7 +52,7 @@ extension ProfileCommand {
                 // closed loop's, priced with --profile) takes the options alone
                 var on = !closedLoop.noClosedLoop
                 var loop = closedLoop.lender
-                if case .measured(let p, let sk, let scenarioOn, let from) = ScenarioRunner.resolvedCostModel(s) {
+                if case .measured(let p, let sk, let scenarioOn, let from, _) = ScenarioRunner.resolvedCostModel(s) {
                     path = path ?? resolvedPath(p, against: s.baseDirectory)
                     k = k ?? sk
                     on = on && (scenarioOn || loop != nil)

@@ -13,7 +13,7 @@ enum SummaryTable {
         )
         var costs = r.costModelLabel
         if r.costModelLabel == "analytic" { costs += " (roofline from specs; not a measured profile)" }
-        if case .measured(let dir, let kernel, _, _) = ScenarioRunner.resolvedCostModel(r.scenario) {
+        if case .measured(let dir, let kernel, _, _, _) = ScenarioRunner.resolvedCostModel(r.scenario) {
             let correction: String
             switch ScenarioRunner.closedLoopSource(r.scenario) {
             case .off: correction = ", without its closed-loop correction"

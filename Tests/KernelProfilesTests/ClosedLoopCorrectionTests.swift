@@ -193,6 +193,33 @@ struct ClosedLoopCorrectionTests {
         #expect(b.makespanSeconds == c.makespanSeconds)
     }
 
+    @Test("load_step: false and --no-load-step leave a load's step excess out; the other keys stay")
+    func loadStepSwitch() throws {
+        let dir = try ProfileFixture.write()
+        let path = dir + "/adapter_load.csv"
+        var rows = try String(contentsOfFile: path, encoding: .utf8)
+        for b in [1e6, 1e8] { rows += "host_step,\(Int(b)),20000,0,0,6\ndisk_step,\(Int(b)),20000,0,0,6\n" }
+        try rows.write(toFile: path, atomically: true, encoding: .utf8)
+        func scenario(_ extra: String) throws -> Scenario {
+            try Scenario.parse(
+                """
+                name: ls
+                cost_model: {kind: measured, profile: \(dir), closed_loop: false\(extra)}
+                engine: {max_num_seqs: 8, max_loras: 2, max_cpu_loras: 2}
+                workload: {requests: 40, arrival: {kind: poisson, rate: 20}, popularity: uniform, adapters: {count: 6}}
+                """, file: "ls.yaml", baseDirectory: "/")
+        }
+        let with = try scenario("")
+        let off = try scenario(", load_step: false")
+        #expect(off.costModel == .measured(profile: dir, kernel: "sgmv", closedLoop: false, loadStep: false))
+        #expect(ScenarioRunner.withoutLoadStep(with).costModel == off.costModel)
+        let trace = try ScenarioRunner.makeTrace(with)
+        let a = try ScenarioRunner.run(with, trace: trace).summary
+        let b = try ScenarioRunner.run(off, trace: trace).summary
+        #expect(a.makespanSeconds > b.makespanSeconds)  // 20 ms more on every step that orders a load
+        #expect(a.completed == b.completed)
+    }
+
     @Test("a profile without a closed loop borrows another's: its steps priced with the borrower's tables")
     func borrowed() throws {
         let lender = try Self.profile(variant: "sgmv", factor: [8: 1.2], count: [8: 30], adapters: true)
