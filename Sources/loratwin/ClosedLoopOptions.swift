@@ -12,9 +12,6 @@ struct ClosedLoopOptions: ParsableArguments {
         help: "Correct decode-only steps with the closed loop of this profile directory instead of the profile's own (docs/step-cost.md).")
     var closedLoopFrom: String?
 
-    @Flag(help: "Leave out a load's excess on the step that orders it (the profile's host_step / disk_step rows; docs/step-cost.md).")
-    var noLoadStep = false
-
     func validate() throws {
         if noClosedLoop && closedLoopFrom != nil { throw ValidationError("--no-closed-loop and --closed-loop-from exclude each other") }
     }
@@ -24,9 +21,18 @@ struct ClosedLoopOptions: ParsableArguments {
 
     /// The scenario with its measured cost model as the options ask (unchanged without them).
     func apply(_ s: Scenario) -> Scenario {
-        var out = s
-        if noClosedLoop { out = ScenarioRunner.withoutClosedLoop(out) }
-        if let lender { out = ScenarioRunner.withClosedLoop(out, from: lender) }
-        return noLoadStep ? ScenarioRunner.withoutLoadStep(out) : out
+        if noClosedLoop { return ScenarioRunner.withoutClosedLoop(s) }
+        if let lender { return ScenarioRunner.withClosedLoop(s, from: lender) }
+        return s
     }
+}
+
+/// `--no-load-step` of `simulate` and `validate` (not of `profile price`, whose steps order no
+/// load): leave out a load's excess on the step that orders it (docs/step-cost.md).
+struct LoadStepOptions: ParsableArguments {
+    @Flag(help: "Leave out a load's excess on the step that orders it (the profile's host_step / disk_step rows; docs/step-cost.md).")
+    var noLoadStep = false
+
+    /// The scenario with its measured cost model as the option asks (unchanged without it).
+    func apply(_ s: Scenario) -> Scenario { noLoadStep ? ScenarioRunner.withoutLoadStep(s) : s }
 }

@@ -31,6 +31,7 @@ struct SimulateCommand: ParsableCommand {
     @OptionGroup var step: SensitivityOption
 
     @OptionGroup var closedLoop: ClosedLoopOptions
+    @OptionGroup var loadStep: LoadStepOptions
 
     var sensitivity: Double? { step.sensitivity }
 
@@ -46,7 +47,7 @@ struct SimulateCommand: ParsableCommand {
         do {
             var s = try loadScenario()
             if let seed { s.seed = seed }
-            s = closedLoop.apply(s)
+            s = loadStep.apply(closedLoop.apply(s))
             let trace = try ScenarioRunner.makeTrace(s)
             let bar = ProgressBar()
             let result = try ScenarioRunner.run(

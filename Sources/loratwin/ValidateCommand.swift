@@ -30,6 +30,7 @@ struct ValidateCommand: ParsableCommand {
     var profile: String?
 
     @OptionGroup var closedLoop: ClosedLoopOptions
+    @OptionGroup var loadStep: LoadStepOptions
 
     @Option(help: "LoRA kernel table of the profile to use with --profile.")
     var kernel = "sgmv"
@@ -105,7 +106,7 @@ struct ValidateCommand: ParsableCommand {
         if let profile {
             s.costModel = .measured(profile: resolvedPathFromWorkingDirectory(profile), kernel: kernel)
         }
-        s = closedLoop.apply(s)
+        s = loadStep.apply(closedLoop.apply(s))
         let trace = try ScenarioRunner.makeTrace(s)
         let liveRun = try LiveRun(directory: dir, catalogue: trace.catalogue)
         // A replay stopped early is compared with a simulation stopped at the same time.
