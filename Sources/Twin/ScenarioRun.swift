@@ -323,8 +323,10 @@ public enum ScenarioRunner {
             "mode_changes": s.modeChanges,
             "gpu_busy_fraction": num(s.gpuBusyFraction),
         ]
-        if case .measured(let dir, let kernel, _, _, _) = resolvedCostModel(r.scenario) {
+        if case .measured(let dir, let kernel, _, _, let loadStep) = resolvedCostModel(r.scenario) {
             obj["profile"] = resolvedPath(dir, against: r.scenario.baseDirectory)
+            // whether a load lengthens the step that orders it where the profile measures it
+            obj["load_step"] = loadStep
             // the folder the tables were read from: `profiles/h200-llama2-7b` is a link that moves
             // to each newer lease's profile, so a summary names the one it used
             obj["profile_resolved"] = profileTarget(r.scenario)

@@ -13,8 +13,8 @@ enum SummaryTable {
         )
         var costs = r.costModelLabel
         if r.costModelLabel == "analytic" { costs += " (roofline from specs; not a measured profile)" }
-        if case .measured(let dir, let kernel, _, _, _) = ScenarioRunner.resolvedCostModel(r.scenario) {
-            let correction: String
+        if case .measured(let dir, let kernel, _, _, let loadStep) = ScenarioRunner.resolvedCostModel(r.scenario) {
+            var correction: String
             switch ScenarioRunner.closedLoopSource(r.scenario) {
             case .off: correction = ", without its closed-loop correction"
             case .borrowed(let path): correction = ", closed-loop correction from \(path)"
@@ -25,6 +25,11 @@ enum SummaryTable {
             if let target = ScenarioRunner.profileTarget(r.scenario) {
                 let name = URL(fileURLWithPath: target).lastPathComponent
                 if name != URL(fileURLWithPath: dir).lastPathComponent { profile += " -> \(name)" }
+                // a load's step excess, where the profile measures one (its host_step rows)
+                let loads = (try? String(contentsOfFile: target + "/adapter_load.csv", encoding: .utf8)) ?? ""
+                if loads.contains("\nhost_step,") {
+                    correction += loadStep ? ", loads' step excess from its step rows" : ", without a load's step excess"
+                }
             }
             costs += " (profile \(profile), LoRA kernel \(kernel)\(correction))"
         }

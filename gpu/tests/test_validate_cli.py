@@ -180,3 +180,35 @@ def test_summary_json_names_the_profile_and_its_closed_loop():
     assert summary("--no-closed-loop")["closed_loop"] == "none"
     lent = summary("--closed-loop-from", "profiles/h200-llama2-7b-61ed086")
     assert lent["closed_loop"].endswith("h200-llama2-7b-61ed086")
+
+
+def test_simulate_says_whether_loads_lengthen_their_steps(tmp_path):
+    """With a profile that has host_step / disk_step rows, the cost line says the loads' step excess
+    is applied, or, with --no-load-step, that it is not; and the run with it takes longer."""
+    import shutil
+
+    prof = tmp_path / "prof"
+    shutil.copytree(ROOT / "profiles/h200-llama2-7b", prof, symlinks=False)
+    with (prof / "adapter_load.csv").open("a") as f:
+        for mb in (16, 128):
+            f.write(f"host_step,{mb << 20},20000,0,0,6\ndisk_step,{mb << 20},20000,0,0,6\n")
+    default = subprocess.run([str(require_twin()), "simulate", "--print-default"], capture_output=True, text=True,
+                             check=True).stdout
+    scen = tmp_path / "s.yaml"
+    scen.write_text(default.replace("requests: 3000", "requests: 300")
+                    + f"cost_model: {{kind: measured, profile: {prof}, kernel: sgmv}}\n")
+
+    def summary(*args: str) -> dict:
+        r = subprocess.run([str(require_twin()), "simulate", str(scen), "--json", *args], capture_output=True,
+                           text=True)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    def cost_line(*args: str) -> str:
+        r = subprocess.run([str(require_twin()), "simulate", str(scen), *args], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return next(x for x in r.stdout.splitlines() if x.startswith("step costs:"))
+
+    assert "loads' step excess from its step rows" in cost_line()
+    assert "without a load's step excess" in cost_line("--no-load-step")
+    assert summary()["makespan_s"] > summary("--no-load-step")["makespan_s"]
