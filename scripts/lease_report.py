@@ -236,10 +236,26 @@ def rule2(with_correction: float, without: float) -> str:
     return "keep" if with_correction < without else "turn off"
 
 
+def has_step_rows(profile: Path) -> bool:
+    """Whether the profile's adapter_load.csv has ``host_step`` rows (a load's excess on the step
+    that orders it, profiles after d6fff0f)."""
+    try:
+        return any(ln.startswith("host_step,") for ln in (profile / "adapter_load.csv").read_text().splitlines())
+    except OSError:
+        return False
+
+
+def rule3(with_excess: float, without: float) -> str:
+    """Rule 3 (set down before lease d6fff0f-1's successor ran): 'keep' a load's step excess on by
+    default when it lowers the mean TTFT-mean SMAPE, else 'turn off'."""
+    return "keep" if with_excess < without else "turn off"
+
+
 def validate_means(twin: Path, runs: list[Path], closed_loop: bool,
-                   closed_loop_from: Path | None = None) -> dict[str, float]:
+                   closed_loop_from: Path | None = None, load_step: bool = True) -> dict[str, float]:
     """`loratwin validate` over the runs (symlinked into one folder): metric -> mean SMAPE;
-    `closed_loop_from`: the correction from that folder's closed loop (`--closed-loop-from`)."""
+    `closed_loop_from`: the correction from that folder's closed loop (`--closed-loop-from`);
+    `load_step` False: without a load's step excess (`--no-load-step`)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "runs"
         folder.mkdir()
@@ -249,6 +265,8 @@ def validate_means(twin: Path, runs: list[Path], closed_loop: bool,
         cmd = [str(twin), "validate", str(folder), "--output", str(out)] + ([] if closed_loop else ["--no-closed-loop"])
         if closed_loop_from is not None:
             cmd += ["--closed-loop-from", str(closed_loop_from)]
+        if not load_step:
+            cmd.append("--no-load-step")
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"loratwin validate: {r.stderr.strip()}")
@@ -393,6 +411,19 @@ def main(argv: list[str] | None = None) -> int:
     if loops:
         print(f"Rule 2: **{rule2(with_['ttft_mean'], without['ttft_mean'])}** the correction by default "
               f"(TTFT mean {with_['ttft_mean']:.1f} % with it, {without['ttft_mean']:.1f} % without)")
+    if has_step_rows(profile):
+        no_step = validate_means(args.twin, runs, closed_loop=True, load_step=False)
+        print()
+        print("A load's excess on the step that orders it (the profile's `host_step` / `disk_step` rows), with the "
+              "correction:")
+        print()
+        print("| pricing | " + " | ".join(SUMMARY_METRICS) + " |")
+        print("|---|" + "---:|" * len(SUMMARY_METRICS))
+        for label, m in (("with the excess (the default)", with_), ("without it (`--no-load-step`)", no_step)):
+            print(f"| {label} | " + " | ".join(f"{m[k]:.1f}" if k in m else "-" for k in SUMMARY_METRICS) + " |")
+        print()
+        print(f"Rule 3: **{rule3(with_['ttft_mean'], no_step['ttft_mean'])}** the excess by default "
+              f"(TTFT mean {with_['ttft_mean']:.1f} % with it, {no_step['ttft_mean']:.1f} % without)")
     others = []  # the lease's later closed loops as the correction, alone and pooled with the profile's
     with tempfile.TemporaryDirectory() as tmp:
         for loop in loops:

@@ -46,6 +46,15 @@ def test_rule2_keeps_the_correction_only_when_it_lowers_ttft():
     assert lr.rule2(11.2, 11.2) == "turn off" and lr.rule2(12.0, 11.2) == "turn off"
 
 
+def test_rule3_and_the_step_rows_it_needs(tmp_path):
+    assert lr.rule3(4.1, 4.6) == "keep" and lr.rule3(4.6, 4.6) == "turn off"
+    (tmp_path / "adapter_load.csv").write_text("source,bytes,median_us,p10_us,p90_us,reps\nhost,16,1,1,1,1\n")
+    assert not lr.has_step_rows(tmp_path) and not lr.has_step_rows(tmp_path / "missing")
+    with (tmp_path / "adapter_load.csv").open("a") as f:
+        f.write("host_step,16,2000,0,0,6\n")
+    assert lr.has_step_rows(tmp_path)
+
+
 def test_lease_runs_come_from_leases_csv_and_an_unknown_lease_is_named(tmp_path):
     f = tmp_path / "leases.csv"
     f.write_text("run,lease,note\na-repeat,x-1,first\nb-repeat,y-1,\nc-repeat,x-1,\n")
