@@ -277,6 +277,14 @@ def validate_means(twin: Path, runs: list[Path], closed_loop: bool,
     return {m: statistics.fmean(v) for m, v in by.items()}
 
 
+def print_means(first: str, rows: list[tuple[str, dict[str, float]]]) -> None:
+    """A Markdown table of mean SMAPE by SUMMARY_METRICS, one row per (label, means)."""
+    print(f"| {first} | " + " | ".join(SUMMARY_METRICS) + " |")
+    print("|---|" + "---:|" * len(SUMMARY_METRICS))
+    for label, m in rows:
+        print(f"| {label} | " + " | ".join(f"{m[k]:.1f}" if k in m else "-" for k in SUMMARY_METRICS) + " |")
+
+
 def loop_folder(profile: Path, variant: str, loops: list[Path], dest: Path) -> Path:
     """A folder `loratwin validate --closed-loop-from` reads: the profile's meta.json and, as
     `closed_loop/<variant>/`, the steps of `loops` run as one closed loop (the i-th loop's seeds
@@ -403,10 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     with_ = validate_means(args.twin, runs, closed_loop=True)
     print("## Mean SMAPE % over the runs (`loratwin validate`)")
     print()
-    print("| pricing | " + " | ".join(SUMMARY_METRICS) + " |")
-    print("|---|" + "---:|" * len(SUMMARY_METRICS))
-    for label, m in (("without the correction", without), ("with it", with_)):
-        print(f"| {label} | " + " | ".join(f"{m[k]:.1f}" if k in m else "-" for k in SUMMARY_METRICS) + " |")
+    print_means("pricing", [("without the correction", without), ("with it", with_)])
     print()
     if loops:
         print(f"Rule 2: **{rule2(with_['ttft_mean'], without['ttft_mean'])}** the correction by default "
@@ -417,10 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         print("A load's excess on the step that orders it (the profile's `host_step` / `disk_step` rows), with the "
               "correction:")
         print()
-        print("| pricing | " + " | ".join(SUMMARY_METRICS) + " |")
-        print("|---|" + "---:|" * len(SUMMARY_METRICS))
-        for label, m in (("with the excess (the default)", with_), ("without it (`--no-load-step`)", no_step)):
-            print(f"| {label} | " + " | ".join(f"{m[k]:.1f}" if k in m else "-" for k in SUMMARY_METRICS) + " |")
+        print_means("pricing", [("with the excess (the default)", with_), ("without it (`--no-load-step`)", no_step)])
         print()
         print(f"Rule 3: **{rule3(with_['ttft_mean'], no_step['ttft_mean'])}** the excess by default "
               f"(TTFT mean {with_['ttft_mean']:.1f} % with it, {no_step['ttft_mean']:.1f} % without)")
@@ -436,10 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("Other closed loops of the lease as the correction (not rules: a comparison, after them):")
         print()
-        print("| correction | " + " | ".join(SUMMARY_METRICS) + " |")
-        print("|---|" + "---:|" * len(SUMMARY_METRICS))
-        for label, m in [(f"`{loops[0].name}` (the profile's)", with_)] + others:
-            print(f"| {label} | " + " | ".join(f"{m[k]:.1f}" if k in m else "-" for k in SUMMARY_METRICS) + " |")
+        print_means("correction", [(f"`{loops[0].name}` (the profile's)", with_)] + others)
     return 0
 
 
