@@ -54,7 +54,7 @@ import step_errors  # noqa: E402
 RULE_GRAPHS = (8, 12, 16, 24, 32)  # the graphs rule 1 reads
 MIN_STEPS = 20  # as DecodeCorrection.minimumSteps
 SUMMARY_METRICS = ("requests_per_s", "ttft_mean", "ttft_p50", "ttft_p99", "tpot_mean", "e2e_mean", "mode_changes",
-                   "decode_step_mean")
+                   "decode_step_mean", "mixed_step_mean")
 
 
 def lease_runs(leases_csv: Path, lease: str) -> list[Path]:
@@ -251,8 +251,16 @@ def rule3(with_excess: float, without: float) -> str:
     return "keep" if with_excess < without else "turn off"
 
 
+def rule4(with_eager: float, without: float) -> str:
+    """Rule 4 (set down after lease d6fff0f-1, for the leases after it): 'turn on' the closed loop's
+    correction of steps with prefill tokens by default when it lowers the mean TTFT-mean SMAPE of a
+    lease's runs, else 'keep off'."""
+    return "turn on" if with_eager < without else "keep off"
+
+
 def validate_means(twin: Path, runs: list[Path], closed_loop: bool,
-                   closed_loop_from: Path | None = None, load_step: bool = True) -> dict[str, float]:
+                   closed_loop_from: Path | None = None, load_step: bool = True,
+                   eager: bool = False) -> dict[str, float]:
     """`loratwin validate` over the runs (symlinked into one folder): metric -> mean SMAPE;
     `closed_loop_from`: the correction from that folder's closed loop (`--closed-loop-from`);
     `load_step` False: without a load's step excess (`--no-load-step`)."""
@@ -267,6 +275,8 @@ def validate_means(twin: Path, runs: list[Path], closed_loop: bool,
             cmd += ["--closed-loop-from", str(closed_loop_from)]
         if not load_step:
             cmd.append("--no-load-step")
+        if eager:
+            cmd.append("--closed-loop-eager")
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"loratwin validate: {r.stderr.strip()}")
@@ -426,6 +436,16 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(f"Rule 3: **{rule3(with_['ttft_mean'], no_step['ttft_mean'])}** the excess by default "
               f"(TTFT mean {with_['ttft_mean']:.1f} % with it, {no_step['ttft_mean']:.1f} % without)")
+    if loops:
+        eager = validate_means(args.twin, runs, closed_loop=True, eager=True)
+        print()
+        print("The closed loop's correction of steps with prefill tokens as well (`--closed-loop-eager`):")
+        print()
+        print_means("pricing", [("decode-only steps corrected (the default)", with_),
+                                ("and the steps with prefill tokens", eager)])
+        print()
+        print(f"Rule 4: **{rule4(eager['ttft_mean'], with_['ttft_mean'])}** the eager correction by default "
+              f"(TTFT mean {eager['ttft_mean']:.1f} % with it, {with_['ttft_mean']:.1f} % without)")
     others = []  # the lease's later closed loops as the correction, alone and pooled with the profile's
     with tempfile.TemporaryDirectory() as tmp:
         for loop in loops:

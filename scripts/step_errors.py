@@ -3,7 +3,7 @@
 
     python3 scripts/step_errors.py [RUN_DIR ...] [--profile DIR ...] [--parts LO-HI | --by-predecessor | --by-skew |
                                    --by-time | --by-context | --by-queue | --by-size | --by-concurrency |
-                                   --by-load]
+                                   --by-load | --by-token-graph]
                                    [--no-closed-loop | --closed-loop-from PROFILE]
     (default: every recorded H200 run under traces/live, each priced with its own scenario's profile)
 
@@ -59,7 +59,7 @@ def is_closed_loop(run: Path) -> bool:
 
 
 def price(run: Path, twin: Path, work: Path, profile: Path | None = None,
-          closed_loop: bool = True, closed_loop_from: Path | None = None) -> list[dict[str, str]]:
+          closed_loop: bool = True, closed_loop_from: Path | None = None, eager: bool = False) -> list[dict[str, str]]:
     if is_closed_loop(run):  # its batches are there already; its scenario names no profile (profile_dir)
         steps = run / "steps.csv"
     else:
@@ -70,6 +70,8 @@ def price(run: Path, twin: Path, work: Path, profile: Path | None = None,
     extra = (["--profile", str(profile)] if profile is not None else []) + ([] if closed_loop else ["--no-closed-loop"])
     if closed_loop and closed_loop_from is not None:
         extra += ["--closed-loop-from", str(closed_loop_from)]
+    if closed_loop and eager:
+        extra.append("--closed-loop-eager")
     r = subprocess.run([str(twin), "profile", "price", str(run / "scenario.yaml"), str(steps), "-o", str(priced)]
                        + extra, capture_output=True, text=True)
     if r.returncode != 0:
@@ -200,6 +202,25 @@ def by_size(rows: list[dict[str, str]]) -> dict[int, tuple[float, int]]:
     return {n: (statistics.median(v), len(v)) for n, v in sorted(out.items()) if len(v) >= MIN_STEPS}
 
 
+def token_graph_sizes(profile_meta: Path) -> list[int]:
+    """The profile's token graphs (meta.json ``token_graph_sizes``; none before token graphs)."""
+    return json.loads(profile_meta.read_text()).get("token_graph_sizes") or []
+
+
+def by_token_graph(rows: list[dict[str, str]], sizes: list[int]) -> dict[int, tuple[float, int]]:
+    """Median live / predicted of the steps with prefill tokens by the token graph they ran as (the
+    smallest of ``sizes`` holding prefill tokens + decode sequences; 0: beyond every token graph,
+    launched eagerly); graphs of fewer than MIN_STEPS steps are left out. The closed loop's factor
+    per token graph (``loratwin profile check``, ``--closed-loop-eager``) is the same median over
+    its own steps."""
+    out: dict[int, list[float]] = {}
+    for x in rows:
+        if int(x["prefill_tokens"]) > 0:
+            t = int(x["prefill_tokens"]) + int(x["decode_sequences"])
+            out.setdefault(next((g for g in sizes if g >= t), 0), []).append(ratio(x))
+    return {n: (statistics.median(v), len(v)) for n, v in sorted(out.items()) if len(v) >= MIN_STEPS}
+
+
 def by_concurrency(rows: list[dict[str, str]]) -> dict[int, tuple[float, int, list[float]]]:
     """A closed loop's decode-only steps (its ``concurrency`` column) by concurrency: median live /
     predicted, steps, and the medians of its four quarters in iteration order (how steady it is
@@ -322,11 +343,16 @@ def main(argv: list[str] | None = None) -> int:
     table.add_argument("--by-size", action="store_true",
                     help="instead of the table: decode-only steps' live / predicted by batch size (sequences), "
                          "pooled over the runs, with the range of the runs' own medians")
+    table.add_argument("--by-token-graph", action="store_true",
+                    help="instead of the table: steps with prefill tokens' live / predicted by the token graph they "
+                         "ran as (0: beyond them), pooled over the runs, with the range of the runs' own medians")
     table.add_argument("--by-load", action="store_true",
                     help="instead of the table: median live - predicted (us) of the steps by kind and by the "
                          "adapter loads their pass ordered (none, from the host cache, from the file), pooled")
     ap.add_argument("--closed-loop-from", type=Path, metavar="PROFILE",
                     help="correct decode steps with this profile's closed loop instead of each run's own")
+    ap.add_argument("--closed-loop-eager", action="store_true",
+                    help="correct the steps with prefill tokens by the closed loop as well (--closed-loop-eager)")
     ap.add_argument("--no-closed-loop", action="store_true",
                     help="price without the profile's closed-loop correction of decode steps (docs/profile-format.md)")
     args = ap.parse_args(argv)
@@ -380,6 +406,12 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("| step | no load | host load | load from the file |")
         print("|---|---:|---:|---:|")
+    elif args.by_token_graph:
+        print("Median live / predicted of steps with prefill tokens by token graph, every run pooled (steps); "
+              "the range of the runs' own medians (runs with at least 10 such steps)")
+        print()
+        print("| token graph | steps | pooled | runs' medians |")
+        print("|---:|---:|---:|---|")
     elif args.by_size:
         print("Median live / predicted of decode-only steps by batch size, every run pooled (steps); "
               "the range of the runs' own medians (runs with at least 10 such steps)")
@@ -395,12 +427,13 @@ def main(argv: list[str] | None = None) -> int:
         print("|" + "---|" * 2 + "---:|" * (len(head) - 2))
     pooled: dict[str, tuple[list[dict[str, str]], list[int]]] = {}  # profile column -> rows of every run
     per_run: dict[str, list[dict[int, tuple[float, int]]]] = {}  # --by-size: profile column -> each run's table
+    tsizes: dict[str, list[int]] = {}  # --by-token-graph: profile column -> its token graphs
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
             for override in profiles:
                 prof = override.resolve() if override else profile_dir(run)
                 rows = price(run, twin, Path(tmp), override, closed_loop=not args.no_closed_loop,
-                             closed_loop_from=args.closed_loop_from)
+                             closed_loop_from=args.closed_loop_from, eager=args.closed_loop_eager)
                 if args.by_queue:
                     rows = with_waiting(run, rows)
                 if args.by_load:
@@ -425,6 +458,10 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 if args.by_size:
                     per_run.setdefault(key, []).append(by_size(rows))
+                    continue
+                if args.by_token_graph:
+                    tsizes[key] = token_graph_sizes(prof / "meta.json")
+                    per_run.setdefault(key, []).append(by_token_graph(rows, tsizes[key]))
                     continue
                 if args.by_load:
                     continue
@@ -451,9 +488,10 @@ def main(argv: list[str] | None = None) -> int:
                 cells_ = [f"{got[(step, k)][0]:.0f} ({got[(step, k)][1]})" if (step, k) in got else "-"
                           for k in ("none", "host", "disk")]
                 print(f"| {step} | " + " | ".join(cells_) + " |")
-    elif args.by_size:
+    elif args.by_size or args.by_token_graph:
         for key, (rows, _sizes) in pooled.items():
-            for n, (med, steps) in by_size(rows).items():
+            table_ = by_size(rows) if args.by_size else by_token_graph(rows, tsizes[key])
+            for n, (med, steps) in table_.items():
                 own = [t[n][0] for t in per_run.get(key, []) if n in t]
                 span = f"{min(own):.3f}-{max(own):.3f} ({len(own)})" if own else "-"
                 print(f"| {n} | {steps} | {med:.3f} | {span} |")
@@ -461,14 +499,14 @@ def main(argv: list[str] | None = None) -> int:
         for key, (rows, sizes) in pooled.items():
             print_binned(f"all {len(runs)} runs", key, binned_table(rows, sizes), len(columns))
     elif len(runs) > 1 and not (args.parts or args.by_predecessor or args.by_size or args.by_concurrency
-                                or args.by_load):
+                                or args.by_load or args.by_token_graph):
         for key, (rows, sizes) in pooled.items():  # every step of every run, one median per cell
             dec, eag = cells(rows, sizes)
             row = [f"all {len(runs)} runs", key] + [f"{dec[g]:.2f}" if g in dec else "-" for g in GRAPH_COLUMNS]
             row += [f"{eag[n]:.2f}" if n in eag else "-" for n, _, _ in EAGER_COLUMNS] + ["-"]
             print("| " + " | ".join(row) + " |")
     if not (args.parts or args.by_predecessor or binned_table or args.by_size or args.by_concurrency
-            or args.by_load):
+            or args.by_load or args.by_token_graph):
         print()
         print(f"dec N: decode-only steps that ran as the CUDA graph of size N; eager T: steps with prefill tokens,"
               f" T = prefill tokens + decode sequences; '-': fewer than {MIN_STEPS} steps. probe: the run's"

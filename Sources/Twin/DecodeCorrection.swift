@@ -23,6 +23,16 @@ import Workloads
 /// its decode steps of graphs 12-24 6-9 % dearer than priced and those of graphs 8 and 32 within
 /// about 2 % (docs/validation.md, "Lease a70f021-1"), a pattern by graph size that no term of the
 /// decode model (floor, work, tail, LoRA) follows.
+///
+/// Steps with prefill tokens take a factor per token graph the same way (`eagerFactors`, since lease
+/// d6fff0f-1): the median of the loop's measured over uncorrected price of its steps that ran as
+/// that token graph (key 0: steps beyond the token graphs, launched eagerly). In every loop of seven
+/// leases the small token graphs (128-384 tokens) ran 1-9 % dearer than priced and those of 512-1280
+/// tokens 2-4 % cheaper, and each lease's runs showed the same pattern within about 3 % (docs/validation.md,
+/// "After lease d6fff0f-1"). A token graph with fewer than `minimumSteps` steps takes the factor of
+/// the nearest smaller graph with one between graphs with one, the smallest's below them, and none
+/// (1) above them: in the loops the few steps of the largest token graphs (1408-2048) ran within
+/// about 1 % of their price.
 public struct DecodeCorrection: Sendable, Equatable {
     /// Fewer decode-only steps of a graph than this: factor 1.
     public static let minimumSteps = 20
@@ -35,6 +45,13 @@ public struct DecodeCorrection: Sendable, Equatable {
     /// The factor of a graph smaller than every graph with a factor: the median of `factors` (1
     /// when there is none).
     public let belowFactor: Double
+    /// Token-graph size (0: beyond the token graphs) -> factor of steps with prefill tokens (only
+    /// graphs with at least `minimumSteps` steps).
+    public let eagerFactors: [Int: Double]
+    /// Token-graph size -> steps with prefill tokens of that graph in the file (all graphs).
+    public let eagerSteps: [Int: Int]
+    /// Token-graph size -> the median ratio of its steps (all graphs, for reports).
+    public let eagerMedians: [Int: Double]
 
     /// The factor for a decode-only step that runs as CUDA graph `graph`: its own, else
     /// `belowFactor` below the smallest graph with one, else 1.
@@ -45,18 +62,38 @@ public struct DecodeCorrection: Sendable, Equatable {
     }
     /// The smallest graph with a factor (nil without any), kept so that pricing a step stays a lookup.
     private let smallestGraph: Int?
+    /// The token graphs with a factor, ascending (without key 0).
+    private let eagerGraphs: [Int]
+
+    /// The factor for a step with prefill tokens that runs as token graph `tokenGraph` (0: beyond
+    /// the token graphs): its own; else, between graphs with one, the nearest smaller one's; below
+    /// every graph with one, the smallest's; above every one, 1 (as for key 0 without its own).
+    public func eagerFactor(tokenGraph: Int) -> Double {
+        if let f = eagerFactors[tokenGraph] { return f }
+        guard tokenGraph > 0, let smallest = eagerGraphs.first, let largest = eagerGraphs.last, tokenGraph < largest else {
+            return 1
+        }
+        return eagerFactors[eagerGraphs.last { $0 < tokenGraph } ?? smallest]!
+    }
 
     /// Fits the factors: `measuredUs[i]` is row i's measured step, `price` the uncorrected
-    /// price (us) of a batch and `graph` the CUDA graph a batch of n decode sequences runs as.
+    /// price (us) of a batch, `graph` the CUDA graph a batch of n decode sequences runs as, and
+    /// `tokenGraph` the token graph a step with prefill tokens runs as (0 beyond them; nil: no
+    /// eager factors).
     public init(
         file: String, batches: [StepBatch], measuredUs: [Double], price: (StepBatch) -> Double, graph: (Int) -> Int,
-        minimumSteps: Int = DecodeCorrection.minimumSteps
+        tokenGraph: ((Int) -> Int)? = nil, minimumSteps: Int = DecodeCorrection.minimumSteps
     ) {
         var ratios: [Int: [Double]] = [:]
-        for (b, m) in zip(batches, measuredUs) where b.prefillTokens == 0 && b.decodeSequences > 0 {
+        var eager: [Int: [Double]] = [:]
+        for (b, m) in zip(batches, measuredUs) {
             let p = price(b)
             guard p > 0 else { continue }
-            ratios[graph(b.decodeSequences), default: []].append(m / p)
+            if b.prefillTokens == 0 && b.decodeSequences > 0 {
+                ratios[graph(b.decodeSequences), default: []].append(m / p)
+            } else if b.prefillTokens > 0, let tokenGraph {
+                eager[tokenGraph(b.tokens), default: []].append(m / p)
+            }
         }
         self.file = file
         steps = ratios.mapValues(\.count)
@@ -64,6 +101,10 @@ public struct DecodeCorrection: Sendable, Equatable {
         factors = fitted
         belowFactor = fitted.isEmpty ? 1 : Distribution.percentile(fitted.values.sorted(), 0.5)
         smallestGraph = fitted.keys.min()
+        eagerSteps = eager.mapValues(\.count)
+        eagerMedians = eager.mapValues { Distribution.percentile($0.sorted(), 0.5) }
+        eagerFactors = eager.filter { $0.value.count >= minimumSteps }.mapValues { Distribution.percentile($0.sorted(), 0.5) }
+        eagerGraphs = eagerFactors.keys.filter { $0 > 0 }.sorted()
     }
 
     /// The closed-loop folder of `variant` in a profile directory.

@@ -17,6 +17,9 @@ public struct MeasuredCostModel: StepCostModel {
     public let kernel: String
     /// Whether a load lengthens the step that orders it where the profile measures it (`loadStepSeconds`).
     public let loadStep: Bool
+    /// Whether steps with prefill tokens take the closed loop's factor per token graph
+    /// (`DecodeCorrection.eagerFactor`) as well as decode-only steps theirs.
+    public let eagerCorrection: Bool
     private let adapterBytes: [Double]
     private let adapterRanks: [Int]
     /// The closed-loop corrections of decode-only steps: `kernel`'s for steps with adapters,
@@ -28,10 +31,11 @@ public struct MeasuredCostModel: StepCostModel {
     /// and column). `closedLoop: false` leaves the closed-loop correction out (a diagnostic);
     /// `closedLoopFrom` takes the closed loop of that profile directory instead of this profile's
     /// own (its steps priced with this profile; an error if it has none for `kernel` or `none`).
-    /// `loadStep: false` leaves out a load's excess on the step that orders it (a diagnostic).
+    /// `loadStep: false` leaves out a load's excess on the step that orders it (a diagnostic);
+    /// `eagerCorrection: true` corrects the steps with prefill tokens by the closed loop as well.
     public init(
         profile: StepProfile, kernel: String, model: ModelSpec, catalogue: AdapterCatalogue, closedLoop: Bool = true,
-        closedLoopFrom: String? = nil, loadStep: Bool = true
+        closedLoopFrom: String? = nil, loadStep: Bool = true, eagerCorrection: Bool = false
     ) throws(WorkloadError) {
         guard profile.loraGrids[kernel] != nil else {
             throw WorkloadError(
@@ -41,6 +45,7 @@ public struct MeasuredCostModel: StepCostModel {
         self.profile = profile
         self.kernel = kernel
         self.loadStep = loadStep
+        self.eagerCorrection = eagerCorrection
         adapterBytes = catalogue.adapters.map { Double(model.adapterBytes(rank: $0.rank, modules: $0.targetModules)) }
         adapterRanks = catalogue.adapters.map(\.rank)
         guard closedLoop else { return }
@@ -98,7 +103,7 @@ public struct MeasuredCostModel: StepCostModel {
         }
         return DecodeCorrection(
             file: table.file, batches: batches, measuredUs: measured, price: { plain.breakdown($0).total },
-            graph: { profile.graphSize($0) })
+            graph: { profile.graphSize($0) }, tokenGraph: { profile.runsAsTokenGraph($0) ? profile.tokenGraphSize($0) : 0 })
     }
 
     /// How far one stretch of live-like running strays from another in the same machine start, as a
@@ -216,9 +221,15 @@ public struct MeasuredCostModel: StepCostModel {
             }
         }
         out.host = max(0, profile.hostOverheadFit.value(1, Double(b.sequences)))
-        if b.prefillTokens == 0 && !decodeCorrections.isEmpty {
+        if !decodeCorrections.isEmpty {
             let variant = b.mode == .unmerged && !b.segments.isEmpty ? kernel : "none"
-            out.factor = decodeCorrections[variant]?.factor(graph: profile.graphSize(b.decodeSequences)) ?? 1
+            if let c = decodeCorrections[variant] {
+                if b.prefillTokens == 0 {
+                    out.factor = c.factor(graph: profile.graphSize(b.decodeSequences))
+                } else if eagerCorrection {
+                    out.factor = c.eagerFactor(tokenGraph: profile.runsAsTokenGraph(b.tokens) ? profile.tokenGraphSize(b.tokens) : 0)
+                }
+            }
         }
         return out
     }

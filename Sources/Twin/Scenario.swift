@@ -13,7 +13,11 @@ public enum CostModelSpec: Sendable, Equatable {
     /// the scenario; `--closed-loop-from` on the CLI), priced with this profile's tables; and
     /// whether a load lengthens the step that orders it where the profile measures it (`load_step:
     /// false` in the scenario, `--no-load-step` on the CLI, leave it out: a diagnostic).
-    case measured(profile: String, kernel: String, closedLoop: Bool = true, closedLoopFrom: String? = nil, loadStep: Bool = true)
+    /// `closed_loop_eager: true` (`--closed-loop-eager`) scales the steps with prefill tokens by the
+    /// closed loop's factor per token graph as well (off by default until a lease's rule decides).
+    case measured(
+        profile: String, kernel: String, closedLoop: Bool = true, closedLoopFrom: String? = nil, loadStep: Bool = true,
+        eagerCorrection: Bool = false)
     /// Not given in the scenario: the measured profile `profiles/<gpu>-<model>` if one is found
     /// in the scenario's folder or a parent of it (or of the working directory), else analytic.
     case automatic
@@ -196,15 +200,19 @@ public struct Scenario: Sendable {
                     switchSeconds: try b.double("switch_s", min: 0) ?? 0.02))
         case "measured":
             guard let b = node.body else { throw y.error("cost_model", "measured needs {kind: measured, profile: DIR}") }
-            try b.checkKeys(["kind", "profile", "kernel", "closed_loop", "closed_loop_from", "load_step"])
+            try b.checkKeys(["kind", "profile", "kernel", "closed_loop", "closed_loop_from", "load_step", "closed_loop_eager"])
             let closedLoop = try b.bool("closed_loop") ?? true
             let from = try b.string("closed_loop_from")
             if !closedLoop && from != nil {
                 throw b.error("closed_loop_from", "given with closed_loop: false; leave out one of the two")
             }
+            let eager = try b.bool("closed_loop_eager") ?? false
+            if !closedLoop && eager {
+                throw b.error("closed_loop_eager", "given with closed_loop: false; leave out one of the two")
+            }
             return .measured(
                 profile: try b.requiredString("profile"), kernel: try b.string("kernel") ?? "sgmv", closedLoop: closedLoop,
-                closedLoopFrom: from, loadStep: try b.bool("load_step") ?? true)
+                closedLoopFrom: from, loadStep: try b.bool("load_step") ?? true, eagerCorrection: eager)
         default: throw y.error("cost_model", "unknown kind '\(node.kind)'; expected analytic, linear or measured")
         }
     }

@@ -89,8 +89,20 @@ public enum ScenarioRunner {
     /// other cost models unchanged.
     public static func withoutClosedLoop(_ s: Scenario) -> Scenario {
         var out = s
-        if case .measured(let dir, let kernel, _, _, let loadStep) = resolvedCostModel(s) {
+        if case .measured(let dir, let kernel, _, _, let loadStep, _) = resolvedCostModel(s) {
             out.costModel = .measured(profile: dir, kernel: kernel, closedLoop: false, loadStep: loadStep)
+        }
+        return out
+    }
+
+    /// `--closed-loop-eager` of `simulate`, `validate` and `profile price`: the scenario with its
+    /// measured cost model (named, or found as `automatic` finds it) correcting the steps with prefill
+    /// tokens by its closed loop as well; other cost models unchanged.
+    public static func withEagerCorrection(_ s: Scenario) -> Scenario {
+        var out = s
+        if case .measured(let dir, let kernel, let closedLoop, let from, let loadStep, _) = resolvedCostModel(s) {
+            out.costModel = .measured(
+                profile: dir, kernel: kernel, closedLoop: closedLoop, closedLoopFrom: from, loadStep: loadStep, eagerCorrection: true)
         }
         return out
     }
@@ -100,8 +112,9 @@ public enum ScenarioRunner {
     /// (the profile's `host_step` / `disk_step` rows); other cost models unchanged.
     public static func withoutLoadStep(_ s: Scenario) -> Scenario {
         var out = s
-        if case .measured(let dir, let kernel, let closedLoop, let from, _) = resolvedCostModel(s) {
-            out.costModel = .measured(profile: dir, kernel: kernel, closedLoop: closedLoop, closedLoopFrom: from, loadStep: false)
+        if case .measured(let dir, let kernel, let closedLoop, let from, _, let eager) = resolvedCostModel(s) {
+            out.costModel = .measured(
+                profile: dir, kernel: kernel, closedLoop: closedLoop, closedLoopFrom: from, loadStep: false, eagerCorrection: eager)
         }
         return out
     }
@@ -112,8 +125,9 @@ public enum ScenarioRunner {
     /// cost models unchanged.
     public static func withClosedLoop(_ s: Scenario, from: String) -> Scenario {
         var out = s
-        if case .measured(let dir, let kernel, _, _, let loadStep) = resolvedCostModel(s) {
-            out.costModel = .measured(profile: dir, kernel: kernel, closedLoop: true, closedLoopFrom: from, loadStep: loadStep)
+        if case .measured(let dir, let kernel, _, _, let loadStep, let eager) = resolvedCostModel(s) {
+            out.costModel = .measured(
+                profile: dir, kernel: kernel, closedLoop: true, closedLoopFrom: from, loadStep: loadStep, eagerCorrection: eager)
         }
         return out
     }
@@ -132,7 +146,7 @@ public enum ScenarioRunner {
 
     /// The scenario's closed-loop source; nil for a cost model that is not measured.
     public static func closedLoopSource(_ s: Scenario) -> ClosedLoopSource? {
-        guard case .measured(let dir, let kernel, let closedLoop, let from, _) = resolvedCostModel(s) else { return nil }
+        guard case .measured(let dir, let kernel, let closedLoop, let from, _, _) = resolvedCostModel(s) else { return nil }
         if !closedLoop { return .off }
         if let from { return .borrowed(resolvedPath(from, against: s.baseDirectory)) }
         let own = resolvedPath(dir, against: s.baseDirectory)
@@ -169,9 +183,11 @@ public enum ScenarioRunner {
             return try go(AnalyticCostModel(model: s.model, gpu: s.gpu, catalogue: trace.catalogue))
         case .linear(let m):
             return try go(m)
-        case .measured(let dir, let kernel, let closedLoop, let from, let loadStep):
+        case .measured(let dir, let kernel, let closedLoop, let from, let loadStep, let eager):
             return try go(
-                measuredModel(s, trace: trace, profile: dir, kernel: kernel, closedLoop: closedLoop, from: from, loadStep: loadStep))
+                measuredModel(
+                    s, trace: trace, profile: dir, kernel: kernel, closedLoop: closedLoop, from: from, loadStep: loadStep,
+                    eagerCorrection: eager))
         }
     }
 
@@ -179,7 +195,7 @@ public enum ScenarioRunner {
     /// to the scenario's folder); profile errors as workload errors naming file, line and column.
     static func measuredModel(
         _ s: Scenario, trace: Trace, profile dir: String, kernel: String, closedLoop: Bool, from: String? = nil,
-        loadStep: Bool = true
+        loadStep: Bool = true, eagerCorrection: Bool = false
     ) throws -> MeasuredCostModel {
         let path = resolvedPath(dir, against: s.baseDirectory)
         let loop = from.map { resolvedPath($0, against: s.baseDirectory) }
@@ -189,7 +205,7 @@ public enum ScenarioRunner {
         }
         return try MeasuredCostModel(
             profile: profile, kernel: kernel, model: s.model, catalogue: trace.catalogue, closedLoop: closedLoop,
-            closedLoopFrom: loop, loadStep: loadStep)
+            closedLoopFrom: loop, loadStep: loadStep, eagerCorrection: eagerCorrection)
     }
 
     /// The summaries of the scenario with its steps `1 - delta` and `1 + delta` times as long,
@@ -256,12 +272,13 @@ public enum ScenarioRunner {
     public static func sampledRuns(
         _ s: Scenario, trace: Trace, count: Int, horizon: Double = .infinity, modelError: Bool = false
     ) throws -> [RunSummary] {
-        guard case .measured(let dir, let kernel, let closedLoop, let from, let loadStep) = resolvedCostModel(s) else {
+        guard case .measured(let dir, let kernel, let closedLoop, let from, let loadStep, let eager) = resolvedCostModel(s) else {
             throw WorkloadError(
                 file: "<scenario \(s.name)>", field: "cost_model", "prediction intervals need a measured profile (cost_model: measured)")
         }
         let base = try measuredModel(
-            s, trace: trace, profile: dir, kernel: kernel, closedLoop: closedLoop, from: from, loadStep: loadStep)
+            s, trace: trace, profile: dir, kernel: kernel, closedLoop: closedLoop, from: from, loadStep: loadStep,
+            eagerCorrection: eager)
         // the closed loop's seed-to-seed spread, where the correction is on and its loop has seeds
         var loopSigma = 0.0
         if modelError, let pooled = base.decodeCorrections[kernel] {
@@ -283,7 +300,7 @@ public enum ScenarioRunner {
     /// `profiles/<gpu>-<model>` links to one lease's `-<commit>` folder); nil without a measured
     /// profile.
     public static func profileTarget(_ s: Scenario) -> String? {
-        guard case .measured(let dir, _, _, _, _) = resolvedCostModel(s) else { return nil }
+        guard case .measured(let dir, _, _, _, _, _) = resolvedCostModel(s) else { return nil }
         return URL(fileURLWithPath: resolvedPath(dir, against: s.baseDirectory)).resolvingSymlinksInPath().path
     }
 
@@ -323,10 +340,12 @@ public enum ScenarioRunner {
             "mode_changes": s.modeChanges,
             "gpu_busy_fraction": num(s.gpuBusyFraction),
         ]
-        if case .measured(let dir, let kernel, _, _, let loadStep) = resolvedCostModel(r.scenario) {
+        if case .measured(let dir, let kernel, let closedLoop, _, let loadStep, let eager) = resolvedCostModel(r.scenario) {
             obj["profile"] = resolvedPath(dir, against: r.scenario.baseDirectory)
             // whether a load lengthens the step that orders it where the profile measures it
             obj["load_step"] = loadStep
+            // whether the closed loop also corrects the steps with prefill tokens
+            obj["closed_loop_eager"] = closedLoop && eager
             // the folder the tables were read from: `profiles/h200-llama2-7b` is a link that moves
             // to each newer lease's profile, so a summary names the one it used
             obj["profile_resolved"] = profileTarget(r.scenario)

@@ -12,8 +12,12 @@ struct ClosedLoopOptions: ParsableArguments {
         help: "Correct decode-only steps with the closed loop of this profile directory instead of the profile's own (docs/step-cost.md).")
     var closedLoopFrom: String?
 
+    @Flag(help: "Scale the steps with prefill tokens by the closed loop's factor per token graph as well (docs/step-cost.md).")
+    var closedLoopEager = false
+
     func validate() throws {
         if noClosedLoop && closedLoopFrom != nil { throw ValidationError("--no-closed-loop and --closed-loop-from exclude each other") }
+        if noClosedLoop && closedLoopEager { throw ValidationError("--no-closed-loop and --closed-loop-eager exclude each other") }
     }
 
     /// `--closed-loop-from`, resolved against the working directory.
@@ -22,8 +26,9 @@ struct ClosedLoopOptions: ParsableArguments {
     /// The scenario with its measured cost model as the options ask (unchanged without them).
     func apply(_ s: Scenario) -> Scenario {
         if noClosedLoop { return ScenarioRunner.withoutClosedLoop(s) }
-        if let lender { return ScenarioRunner.withClosedLoop(s, from: lender) }
-        return s
+        let out = closedLoopEager ? ScenarioRunner.withEagerCorrection(s) : s
+        if let lender { return ScenarioRunner.withClosedLoop(out, from: lender) }
+        return out
     }
 }
 

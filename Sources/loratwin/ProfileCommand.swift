@@ -133,6 +133,17 @@ private func printClosedLoop(_ p: StepProfile) throws {
         print(
             "  graphs without a factor: \(fmtCoef(full.belowFactor)) below the smallest graph with one (the median of"
                 + " the factors), 1 otherwise")
+        if !full.eagerSteps.isEmpty {
+            print("  steps with prefill tokens, by token graph (0: beyond them), used with closed_loop_eager / --closed-loop-eager:")
+            for g in full.eagerSteps.keys.sorted() {
+                let f =
+                    full.eagerFactors[g].map { "factor " + fmtCoef($0) }
+                    ?? "no factor (under \(DecodeCorrection.minimumSteps) steps, median \(fmtCoef(full.eagerMedians[g]!)): "
+                    + "\(fmtCoef(full.eagerFactor(tokenGraph: g))))"
+                let h = halves.map { $0.eagerFactors[g].map { fmtCoef($0) } ?? "-" }.joined(separator: " / ")
+                print("  token graph \(g): \(full.eagerSteps[g]!) steps, \(f); even / odd rows \(h)")
+            }
+        }
     }
 }
 

@@ -13,12 +13,12 @@ enum SummaryTable {
         )
         var costs = r.costModelLabel
         if r.costModelLabel == "analytic" { costs += " (roofline from specs; not a measured profile)" }
-        if case .measured(let dir, let kernel, _, _, let loadStep) = ScenarioRunner.resolvedCostModel(r.scenario) {
+        if case .measured(let dir, let kernel, _, _, let loadStep, let eager) = ScenarioRunner.resolvedCostModel(r.scenario) {
             var correction: String
             switch ScenarioRunner.closedLoopSource(r.scenario) {
             case .off: correction = ", without its closed-loop correction"
             case .borrowed(let path): correction = ", closed-loop correction from \(path)"
-            case .own: correction = ", decode steps corrected by its closed loop"
+            case .own: correction = ", \(eager ? "decode and eager" : "decode") steps corrected by its closed loop"
             case .absent, nil: correction = ""
             }
             var profile = dir

@@ -105,6 +105,43 @@ struct ClosedLoopCorrectionTests {
         #expect(torch.decodeCorrections.isEmpty)
     }
 
+    @Test("steps with prefill tokens: a factor per token graph; between them the nearest smaller one's, below the smallest's, above 1")
+    func eagerFactors() {
+        // token graphs 128 and 512 with 25 steps each (1.05 and 0.97 as long as priced), 256 with 5
+        func eager(_ tokens: Int) -> StepBatch {
+            var b = StepBatch()
+            b.prefillTokens = tokens
+            b.prefillSequences = 1
+            return b
+        }
+        var batches: [StepBatch] = []
+        var measured: [Double] = []
+        for (tokens, ratio, n) in [(100, 1.05, 25), (500, 0.97, 25), (200, 1.5, 5), (3000, 1.02, 25)] {
+            for _ in 0..<n {
+                batches.append(eager(tokens))
+                measured.append(Double(tokens) * ratio)
+            }
+        }
+        batches.append(Self.decode(8, context: 100, adapters: false))  // a decode step: not an eager factor
+        measured.append(16)
+        let graphs = [128, 256, 512, 1024]
+        let c = DecodeCorrection(
+            file: "x", batches: batches, measuredUs: measured, price: { Double($0.prefillTokens + $0.decodeSequences) },
+            graph: { _ in 8 }, tokenGraph: { t in graphs.first { $0 >= t } ?? 0 })
+        #expect(c.eagerSteps == [128: 25, 256: 5, 512: 25, 0: 25])
+        #expect(abs(c.eagerFactor(tokenGraph: 128) - 1.05) < 1e-12)
+        #expect(abs(c.eagerFactor(tokenGraph: 512) - 0.97) < 1e-12)
+        #expect(abs(c.eagerFactor(tokenGraph: 0) - 1.02) < 1e-12)  // beyond the token graphs: its own
+        #expect(abs(c.eagerFactor(tokenGraph: 256) - 1.05) < 1e-12)  // too few steps: the nearest smaller graph's
+        #expect(abs(c.eagerFactor(tokenGraph: 64) - 1.05) < 1e-12)  // below every graph with one: the smallest's
+        #expect(c.eagerFactor(tokenGraph: 1024) == 1)  // above every graph with one: none
+        #expect(c.steps == [8: 1] && c.factor(graph: 8) == 1)  // the decode step counts as decode (too few for a factor)
+        let none = DecodeCorrection(
+            file: "x", batches: batches, measuredUs: measured, price: { Double($0.prefillTokens + $0.decodeSequences) },
+            graph: { _ in 8 })
+        #expect(none.eagerFactors.isEmpty && none.eagerFactor(tokenGraph: 128) == 1)  // no token graphs given
+    }
+
     @Test("a closed loop of several seeds: one fit over all, and each seed's alone")
     func seeds() throws {
         let dir = try Self.profile(variant: "sgmv", factor: [8: 1.10], count: [8: 40], adapters: true)
@@ -218,6 +255,37 @@ struct ClosedLoopCorrectionTests {
         let b = try ScenarioRunner.run(off, trace: trace).summary
         #expect(a.makespanSeconds > b.makespanSeconds)  // 20 ms more on every step that orders a load
         #expect(a.completed == b.completed)
+    }
+
+    @Test("closed_loop_eager: true corrects steps with prefill tokens too; refused with closed_loop: false")
+    func eagerSwitch() throws {
+        let graphs = Array(1...8)
+        let dir = try Self.profile(
+            variant: "sgmv", factor: Dictionary(uniqueKeysWithValues: graphs.map { ($0, 1.5) }),
+            count: Dictionary(uniqueKeysWithValues: graphs.map { ($0, 25) }), adapters: true)
+        func scenario(_ extra: String) throws -> Scenario {
+            try Scenario.parse(
+                """
+                name: ce
+                cost_model: {kind: measured, profile: \(dir)\(extra)}
+                engine: {max_num_seqs: 8, max_loras: 2, max_cpu_loras: 2}
+                workload: {requests: 40, arrival: {kind: poisson, rate: 20}, popularity: uniform, adapters: {count: 2}}
+                """, file: "ce.yaml", baseDirectory: "/")
+        }
+        let on = try scenario(", closed_loop_eager: true")
+        #expect(on.costModel == .measured(profile: dir, kernel: "sgmv", eagerCorrection: true))
+        #expect(ScenarioRunner.withEagerCorrection(try scenario("")).costModel == on.costModel)
+        do {
+            _ = try scenario(", closed_loop: false, closed_loop_eager: true")
+            Issue.record("closed_loop_eager with closed_loop: false was accepted")
+        } catch {
+            #expect("\(error)".contains("closed_loop_eager"))
+        }
+        // This loop has decode steps only: no eager factor, so the runs agree.
+        let trace = try ScenarioRunner.makeTrace(on)
+        let a = try ScenarioRunner.run(on, trace: trace).summary
+        let b = try ScenarioRunner.run(try scenario(""), trace: trace).summary
+        #expect(a.makespanSeconds == b.makespanSeconds)
     }
 
     @Test("a profile without a closed loop borrows another's: its steps priced with the borrower's tables")

@@ -171,3 +171,13 @@ def test_load_kinds_and_by_load(tmp_path):
         raise AssertionError("a count mismatch was accepted")
     except SystemExit as e:
         assert "iterations.csv" in str(e)
+
+
+def test_by_token_graph_groups_the_steps_with_prefill_tokens():
+    rows = [_row(100, 20, 1050, 1000) for _ in range(10)] + [_row(500, 0, 970, 1000) for _ in range(10)]
+    rows += [_row(3000, 0, 1020, 1000) for _ in range(10)] + [_row(0, 8, 2000, 1000) for _ in range(10)]
+    rows += [_row(600, 0, 1, 1)]  # one step of graph 1024: under MIN_STEPS, left out
+    got = step_errors.by_token_graph(rows, [128, 512, 1024])
+    assert set(got) == {128, 512, 0}   # 120 tokens -> 128; 500 -> 512; 3000 beyond the graphs -> 0
+    assert abs(got[128][0] - 1.05) < 1e-12 and got[128][1] == 10
+    assert abs(got[512][0] - 0.97) < 1e-12 and abs(got[0][0] - 1.02) < 1e-12
