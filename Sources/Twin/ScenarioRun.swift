@@ -88,35 +88,25 @@ public enum ScenarioRunner {
     /// (named, or found as `automatic` finds it) without the profile's closed-loop correction;
     /// other cost models unchanged.
     public static func withoutClosedLoop(_ s: Scenario) -> Scenario {
-        var out = s
-        if case .measured(let dir, let kernel, _, _, let loadStep, _) = resolvedCostModel(s) {
-            out.costModel = .measured(profile: dir, kernel: kernel, closedLoop: false, loadStep: loadStep)
-        }
-        return out
+        withMeasured(s) { dir, kernel, _, _, loadStep, _ in .measured(profile: dir, kernel: kernel, closedLoop: false, loadStep: loadStep) }
     }
 
     /// `--closed-loop-eager` of `simulate`, `validate` and `profile price`: the scenario with its
     /// measured cost model (named, or found as `automatic` finds it) correcting the steps with prefill
     /// tokens by its closed loop as well; other cost models unchanged.
     public static func withEagerCorrection(_ s: Scenario) -> Scenario {
-        var out = s
-        if case .measured(let dir, let kernel, let closedLoop, let from, let loadStep, _) = resolvedCostModel(s) {
-            out.costModel = .measured(
-                profile: dir, kernel: kernel, closedLoop: closedLoop, closedLoopFrom: from, loadStep: loadStep, eagerCorrection: true)
+        withMeasured(s) { dir, kernel, closedLoop, from, loadStep, _ in
+            .measured(profile: dir, kernel: kernel, closedLoop: closedLoop, closedLoopFrom: from, loadStep: loadStep, eagerCorrection: true)
         }
-        return out
     }
 
     /// `--no-load-step` of `simulate` and `validate`: the scenario with its measured cost model
     /// (named, or found as `automatic` finds it) without a load's excess on the step that orders it
     /// (the profile's `host_step` / `disk_step` rows); other cost models unchanged.
     public static func withoutLoadStep(_ s: Scenario) -> Scenario {
-        var out = s
-        if case .measured(let dir, let kernel, let closedLoop, let from, _, let eager) = resolvedCostModel(s) {
-            out.costModel = .measured(
-                profile: dir, kernel: kernel, closedLoop: closedLoop, closedLoopFrom: from, loadStep: false, eagerCorrection: eager)
+        withMeasured(s) { dir, kernel, closedLoop, from, _, eager in
+            .measured(profile: dir, kernel: kernel, closedLoop: closedLoop, closedLoopFrom: from, loadStep: false, eagerCorrection: eager)
         }
-        return out
     }
 
     /// `--closed-loop-from DIR` of `simulate` and `validate`: the scenario with its measured cost
@@ -124,10 +114,20 @@ public enum ScenarioRunner {
     /// directory `from` (absolute, or relative to the scenario's folder) instead of its own; other
     /// cost models unchanged.
     public static func withClosedLoop(_ s: Scenario, from: String) -> Scenario {
+        withMeasured(s) { dir, kernel, _, _, loadStep, eager in
+            .measured(profile: dir, kernel: kernel, closedLoop: true, closedLoopFrom: from, loadStep: loadStep, eagerCorrection: eager)
+        }
+    }
+
+    /// The scenario with its measured cost model (named, or found as `automatic` finds it) replaced
+    /// by `change` of its parts (profile, kernel, closed loop, lender, load step, eager correction);
+    /// other cost models unchanged.
+    private static func withMeasured(
+        _ s: Scenario, _ change: (String, String, Bool, String?, Bool, Bool) -> CostModelSpec
+    ) -> Scenario {
         var out = s
-        if case .measured(let dir, let kernel, _, _, let loadStep, let eager) = resolvedCostModel(s) {
-            out.costModel = .measured(
-                profile: dir, kernel: kernel, closedLoop: true, closedLoopFrom: from, loadStep: loadStep, eagerCorrection: eager)
+        if case .measured(let dir, let kernel, let closedLoop, let from, let loadStep, let eager) = resolvedCostModel(s) {
+            out.costModel = change(dir, kernel, closedLoop, from, loadStep, eager)
         }
         return out
     }
