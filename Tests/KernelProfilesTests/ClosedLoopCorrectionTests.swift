@@ -27,6 +27,17 @@ struct ClosedLoopCorrectionTests {
         return b
     }
 
+    /// A small scenario on the measured profile `profile`, its cost model's keys extended by `extra`.
+    static func scenario(profile: String, _ extra: String, adapters: Int = 2) throws -> Scenario {
+        try Scenario.parse(
+            """
+            name: cl
+            cost_model: {kind: measured, profile: \(profile)\(extra)}
+            engine: {max_num_seqs: 8, max_loras: 2, max_cpu_loras: 2}
+            workload: {requests: 40, arrival: {kind: poisson, rate: 20}, popularity: uniform, adapters: {count: \(adapters)}}
+            """, file: "cl.yaml", baseDirectory: "/")
+    }
+
     static func row(_ i: Int, _ b: StepBatch, measuredUs: Double) -> String {
         let seg = b.segments.map { "a\($0.adapter):\($0.tokens)" }.joined(separator: ";")
         return
@@ -209,15 +220,7 @@ struct ClosedLoopCorrectionTests {
         let dir = try Self.profile(
             variant: "sgmv", factor: Dictionary(uniqueKeysWithValues: graphs.map { ($0, 1.5) }),
             count: Dictionary(uniqueKeysWithValues: graphs.map { ($0, 25) }), adapters: true)
-        func scenario(_ extra: String) throws -> Scenario {
-            try Scenario.parse(
-                """
-                name: cl
-                cost_model: {kind: measured, profile: \(dir)\(extra)}
-                engine: {max_num_seqs: 8, max_loras: 2, max_cpu_loras: 2}
-                workload: {requests: 40, arrival: {kind: poisson, rate: 20}, popularity: uniform, adapters: {count: 2}}
-                """, file: "cl.yaml", baseDirectory: "/")
-        }
+        func scenario(_ extra: String) throws -> Scenario { try Self.scenario(profile: dir, extra) }
         let with = try scenario("")
         let off = try scenario(", closed_loop: false")
         #expect(off.costModel == .measured(profile: dir, kernel: "sgmv", closedLoop: false))
@@ -237,15 +240,7 @@ struct ClosedLoopCorrectionTests {
         var rows = try String(contentsOfFile: path, encoding: .utf8)
         for b in [1e6, 1e8] { rows += "host_step,\(Int(b)),20000,0,0,6\ndisk_step,\(Int(b)),20000,0,0,6\n" }
         try rows.write(toFile: path, atomically: true, encoding: .utf8)
-        func scenario(_ extra: String) throws -> Scenario {
-            try Scenario.parse(
-                """
-                name: ls
-                cost_model: {kind: measured, profile: \(dir), closed_loop: false\(extra)}
-                engine: {max_num_seqs: 8, max_loras: 2, max_cpu_loras: 2}
-                workload: {requests: 40, arrival: {kind: poisson, rate: 20}, popularity: uniform, adapters: {count: 6}}
-                """, file: "ls.yaml", baseDirectory: "/")
-        }
+        func scenario(_ extra: String) throws -> Scenario { try Self.scenario(profile: dir, ", closed_loop: false" + extra, adapters: 6) }
         let with = try scenario("")
         let off = try scenario(", load_step: false")
         #expect(off.costModel == .measured(profile: dir, kernel: "sgmv", closedLoop: false, loadStep: false))
@@ -263,15 +258,7 @@ struct ClosedLoopCorrectionTests {
         let dir = try Self.profile(
             variant: "sgmv", factor: Dictionary(uniqueKeysWithValues: graphs.map { ($0, 1.5) }),
             count: Dictionary(uniqueKeysWithValues: graphs.map { ($0, 25) }), adapters: true)
-        func scenario(_ extra: String) throws -> Scenario {
-            try Scenario.parse(
-                """
-                name: ce
-                cost_model: {kind: measured, profile: \(dir)\(extra)}
-                engine: {max_num_seqs: 8, max_loras: 2, max_cpu_loras: 2}
-                workload: {requests: 40, arrival: {kind: poisson, rate: 20}, popularity: uniform, adapters: {count: 2}}
-                """, file: "ce.yaml", baseDirectory: "/")
-        }
+        func scenario(_ extra: String) throws -> Scenario { try Self.scenario(profile: dir, extra) }
         let on = try scenario(", closed_loop_eager: true")
         #expect(on.costModel == .measured(profile: dir, kernel: "sgmv", eagerCorrection: true))
         #expect(ScenarioRunner.withEagerCorrection(try scenario("")).costModel == on.costModel)
