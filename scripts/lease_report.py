@@ -263,7 +263,8 @@ def validate_means(twin: Path, runs: list[Path], closed_loop: bool,
                    eager: bool = False) -> dict[str, float]:
     """`loratwin validate` over the runs (symlinked into one folder): metric -> mean SMAPE;
     `closed_loop_from`: the correction from that folder's closed loop (`--closed-loop-from`);
-    `load_step` False: without a load's step excess (`--no-load-step`)."""
+    `load_step` False: without a load's step excess (`--no-load-step`); `eager`: the closed loop
+    corrects the steps with prefill tokens as well (`--closed-loop-eager`)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "runs"
         folder.mkdir()

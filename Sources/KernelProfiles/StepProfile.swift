@@ -217,8 +217,8 @@ public struct StepProfile: Sendable {
         }
         hostToGPUFit = try Self.lineFit(loads, where: "source", is: "host", x: "bytes", min: 0)
         diskToHostFit = try Self.lineFit(loads, where: "source", is: "disk", x: "bytes", min: 0)
-        busyLoadFits = try Self.optionalPair(loads, "host_busy", "disk_busy", what: "busy")
-        loadStepFits = try Self.optionalPair(loads, "host_step", "disk_step", what: "step")
+        busyLoadFits = try Self.optionalPair(loads, "host_busy", "disk_busy", what: "busy", negativeAllowed: false)
+        loadStepFits = try Self.optionalPair(loads, "host_step", "disk_step", what: "step", negativeAllowed: true)
 
         let merge = try ProfileTable(path: directory + "/merge.csv", required: ["op", "rank"] + timing)
         var mf: [String: LinearFit] = [:]
@@ -310,16 +310,17 @@ public struct StepProfile: Sendable {
 
     /// Fits of an optional pair of `adapter_load.csv` sources (`host_busy` / `disk_busy`, `host_step`
     /// / `disk_step`) over the bytes: nil when the profile has neither, an error naming the file and
-    /// column when one has fewer than two rows. A step's excess (`*_step`) may be negative by noise.
-    private static func optionalPair(_ loads: ProfileTable, _ host: String, _ disk: String, what: String)
-        throws(ProfileError) -> (host: LinearFit, disk: LinearFit)?
-    {
+    /// column when one has fewer than two rows. `negativeAllowed`: a step's excess (`*_step`) may be
+    /// negative by noise; a time may not.
+    private static func optionalPair(
+        _ loads: ProfileTable, _ host: String, _ disk: String, what: String, negativeAllowed: Bool
+    ) throws(ProfileError) -> (host: LinearFit, disk: LinearFit)? {
         let counts = [host, disk].map { loads.rows(where: "source", is: $0).count }
         if counts == [0, 0] { return nil }
         for (source, n) in zip([host, disk], counts) where n < 2 {
             throw ProfileError(file: loads.file, column: "source", "needs at least two '\(source)' rows, or no \(what) rows")
         }
-        let minValue: Double? = what == "step" ? nil : 0
+        let minValue: Double? = negativeAllowed ? nil : 0
         return (
             try lineFit(loads, where: "source", is: host, x: "bytes", min: 0, minValue: minValue),
             try lineFit(loads, where: "source", is: disk, x: "bytes", min: 0, minValue: minValue)
@@ -373,6 +374,12 @@ public struct StepProfile: Sendable {
     public func runsAsTokenGraph(_ tokens: Int) -> Bool {
         guard let sizes = meta.tokenGraphSizes, let last = sizes.last else { return false }
         return tokens <= last
+    }
+
+    /// The token graph a step with prefill tokens of `tokens` tokens runs as, 0 beyond them (or
+    /// without them): the key of the closed loop's eager factors (`DecodeCorrection.eagerFactor`).
+    public func tokenGraphKey(_ tokens: Int) -> Int {
+        runsAsTokenGraph(tokens) ? tokenGraphSize(tokens) : 0
     }
 
     /// The token part of an eager step of `tokens` tokens: the token curve (beyond its grid, the

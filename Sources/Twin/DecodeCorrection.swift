@@ -28,7 +28,7 @@ import Workloads
 /// d6fff0f-1): the median of the loop's measured over uncorrected price of its steps that ran as
 /// that token graph (key 0: steps beyond the token graphs, launched eagerly). In every loop of seven
 /// leases the small token graphs (128-384 tokens) ran 1-9 % dearer than priced and those of 512-1280
-/// tokens 2-4 % cheaper, and each lease's runs showed the same pattern within about 3 % (docs/validation.md,
+/// tokens 1-4 % cheaper, and each lease's runs showed the same pattern within about 3 % (docs/validation.md,
 /// "After lease d6fff0f-1"). A token graph with fewer than `minimumSteps` steps takes the factor of
 /// the nearest smaller graph with one between graphs with one, the smallest's below them, and none
 /// (1) above them: in the loops the few steps of the largest token graphs (1408-2048) ran within

@@ -103,7 +103,7 @@ public struct MeasuredCostModel: StepCostModel {
         }
         return DecodeCorrection(
             file: table.file, batches: batches, measuredUs: measured, price: { plain.breakdown($0).total },
-            graph: { profile.graphSize($0) }, tokenGraph: { profile.runsAsTokenGraph($0) ? profile.tokenGraphSize($0) : 0 })
+            graph: { profile.graphSize($0) }, tokenGraph: { profile.tokenGraphKey($0) })
     }
 
     /// How far one stretch of live-like running strays from another in the same machine start, as a
@@ -227,7 +227,7 @@ public struct MeasuredCostModel: StepCostModel {
                 if b.prefillTokens == 0 {
                     out.factor = c.factor(graph: profile.graphSize(b.decodeSequences))
                 } else if eagerCorrection {
-                    out.factor = c.eagerFactor(tokenGraph: profile.runsAsTokenGraph(b.tokens) ? profile.tokenGraphSize(b.tokens) : 0)
+                    out.factor = c.eagerFactor(tokenGraph: profile.tokenGraphKey(b.tokens))
                 }
             }
         }

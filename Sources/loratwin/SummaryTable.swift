@@ -1,4 +1,5 @@
 import Foundation
+import KernelProfiles
 import Twin
 
 /// The readable summary `loratwin simulate` prints.
@@ -25,9 +26,8 @@ enum SummaryTable {
             if let target = ScenarioRunner.profileTarget(r.scenario) {
                 let name = URL(fileURLWithPath: target).lastPathComponent
                 if name != URL(fileURLWithPath: dir).lastPathComponent { profile += " -> \(name)" }
-                // a load's step excess, where the profile measures one (its host_step rows)
-                let loads = (try? String(contentsOfFile: target + "/adapter_load.csv", encoding: .utf8)) ?? ""
-                if loads.contains("\nhost_step,") {
+                // a load's step excess, where the profile measures one (its host_step / disk_step rows)
+                if (try? StepProfile(directory: target))?.loadStepFits != nil {
                     correction += loadStep ? ", loads' step excess from its step rows" : ", without a load's step excess"
                 }
             }
