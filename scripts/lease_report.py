@@ -246,25 +246,27 @@ def has_step_rows(profile: Path) -> bool:
 
 
 def rule3(with_excess: float, without: float) -> str:
-    """Rule 3 (set down before lease d6fff0f-1's successor ran): 'keep' a load's step excess on by
-    default when it lowers the mean TTFT-mean SMAPE, else 'turn off'."""
-    return "keep" if with_excess < without else "turn off"
+    """Rule 3 (set down before lease 3a804f7-1 ran): a load's step excess 'on' by default when it
+    lowers the mean TTFT-mean SMAPE of the lease's runs, else 'off' (on after that lease, read with
+    the eager correction of Rule 4: docs/validation.md, "Lease 3a804f7-1")."""
+    return "on" if with_excess < without else "off"
 
 
 def rule4(with_eager: float, without: float) -> str:
-    """Rule 4 (set down after lease d6fff0f-1, for the leases after it): 'turn on' the closed loop's
-    correction of steps with prefill tokens by default when it lowers the mean TTFT-mean SMAPE of a
-    lease's runs, else 'keep off'."""
-    return "turn on" if with_eager < without else "keep off"
+    """Rule 4 (set down after lease d6fff0f-1, for the leases after it): the closed loop's
+    correction of steps with prefill tokens 'on' by default when it lowers the mean TTFT-mean SMAPE
+    of a lease's runs, else 'off' (on since lease 3a804f7-1)."""
+    return "on" if with_eager < without else "off"
 
 
 def validate_means(twin: Path, runs: list[Path], closed_loop: bool,
-                   closed_loop_from: Path | None = None, load_step: bool = True,
-                   eager: bool = False) -> dict[str, float]:
+                   closed_loop_from: Path | None = None, load_step: bool | None = None,
+                   eager: bool | None = None) -> dict[str, float]:
     """`loratwin validate` over the runs (symlinked into one folder): metric -> mean SMAPE;
     `closed_loop_from`: the correction from that folder's closed loop (`--closed-loop-from`);
-    `load_step` False: without a load's step excess (`--no-load-step`); `eager`: the closed loop
-    corrects the steps with prefill tokens as well (`--closed-loop-eager`)."""
+    `load_step`: with or without a load's step excess (`--load-step` / `--no-load-step`); `eager`:
+    the closed loop corrects the steps with prefill tokens as well or not (`--closed-loop-eager` /
+    `--no-closed-loop-eager`); None: the twin's default."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "runs"
         folder.mkdir()
@@ -274,10 +276,10 @@ def validate_means(twin: Path, runs: list[Path], closed_loop: bool,
         cmd = [str(twin), "validate", str(folder), "--output", str(out)] + ([] if closed_loop else ["--no-closed-loop"])
         if closed_loop_from is not None:
             cmd += ["--closed-loop-from", str(closed_loop_from)]
-        if not load_step:
-            cmd.append("--no-load-step")
-        if eager:
-            cmd.append("--closed-loop-eager")
+        if load_step is not None:
+            cmd.append("--load-step" if load_step else "--no-load-step")
+        if eager is not None and closed_loop:
+            cmd.append("--closed-loop-eager" if eager else "--no-closed-loop-eager")
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"loratwin validate: {r.stderr.strip()}")
@@ -435,32 +437,46 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print_means("pricing", [("with the excess (the default)", with_), ("without it (`--no-load-step`)", no_step)])
         print()
-        print(f"Rule 3: **{rule3(with_['ttft_mean'], no_step['ttft_mean'])}** the excess by default "
+        print(f"Rule 3: the excess **{rule3(with_['ttft_mean'], no_step['ttft_mean'])}** by default "
               f"(TTFT mean {with_['ttft_mean']:.1f} % with it, {no_step['ttft_mean']:.1f} % without)")
     if loops:
-        eager = validate_means(args.twin, runs, closed_loop=True, eager=True)
+        decode_only = validate_means(args.twin, runs, closed_loop=True, eager=False)
         print()
-        print("The closed loop's correction of steps with prefill tokens as well (`--closed-loop-eager`):")
+        print("The closed loop's correction of steps with prefill tokens as well (the default) or of decode-only "
+              "steps alone (`--no-closed-loop-eager`):")
         print()
-        print_means("pricing", [("decode-only steps corrected (the default)", with_),
-                                ("and the steps with prefill tokens", eager)])
+        print_means("pricing", [("and the steps with prefill tokens (the default)", with_),
+                                ("decode-only steps corrected", decode_only)])
         print()
-        print(f"Rule 4: **{rule4(eager['ttft_mean'], with_['ttft_mean'])}** the eager correction by default "
-              f"(TTFT mean {eager['ttft_mean']:.1f} % with it, {with_['ttft_mean']:.1f} % without)")
-    others = []  # the lease's later closed loops as the correction, alone and pooled with the profile's
+        print(f"Rule 4: the eager correction **{rule4(with_['ttft_mean'], decode_only['ttft_mean'])}** by default "
+              f"(TTFT mean {with_['ttft_mean']:.1f} % with it, {decode_only['ttft_mean']:.1f} % without)")
     with tempfile.TemporaryDirectory() as tmp:
         for loop in loops:
-            for later in (t for t in tagged_loops(ROOT, args.lease, profile) if t.name.split("-")[0] == loop.name):
+            # a loop corrects only the runs of its own kernel ('none' those without LoRA); the others
+            # would have no correction from a folder that holds this loop alone
+            own = [r for r in runs if run_kernel(r) == loop.name]
+            laters = [t for t in tagged_loops(ROOT, args.lease, profile) if t.name.split("-")[0] == loop.name]
+            if not own or not laters:
+                continue
+            others = [(f"`{loop.name}` (the profile's)",
+                       with_ if len(own) == len(runs) else validate_means(args.twin, own, closed_loop=True))]
+            for later in laters:
                 for label, parts in ((f"`{later.name}` alone", [later]), (f"`{loop.name}` and `{later.name}` pooled",
                                                                            [loop, later])):
-                    folder = loop_folder(profile, loop.name, parts, Path(tmp) / f"{len(others)}")
-                    others.append((label, validate_means(args.twin, runs, closed_loop=True, closed_loop_from=folder)))
-    if others:
-        print()
-        print("Other closed loops of the lease as the correction (not rules: a comparison, after them):")
-        print()
-        print_means("correction", [(f"`{loops[0].name}` (the profile's)", with_)] + others)
+                    folder = loop_folder(profile, loop.name, parts, Path(tmp) / f"{loop.name}-{len(others)}")
+                    others.append((label, validate_means(args.twin, own, closed_loop=True, closed_loop_from=folder)))
+            print()
+            print(f"Other closed loops of the lease as the correction, over its {len(own)} runs of kernel "
+                  f"`{loop.name}` (not rules: a comparison, after them):")
+            print()
+            print_means("correction", others)
     return 0
+
+
+def run_kernel(run: Path) -> str:
+    """The LoRA kernel a recorded run ran with (run.json `lora.kind`), 'none' for a run without LoRA."""
+    lora = json.loads((run / "run.json").read_text()).get("lora") or {}
+    return lora.get("kind") or "none"
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ def is_closed_loop(run: Path) -> bool:
 
 
 def price(run: Path, twin: Path, work: Path, profile: Path | None = None,
-          closed_loop: bool = True, closed_loop_from: Path | None = None, eager: bool = False) -> list[dict[str, str]]:
+          closed_loop: bool = True, closed_loop_from: Path | None = None,
+          eager: bool | None = None) -> list[dict[str, str]]:
     if is_closed_loop(run):  # its batches are there already; its scenario names no profile (profile_dir)
         steps = run / "steps.csv"
     else:
@@ -70,8 +71,8 @@ def price(run: Path, twin: Path, work: Path, profile: Path | None = None,
     extra = (["--profile", str(profile)] if profile is not None else []) + ([] if closed_loop else ["--no-closed-loop"])
     if closed_loop and closed_loop_from is not None:
         extra += ["--closed-loop-from", str(closed_loop_from)]
-    if closed_loop and eager:
-        extra.append("--closed-loop-eager")
+    if closed_loop and eager is not None:  # None: the twin's default (on, since lease 3a804f7-1)
+        extra.append("--closed-loop-eager" if eager else "--no-closed-loop-eager")
     r = subprocess.run([str(twin), "profile", "price", str(run / "scenario.yaml"), str(steps), "-o", str(priced)]
                        + extra, capture_output=True, text=True)
     if r.returncode != 0:
@@ -351,8 +352,9 @@ def main(argv: list[str] | None = None) -> int:
                          "adapter loads their pass ordered (none, from the host cache, from the file), pooled")
     ap.add_argument("--closed-loop-from", type=Path, metavar="PROFILE",
                     help="correct decode steps with this profile's closed loop instead of each run's own")
-    ap.add_argument("--closed-loop-eager", action="store_true",
-                    help="correct the steps with prefill tokens by the closed loop as well (--closed-loop-eager)")
+    ap.add_argument("--closed-loop-eager", action=argparse.BooleanOptionalAction, default=None,
+                    help="correct the steps with prefill tokens by the closed loop as well, or not "
+                         "(default: the twin's, on; --closed-loop-eager / --no-closed-loop-eager)")
     ap.add_argument("--no-closed-loop", action="store_true",
                     help="price without the profile's closed-loop correction of decode steps (docs/profile-format.md)")
     args = ap.parse_args(argv)

@@ -31,11 +31,13 @@ public struct MeasuredCostModel: StepCostModel {
     /// and column). `closedLoop: false` leaves the closed-loop correction out (a diagnostic);
     /// `closedLoopFrom` takes the closed loop of that profile directory instead of this profile's
     /// own (its steps priced with this profile; an error if it has none for `kernel` or `none`).
-    /// `loadStep: false` leaves out a load's excess on the step that orders it (a diagnostic);
-    /// `eagerCorrection: true` corrects the steps with prefill tokens by the closed loop as well.
+    /// `loadStep` (the default) adds a load's excess to the step that orders it (the profile's
+    /// `host_step` / `disk_step` rows); `eagerCorrection` (the default) corrects the steps with
+    /// prefill tokens by the closed loop as well, `false` only the decode-only steps. Both defaults
+    /// are lease 3a804f7-1's Rules 3 and 4 (docs/validation.md).
     public init(
         profile: StepProfile, kernel: String, model: ModelSpec, catalogue: AdapterCatalogue, closedLoop: Bool = true,
-        closedLoopFrom: String? = nil, loadStep: Bool = true, eagerCorrection: Bool = false
+        closedLoopFrom: String? = nil, loadStep: Bool = true, eagerCorrection: Bool = true
     ) throws(WorkloadError) {
         guard profile.loraGrids[kernel] != nil else {
             throw WorkloadError(

@@ -88,24 +88,28 @@ public enum ScenarioRunner {
     /// (named, or found as `automatic` finds it) without the profile's closed-loop correction;
     /// other cost models unchanged.
     public static func withoutClosedLoop(_ s: Scenario) -> Scenario {
-        withMeasured(s) { dir, kernel, _, _, loadStep, _ in .measured(profile: dir, kernel: kernel, closedLoop: false, loadStep: loadStep) }
-    }
-
-    /// `--closed-loop-eager` of `simulate`, `validate` and `profile price`: the scenario with its
-    /// measured cost model (named, or found as `automatic` finds it) correcting the steps with prefill
-    /// tokens by its closed loop as well; other cost models unchanged.
-    public static func withEagerCorrection(_ s: Scenario) -> Scenario {
-        withMeasured(s) { dir, kernel, closedLoop, from, loadStep, _ in
-            .measured(profile: dir, kernel: kernel, closedLoop: closedLoop, closedLoopFrom: from, loadStep: loadStep, eagerCorrection: true)
+        withMeasured(s) { dir, kernel, _, _, loadStep, _ in
+            .measured(profile: dir, kernel: kernel, closedLoop: false, loadStep: loadStep, eagerCorrection: false)
         }
     }
 
-    /// `--no-load-step` of `simulate` and `validate`: the scenario with its measured cost model
-    /// (named, or found as `automatic` finds it) without a load's excess on the step that orders it
-    /// (the profile's `host_step` / `disk_step` rows); other cost models unchanged.
-    public static func withoutLoadStep(_ s: Scenario) -> Scenario {
+    /// `--closed-loop-eager` / `--no-closed-loop-eager` of `simulate`, `validate` and `profile
+    /// price`: the scenario with its measured cost model (named, or found as `automatic` finds it)
+    /// correcting the steps with prefill tokens by its closed loop as well (`on`), or only the
+    /// decode-only steps; other cost models unchanged.
+    public static func withEagerCorrection(_ s: Scenario, _ on: Bool) -> Scenario {
+        withMeasured(s) { dir, kernel, closedLoop, from, loadStep, _ in
+            .measured(profile: dir, kernel: kernel, closedLoop: closedLoop, closedLoopFrom: from, loadStep: loadStep, eagerCorrection: on)
+        }
+    }
+
+    /// `--load-step` / `--no-load-step` of `simulate` and `validate`: the scenario with its measured
+    /// cost model (named, or found as `automatic` finds it) with (`on`) or without a load's excess on
+    /// the step that orders it (the profile's `host_step` / `disk_step` rows); other cost models
+    /// unchanged.
+    public static func withLoadStep(_ s: Scenario, _ on: Bool) -> Scenario {
         withMeasured(s) { dir, kernel, closedLoop, from, _, eager in
-            .measured(profile: dir, kernel: kernel, closedLoop: closedLoop, closedLoopFrom: from, loadStep: false, eagerCorrection: eager)
+            .measured(profile: dir, kernel: kernel, closedLoop: closedLoop, closedLoopFrom: from, loadStep: on, eagerCorrection: eager)
         }
     }
 
@@ -195,7 +199,7 @@ public enum ScenarioRunner {
     /// to the scenario's folder); profile errors as workload errors naming file, line and column.
     static func measuredModel(
         _ s: Scenario, trace: Trace, profile dir: String, kernel: String, closedLoop: Bool, from: String? = nil,
-        loadStep: Bool = true, eagerCorrection: Bool = false
+        loadStep: Bool = true, eagerCorrection: Bool = true
     ) throws -> MeasuredCostModel {
         let path = resolvedPath(dir, against: s.baseDirectory)
         let loop = from.map { resolvedPath($0, against: s.baseDirectory) }

@@ -12,12 +12,16 @@ struct ClosedLoopOptions: ParsableArguments {
         help: "Correct decode-only steps with the closed loop of this profile directory instead of the profile's own (docs/step-cost.md).")
     var closedLoopFrom: String?
 
-    @Flag(help: "Scale the steps with prefill tokens by the closed loop's factor per token graph as well (docs/step-cost.md).")
-    var closedLoopEager = false
+    @Flag(
+        inversion: .prefixedNo,
+        help: ArgumentHelp(
+            "Scale the steps with prefill tokens by the closed loop's factor per token graph as well, or not "
+                + "(default: the scenario's closed_loop_eager, itself on by default; docs/step-cost.md)."))
+    var closedLoopEager: Bool?
 
     func validate() throws {
         if noClosedLoop && closedLoopFrom != nil { throw ValidationError("--no-closed-loop and --closed-loop-from exclude each other") }
-        if noClosedLoop && closedLoopEager { throw ValidationError("--no-closed-loop and --closed-loop-eager exclude each other") }
+        if noClosedLoop && closedLoopEager == true { throw ValidationError("--no-closed-loop and --closed-loop-eager exclude each other") }
     }
 
     /// `--closed-loop-from`, resolved against the working directory.
@@ -26,18 +30,23 @@ struct ClosedLoopOptions: ParsableArguments {
     /// The scenario with its measured cost model as the options ask (unchanged without them).
     func apply(_ s: Scenario) -> Scenario {
         if noClosedLoop { return ScenarioRunner.withoutClosedLoop(s) }
-        let out = closedLoopEager ? ScenarioRunner.withEagerCorrection(s) : s
+        let out = closedLoopEager.map { ScenarioRunner.withEagerCorrection(s, $0) } ?? s
         if let lender { return ScenarioRunner.withClosedLoop(out, from: lender) }
         return out
     }
 }
 
-/// `--no-load-step` of `simulate` and `validate` (not of `profile price`, whose steps order no
-/// load): leave out a load's excess on the step that orders it (docs/step-cost.md).
+/// `--load-step` / `--no-load-step` of `simulate` and `validate` (not of `profile price`, whose
+/// steps order no load): add a load's excess to the step that orders it, or leave it out (the
+/// scenario's `load_step` without either; docs/step-cost.md).
 struct LoadStepOptions: ParsableArguments {
-    @Flag(help: "Leave out a load's excess on the step that orders it (the profile's host_step / disk_step rows; docs/step-cost.md).")
-    var noLoadStep = false
+    @Flag(
+        inversion: .prefixedNo,
+        help: ArgumentHelp(
+            "Add a load's excess to the step that orders it, or not (the profile's host_step / disk_step rows; "
+                + "default: the scenario's load_step, itself on by default; docs/step-cost.md)."))
+    var loadStep: Bool?
 
     /// The scenario with its measured cost model as the option asks (unchanged without it).
-    func apply(_ s: Scenario) -> Scenario { noLoadStep ? ScenarioRunner.withoutLoadStep(s) : s }
+    func apply(_ s: Scenario) -> Scenario { loadStep.map { ScenarioRunner.withLoadStep(s, $0) } ?? s }
 }

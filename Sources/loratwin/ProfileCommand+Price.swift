@@ -54,7 +54,7 @@ extension ProfileCommand {
                 var loop = closedLoop.lender
                 var eager = closedLoop.closedLoopEager
                 if case .measured(let p, let sk, let scenarioOn, let from, _, let scenarioEager) = ScenarioRunner.resolvedCostModel(s) {
-                    eager = eager || scenarioEager
+                    eager = eager ?? scenarioEager
                     path = path ?? resolvedPath(p, against: s.baseDirectory)
                     k = k ?? sk
                     on = on && (scenarioOn || loop != nil)
@@ -67,7 +67,7 @@ extension ProfileCommand {
                 do { prof = try StepProfile(directory: path) } catch { throw CLIError(error.description) }
                 let cost = try MeasuredCostModel(
                     profile: prof, kernel: k ?? "sgmv", model: s.model, catalogue: trace.catalogue, closedLoop: on,
-                    closedLoopFrom: on ? loop : nil, eagerCorrection: on && eager)
+                    closedLoopFrom: on ? loop : nil, eagerCorrection: on && (eager ?? true))
                 let out = try priceSteps(path: steps, cost: cost, catalogue: trace.catalogue)
                 if let output {
                     let w = try AtomicFileWriter(path: output)

@@ -134,7 +134,9 @@ private func printClosedLoop(_ p: StepProfile) throws {
             "  graphs without a factor: \(fmtCoef(full.belowFactor)) below the smallest graph with one (the median of"
                 + " the factors), 1 otherwise")
         if !full.eagerSteps.isEmpty {
-            print("  steps with prefill tokens, by token graph (0: beyond them), used with closed_loop_eager / --closed-loop-eager:")
+            print(
+                "  steps with prefill tokens, by token graph (0: beyond them), used by default "
+                    + "(closed_loop_eager: false / --no-closed-loop-eager leaves them out):")
             for g in full.eagerSteps.keys.sorted() {
                 let f =
                     full.eagerFactors[g].map { "factor " + fmtCoef($0) }

@@ -223,7 +223,7 @@ struct ClosedLoopCorrectionTests {
         func scenario(_ extra: String) throws -> Scenario { try Self.scenario(profile: dir, extra) }
         let with = try scenario("")
         let off = try scenario(", closed_loop: false")
-        #expect(off.costModel == .measured(profile: dir, kernel: "sgmv", closedLoop: false))
+        #expect(off.costModel == .measured(profile: dir, kernel: "sgmv", closedLoop: false, eagerCorrection: false))
         #expect(ScenarioRunner.withoutClosedLoop(with).costModel == off.costModel)
         let trace = try ScenarioRunner.makeTrace(with)
         let a = try ScenarioRunner.run(with, trace: trace).summary
@@ -233,7 +233,7 @@ struct ClosedLoopCorrectionTests {
         #expect(b.makespanSeconds == c.makespanSeconds)
     }
 
-    @Test("load_step: false and --no-load-step leave a load's step excess out; the other keys stay")
+    @Test("load_step: false and --no-load-step leave a load's step excess out (on by default); the other keys stay")
     func loadStepSwitch() throws {
         let dir = try ProfileFixture.write()
         let path = dir + "/adapter_load.csv"
@@ -243,8 +243,11 @@ struct ClosedLoopCorrectionTests {
         func scenario(_ extra: String) throws -> Scenario { try Self.scenario(profile: dir, ", closed_loop: false" + extra, adapters: 6) }
         let with = try scenario("")
         let off = try scenario(", load_step: false")
-        #expect(off.costModel == .measured(profile: dir, kernel: "sgmv", closedLoop: false, loadStep: false))
-        #expect(ScenarioRunner.withoutLoadStep(with).costModel == off.costModel)
+        #expect(with.costModel == .measured(profile: dir, kernel: "sgmv", closedLoop: false, loadStep: true, eagerCorrection: false))
+        #expect(off.costModel == .measured(profile: dir, kernel: "sgmv", closedLoop: false, loadStep: false, eagerCorrection: false))
+        #expect(try scenario(", load_step: true").costModel == with.costModel)
+        #expect(ScenarioRunner.withLoadStep(with, false).costModel == off.costModel)
+        #expect(ScenarioRunner.withLoadStep(off, true).costModel == with.costModel)
         let trace = try ScenarioRunner.makeTrace(with)
         let a = try ScenarioRunner.run(with, trace: trace).summary
         let b = try ScenarioRunner.run(off, trace: trace).summary
@@ -252,16 +255,23 @@ struct ClosedLoopCorrectionTests {
         #expect(a.completed == b.completed)
     }
 
-    @Test("closed_loop_eager: true corrects steps with prefill tokens too; refused with closed_loop: false")
+    @Test("closed_loop_eager (on by default) corrects steps with prefill tokens too; refused with closed_loop: false")
     func eagerSwitch() throws {
         let graphs = Array(1...8)
         let dir = try Self.profile(
             variant: "sgmv", factor: Dictionary(uniqueKeysWithValues: graphs.map { ($0, 1.5) }),
             count: Dictionary(uniqueKeysWithValues: graphs.map { ($0, 25) }), adapters: true)
         func scenario(_ extra: String) throws -> Scenario { try Self.scenario(profile: dir, extra) }
-        let on = try scenario(", closed_loop_eager: true")
+        let on = try scenario("")
         #expect(on.costModel == .measured(profile: dir, kernel: "sgmv", eagerCorrection: true))
-        #expect(ScenarioRunner.withEagerCorrection(try scenario("")).costModel == on.costModel)
+        #expect(try scenario(", closed_loop_eager: true").costModel == on.costModel)
+        let off = try scenario(", closed_loop_eager: false")
+        #expect(off.costModel == .measured(profile: dir, kernel: "sgmv", eagerCorrection: false))
+        #expect(ScenarioRunner.withEagerCorrection(off, true).costModel == on.costModel)
+        #expect(ScenarioRunner.withEagerCorrection(on, false).costModel == off.costModel)
+        // closed_loop: false turns the eager correction off with it; asking for both is refused
+        let noLoop = CostModelSpec.measured(profile: dir, kernel: "sgmv", closedLoop: false, eagerCorrection: false)
+        #expect(try scenario(", closed_loop: false").costModel == noLoop)
         do {
             _ = try scenario(", closed_loop: false, closed_loop_eager: true")
             Issue.record("closed_loop_eager with closed_loop: false was accepted")
@@ -271,7 +281,7 @@ struct ClosedLoopCorrectionTests {
         // This loop has decode steps only: no eager factor, so the runs agree.
         let trace = try ScenarioRunner.makeTrace(on)
         let a = try ScenarioRunner.run(on, trace: trace).summary
-        let b = try ScenarioRunner.run(try scenario(""), trace: trace).summary
+        let b = try ScenarioRunner.run(off, trace: trace).summary
         #expect(a.makespanSeconds == b.makespanSeconds)
     }
 

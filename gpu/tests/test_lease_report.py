@@ -47,8 +47,8 @@ def test_rule2_keeps_the_correction_only_when_it_lowers_ttft():
 
 
 def test_rule3_and_the_step_rows_it_needs(tmp_path):
-    assert lr.rule3(4.1, 4.6) == "keep" and lr.rule3(4.6, 4.6) == "turn off"
-    assert lr.rule4(4.1, 4.6) == "turn on" and lr.rule4(5.1, 4.6) == "keep off" and lr.rule4(4.6, 4.6) == "keep off"
+    assert lr.rule3(4.1, 4.6) == "on" and lr.rule3(4.6, 4.6) == "off" and lr.rule3(5.8, 5.5) == "off"
+    assert lr.rule4(4.1, 4.6) == "on" and lr.rule4(5.1, 4.6) == "off" and lr.rule4(4.6, 4.6) == "off"
     (tmp_path / "adapter_load.csv").write_text("source,bytes,median_us,p10_us,p90_us,reps\nhost,16,1,1,1,1\n")
     assert not lr.has_step_rows(tmp_path) and not lr.has_step_rows(tmp_path / "missing")
     with (tmp_path / "adapter_load.csv").open("a") as f:

@@ -157,7 +157,8 @@ def test_simulate_says_which_closed_loop_corrects_the_decode_steps():
         assert r.returncode == 0, r.stderr
         return next(x for x in r.stdout.splitlines() if x.startswith("step costs:"))
 
-    assert "decode steps corrected by its closed loop" in cost_line()
+    assert "decode and eager steps corrected by its closed loop" in cost_line()
+    assert ", decode steps corrected by its closed loop" in cost_line("--no-closed-loop-eager")
     assert "without its closed-loop correction" in cost_line("--no-closed-loop")
     lent = cost_line("--closed-loop-from", "profiles/h200-llama2-7b-61ed086")
     assert "closed-loop correction from" in lent and "61ed086" in lent
@@ -184,7 +185,7 @@ def test_summary_json_names_the_profile_and_its_closed_loop():
 
 def test_simulate_says_whether_loads_lengthen_their_steps(tmp_path):
     """With a profile that has host_step / disk_step rows, the cost line says the loads' step excess
-    is applied, or, with --no-load-step, that it is not; and the run with it takes longer."""
+    is applied (the default) or, with --no-load-step, that it is not; and the run with it takes longer."""
     import shutil
 
     prof = tmp_path / "prof"
@@ -210,5 +211,7 @@ def test_simulate_says_whether_loads_lengthen_their_steps(tmp_path):
         return next(x for x in r.stdout.splitlines() if x.startswith("step costs:"))
 
     assert "loads' step excess from its step rows" in cost_line()
+    assert "loads' step excess from its step rows" in cost_line("--load-step")
     assert "without a load's step excess" in cost_line("--no-load-step")
     assert summary()["makespan_s"] > summary("--no-load-step")["makespan_s"]
+    assert summary()["load_step"] is True and summary("--no-load-step")["load_step"] is False
