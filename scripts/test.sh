@@ -13,5 +13,10 @@ LORATWIN_BIN="$PWD/.build/release/loratwin" python3 -m pytest gpu/tests -q
 # The twin against the committed live runs: a regression guard on its predictions.
 .build/release/loratwin validate traces/live --check traces/live/thresholds.yaml
 .build/release/loratwin validate traces/live --gpu h200 --check traces/live/thresholds-h200.yaml
-.build/release/loratwin validate traces/repeats --check traces/repeats/thresholds.yaml
+repeats_csv=$(mktemp)
+trap 'rm -f "$repeats_csv"' EXIT
+.build/release/loratwin validate traces/repeats --check traces/repeats/thresholds.yaml --output "$repeats_csv"
+# The validation issue's goals on the runs of the engine as it runs today (its leases by commit).
+python3 scripts/validation_groups.py "$repeats_csv" --runs traces/repeats --merge today=e82f051,d6fff0f,3a804f7 \
+  --check today=traces/repeats/goals-today.yaml | tail -n 1
 echo "all checks passed"

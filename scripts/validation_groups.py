@@ -9,7 +9,9 @@ each run was recorded at (its `run.json` `git_commit`), as docs/validation.md re
 `--merge current=9e806b3,32bd308` adds a group of the runs of several commits; `--prefix` keeps
 only the runs whose name starts with it (the dLoRA runs: d0), `--exclude` drops those whose name
 starts with it (repeatable). Prints a Markdown table: per group
-the number of runs and the mean SMAPE of each metric (`--median`: the median over the runs). No
+the number of runs and the mean SMAPE of each metric (`--median`: the median over the runs).
+`--check GROUP=FILE` (repeatable) then exits 1 when a metric of that group is over its threshold
+in FILE (the `metric: percent` YAML of `loratwin validate --check`), or the group has no run. No
 GPU, no torch.
 """
 
@@ -21,6 +23,8 @@ import json
 import statistics
 import sys
 from pathlib import Path
+
+import yaml
 
 METRICS = ("requests_per_s", "ttft_mean", "ttft_p50", "ttft_p99", "tpot_mean", "tpot_p50", "tpot_p99",
            "e2e_mean", "e2e_p50", "e2e_p99", "mode_changes", "decode_step_mean", "mixed_step_mean")
@@ -64,6 +68,29 @@ def table(g: dict[str, dict[str, dict[str, float]]], stat=statistics.mean) -> st
     return "\n".join(lines)
 
 
+def check(g: dict[str, dict[str, dict[str, float]]], group: str, path: Path,
+          stat=statistics.mean) -> list[str]:
+    """The thresholds of `path` (metric -> percent) the group's mean (or `stat`) goes over, as
+    messages naming the file; a group without runs or a bad file is a message too."""
+    try:
+        limits = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        return [f"{path}: {getattr(e, 'strerror', None) or e}"]
+    if not isinstance(limits, dict):
+        return [f"{path}: expected 'metric: percent' lines"]
+    if group not in g:
+        return [f"--check {group}: no run in that group"]
+    out = []
+    for metric, limit in limits.items():
+        if not isinstance(limit, (int, float)) or isinstance(limit, bool):
+            out.append(f"{path}: field '{metric}': {limit!r} is not a number")
+            continue
+        values = [v[metric] for v in g[group].values() if metric in v]
+        if values and stat(values) > limit:
+            out.append(f"{group}: {metric} {stat(values):.1f} % over {limit} % ({path})")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("csv", type=Path, help="the CSV of loratwin validate --output")
@@ -74,7 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--exclude", action="append", default=[], metavar="PREFIX")
     ap.add_argument("--median", action="store_true",
                     help="the median of the runs' SMAPE instead of the mean (how far a typical run is off)")
+    ap.add_argument("--check", action="append", default=[], metavar="GROUP=FILE",
+                    help="exit 1 when that group's mean of a metric is over its threshold in FILE")
     args = ap.parse_args(argv)
+    checks = []
+    for c in args.check:
+        name, sep, path = c.partition("=")
+        if not sep or not name or not path:
+            ap.error(f"--check {c!r}: expected GROUP=FILE")
+        checks.append((name, Path(path)))
     merge = {}
     for m in args.merge:
         name, sep, commits = m.partition("=")
@@ -93,8 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(__file__).resolve().parents[1]
     runs = args.runs or [root / "traces/live", root / "traces/repeats"]
     stat = statistics.median if args.median else statistics.mean
-    print(table(groups(rows, runs, merge, args.prefix, tuple(args.exclude)), stat))
-    return 0
+    g = groups(rows, runs, merge, args.prefix, tuple(args.exclude))
+    print(table(g, stat))
+    failures = [m for name, path in checks for m in check(g, name, path, stat)]
+    for m in failures:
+        print(m, file=sys.stderr)
+    if checks and not failures:
+        print(f"checked {', '.join(name for name, _ in checks)}: every metric within its threshold")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -70,3 +70,27 @@ def test_median_instead_of_mean(tmp_path, capsys):
     assert "| aaa | 3 | - | 40.0 |" in capsys.readouterr().out  # mean of 10, 20, 90
     assert vg.main([str(csv), "--runs", str(tmp_path / "runs"), "--median"]) == 0
     assert "| aaa | 3 | - | 20.0 |" in capsys.readouterr().out
+
+
+def test_check_fails_a_group_over_a_threshold_and_names_the_file(tmp_path, capsys):
+    csv = _write(tmp_path, {"d01": "aaa", "d02": "aaa", "v01": "bbb"})
+    runs = ["--runs", str(tmp_path / "runs")]
+    goals = tmp_path / "goals.yaml"
+    goals.write_text("# comment\nttft_mean: 16\ntpot_mean: 10\n")
+    # aaa: TTFT mean (10 + 20) / 2 = 15 <= 16: passes
+    assert vg.main([str(csv), *runs, "--check", f"aaa={goals}"]) == 0
+    assert "every metric within its threshold" in capsys.readouterr().out
+    # bbb: TTFT mean 30 > 16: fails, naming the group, the metric and the file
+    assert vg.main([str(csv), *runs, "--check", f"bbb={goals}"]) == 1
+    err = capsys.readouterr().err
+    assert "bbb: ttft_mean 30.0 % over 16 %" in err and str(goals) in err
+    # a merged group of both commits: (10 + 20 + 30) / 3 = 20 > 16
+    assert vg.main([str(csv), *runs, "--merge", "all=aaa,bbb", "--check", f"all={goals}"]) == 1
+    # a group without runs, a threshold that is not a number, a missing file: errors, not passes
+    assert vg.main([str(csv), *runs, "--check", f"zzz={goals}"]) == 1
+    assert "no run in that group" in capsys.readouterr().err
+    goals.write_text("ttft_mean: ten\n")
+    assert vg.main([str(csv), *runs, "--check", f"aaa={goals}"]) == 1
+    assert "field 'ttft_mean'" in capsys.readouterr().err
+    assert vg.main([str(csv), *runs, "--check", f"aaa={tmp_path / 'none.yaml'}"]) == 1
+    assert "none.yaml" in capsys.readouterr().err
