@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -185,6 +186,7 @@ def mode_changes_table(bin_path: str, live_dir: Path, repeats_dir: Path) -> str:
     lines = ["| run | scheduler | recordings | live / twin, each | sum live / twin | exact |",
              "| --- | --- | ---: | --- | --- | ---: |"]
     total = [0, 0, 0, 0]
+    looped = [0, 0, 0, 0]  # the recordings whose lease's profile has a closed loop
     for name in sorted(groups, key=lambda n: (split_name(n)[0], list(VARIANTS).index(split_name(n)[1]))):
         base, suffix = split_name(name)
         sched, _ = VARIANTS[suffix]
@@ -194,15 +196,28 @@ def mode_changes_table(bin_path: str, live_dir: Path, repeats_dir: Path) -> str:
         for run in groups[name]:
             m = twin_cli.validate(bin_path, run)["metrics"]["mode_changes"]
             pairs.append((round(m["live"]), round(m["predicted"])))
+            if has_closed_loop(run):
+                a, b = pairs[-1]
+                looped = [looped[0] + 1, looped[1] + a, looped[2] + b, looped[3] + (a == b)]
         live, twin = sum(a for a, _ in pairs), sum(b for _, b in pairs)
         exact = sum(a == b for a, b in pairs)
         total = [total[0] + len(pairs), total[1] + live, total[2] + twin, total[3] + exact]
         each = ", ".join(f"{a}/{b}" for a, b in pairs)
         lines.append(f"| {base} | {sched} | {len(pairs)} | {each} | {live} / {twin} | {exact} |")
-    n, live, twin, exact = total
-    smape = 0.0 if live == twin == 0 else 200 * abs(twin - live) / (live + twin)
-    lines.append(f"| all | | {n} | | {live} / {twin} (SMAPE {smape:.1f} %) | {exact} |")
+    for label, (n, live, twin, exact) in (("all", total), ("priced with their lease's closed loop", looped)):
+        smape = 0.0 if live == twin == 0 else 200 * abs(twin - live) / (live + twin)
+        lines.append(f"| {label} | | {n} | | {live} / {twin} (SMAPE {smape:.1f} %) | {exact} |")
     return "\n".join(lines)
+
+
+def has_closed_loop(run: Path) -> bool:
+    """Whether the run's scenario names a measured profile (its `cost_model` `profile:`, relative
+    to the run's folder) that holds a closed loop (`closed_loop/<variant>/steps.csv`)."""
+    try:
+        found = re.search(r"profile:\s*([^,}\s]+)", (run / "scenario.yaml").read_text())
+    except OSError:
+        return False
+    return bool(found) and any((run / found.group(1) / "closed_loop").glob("*/steps.csv"))
 
 
 def replace_block(doc: str, body: str) -> str:

@@ -93,6 +93,13 @@ def test_mode_changes_table_groups_recordings_in_order(tmp_path: Path, monkeypat
         for n in runs:
             (parent / n).mkdir(parents=True)
             (parent / n / "requests.csv").write_text("request_id\n")
+    # repeat and repeat10 priced with a profile that has a closed loop, repeat2 with one that has none
+    for prof, looped in (("p-loop", True), ("p-none", False)):
+        (tmp_path / prof / ("closed_loop/sgmv" if looped else "")).mkdir(parents=True, exist_ok=True)
+        if looped:
+            (tmp_path / prof / "closed_loop/sgmv/steps.csv").write_text("iteration\n")
+    for n, prof in (("d04-c-repeat", "p-loop"), ("d04-c-repeat10", "p-loop"), ("d04-c-repeat2", "p-none")):
+        (rep / n / "scenario.yaml").write_text(f"cost_model: {{kind: measured, profile: ../../{prof}, kernel: sgmv}}\n")
     seen = []
 
     def fake_validate(_bin, run):
@@ -105,4 +112,5 @@ def test_mode_changes_table_groups_recordings_in_order(tmp_path: Path, monkeypat
     assert lines[2] == "| d04-c | dLoRA | 4 | 8/12, 10/10, 12/12, 12/10 | 42 / 44 | 2 |"  # repeat, 2, 10 in order
     assert lines[3] == "| d04-c | dLoRA, no credits | 1 | 2/2 | 2 / 2 | 1 |"
     assert "fcfs" not in " ".join(seen)  # FCFS never switches: not counted
-    assert lines[-1] == "| all | | 5 | | 44 / 46 (SMAPE 4.4 %) | 3 |"
+    assert lines[-2] == "| all | | 5 | | 44 / 46 (SMAPE 4.4 %) | 3 |"
+    assert lines[-1] == "| priced with their lease's closed loop | | 2 | | 22 / 20 (SMAPE 9.5 %) | 1 |"
