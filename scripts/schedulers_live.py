@@ -15,7 +15,12 @@ the per-iteration modes), and prints two Markdown tables:
    bound with the largest `s` in effect while the longest-waiting request waited (the speeds
    replayed from iterations.csv as the engine updates them).
 
-A third table counts the mode changes of every recording under a switching scheduler (dLoRA and
+A third table takes the part of a wait the credit threshold speaks to: the longest stretch a request
+spent in the candidate batch (the first `max_num_seqs` waiting, in arrival order) before it was
+scheduled, live and predicted, the passes and merged passes in it, and the bound with the largest
+`s` in effect then, against the merged passes (each pays a waiting candidate's adapter credit).
+
+A fourth table counts the mode changes of every recording under a switching scheduler (dLoRA and
 its variants, not FCFS or always merged): the first recording under traces/live and its repeats
 under traces/repeats (`NAME-repeatN`, each priced with its own lease's profile), live and
 predicted per recording, their sums, and how many recordings the twin gets exactly.
@@ -110,6 +115,40 @@ def speed_ratio_max(rows: list[dict], t0: float, t1: float) -> float:
     return ratio() if best is None else max(best, ratio())
 
 
+def candidate_wait(requests_csv: Path, rows: list[dict], max_num_seqs: int) -> dict | None:
+    """The request that waited longest *in the candidate batch* (the first `max_num_seqs` waiting
+    requests in arrival order, docs/schedulers.md step 1): the part of a wait that the credit
+    threshold speaks to, the rest being the queue ahead of it that FCFS has too. A request is in
+    the candidate batch from the start of the first pass (iterations.csv `start_s`) at which it is
+    among the first `max_num_seqs` requests that have arrived and are not yet scheduled
+    (`first_scheduled_s` is the start of the pass that scheduled it), until it is scheduled; counts
+    the passes in that stretch and the merged ones among them (each pays a waiting candidate's
+    adapter credit). None for a run without a scheduled request."""
+    reqs = sorted(((float(r["arrival_s"]), float(r["first_scheduled_s"]), r["adapter"])
+                   for r in csv.DictReader(open(requests_csv)) if r["first_scheduled_s"]), key=lambda x: x[0])
+    starts = [float(x["start_s"]) for x in rows]
+    entry: dict[int, float] = {}
+    low = 0  # requests before `low` are all scheduled by the current pass
+    for t in starts:
+        while low < len(reqs) and reqs[low][1] < t:
+            low += 1
+        seen = 0
+        for i in range(low, len(reqs)):
+            arrival, scheduled, _ = reqs[i]
+            if arrival > t or seen == max_num_seqs:
+                break
+            if scheduled >= t:
+                seen += 1
+                entry.setdefault(i, t)
+    if not entry:
+        return None
+    i = max(entry, key=lambda k: reqs[k][1] - entry[k])
+    t0, t1 = entry[i], reqs[i][1]
+    during = [x for x, t in zip(rows, starts, strict=True) if t0 <= t < t1]
+    return {"adapter": reqs[i][2], "seconds": t1 - t0, "passes": len(during), "t0": t0, "t1": t1,
+            "merged": sum(x["mode"] == "merged" for x in during)}
+
+
 def bound_passes(s: float, max_num_seqs: int) -> float:
     """The credit threshold's bound in passes: `2 x s x max_num_seqs` (docs/schedulers.md)."""
     return 2 * s * max_num_seqs
@@ -127,6 +166,9 @@ def render(bin_path: str) -> str:
           "| bound: passes, s | longest wait s (adapter) | within? | largest s during that wait "
           "| bound then: passes, s | within? |",
           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    t4 = ["| run | scheduler | longest wait in the candidate batch s (adapter), live / twin | passes in it "
+          "| merged passes in it | largest s in it (live) | bound then: passes | merged passes within it? |",
+          "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     with tempfile.TemporaryDirectory() as td:
         for run in runs:
             m = twin_cli.validate(bin_path, run)["metrics"]
@@ -144,12 +186,22 @@ def render(bin_path: str) -> str:
                       f"| {pair('e2e_p99')} | {pair('longest_wait', '{:.1f}')} "
                       f"| {cold_wait(run / 'requests.csv'):.1f} / {cold_wait(sim / 'requests.csv'):.1f} "
                       f"| {pair('mode_changes', '{:.0f}')} |")
+            live_rows, twin_rows = iterations(run / "iterations.csv"), iterations(sim / "iterations.csv")
+            seqs = int(info["engine"]["max_num_seqs"])
+            cl, ct = (candidate_wait(r / "requests.csv", rows, seqs)
+                      for r, rows in ((run, live_rows), (sim, twin_rows)))
+            if cl is not None and ct is not None:
+                s_in = speed_ratio_max(live_rows, cl["t0"], cl["t1"])
+                b_in = bound_passes(s_in, seqs)
+                bound = (f"| {s_in:.2f} | {b_in:,.0f} | {'yes' if cl['merged'] <= b_in else '**no**'} |" if credits
+                         else "| - | - (no credits) | - |")
+                t4.append(f"| {base} | {sched} | {cl['seconds']:.2f} ({cl['adapter']}) / {ct['seconds']:.2f} "
+                          f"({ct['adapter']}) | {cl['passes']} / {ct['passes']} | {cl['merged']} / {ct['merged']} "
+                          + bound)
             if not credits:
                 continue
-            live_rows, twin_rows = iterations(run / "iterations.csv"), iterations(sim / "iterations.csv")
             (lm, li), (tm, ti) = mode_stats(live_rows), mode_stats(twin_rows)
             fin = info["scheduler"]["final"]
-            seqs = int(info["engine"]["max_num_seqs"])
             pass_s = info["summary"]["wall_s"] / info["summary"]["iterations"]
             adapter, wait, admitted = max(waits(run / "requests.csv"), key=lambda w: w[1])
             if fin.get("speed_merged") is None or fin.get("speed_unmerged") is None:
@@ -163,7 +215,7 @@ def render(bin_path: str) -> str:
             t2.append(f"| {base} | {sched} | {lm} / {tm} | {li} / {ti} | {s:.0f} | {b:,.0f}, {b * pass_s:.0f} "
                       f"| {wait:.1f} ({adapter}) | {'yes' if wait <= b * pass_s else '**no**'} | {s_then:.2f} "
                       f"| {b_then:,.0f}, {b_then * pass_s:.1f} | {'yes' if wait <= b_then * pass_s else '**no**'} |")
-    return "\n".join(t1) + "\n\n" + "\n".join(t2)
+    return "\n".join(t1) + "\n\n" + "\n".join(t2) + "\n\n" + "\n".join(t4)
 
 
 def repeat_base(name: str) -> str:

@@ -58,6 +58,24 @@ def test_waits_and_cold_wait(tmp_path: Path) -> None:
     assert sl.cold_wait(p) == 3.0  # a0 is the most requested; a2's request never ran
 
 
+def test_candidate_wait_counts_the_stretch_in_the_candidate_batch(tmp_path: Path) -> None:
+    # max_num_seqs 1: only the oldest waiting request is a candidate. Passes start at 0, 1, ..., 5.
+    # r0 (a0) arrives at 0 and runs at 0; r1 (a1) arrives at 0, is the candidate from pass 1 and runs
+    # at pass 4 (passes 1, 2, 3 in between, 2 and 3 merged); r2 (a0) arrives at 0.5 and runs at 2 in
+    # a merged pass, ahead of r1, never the candidate (r1 is older and waits until 4).
+    p = tmp_path / "requests.csv"
+    with open(p, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["request_id", "adapter", "arrival_s", "first_scheduled_s"])
+        w.writerows([[0, "a0", 0.0, 0.0], [1, "a1", 0.0, 4.0], [2, "a0", 0.5, 2.0], [3, "a1", 4.5, 5.0]])
+    rows = [it(t, 1.0, 0, 1, "merged" if t in (2, 3) else "unmerged") for t in range(6)]
+    c = sl.candidate_wait(p, rows, 1)
+    assert c == {"adapter": "a1", "seconds": 3.0, "passes": 3, "t0": 1.0, "t1": 4.0, "merged": 2}
+    # with two seats, r1 is a candidate from pass 0 (r0 and r1 the two oldest waiting)
+    c2 = sl.candidate_wait(p, rows, 2)
+    assert (c2["t0"], c2["seconds"], c2["passes"], c2["merged"]) == (0.0, 4.0, 4, 2)
+
+
 def test_replace_block_keeps_the_markers() -> None:
     doc = f"head\n{sl.BEGIN}\nold\n{sl.END}\ntail\n"
     assert sl.replace_block(doc, "new") == f"head\n{sl.BEGIN}\nnew\n{sl.END}\ntail\n"
@@ -69,11 +87,14 @@ def test_replace_block_keeps_the_markers() -> None:
 
 def test_tables_cover_every_recorded_run() -> None:
     body = sl.render(str(require_twin()))
-    first, second = body.split("\n\n")
+    first, second, third = body.split("\n\n")
     runs = sorted(p.parent.name for p in (ROOT / "traces/live").glob("d0*/requests.csv"))
     assert len(first.splitlines()) == 2 + len(runs)
     credit_runs = [r for r in runs if sl.VARIANTS[sl.split_name(r)[1]][1]]
     assert len(second.splitlines()) == 2 + len(credit_runs)
+    assert len(third.splitlines()) == 2 + len(runs)
+    assert sum(line.endswith("| - | - (no credits) | - |") for line in third.splitlines()) == len(runs) - len(
+        credit_runs)
 
 
 def test_repeat_base_names_the_first_recording() -> None:
