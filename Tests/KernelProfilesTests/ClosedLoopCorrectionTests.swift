@@ -48,6 +48,15 @@ struct ClosedLoopCorrectionTests {
     /// A fixture profile with closed-loop steps for `variant`: `count[g]` decode-only steps at
     /// graph g (the fixture records no graph sizes: a batch is its own graph), each measured at
     /// `factor[g]` times its uncorrected price; two steps with prefill tokens at 5x (not decode).
+    /// A profile whose SGMV closed loop has decode steps only, 25 on each graph 1-8, each 1.5x its
+    /// uncorrected price (the scenario switch tests).
+    static func decodeLoopProfile() throws -> String {
+        let graphs = Array(1...8)
+        return try profile(
+            variant: "sgmv", factor: Dictionary(uniqueKeysWithValues: graphs.map { ($0, 1.5) }),
+            count: Dictionary(uniqueKeysWithValues: graphs.map { ($0, 25) }), adapters: true)
+    }
+
     static func profile(variant: String, factor: [Int: Double], count: [Int: Int], adapters: Bool) throws -> String {
         let dir = try ProfileFixture.write()
         let cat = Fixtures.catalogue(2)
@@ -216,10 +225,7 @@ struct ClosedLoopCorrectionTests {
 
     @Test("a scenario runs with the correction, and without it by its cost_model key or the CLI's")
     func scenarioSwitch() throws {
-        let graphs = Array(1...8)
-        let dir = try Self.profile(
-            variant: "sgmv", factor: Dictionary(uniqueKeysWithValues: graphs.map { ($0, 1.5) }),
-            count: Dictionary(uniqueKeysWithValues: graphs.map { ($0, 25) }), adapters: true)
+        let dir = try Self.decodeLoopProfile()
         func scenario(_ extra: String) throws -> Scenario { try Self.scenario(profile: dir, extra) }
         let with = try scenario("")
         let off = try scenario(", closed_loop: false")
@@ -257,10 +263,7 @@ struct ClosedLoopCorrectionTests {
 
     @Test("closed_loop_eager (on by default) corrects steps with prefill tokens too; refused with closed_loop: false")
     func eagerSwitch() throws {
-        let graphs = Array(1...8)
-        let dir = try Self.profile(
-            variant: "sgmv", factor: Dictionary(uniqueKeysWithValues: graphs.map { ($0, 1.5) }),
-            count: Dictionary(uniqueKeysWithValues: graphs.map { ($0, 25) }), adapters: true)
+        let dir = try Self.decodeLoopProfile()
         func scenario(_ extra: String) throws -> Scenario { try Self.scenario(profile: dir, extra) }
         let on = try scenario("")
         #expect(on.costModel == .measured(profile: dir, kernel: "sgmv", eagerCorrection: true))
