@@ -759,6 +759,7 @@ def main() -> int:
         "graph_capture_s": capture,
         "lora_kernels": rig.kinds,
         "dop": {"table": str(args.dop_table), "profiled": "dop" in rig.kinds, "note": rig.dop_note,
+                "slices": rig.slots["dop"].dop_slices if "dop" in rig.slots else None,
                 "graph_workload": rig.slots["dop"].graph_workload if "dop" in rig.slots else None,
                 "choices": ([{"key": list(map(str, k)), "choice": v} for k, v in rig.slots["dop"].dop_choices.items()]
                             if "dop" in rig.kinds else [])},

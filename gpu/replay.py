@@ -314,6 +314,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "a table)")
     ap.add_argument("--dop-table", default=str(ROOT / "gpu" / "dop" / "tuned_h200.json"),
                     help="tuned table for --lora-kind dop")
+    ap.add_argument("--dop-slices", action=argparse.BooleanOptionalAction, default=True,
+                    help="--lora-kind dop: q, k and v as one sliced operator (one shrink and one expand; "
+                         "gpu/engine/lora.py); --no-dop-slices runs them as three calls")
     ap.add_argument("--model", default=None, help="override the scenario's model (a preset name)")
     ap.add_argument("--merge-from", default="host", choices=("host", "slot"),
                     help="dlora: fold the adapter in from its host copy (as profiled) or from its GPU slot")
@@ -362,7 +365,7 @@ def replay(args: argparse.Namespace) -> ReplayResult:
         raise ValueError(f"{scen_path}: engine.num_gpu_blocks {num_blocks} does not fit ({derived} derivable)")
     engine = engine.with_blocks(num_blocks)
     slots = LoraSlots(cfg, engine.max_loras, engine.max_lora_rank, targets, dtype, dev, kind=args.lora_kind,
-                      tuned_table=args.dop_table if args.lora_kind == "dop" else None)
+                      tuned_table=args.dop_table if args.lora_kind == "dop" else None, dop_slices=args.dop_slices)
     if slots.dop_status:
         print(f"lora kind dop: {slots.dop_status}", flush=True)
     kv = PagedKVCache(cfg, num_blocks, engine.block_size, dtype, dev)
@@ -560,6 +563,7 @@ def replay(args: argparse.Namespace) -> ReplayResult:
                      "dense_from": ex.dense_lora_from if slots.kind in ("sgmv", "dop") else None,
                      **({"dop": {"table": args.dop_table, "status": slots.dop_status,
                                  "graph_workload": slots.graph_workload, "warm_up_s": dop_warm_s,
+                                 "slices": slots.dop_slices, "qkv_calls": dict(slots.dop_sliced_calls),
                                  "choices": _dop_choices(slots)}}
                         if args.lora_kind == "dop" else {})},
             "scheduler": scheduler_doc,

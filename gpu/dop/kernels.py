@@ -21,6 +21,13 @@ Kernels (``space.py`` explains the sketches):
   computed over all of h_in and kept in registers, then expanded over the program's share of the
   n-tiles (``n_split`` programs share h_out and each recomputes the shrink of its rows).
 
+Slices (horizontal fusion, ``dop_apply_sliced``): projections that read the same input (q, k and
+v of one layer) run as one shrink and one expand. The shrink's K programs are repeated per slice
+(slice ``j`` reads ``A[j]`` and writes columns ``j*R ..`` of v); the expand walks the n-tiles of the
+slices' concatenated output ``y [T, H]`` and B ``[S, R, H]``, each tile inside one slice (slice
+widths a multiple of ``block_n``) and reading that slice's columns of v. One slice is the plain
+operator (``N_SLICES=1`` compiles exactly the kernels above).
+
 Grid: 3-D, (n / K / n-split, m-group, row item) or, with ``item_fast``, (m-group, row item,
 n / K / n-split). Row items: ``TILES=False`` is the segment tiling (item = segment slot; the
 segment's m-tiles are shared by ``m_groups`` programs, each striding by ``m_groups`` tiles);
@@ -138,12 +145,23 @@ def dop_shrink_kernel(
     stride_as, stride_ar, stride_ak,
     stride_vm, stride_vr,
     stride_wk, stride_wm,
+    stride_aj, v_slice,
     BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_S: tl.constexpr,
     TILES: tl.constexpr, ITEM_FAST: tl.constexpr, SPLIT_MODE: tl.constexpr, USE_DOT: tl.constexpr,
-    HAS_ROW_INDEX: tl.constexpr,
+    HAS_ROW_INDEX: tl.constexpr, N_SLICES: tl.constexpr,
 ):
-    """v[rows, :rank] (+)= x[rows, K slice] @ A[slot, :rank, K slice]^T (or into ws[slice])."""
-    pid_k, _, pid_m, m_groups, pid_item = _pids(ITEM_FAST)
+    """v[rows, :rank] (+)= x[rows, K slice] @ A[slot, :rank, K slice]^T (or into ws[slice]).
+    With slices, program ``d`` along the first grid axis is (slice ``d // n_k``, K slice ``d % n_k``);
+    slice ``j`` reads ``A + j * stride_aj`` and writes v's columns from ``j * v_slice`` (ws's from
+    ``j * BLOCK_R``)."""
+    pid_d, n_d, pid_m, m_groups, pid_item = _pids(ITEM_FAST)
+    if N_SLICES > 1:
+        n_k = n_d // N_SLICES
+        sl = pid_d // n_k
+        pid_k = pid_d - sl * n_k
+    else:
+        sl = 0
+        pid_k = pid_d
     seg_start, slot, n_rows, m_lo, m_hi, m_step = _locate(
         pid_item, pid_m, m_groups, seg_starts_ptr, seg_lens_ptr, seg_slots_ptr, num_segments, BLOCK_M, BLOCK_S, TILES)
     safe_slot = tl.maximum(slot, 0)
@@ -152,7 +170,8 @@ def dop_shrink_kernel(
     r_mask = offs_r < rank
     k_begin = pid_k * k_per_split
     k_end = tl.minimum(k_begin + k_per_split, h_in)
-    a_base = a_ptr + safe_slot.to(tl.int64) * stride_as
+    a_base = a_ptr + safe_slot.to(tl.int64) * stride_as + sl * stride_aj
+    v_col = sl * v_slice + offs_r
     for m0 in range(m_lo, m_hi, m_step):
         offs_m = m0 + tl.arange(0, BLOCK_M)
         m_mask = offs_m < m_hi
@@ -161,26 +180,30 @@ def dop_shrink_kernel(
                            stride_xm, stride_xk, stride_ar, stride_ak, BLOCK_M, BLOCK_K, BLOCK_R, USE_DOT)
         mask = m_mask[:, None] & r_mask[None, :]
         if SPLIT_MODE == 2:
-            tl.store(ws_ptr + pid_k * stride_wk + rows[:, None] * stride_wm + offs_r[None, :], acc, mask=mask)
+            tl.store(ws_ptr + pid_k * stride_wk + rows[:, None] * stride_wm + (sl * BLOCK_R + offs_r)[None, :], acc,
+                     mask=mask)
         elif SPLIT_MODE == 1:
-            tl.atomic_add(v_ptr + rows[:, None] * stride_vm + offs_r[None, :] * stride_vr, acc, mask=mask,
+            tl.atomic_add(v_ptr + rows[:, None] * stride_vm + v_col[None, :] * stride_vr, acc, mask=mask,
                           sem="relaxed")
         else:
-            tl.store(v_ptr + rows[:, None] * stride_vm + offs_r[None, :] * stride_vr, acc, mask=mask)
+            tl.store(v_ptr + rows[:, None] * stride_vm + v_col[None, :] * stride_vr, acc, mask=mask)
 
 
 @triton.jit
 def dop_reduce_kernel(ws_ptr, v_ptr, n_elems, split, stride_wk, stride_vm, stride_vr, v_cols,
-                      BLOCK_R: tl.constexpr, BLOCK: tl.constexpr):
-    """Two-phase split-K, second phase: v[t, c] = sum over slices of ws[slice, t, c]."""
+                      BLOCK_R: tl.constexpr, BLOCK: tl.constexpr, N_SLICES: tl.constexpr):
+    """Two-phase split-K, second phase: v[t, j * v_cols + c] = sum over K slices of
+    ws[K slice, t, j * BLOCK_R + c] (j the projection slice, c < v_cols)."""
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    row = offs // BLOCK_R
-    col = offs % BLOCK_R
+    row = offs // (N_SLICES * BLOCK_R)
+    wcol = offs % (N_SLICES * BLOCK_R)
+    sl = wcol // BLOCK_R
+    col = wcol % BLOCK_R
     mask = (offs < n_elems) & (col < v_cols)
     acc = tl.zeros((BLOCK,), dtype=tl.float32)
     for k in range(0, split):
         acc += tl.load(ws_ptr + k * stride_wk + offs, mask=mask, other=0.0)
-    tl.store(v_ptr + row.to(tl.int64) * stride_vm + col * stride_vr, acc, mask=mask)
+    tl.store(v_ptr + row.to(tl.int64) * stride_vm + (sl * v_cols + col) * stride_vr, acc, mask=mask)
 
 
 @triton.jit
@@ -201,11 +224,20 @@ def dop_expand_kernel(
     stride_vm, stride_vr,
     stride_bs, stride_br, stride_bn,
     stride_ym, stride_yn,
+    bound1, bound2, v_slice,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_S: tl.constexpr,
     TILES: tl.constexpr, ITEM_FAST: tl.constexpr, USE_DOT: tl.constexpr, HAS_ROW_INDEX: tl.constexpr,
+    N_SLICES: tl.constexpr,
 ):
-    """y[rows, n-tile] += (v[rows, :rank] @ B[slot, :rank, n-tile]) * scale[slot]."""
+    """y[rows, n-tile] += (v[rows, :rank] @ B[slot, :rank, n-tile]) * scale[slot]. With slices, the
+    n-tile at column n0 belongs to slice (n0 >= bound1) + (n0 >= bound2) and reads v's columns from
+    that slice times ``v_slice``."""
     pid_n, _, pid_m, m_groups, pid_item = _pids(ITEM_FAST)
+    if N_SLICES > 1:
+        n0 = pid_n * BLOCK_N
+        v_off = ((n0 >= bound1).to(tl.int32) + (n0 >= bound2).to(tl.int32)) * v_slice
+    else:
+        v_off = 0
     seg_start, slot, n_rows, m_lo, m_hi, m_step = _locate(
         pid_item, pid_m, m_groups, seg_starts_ptr, seg_lens_ptr, seg_slots_ptr, num_segments, BLOCK_M, BLOCK_S, TILES)
     safe_slot = tl.maximum(slot, 0)
@@ -221,7 +253,7 @@ def dop_expand_kernel(
         offs_m = m0 + tl.arange(0, BLOCK_M)
         m_mask = offs_m < m_hi
         rows = _rows(row_index_ptr, seg_start, offs_m, m_mask, HAS_ROW_INDEX)
-        vt = tl.load(v_ptr + rows[:, None] * stride_vm + offs_r[None, :] * stride_vr,
+        vt = tl.load(v_ptr + rows[:, None] * stride_vm + (v_off + offs_r)[None, :] * stride_vr,
                      mask=m_mask[:, None] & r_mask[None, :], other=0.0)
         acc = _expand_tile(vt, bt, USE_DOT)
         y_ptrs = y_ptr + rows[:, None] * stride_ym + offs_n[None, :] * stride_yn
@@ -279,22 +311,22 @@ def dop_fused_kernel(
 
 @dataclass
 class Scratch:
-    """Buffers a candidate needs besides x, y and the slot stacks: v (fp32 [T, R]) for separate
-    kernels, and the two-phase workspace (fp32 [split, T, BR])."""
+    """Buffers a candidate needs besides x, y and the slot stacks: v (fp32 [T, slices x R]) for
+    separate kernels, and the two-phase workspace (fp32 [split, T, slices x BR])."""
 
     v: torch.Tensor | None
     ws: torch.Tensor | None
 
 
-def make_scratch(c: Candidate, tokens: int, h_in: int, max_rank: int, device) -> Scratch:
+def make_scratch(c: Candidate, tokens: int, h_in: int, max_rank: int, device, slices: int = 1) -> Scratch:
     """Allocate the scratch of candidate ``c`` for a batch of ``tokens`` rows (outside timed regions)."""
     if c.fuse == "fused":
         return Scratch(None, None)
-    v = torch.empty((tokens, max_rank), dtype=torch.float32, device=device)
+    v = torch.empty((tokens, slices * max_rank), dtype=torch.float32, device=device)
     ws = None
     if c.split == "two_phase":
         _, sk = k_per_split(c, h_in)
-        ws = torch.empty((sk, tokens, block_r(c, max_rank)), dtype=torch.float32, device=device)
+        ws = torch.empty((sk, tokens, slices * block_r(c, max_rank)), dtype=torch.float32, device=device)
     return Scratch(v, ws)
 
 
@@ -311,11 +343,41 @@ def dop_apply(x: torch.Tensor, y: torch.Tensor, a_stack: torch.Tensor, b_stack: 
 
     Same arguments as ``gpu.kernels.lora_apply(kind="sgmv")`` (ranks int32 and scales fp32 device
     tensors), plus the candidate and its scratch (``make_scratch``; allocated here if None)."""
+    return _launch(x, y, a_stack.unsqueeze(0), b_stack, seg, ranks, scales, c, scratch, ())
+
+
+def slices_fit(c: Candidate, bounds: tuple[int, ...], h_out: int) -> bool:
+    """Whether candidate ``c`` can run the slices that start at columns ``bounds`` of an output of
+    ``h_out`` columns in one launch: separate kernels, at most three slices, every n-tile inside one."""
+    return (c.fuse == "separate" and len(bounds) <= 2 and all(0 < b < h_out for b in bounds)
+            and list(bounds) == sorted(bounds) and all(b % c.block_n == 0 for b in bounds))
+
+
+def dop_apply_sliced(x: torch.Tensor, y: torch.Tensor, a_slices: torch.Tensor, b_cat: torch.Tensor,
+                     seg: SegmentInfo, ranks: torch.Tensor, scales: torch.Tensor, c: Candidate,
+                     bounds: tuple[int, ...], scratch: Scratch | None = None) -> torch.Tensor:
+    """Horizontal fusion of projections that share the input x: for each slice j,
+    ``y[i, cols of j] += (x[i] @ A[j, s, :r].T) @ B[s, :r, cols of j] * scale[s]``, one shrink and
+    one expand for all of them.
+
+    ``a_slices [n, S, R, h_in]`` (n = len(bounds) + 1, at most 3), ``b_cat [S, R, H]`` and ``y [T, H]``
+    with the slices side by side, slice j + 1 starting at column ``bounds[j]``. Needs
+    ``slices_fit(c, bounds, H)``; the scratch holds n x R columns of v (``make_scratch(...,
+    slices=n)``). Equal to n calls of ``dop_apply`` on the column slices, to the rounding of v."""
+    if a_slices.dim() != 4 or a_slices.shape[0] != len(bounds) + 1:
+        raise ValueError(f"dop_apply_sliced: a_slices {tuple(a_slices.shape)} does not hold {len(bounds) + 1} slices")
+    if not slices_fit(c, bounds, y.shape[1]):
+        raise ValueError(f"dop_apply_sliced: candidate {c.key()} cannot run slices at {bounds} of {y.shape[1]} columns")
+    return _launch(x, y, a_slices, b_cat, seg, ranks, scales, c, scratch, tuple(bounds))
+
+
+def _launch(x, y, a4, b_stack, seg, ranks, scales, c: Candidate, scratch: Scratch | None, bounds: tuple[int, ...]):
     tokens, h_in = x.shape
     h_out = y.shape[1]
-    R = a_stack.shape[1]
+    n_sl = a4.shape[0]
+    R = a4.shape[2]
     if scratch is None:
-        scratch = make_scratch(c, tokens, h_in, R, x.device)
+        scratch = make_scratch(c, tokens, h_in, R, x.device, slices=n_sl)
     br = block_r(c, R)
     S = seg.max_segments
     items, m_groups = m_items(c, S, tokens, seg.max_seg_len)
@@ -324,6 +386,7 @@ def dop_apply(x: torch.Tensor, y: torch.Tensor, a_stack: torch.Tensor, b_stack: 
     common = dict(BLOCK_M=c.block_m, BLOCK_R=br, BLOCK_S=bs, TILES=c.tiling == "tiles", ITEM_FAST=bool(c.item_fast),
                   USE_DOT=c.math == "dot", HAS_ROW_INDEX=seg.row_index is not None)
     if c.fuse == "fused":
+        a_stack = a4[0]
         dop_fused_kernel[_grid(c, c.n_split, items, m_groups)](
             x, a_stack, b_stack, y,
             seg.seg_starts, seg.seg_lens, seg.seg_slots, ranks, scales, row_index,
@@ -342,21 +405,26 @@ def dop_apply(x: torch.Tensor, y: torch.Tensor, a_stack: torch.Tensor, b_stack: 
     if mode == 1:
         v.zero_()
     ws_arg = ws if ws is not None else v
-    dop_shrink_kernel[_grid(c, sk, items, m_groups)](
-        x, a_stack, v, ws_arg,
+    v_slice = R if n_sl > 1 else 0
+    dop_shrink_kernel[_grid(c, sk * n_sl, items, m_groups)](
+        x, a4, v, ws_arg,
         seg.seg_starts, seg.seg_lens, seg.seg_slots, ranks, row_index,
         S, h_in, kps,
         x.stride(0), x.stride(1),
-        a_stack.stride(0), a_stack.stride(1), a_stack.stride(2),
+        a4.stride(1), a4.stride(2), a4.stride(3),
         v.stride(0), v.stride(1),
         ws_arg.stride(0), ws_arg.stride(1),
-        BLOCK_K=c.block_k, SPLIT_MODE=mode, **common,
+        a4.stride(0) if n_sl > 1 else 0, v_slice,
+        BLOCK_K=c.block_k, SPLIT_MODE=mode, N_SLICES=n_sl, **common,
         num_warps=c.warps_s, num_stages=c.stages_s,
     )
     if mode == 2:
-        n = tokens * br
-        dop_reduce_kernel[(cdiv(n, 1024),)](ws, v, n, sk, ws.stride(0), v.stride(0), v.stride(1), v.shape[1],
-                                            BLOCK_R=br, BLOCK=1024, num_warps=4)
+        n = tokens * br * n_sl
+        v_cols = R if n_sl > 1 else v.shape[1]
+        dop_reduce_kernel[(cdiv(n, 1024),)](ws, v, n, sk, ws.stride(0), v.stride(0), v.stride(1), v_cols,
+                                            BLOCK_R=br, BLOCK=1024, N_SLICES=n_sl, num_warps=4)
+    b1 = bounds[0] if len(bounds) > 0 else h_out
+    b2 = bounds[1] if len(bounds) > 1 else h_out
     dop_expand_kernel[_grid(c, cdiv(h_out, c.block_n), items, m_groups)](
         v, b_stack, y,
         seg.seg_starts, seg.seg_lens, seg.seg_slots, ranks, scales, row_index,
@@ -364,7 +432,8 @@ def dop_apply(x: torch.Tensor, y: torch.Tensor, a_stack: torch.Tensor, b_stack: 
         v.stride(0), v.stride(1),
         b_stack.stride(0), b_stack.stride(1), b_stack.stride(2),
         y.stride(0), y.stride(1),
-        BLOCK_N=c.block_n, **common,
+        b1, b2, v_slice,
+        BLOCK_N=c.block_n, N_SLICES=n_sl, **common,
         num_warps=c.warps_e, num_stages=c.stages_e,
     )
     return y

@@ -26,6 +26,13 @@ Batched application, ``y[t] += (x[t] @ A[s_t]^T) @ BT[s_t]`` for the slot ``s_t`
     adapters, so the choice depends on the batch size alone -- workload type ``graph_workload``
     (default "uniform"), token count = the graph size rounded up to a power of two, rank = the
     slots' ``max_rank``. The warm-up, the capture and every replay of a size make the same choice.
+
+  With q, k and v all targeted, ``"dop"`` runs the three as one operator by default (``dop_slices``,
+  horizontal fusion: one shrink and one expand over three slices, ``gpu.dop.kernels.dop_apply_sliced``)
+  with the candidate the table chooses for the q projection's key, where it fits (separate kernels,
+  n-tiles that do not straddle the q | k | v boundaries); otherwise three calls, as ``"sgmv"`` does.
+  For that, q, k and v keep their A slots in one tensor ``A_qkv [3, S, r, in]`` and their B^T slots
+  side by side in ``BT_qkv [S, r, q + 2 kv]`` (``A`` and ``BT`` hold views of them), whatever the kind.
 """
 
 from __future__ import annotations
@@ -239,7 +246,8 @@ class LoraSlots:
 
     def __init__(self, cfg: ModelConfig, max_loras: int, max_rank: int, target_modules: tuple[str, ...],
                  dtype: torch.dtype, device: str | torch.device, kind: str = "torch",
-                 tuned_table: str | Path | None = None, graph_workload: str = "uniform") -> None:
+                 tuned_table: str | Path | None = None, graph_workload: str = "uniform",
+                 dop_slices: bool = True) -> None:
         self.cfg = cfg
         self.max_loras = max_loras
         self.max_rank = max_rank
@@ -252,18 +260,26 @@ class LoraSlots:
         # q, k, v share their input: their A slots live in one tensor, so one GEMM shrinks all three.
         self.fused_qkv = {"q_proj", "k_proj", "v_proj"} <= set(self.target_modules)
         self.A_qkv: list[torch.Tensor] = []
+        self.BT_qkv: list[torch.Tensor] = []  # [S, r, q + 2 kv]: B^T of q, k, v side by side
+        qs, kvs = cfg.q_size, cfg.kv_size
+        self.qkv_bounds = (qs, qs + kvs)  # first columns of k and v in the fused qkv output
         for _ in range(cfg.num_layers):
             a_l, b_l = {}, {}
             if self.fused_qkv:
                 a_qkv = torch.zeros(3, max_loras, max_rank, cfg.hidden_size, dtype=dtype, device=device)
+                bt_qkv = torch.zeros(max_loras, max_rank, qs + 2 * kvs, dtype=dtype, device=device)
                 self.A_qkv.append(a_qkv)
+                self.BT_qkv.append(bt_qkv)
                 for j, m in enumerate(("q_proj", "k_proj", "v_proj")):
                     a_l[m] = a_qkv[j]
+                    c0 = (0, qs, qs + kvs)[j]
+                    b_l[m] = bt_qkv[:, :, c0:c0 + (qs, kvs, kvs)[j]]
             for m in self.target_modules:
                 fin, fout = cfg.module_dims(m)
                 if m not in a_l:
                     a_l[m] = torch.zeros(max_loras, max_rank, fin, dtype=dtype, device=device)
-                b_l[m] = torch.zeros(max_loras, max_rank, fout, dtype=dtype, device=device)
+                if m not in b_l:
+                    b_l[m] = torch.zeros(max_loras, max_rank, fout, dtype=dtype, device=device)
             self.A.append(a_l)
             self.BT.append(b_l)
         self.resident: dict[int, str] = {}
@@ -276,6 +292,8 @@ class LoraSlots:
         self.dop_status = ""
         self.graph_workload = graph_workload
         self.dop_choices: dict[tuple, str] = {}  # (h_in, h_out, tokens, workload, rank, graph) -> table key
+        self.dop_slices = bool(dop_slices) and self.fused_qkv
+        self.dop_sliced_calls: dict[str, int] = {"sliced": 0, "separate": 0}  # qkv calls, counted at launch
         if kind == "dop":
             self.backend = _sgmv_backend()
             if self.backend is None:
@@ -396,6 +414,42 @@ class LoraSlots:
             ws = torch.empty((k_per_split(c, x.shape[1])[1], x.shape[0], block_r(c, r)), dtype=torch.float32,
                              device=x.device)
         self._dop_apply(x, y, a, bt, seg, self.ranks_dev, self.scales_dev, c, Scratch(v, ws))
+
+    def v_columns(self) -> int:
+        """Columns of the fp32 scratch v a forward pass needs (three slices for the fused qkv)."""
+        return (3 if self.kind == "dop" and self.dop_slices else 1) * self.max_rank
+
+    def add_delta_qkv_dop(self, layer: int, x: torch.Tensor, seg, v: torch.Tensor, qkv: torch.Tensor) -> None:
+        """q, k and v updates into the fused ``qkv [T, q + 2 kv]`` by the ``"dop"`` kind: one
+        shrink and one expand over three slices with the candidate chosen for the q projection's key
+        (``v`` holds ``3 x max_rank`` columns), or three calls where that candidate cannot slice."""
+        from gpu.dop.kernels import Scratch, dop_apply_sliced, slices_fit
+        from gpu.dop.space import block_r, k_per_split
+
+        qs = self.cfg.q_size
+        choice = self.dop_choice(x.shape[1], qs, x.shape[0], seg)
+        if choice is False:
+            return
+        c = r = None
+        if choice is not None:
+            c, r = choice
+        if c is None or not slices_fit(c, self.qkv_bounds, qkv.shape[1]):
+            self.dop_sliced_calls["separate"] += 1
+            v1 = v[:, :self.max_rank]
+            for m, c0, c1 in (("q_proj", 0, qs), ("k_proj", *self.qkv_bounds), ("v_proj", self.qkv_bounds[1],
+                                                                                  qkv.shape[1])):
+                self.add_delta_dop(layer, m, x, seg, v1, qkv[:, c0:c1])
+            return
+        self.dop_sliced_calls["sliced"] += 1
+        a, bt = self.A_qkv[layer], self.BT_qkv[layer]
+        if r < self.max_rank:  # every slot of this batch has rank <= r: rows past r are never read
+            a, bt = a[:, :, :r], bt[:, :r]
+        ws = None
+        if c.split == "two_phase":
+            ws = torch.empty((k_per_split(c, x.shape[1])[1], x.shape[0], 3 * block_r(c, r)), dtype=torch.float32,
+                             device=x.device)
+        dop_apply_sliced(x, qkv, a, bt, seg, self.ranks_dev, self.scales_dev, c, self.qkv_bounds,
+                         Scratch(v[:, :3 * r], ws))
 
     def add_delta_qkv(self, layer: int, x: torch.Tensor, mask: torch.Tensor, qkv: torch.Tensor,
                       sizes: tuple[int, int]) -> None:

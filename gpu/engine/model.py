@@ -215,8 +215,8 @@ class LlamaModel:
         if self.lora is None or mask is None or module not in self.lora.target_modules:
             return
         dst = y if cols is None else y[:, cols[0]:cols[1]]
-        if self._seg is not None and self.lora.kind == "dop":
-            self.lora.add_delta_dop(layer, module, x, self._seg, self._v, dst)
+        if self._seg is not None and self.lora.kind == "dop":  # v's first max_rank columns (v_columns)
+            self.lora.add_delta_dop(layer, module, x, self._seg, self._v[:, :self.lora.max_rank], dst)
         elif self._seg is not None:
             self.lora.add_delta_sgmv(layer, module, x, self._seg, self._v, dst)
         else:
@@ -234,7 +234,7 @@ class LlamaModel:
         if self.lora is not None and b.lora_slots is not None:
             if self.lora.kind in ("sgmv", "dop") and b.lora_seg is not None:
                 self._seg = b.lora_seg
-                self._v = torch.empty((b.input_ids.shape[0], self.lora.max_rank), dtype=torch.float32,
+                self._v = torch.empty((b.input_ids.shape[0], self.lora.v_columns()), dtype=torch.float32,
                                       device=b.input_ids.device)
                 mask = True  # marks "LoRA on" for _lora_add
             else:
@@ -252,6 +252,8 @@ class LlamaModel:
             if mask is not None:
                 if self.lora.fused_qkv and self._seg is None:
                     self.lora.add_delta_qkv(li, h, mask, qkv, (qs, kvs))
+                elif self.lora.kind == "dop" and self.lora.dop_slices:
+                    self.lora.add_delta_qkv_dop(li, h, self._seg, self._v, qkv)
                 else:
                     self._lora_add(li, "q_proj", h, qkv, mask, (0, qs))
                     self._lora_add(li, "k_proj", h, qkv, mask, (qs, qs + kvs))

@@ -77,12 +77,12 @@ def write_table(path) -> dict:
     return table
 
 
-def build(kind: str, table=None, seed: int = 0) -> Executor:
+def build(kind: str, table=None, seed: int = 0, dop_slices: bool = True) -> Executor:
     torch.manual_seed(seed)
     w = random_weights(TINY, torch.float32, "cpu", seed=seed)
     kv = PagedKVCache(TINY, num_blocks=64, block_size=BS, dtype=torch.float32, device="cpu")
     slots = LoraSlots(TINY, max_loras=3, max_rank=8, target_modules=ATTN_MODULES, dtype=torch.float32, device="cpu",
-                      kind=kind, tuned_table=table)
+                      kind=kind, tuned_table=table, dop_slices=dop_slices)
     slots.copy_in(0, random_adapter(TINY, "a", 4, 8.0, ATTN_MODULES, seed=1, dtype=torch.float32))
     slots.copy_in(2, random_adapter(TINY, "b", 8, 8.0, ATTN_MODULES, seed=2, dtype=torch.float32))
     slots.copy_in(1, random_adapter(TINY, "c", 8, 16.0, ATTN_MODULES, seed=3, dtype=torch.float32))
@@ -116,13 +116,14 @@ def reference():
     return _steps(build("torch"))
 
 
-@pytest.mark.parametrize("with_table", [True, False])
-def test_dop_kind_equals_torch_kind_eager(tmp_path, reference, with_table: bool) -> None:
+@pytest.mark.parametrize("with_table,dop_slices", [(True, True), (True, False), (False, True)])
+def test_dop_kind_equals_torch_kind_eager(tmp_path, reference, with_table: bool, dop_slices: bool) -> None:
     table = tmp_path / "tuned.json"
     if with_table:
         write_table(table)
-    ex = build("dop", table)
+    ex = build("dop", table, dop_slices=dop_slices)
     slots = ex.model.lora
+    assert slots.dop_slices == dop_slices
     assert slots.kind == "dop"
     assert (slots.dop is not None) == with_table, slots.dop_status
     got = _steps(ex)
@@ -137,6 +138,82 @@ def test_dop_kind_equals_torch_kind_eager(tmp_path, reference, with_table: bool)
         assert {(k[3], k[4]) for k in slots.dop_choices} == {
             ("uniform", 8), ("skewed", 8), ("distinct", 8), ("identical", 4)}
         assert len(choices) == 3  # three sketches of the table ran
+    calls = slots.dop_sliced_calls
+    if with_table and dop_slices:
+        # q | k | v (64 | 32 | 32 columns) as one sliced call where the candidate's 32-column tiles
+        # fit; the "distinct" entry is a fused kernel, which cannot slice: three calls there
+        assert calls["sliced"] > 0 and calls["separate"] > 0, calls
+    elif dop_slices:
+        assert calls["sliced"] == 0 and calls["separate"] > 0, calls  # no table: the SGMV kernels
+    else:
+        assert calls == {"sliced": 0, "separate": 0}
+
+
+def test_qkv_slots_share_one_b_tensor() -> None:
+    """q, k and v keep their B^T slots side by side in ``BT_qkv`` (the sliced expand reads it as one
+    matrix): ``BT[m]`` are views of it, and a copy-in lands in both."""
+    ex = build("torch")
+    slots = ex.model.lora
+    qs, kvs = TINY.q_size, TINY.kv_size
+    assert slots.qkv_bounds == (qs, qs + kvs)
+    for li in range(TINY.num_layers):
+        cat = slots.BT_qkv[li]
+        assert cat.shape == (3, 8, qs + 2 * kvs)
+        for m, c0, c1 in (("q_proj", 0, qs), ("k_proj", qs, qs + kvs), ("v_proj", qs + kvs, qs + 2 * kvs)):
+            assert slots.BT[li][m].untyped_storage().data_ptr() == cat.untyped_storage().data_ptr()
+            assert torch.equal(slots.BT[li][m], cat[:, :, c0:c1])
+        assert cat[0, :4].abs().sum() > 0 and bool((cat[0, 4:] == 0).all())  # adapter "a" has rank 4
+
+
+@pytest.mark.parametrize("cand", [
+    Candidate(split="atomic", block_k=32, block_n=32, split_k=2),
+    Candidate(split="none", block_k=32, block_n=32),
+    Candidate(split="two_phase", block_k=16, block_n=32, split_k=4),
+    Candidate(math="gemv", block_m=2, split="two_phase", block_k=32, block_n=16, split_k=2),
+    Candidate(tiling="tiles", split="atomic", block_k=32, block_n=32, split_k=2, item_fast=1),
+    Candidate(order="adapter", math="gemv", block_m=1, split="none", block_k=32, block_n=32),
+], ids=lambda c: normalize(c).key())
+def test_sliced_operator_equals_the_float64_reference_per_slice(cand: Candidate) -> None:
+    """``dop_apply_sliced`` on q | k | v of 64 | 32 | 32 columns, mixed ranks below the slot rank,
+    slots in a random order, NaN-poisoned scratch: each slice as the float64 reference of its
+    own A and columns of B."""
+    from gpu.dop.kernels import dop_apply_sliced, make_scratch
+    from gpu.kernels.ops import SegmentInfo
+    from gpu.kernels.reference import fp64_apply
+    from gpu.kernels.segments import layout_from_lengths
+
+    c = normalize(cand)
+    g = torch.Generator().manual_seed(11)
+    lens, R, h = [3, 1, 5], 8, 64
+    bounds, h_out = (64, 96), 128
+    seg = SegmentInfo.from_layout(layout_from_lengths(lens, [4, 0, 2]), "cpu", tokens=sum(lens))
+    a = torch.randn(3, 6, R, h, generator=g) / 8
+    b = torch.randn(6, R, h_out, generator=g) / 3
+    ranks = torch.tensor([8, 2, 4, 8, 6, 8], dtype=torch.int32)
+    scales = torch.rand(6, generator=g) + 0.5
+    x = torch.randn(sum(lens), h, generator=g)
+    y = torch.randn(sum(lens), h_out, generator=g)
+    sc = make_scratch(c, x.shape[0], h, R, "cpu", slices=3)
+    for t in (sc.v, sc.ws):
+        if t is not None:
+            t.fill_(float("nan"))
+    out = dop_apply_sliced(x, y.clone(), a, b, seg, ranks, scales, c, bounds, sc)
+    for j, (c0, c1) in enumerate(((0, 64), (64, 96), (96, 128))):
+        ref, _ = fp64_apply(x, y[:, c0:c1], a[j], b[:, :, c0:c1], seg, ranks, scales)
+        assert torch.allclose(out[:, c0:c1].double(), ref, atol=1e-4, rtol=1e-4), (j, (out[:, c0:c1] - ref).abs().max())
+
+
+def test_slices_fit_and_refusals() -> None:
+    from gpu.dop.kernels import dop_apply_sliced, slices_fit
+
+    c = normalize(Candidate(split="atomic", block_k=32, block_n=32, split_k=2))
+    assert slices_fit(c, (64, 96), 128)
+    assert not slices_fit(c, (64, 80), 128)  # a 32-column tile would straddle k | v
+    assert not slices_fit(normalize(Candidate(fuse="fused", math="gemv", block_m=1)), (64, 96), 128)
+    assert not slices_fit(c, (96, 64), 128) and not slices_fit(c, (32, 64, 96), 128)
+    with pytest.raises(ValueError, match="cannot run slices"):
+        dop_apply_sliced(torch.zeros(2, 64), torch.zeros(2, 128), torch.zeros(3, 1, 8, 64), torch.zeros(1, 8, 128),
+                         None, None, None, c, (64, 80))
 
 
 def test_static_decode_batch_under_graph_rule(tmp_path) -> None:
