@@ -203,7 +203,7 @@ def time_steps(args, device: str) -> dict:
     from gpu.engine.model import LlamaModel
     from gpu.engine.weights import PRESETS, random_weights
 
-    cfg = PRESETS["llama2-7b"]
+    cfg = PRESETS["llama-2-7b"]
     dt = torch.float16
     weights = random_weights(cfg, dt, device, seed=0)
     bs, ctx = 16, args.ctx

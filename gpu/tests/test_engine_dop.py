@@ -247,13 +247,15 @@ def test_static_decode_batch_under_graph_rule(tmp_path) -> None:
     assert all(x == c[0] for x in c) and c[0][1] == 8
 
 
-def test_choice_is_made_once_per_step_and_shape(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("dop_slices", [False, True])
+def test_choice_is_made_once_per_step_and_shape(tmp_path, monkeypatch, dop_slices: bool) -> None:
     """An eager step classifies its batch once per module shape, not once per layer and module
-    (2 layers x q, k, v, o here; the shapes are q/o 64x64 and k/v 64x32)."""
+    (2 layers x q, k, v, o here; the shapes are q/o 64x64 and k/v 64x32; with slices, q | k | v is
+    one call under the q projection's key, so 64x64 alone)."""
     import gpu.dop.dispatch as dispatch
 
     write_table(tmp_path / "tuned.json")
-    ex = build("dop", tmp_path / "tuned.json")
+    ex = build("dop", tmp_path / "tuned.json", dop_slices=dop_slices)
     calls = []
     real = dispatch.classify
     monkeypatch.setattr(dispatch, "classify", lambda lens: calls.append(tuple(lens)) or real(lens))
@@ -263,8 +265,11 @@ def test_choice_is_made_once_per_step_and_shape(tmp_path, monkeypatch) -> None:
     mix = {0: None, 1: 0, 2: 2, 3: 2}
     seqs = [Seq(r, mix[r], LENS[r], 1, TABLES[r]) for r in LENS]
     ex.execute(seqs, force_eager=True)
-    shapes = {(TINY.hidden_size, TINY.num_heads * TINY.head_dim), (TINY.hidden_size, TINY.num_kv_heads * TINY.head_dim)}
+    shapes = {(TINY.hidden_size, TINY.num_heads * TINY.head_dim)}
+    if not dop_slices:
+        shapes.add((TINY.hidden_size, TINY.num_kv_heads * TINY.head_dim))
     assert len(calls) == len(shapes) < TINY.num_layers * len(ATTN_MODULES)
+    assert ex.model.lora.dop_sliced_calls["sliced"] == (2 if dop_slices else 0)  # one per layer
     ex.execute(seqs, force_eager=True)  # a new step: decided afresh
     assert len(calls) == 2 * len(shapes)
 
