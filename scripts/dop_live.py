@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Dop vs SGMV end to end: the live engine with LoRA kind `dop` against `sgmv` on the four
-workload types (sgmv runs in traces/repeats/h200-v0*-repeat, dop runs in traces/live/h200-v0*-dop,
-all recorded in one lease), the twin's prediction of the same gain, and how much of a step the
+workload types (sgmv runs in traces/repeats/h200-v0*-repeat8, dop runs in
+traces/repeats/h200-v0*-dop-repeat, all recorded in lease 5ba5c79-1, where the dop kind runs q, k and
+v as one sliced operator), the twin's prediction of the same gain, and how much of a step the
 LoRA operator is in the step profile. The block of docs/dop.md "End to end (H200, live engine)".
 
 Live metrics follow docs/metrics.md: rates are completed requests (their output tokens) over the
 makespan (last finish of a completed request minus the first arrival); TTFT and E2E are means over
 completed requests; the decode step is the mean duration of iterations with no prefill token (the
 engine's CUDA-graph path), the eager step the mean of the others. The twin's numbers come from
-`loratwin validate RUN --profile PROFILE --kernel sgmv|dop --output X.json` and the LoRA-in-eager
+`loratwin validate RUN --profile PROFILE --kernel sgmv|dop --no-closed-loop` (the lease has a closed
+loop of the SGMV kernel only, so both kernels are priced without one, alike) and the LoRA-in-eager
 fits of `loratwin profile check PROFILE`.
 
 Usage: python3 scripts/dop_live.py [--bin .build/release/loratwin] [--no-twin] [--write docs/dop.md]
@@ -34,16 +36,18 @@ import doc_blocks  # noqa: E402
 import twin_cli  # noqa: E402
 
 TRACES = ROOT / "traces"
-PROFILE = ROOT / "profiles/h200-llama2-7b-2ce38ba"
+PROFILE = ROOT / "profiles/h200-llama2-7b-5ba5c79"
 # (label, workload type, sgmv run folder, dop run folder), folders under traces/. Both runs of a pair
-# were recorded at 2ce38ba in one lease on the same trace: the sgmv run is the repeat of the
-# validation run (traces/repeats/, docs/validation.md "Repeat runs"), the dop run the validation
-# run with KERNEL=dop.
+# were recorded at 5ba5c79 in lease 5ba5c79-1 on the same trace, one after the other: the sgmv run
+# a repeat of the validation run, the dop run a repeat of its KERNEL=dop recording (the pairs of the
+# earlier engine, 2ce38ba, where the dop kind ran q, k, v as three calls, are in git history).
 PAIRS = (
-    ("v01", "uniform", "repeats/h200-v01-low-uniform-mixed-repeat", "live/h200-v01-low-uniform-mixed-dop"),
-    ("v02", "skewed (Zipf)", "repeats/h200-v02-near-zipf-mixed-repeat", "live/h200-v02-near-zipf-mixed-dop"),
-    ("v03", "distinct", "repeats/h200-v03-over-distinct-loading-repeat", "live/h200-v03-over-distinct-loading-dop"),
-    ("v04", "identical", "repeats/h200-v04-near-identical-rank16-repeat", "live/h200-v04-near-identical-rank16-dop"),
+    ("v01", "uniform", "repeats/h200-v01-low-uniform-mixed-repeat8", "repeats/h200-v01-low-uniform-mixed-dop-repeat"),
+    ("v02", "skewed (Zipf)", "repeats/h200-v02-near-zipf-mixed-repeat8", "repeats/h200-v02-near-zipf-mixed-dop-repeat"),
+    ("v03", "distinct", "repeats/h200-v03-over-distinct-loading-repeat8",
+     "repeats/h200-v03-over-distinct-loading-dop-repeat"),
+    ("v04", "identical", "repeats/h200-v04-near-identical-rank16-repeat8",
+     "repeats/h200-v04-near-identical-rank16-dop-repeat"),
 )
 
 
@@ -170,7 +174,7 @@ def validate(binary: Path, run: Path, kernel: str, profile: Path) -> dict:
     """`loratwin validate RUN --profile PROFILE --kernel KERNEL`: the metrics dict
     ({name: {live, predicted, smape}}) plus "saturated" (completed under 90 % of the offered rate)."""
     try:
-        row = twin_cli.validate(binary, run, "--profile", str(profile), "--kernel", kernel)
+        row = twin_cli.validate(binary, run, "--profile", str(profile), "--kernel", kernel, "--no-closed-loop")
     except twin_cli.TwinError as e:
         raise RunError(str(e)) from None
     return {**row["metrics"], "saturated": bool(row.get("saturated"))}
@@ -317,8 +321,8 @@ def render(traces: Path = TRACES, profile: Path = PROFILE, twin: Callable[[Path,
     if twin is not None:
         t_lines, notes = twin_table(rows, twin)
         out += ["", "The twin (`loratwin validate RUN --profile " + os.path.relpath(profile, ROOT)
-                + " --kernel sgmv` on the sgmv run, `--kernel dop` on the dop run: same trace, same profile, "
-                "so the predicted ratio has no machine confound):", ""]
+                + " --kernel sgmv --no-closed-loop` on the sgmv run, `--kernel dop --no-closed-loop` on the dop "
+                "run: same trace, same profile, same pricing, so the predicted ratio has no machine confound):", ""]
         out += t_lines
         out += [""] + ([f"- note: {n}" for n in notes] if notes else
                        ["The live values `loratwin validate` reads agree with this script's to 0.1 %."])
