@@ -28,7 +28,11 @@ one its first run's scenario names). Printed, as Markdown:
    (scripts/step_errors.py), and `loratwin validate`'s mean SMAPE with and without it, with
    **rule 2**: the correction stays on by default only if it lowers the mean TTFT-mean SMAPE;
    then, not a rule, the same means with a later closed loop of the lease as the correction, alone
-   and pooled with the profile's (`--closed-loop-from` a folder that holds it).
+   and pooled with the profile's (`--closed-loop-from` a folder that holds it);
+4. **rules 3 and 4** (a load's step excess, the eager correction) read on the lease's runs and, with
+   `--pool LEASE,...`, on the repeats of those leases pooled (`traces/repeats/leases.csv`): since
+   lease 5ba5c79-1 the pooled reading is the rule (one lease's four to ten runs flipped it with
+   differences under a point of TTFT; docs/validation.md, "Lease 5ba5c79-1").
 
 Both rules are those of docs/validation.md ("Set down for the next lease"); this script only
 applies them. No GPU, no torch; needs the twin's release binary.
@@ -55,6 +59,14 @@ RULE_GRAPHS = (8, 12, 16, 24, 32)  # the graphs rule 1 reads
 MIN_STEPS = 20  # as DecodeCorrection.minimumSteps
 SUMMARY_METRICS = ("requests_per_s", "ttft_mean", "ttft_p50", "ttft_p99", "tpot_mean", "e2e_mean", "mode_changes",
                    "decode_step_mean", "mixed_step_mean")
+
+
+def pooled_runs(leases_csv: Path, leases: list[str]) -> list[Path]:
+    """The run folders of every lease in `leases` (each must have runs), in file order."""
+    runs: list[Path] = []
+    for lease in leases:
+        runs += lease_runs(leases_csv, lease)
+    return runs
 
 
 def lease_runs(leases_csv: Path, lease: str) -> list[Path]:
@@ -332,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", type=Path, help="the lease's profile (default: its first run's)")
     ap.add_argument("--runs", type=Path, nargs="+", help="run folders instead of the lease's repeats")
     ap.add_argument("--twin", type=Path, default=ROOT / ".build/release/loratwin")
+    ap.add_argument("--pool", metavar="LEASE,...",
+                    help="read Rules 3 and 4 on the repeats of these leases pooled as well (the rule since "
+                         "lease 5ba5c79-1; say every closed-loop lease)")
     args = ap.parse_args(argv)
     if not args.twin.exists():
         raise SystemExit(f"{args.twin}: not found; run `swift build -c release` first")
@@ -450,6 +465,22 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(f"Rule 4: the eager correction **{rule4(with_['ttft_mean'], decode_only['ttft_mean'])}** by default "
               f"(TTFT mean {with_['ttft_mean']:.1f} % with it, {decode_only['ttft_mean']:.1f} % without)")
+    if args.pool:
+        pool = pooled_runs(ROOT / "traces/repeats/leases.csv", [x for x in args.pool.split(",") if x])
+        p_with = validate_means(args.twin, pool, closed_loop=True)
+        p_no_step = validate_means(args.twin, pool, closed_loop=True, load_step=False)
+        p_decode = validate_means(args.twin, pool, closed_loop=True, eager=False)
+        print()
+        print(f"Rules 3 and 4 on the {len(pool)} repeats of the pooled leases ({args.pool}), the rule since "
+              "lease 5ba5c79-1:")
+        print()
+        print_means("pricing", [("the defaults", p_with), ("without the excess", p_no_step),
+                                ("decode-only steps corrected", p_decode)])
+        print()
+        print(f"Rule 3 (pooled): the excess **{rule3(p_with['ttft_mean'], p_no_step['ttft_mean'])}**; "
+              f"Rule 4 (pooled): the eager correction **{rule4(p_with['ttft_mean'], p_decode['ttft_mean'])}** "
+              f"(TTFT mean {p_with['ttft_mean']:.1f} % with both, {p_no_step['ttft_mean']:.1f} % without the "
+              f"excess, {p_decode['ttft_mean']:.1f} % without the eager correction)")
     with tempfile.TemporaryDirectory() as tmp:
         for loop in loops:
             # a loop corrects only the runs of its own kernel ('none' those without LoRA); the others

@@ -65,6 +65,14 @@ def test_lease_runs_come_from_leases_csv_and_an_unknown_lease_is_named(tmp_path)
     assert "leases.csv" in str(e.value) and "z-9" in str(e.value)
 
 
+def test_pooled_runs_take_every_named_lease_in_order_and_refuse_an_empty_one(tmp_path):
+    f = tmp_path / "leases.csv"
+    f.write_text("run,lease,note\na-repeat,x-1,first\nb-repeat,y-1,\nc-repeat,x-1,\n")
+    assert lr.pooled_runs(f, ["y-1", "x-1"]) == [tmp_path / "b-repeat", tmp_path / "a-repeat", tmp_path / "c-repeat"]
+    with pytest.raises(SystemExit, match="z-9"):
+        lr.pooled_runs(f, ["x-1", "z-9"])
+
+
 @pytest.mark.parametrize("later, verdict", [(1.008, "holds"), (1.015, "neither"), (0.97, "drifts")])
 def test_drift_rule_reads_the_largest_difference_at_graphs_8_to_32(later, verdict):
     first = {8: 1.0, 16: 1.0, 64: 1.2}
