@@ -29,7 +29,7 @@ Output (``--out DIR``, absent or empty: a staging folder renamed to it at the en
   (``cost_model: analytic``): give ``--profile``;
 - ``meta.json``: GPU, driver, CUDA, torch, triton, dtype, date, commit, arguments, GPU monitor.
 
-    python3 gpu/closed_loop.py --out DIR [--concurrency 1,2,4,...] [--lora sgmv|torch|none]
+    python3 gpu/closed_loop.py --out DIR [--concurrency 1,2,4,...] [--lora sgmv|torch|dop|none]
                                [--adapters 8] [--rank 16] [--steps 300] [--warmup 60]
                                [--prompt-median 450] [--output-median 128] [--seed 0]
                                [--seeds 0,1] [--num-blocks N]
@@ -243,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="llama-2-7b")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--concurrency", default=",".join(map(str, DEFAULT_CONCURRENCY)))
-    ap.add_argument("--lora", default="sgmv", choices=("sgmv", "torch", "none"))
+    ap.add_argument("--lora", default="sgmv", choices=("sgmv", "torch", "dop", "none"))
+    ap.add_argument("--dop-table", type=Path,
+                    default=Path(os.environ.get("DOP_TABLE", str(ROOT / "gpu" / "dop" / "tuned_h200.json"))),
+                    help="--lora dop: the Dop tuned table (env DOP_TABLE), as gpu/profile_steps.py reads it")
     ap.add_argument("--adapters", type=int, default=8, help="adapters (at most 8: all resident)")
     ap.add_argument("--rank", type=int, default=16, choices=(8, 16, 32, 64))
     ap.add_argument("--steps", type=int, default=300, help="iterations kept per concurrency")
@@ -279,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--num-blocks: at least 1")
     if args.steps < 1 or args.warmup < 0:
         ap.error("--steps must be at least 1 and --warmup at least 0")
+    if args.lora == "dop" and not args.dop_table.is_file():
+        ap.error(f"--lora dop: no tuned table at {args.dop_table} (--dop-table)")
 
     import torch
 
@@ -295,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
     graph_sizes = tuple(s for s in DEFAULT_GRAPH_SIZES if s <= 128)
     if max(conc) > max(graph_sizes):
         ap.error(f"--concurrency: at most {max(graph_sizes)} (the largest decode graph)")
-    rig = Rig(args.model, args.device, graph_sizes, args.memory_utilization, dop_table=None)
+    rig = Rig(args.model, args.device, graph_sizes, args.memory_utilization,
+              dop_table=args.dop_table if args.lora == "dop" else None)
+    if args.lora == "dop" and "dop" not in rig.kinds:
+        ap.error(f"--lora dop: {rig.dop_note}")
     blocks = rig.num_blocks if args.num_blocks is None else args.num_blocks
     if blocks > rig.num_blocks:
         ap.error(f"--num-blocks {blocks}: the pool has {rig.num_blocks}")
@@ -338,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
             "commit": os.environ.get("GIT_COMMIT", ""), "command": "python3 " + " ".join(sys.argv),
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "kernel": kind if lora else "none", "graph_sizes": list(graph_sizes), "graph_capture_s": capture_s,
+            "dop": ({"table": str(args.dop_table), "note": rig.dop_note,
+                     "slices": rig.slots["dop"].dop_slices} if kind == "dop" else None),
             "num_blocks": blocks, "pool_blocks": rig.num_blocks, "seconds": round(time.perf_counter() - t0, 1),
             "gpu_monitor": gpu, "runtime": runtime_doc, "iterations": len(rows)}
     # Everything into a sibling folder first, renamed to --out at the end: a failure leaves no

@@ -9,8 +9,8 @@
 # PROFILE_ARGS and REPLAY_ARGS (environment) pass extra flags to gpu/profile_steps.py and every
 # gpu/replay.py (say "--dense-lora-from 0" on both, to keep a lease's engine like an earlier one's);
 # PROFILE_TIMEOUT (seconds, default 540) bounds the profile. CLOSED_LOOP=1 runs gpu/closed_loop.py
-# (with SGMV and without LoRA; CLOSED_LOOP_VARIANTS="sgmv" for one) after the profile and before the
-# runs: calibration, like the profile. CLOSED_LOOP_ARGS passes flags to it (say "--seeds 0,1
+# (with SGMV and without LoRA; CLOSED_LOOP_VARIANTS="sgmv" for one, "sgmv dop" to correct dop runs too)
+# after the profile and before the runs: calibration, like the profile. CLOSED_LOOP_ARGS passes flags to it (say "--seeds 0,1
 # --concurrency 1,2,4,8,9,10,...") and CLOSED_LOOP_TIMEOUT (seconds, default 240) bounds each.
 # CLOSED_LOOP_TAG (say "-end") is appended to the closed loop's folder and log: a second closed loop
 # in the same lease (minutes after its runs), which scripts/install_lease.py keeps under gpu/results/

@@ -201,6 +201,13 @@ def test_a_folder_with_files_in_it_is_refused_before_anything_runs(tmp_path):
     assert e.value.code == 2 and (out / "steps.csv").read_text() == "an earlier run\n"
 
 
+def test_the_dop_kernel_without_a_tuned_table_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(SystemExit) as e:
+        cl.main(["--out", str(tmp_path / "cl"), "--device", "cpu", "--lora", "dop",
+                 "--dop-table", str(tmp_path / "none.json")])
+    assert e.value.code == 2 and not (tmp_path / "cl").exists()
+
+
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
 def test_num_blocks_bounds_the_schedulers_pool_and_is_recorded(tmp_path):
     out = tmp_path / "cl"
