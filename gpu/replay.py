@@ -327,7 +327,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _dop_choices(slots: LoraSlots) -> list[dict]:
     """The table keys the "dop" kind chose during the run, one row per distinct call class."""
     return [{"h_in": k[0], "h_out": k[1], "tokens": k[2], "workload": k[3], "rank": k[4], "graph": k[5],
-             "choice": v} for k, v in sorted(slots.dop_choices.items(), key=str)]
+             "slices": k[6], "choice": v} for k, v in sorted(slots.dop_choices.items(), key=str)]
 
 
 def replay(args: argparse.Namespace) -> ReplayResult:

@@ -171,10 +171,14 @@ def time_operator(disp: Dispatcher, hbm: float, device: str, gen: torch.Generato
 
                 t = time_calls([partial(_three, dop, inp, j, scr) for j in range(inp.n_sets)], "graph", budget_ms=40)
                 row["dop_x3_us"] = t.median_us
-                if slices_fit(c, (H, 2 * H), 3 * H):
-                    scr3 = [make_scratch(c, tokens, H, rank, device, slices=3) for _ in range(inp.n_sets)]
+                # the sliced operator runs the table's choice for three slices (module qkv) where the
+                # table has such entries, else its one-projection choice, as the engine does
+                c3 = (disp.choose(H, H, rank, tokens, wl, phase, "fp16", 3) or hit)[0]
+                if slices_fit(c3, (H, 2 * H), 3 * H):
+                    row["dop_sliced_choice"] = c3.key()
+                    scr3 = [make_scratch(c3, tokens, H, rank, device, slices=3) for _ in range(inp.n_sets)]
                     t = time_calls([partial(dop_apply_sliced, inp.xs[j], inp.ys[j], inp.a, inp.b, inp.segs[j],
-                                            inp.ranks, inp.scales, c, (H, 2 * H), scr3[j])
+                                            inp.ranks, inp.scales, c3, (H, 2 * H), scr3[j])
                                     for j in range(inp.n_sets)], "graph", budget_ms=40)
                     row["dop_sliced_us"] = t.median_us
             nbytes = 3 * op_bytes("apply", lens, [rank] * len(lens), H, H)

@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 
 from gpu.kernels.roofline import op_bytes, op_flops
-from gpu.kernels.shapes import MODELS
+from gpu.kernels.shapes import MODELS, MODULE_SLICES
 from gpu.kernels.workloads import WORKLOADS, decode_segment_lengths, prefill_segment_lengths
 
 SPACE_VERSION = 1
@@ -133,7 +133,13 @@ class Scenario:
 
     @property
     def h_out(self) -> int:
+        """Output columns of one slice (all of them for a module of one slice)."""
         return MODELS[self.model].module_dims(self.module)[1]
+
+    @property
+    def slices(self) -> int:
+        """Projections applied as one operator (``qkv``: 3, each ``h_in -> h_out``), else 1."""
+        return MODULE_SLICES.get(self.module, 1)
 
     @property
     def seg_lens(self) -> tuple[int, ...]:
@@ -149,7 +155,8 @@ class Scenario:
 
     def layout_key(self) -> str:
         """Scenarios with equal layout keys are the same kernel problem (searched once)."""
-        return f"{self.h_in}x{self.h_out}/{self.dtype}/r{self.rank}/" + ",".join(map(str, self.seg_lens))
+        sl = f"x{self.slices}slices" if self.slices > 1 else ""
+        return f"{self.h_in}x{self.h_out}{sl}/{self.dtype}/r{self.rank}/" + ",".join(map(str, self.seg_lens))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -166,11 +173,11 @@ class Scenario:
 
     def apply_bytes(self) -> int:
         lens = self.seg_lens
-        return op_bytes("apply", lens, [self.rank] * len(lens), self.h_in, self.h_out, self.elem_bytes)
+        return self.slices * op_bytes("apply", lens, [self.rank] * len(lens), self.h_in, self.h_out, self.elem_bytes)
 
     def apply_flops(self) -> int:
         lens = self.seg_lens
-        return op_flops("apply", lens, [self.rank] * len(lens), self.h_in, self.h_out)
+        return self.slices * op_flops("apply", lens, [self.rank] * len(lens), self.h_in, self.h_out)
 
 
 # -- scenario sets ---------------------------------------------------------------------------------
@@ -182,9 +189,10 @@ def scenario_set(name: str, dtype: str = "fp16") -> list[Scenario]:
     """Scenarios in priority order. ``default`` fits about 4 minutes of one H200 call (Llama-2-7B
     q/o shape 4096 -> 4096, ranks 16 and 64, decode 1/4/16/64 and a 512-token prefill chunk);
     ``full`` adds the 2048-token chunk, ranks 8 and 32, and the 13B shape (5120 -> 5120).
-    A comma-separated list of scenario keys is also accepted."""
-    def block(model: str, rank: int, phases: tuple[tuple[str, int], ...]) -> list[Scenario]:
-        return [Scenario(model, "qkvo", rank, w, ph, t, dtype) for ph, t in phases for w in WORKLOADS]
+    ``qkv`` is ``default``'s scenarios for q, k and v as one sliced operator (module ``qkv``: the
+    engine's ``dop`` kind applies them so). A comma-separated list of scenario keys is also accepted."""
+    def block(model: str, rank: int, phases: tuple[tuple[str, int], ...], module: str = "qkvo") -> list[Scenario]:
+        return [Scenario(model, module, rank, w, ph, t, dtype) for ph, t in phases for w in WORKLOADS]
 
     decode = tuple(("decode", t) for t in DECODE_BUCKETS)
     if name == "default":
@@ -195,6 +203,8 @@ def scenario_set(name: str, dtype: str = "fp16") -> list[Scenario]:
                  + block("llama2-7b", 8, decode) + block("llama2-7b", 32, decode)
                  + block("llama2-13b", 16, decode) + block("llama2-13b", 64, decode))
         return scenario_set("default", dtype) + extra
+    if name == "qkv":
+        return [replace(s, module="qkv") for s in scenario_set("default", dtype)]
     if name == "smoke":
         return [Scenario("llama2-7b", "qkvo", 16, w, "decode", t, dtype) for t in (1, 16) for w in WORKLOADS]
     return [Scenario.from_key(k.strip()) for k in name.split(",") if k.strip()]
@@ -287,6 +297,10 @@ def check(c: Candidate, s: Scenario) -> str | None:
     items, _ = m_items(c, len(lens), s.tokens, max_len)
     if items > MAX_GRID_AXIS:
         return "grid too large"
+    if s.slices > 1 and c.fuse == "fused":
+        return "a fused kernel cannot run slices"
+    if s.slices > 1 and s.h_out % c.block_n:
+        return "an n-tile would straddle two slices"
     return None
 
 
@@ -315,7 +329,7 @@ def grid_programs(c: Candidate, s: Scenario) -> tuple[int, int]:
     if c.fuse == "fused":
         return c.n_split * items, 0
     _, sk = k_per_split(c, s.h_in)
-    return sk * items, cdiv(s.h_out, c.block_n) * items
+    return s.slices * sk * items, s.slices * cdiv(s.h_out, c.block_n) * items
 
 
 def analytic_us(c: Candidate, s: Scenario, hbm_bytes_per_s: float = 4.3e12) -> float:
@@ -344,10 +358,11 @@ def analytic_us(c: Candidate, s: Scenario, hbm_bytes_per_s: float = 4.3e12) -> f
         nbytes = c.n_split * (rows * s.h_in * eb + a_bytes) + b_bytes * rereads + 2 * rows * s.h_out * eb
         return t(nbytes * compute_pad ** 0.25, p_main) + 0.02 * max(idle, 0)
     _, sk = k_per_split(c, s.h_in)
+    k = s.slices  # each slice reads x and its own weights, writes its own v and y columns
     v_bytes = rows * r * 4 * (sk if c.split == "two_phase" else 1)
-    shrink = t(rows * s.h_in * eb + a_bytes * rereads + v_bytes, p_main)
-    expand = t(v_bytes / max(1, sk if c.split == "two_phase" else 1) * cdiv(s.h_out, c.block_n)
-               + b_bytes * rereads + 2 * rows * s.h_out * eb, p_exp)
+    shrink = t(k * (rows * s.h_in * eb + a_bytes * rereads + v_bytes), p_main)
+    expand = t(k * (v_bytes / max(1, sk if c.split == "two_phase" else 1) * cdiv(s.h_out, c.block_n)
+                    + b_bytes * rereads + 2 * rows * s.h_out * eb), p_exp)
     extra = 2.0 if c.split != "none" else 0.0
     return (shrink + expand) * compute_pad ** 0.25 + extra
 
@@ -456,7 +471,7 @@ def features(c: Candidate, s: Scenario) -> list[float]:
     tiles = sum(cdiv(n, c.block_m) for n in lens)
     f += [math.log2(max(1, p_main)), math.log2(max(1, p_exp)), p_main / NUM_SMS, p_exp / NUM_SMS,
           float(launches(c)), tiles * c.block_m / sum(lens), math.log(analytic_us(c, s)),
-          math.log2(s.apply_bytes())]
+          math.log2(s.apply_bytes()), math.log2(s.slices)]
     return f
 
 
@@ -465,7 +480,7 @@ def feature_names() -> list[str]:
     names += [f"log2 {g}" for g in DETAIL_CHOICES]
     names += ["log2 tokens", "log2 segments", "log2 max_seg_len", "log2 rank", "log2 h_in", "log2 h_out",
               "log2 programs", "log2 expand programs", "waves", "expand waves", "launches", "row padding",
-              "log analytic_us", "log2 bytes"]
+              "log analytic_us", "log2 bytes", "log2 slices"]
     return names
 
 

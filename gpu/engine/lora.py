@@ -291,7 +291,7 @@ class LoraSlots:
         self.dop = self._dop_apply = None
         self.dop_status = ""
         self.graph_workload = graph_workload
-        self.dop_choices: dict[tuple, str] = {}  # (h_in, h_out, tokens, workload, rank, graph) -> table key
+        self.dop_choices: dict[tuple, str] = {}  # (h_in, h_out, tokens, workload, rank, graph, slices) -> key
         self.dop_slices = bool(dop_slices) and self.fused_qkv
         self.dop_sliced_calls: dict[str, int] = {"sliced": 0, "separate": 0}  # qkv calls, counted at launch
         if kind == "dop":
@@ -356,7 +356,7 @@ class LoraSlots:
         self.backend.sgmv_shrink(x, self.A[layer][module], seg, self.ranks_dev, v)
         self.backend.sgmv_expand(v, self.BT[layer][module], seg, self.ranks_dev, self.scales_dev, y)
 
-    def dop_choice(self, h_in: int, h_out: int, tokens: int, seg):
+    def dop_choice(self, h_in: int, h_out: int, tokens: int, seg, slices: int = 1):
         """(candidate, rank the stacks are sliced to) for one ``"dop"`` call, None for the SGMV
         kernels (no table or no entry fits), or ``False`` when the batch has no LoRA row (eager
         only). Eager vs graph rule: the module docstring. Decided once per step and shape: the
@@ -366,18 +366,18 @@ class LoraSlots:
         if self.dop is None:
             return None
         memo = seg.__dict__.setdefault("dop_memo", {}) if hasattr(seg, "__dict__") else {}
-        key = (h_in, h_out, tokens)
+        key = (h_in, h_out, tokens, slices)
         if key not in memo:
-            memo[key] = self._dop_choice(h_in, h_out, tokens, seg)
+            memo[key] = self._dop_choice(h_in, h_out, tokens, seg, slices)
         return memo[key]
 
-    def _dop_choice(self, h_in: int, h_out: int, tokens: int, seg):
+    def _dop_choice(self, h_in: int, h_out: int, tokens: int, seg, slices: int = 1):
         dtype = _DTYPE_NAMES.get(self.dtype, "fp16")
         graph = getattr(seg, "dop_graph", False) or (torch.cuda.is_available()
                                                       and torch.cuda.is_current_stream_capturing())
         if graph:
             rank, workload, n = self.max_rank, self.graph_workload, pow2(tokens)
-            hit = self.dop.choose(h_in, h_out, rank, n, workload, "decode", dtype)
+            hit = self.dop.choose(h_in, h_out, rank, n, workload, "decode", dtype, slices)
         else:
             from gpu.dop.dispatch import classify
 
@@ -388,8 +388,9 @@ class LoraSlots:
             lens = [n for n, _ in used]
             rank = min(self.max_rank, pow2(max(self.slot_rank[s] for _, s in used)))
             n, workload = pow2(sum(lens)), classify(lens)
-            hit = self.dop.choose(h_in, h_out, rank, n, workload, "decode" if n <= 64 else "prefill", dtype)
-        key = (h_in, h_out, n, workload, rank, graph)
+            hit = self.dop.choose(h_in, h_out, rank, n, workload, "decode" if n <= 64 else "prefill", dtype,
+                                  slices)
+        key = (h_in, h_out, n, workload, rank, graph, slices)
         if key not in self.dop_choices:
             self.dop_choices[key] = hit[1] if hit else "sgmv"
         return None if hit is None else (hit[0], rank)
@@ -427,7 +428,7 @@ class LoraSlots:
         from gpu.dop.space import block_r, k_per_split
 
         qs = self.cfg.q_size
-        choice = self.dop_choice(x.shape[1], qs, x.shape[0], seg)
+        choice = self.dop_choice(x.shape[1], qs, x.shape[0], seg, slices=3)
         if choice is False:
             return
         c = r = None

@@ -145,3 +145,43 @@ def test_classify() -> None:
     assert classify([1, 1, 1, 0]) == "distinct"
     assert classify([4, 4, 3]) == "uniform"
     assert classify([10, 3, 1]) == "skewed"
+
+
+def test_sliced_scenarios_q_k_and_v_as_one_operator() -> None:
+    one = Scenario("llama2-7b", "qkvo", 16, "uniform", "decode", 16)
+    qkv = replace(one, module="qkv")
+    assert (one.slices, qkv.slices) == (1, 3) and qkv.h_out == one.h_out == 4096
+    assert qkv.layout_key() != one.layout_key() and "x3slices" in qkv.layout_key()
+    assert qkv.apply_bytes() == 3 * one.apply_bytes() and qkv.apply_flops() == 3 * one.apply_flops()
+    assert Scenario.from_key(qkv.key()) == qkv
+    keys = [s.key() for s in scenario_set("qkv")]
+    assert len(keys) == len(scenario_set("default")) and all("/qkv/" in k for k in keys)
+    c = sgmv_like(one)
+    assert check(c, qkv) is None
+    assert "cannot run slices" in check(normalize(replace(c, fuse="fused", n_split=2)), qkv)
+    from gpu.dop.space import grid_programs
+
+    assert grid_programs(c, qkv) == tuple(3 * p for p in grid_programs(c, one))
+    f1, f3 = features(c, one), features(c, qkv)
+    assert len(f1) == len(feature_names()) and f1[-1] == 0.0 and abs(f3[-1] - 1.584962500721156) < 1e-12
+
+
+def test_dispatch_prefers_entries_of_the_calls_slice_count() -> None:
+    state = _table()
+    from gpu.dop.search import layout_entry
+
+    s = Scenario("llama2-7b", "qkv", 16, "distinct", "decode", 16)
+    e = layout_entry(state, s)
+    e["baselines"] = {"sgmv_us": 30.0, "bmm_us": 90.0, "session": 1}
+    c = replace(sgmv_like(s), block_n=128)
+    e["measurements"].append({"cand": c.to_dict(), "key": c.key(), "ok": True, "us": 10.0, "p10_us": 10.0,
+                              "p90_us": 10.0, "rel_err": 1e-4, "reason": None, "pred_log_us": None,
+                              "pred_source": "seed", "session": 1})
+    e["done"] = True
+    table = build_table(state)
+    d = Dispatcher(table)
+    assert d.lookup(4096, 4096, 16, [1] * 12, slices=3)[1] == s.key()
+    assert d.lookup(4096, 4096, 16, [1] * 12)[1] == "llama2-7b/qkvo/fp16/r16/decode16/distinct"
+    assert d.lookup(4096, 4096, 16, [700, 300], slices=3)[1] == s.key()  # its own count first, even far
+    page = render_markdown(table, state)
+    assert "`qkv` (q, k and v as one sliced operator" in page and "### llama2-7b qkv fp16, rank 16" in page

@@ -251,7 +251,7 @@ def test_static_decode_batch_under_graph_rule(tmp_path) -> None:
 def test_choice_is_made_once_per_step_and_shape(tmp_path, monkeypatch, dop_slices: bool) -> None:
     """An eager step classifies its batch once per module shape, not once per layer and module
     (2 layers x q, k, v, o here; the shapes are q/o 64x64 and k/v 64x32; with slices, q | k | v is
-    one call under the q projection's key, so 64x64 alone)."""
+    one call under the q projection's shape and three slices, o one of one slice)."""
     import gpu.dop.dispatch as dispatch
 
     write_table(tmp_path / "tuned.json")
@@ -265,9 +265,9 @@ def test_choice_is_made_once_per_step_and_shape(tmp_path, monkeypatch, dop_slice
     mix = {0: None, 1: 0, 2: 2, 3: 2}
     seqs = [Seq(r, mix[r], LENS[r], 1, TABLES[r]) for r in LENS]
     ex.execute(seqs, force_eager=True)
-    shapes = {(TINY.hidden_size, TINY.num_heads * TINY.head_dim)}
-    if not dop_slices:
-        shapes.add((TINY.hidden_size, TINY.num_kv_heads * TINY.head_dim))
+    shapes = {(TINY.hidden_size, TINY.num_heads * TINY.head_dim, 1)}
+    shapes.add((TINY.hidden_size, TINY.num_heads * TINY.head_dim, 3) if dop_slices
+               else (TINY.hidden_size, TINY.num_kv_heads * TINY.head_dim, 1))
     assert len(calls) == len(shapes) < TINY.num_layers * len(ATTN_MODULES)
     assert ex.model.lora.dop_sliced_calls["sliced"] == (2 if dop_slices else 0)  # one per layer
     ex.execute(seqs, force_eager=True)  # a new step: decided afresh
