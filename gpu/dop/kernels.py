@@ -318,16 +318,21 @@ class Scratch:
     ws: torch.Tensor | None
 
 
+def make_workspace(c: Candidate, tokens: int, h_in: int, rank: int, device, slices: int = 1) -> torch.Tensor | None:
+    """The two-phase split-K workspace of candidate ``c`` (fp32 [split, T, slices x BR]), None for
+    the other sketches."""
+    if c.fuse == "fused" or c.split != "two_phase":
+        return None
+    _, sk = k_per_split(c, h_in)
+    return torch.empty((sk, tokens, slices * block_r(c, rank)), dtype=torch.float32, device=device)
+
+
 def make_scratch(c: Candidate, tokens: int, h_in: int, max_rank: int, device, slices: int = 1) -> Scratch:
     """Allocate the scratch of candidate ``c`` for a batch of ``tokens`` rows (outside timed regions)."""
     if c.fuse == "fused":
         return Scratch(None, None)
     v = torch.empty((tokens, slices * max_rank), dtype=torch.float32, device=device)
-    ws = None
-    if c.split == "two_phase":
-        _, sk = k_per_split(c, h_in)
-        ws = torch.empty((sk, tokens, slices * block_r(c, max_rank)), dtype=torch.float32, device=device)
-    return Scratch(v, ws)
+    return Scratch(v, make_workspace(c, tokens, h_in, max_rank, device, slices))
 
 
 def _grid(c: Candidate, dim: int, items: int, m_groups: int) -> tuple[int, int, int]:

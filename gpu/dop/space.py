@@ -191,8 +191,8 @@ def scenario_set(name: str, dtype: str = "fp16") -> list[Scenario]:
     ``full`` adds the 2048-token chunk, ranks 8 and 32, and the 13B shape (5120 -> 5120).
     ``qkv`` is ``default``'s scenarios for q, k and v as one sliced operator (module ``qkv``: the
     engine's ``dop`` kind applies them so). A comma-separated list of scenario keys is also accepted."""
-    def block(model: str, rank: int, phases: tuple[tuple[str, int], ...], module: str = "qkvo") -> list[Scenario]:
-        return [Scenario(model, module, rank, w, ph, t, dtype) for ph, t in phases for w in WORKLOADS]
+    def block(model: str, rank: int, phases: tuple[tuple[str, int], ...]) -> list[Scenario]:
+        return [Scenario(model, "qkvo", rank, w, ph, t, dtype) for ph, t in phases for w in WORKLOADS]
 
     decode = tuple(("decode", t) for t in DECODE_BUCKETS)
     if name == "default":

@@ -403,17 +403,13 @@ class LoraSlots:
         if choice is None:
             self.add_delta_sgmv(layer, module, x, seg, v, y)
             return
-        from gpu.dop.kernels import Scratch
-        from gpu.dop.space import block_r, k_per_split
+        from gpu.dop.kernels import Scratch, make_workspace
 
         c, r = choice
         a, bt = self.A[layer][module], self.BT[layer][module]
         if r < self.max_rank:  # every slot of this batch has rank <= r: rows past r are never read
             a, bt = a[:, :r], bt[:, :r]
-        ws = None
-        if c.fuse == "separate" and c.split == "two_phase":
-            ws = torch.empty((k_per_split(c, x.shape[1])[1], x.shape[0], block_r(c, r)), dtype=torch.float32,
-                             device=x.device)
+        ws = make_workspace(c, x.shape[0], x.shape[1], r, x.device)
         self._dop_apply(x, y, a, bt, seg, self.ranks_dev, self.scales_dev, c, Scratch(v, ws))
 
     def v_columns(self) -> int:
@@ -424,8 +420,7 @@ class LoraSlots:
         """q, k and v updates into the fused ``qkv [T, q + 2 kv]`` by the ``"dop"`` kind: one
         shrink and one expand over three slices with the candidate chosen for the q projection's key
         (``v`` holds ``3 x max_rank`` columns), or three calls where that candidate cannot slice."""
-        from gpu.dop.kernels import Scratch, dop_apply_sliced, slices_fit
-        from gpu.dop.space import block_r, k_per_split
+        from gpu.dop.kernels import Scratch, dop_apply_sliced, make_workspace, slices_fit
 
         qs = self.cfg.q_size
         choice = self.dop_choice(x.shape[1], qs, x.shape[0], seg, slices=3)
@@ -445,10 +440,7 @@ class LoraSlots:
         a, bt = self.A_qkv[layer], self.BT_qkv[layer]
         if r < self.max_rank:  # every slot of this batch has rank <= r: rows past r are never read
             a, bt = a[:, :, :r], bt[:, :r]
-        ws = None
-        if c.split == "two_phase":
-            ws = torch.empty((k_per_split(c, x.shape[1])[1], x.shape[0], 3 * block_r(c, r)), dtype=torch.float32,
-                             device=x.device)
+        ws = make_workspace(c, x.shape[0], x.shape[1], r, x.device, slices=3)
         dop_apply_sliced(x, qkv, a, bt, seg, self.ranks_dev, self.scales_dev, c, self.qkv_bounds,
                          Scratch(v[:, :3 * r], ws))
 
