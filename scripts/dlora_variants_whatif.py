@@ -21,11 +21,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from schedulers_live import ROOT, cold_wait  # noqa: E402
 
-VARIANTS = (("FCFS", "fcfs"), ("dLoRA (draft 2)", "{kind: dlora}"),
-            ("dLoRA, speed: decode", "{kind: dlora, speed: decode}"),
+# Each pinned to draft 2 (`drain_credit: false`, the default until lease 67078bf-1) but the one that
+# names drain_credit, so the tables these scripts wrote read the same.
+VARIANTS = (("FCFS", "fcfs"), ("dLoRA (draft 2)", "{kind: dlora, drain_credit: false}"),
+            ("dLoRA, speed: decode", "{kind: dlora, speed: decode, drain_credit: false}"),
             ("dLoRA, drain_credit", "{kind: dlora, drain_credit: true}"),
-            ("dLoRA, max_wait_s: 5", "{kind: dlora, max_wait_s: 5}"),
-            ("dLoRA, max_wait_s: 2", "{kind: dlora, max_wait_s: 2}"))
+            ("dLoRA, max_wait_s: 5", "{kind: dlora, max_wait_s: 5, drain_credit: false}"),
+            ("dLoRA, max_wait_s: 2", "{kind: dlora, max_wait_s: 2, drain_credit: false}"))
 RUNS = ("d01-skewed-zipf2", "d02-identical-heavy-share95", "d03-popularity-shift-rot3", "d04-cold-adapter-share90")
 
 

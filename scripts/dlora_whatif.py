@@ -6,7 +6,7 @@
 Each RUN is a recorded run folder (default: the d01-d04 recordings of lease 3a804f7-1, the newest
 with a closed loop, `traces/repeats/leases.csv`). Its scenario is simulated (`loratwin simulate
 --json`, the run's own profile, closed loop and trace) once per scheduler variant, with only the
-`scheduler:` line replaced: dLoRA as recorded (`{kind: dlora}`), with `drain_credit: true`, with the
+`scheduler:` line replaced: dLoRA as recorded (`{kind: dlora, drain_credit: false}`, draft 2), with `drain_credit: true`, with the
 aging guard `max_wait_s: 5`, and plain FCFS. Printed as a Markdown table: completed requests/s,
 TTFT mean / p50 / p99, E2E p99, the longest wait of any adapter and of the run's least-requested
 adapter, and the mode changes. Each variant's scenario is written next to the run as a hidden file
@@ -27,9 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUNS = ("d01-skewed-zipf2-repeat3", "d02-identical-heavy-share95-repeat8",
                 "d03-popularity-shift-rot3-repeat2", "d04-cold-adapter-share90-repeat13")
-VARIANTS = (("dLoRA (as recorded)", "{kind: dlora}"),
+# dLoRA as the recordings ran it (draft 2, `drain_credit: false`, the default before lease 67078bf-1),
+# with `drain_credit` (the default since), and draft 2 with the aging guard.
+VARIANTS = (("dLoRA (as recorded)", "{kind: dlora, drain_credit: false}"),
             ("dLoRA, drain_credit", "{kind: dlora, drain_credit: true}"),
-            ("dLoRA, max_wait_s 5", "{kind: dlora, max_wait_s: 5}"),
+            ("dLoRA, max_wait_s 5", "{kind: dlora, drain_credit: false, max_wait_s: 5}"),
             ("FCFS (unmerged)", "{kind: fcfs}"))
 
 

@@ -26,7 +26,8 @@ one its first run's scenario names). Printed, as Markdown:
    and how well forms of the correction fitted on one loop predict the other's factors;
 3. the lease's runs: pooled live / predicted per graph with and without the correction
    (scripts/step_errors.py), and `loratwin validate`'s mean SMAPE with and without it, with
-   **rule 2**: the correction stays on by default only if it lowers the mean TTFT-mean SMAPE;
+   **rule 2**: the correction stays on by default only if it lowers the mean TTFT-mean SMAPE (read
+   on the pooled repeats, below, since lease 67078bf-1, whose four d-runs read it the other way);
    then, not a rule, the same means with a later closed loop of the lease as the correction, alone
    and pooled with the profile's (`--closed-loop-from` a folder that holds it);
 4. **rules 3 and 4** (a load's step excess, the eager correction) read on the lease's runs and, with
@@ -345,8 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=Path, nargs="+", help="run folders instead of the lease's repeats")
     ap.add_argument("--twin", type=Path, default=ROOT / ".build/release/loratwin")
     ap.add_argument("--pool", metavar="LEASE,...",
-                    help="read Rules 3 and 4 on the repeats of these leases pooled as well (the rule since "
-                         "lease 5ba5c79-1; say every closed-loop lease)")
+                    help="read Rules 2, 3 and 4 on the repeats of these leases pooled as well (the rule since "
+                         "lease 5ba5c79-1 for 3 and 4, 67078bf-1 for 2; say every closed-loop lease)")
     args = ap.parse_args(argv)
     if not args.twin.exists():
         raise SystemExit(f"{args.twin}: not found; run `swift build -c release` first")
@@ -468,15 +469,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.pool:
         pool = pooled_runs(ROOT / "traces/repeats/leases.csv", [x for x in args.pool.split(",") if x])
         p_with = validate_means(args.twin, pool, closed_loop=True)
+        p_without = validate_means(args.twin, pool, closed_loop=False)
         p_no_step = validate_means(args.twin, pool, closed_loop=True, load_step=False)
         p_decode = validate_means(args.twin, pool, closed_loop=True, eager=False)
         print()
-        print(f"Rules 3 and 4 on the {len(pool)} repeats of the pooled leases ({args.pool}), the rule since "
-              "lease 5ba5c79-1:")
+        print(f"Rules 2, 3 and 4 on the {len(pool)} repeats of the pooled leases ({args.pool}), the rule since "
+              "lease 5ba5c79-1 (3 and 4) and 67078bf-1 (2):")
         print()
-        print_means("pricing", [("the defaults", p_with), ("without the excess", p_no_step),
-                                ("decode-only steps corrected", p_decode)])
+        print_means("pricing", [("the defaults", p_with), ("without the correction", p_without),
+                                ("without the excess", p_no_step), ("decode-only steps corrected", p_decode)])
         print()
+        print(f"Rule 2 (pooled): **{rule2(p_with['ttft_mean'], p_without['ttft_mean'])}** the correction by default "
+              f"(TTFT mean {p_with['ttft_mean']:.1f} % with it, {p_without['ttft_mean']:.1f} % without)")
         print(f"Rule 3 (pooled): the excess **{rule3(p_with['ttft_mean'], p_no_step['ttft_mean'])}**; "
               f"Rule 4 (pooled): the eager correction **{rule4(p_with['ttft_mean'], p_decode['ttft_mean'])}** "
               f"(TTFT mean {p_with['ttft_mean']:.1f} % with both, {p_no_step['ttft_mean']:.1f} % without the "

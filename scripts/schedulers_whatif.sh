@@ -17,7 +17,7 @@ workload='workload:
   adapters: {count: 16, ranks: {8: 1, 16: 1, 32: 1, 64: 1}}'
 echo "| scheduler | requests/s | output tok/s | TTFT p50 (s) | E2E p99 (s) | longest wait (s) | merges |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-for spec in "fcfs|fcfs" "dlora|{kind: dlora}" "dlora, speed: decode|{kind: dlora, speed: decode}" "dlora, drain_credit|{kind: dlora, drain_credit: true}" "dlora, no credits|{kind: dlora, credits: false}" \
+for spec in "fcfs|fcfs" "dlora|{kind: dlora, drain_credit: false}" "dlora, speed: decode|{kind: dlora, speed: decode, drain_credit: false}" "dlora, drain_credit|{kind: dlora, drain_credit: true}" "dlora, no credits|{kind: dlora, credits: false, drain_credit: false}" \
             "always merged|{kind: dlora, merge_ratio: 0, stay_ratio: 0, credits: false, adaptive: false}"; do
   name=${spec%%|*}
   sched=${spec#*|}

@@ -26,8 +26,9 @@ public struct DLoRAConfig: Sendable, Equatable {
     public var speedFromDecodeOnly = false
     /// Whether a drain pass (admitting only the merge target while other adapters' requests run)
     /// pays credit to the candidates it displaces, as a credit-prioritised pass does
-    /// (`drain_credit`; false: draft 2, as the live runs of 2026-12-01 ran).
-    public var drainCredit = false
+    /// (`drain_credit`; true since lease 67078bf-1, docs/schedulers.md; false: draft 2, as every
+    /// d-run recorded before that lease ran, and as their scenarios now say).
+    public var drainCredit = true
     /// The aging guard (`max_wait_s`, step 2a): once the request at the front of the waiting queue
     /// has waited this many seconds since its arrival, its adapter is prioritised whatever the
     /// credits say (a base-model request: the pass runs unmerged). Nil: off (dLoRA's policy).

@@ -136,10 +136,10 @@ struct DLoRATests {
             Issue.record("expected dlora")
             return
         }
-        #expect(dc.speedFromDecodeOnly && !c.speedFromDecodeOnly && !dc.drainCredit)
-        let dr = try Scenario.parse("scheduler: {kind: dlora, drain_credit: true}\n" + base, file: "s.yaml", baseDirectory: ".")
-        guard case .dlora(let drc) = dr.scheduler, drc.drainCredit else {
-            Issue.record("expected dlora with drain_credit")
+        #expect(dc.speedFromDecodeOnly && !c.speedFromDecodeOnly && dc.drainCredit)
+        let dr = try Scenario.parse("scheduler: {kind: dlora, drain_credit: false}\n" + base, file: "s.yaml", baseDirectory: ".")
+        guard case .dlora(let drc) = dr.scheduler, !drc.drainCredit else {
+            Issue.record("expected dlora without drain_credit (draft 2)")
             return
         }
         do {

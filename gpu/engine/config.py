@@ -170,7 +170,7 @@ class DLoRAConfig:
     credits: bool = True
     switch_seconds: float | None = None
     speed: str = "tokens"  # "tokens": every iteration measures its mode's speed; "decode": decode-only ones
-    drain_credit: bool = False  # a drain pass pays credit to the candidates it displaces (draft 3 option)
+    drain_credit: bool = True  # a drain pass pays credit to the candidates it displaces (default since lease 67078bf-1)
     max_wait_s: float | None = None  # the aging guard (step 2a): None is off
 
 

@@ -680,7 +680,7 @@ def test_random_runs_mostly_finish_with_room_to_spare() -> None:
     for seed in range(6):
         result = _run(
             seed,
-            DLoRAConfig(merge_ratio=0.5, stay_ratio=0.25),
+            DLoRAConfig(merge_ratio=0.5, stay_ratio=0.25, drain_credit=False),  # draft 2: merges complete
             n=100,
             max_num_seqs=16,
             num_gpu_blocks=2000,

@@ -43,7 +43,7 @@ def test_variants_on_a_recorded_run(capsys):
     assert [r.split(" | ")[1] for r in rows] == [v[0] for v in dw.VARIANTS]
     modes = [int(r.rstrip(" |").rsplit("|", 1)[1]) for r in rows]
     assert modes[3] == 0 and modes[0] > 0  # FCFS never merges; dLoRA does on d04
-    recorded = dw.simulate(twin_binary(), RUN, "{kind: dlora}")
+    recorded = dw.simulate(twin_binary(), RUN, dw.VARIANTS[0][1])  # the scenario pins drain_credit: false
     own = json.loads(subprocess.run([str(twin_binary()), "simulate", str(RUN / "scenario.yaml"), "--json"],
                                     capture_output=True, text=True, check=True).stdout)
     assert recorded["requests_per_s"] == own["requests_per_s"] and recorded["mode_changes"] == own["mode_changes"]

@@ -2,11 +2,13 @@
 # Writes the dLoRA live scenarios (issue 8) under traces/live/<run>/: scenario.yaml, the generator
 # section that made the trace (trace.generator.yaml), trace.csv and its catalogue, every trace from
 # a fixed seed (re-running this script rewrites identical files). Each workload is recorded under
-# `scheduler: {kind: dlora}` and, as separate folders with the same trace, under baselines:
+# `scheduler: {kind: dlora, drain_credit: false}` (draft 2, the default until lease 67078bf-1) and, as
+# separate folders with the same trace, under baselines (each pinned to draft 2 but -draincredit):
 #   -fcfs      always unmerged (SGMV)
 #   -merged    always merged: {kind: dlora, merge_ratio: 0, stay_ratio: 0, credits: false, adaptive: false}
 #   -nocredit  dLoRA without credits: {kind: dlora, credits: false}
 #   -draincredit  dLoRA whose drains pay the candidates they displace: {kind: dlora, drain_credit: true}
+#                 (the default since lease 67078bf-1)
 #   -maxwait5  dLoRA with the aging guard: {kind: dlora, max_wait_s: 5}
 # (the first three for d01 and d04, -fcfs for d02 and d03, -draincredit and -maxwait5 for d04).
 #
@@ -93,12 +95,12 @@ runs=(
 
 scheduler_of() {
   case $1 in
-    dlora) echo "{kind: dlora}" ;;
+    dlora) echo "{kind: dlora, drain_credit: false}" ;;
     fcfs) echo "fcfs" ;;
-    merged) echo "{kind: dlora, merge_ratio: 0, stay_ratio: 0, credits: false, adaptive: false}" ;;
-    nocredit) echo "{kind: dlora, credits: false}" ;;
+    merged) echo "{kind: dlora, merge_ratio: 0, stay_ratio: 0, credits: false, adaptive: false, drain_credit: false}" ;;
+    nocredit) echo "{kind: dlora, credits: false, drain_credit: false}" ;;
     draincredit) echo "{kind: dlora, drain_credit: true}" ;;
-    maxwait5) echo "{kind: dlora, max_wait_s: 5}" ;;
+    maxwait5) echo "{kind: dlora, max_wait_s: 5, drain_credit: false}" ;;
   esac
 }
 
