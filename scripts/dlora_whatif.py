@@ -6,11 +6,11 @@
 Each RUN is a recorded run folder (default: the d01-d04 recordings of lease 3a804f7-1, the newest
 with a closed loop, `traces/repeats/leases.csv`). Its scenario is simulated (`loratwin simulate
 --json`, the run's own profile, closed loop and trace) once per scheduler variant, with only the
-`scheduler:` line replaced: dLoRA as recorded (`{kind: dlora, drain_credit: false}`, draft 2), with `drain_credit: true`, with the
-aging guard `max_wait_s: 5`, and plain FCFS. Printed as a Markdown table: completed requests/s,
-TTFT mean / p50 / p99, E2E p99, the longest wait of any adapter and of the run's least-requested
-adapter, and the mode changes. Each variant's scenario is written next to the run as a hidden file
-and removed again (the profile's relative path must resolve); nothing else is written.
+`scheduler:` line replaced: dLoRA as recorded (`{kind: dlora, drain_credit: false}`, draft 2), with
+`drain_credit: true`, with the aging guard `max_wait_s: 5`, and plain FCFS. Printed as a Markdown
+table: completed requests/s, TTFT mean / p50 / p99, E2E p99, the longest wait of any adapter and
+of the run's least-requested adapter, and the mode changes. Each variant's scenario is written next
+to the run as a hidden file and removed again (the profile's relative path must resolve); nothing else is written.
 """
 
 from __future__ import annotations

@@ -264,7 +264,8 @@ CASES = (
         rate_per_s=80.0,
         weights=(30.0, 1.0, 1.0),
         base_share=0.0,
-        scheduler="{kind: dlora, credit_unit: 100, merge_ratio: 1.0, stay_ratio: 0.25, switch_cost: model, drain_credit: false}",
+        scheduler="{kind: dlora, credit_unit: 100, merge_ratio: 1.0, stay_ratio: 0.25, switch_cost: model, "
+                  "drain_credit: false}",
         cost_extra=(("switch_s", 0.015),),
         expects=("merges", "unmerges", "prioritised", "priority_unmerges", "credit_moved"),
     ),
@@ -326,7 +327,8 @@ CASES = (
         requests=300,
         rate_per_s=80.0,
         weights=(8.0, 1.0, 1.0, 1.0),
-        scheduler="{kind: dlora, credits: false, merge_ratio: 1.0, stay_ratio: 0, adaptive: false, drain_credit: false}",
+        scheduler="{kind: dlora, credits: false, merge_ratio: 1.0, stay_ratio: 0, adaptive: false, "
+                  "drain_credit: false}",
         cost_extra=(("switch_s", 0.015),),
         expects=("merges", "unmerges", "empty_unmerges", "drains"),
         absent=("prioritised",),
