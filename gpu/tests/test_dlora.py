@@ -413,6 +413,8 @@ def test_scheduler_key_parsing() -> None:
     assert parse_scheduler({"kind": "dlora", "speed": "decode"}).speed == "decode"  # type: ignore[union-attr]
     assert parse_scheduler("dlora").speed == "tokens"  # type: ignore[union-attr]
     assert parse_scheduler({"kind": "dlora", "drain_credit": True}).drain_credit  # type: ignore[union-attr]
+    assert parse_scheduler("dlora").drain_credit  # type: ignore[union-attr]  # the default since lease 67078bf-1
+    assert not parse_scheduler({"kind": "dlora", "drain_credit": False}).drain_credit  # type: ignore[union-attr]
     for bad, words in [
         ({"kind": "dlora", "credit_unit": 0}, "credit_unit"),
         ({"kind": "dlora", "merge_ratio": -1}, "merge_ratio"),
