@@ -462,6 +462,9 @@ def write_tables(res: dict, out: Path) -> str:
         lines.append("Weight GEMMs: F.linear at every batch.")
     if res.get("fuse_prologues"):
         lines.append("add_rms_norm and silu_mul folded into the skinny GEMMs (FUSE_PROLOGUES).")
+    if res.get("fuse_epilogues"):
+        lines.append("Norms and SiLU folded into the skinny GEMMs' epilogues without LoRA (FUSE_EPILOGUES, "
+                     f"{res.get('epilogue_config') or 'the skinny configuration'}).")
     lines.append("")
     hf = {r["batch"]: r.get("step_wall_ms") for r in res.get("transformers_decode", [])}
     if res.get("decode"):
@@ -603,7 +606,30 @@ def main() -> int:
     ap.add_argument("--fuse-prologues", action="store_true",
                     help="fold add_rms_norm into the qkv and gate_up GEMMs and silu_mul into down where the "
                          "skinny GEMM runs (gpu/engine/model.py FUSE_PROLOGUES, off by default)")
+    ap.add_argument("--fuse-epilogues", action="store_true",
+                    help="without LoRA, fold the norms into o_proj's and down_proj's epilogues (residual, "
+                         "r * g, row sums of squares) and qkv's, gate_up's (with SiLU * up) and lm_head's (1 / rms) "
+                         "where the skinny GEMM runs (gpu/engine/model.py FUSE_EPILOGUES, off by default)")
+    ap.add_argument("--epilogue-config", default=None, metavar="NAME",
+                    help="with --fuse-epilogues, the epilogue GEMMs' skinny configuration (gpu/bench_gemm.py's "
+                         "names, no split-K or _ab; default: the engine's SKINNY_CONFIG)")
     args = ap.parse_args()
+    if args.epilogue_config and not args.fuse_epilogues:
+        ap.error("--epilogue-config goes with --fuse-epilogues")
+    if args.fuse_epilogues:
+        from gpu.engine import model as engine_model
+
+        engine_model.FUSE_EPILOGUES = True
+        if args.epilogue_config:
+            from gpu.kernels.skinny_gemm import SkinnyConfig
+
+            try:
+                c = SkinnyConfig.from_name(args.epilogue_config)
+            except ValueError as e:
+                ap.error(str(e))
+            if c.split_k != 1 or c.swap_ab:
+                ap.error(f"--epilogue-config {args.epilogue_config}: the epilogues run without split-K or _ab")
+            engine_model.EPILOGUE_CONFIG = args.epilogue_config
     if args.fuse_prologues:
         from gpu.engine import model as engine_model
 
@@ -625,6 +651,8 @@ def main() -> int:
             "wide": sk, "narrow": sk, "narrow_n": 0, "max_m": engine_model.SKINNY_MAX_M, "engine_default": True}
     res["decode_gemm"] = decode_gemm
     res["fuse_prologues"] = bool(args.fuse_prologues)
+    res["fuse_epilogues"] = bool(args.fuse_epilogues)
+    res["epilogue_config"] = args.epilogue_config
     for name, fn in (("ceilings", None), ("engine", bench_engine), ("transformers", bench_transformers)):
         if name == "transformers" and args.skip_transformers:
             continue

@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from gpu.engine import model as engine_model  # noqa: E402
 from gpu.engine.executor import Executor  # noqa: E402
 from gpu.engine.kv_cache import PagedKVCache  # noqa: E402
 from gpu.engine.lora import LoraSlots, read_peft_adapter  # noqa: E402
@@ -294,6 +295,13 @@ def run_engine(base: Path, adapters: dict[str, Path], dtype: torch.dtype, device
         for s, r in zip(step, lg, strict=True):
             record(s.request_id, s.start_pos, r)
             computed[s.request_id] += 1
+    # Steps D: R0 (no adapter) alone, graph then eager: a pass without LoRA (FUSE_EPILOGUES's path).
+    for j in range(2):
+        step = [mk(0, computed[0], 1)]
+        _, lg = ex.execute(step, return_logits=True, force_eager=(j == 1))
+        paths.append(ex.last_path)
+        record(0, step[0].start_pos, lg[0])
+        computed[0] += 1
     # Merged mode: fold a8 into the base and run R1's prompt with no adapter.
     merged = {}
     try:
@@ -328,6 +336,14 @@ def run_engine(base: Path, adapters: dict[str, Path], dtype: torch.dtype, device
     return out
 
 
+def _counting(fn, calls: list):
+    """``fn``, appending to ``calls`` at every call."""
+    def wrapped(*a, **k):
+        calls.append(1)
+        return fn(*a, **k)
+    return wrapped
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="out/check")
@@ -335,7 +351,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--runs", default="fp32,fp16,fp16_sgmv,fp16_dop",
                     help="engine runs: fp32, fp16, fp16_sgmv, fp32_sgmv, fp16_dop, fp32_dop (dop runs only when "
-                         "--dop-table exists; otherwise skipped)")
+                         "--dop-table exists; otherwise skipped), fp16_fused (fp16 with gpu/engine/model.py "
+                         "FUSE_EPILOGUES: its passes without LoRA, steps D, through the fused epilogues)")
     ap.add_argument("--dop-table", type=Path, default=ROOT / "gpu" / "dop" / "tuned_h200.json")
     args = ap.parse_args()
     runs = args.runs.split(",")
@@ -387,14 +404,23 @@ def main() -> int:
         for name in runs:
             dtype = torch.float32 if name.startswith("fp32") else torch.float16
             kind = "sgmv" if name.endswith("sgmv") else "dop" if name.endswith("dop") else "torch"
+            fused = name.endswith("fused")
+            engine_model.FUSE_EPILOGUES = fused
+            real_residual_gemm = engine_model.residual_gemm if fused else None
+            fused_calls = []
+            if fused:  # count the epilogue GEMMs, so that a run that never took the path fails
+                engine_model.residual_gemm = _counting(real_residual_gemm, fused_calls)
             try:
                 r = run_engine(base, adapters, dtype, dev, spec, refs64, use_graphs=(dev == "cuda"), lora_kind=kind,
                                tuned_table=args.dop_table)
+                if fused:
+                    r["fused_residual_gemms"] = len(fused_calls)
                 if dtype == torch.float32:
                     tol = {rid: 1e-4 for rid in spec}
                 else:
                     tol = {rid: max(4 * hf16.get(rid, 5e-4), 2e-3) for rid in spec}
                 ok = all(v["max_rel_err"] <= tol[rid] for rid, v in r["per_request"].items())
+                ok = ok and (not fused or len(fused_calls) > 0)
                 m = r["merged"]
                 mtol = 1e-4 if dtype == torch.float32 else 2e-2
                 ok_m = "error" not in m and m["merged_vs_a8_rel_err"] <= mtol and m["unmerged_vs_base_rel_err"] <= mtol
@@ -405,6 +431,10 @@ def main() -> int:
             except Exception as e:  # noqa: BLE001
                 traceback.print_exc()
                 result[f"engine_{name}"] = {"error": repr(e)}
+            finally:
+                engine_model.FUSE_EPILOGUES = False
+                if fused:
+                    engine_model.residual_gemm = real_residual_gemm
     result["seconds"] = time.time() - t0
     (out / "check.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     print("\n== engine logits vs transformers+peft (float64 reference) ==")

@@ -41,10 +41,24 @@ SKINNY_CONFIG = "tsk_n32_k128_w4_s6_sk1"
 # fused kernels run 3-10x slower than the launches they replace (H200, 14b5f81, gpu/bench_prologues.py),
 # every N-tile program repeating the prologue over the whole x tile (gpu/ptx_report.py, docs/engine.md).
 FUSE_PROLOGUES = False
+# With the skinny GEMM and no LoRA in the pass, fold the norms and SiLU into the GEMMs' epilogues
+# instead (gpu/kernels/skinny_gemm.py, "Epilogues"): o_proj and down_proj add their tile to the
+# residual and write r * g and the row sums of squares, qkv, gate_up (with SiLU * up) and lm_head
+# scale their rows by 1 / rms. Three launches a layer fewer, every N tile doing only its own work.
+FUSE_EPILOGUES = False
+EPILOGUE_CONFIG = None  # the epilogue GEMMs' skinny configuration name; None: SKINNY_CONFIG's
 _SKINNY = None  # the config, where the kernel can be imported (the project's gpu package, Triton)
 if HAVE_TRITON:
     try:
-        from gpu.kernels.skinny_gemm import SkinnyConfig, norm_gemm, silu_gemm, skinny_gemm
+        from gpu.kernels.skinny_gemm import (
+            SkinnyConfig,
+            norm_gemm,
+            norm_prep,
+            residual_gemm,
+            scaled_gemm,
+            silu_gemm,
+            skinny_gemm,
+        )
 
         _SKINNY = SkinnyConfig.from_name(SKINNY_CONFIG)
     except ImportError:  # the engine imported without the project's root on sys.path: F.linear
@@ -70,6 +84,13 @@ def _skinny_rows(x: torch.Tensor) -> bool:
 def _fused(x: torch.Tensor) -> bool:
     """Whether this forward pass folds the small kernels into the GEMMs (FUSE_PROLOGUES)."""
     return FUSE_PROLOGUES and _skinny_rows(x) and x.stride(-1) == 1
+
+
+def _fused_epilogues(x: torch.Tensor, lora_on: bool) -> bool:
+    """Whether this forward pass folds the norms and SiLU into the GEMMs' epilogues (FUSE_EPILOGUES):
+    only without LoRA, whose kernels read the normalized activations and add to the projections'
+    outputs before the residual."""
+    return FUSE_EPILOGUES and not lora_on and _skinny_rows(x) and x.stride(-1) == 1
 
 
 @dataclass
@@ -222,6 +243,30 @@ class LlamaModel:
         else:
             self.lora.add_delta(layer, module, x, mask, dst)
 
+    def _attention(self, b: ForwardBatch, li: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                   nd: int) -> torch.Tensor:
+        """Layer ``li``'s attention output ``[T, heads, D]``: decode rows over the paged cache,
+        prefill chunks with FlashAttention-2, or everything tiled (token graphs)."""
+        if b.tiles is not None:
+            # zeros: the padding rows of a token graph belong to no tile and stay finite
+            attn = torch.zeros_like(q)
+            bt = b.tiles.block_tables
+            paged_tiles(q, self.kv.k[li], self.kv.v[li], b.positions, bt, *b.tiles.decode, attn, DECODE_TILE_M)
+            paged_tiles(q, self.kv.k[li], self.kv.v[li], b.positions, bt, *b.tiles.prefill, attn, PREFILL_TILE_M)
+        else:
+            attn = torch.empty_like(q)
+        if nd > 0:
+            paged_decode(q[:nd], self.kv.k[li], self.kv.v[li], b.decode_block_tables,
+                         b.decode_context_lens, out=attn[:nd])
+        for c in b.prefills:
+            s, n = c.tok_start, c.num_tokens
+            if c.start_pos == 0:
+                kk, vv = k[s:s + n], v[s:s + n]
+            else:
+                kk, vv = self.kv.gather(li, c.block_table, c.start_pos + n)
+            attn[s:s + n] = prefill_attention(q[s:s + n], kk, vv, c.start_pos)
+        return attn
+
     @torch.inference_mode()
     def forward(self, b: ForwardBatch) -> torch.Tensor:
         cfg = self.cfg
@@ -240,6 +285,8 @@ class LlamaModel:
             else:
                 mask = self.lora.slot_mask(b.lora_slots)
         x = F.embedding(b.input_ids, self.w.embed)
+        if _fused_epilogues(x, mask is not None):
+            return self._forward_epilogues(b, x)
         pending = None  # residual update not yet added to x (fused into the next norm)
         fused = _fused(x)
         for li, lw in enumerate(self.w.layers):
@@ -260,25 +307,7 @@ class LlamaModel:
                     self._lora_add(li, "v_proj", h, qkv, mask, (qs + kvs, qs + 2 * kvs))
             q, k, v = rope_and_cache(qkv, b.positions, self.rotary.cos, self.rotary.sin, b.slot_mapping,
                                      self.kv.k[li], self.kv.v[li], hq, hkv, d)
-            if b.tiles is not None:
-                # zeros: the padding rows of a token graph belong to no tile and stay finite
-                attn = torch.zeros_like(q)
-                bt = b.tiles.block_tables
-                paged_tiles(q, self.kv.k[li], self.kv.v[li], b.positions, bt, *b.tiles.decode, attn, DECODE_TILE_M)
-                paged_tiles(q, self.kv.k[li], self.kv.v[li], b.positions, bt, *b.tiles.prefill, attn, PREFILL_TILE_M)
-            else:
-                attn = torch.empty_like(q)
-            if nd > 0:
-                paged_decode(q[:nd], self.kv.k[li], self.kv.v[li], b.decode_block_tables,
-                             b.decode_context_lens, out=attn[:nd])
-            for c in b.prefills:
-                s, n = c.tok_start, c.num_tokens
-                if c.start_pos == 0:
-                    kk, vv = k[s:s + n], v[s:s + n]
-                else:
-                    kk, vv = self.kv.gather(li, c.block_table, c.start_pos + n)
-                attn[s:s + n] = prefill_attention(q[s:s + n], kk, vv, c.start_pos)
-            attn = attn.view(-1, qs)
+            attn = self._attention(b, li, q, k, v, nd).view(-1, qs)
             o = linear(attn, lw.wo)
             self._lora_add(li, "o_proj", attn, o, mask)
             if fused:
@@ -300,3 +329,30 @@ class LlamaModel:
         if b.logits_idx is not None:
             x = x[b.logits_idx]
         return linear(x, self.w.lm_head)
+
+    def _forward_epilogues(self, b: ForwardBatch, x: torch.Tensor) -> torch.Tensor:
+        """The forward pass without LoRA with the norms and SiLU in the GEMMs' epilogues
+        (FUSE_EPILOGUES): x is the residual, updated in place by o_proj's and down_proj's
+        epilogues; hg holds r * g of the next norm, ss[i] the row sums of squares of norm i."""
+        cfg = self.cfg
+        hq, hkv, d, qs = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.q_size
+        eps = cfg.rms_norm_eps
+        layers = self.w.layers
+        sk = _SKINNY if EPILOGUE_CONFIG is None else SkinnyConfig.from_name(EPILOGUE_CONFIG)
+        ss = torch.zeros((2 * len(layers) + 1, x.shape[0]), dtype=torch.float32, device=x.device)
+        hg = torch.empty_like(x)
+        norm_prep(x, layers[0].attn_norm, hg, ss[0])
+        nd = b.num_decode
+        for li, lw in enumerate(layers):
+            qkv = scaled_gemm(hg, lw.wqkv, sk, ss[2 * li], eps)
+            q, k, v = rope_and_cache(qkv, b.positions, self.rotary.cos, self.rotary.sin, b.slot_mapping,
+                                     self.kv.k[li], self.kv.v[li], hq, hkv, d)
+            attn = self._attention(b, li, q, k, v, nd)
+            residual_gemm(attn.view(-1, qs), lw.wo, sk, x, lw.mlp_norm, hg, ss[2 * li + 1])
+            a = scaled_gemm(hg, lw.w_gate_up, sk, ss[2 * li + 1], eps, glu=True)
+            g_next = layers[li + 1].attn_norm if li + 1 < len(layers) else self.w.final_norm
+            residual_gemm(a, lw.w_down, sk, x, g_next, hg, ss[2 * li + 2])
+        h, s = hg, ss[-1]
+        if b.logits_idx is not None:
+            h, s = h[b.logits_idx], s[b.logits_idx]
+        return scaled_gemm(h, self.w.lm_head, sk, s, eps)

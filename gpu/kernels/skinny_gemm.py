@@ -421,3 +421,194 @@ def silu_gemm(gu: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, want_h: bool
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     return y, (a if want_h else None)
+
+
+# --- Epilogues: the decode step's small kernels folded into the GEMMs around them --------------
+#
+# The prologues above fold add_rms_norm into the GEMM that reads its output, and pay for it in
+# every N tile. The norm can instead be split between the GEMM before it and the GEMM after it,
+# each doing only per-tile work in its epilogue (RMSNorm(r) * g @ W^T = diag(1 / rms(r)) (r * g) W^T,
+# the norm being one scale per row):
+#
+# - RESID (o_proj and down_proj, whose output is added to the residual r): the epilogue rounds its
+#   tile to x's dtype as the unfused GEMM would, adds it to r's tile in place (r += y, each tile
+#   owned by one program), writes hg = r * g (g: the next norm's weight) and adds the tile's part of
+#   each row's sum of squares of r into ``ss_out`` with an fp32 atomic (zeroed before the step). y
+#   itself is not written: without LoRA nothing else reads it.
+# - ROW_SCALE (qkv, gate_up, lm_head, which read the norm's output): the GEMM is the plain one over
+#   hg, and the epilogue multiplies each row by 1 / rms = rsqrt(ss[m] / K + eps).
+# - GLU (gate_up, with ROW_SCALE): each program reads the gate tile and the up tile of the same
+#   columns (rows n and n + n_up of W) into two accumulators and writes silu(gate) * up, rounded as
+#   silu_mul rounds it, so neither gate_up's [M, 2 N] output nor the silu_mul launch exists.
+#
+# So a layer runs five weight GEMMs and no add_rms_norm or silu_mul; the step's first norm comes
+# from ``norm_prep`` (hg and ss of the embeddings), its last one is lm_head's ROW_SCALE.
+# No split-K and no swap_ab here (the engine's skinny configuration has neither).
+
+
+@triton.jit(do_not_specialize=["M"])
+def skinny_epilogue_kernel(
+    x_ptr, w_ptr, y_ptr, ss_in_ptr, res_ptr, g_ptr, hg_ptr, ss_out_ptr,
+    M, N, K, n_up, eps,
+    stride_xm, stride_wn, stride_ym, stride_resm, stride_hgm,
+    ROW_SCALE: tl.constexpr, GLU: tl.constexpr, RESID: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr,
+):
+    """The skinny GEMM's loop (rows of x and W contiguous along K), then the epilogue(s) asked for."""
+    pid_n = tl.program_id(0)
+    offs_m = tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    m_mask = offs_m < M
+    n_mask = offs_n < N
+    x_ptrs = x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :]
+    w_ptrs = w_ptr + offs_n[:, None].to(tl.int64) * stride_wn + offs_k[None, :]
+    u_ptrs = w_ptrs + n_up * stride_wn  # GLU: the up rows of the same columns (n_up * K < 2^31)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc_u = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        if EVEN_K:
+            xt = tl.load(x_ptrs, mask=m_mask[:, None], other=0.0)
+            wt = tl.load(w_ptrs, mask=n_mask[:, None], other=0.0)
+            if GLU:
+                ut = tl.load(u_ptrs, mask=n_mask[:, None], other=0.0)
+        else:
+            k_mask = (k0 + offs_k) < K
+            xt = tl.load(x_ptrs, mask=m_mask[:, None] & k_mask[None, :], other=0.0)
+            wt = tl.load(w_ptrs, mask=n_mask[:, None] & k_mask[None, :], other=0.0)
+            if GLU:
+                ut = tl.load(u_ptrs, mask=n_mask[:, None] & k_mask[None, :], other=0.0)
+        acc = tl.dot(xt, tl.trans(wt), acc)
+        if GLU:
+            acc_u = tl.dot(xt, tl.trans(ut), acc_u)
+            u_ptrs += BLOCK_K
+        x_ptrs += BLOCK_K
+        w_ptrs += BLOCK_K
+    dt = x_ptr.dtype.element_ty
+    if ROW_SCALE:
+        ss = tl.load(ss_in_ptr + offs_m, mask=m_mask, other=0.0)
+        r = tl.rsqrt(ss / K + eps)
+        acc = acc * r[:, None]
+        if GLU:
+            acc_u = acc_u * r[:, None]
+    if GLU:  # as the unfused pass rounds: gate and up to dt, silu to dt, then the product
+        gf = acc.to(dt).to(tl.float32)
+        s = (gf / (1.0 + tl.exp(-gf))).to(dt).to(tl.float32)
+        acc = s * acc_u.to(dt).to(tl.float32)
+    mn_mask = m_mask[:, None] & n_mask[None, :]
+    if RESID:
+        r_ptrs = res_ptr + offs_m[:, None] * stride_resm + offs_n[None, :]
+        old = tl.load(r_ptrs, mask=mn_mask, other=0.0)
+        new = (old.to(tl.float32) + acc.to(dt).to(tl.float32)).to(dt)
+        tl.store(r_ptrs, new, mask=mn_mask)
+        nf = new.to(tl.float32)
+        tl.atomic_add(ss_out_ptr + offs_m, tl.sum(nf * nf, axis=1), mask=m_mask, sem="relaxed")
+        gv = tl.load(g_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)
+        tl.store(hg_ptr + offs_m[:, None] * stride_hgm + offs_n[None, :], (nf * gv[None, :]).to(dt),
+                 mask=mn_mask)
+    else:
+        tl.store(y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :], acc.to(dt), mask=mn_mask)
+
+
+@triton.jit
+def norm_prep_kernel(x_ptr, g_ptr, hg_ptr, ss_ptr, N, stride_xm, stride_hgm, BLOCK: tl.constexpr):
+    """One row: ss = sum of x^2 (fp32), hg = x * g (x's dtype)."""
+    row = tl.program_id(0)
+    cols = tl.arange(0, BLOCK)
+    m = cols < N
+    xf = tl.load(x_ptr + row * stride_xm + cols, mask=m, other=0.0).to(tl.float32)
+    gv = tl.load(g_ptr + cols, mask=m, other=0.0).to(tl.float32)
+    tl.store(ss_ptr + row, tl.sum(xf * xf, axis=0))
+    tl.store(hg_ptr + row * stride_hgm + cols, (xf * gv).to(hg_ptr.dtype.element_ty), mask=m)
+
+
+def _check_rows(what: str, **tensors: torch.Tensor) -> None:
+    """ValueError naming ``what`` unless every tensor is 2-D fp16 with contiguous rows."""
+    for name, t in tensors.items():
+        if t.dim() != 2 or t.stride(-1) != 1 or t.dtype != torch.float16:
+            raise ValueError(f"{what}: {name} must be a 2-D float16 tensor with contiguous rows, "
+                             f"got {tuple(t.shape)} {t.dtype} strides {t.stride()}")
+
+
+def _check_ss(what: str, name: str, ss: torch.Tensor, m: int) -> None:
+    if ss.dim() != 1 or ss.shape[0] < m or ss.dtype != torch.float32 or ss.stride(0) != 1:
+        raise ValueError(f"{what}: {name} must be a contiguous float32 vector of at least {m}, "
+                         f"got {tuple(ss.shape)} {ss.dtype}")
+
+
+def _check_epilogue(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, what: str) -> tuple[int, int]:
+    """(M, K) of an epilogue GEMM's x, after the checks skinny_gemm makes (ValueError naming ``what``)."""
+    if cfg.split_k != 1 or cfg.swap_ab:
+        raise ValueError(f"{what}: an epilogue runs without split-K or swap_ab, got {cfg.name}")
+    _check_rows(what, x=x, w=w)
+    m, k = x.shape
+    if w.shape[1] != k:
+        raise ValueError(f"{what}: x [M, K] and w [N, K] disagree on K: x {tuple(x.shape)}, w {tuple(w.shape)}")
+    if not 1 <= m <= MAX_M:
+        raise ValueError(f"{what}: M={m} rows, expected 1..{MAX_M}")
+    if x.device != w.device:
+        raise ValueError(f"{what}: x on {x.device}, w on {w.device}")
+    return m, k
+
+
+def norm_prep(x: torch.Tensor, g: torch.Tensor, hg: torch.Tensor, ss: torch.Tensor) -> None:
+    """``hg = x * g`` and ``ss[:M]`` = each row's sum of squares of x: the first norm of a step
+    whose others come from ``residual_gemm``. x, hg [M, K] fp16, g [K], ss fp32."""
+    _check_rows("norm_prep", x=x, hg=hg)
+    m, k = x.shape
+    if tuple(hg.shape) != (m, k) or tuple(g.shape) != (k,):
+        raise ValueError(f"norm_prep: hg must be [{m}, {k}] and g [{k}], got {tuple(hg.shape)}, {tuple(g.shape)}")
+    _check_ss("norm_prep", "ss", ss, m)
+    block = triton.next_power_of_2(k)
+    norm_prep_kernel[(m,)](x, g, hg, ss, k, x.stride(0), hg.stride(0), BLOCK=block,
+                           num_warps=8 if block >= 4096 else 4)
+
+
+def scaled_gemm(hg: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, ss: torch.Tensor, eps: float,
+                glu: bool = False) -> torch.Tensor:
+    """``RMSNorm(r) * g @ w^T`` from ``hg = r * g`` and ss = r's row sums of squares (what
+    residual_gemm or norm_prep wrote): [M, N] in hg's dtype. With ``glu``, w is [2 N, K] (gate rows,
+    then up rows) and the result is silu(gate) * up, [M, N]: what silu_mul of the product gives."""
+    what = "scaled_gemm"
+    m, k = _check_epilogue(hg, w, cfg, what)
+    _check_ss(what, "ss", ss, m)
+    n = w.shape[0]
+    if glu:
+        if n % 2:
+            raise ValueError(f"{what}: with glu, w must be [2 N, K] (gate, then up), got {tuple(w.shape)}")
+        n //= 2
+    y = torch.empty((m, n), dtype=hg.dtype, device=hg.device)
+    skinny_epilogue_kernel[(triton.cdiv(n, cfg.block_n),)](
+        hg, w, y, ss, y, ss, y, ss,
+        m, n, k, n if glu else 0, eps,
+        hg.stride(0), w.stride(0), y.stride(0), 0, 0,
+        ROW_SCALE=True, GLU=glu, RESID=False,
+        BLOCK_M=block_m(m), BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, EVEN_K=k % cfg.block_k == 0,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+    return y
+
+
+def residual_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, res: torch.Tensor, g: torch.Tensor,
+                  hg: torch.Tensor, ss_out: torch.Tensor) -> None:
+    """``res += x @ w^T`` in place (the product rounded to res's dtype first, as F.linear's output
+    would be), then ``hg = res * g`` and ``ss_out[:M] +=`` res's row sums of squares (fp32 atomics:
+    zero it first). x [M, K], w [N, K], res and hg [M, N], g [N]."""
+    what = "residual_gemm"
+    m, k = _check_epilogue(x, w, cfg, what)
+    n = w.shape[0]
+    _check_rows(what, res=res, hg=hg)
+    if tuple(res.shape) != (m, n) or tuple(hg.shape) != (m, n) or tuple(g.shape) != (n,):
+        raise ValueError(f"{what}: res and hg must be [{m}, {n}] and g [{n}], "
+                         f"got {tuple(res.shape)}, {tuple(hg.shape)}, {tuple(g.shape)}")
+    if hg.data_ptr() == res.data_ptr():
+        raise ValueError(f"{what}: hg and res must be different tensors")
+    _check_ss(what, "ss_out", ss_out, m)
+    skinny_epilogue_kernel[(triton.cdiv(n, cfg.block_n),)](
+        x, w, res, ss_out, res, g, hg, ss_out,
+        m, n, k, 0, 0.0,
+        x.stride(0), w.stride(0), res.stride(0), res.stride(0), hg.stride(0),
+        ROW_SCALE=False, GLU=False, RESID=True,
+        BLOCK_M=block_m(m), BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, EVEN_K=k % cfg.block_k == 0,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )

@@ -1,0 +1,190 @@
+"""The skinny GEMM's epilogues (gpu/kernels/skinny_gemm.py, "Epilogues"), under Triton's
+interpreter on the CPU or on a GPU: residual_gemm adds the product to the residual in place as
+the unfused pass rounds it and writes r * g and the row sums of squares; scaled_gemm over those is
+add_rms_norm then the product, and with glu silu_mul of it (against float64 of the unfused
+reference); bad inputs raise ValueError; and the engine's forward pass with FUSE_EPILOGUES gives
+the unfused logits without LoRA, and takes the unfused path when LoRA is on."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("triton")
+
+os.environ.setdefault("TRITON_INTERPRET", "1")  # before any Triton import, as in conftest
+
+from conftest import patch_triton_interpreter_scalars  # noqa: E402
+
+from gpu.engine import model as em  # noqa: E402
+from gpu.kernels.skinny_gemm import (  # noqa: E402
+    SkinnyConfig,
+    norm_prep,
+    residual_gemm,
+    scaled_gemm,
+)
+
+DEVICE = "cuda" if os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
+TOL = 2e-3
+EPS = 1e-5
+CFGS = [SkinnyConfig(32, 32, 4, 2, 1), SkinnyConfig(16, 64, 4, 3, 1)]  # K tails at K = 96 and 64 / 96
+
+
+@pytest.fixture(autouse=True)
+def _interpreter_scalars(monkeypatch):
+    if DEVICE == "cpu":
+        patch_triton_interpreter_scalars(monkeypatch)
+    yield
+
+
+def _rel(y: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((y.double() - ref).norm() / ref.norm())
+
+
+def _data(m: int, k: int, n: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    r = torch.randn(m, k, generator=g).half().to(DEVICE)
+    gw = (1 + 0.1 * torch.randn(k, generator=g)).half().to(DEVICE)
+    w = (torch.randn(n, k, generator=g) * 0.05).half().to(DEVICE)
+    return g, r, gw, w
+
+
+@pytest.mark.parametrize("m", [1, 5, 16])
+@pytest.mark.parametrize("cfg", CFGS, ids=[c.name for c in CFGS])
+def test_norm_prep_then_scaled_gemm_is_rms_norm_then_the_product(m, cfg):
+    _, r, gw, w = _data(m, 96, 70, m * 3 + cfg.block_n)
+    hg = torch.empty_like(r)
+    ss = torch.full((m + 2,), -1.0, dtype=torch.float32, device=DEVICE)  # only ss[:m] is written
+    norm_prep(r, gw, hg, ss)
+    rd = r.double()
+    assert torch.allclose(ss[:m].double(), (rd * rd).sum(1), rtol=1e-5)
+    assert torch.all(ss[m:] == -1.0)
+    assert torch.equal(hg, (r.float() * gw.float()).half())
+    y = scaled_gemm(hg, w, cfg, ss, EPS)
+    ref = em.rms_norm(r, gw, EPS).double() @ w.double().t()
+    assert y.shape == (m, 70) and _rel(y, ref) <= TOL
+
+
+@pytest.mark.parametrize("m", [1, 9])
+@pytest.mark.parametrize("cfg", CFGS, ids=[c.name for c in CFGS])
+def test_scaled_gemm_with_glu_is_silu_mul_of_the_normed_product(m, cfg):
+    _, r, gw, w = _data(m, 96, 2 * 40, m + cfg.block_k)
+    hg = torch.empty_like(r)
+    ss = torch.zeros(m, dtype=torch.float32, device=DEVICE)
+    norm_prep(r, gw, hg, ss)
+    a = scaled_gemm(hg, w, cfg, ss, EPS, glu=True)
+    gu = em.rms_norm(r, gw, EPS).double() @ w.double().t()
+    ref = torch.nn.functional.silu(gu[:, :40]) * gu[:, 40:]
+    assert a.shape == (m, 40) and _rel(a, ref) <= TOL
+
+
+@pytest.mark.parametrize("m", [1, 5, 16])
+@pytest.mark.parametrize("cfg", CFGS, ids=[c.name for c in CFGS])
+def test_residual_gemm_updates_the_residual_and_the_next_norms_inputs(m, cfg):
+    g, res, gw, _ = _data(m, 70, 1, 11 * m + cfg.block_n)  # the residual [M, N], N = 70
+    x = torch.randn(m, 96, generator=g).half().to(DEVICE)
+    w = (torch.randn(70, 96, generator=g) * 0.05).half().to(DEVICE)
+    res0 = res.clone()
+    hg = torch.empty_like(res)
+    ss = torch.zeros(m, dtype=torch.float32, device=DEVICE)
+    residual_gemm(x, w, cfg, res, gw, hg, ss)
+    y_ref = x.double() @ w.double().t()
+    # res0 + y, y rounded to fp16 first: within one fp16 rounding of the exact sum per element
+    exact = res0.double() + y_ref
+    assert (res.double() - exact).abs().max() <= 2e-3 * exact.abs().max()
+    rd = res.double()
+    assert torch.allclose(ss.double(), (rd * rd).sum(1), rtol=1e-5)
+    assert torch.equal(hg, (res.float() * gw.float()).half())
+    # and the next GEMM over them is the unfused add_rms_norm then the product
+    w2 = (torch.randn(24, 70, generator=g) * 0.05).half().to(DEVICE)
+    ref = em.rms_norm(res, gw, EPS).double() @ w2.double().t()
+    assert _rel(scaled_gemm(hg, w2, cfg, ss, EPS), ref) <= TOL
+
+
+def test_ss_accumulates_so_it_must_start_at_zero():
+    _, res, gw, _ = _data(3, 64, 1, 5)
+    x = torch.randn(3, 32).half().to(DEVICE)
+    w = (torch.randn(64, 32) * 0.05).half().to(DEVICE)
+    hg = torch.empty_like(res)
+    ss = torch.full((3,), 100.0, dtype=torch.float32, device=DEVICE)
+    residual_gemm(x, w, CFGS[0], res, gw, hg, ss)
+    rd = res.double()
+    assert torch.allclose(ss.double(), 100.0 + (rd * rd).sum(1), rtol=1e-5)
+
+
+def test_epilogue_inputs_that_do_not_fit():
+    x = torch.randn(3, 64).half().to(DEVICE)
+    w = torch.randn(8, 64).half().to(DEVICE)
+    gw = torch.ones(8).half().to(DEVICE)
+    res = torch.randn(3, 8).half().to(DEVICE)
+    ss = torch.zeros(3, dtype=torch.float32, device=DEVICE)
+    cfg = CFGS[0]
+    bad = [
+        (lambda: scaled_gemm(x, w, SkinnyConfig(32, 32, 4, 2, 2), ss, EPS), "without split-K"),
+        (lambda: scaled_gemm(x, w, SkinnyConfig(32, 32, 4, 2, 1, swap_ab=True), ss, EPS), "swap_ab"),
+        (lambda: scaled_gemm(x, w[:, :32], cfg, ss, EPS), "disagree on K"),
+        (lambda: scaled_gemm(x, w, cfg, ss[:2], EPS), "at least 3"),
+        (lambda: scaled_gemm(x, w, cfg, ss.double(), EPS), "float32"),
+        (lambda: scaled_gemm(x, w[:7], cfg, ss, EPS, glu=True), r"\[2 N, K\]"),
+        (lambda: scaled_gemm(x.float(), w, cfg, ss, EPS), "float16"),
+        (lambda: scaled_gemm(x.t().contiguous().t(), w, cfg, ss, EPS), "contiguous rows"),
+        (lambda: residual_gemm(x, w, cfg, res[:, :4], gw, torch.empty_like(res), ss), r"\[3, 8\]"),
+        (lambda: residual_gemm(x, w, cfg, res, gw, res, ss), "different tensors"),
+        (lambda: residual_gemm(x, w, cfg, res, gw[:4], torch.empty_like(res), ss), "g"),
+        (lambda: norm_prep(x, gw, torch.empty_like(x), ss), "g"),
+    ]
+    for call, msg in bad:
+        with pytest.raises(ValueError, match=msg):
+            call()
+
+
+def _tiny_executor():
+    from gpu.engine.executor import Executor
+    from gpu.engine.kv_cache import PagedKVCache
+    from gpu.engine.lora import ATTN_MODULES, LoraSlots, random_adapter
+    from gpu.engine.weights import ModelConfig, random_weights
+
+    cfg = ModelConfig(name="tiny", hidden_size=64, intermediate_size=96, num_layers=2, num_heads=4,
+                      num_kv_heads=2, vocab_size=97, max_position=256)
+    f16 = torch.float16
+    w = random_weights(cfg, f16, DEVICE, seed=0)
+    kv = PagedKVCache(cfg, num_blocks=64, block_size=4, dtype=f16, device=DEVICE)
+    slots = LoraSlots(cfg, max_loras=2, max_rank=8, target_modules=ATTN_MODULES, dtype=f16, device=DEVICE)
+    slots.copy_in(0, random_adapter(cfg, "a", 4, 8.0, ATTN_MODULES, seed=1, dtype=f16))
+    model = em.LlamaModel(cfg, w, kv, slots)
+    return Executor(model, block_size=4, max_model_len=64, use_graphs=False, graph_sizes=(1, 2, 4),
+                    max_num_seqs=4), cfg
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_forward_with_fused_epilogues_gives_the_unfused_logits(monkeypatch, lora):
+    from gpu.engine.executor import StepSeq as Seq
+
+    if DEVICE == "cpu":  # the fp16 CPU tensors count as the skinny GEMM's inputs (interpreter)
+        monkeypatch.setattr(em, "_skinny_rows", lambda x: x.dim() == 2 and 1 <= x.shape[0] <= em.SKINNY_MAX_M
+                            and x.dtype == torch.float16)
+    ex, cfg = _tiny_executor()
+    g = torch.Generator().manual_seed(4)
+    tables = {0: [3, 9, 1, 20], 1: [4, 5, 30, 31], 2: [40, 2, 41, 42]}
+    lens = {0: 5, 1: 7, 2: 3}
+    slot = {0: 0 if lora else None, 1: None, 2: 0 if lora else None}
+    for rid, n in lens.items():
+        ex.add_request(rid, torch.randint(0, cfg.vocab_size, (n,), generator=g).tolist())
+    monkeypatch.setattr(em, "FUSE_EPILOGUES", False)
+    ex.execute([Seq(r, slot[r], 0, lens[r], tables[r]) for r in lens])
+    seqs = [Seq(r, slot[r], lens[r], 1, tables[r]) for r in lens]
+    calls = []
+    real = em.residual_gemm
+    monkeypatch.setattr(em, "residual_gemm", lambda *a, **k: calls.append(1) or real(*a, **k))
+    logits = {}
+    for fuse in (False, True):
+        monkeypatch.setattr(em, "FUSE_EPILOGUES", fuse)
+        _, logits[fuse] = ex.execute(seqs, return_logits=True)
+        for r in lens:  # the same inputs again: undo the sampled token
+            ex.tokens[r].pop()
+    # o_proj and down_proj of every layer in the fused pass; none where LoRA is on
+    assert len(calls) == (0 if lora else 2 * cfg.num_layers)
+    ref = logits[False].double()
+    assert _rel(logits[True], ref) <= 5e-3, _rel(logits[True], ref)
