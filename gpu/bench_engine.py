@@ -464,7 +464,8 @@ def write_tables(res: dict, out: Path) -> str:
         lines.append("add_rms_norm and silu_mul folded into the skinny GEMMs (FUSE_PROLOGUES).")
     if res.get("fuse_epilogues"):
         lines.append("Norms and SiLU folded into the skinny GEMMs' epilogues without LoRA (FUSE_EPILOGUES, "
-                     f"{res.get('epilogue_config') or 'the skinny configuration'}).")
+                     f"{res.get('epilogue_config') or 'the skinny configuration'}, gate_up "
+                     f"{res.get('epilogue_glu_config') or 'the same'}).")
     lines.append("")
     hf = {r["batch"]: r.get("step_wall_ms") for r in res.get("transformers_decode", [])}
     if res.get("decode"):
@@ -613,23 +614,28 @@ def main() -> int:
     ap.add_argument("--epilogue-config", default=None, metavar="NAME",
                     help="with --fuse-epilogues, the epilogue GEMMs' skinny configuration (gpu/bench_gemm.py's "
                          "names, no split-K or _ab; default: the engine's SKINNY_CONFIG)")
+    ap.add_argument("--epilogue-glu-config", default=None, metavar="NAME",
+                    help="with --fuse-epilogues, gate_up's configuration (two W tiles a K step; default: "
+                         "--epilogue-config's)")
     args = ap.parse_args()
-    if args.epilogue_config and not args.fuse_epilogues:
-        ap.error("--epilogue-config goes with --fuse-epilogues")
+    if (args.epilogue_config or args.epilogue_glu_config) and not args.fuse_epilogues:
+        ap.error("--epilogue-config and --epilogue-glu-config go with --fuse-epilogues")
     if args.fuse_epilogues:
         from gpu.engine import model as engine_model
+        from gpu.kernels.skinny_gemm import SkinnyConfig
 
         engine_model.FUSE_EPILOGUES = True
-        if args.epilogue_config:
-            from gpu.kernels.skinny_gemm import SkinnyConfig
-
+        for flag, name, attr in (("--epilogue-config", args.epilogue_config, "EPILOGUE_CONFIG"),
+                                 ("--epilogue-glu-config", args.epilogue_glu_config, "EPILOGUE_GLU_CONFIG")):
+            if not name:
+                continue
             try:
-                c = SkinnyConfig.from_name(args.epilogue_config)
+                c = SkinnyConfig.from_name(name)
             except ValueError as e:
                 ap.error(str(e))
             if c.split_k != 1 or c.swap_ab:
-                ap.error(f"--epilogue-config {args.epilogue_config}: the epilogues run without split-K or _ab")
-            engine_model.EPILOGUE_CONFIG = args.epilogue_config
+                ap.error(f"{flag} {name}: the epilogues run without split-K or _ab")
+            setattr(engine_model, attr, name)
     if args.fuse_prologues:
         from gpu.engine import model as engine_model
 
@@ -653,6 +659,7 @@ def main() -> int:
     res["fuse_prologues"] = bool(args.fuse_prologues)
     res["fuse_epilogues"] = bool(args.fuse_epilogues)
     res["epilogue_config"] = args.epilogue_config
+    res["epilogue_glu_config"] = args.epilogue_glu_config
     for name, fn in (("ceilings", None), ("engine", bench_engine), ("transformers", bench_transformers)):
         if name == "transformers" and args.skip_transformers:
             continue

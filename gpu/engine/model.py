@@ -47,6 +47,7 @@ FUSE_PROLOGUES = False
 # scale their rows by 1 / rms. Three launches a layer fewer, every N tile doing only its own work.
 FUSE_EPILOGUES = False
 EPILOGUE_CONFIG = None  # the epilogue GEMMs' skinny configuration name; None: SKINNY_CONFIG's
+EPILOGUE_GLU_CONFIG = None  # gate_up's (two W tiles a K step): None: EPILOGUE_CONFIG's
 _SKINNY = None  # the config, where the kernel can be imported (the project's gpu package, Triton)
 if HAVE_TRITON:
     try:
@@ -339,6 +340,7 @@ class LlamaModel:
         eps = cfg.rms_norm_eps
         layers = self.w.layers
         sk = _SKINNY if EPILOGUE_CONFIG is None else SkinnyConfig.from_name(EPILOGUE_CONFIG)
+        sk_glu = sk if EPILOGUE_GLU_CONFIG is None else SkinnyConfig.from_name(EPILOGUE_GLU_CONFIG)
         ss = torch.zeros((2 * len(layers) + 1, x.shape[0]), dtype=torch.float32, device=x.device)
         hg = torch.empty_like(x)
         norm_prep(x, layers[0].attn_norm, hg, ss[0])
@@ -349,7 +351,7 @@ class LlamaModel:
                                      self.kv.k[li], self.kv.v[li], hq, hkv, d)
             attn = self._attention(b, li, q, k, v, nd)
             residual_gemm(attn.view(-1, qs), lw.wo, sk, x, lw.mlp_norm, hg, ss[2 * li + 1])
-            a = scaled_gemm(hg, lw.w_gate_up, sk, ss[2 * li + 1], eps, glu=True)
+            a = scaled_gemm(hg, lw.w_gate_up, sk_glu, ss[2 * li + 1], eps, glu=True)
             g_next = layers[li + 1].attn_norm if li + 1 < len(layers) else self.w.final_norm
             residual_gemm(a, lw.w_down, sk, x, g_next, hg, ss[2 * li + 2])
         h, s = hg, ss[-1]
