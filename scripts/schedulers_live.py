@@ -34,7 +34,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -226,15 +228,7 @@ def repeat_base(name: str) -> str:
 
 def mode_changes_table(bin_path: str, live_dir: Path, repeats_dir: Path) -> str:
     """Mode changes live / twin of every recording of a switching variant (third table)."""
-    def order(run: Path) -> int:  # NAME-repeat is the first repeat, NAME-repeat2 the second, ...
-        tail = run.name.rpartition("-repeat")[2]
-        return int(tail) if tail else 1
-
-    groups: dict[str, list[Path]] = {}
-    for run in sorted(p.parent for p in live_dir.glob("d0*/requests.csv")):
-        groups.setdefault(run.name, []).append(run)
-    for run in sorted((p.parent for p in repeats_dir.glob("d0*-repeat*/requests.csv")), key=order):
-        groups.setdefault(repeat_base(run.name), []).append(run)  # after the first recording, in order
+    groups = recordings(live_dir, repeats_dir)
     lines = ["| run | scheduler | recordings | live / twin, each | sum live / twin | exact |",
              "| --- | --- | ---: | --- | --- | ---: |"]
     total = [0, 0, 0, 0]
@@ -262,6 +256,53 @@ def mode_changes_table(bin_path: str, live_dir: Path, repeats_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def recordings(live_dir: Path, repeats_dir: Path) -> dict[str, list[Path]]:
+    """traces/live name -> its first recording and then its repeats under traces/repeats, in order
+    (NAME-repeat is the first repeat, NAME-repeat2 the second, ...)."""
+    def order(run: Path) -> int:
+        tail = run.name.rpartition("-repeat")[2]
+        return int(tail) if tail else 1
+
+    groups: dict[str, list[Path]] = {}
+    for run in sorted(p.parent for p in live_dir.glob("d0*/requests.csv")):
+        groups.setdefault(run.name, []).append(run)
+    for run in sorted((p.parent for p in repeats_dir.glob("d0*-repeat*/requests.csv")), key=order):
+        groups.setdefault(repeat_base(run.name), []).append(run)
+    return groups
+
+
+def e2e_p99(requests_csv: Path) -> float:
+    """The p99 of finish - arrival over the completed requests, interpolated as docs/metrics.md says."""
+    e = sorted(float(r["finish_s"]) - float(r["arrival_s"])
+               for r in csv.DictReader(open(requests_csv)) if r["finish_s"])
+    if not e:
+        return float("nan")
+    pos = 0.99 * (len(e) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(e) - 1)
+    return e[lo] + (e[hi] - e[lo]) * (pos - lo)
+
+
+def cold_waits_table(live_dir: Path, repeats_dir: Path) -> str:
+    """Live only, every recording of every variant of a workload recorded more than once (fifth
+    table): the cold adapters' longest wait and the p99 E2E, median, least and most over the
+    recordings, and each recording's longest wait in order."""
+    groups = recordings(live_dir, repeats_dir)
+    lines = ["| run | scheduler | recordings | cold adapters' longest wait s: median (least - most) | each | "
+             "E2E p99 s: median (least - most) |", "| --- | --- | ---: | --- | --- | --- |"]
+    for name in sorted(groups, key=lambda n: (split_name(n)[0], list(VARIANTS).index(split_name(n)[1]))):
+        runs = groups[name]
+        if len(runs) < 2:
+            continue
+        base, suffix = split_name(name)
+        cw = [cold_wait(r / "requests.csv") for r in runs]
+        ep = [e2e_p99(r / "requests.csv") for r in runs]
+        lines.append(f"| {base} | {VARIANTS[suffix][0]} | {len(runs)} | {statistics.median(cw):.2f} "
+                     f"({min(cw):.2f} - {max(cw):.2f}) | {', '.join(f'{x:.2f}' for x in cw)} | "
+                     f"{statistics.median(ep):.2f} ({min(ep):.2f} - {max(ep):.2f}) |")
+    return "\n".join(lines)
+
+
 def has_closed_loop(run: Path) -> bool:
     """Whether the run's scenario names a measured profile (its `cost_model` `profile:`, relative
     to the run's folder) that holds a closed loop (`closed_loop/<variant>/steps.csv`)."""
@@ -282,7 +323,10 @@ def main() -> int:
     ap.add_argument("--bin", default=str(ROOT / ".build/release/loratwin"))
     ap.add_argument("--write", action="store_true", help="replace the generated block of docs/schedulers.md")
     args = ap.parse_args()
-    body = render(args.bin) + "\n\n" + mode_changes_table(args.bin, ROOT / "traces/live", ROOT / "traces/repeats")
+    live, rep = ROOT / "traces/live", ROOT / "traces/repeats"
+    body = (render(args.bin) + "\n\n" + mode_changes_table(args.bin, live, rep) + "\n\n"
+            + "Every recording of a scheduler recorded more than once, live (the first recording and its "
+            + "repeats, in order):\n\n" + cold_waits_table(live, rep))
     if args.write:
         doc_blocks.write_block(DOC, BEGIN, END, body)
         print(f"wrote {DOC.relative_to(ROOT)}")

@@ -58,6 +58,29 @@ def test_waits_and_cold_wait(tmp_path: Path) -> None:
     assert sl.cold_wait(p) == 3.0  # a0 is the most requested; a2's request never ran
 
 
+def _requests(folder: Path, rows: list[list]) -> None:
+    folder.mkdir(parents=True)
+    with open(folder / "requests.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["request_id", "adapter", "arrival_s", "first_scheduled_s", "finish_s"])
+        w.writerows(rows)
+
+
+def test_e2e_p99_interpolates_and_cold_waits_table_orders_the_recordings(tmp_path: Path) -> None:
+    live, rep = tmp_path / "live", tmp_path / "repeats"
+    # E2E 1..100 s over 100 requests (one unfinished, left out): p99 at pos 98.01 -> 99.01
+    rows = [[i, "a0", 0.0, 0.0, float(i + 1)] for i in range(100)] + [[100, "a1", 0.0, 4.0, ""]]
+    _requests(live / "d09-x-fcfs", rows)
+    assert sl.e2e_p99(live / "d09-x-fcfs" / "requests.csv") == pytest.approx(99.01)
+    # the first recording, then repeat, repeat2 and repeat10 in that order (not by name)
+    for name, wait in (("d09-x-fcfs-repeat10", 7.0), ("d09-x-fcfs-repeat2", 2.0), ("d09-x-fcfs-repeat", 1.0)):
+        _requests(rep / name, [[0, "a0", 0.0, 0.0, 1.0], [1, "a0", 0.0, 0.0, 2.0], [2, "a1", 1.0, 1.0 + wait, 9.0]])
+    _requests(live / "d09-x", [[0, "a0", 0.0, 0.0, 1.0]])  # one recording only: no row
+    table = sl.cold_waits_table(live, rep).splitlines()
+    assert len(table) == 3
+    assert table[2].startswith("| d09-x | unmerged (FCFS) | 4 | 3.00 (1.00 - 7.00) | 4.00, 1.00, 2.00, 7.00 |")
+
+
 def test_candidate_wait_counts_the_stretch_in_the_candidate_batch(tmp_path: Path) -> None:
     # max_num_seqs 1: only the oldest waiting request is a candidate. Passes start at 0, 1, ..., 5.
     # r0 (a0) arrives at 0 and runs at 0; r1 (a1) arrives at 0, is the candidate from pass 1 and runs
