@@ -145,3 +145,24 @@ def test_write_block_replaces_only_the_block(tmp_path: Path) -> None:
     doc.write_text("no markers\n")
     with pytest.raises(dop_live.RunError, match="block"):
         dop_live.write_block(doc, "x\n")
+
+
+def test_searched_table_sets_the_new_table_beside_the_old_and_the_twins_two_kernels(tmp_path: Path) -> None:
+    make_pair(tmp_path)  # run-dop: decode steps 12 / 36 ms; run (stands in for the earlier table): 10 / 30
+    runs = (("v04", "identical", "run-dop", "run"),)
+    calls = []
+
+    def twin(run: Path, kernel: str) -> dict:
+        calls.append((run.name, kernel))
+        step = {"sgmv": 0.020, "dop": 0.018}[kernel]
+        return {"decode_step_mean": {"predicted": step}, "ttft_mean": {"predicted": step * 10},
+                "output_tokens_per_s": {"predicted": 100.0 if kernel == "sgmv" else 102.0}}
+
+    lines = dop_live.searched_table(tmp_path, twin, runs)
+    assert lines[2] == ("| v04 | identical | 24.00 / 20.00 (1.200) | 0.500 / 0.500 | 20.00 / 18.00 (0.900) "
+                        "| 0.200 / 0.180 (0.500) | 1.020 |")
+    assert calls == [("run-dop", "sgmv"), ("run-dop", "dop")]  # both kernels on the new run's trace
+    bare = dop_live.searched_table(tmp_path, None, runs)
+    assert bare[2] == "| v04 | identical | 24.00 / 20.00 (1.200) | 0.500 / 0.500 |"
+    with pytest.raises(dop_live.RunError, match="missing run folder: .*gone"):
+        dop_live.searched_table(tmp_path, None, (("v01", "uniform", "gone", "run"),))
