@@ -46,6 +46,15 @@ def test_rule2_keeps_the_correction_only_when_it_lowers_ttft():
     assert lr.rule2(11.2, 11.2) == "turn off" and lr.rule2(12.0, 11.2) == "turn off"
 
 
+def test_a_pooled_reading_under_the_margin_is_a_tie_that_keeps_the_default():
+    # lease 94f6de6-1's pooled Rule 3: 7.2131 with the excess, 7.2128 without
+    assert lr.pooled_reading(lr.rule3, 7.2131, 7.2128, "on") == "a tie, on stays"
+    assert lr.rule3(7.2131, 7.2128) == "off"  # the rule alone reads the difference
+    assert lr.pooled_reading(lr.rule3, 7.35, 7.2, "on") == "off"  # over 0.1 apart: the rule decides
+    assert lr.pooled_reading(lr.rule2, 7.2, 11.4, "keep") == "keep"
+    assert lr.pooled_reading(lr.rule4, 7.25, 7.2, "on", margin=0.01) == "off"
+
+
 def test_rule3_and_the_step_rows_it_needs(tmp_path):
     assert lr.rule3(4.1, 4.6) == "on" and lr.rule3(4.6, 4.6) == "off" and lr.rule3(5.8, 5.5) == "off"
     assert lr.rule4(4.1, 4.6) == "on" and lr.rule4(5.1, 4.6) == "off" and lr.rule4(4.6, 4.6) == "off"
