@@ -29,9 +29,7 @@ bandwidth, rows) and prints the table last.
 from __future__ import annotations
 
 import argparse
-import csv
 import functools
-import json
 import math
 import sys
 from pathlib import Path
@@ -44,6 +42,7 @@ import torch  # noqa: E402
 
 from gpu.common.meta import collect_metadata  # noqa: E402
 from gpu.common.peaks import measure_hbm  # noqa: E402
+from gpu.common.results import KERNEL_FIELDS, print_rows, write_rows  # noqa: E402
 from gpu.common.timing import time_calls  # noqa: E402
 from gpu.engine import model as em  # noqa: E402
 from gpu.kernels import skinny_gemm as sg  # noqa: E402
@@ -221,24 +220,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
         del ws
         torch.cuda.empty_cache()
-    args.out.mkdir(parents=True, exist_ok=True)
-    fields = ["shape", "n", "k", "m", "variant", "status", "rel_err", "us", "pct_copy_bw", "note"]
-    tmp = args.out / "epilogues.csv.tmp"
-    with tmp.open("w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=fields)
-        wr.writeheader()
-        for r in rows:
-            wr.writerow({kk: r.get(kk, "") for kk in fields})
-    tmp.replace(args.out / "epilogues.csv")
     sums = layer_sums(rows, batches)
     meta = collect_metadata(dtype="float16", copy_bandwidth_Bps=bw, gemm_config=gemm_cfg.name)
-    tmp = args.out / "epilogues.json.tmp"
-    tmp.write_text(json.dumps({"meta": meta, "rows": rows, "sums": sums}, indent=1))
-    tmp.replace(args.out / "epilogues.json")
-    print(f"copy bandwidth {bw / 1e12:.2f} TB/s; us per call (% of copy bandwidth)")
-    for r in rows:
-        t = f"{r['us']:9.1f} us {r['pct_copy_bw']:5.1f}%" if r.get("status") == "ok" else r.get("status")
-        print(f"{r['shape']:8s} m={r['m']:3d} {r['variant']:32s} {t}  err={r.get('rel_err', float('nan')):.1e}")
+    write_rows(args.out, "epilogues", KERNEL_FIELDS, rows, {"meta": meta, "rows": rows, "sums": sums})
+    print_rows(rows, bw)
     for line in sums:
         print(line)
     return 0

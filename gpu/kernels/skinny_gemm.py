@@ -361,7 +361,7 @@ def skinny_prologue_kernel(
 def _check_prologue(x: torch.Tensor, w: torch.Tensor, k: int, cfg: SkinnyConfig, what: str) -> int:
     """M of a prologue GEMM's x, after the checks skinny_gemm makes (ValueError naming ``what``)."""
     if cfg.split_k != 1 or cfg.swap_ab:
-        raise ValueError(f"{what}: a prologue runs without split-K or swap_ab, got {cfg.name}")
+        raise ValueError(f"{what}: a prologue or epilogue runs without split-K or swap_ab, got {cfg.name}")
     if x.dim() != 2 or w.dim() != 2 or x.stride(-1) != 1 or w.stride(-1) != 1:
         raise ValueError(f"{what}: x and w must be 2-D with contiguous rows, "
                          f"got x {tuple(x.shape)}, w {tuple(w.shape)}")
@@ -537,18 +537,11 @@ def _check_ss(what: str, name: str, ss: torch.Tensor, m: int) -> None:
 
 
 def _check_epilogue(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, what: str) -> tuple[int, int]:
-    """(M, K) of an epilogue GEMM's x, after the checks skinny_gemm makes (ValueError naming ``what``)."""
-    if cfg.split_k != 1 or cfg.swap_ab:
-        raise ValueError(f"{what}: an epilogue runs without split-K or swap_ab, got {cfg.name}")
-    _check_rows(what, x=x, w=w)
-    m, k = x.shape
-    if w.shape[1] != k:
-        raise ValueError(f"{what}: x [M, K] and w [N, K] disagree on K: x {tuple(x.shape)}, w {tuple(w.shape)}")
-    if not 1 <= m <= MAX_M:
-        raise ValueError(f"{what}: M={m} rows, expected 1..{MAX_M}")
+    """(M, K) of an epilogue GEMM's x, after the prologues' checks (ValueError naming ``what``)."""
+    m = _check_prologue(x, w, x.shape[-1], cfg, what)
     if x.device != w.device:
         raise ValueError(f"{what}: x on {x.device}, w on {w.device}")
-    return m, k
+    return m, x.shape[1]
 
 
 def norm_prep(x: torch.Tensor, g: torch.Tensor, hg: torch.Tensor, ss: torch.Tensor) -> None:

@@ -102,3 +102,50 @@ def patch_triton_interpreter_scalars(monkeypatch) -> None:
 
     monkeypatch.setattr(interp, "_patch_lang_tensor", patched)
 
+
+
+def fused_forward_logits(monkeypatch, flag: str, spy: str, lora: bool, device: str):
+    """The engine's decode logits of three sequences of a tiny model (two layers; LoRA on two of
+    them when ``lora``) with ``gpu.engine.model.<flag>`` off and on, and the keyword arguments of
+    every call to ``model.<spy>`` made while it was on: ``({False: logits, True: logits}, calls)``.
+    For the fused-kernel tests (test_fused_prologues.py, test_fused_epilogues.py); on the CPU the
+    fp16 tensors count as the skinny GEMM's inputs (Triton's interpreter)."""
+    import torch
+
+    from gpu.engine import model as em
+    from gpu.engine.executor import Executor
+    from gpu.engine.executor import StepSeq as Seq
+    from gpu.engine.kv_cache import PagedKVCache
+    from gpu.engine.lora import ATTN_MODULES, LoraSlots, random_adapter
+    from gpu.engine.weights import ModelConfig, random_weights
+
+    if device == "cpu":
+        monkeypatch.setattr(em, "_skinny_rows", lambda x: x.dim() == 2 and 1 <= x.shape[0] <= em.SKINNY_MAX_M
+                            and x.dtype == torch.float16)
+    cfg = ModelConfig(name="tiny", hidden_size=64, intermediate_size=96, num_layers=2, num_heads=4,
+                      num_kv_heads=2, vocab_size=97, max_position=256)
+    f16 = torch.float16
+    kv = PagedKVCache(cfg, num_blocks=64, block_size=4, dtype=f16, device=device)
+    slots = LoraSlots(cfg, max_loras=2, max_rank=8, target_modules=ATTN_MODULES, dtype=f16, device=device)
+    slots.copy_in(0, random_adapter(cfg, "a", 4, 8.0, ATTN_MODULES, seed=1, dtype=f16))
+    model = em.LlamaModel(cfg, random_weights(cfg, f16, device, seed=0), kv, slots)
+    ex = Executor(model, block_size=4, max_model_len=64, use_graphs=False, graph_sizes=(1, 2, 4), max_num_seqs=4)
+    g = torch.Generator().manual_seed(4)
+    tables = {0: [3, 9, 1, 20], 1: [4, 5, 30, 31], 2: [40, 2, 41, 42]}
+    lens = {0: 5, 1: 7, 2: 3}
+    slot = {0: 0 if lora else None, 1: None, 2: 0 if lora else None}
+    for rid, n in lens.items():
+        ex.add_request(rid, torch.randint(0, cfg.vocab_size, (n,), generator=g).tolist())
+    monkeypatch.setattr(em, flag, False)
+    ex.execute([Seq(r, slot[r], 0, lens[r], tables[r]) for r in lens])
+    seqs = [Seq(r, slot[r], lens[r], 1, tables[r]) for r in lens]
+    calls = []
+    real = getattr(em, spy)
+    monkeypatch.setattr(em, spy, lambda *a, **k: calls.append(k) or real(*a, **k))
+    logits = {}
+    for fuse in (False, True):
+        monkeypatch.setattr(em, flag, fuse)
+        _, logits[fuse] = ex.execute(seqs, return_logits=True)
+        for r in lens:  # the same inputs again: undo the sampled token
+            ex.tokens[r].pop()
+    return logits, calls

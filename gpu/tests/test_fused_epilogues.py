@@ -16,7 +16,7 @@ pytest.importorskip("triton")
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before any Triton import, as in conftest
 
-from conftest import patch_triton_interpreter_scalars  # noqa: E402
+from conftest import fused_forward_logits, patch_triton_interpreter_scalars  # noqa: E402
 
 from gpu.engine import model as em  # noqa: E402
 from gpu.kernels.skinny_gemm import (  # noqa: E402
@@ -124,7 +124,7 @@ def test_epilogue_inputs_that_do_not_fit():
     bad = [
         (lambda: scaled_gemm(x, w, SkinnyConfig(32, 32, 4, 2, 2), ss, EPS), "without split-K"),
         (lambda: scaled_gemm(x, w, SkinnyConfig(32, 32, 4, 2, 1, swap_ab=True), ss, EPS), "swap_ab"),
-        (lambda: scaled_gemm(x, w[:, :32], cfg, ss, EPS), "disagree on K"),
+        (lambda: scaled_gemm(x, w[:, :32], cfg, ss, EPS), "K=64"),
         (lambda: scaled_gemm(x, w, cfg, ss[:2], EPS), "at least 3"),
         (lambda: scaled_gemm(x, w, cfg, ss.double(), EPS), "float32"),
         (lambda: scaled_gemm(x, w[:7], cfg, ss, EPS, glu=True), r"\[2 N, K\]"),
@@ -140,51 +140,10 @@ def test_epilogue_inputs_that_do_not_fit():
             call()
 
 
-def _tiny_executor():
-    from gpu.engine.executor import Executor
-    from gpu.engine.kv_cache import PagedKVCache
-    from gpu.engine.lora import ATTN_MODULES, LoraSlots, random_adapter
-    from gpu.engine.weights import ModelConfig, random_weights
-
-    cfg = ModelConfig(name="tiny", hidden_size=64, intermediate_size=96, num_layers=2, num_heads=4,
-                      num_kv_heads=2, vocab_size=97, max_position=256)
-    f16 = torch.float16
-    w = random_weights(cfg, f16, DEVICE, seed=0)
-    kv = PagedKVCache(cfg, num_blocks=64, block_size=4, dtype=f16, device=DEVICE)
-    slots = LoraSlots(cfg, max_loras=2, max_rank=8, target_modules=ATTN_MODULES, dtype=f16, device=DEVICE)
-    slots.copy_in(0, random_adapter(cfg, "a", 4, 8.0, ATTN_MODULES, seed=1, dtype=f16))
-    model = em.LlamaModel(cfg, w, kv, slots)
-    return Executor(model, block_size=4, max_model_len=64, use_graphs=False, graph_sizes=(1, 2, 4),
-                    max_num_seqs=4), cfg
-
-
 @pytest.mark.parametrize("lora", [False, True])
 def test_forward_with_fused_epilogues_gives_the_unfused_logits(monkeypatch, lora):
-    from gpu.engine.executor import StepSeq as Seq
-
-    if DEVICE == "cpu":  # the fp16 CPU tensors count as the skinny GEMM's inputs (interpreter)
-        monkeypatch.setattr(em, "_skinny_rows", lambda x: x.dim() == 2 and 1 <= x.shape[0] <= em.SKINNY_MAX_M
-                            and x.dtype == torch.float16)
-    ex, cfg = _tiny_executor()
-    g = torch.Generator().manual_seed(4)
-    tables = {0: [3, 9, 1, 20], 1: [4, 5, 30, 31], 2: [40, 2, 41, 42]}
-    lens = {0: 5, 1: 7, 2: 3}
-    slot = {0: 0 if lora else None, 1: None, 2: 0 if lora else None}
-    for rid, n in lens.items():
-        ex.add_request(rid, torch.randint(0, cfg.vocab_size, (n,), generator=g).tolist())
-    monkeypatch.setattr(em, "FUSE_EPILOGUES", False)
-    ex.execute([Seq(r, slot[r], 0, lens[r], tables[r]) for r in lens])
-    seqs = [Seq(r, slot[r], lens[r], 1, tables[r]) for r in lens]
-    calls = []
-    real = em.residual_gemm
-    monkeypatch.setattr(em, "residual_gemm", lambda *a, **k: calls.append(1) or real(*a, **k))
-    logits = {}
-    for fuse in (False, True):
-        monkeypatch.setattr(em, "FUSE_EPILOGUES", fuse)
-        _, logits[fuse] = ex.execute(seqs, return_logits=True)
-        for r in lens:  # the same inputs again: undo the sampled token
-            ex.tokens[r].pop()
-    # o_proj and down_proj of every layer in the fused pass; none where LoRA is on
-    assert len(calls) == (0 if lora else 2 * cfg.num_layers)
+    logits, calls = fused_forward_logits(monkeypatch, "FUSE_EPILOGUES", "residual_gemm", lora, DEVICE)
+    # o_proj and down_proj of both layers in the fused pass; none where LoRA is on
+    assert len(calls) == (0 if lora else 2 * 2)
     ref = logits[False].double()
     assert _rel(logits[True], ref) <= 5e-3, _rel(logits[True], ref)

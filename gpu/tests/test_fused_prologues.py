@@ -16,7 +16,7 @@ pytest.importorskip("triton")
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before any Triton import, as in conftest
 
-from conftest import patch_triton_interpreter_scalars  # noqa: E402
+from conftest import fused_forward_logits, patch_triton_interpreter_scalars  # noqa: E402
 
 from gpu.engine import model as em  # noqa: E402
 from gpu.kernels.skinny_gemm import SkinnyConfig, norm_gemm, silu_gemm  # noqa: E402
@@ -96,50 +96,10 @@ def test_prologue_inputs_that_do_not_fit():
             call()
 
 
-def _tiny_executor():
-    from gpu.engine.executor import Executor
-    from gpu.engine.kv_cache import PagedKVCache
-    from gpu.engine.lora import ATTN_MODULES, LoraSlots, random_adapter
-    from gpu.engine.weights import ModelConfig, random_weights
-
-    cfg = ModelConfig(name="tiny", hidden_size=64, intermediate_size=96, num_layers=2, num_heads=4,
-                      num_kv_heads=2, vocab_size=97, max_position=256)
-    f16 = torch.float16
-    w = random_weights(cfg, f16, DEVICE, seed=0)
-    kv = PagedKVCache(cfg, num_blocks=64, block_size=4, dtype=f16, device=DEVICE)
-    slots = LoraSlots(cfg, max_loras=2, max_rank=8, target_modules=ATTN_MODULES, dtype=f16, device=DEVICE)
-    slots.copy_in(0, random_adapter(cfg, "a", 4, 8.0, ATTN_MODULES, seed=1, dtype=f16))
-    model = em.LlamaModel(cfg, w, kv, slots)
-    return Executor(model, block_size=4, max_model_len=64, use_graphs=False, graph_sizes=(1, 2, 4),
-                    max_num_seqs=4), cfg
-
-
 @pytest.mark.parametrize("lora", [False, True])
 def test_forward_with_fused_prologues_gives_the_unfused_logits(monkeypatch, lora):
-    from gpu.engine.executor import StepSeq as Seq
-
-    if DEVICE == "cpu":  # the fp16 CPU tensors count as the skinny GEMM's inputs (interpreter)
-        monkeypatch.setattr(em, "_skinny_rows", lambda x: x.dim() == 2 and 1 <= x.shape[0] <= em.SKINNY_MAX_M
-                            and x.dtype == torch.float16)
-    ex, cfg = _tiny_executor()
-    g = torch.Generator().manual_seed(4)
-    tables = {0: [3, 9, 1, 20], 1: [4, 5, 30, 31], 2: [40, 2, 41, 42]}
-    lens = {0: 5, 1: 7, 2: 3}
-    slot = {0: 0 if lora else None, 1: None, 2: 0 if lora else None}
-    for rid, n in lens.items():
-        ex.add_request(rid, torch.randint(0, cfg.vocab_size, (n,), generator=g).tolist())
-    monkeypatch.setattr(em, "FUSE_PROLOGUES", False)
-    ex.execute([Seq(r, slot[r], 0, lens[r], tables[r]) for r in lens])
-    seqs = [Seq(r, slot[r], lens[r], 1, tables[r]) for r in lens]
-    calls = []
-    real = em.norm_gemm
-    monkeypatch.setattr(em, "norm_gemm", lambda *a, **k: calls.append(k["want_h"]) or real(*a, **k))
-    logits = {}
-    for fuse in (False, True):
-        monkeypatch.setattr(em, "FUSE_PROLOGUES", fuse)
-        _, logits[fuse] = ex.execute(seqs, return_logits=True)
-        for r in lens:  # the same inputs again: undo the sampled token
-            ex.tokens[r].pop()
-    assert calls == [lora] * (2 * cfg.num_layers)  # the fused pass only; h only where LoRA reads it
+    logits, calls = fused_forward_logits(monkeypatch, "FUSE_PROLOGUES", "norm_gemm", lora, DEVICE)
+    # the fused pass only; h only where LoRA reads it
+    assert [k["want_h"] for k in calls] == [lora] * (2 * 2)
     ref = logits[False].double()
     assert _rel(logits[True], ref) <= 5e-3, _rel(logits[True], ref)
