@@ -10,9 +10,10 @@ each run was recorded at (its `run.json` `git_commit`), as docs/validation.md re
 only the runs whose name starts with it (the dLoRA runs: d0), `--exclude` drops those whose name
 starts with it (repeatable). Prints a Markdown table: per group
 the number of runs and the mean SMAPE of each metric (`--median`: the median over the runs).
-`--check GROUP=FILE` (repeatable) then exits 1 when a metric of that group is over its threshold
-in FILE (the `metric: percent` YAML of `loratwin validate --check`), or the group has no run. No
-GPU, no torch.
+`--bands` (on a CSV of `loratwin validate --intervals N`) adds, per group, how many (run, metric)
+pairs have the live value inside the replicas' p5-p95 band. `--check GROUP=FILE` (repeatable) then
+exits 1 when a metric of that group is over its threshold in FILE (the `metric: percent` YAML of
+`loratwin validate --check`), or the group has no run. No GPU, no torch.
 """
 
 from __future__ import annotations
@@ -53,6 +54,26 @@ def groups(rows: list[dict[str, str]], runs: Path | list[Path], merge: dict[str,
         c = commit_of(runs, name)
         for g in [c] + [m for m, commits in merge.items() if c in commits]:
             out.setdefault(g, {}).setdefault(name, {})[r["metric"]] = float(r["smape_percent"])
+    return out
+
+
+def band_counts(rows: list[dict[str, str]], runs: Path | list[Path], merge: dict[str, set[str]], prefix: str,
+                exclude: tuple[str, ...] = ()) -> dict[str, tuple[int, int]]:
+    """group -> (run, metric) pairs whose live value lies inside the p5-p95 band, pairs with a band
+    (the `band_p5` / `band_p95` columns of `loratwin validate --intervals N --output`), over the
+    same runs and groups as `groups`."""
+    out: dict[str, tuple[int, int]] = {}
+    for r in rows:
+        name = r["scenario"]
+        if not name.startswith(prefix) or any(name.startswith(x) for x in exclude):
+            continue
+        if not r.get("band_p5") or not r.get("band_p95"):
+            continue
+        live, lo, hi = float(r["live"]), float(r["band_p5"]), float(r["band_p95"])
+        c = commit_of(runs, name)
+        for g in [c] + [m for m, commits in merge.items() if c in commits]:
+            inside, total = out.get(g, (0, 0))
+            out[g] = (inside + (lo <= live <= hi), total + 1)
     return out
 
 
@@ -101,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--exclude", action="append", default=[], metavar="PREFIX")
     ap.add_argument("--median", action="store_true",
                     help="the median of the runs' SMAPE instead of the mean (how far a typical run is off)")
+    ap.add_argument("--bands", action="store_true",
+                    help="also count, per group, the (run, metric) pairs whose live value is inside the "
+                         "p5-p95 band (a CSV of loratwin validate --intervals N)")
     ap.add_argument("--check", action="append", default=[], metavar="GROUP=FILE",
                     help="exit 1 when that group's mean of a metric is over its threshold in FILE")
     args = ap.parse_args(argv)
@@ -130,6 +154,18 @@ def main(argv: list[str] | None = None) -> int:
     stat = statistics.median if args.median else statistics.mean
     g = groups(rows, runs, merge, args.prefix, tuple(args.exclude))
     print(table(g, stat))
+    if args.bands:
+        counts = band_counts(rows, runs, merge, args.prefix, tuple(args.exclude))
+        if not counts:
+            print(f"{args.csv}: no band_p5 / band_p95 values (loratwin validate --intervals N --output)",
+                  file=sys.stderr)
+            return 2
+        print()
+        print("| runs | (run, metric) pairs inside the p5-p95 band | % |")
+        print("| --- | ---: | ---: |")
+        for name in sorted(counts):
+            inside, total = counts[name]
+            print(f"| {name} | {inside} of {total} | {100 * inside / total:.0f} |")
     failures = [m for name, path in checks for m in check(g, name, path, stat)]
     for m in failures:
         print(m, file=sys.stderr)

@@ -94,3 +94,26 @@ def test_check_fails_a_group_over_a_threshold_and_names_the_file(tmp_path, capsy
     assert "field 'ttft_mean'" in capsys.readouterr().err
     assert vg.main([str(csv), *runs, "--check", f"aaa={tmp_path / 'none.yaml'}"]) == 1
     assert "none.yaml" in capsys.readouterr().err
+
+
+def test_bands_count_the_pairs_inside_per_group(tmp_path, capsys):
+    for name, commit in {"d01": "aaa", "d02": "aaa", "v01": "bbb"}.items():
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "run.json").write_text(json.dumps({"git_commit": commit}))
+    csv = tmp_path / "v.csv"
+    head = "scenario,saturated,cost_model,metric,live,predicted,smape_percent,band_p5,band_p50,band_p95"
+    csv.write_text("\n".join([
+        head,
+        "d01,false,measured,ttft_mean,1.0,1.0,0,0.9,1.0,1.1",  # inside
+        "d01,false,measured,tpot_mean,2.0,1.0,66,0.9,1.0,1.1",  # above
+        "d02,false,measured,ttft_mean,1.1,1.0,10,0.9,1.0,1.1",  # on the edge: inside
+        "d02,false,measured,tpot_mean,1.0,1.0,0,,,",  # no band: not counted
+        "v01,false,measured,ttft_mean,0.5,1.0,66,0.9,1.0,1.1",  # below
+    ]) + "\n")
+    assert vg.main([str(csv), "--runs", str(tmp_path / "runs"), "--merge", "all=aaa,bbb", "--bands"]) == 0
+    out = capsys.readouterr().out
+    assert "| aaa | 2 of 3 | 67 |" in out and "| bbb | 0 of 1 | 0 |" in out and "| all | 2 of 4 | 50 |" in out
+    # a CSV without bands: named, exit 2
+    plain = _write(tmp_path / "p", {"x": "ccc"})
+    assert vg.main([str(plain), "--runs", str(tmp_path / "p" / "runs"), "--bands"]) == 2
+    assert "no band_p5 / band_p95 values" in capsys.readouterr().err
