@@ -123,6 +123,15 @@ def variants(kind: str, cfgs: list, glu_cfgs: list, gemm_cfg) -> dict:
     return out
 
 
+def programs(kind: str, name: str, n: int, gemm_cfg) -> int:
+    """Programs of the variant's GEMM launch (one per N tile): how many waves it makes on the GPU's
+    SMs, where a partial last wave idles some of them. gate_up's fused kernel covers two W tiles a
+    program, so it launches half as many as the plain GEMM of the same configuration."""
+    cfg = gemm_cfg if not name.startswith("fused") else sg.SkinnyConfig.from_name(name.split()[1])
+    out_n = n // 2 if kind == "glu" and name.startswith("fused") else n
+    return -(-out_n // cfg.block_n)
+
+
 def check(kind: str, name: str, fn, inp: Inputs, w: torch.Tensor) -> float:
     """Relative L2 error of variant ``name`` (``fn``) on fresh inputs against float64: the GEMM alone
     against the plain product, the unfused residual GEMM with the add the next norm makes."""
@@ -200,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         ws = [torch.randn(n, k, device=dev, dtype=torch.float16) / math.sqrt(k) for _ in range(copies)]
         for m in batches:
             for name, fn in variants(kind, cfgs, glu_cfgs, gemm_cfg).items():
-                row = {"shape": shape, "n": n, "k": k, "m": m, "variant": name}
+                row = {"shape": shape, "n": n, "k": k, "m": m, "variant": name,
+                       "programs": programs(kind, name, n, gemm_cfg)}
                 try:
                     err = check(kind, name, fn, Inputs(kind, m, k, n, dev), ws[0])
                     row["rel_err"] = err

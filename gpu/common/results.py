@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 # the columns of a kernel bench's rows (gpu/bench_prologues.py, gpu/bench_epilogues.py)
-KERNEL_FIELDS = ["shape", "n", "k", "m", "variant", "status", "rel_err", "us", "pct_copy_bw", "note"]
+KERNEL_FIELDS = ["shape", "n", "k", "m", "variant", "status", "rel_err", "us", "pct_copy_bw", "programs", "note"]
 
 
 def write_rows(out: Path, stem: str, fields: list[str], rows: list[dict], payload: dict) -> None:

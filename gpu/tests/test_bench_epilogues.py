@@ -73,3 +73,12 @@ def test_layer_sums_take_the_best_fused_row_of_each_shape():
     assert line == ("m=1: layer unfused 40.0 us, fused (best of each) 32.0, GEMMs alone 28.0; "
                     "step 1.290 / 1.032 / 0.903 ms")
     assert be.layer_sums(rows[:-5], [1]) == ["m=1: some variant missing, no sums"]
+
+
+def test_programs_count_n_tiles_and_half_for_the_fused_gate_up():
+    cfg = sg.SkinnyConfig.from_name("tsk_n32_k128_w4_s6_sk1")
+    assert be.programs("glu", "unfused", 22016, cfg) == 688
+    assert be.programs("glu", "fused tsk_n32_k128_w4_s6_sk1", 22016, cfg) == 344
+    assert be.programs("glu", "fused tsk_n16_k128_w4_s6_sk1", 22016, cfg) == 688
+    assert be.programs("resid", "fused tsk_n64_k128_w4_s4_sk1", 4096, cfg) == 64
+    assert be.programs("norm", "gemm", 32000, cfg) == 1000
