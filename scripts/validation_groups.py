@@ -43,17 +43,23 @@ def commit_of(runs: Path | list[Path], scenario: str) -> str:
     return "?"
 
 
+def member_of(name: str, runs: Path | list[Path], merge: dict[str, set[str]], prefix: str,
+              exclude: tuple[str, ...] = ()) -> list[str]:
+    """The groups the run `name` counts in: its commit and every merge holding it; none when
+    `prefix` or `exclude` leaves it out."""
+    if not name.startswith(prefix) or any(name.startswith(x) for x in exclude):
+        return []
+    c = commit_of(runs, name)
+    return [c] + [m for m, commits in merge.items() if c in commits]
+
+
 def groups(rows: list[dict[str, str]], runs: Path | list[Path], merge: dict[str, set[str]], prefix: str,
            exclude: tuple[str, ...] = ()) -> dict[str, dict[str, dict[str, float]]]:
     """group -> scenario -> metric -> SMAPE percent."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for r in rows:
-        name = r["scenario"]
-        if not name.startswith(prefix) or any(name.startswith(x) for x in exclude):
-            continue
-        c = commit_of(runs, name)
-        for g in [c] + [m for m, commits in merge.items() if c in commits]:
-            out.setdefault(g, {}).setdefault(name, {})[r["metric"]] = float(r["smape_percent"])
+        for g in member_of(r["scenario"], runs, merge, prefix, exclude):
+            out.setdefault(g, {}).setdefault(r["scenario"], {})[r["metric"]] = float(r["smape_percent"])
     return out
 
 
@@ -64,14 +70,10 @@ def band_counts(rows: list[dict[str, str]], runs: Path | list[Path], merge: dict
     same runs and groups as `groups`."""
     out: dict[str, tuple[int, int]] = {}
     for r in rows:
-        name = r["scenario"]
-        if not name.startswith(prefix) or any(name.startswith(x) for x in exclude):
-            continue
         if not r.get("band_p5") or not r.get("band_p95"):
             continue
         live, lo, hi = float(r["live"]), float(r["band_p5"]), float(r["band_p95"])
-        c = commit_of(runs, name)
-        for g in [c] + [m for m, commits in merge.items() if c in commits]:
+        for g in member_of(r["scenario"], runs, merge, prefix, exclude):
             inside, total = out.get(g, (0, 0))
             out[g] = (inside + (lo <= live <= hi), total + 1)
     return out
