@@ -15,10 +15,17 @@
 # CLOSED_LOOP_TAG (say "-end") is appended to the closed loop's folder and log: a second closed loop
 # in the same lease (minutes after its runs), which scripts/install_lease.py keeps under gpu/results/
 # rather than in the profile, and scripts/lease_report.py sets against the profile's own.
+# CLOSED_LOOP=new-start runs the closed loop only if this call is the first of the machine's start (no
+# $MACHINE_START_FILE yet, default /tmp/loratwin-machine-start): calls issued back to back may meet a
+# fresh start, whose runs then get a closed loop of their own start. The start's id (its first call's
+# UTC time) heads every run's replay.log and each closed loop's log, so a lease's runs can be grouped by start.
+# RUNS_DEADLINE_S (seconds since this script began) skips, with a line, every run that could not
+# finish by then (RUN_SECONDS a run, default 100): the next call records them, and the call returns in time.
 # Needs GIT_COMMIT in the environment (the tree on that machine has no .git). Results go to
 # $OUT/results.tar.gz (profile/ and runs/<run>/), packed again after every step.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+began=$SECONDS
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT/work"
 export PYTHONUNBUFFERED=1
@@ -36,17 +43,25 @@ for run in "$@"; do
     exit 2
   fi
 done
+marker=${MACHINE_START_FILE:-/tmp/loratwin-machine-start}
+new_start=
+if [ ! -s "$marker" ]; then new_start=1; date -u +%Y-%m-%dT%H:%M:%SZ > "$marker"; fi
+start_id=$(cat "$marker")
+echo "== machine start $start_id (${new_start:+new: this call is its first}${new_start:-seen by an earlier call})"
 if [ -n "$profile" ]; then
   echo "== profile $(date -u +%T)"
   timeout "${PROFILE_TIMEOUT:-540}" python3 gpu/profile_steps.py --out "$OUT/work/profile" ${PROFILE_ARGS:-} 2>&1 | tee "$OUT/work/profile.log" | tail -12
   tar -C "$OUT/work" -czf "$OUT/results.tar.gz" .
 fi
-if [ -n "${CLOSED_LOOP:-}" ]; then  # live-like steps as calibration (gpu/closed_loop.py), with and without LoRA
+if [ "${CLOSED_LOOP:-}" = new-start ] && [ -z "$new_start" ]; then
+  echo "== closed loop skipped: the machine's start $start_id had one (CLOSED_LOOP=new-start)"
+elif [ -n "${CLOSED_LOOP:-}" ]; then  # live-like steps as calibration (gpu/closed_loop.py), with and without LoRA
   for lora in ${CLOSED_LOOP_VARIANTS:-sgmv none}; do
     echo "== closed loop ($lora) $(date -u +%T)"
     name=closed-loop-$lora${CLOSED_LOOP_TAG:-}
+    echo "machine start: $start_id" > "$OUT/work/$name.log"
     timeout "${CLOSED_LOOP_TIMEOUT:-240}" python3 gpu/closed_loop.py --out "$OUT/work/$name" --lora "$lora" \
-      ${CLOSED_LOOP_ARGS:-} > "$OUT/work/$name.log" 2>&1
+      ${CLOSED_LOOP_ARGS:-} >> "$OUT/work/$name.log" 2>&1
     echo "rc=$? $(grep -c 'concurrency [0-9]*:' "$OUT/work/$name.log") concurrencies"
     tar -C "$OUT/work" -czf "$OUT/results.tar.gz" .
   done
@@ -56,11 +71,16 @@ for run in "$@"; do
   kernel=$(sed -n 's/.*kernel: \([a-z]*\)}.*/\1/p' "$dir/scenario.yaml")
   name=$run
   if [ -n "${KERNEL:-}" ]; then kernel=$KERNEL; name=$run-$KERNEL; fi
+  if [ -n "${RUNS_DEADLINE_S:-}" ] && [ $((SECONDS - began + ${RUN_SECONDS:-100})) -gt "$RUNS_DEADLINE_S" ]; then
+    echo "== skipped $run ($kernel): $((SECONDS - began)) s gone, RUNS_DEADLINE_S=$RUNS_DEADLINE_S"
+    continue
+  fi
   echo "== $run ($kernel) $(date -u +%T)"
   mkdir -p "$OUT/work/runs/$name"
+  echo "machine start: $start_id" > "$OUT/work/runs/$name/replay.log"
   timeout 150 python3 gpu/replay.py "$dir/scenario.yaml" --out "$OUT/work/runs/$name" --lora-kind "$kernel" \
     --dop-table "${DOP_TABLE:-gpu/dop/tuned_h200.json}" \
-    --max-seconds 110 ${REPLAY_ARGS:-} > "$OUT/work/runs/$name/replay.log" 2>&1
+    --max-seconds 110 ${REPLAY_ARGS:-} >> "$OUT/work/runs/$name/replay.log" 2>&1
   echo "rc=$? $(grep -E '"finished"|"wall_s"|"preemptions"' "$OUT/work/runs/$name/replay.log" | tr -d ' \n')"
   tar -C "$OUT/work" -czf "$OUT/results.tar.gz" .  # after each run: a timeout still returns what finished
 done

@@ -3,7 +3,7 @@
 the repository, the way docs/validation.md describes each lease:
 
     python3 scripts/install_lease.py WORK --commit SHA --lease SHA-N [--base-profile DIR]
-                                     [--gpu h200] [--note TEXT] [--dry-run]
+                                     [--profile DIR] [--gpu h200] [--note TEXT] [--dry-run]
 
 WORK is the unpacked `$OUT/work` of the lease's calls (several calls' folders may be merged into
 one): `profile/` and `profile.log` (gpu/profile_steps.py), `closed-loop-<variant>/` and
@@ -21,7 +21,8 @@ one): `profile/` and `profile.log` (gpu/profile_steps.py), `closed-loop-<variant
 - each run: a repeat of `traces/live/<run>` as `traces/repeats/<run>-repeat[N]` (the next free N):
   the trace files of the first recording, the run's requests.csv, iterations.csv and run.json, its
   scenario with the name, two comment lines and the profile of this lease (or, without a profile
-  in WORK, the scenario's own); its replay.log as `gpu/results/runs-<gpu>-SHA/<name>.log`; a row
+  in WORK, ``--profile``: an earlier lease's profile of the same engine; else the scenario's own);
+  its replay.log as `gpu/results/runs-<gpu>-SHA/<name>.log`; a row
   in `traces/repeats/leases.csv` (the first with ``--note``).
 
 Everything is checked before anything is written (the run's trace is the first recording's, by
@@ -56,6 +57,7 @@ class Refused(Exception):
 @dataclass
 class Plan:
     profile: Path | None = None  # the new profile directory
+    run_profile: Path | None = None  # without one: --profile, the profile the runs are priced with
     base: Path | None = None
     closed_loops: list[tuple[Path, Path]] = field(default_factory=list)  # (source folder, destination)
     tagged_loops: list[tuple[Path, Path]] = field(default_factory=list)  # the same, kept under gpu/results/
@@ -90,8 +92,15 @@ def trace_sha(run_json: Path) -> str | None:
     return r.get("trace_sha256") or (r.get("trace") or {}).get("sha256")
 
 
-def plan(root: Path, work: Path, commit: str, gpu: str, base: Path | None) -> Plan:
+def plan(root: Path, work: Path, commit: str, gpu: str, base: Path | None, run_profile: Path | None = None) -> Plan:
     p = Plan()
+    if run_profile is not None:
+        if (work / "profile").is_dir():
+            raise Refused(f"{work / 'profile'}: the lease has a profile of its own; "
+                          "--profile is for a lease without one")
+        if not (run_profile / "meta.json").exists() or not run_profile.resolve().is_relative_to(root / "profiles"):
+            raise Refused(f"{run_profile}: not a profile under {root / 'profiles'} (no meta.json there)")
+        p.run_profile = run_profile.resolve()  # a link (the default profile) moves; its target does not
     if (work / "profile").is_dir():
         if not (work / "profile/meta.json").exists():
             raise Refused(f"{work / 'profile'}: no meta.json (an unfinished profile?)")
@@ -138,10 +147,12 @@ def plan(root: Path, work: Path, commit: str, gpu: str, base: Path | None) -> Pl
     return p
 
 
-def scenario_text(src: Path, run: str, name: str, commit: str, profile: Path | None) -> str:
+def scenario_text(src: Path, run: str, name: str, commit: str, profile: Path | None, lent: bool = False) -> str:
+    """`lent`: `profile` is an earlier lease's (`--profile`), not one measured in this lease."""
     body = [ln for ln in (src / "scenario.yaml").read_text().splitlines() if not ln.startswith("#")]
-    how = (f"in the lease of the profile {profile.name}, after it" if profile is not None
-           else "in a lease without a profile of its own (priced with the scenario's)")
+    how = ("in a lease without a profile of its own (priced with the scenario's)" if profile is None
+           else f"in a lease without a profile of its own, priced with {profile.name}" if lent
+           else f"in the lease of the profile {profile.name}, after it")
     head = [f"# Repeat recording of traces/live/{run} (bash gpu/record_runs.sh {run}): the same scenario and trace,",
             f"# recorded again at {commit} {how} (docs/validation.md, \"Repeat runs\")."]
     out = []
@@ -205,7 +216,8 @@ def install(root: Path, work: Path, p: Plan, commit: str, lease: str, gpu: str, 
                     shutil.copyfile(src / f, dst / f)
             for f in RUN_FILES:
                 shutil.copyfile(d / f, dst / f)
-            (dst / "scenario.yaml").write_text(scenario_text(src, run, name, commit, p.profile))
+            (dst / "scenario.yaml").write_text(scenario_text(src, run, name, commit, p.profile or p.run_profile,
+                                                             lent=p.profile is None and p.run_profile is not None))
             if (d / "replay.log").exists():
                 shutil.copyfile(d / "replay.log", logs / f"{name}.log")
             done.append(f"{dst.relative_to(root)}")
@@ -220,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--commit", required=True, help="the commit the lease ran (its GIT_COMMIT)")
     ap.add_argument("--lease", required=True, help="the lease's name in traces/repeats/leases.csv, e.g. SHA-1")
     ap.add_argument("--base-profile", type=Path)
+    ap.add_argument("--profile", type=Path, help="a lease without a profile of its own: the profile (of an earlier "
+                                                 "lease of the same engine) its runs are priced with")
     ap.add_argument("--gpu", default="h200")
     ap.add_argument("--note", default="")
     ap.add_argument("--dry-run", action="store_true")
@@ -229,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--commit {args.commit!r}: expected a commit id")
     root = args.root.resolve()
     try:
-        p = plan(root, args.work, args.commit, args.gpu, args.base_profile)
+        p = plan(root, args.work, args.commit, args.gpu, args.base_profile,
+                 args.profile and (args.profile if args.profile.is_absolute() else root / args.profile))
         if args.dry_run:
             if p.profile is not None:
                 print(f"profile {p.profile.relative_to(root)} from {p.base.name}")

@@ -190,14 +190,16 @@ def scenario_set(name: str, dtype: str = "fp16") -> list[Scenario]:
     q/o shape 4096 -> 4096, ranks 16 and 64, decode 1/4/16/64 and a 512-token prefill chunk);
     ``full`` adds the 2048-token chunk, ranks 8 and 32, and the 13B shape (5120 -> 5120).
     ``qkv`` is ``default``'s scenarios for q, k and v as one sliced operator (module ``qkv``: the
-    engine's ``dop`` kind applies them so). A comma-separated list of scenario keys is also accepted."""
+    engine's ``dop`` kind applies them so). ``13b`` is ``default`` on the Llama-2-13B shape (about one
+    call). A comma-separated list of scenario keys is also accepted."""
     def block(model: str, rank: int, phases: tuple[tuple[str, int], ...]) -> list[Scenario]:
         return [Scenario(model, "qkvo", rank, w, ph, t, dtype) for ph, t in phases for w in WORKLOADS]
 
     decode = tuple(("decode", t) for t in DECODE_BUCKETS)
-    if name == "default":
-        return (block("llama2-7b", 16, decode) + block("llama2-7b", 64, decode)
-                + block("llama2-7b", 16, (("prefill", 512),)) + block("llama2-7b", 64, (("prefill", 512),)))
+    if name in ("default", "13b"):
+        model = "llama2-7b" if name == "default" else "llama2-13b"
+        return (block(model, 16, decode) + block(model, 64, decode)
+                + block(model, 16, (("prefill", 512),)) + block(model, 64, (("prefill", 512),)))
     if name == "full":
         extra = (block("llama2-7b", 16, (("prefill", 2048),)) + block("llama2-7b", 64, (("prefill", 2048),))
                  + block("llama2-7b", 8, decode) + block("llama2-7b", 32, decode)

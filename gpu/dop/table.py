@@ -101,12 +101,13 @@ def render_markdown(table: dict | None, state: dict | None) -> str:
     lines.append(f"Timing: {table.get('timing')}.")
     lines.append("")
     n_incomplete = sum(1 for r in ents.values() if not r["complete"])
-    by_module: dict[str, list[dict]] = {}
+    by_module: dict[tuple[str, str], list[dict]] = {}  # (module, model): a 13B shape is its own group
     for r in ents.values():
-        by_module.setdefault(r["scenario"]["module"], []).append(r)
-    for module, rs in by_module.items():
+        by_module.setdefault((r["scenario"]["module"], r["scenario"]["model"]), []).append(r)
+    models = {model for _module, model in by_module}
+    for (module, model), rs in by_module.items():
         what = ("q, k and v as one sliced operator, against three SGMV calls" if module == "qkv"
-                else "one projection at a time")
+                else "one projection at a time") + (f", {model}" if len(models) > 1 else "")
         decode = [r for r in rs if r["scenario"]["phase"] == "decode" and r["scenario"]["tokens"] <= 64]
         g_dec = geomean([r.get("speedup_vs_sgmv") for r in decode])
         g_all = geomean([r.get("speedup_vs_sgmv") for r in rs])

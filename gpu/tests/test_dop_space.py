@@ -154,6 +154,9 @@ def test_sliced_scenarios_q_k_and_v_as_one_operator() -> None:
     assert qkv.layout_key() != one.layout_key() and "x3slices" in qkv.layout_key()
     assert qkv.apply_bytes() == 3 * one.apply_bytes() and qkv.apply_flops() == 3 * one.apply_flops()
     assert Scenario.from_key(qkv.key()) == qkv
+    big = scenario_set("13b")
+    assert [replace(s, model="llama2-7b") for s in big] == scenario_set("default")
+    assert set(big) <= set(scenario_set("full")) | {s for s in big if s.phase == "prefill"}
     keys = [s.key() for s in scenario_set("qkv")]
     assert len(keys) == len(scenario_set("default")) and all("/qkv/" in k for k in keys)
     c = sgmv_like(one)

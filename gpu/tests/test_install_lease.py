@@ -126,3 +126,29 @@ def test_a_tagged_closed_loop_alone_is_installed_and_never_twice(tmp_path):
     assert il.main([str(work), "--commit", "abcdef1", "--lease", "abcdef1-1", "--root", str(root)]) == 0
     assert (root / "gpu/results/closed-loop-h200-abcdef1/sgmv-end/steps.csv").exists()
     assert il.main([str(work), "--commit", "abcdef1", "--lease", "abcdef1-1", "--root", str(root)]) == 2
+
+
+def test_runs_of_a_lease_without_a_profile_are_priced_with_the_one_given(tmp_path, capsys):
+    root = _repo(tmp_path)
+    work = _work(tmp_path, closed_loop=False)
+    shutil.rmtree(work / "profile")
+    start = work / "closed-loop-sgmv-start1"  # the start's own loop, kept under gpu/results/
+    start.mkdir()
+    (start / "steps.csv").write_text("iteration\n")
+    (start / "catalogue.csv").write_text("adapter\n")
+    (root / "profiles/h200-llama2-7b").symlink_to(PROFILE)  # the default link: its target is written
+    before = sorted(str(p) for p in root.rglob("*"))
+    assert il.main([str(work), "--commit", "abcdef1", "--lease", "abcdef1-1", "--profile", "profiles/nothing",
+                    "--root", str(root)]) == 2
+    assert "not a profile under" in capsys.readouterr().err
+    assert sorted(str(p) for p in root.rglob("*")) == before
+    assert il.main([str(work), "--commit", "abcdef1", "--lease", "abcdef1-1", "--profile", "profiles/h200-llama2-7b",
+                    "--root", str(root)]) == 0
+    scen = (root / "traces/repeats" / f"{RUN}-repeat2/scenario.yaml").read_text()
+    assert f"profiles/{PROFILE}," in scen and f"priced with {PROFILE}" in scen
+    assert (root / "gpu/results/closed-loop-h200-abcdef1/sgmv-start1/steps.csv").exists()
+    assert not (root / "profiles/h200-llama2-7b-abcdef1").exists()
+    # a lease with a profile of its own refuses --profile
+    assert il.main([str(_work(tmp_path / "w2")), "--commit", "abcdef2", "--lease", "abcdef2-1",
+                    "--profile", f"profiles/{PROFILE}", "--root", str(root)]) == 2
+    assert "has a profile of its own" in capsys.readouterr().err

@@ -23,7 +23,8 @@ def _run(tmp_path: Path, gpu_name: str, *args: str, force: bool = False,
     py = bin_dir / "python3"  # any python call means the guard let the run through
     py.write_text("#!/bin/sh\necho PYTHON-CALLED \"$@\"\nexit 0\n")
     py.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(tmp_path / "out")}
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(tmp_path / "out"),
+           "MACHINE_START_FILE": str(tmp_path / "machine-start")}  # not this machine's /tmp
     if force:
         env["FORCE_GPU"] = "1"
     env.update(extra_env or {})
@@ -62,3 +63,35 @@ def test_closed_loop_variants_tag_and_arguments_reach_closed_loop_py(tmp_path, t
     assert logs == [f"closed-loop-sgmv{tag}.log"]  # one variant, as asked
     log = (tmp_path / f"out/work/closed-loop-sgmv{tag}.log").read_text()
     assert "PYTHON-CALLED gpu/closed_loop.py" in log and f"closed-loop-sgmv{tag} --lora sgmv {args}" in log
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_new_start_loop_runs_on_a_machines_first_call_only_and_the_start_heads_every_log(tmp_path):
+    marker = tmp_path / "machine-start"
+    env = {"CLOSED_LOOP": "new-start", "CLOSED_LOOP_VARIANTS": "sgmv", "CLOSED_LOOP_TAG": "-start1",
+           "MACHINE_START_FILE": str(marker)}
+    run = "h200-v05-bursty-uniform-rank32"
+    r = _run(tmp_path, "NVIDIA H200", run, extra_env=env)
+    assert r.returncode == 0, r.stderr
+    start = marker.read_text().strip()
+    assert f"== machine start {start} (new" in r.stdout
+    loop_log = (tmp_path / "out/work/closed-loop-sgmv-start1.log").read_text()
+    assert loop_log.startswith(f"machine start: {start}\n") and "PYTHON-CALLED gpu/closed_loop.py" in loop_log
+    run_log = (tmp_path / "out/work/runs" / run / "replay.log").read_text()
+    assert run_log.startswith(f"machine start: {start}\n") and "PYTHON-CALLED gpu/replay.py" in run_log
+    shutil.rmtree(tmp_path / "out")  # the next call of the same start: no loop, the same id
+    r = _run(tmp_path, "NVIDIA H200", run, extra_env={**env, "CLOSED_LOOP_TAG": "-start2"})
+    assert r.returncode == 0, r.stderr
+    assert "closed loop skipped" in r.stdout and not list((tmp_path / "out/work").glob("closed-loop-*"))
+    assert (tmp_path / "out/work/runs" / run / "replay.log").read_text().startswith(f"machine start: {start}\n")
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_runs_that_cannot_finish_by_the_deadline_are_skipped_with_a_line(tmp_path):
+    runs = ("h200-v05-bursty-uniform-rank32", "h200-v06-azure-conv-zipf")
+    env = {"MACHINE_START_FILE": str(tmp_path / "m"), "RUNS_DEADLINE_S": "150", "RUN_SECONDS": "100"}
+    r = _run(tmp_path, "NVIDIA H200", *runs, extra_env=env)  # the fake replay takes no time: both fit
+    assert r.returncode == 0 and "skipped" not in r.stdout
+    r = _run(tmp_path, "NVIDIA H200", *runs, extra_env={**env, "RUNS_DEADLINE_S": "90"})
+    assert r.returncode == 0
+    assert all(f"== skipped {run} (sgmv): " in r.stdout for run in runs)
