@@ -47,7 +47,8 @@ marker=${MACHINE_START_FILE:-/tmp/loratwin-machine-start}
 new_start=
 if [ ! -s "$marker" ]; then new_start=1; date -u +%Y-%m-%dT%H:%M:%SZ > "$marker"; fi
 start_id=$(cat "$marker")
-echo "== machine start $start_id (${new_start:+new: this call is its first}${new_start:-seen by an earlier call})"
+if [ -n "$new_start" ]; then how="new: this call is its first"; else how="seen by an earlier call"; fi
+echo "== machine start $start_id ($how)"
 if [ -n "$profile" ]; then
   echo "== profile $(date -u +%T)"
   timeout "${PROFILE_TIMEOUT:-540}" python3 gpu/profile_steps.py --out "$OUT/work/profile" ${PROFILE_ARGS:-} 2>&1 | tee "$OUT/work/profile.log" | tail -12
