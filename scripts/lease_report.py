@@ -522,7 +522,63 @@ def main(argv: list[str] | None = None) -> int:
                   f"`{loop.name}` (not rules: a comparison, after them):")
             print()
             print_means("correction", others)
+    print_by_start(args.twin, args.lease, profile, runs)
     return 0
+
+
+def machine_start(log: Path) -> str | None:
+    """The machine start a run or closed loop was recorded in: the `machine start: ID` line that
+    gpu/record_runs.sh writes at the head of its log (logs before 9da212b have none)."""
+    try:
+        with log.open() as f:
+            first = f.readline().strip()
+    except OSError:
+        return None
+    return first.removeprefix("machine start: ") if first.startswith("machine start: ") else None
+
+
+def runs_by_start(root: Path, lease: str, gpu: str, runs: list[Path]) -> dict[str, list[Path]]:
+    """The lease's runs grouped by machine start, from their logs in `gpu/results/runs-<gpu>-<commit>/`
+    (runs without the line left out)."""
+    commit = lease.rsplit("-", 1)[0]
+    by: dict[str, list[Path]] = {}
+    for r in runs:
+        start = machine_start(root / f"gpu/results/runs-{gpu}-{commit}" / f"{r.name}.log")
+        if start is not None:
+            by.setdefault(start, []).append(r)
+    return by
+
+
+def print_by_start(twin: Path, lease: str, profile: Path, runs: list[Path]) -> None:
+    """Each machine start's runs of one kernel priced with the closed loop of that start (a tagged
+    loop whose log names the same start), against the profile's own correction: the set-down plan
+    of docs/validation.md for a start other than the profile's."""
+    gpu = profile.name.split("-llama")[0]
+    starts = runs_by_start(ROOT, lease, gpu, runs)
+    loops = {}
+    for t in tagged_loops(ROOT, lease, profile):
+        start = machine_start(t.parent / f"closed-loop-{t.name}.log")
+        if start is not None:
+            loops.setdefault(start, []).append(t)
+    rows: list[tuple[str, dict[str, float]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for start, rs in sorted(starts.items()):
+            for loop in loops.get(start, []):
+                variant = loop.name.split("-")[0]
+                own = [r for r in rs if run_kernel(r) == variant]
+                if not own:
+                    continue
+                folder = loop_folder(profile, variant, [loop], Path(tmp) / f"{loop.name}-{len(rows)}")
+                label = f"start {start}, {len(own)} `{variant}` runs"
+                rows.append((f"{label}: the profile's loop", validate_means(twin, own, closed_loop=True)))
+                rows.append((f"{label}: `{loop.name}` (its own start's)",
+                             validate_means(twin, own, closed_loop=True, closed_loop_from=folder)))
+    if rows:
+        print()
+        print("Each machine start's runs priced with the closed loop of their own start (not a rule: the "
+              "set-down plan for a start other than the profile's):")
+        print()
+        print_means("runs: correction", rows)
 
 
 def run_kernel(run: Path) -> str:
