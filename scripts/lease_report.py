@@ -35,6 +35,10 @@ one its first run's scenario names). Printed, as Markdown:
    lease 5ba5c79-1 the pooled reading is the rule (one lease's four to ten runs flipped it with
    differences under a point of TTFT; docs/validation.md, "Lease 5ba5c79-1").
 
+5. each machine start's runs (grouped by the `machine start:` line gpu/record_runs.sh writes at the
+   head of their logs, since 9da212b) priced with the profile's loop and with the tagged loop of
+   their own start, where the lease measured one (`CLOSED_LOOP=new-start`).
+
 Both rules are those of docs/validation.md ("Set down for the next lease"); this script only
 applies them. No GPU, no torch; needs the twin's release binary.
 """

@@ -179,3 +179,16 @@ def test_loop_folder_pools_loops_with_their_seeds_apart(tmp_path):
     (loops[1] / "catalogue.csv").write_text("adapter,rank,alpha,target_modules\na0,64,128.0,q_proj\n")
     with pytest.raises(SystemExit, match="another catalogue"):
         lr.loop_folder(profile, "sgmv", loops, tmp_path / "again")
+
+
+def test_runs_are_grouped_by_the_machine_start_their_logs_name(tmp_path):
+    logs = tmp_path / "gpu/results/runs-h200-abcdef1"
+    logs.mkdir(parents=True)
+    (logs / "a-repeat.log").write_text("machine start: 2026-12-03T05:30:08Z\n{}\n")
+    (logs / "b-repeat.log").write_text("machine start: 2026-12-03T07:04:28Z\n{}\n")
+    (logs / "c-repeat.log").write_text("machine start: 2026-12-03T05:30:08Z\n")
+    (logs / "old-repeat.log").write_text("{}\n")  # before the line existed: left out
+    runs = [tmp_path / n for n in ("a-repeat", "b-repeat", "c-repeat", "old-repeat", "no-log-repeat")]
+    by = lr.runs_by_start(tmp_path, "abcdef1-1", "h200", runs)
+    assert by == {"2026-12-03T05:30:08Z": [runs[0], runs[2]], "2026-12-03T07:04:28Z": [runs[1]]}
+    assert lr.machine_start(logs / "old-repeat.log") is None and lr.machine_start(tmp_path / "none.log") is None
