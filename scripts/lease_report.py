@@ -272,7 +272,8 @@ def rule3(with_excess: float, without: float) -> str:
 def rule4(with_eager: float, without: float) -> str:
     """Rule 4 (set down after lease d6fff0f-1, for the leases after it): the closed loop's
     correction of steps with prefill tokens 'on' by default when it lowers the mean TTFT-mean SMAPE
-    of a lease's runs, else 'off' (on since lease 3a804f7-1)."""
+    of a lease's runs, else 'off' (on from lease 3a804f7-1, off since lease 9da212b-1's pooled
+    reading)."""
     return "on" if with_eager < without else "off"
 
 
@@ -474,37 +475,41 @@ def main(argv: list[str] | None = None) -> int:
               f"(TTFT mean {with_['ttft_mean']:.1f} % with it, {no_step['ttft_mean']:.1f} % without)")
     if loops:
         decode_only = validate_means(args.twin, runs, closed_loop=True, eager=False)
+        eager_on = validate_means(args.twin, runs, closed_loop=True, eager=True)
         print()
-        print("The closed loop's correction of steps with prefill tokens as well (the default) or of decode-only "
+        print("The closed loop's correction of steps with prefill tokens as well or of decode-only (the default) "
               "steps alone (`--no-closed-loop-eager`):")
         print()
-        print_means("pricing", [("and the steps with prefill tokens (the default)", with_),
-                                ("decode-only steps corrected", decode_only)])
+        print_means("pricing", [("and the steps with prefill tokens (`--closed-loop-eager`)", eager_on),
+                                ("decode-only steps corrected (the default)", decode_only)])
         print()
-        print(f"Rule 4: the eager correction **{rule4(with_['ttft_mean'], decode_only['ttft_mean'])}** by default "
-              f"(TTFT mean {with_['ttft_mean']:.1f} % with it, {decode_only['ttft_mean']:.1f} % without)")
+        print(f"Rule 4: the eager correction **{rule4(eager_on['ttft_mean'], decode_only['ttft_mean'])}** by default "
+              f"(TTFT mean {eager_on['ttft_mean']:.1f} % with it, {decode_only['ttft_mean']:.1f} % without)")
     if args.pool:
         pool = pooled_runs(ROOT / "traces/repeats/leases.csv", [x for x in args.pool.split(",") if x])
         p_with = validate_means(args.twin, pool, closed_loop=True)
         p_without = validate_means(args.twin, pool, closed_loop=False)
         p_no_step = validate_means(args.twin, pool, closed_loop=True, load_step=False)
         p_decode = validate_means(args.twin, pool, closed_loop=True, eager=False)
+        p_eager = validate_means(args.twin, pool, closed_loop=True, eager=True)
         print()
         print(f"Rules 2, 3 and 4 on the {len(pool)} repeats of the pooled leases ({args.pool}), the rule since "
               "lease 5ba5c79-1 (3 and 4) and 67078bf-1 (2):")
         print()
         print_means("pricing", [("the defaults", p_with), ("without the correction", p_without),
-                                ("without the excess", p_no_step), ("decode-only steps corrected", p_decode)])
+                                ("without the excess", p_no_step), ("decode-only steps corrected", p_decode),
+                                ("with the eager correction", p_eager)])
         print()
         w = p_with["ttft_mean"]
         r2 = pooled_reading(rule2, w, p_without["ttft_mean"], "keep")
         r3 = pooled_reading(rule3, w, p_no_step["ttft_mean"], "on")
-        r4 = pooled_reading(rule4, w, p_decode["ttft_mean"], "on")
+        r4 = pooled_reading(rule4, p_eager["ttft_mean"], p_decode["ttft_mean"], "off")
         print(f"Rule 2 (pooled): **{r2}** the correction by default "
               f"(TTFT mean {w:.2f} % with it, {p_without['ttft_mean']:.2f} % without)")
         print(f"Rule 3 (pooled): the excess **{r3}**; Rule 4 (pooled): the eager correction **{r4}** "
-              f"(TTFT mean {w:.2f} % with both, {p_no_step['ttft_mean']:.2f} % without the "
-              f"excess, {p_decode['ttft_mean']:.2f} % without the eager correction; a difference under "
+              f"(TTFT mean {w:.2f} % with the defaults, {p_no_step['ttft_mean']:.2f} % without the "
+              f"excess, {p_eager['ttft_mean']:.2f} % with the eager correction and {p_decode['ttft_mean']:.2f} % "
+              f"without it; a difference under "
               f"{TIE_MARGIN} points is a tie and keeps the default)")
     with tempfile.TemporaryDirectory() as tmp:
         for loop in loops:

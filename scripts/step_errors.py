@@ -71,7 +71,7 @@ def price(run: Path, twin: Path, work: Path, profile: Path | None = None,
     extra = (["--profile", str(profile)] if profile is not None else []) + ([] if closed_loop else ["--no-closed-loop"])
     if closed_loop and closed_loop_from is not None:
         extra += ["--closed-loop-from", str(closed_loop_from)]
-    if closed_loop and eager is not None:  # None: the twin's default (on, since lease 3a804f7-1)
+    if closed_loop and eager is not None:  # None: the twin's default (off, since lease 9da212b-1)
         extra.append("--closed-loop-eager" if eager else "--no-closed-loop-eager")
     r = subprocess.run([str(twin), "profile", "price", str(run / "scenario.yaml"), str(steps), "-o", str(priced)]
                        + extra, capture_output=True, text=True)
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="correct decode steps with this profile's closed loop instead of each run's own")
     ap.add_argument("--closed-loop-eager", action=argparse.BooleanOptionalAction, default=None,
                     help="correct the steps with prefill tokens by the closed loop as well, or not "
-                         "(default: the twin's, on; --closed-loop-eager / --no-closed-loop-eager)")
+                         "(default: the twin's, off; --closed-loop-eager / --no-closed-loop-eager)")
     ap.add_argument("--no-closed-loop", action="store_true",
                     help="price without the profile's closed-loop correction of decode steps (docs/profile-format.md)")
     args = ap.parse_args(argv)

@@ -32,12 +32,12 @@ public struct MeasuredCostModel: StepCostModel {
     /// `closedLoopFrom` takes the closed loop of that profile directory instead of this profile's
     /// own (its steps priced with this profile; an error if it has none for `kernel` or `none`).
     /// `loadStep` (the default) adds a load's excess to the step that orders it (the profile's
-    /// `host_step` / `disk_step` rows); `eagerCorrection` (the default) corrects the steps with
-    /// prefill tokens by the closed loop as well, `false` only the decode-only steps. Both defaults
-    /// are lease 3a804f7-1's Rules 3 and 4 (docs/validation.md).
+    /// `host_step` / `disk_step` rows); `eagerCorrection` corrects the steps with prefill tokens by
+    /// the closed loop as well, `false` (the default since lease 9da212b-1's pooled Rule 4) only the
+    /// decode-only steps. Rule 3 (lease 3a804f7-1) set the first default (docs/validation.md).
     public init(
         profile: StepProfile, kernel: String, model: ModelSpec, catalogue: AdapterCatalogue, closedLoop: Bool = true,
-        closedLoopFrom: String? = nil, loadStep: Bool = true, eagerCorrection: Bool = true
+        closedLoopFrom: String? = nil, loadStep: Bool = true, eagerCorrection: Bool = false
     ) throws(WorkloadError) {
         guard profile.loraGrids[kernel] != nil else {
             throw WorkloadError(

@@ -14,11 +14,11 @@ public enum CostModelSpec: Sendable, Equatable {
     /// whether a load lengthens the step that orders it where the profile measures it (`load_step:
     /// false` in the scenario, `--no-load-step` on the CLI, leave it out). `closed_loop_eager`
     /// (`--closed-loop-eager` / `--no-closed-loop-eager`) scales the steps with prefill tokens by the
-    /// closed loop's factor per token graph as well (on by default with the closed loop since lease
-    /// 3a804f7-1's Rule 4, docs/validation.md).
+    /// closed loop's factor per token graph as well (off by default since lease 9da212b-1's pooled
+    /// Rule 4, on from lease 3a804f7-1 until then; docs/validation.md).
     case measured(
         profile: String, kernel: String, closedLoop: Bool = true, closedLoopFrom: String? = nil, loadStep: Bool = true,
-        eagerCorrection: Bool = true)
+        eagerCorrection: Bool = false)
     /// Not given in the scenario: the measured profile `profiles/<gpu>-<model>` if one is found
     /// in the scenario's folder or a parent of it (or of the working directory), else analytic.
     case automatic
@@ -207,7 +207,7 @@ public struct Scenario: Sendable {
             if !closedLoop && from != nil {
                 throw b.error("closed_loop_from", "given with closed_loop: false; leave out one of the two")
             }
-            let eager = try b.bool("closed_loop_eager") ?? closedLoop
+            let eager = try b.bool("closed_loop_eager") ?? false
             if !closedLoop && eager {
                 throw b.error("closed_loop_eager", "given with closed_loop: false; leave out one of the two")
             }

@@ -16,7 +16,7 @@ struct ClosedLoopOptions: ParsableArguments {
         inversion: .prefixedNo,
         help: ArgumentHelp(
             "Scale the steps with prefill tokens by the closed loop's factor per token graph as well, or not "
-                + "(default: the scenario's closed_loop_eager, itself on by default; docs/step-cost.md)."))
+                + "(default: the scenario's closed_loop_eager, itself off by default since lease 9da212b-1; docs/step-cost.md)."))
     var closedLoopEager: Bool?
 
     func validate() throws {

@@ -261,15 +261,15 @@ struct ClosedLoopCorrectionTests {
         #expect(a.completed == b.completed)
     }
 
-    @Test("closed_loop_eager (on by default) corrects steps with prefill tokens too; refused with closed_loop: false")
+    @Test("closed_loop_eager (off by default) corrects steps with prefill tokens too; refused with closed_loop: false")
     func eagerSwitch() throws {
         let dir = try Self.decodeLoopProfile()
         func scenario(_ extra: String) throws -> Scenario { try Self.scenario(profile: dir, extra) }
-        let on = try scenario("")
+        let on = try scenario(", closed_loop_eager: true")
         #expect(on.costModel == .measured(profile: dir, kernel: "sgmv", eagerCorrection: true))
-        #expect(try scenario(", closed_loop_eager: true").costModel == on.costModel)
         let off = try scenario(", closed_loop_eager: false")
         #expect(off.costModel == .measured(profile: dir, kernel: "sgmv", eagerCorrection: false))
+        #expect(try scenario("").costModel == off.costModel)  // the default since lease 9da212b-1's Rule 4
         #expect(ScenarioRunner.withEagerCorrection(off, true).costModel == on.costModel)
         #expect(ScenarioRunner.withEagerCorrection(on, false).costModel == off.costModel)
         // closed_loop: false turns the eager correction off with it; asking for both is refused
