@@ -157,8 +157,9 @@ def test_simulate_says_which_closed_loop_corrects_the_decode_steps():
         assert r.returncode == 0, r.stderr
         return next(x for x in r.stdout.splitlines() if x.startswith("step costs:"))
 
-    assert "decode and eager steps corrected by its closed loop" in cost_line()
+    assert ", decode steps corrected by its closed loop" in cost_line()  # the default since lease 9da212b-1
     assert ", decode steps corrected by its closed loop" in cost_line("--no-closed-loop-eager")
+    assert "decode and eager steps corrected by its closed loop" in cost_line("--closed-loop-eager")
     assert "without its closed-loop correction" in cost_line("--no-closed-loop")
     lent = cost_line("--closed-loop-from", "profiles/h200-llama2-7b-61ed086")
     assert "closed-loop correction from" in lent and "61ed086" in lent
