@@ -34,7 +34,7 @@ public struct MeasuredCostModel: StepCostModel {
     /// `loadStep` (the default) adds a load's excess to the step that orders it (the profile's
     /// `host_step` / `disk_step` rows); `eagerCorrection` corrects the steps with prefill tokens by
     /// the closed loop as well, `false` (the default since lease 9da212b-1's pooled Rule 4) only the
-    /// decode-only steps. Rule 3 (lease 3a804f7-1) set the first default (docs/validation.md).
+    /// decode-only steps. `loadStep`'s default is lease 3a804f7-1's Rule 3 (docs/validation.md).
     public init(
         profile: StepProfile, kernel: String, model: ModelSpec, catalogue: AdapterCatalogue, closedLoop: Bool = true,
         closedLoopFrom: String? = nil, loadStep: Bool = true, eagerCorrection: Bool = false
