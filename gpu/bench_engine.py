@@ -462,6 +462,9 @@ def write_tables(res: dict, out: Path) -> str:
         lines.append("Weight GEMMs: F.linear at every batch.")
     if res.get("fuse_prologues"):
         lines.append("add_rms_norm and silu_mul folded into the skinny GEMMs (FUSE_PROLOGUES).")
+    if res.get("pdl"):
+        lines.append("Decode passes through the skinny GEMM launched with programmatic dependent launch "
+                     f"(DECODE_PDL), each GEMM prefetching {res['pdl']['prefetch_k']} elements of its W rows.")
     if res.get("fuse_epilogues"):
         lines.append("Norms and SiLU folded into the skinny GEMMs' epilogues without LoRA (FUSE_EPILOGUES, "
                      f"{res.get('epilogue_config') or 'the skinny configuration'}, gate_up "
@@ -575,10 +578,11 @@ def set_decode_gemm(spec: str, ap: argparse.ArgumentParser) -> dict | str:
         ap.error(f"--decode-gemm: {e}")
     wide, narrow = cfgs[0], cfgs[-1]
 
-    def linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False) -> torch.Tensor:
         if x.shape[0] > MAX_M or x.dim() != 2:
             return F.linear(x, w)
-        return skinny_gemm(x, w, narrow if w.shape[0] <= NARROW_N else wide)
+        return skinny_gemm(x, w, narrow if w.shape[0] <= NARROW_N else wide, pdl=pdl,
+                           prefetch_k=engine_model.DECODE_PREFETCH_K if pdl else 0)
 
     engine_model.linear = linear
     return {"wide": wide.name, "narrow": narrow.name, "narrow_n": NARROW_N, "max_m": MAX_M}
@@ -617,7 +621,17 @@ def main() -> int:
     ap.add_argument("--epilogue-glu-config", default=None, metavar="NAME",
                     help="with --fuse-epilogues, gate_up's configuration (two W tiles a K step; default: "
                          "--epilogue-config's)")
+    ap.add_argument("--pdl", action="store_true",
+                    help="launch the decode passes' kernels with programmatic dependent launch where the "
+                         "skinny GEMM runs (gpu/engine/model.py DECODE_PDL, off by default)")
+    ap.add_argument("--pdl-prefetch-k", type=int, default=None, metavar="K",
+                    help="with --pdl, the elements of each W row a GEMM program asks into L2 before its wait "
+                         "(DECODE_PREFETCH_K; 0: PDL without prefetch)")
     args = ap.parse_args()
+    if args.pdl_prefetch_k is not None and (not args.pdl or args.pdl_prefetch_k < 0):
+        ap.error("--pdl-prefetch-k takes a count >= 0 and goes with --pdl")
+    if args.pdl and (args.fuse_prologues or args.fuse_epilogues):
+        ap.error("--pdl runs the unfused pass: not with --fuse-prologues or --fuse-epilogues")
     if (args.epilogue_config or args.epilogue_glu_config) and not args.fuse_epilogues:
         ap.error("--epilogue-config and --epilogue-glu-config go with --fuse-epilogues")
     if args.fuse_epilogues:
@@ -640,6 +654,12 @@ def main() -> int:
         from gpu.engine import model as engine_model
 
         engine_model.FUSE_PROLOGUES = True
+    if args.pdl:
+        from gpu.engine import model as engine_model
+
+        engine_model.DECODE_PDL = True
+        if args.pdl_prefetch_k is not None:
+            engine_model.DECODE_PREFETCH_K = args.pdl_prefetch_k
     if args.decode_attention:
         set_decode_attention(args.decode_attention, ap)
     decode_gemm = set_decode_gemm(args.decode_gemm, ap) if args.decode_gemm else None
@@ -658,6 +678,10 @@ def main() -> int:
     res["decode_gemm"] = decode_gemm
     res["fuse_prologues"] = bool(args.fuse_prologues)
     res["fuse_epilogues"] = bool(args.fuse_epilogues)
+    if args.pdl:
+        from gpu.engine import model as engine_model
+
+        res["pdl"] = {"prefetch_k": engine_model.DECODE_PREFETCH_K}
     res["epilogue_config"] = args.epilogue_config
     res["epilogue_glu_config"] = args.epilogue_glu_config
     for name, fn in (("ceilings", None), ("engine", bench_engine), ("transformers", bench_transformers)):

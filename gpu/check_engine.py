@@ -336,10 +336,11 @@ def run_engine(base: Path, adapters: dict[str, Path], dtype: torch.dtype, device
     return out
 
 
-def _counting(fn, calls: list):
-    """``fn``, appending to ``calls`` at every call."""
+def _counting(fn, calls: list, which=None):
+    """``fn``, appending to ``calls`` at every call (where ``which(kwargs)`` is true, when given)."""
     def wrapped(*a, **k):
-        calls.append(1)
+        if which is None or which(k):
+            calls.append(1)
         return fn(*a, **k)
     return wrapped
 
@@ -352,7 +353,9 @@ def main() -> int:
     ap.add_argument("--runs", default="fp32,fp16,fp16_sgmv,fp16_dop",
                     help="engine runs: fp32, fp16, fp16_sgmv, fp32_sgmv, fp16_dop, fp32_dop (dop runs only when "
                          "--dop-table exists; otherwise skipped), fp16_fused (fp16 with gpu/engine/model.py "
-                         "FUSE_EPILOGUES: its passes without LoRA, steps D, through the fused epilogues)")
+                         "FUSE_EPILOGUES: its passes without LoRA, steps D, through the fused epilogues); any "
+                         "of them with _pdl after it (fp16_pdl, fp16_sgmv_pdl): gpu/engine/model.py DECODE_PDL on, "
+                         "its decode passes of up to 16 rows launched with programmatic dependent launch")
     ap.add_argument("--dop-table", type=Path, default=ROOT / "gpu" / "dop" / "tuned_h200.json")
     args = ap.parse_args()
     runs = args.runs.split(",")
@@ -402,25 +405,34 @@ def main() -> int:
             hf16[rid] = max(rel_err(rows[i], refs64[rid][i]) for i in range(rows.shape[0]))
         result["transformers_fp16_max_rel_err"] = hf16
         for name in runs:
+            pdl = name.endswith("_pdl")
+            kind_name = name[:-4] if pdl else name
             dtype = torch.float32 if name.startswith("fp32") else torch.float16
-            kind = "sgmv" if name.endswith("sgmv") else "dop" if name.endswith("dop") else "torch"
-            fused = name.endswith("fused")
+            kind = "sgmv" if kind_name.endswith("sgmv") else "dop" if kind_name.endswith("dop") else "torch"
+            fused = kind_name.endswith("fused")
             engine_model.FUSE_EPILOGUES = fused
+            engine_model.DECODE_PDL = pdl
             real_residual_gemm = engine_model.residual_gemm if fused else None
+            real_skinny_gemm = getattr(engine_model, "skinny_gemm", None)  # absent without Triton
             fused_calls = []
+            pdl_calls = []
             if fused:  # count the epilogue GEMMs, so that a run that never took the path fails
                 engine_model.residual_gemm = _counting(real_residual_gemm, fused_calls)
+            if pdl:  # and the GEMMs launched with PDL
+                engine_model.skinny_gemm = _counting(real_skinny_gemm, pdl_calls, lambda k: k.get("pdl", False))
             try:
                 r = run_engine(base, adapters, dtype, dev, spec, refs64, use_graphs=(dev == "cuda"), lora_kind=kind,
                                tuned_table=args.dop_table)
                 if fused:
                     r["fused_residual_gemms"] = len(fused_calls)
+                if pdl:
+                    r["pdl_gemms"] = len(pdl_calls)
                 if dtype == torch.float32:
                     tol = {rid: 1e-4 for rid in spec}
                 else:
                     tol = {rid: max(4 * hf16.get(rid, 5e-4), 2e-3) for rid in spec}
                 ok = all(v["max_rel_err"] <= tol[rid] for rid, v in r["per_request"].items())
-                ok = ok and (not fused or len(fused_calls) > 0)
+                ok = ok and (not fused or len(fused_calls) > 0) and (not pdl or len(pdl_calls) > 0)
                 m = r["merged"]
                 mtol = 1e-4 if dtype == torch.float32 else 2e-2
                 ok_m = "error" not in m and m["merged_vs_a8_rel_err"] <= mtol and m["unmerged_vs_base_rel_err"] <= mtol
@@ -433,6 +445,9 @@ def main() -> int:
                 result[f"engine_{name}"] = {"error": repr(e)}
             finally:
                 engine_model.FUSE_EPILOGUES = False
+                engine_model.DECODE_PDL = False
+                if pdl:
+                    engine_model.skinny_gemm = real_skinny_gemm
                 if fused:
                     engine_model.residual_gemm = real_residual_gemm
     result["seconds"] = time.time() - t0
@@ -450,7 +465,8 @@ def main() -> int:
                   f"{v['prefill_max_rel_err']:>10.2e} {v['decode_max_rel_err'] or 0:>10.2e} "
                   f"{v['max_abs_err']:>9.2e} {v['argmax_agree']:>6.2f} {r['tolerance'][rid]:>8.1e}")
         print(f"{name}: pass={r['pass']} kind={r['lora_kind']} merged={r['merged']} merged_pass={r['merged_pass']} "
-              f"paths={r['decode_paths']} mixed={r.get('mixed_path')}")
+              f"paths={r['decode_paths']} mixed={r.get('mixed_path')}"
+              + (f" pdl_gemms={r['pdl_gemms']}" if "pdl_gemms" in r else ""))
     print("transformers fp16 max rel err:", {k: f"{v:.2e}" for k, v in hf16.items()})
     print("decode kernel:", result["decode_kernel"])
     print("slot copy:", result["slot_copy"])

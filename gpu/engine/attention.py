@@ -39,13 +39,17 @@ if HAVE_TRITON:
         stride_ot, stride_oh,
         NUM_HEADS: tl.constexpr, SPLITS: tl.constexpr, STAGES: tl.constexpr,
         GROUP: tl.constexpr, BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr, TILE: tl.constexpr,
-        HEAD_FAST: tl.constexpr,
+        HEAD_FAST: tl.constexpr, PDL: tl.constexpr = False,
     ):
         """One program per (sequence, head, split): the online softmax over its share of the
         context. With one split it writes the output; with more, the unnormalised partials (max,
         sum, weighted values) for the reduce kernel. ``HEAD_FAST``: the grid is (head, sequence,
         split), so programs launched together read the heads of the same tokens (neighbouring
-        256-byte pieces of one cache row) rather than one head of many sequences."""
+        256-byte pieces of one cache row) rather than one head of many sequences. ``PDL``: launched
+        with launch_pdl (gpu/kernels/skinny_gemm.py, "Dependent launch")."""
+        if PDL:
+            tl.extra.cuda.gdc_wait()
+            tl.extra.cuda.gdc_launch_dependents()
         if HEAD_FAST:
             head = tl.program_id(0)
             seq = tl.program_id(1)
@@ -91,9 +95,12 @@ if HAVE_TRITON:
     @triton.jit
     def _paged_decode_reduce_kernel(
         m_ptr, l_ptr, acc_ptr, o_ptr, stride_ot, stride_oh,
-        NUM_HEADS: tl.constexpr, SPLITS: tl.constexpr, HEAD_DIM: tl.constexpr,
+        NUM_HEADS: tl.constexpr, SPLITS: tl.constexpr, HEAD_DIM: tl.constexpr, PDL: tl.constexpr = False,
     ):
         """Combines a (sequence, head)'s splits; an empty split has max -inf and weighs 0."""
+        if PDL:
+            tl.extra.cuda.gdc_wait()
+            tl.extra.cuda.gdc_launch_dependents()
         seq = tl.program_id(0)
         head = tl.program_id(1)
         base = (seq * NUM_HEADS + head) * SPLITS
@@ -131,6 +138,12 @@ DECODE_STAGES = 2
 DECODE_HEAD_FAST = False
 
 
+def pdl_args(pdl: bool) -> dict:
+    """A Triton launch's arguments for programmatic dependent launch (the kernel's PDL and
+    ``launch_pdl``), or none."""
+    return {"PDL": True, "launch_pdl": True} if pdl else {}
+
+
 def decode_splits(batch: int, heads: int) -> int:
     s = 1
     while batch * heads * s < DECODE_TARGET_PROGRAMS and s < DECODE_MAX_SPLITS:
@@ -142,13 +155,15 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
                         block_tables: torch.Tensor, context_lens: torch.Tensor,
                         out: torch.Tensor | None = None, splits: int | None = None,
                         tile: int | None = None, warps: int | None = None, stages: int | None = None,
-                        head_fast: bool | None = None) -> torch.Tensor:
+                        head_fast: bool | None = None, pdl: bool = False) -> torch.Tensor:
     """q ``[B, H, D]``; caches ``[blocks, bs, KVH, D]``; block_tables ``[B, max_blocks]`` int32;
     context_lens ``[B]`` int32 (>= 1, the new token included). Returns ``[B, H, D]``.
     ``splits`` (a power of two; default ``decode_splits(B, H)``): programs per (sequence, head);
     ``tile``, ``warps``, ``stages``: the kernel's tile of context tokens, warps and pipeline
     stages, and ``head_fast`` the launch order (defaults: DECODE_TILE, DECODE_WARPS,
-    DECODE_STAGES, DECODE_HEAD_FAST; gpu/bench_decode_attention.py measures the alternatives)."""
+    DECODE_STAGES, DECODE_HEAD_FAST; gpu/bench_decode_attention.py measures the alternatives).
+    ``pdl``: both launches with programmatic dependent launch (gpu/kernels/skinny_gemm.py,
+    "Dependent launch")."""
     b, h, d = q.shape
     bs, kvh = k_cache.shape[1], k_cache.shape[2]
     if out is None:
@@ -172,10 +187,10 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
         block_tables.stride(0),
         out.stride(0), out.stride(1),
         NUM_HEADS=h, SPLITS=splits, STAGES=stages, GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d,
-        TILE=tile, HEAD_FAST=head_fast, num_warps=warps)
+        TILE=tile, HEAD_FAST=head_fast, num_warps=warps, **pdl_args(pdl))
     if splits > 1:
         _paged_decode_reduce_kernel[(b, h)](m, lsum, acc, out, out.stride(0), out.stride(1),
-                                            NUM_HEADS=h, SPLITS=splits, HEAD_DIM=d, num_warps=4)
+                                            NUM_HEADS=h, SPLITS=splits, HEAD_DIM=d, num_warps=4, **pdl_args(pdl))
     return out
 
 
@@ -199,10 +214,11 @@ def paged_decode_torch(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Te
     return torch.stack(outs).to(q.dtype)
 
 
-def paged_decode(q, k_cache, v_cache, block_tables, context_lens, out=None):
-    """Decode attention: the Triton kernel on CUDA, the reference elsewhere."""
+def paged_decode(q, k_cache, v_cache, block_tables, context_lens, out=None, pdl=False):
+    """Decode attention: the Triton kernel on CUDA (``pdl``: launched with programmatic dependent
+    launch), the reference elsewhere."""
     if HAVE_TRITON and (q.is_cuda or FORCE_TRITON):
-        return paged_decode_triton(q, k_cache, v_cache, block_tables, context_lens, out)
+        return paged_decode_triton(q, k_cache, v_cache, block_tables, context_lens, out, pdl=pdl)
     res = paged_decode_torch(q, k_cache, v_cache, block_tables, context_lens)
     if out is not None:
         out.copy_(res)
@@ -244,8 +260,11 @@ if HAVE_TRITON:
     def _rope_cache_kernel(
         qkv_ptr, pos_ptr, cos_ptr, sin_ptr, slot_ptr, q_ptr, k_ptr, kc_ptr, vc_ptr,
         stride_qkv, stride_cos, stride_q, stride_k, stride_cs,
-        H: tl.constexpr, KVH: tl.constexpr, D: tl.constexpr,
+        H: tl.constexpr, KVH: tl.constexpr, D: tl.constexpr, PDL: tl.constexpr = False,
     ):
+        if PDL:  # launched with launch_pdl (gpu/kernels/skinny_gemm.py, "Dependent launch")
+            tl.extra.cuda.gdc_wait()
+            tl.extra.cuda.gdc_launch_dependents()
         t = tl.program_id(0)
         h = tl.program_id(1)  # 0 .. H-1: query heads; H .. H+KVH-1: key/value heads
         half: tl.constexpr = D // 2
@@ -284,10 +303,11 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
 
 def rope_and_cache(qkv: torch.Tensor, positions: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    slot_mapping: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
-                   h: int, kvh: int, d: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   h: int, kvh: int, d: int, pdl: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Rotary embedding of q and k (Hugging Face's half-split convention) and the KV-cache write
-    of k and v at ``slot_mapping``, in one kernel on CUDA. ``qkv [T, (H + 2 KVH) D]``; caches
-    ``[blocks, bs, KVH, D]``. Returns q ``[T, H, D]``, k ``[T, KVH, D]`` (rotated) and v (a view)."""
+    of k and v at ``slot_mapping``, in one kernel on CUDA (``pdl``: launched with programmatic
+    dependent launch). ``qkv [T, (H + 2 KVH) D]``; caches ``[blocks, bs, KVH, D]``. Returns q
+    ``[T, H, D]``, k ``[T, KVH, D]`` (rotated) and v (a view)."""
     t = qkv.shape[0]
     v = qkv[:, (h + kvh) * d:].view(t, kvh, d)
     if HAVE_TRITON and (qkv.is_cuda or FORCE_TRITON):
@@ -296,7 +316,7 @@ def rope_and_cache(qkv: torch.Tensor, positions: torch.Tensor, cos: torch.Tensor
         _rope_cache_kernel[(t, h + kvh)](
             qkv, positions, cos, sin, slot_mapping, q, k, k_cache, v_cache,
             qkv.stride(0), cos.stride(0), q.stride(0), k.stride(0), k_cache.stride(1),
-            H=h, KVH=kvh, D=d, num_warps=1 if d <= 64 else 2,
+            H=h, KVH=kvh, D=d, num_warps=1 if d <= 64 else 2, **pdl_args(pdl),
         )
         return q, k, v
     c = cos[positions][:, None, :]

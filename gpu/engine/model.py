@@ -22,6 +22,7 @@ from .attention import (
     PREFILL_TILE_M,
     paged_decode,
     paged_tiles,
+    pdl_args,
     prefill_attention,
     rope_and_cache,
 )
@@ -48,6 +49,12 @@ FUSE_PROLOGUES = False
 FUSE_EPILOGUES = False
 EPILOGUE_CONFIG = None  # the epilogue GEMMs' skinny configuration name; None: SKINNY_CONFIG's
 EPILOGUE_GLU_CONFIG = None  # gate_up's (two W tiles a K step): None: EPILOGUE_CONFIG's
+# Decode passes through the skinny GEMM (at most SKINNY_MAX_M rows, no prefill chunk, Hopper or
+# later) launch their kernels with programmatic dependent launch (gpu/kernels/skinny_gemm.py,
+# "Dependent launch"): each GEMM asks L2 for the first DECODE_PREFETCH_K elements of its programs'
+# W rows while the kernel before it still runs. Off until measured (gpu/bench_engine.py --pdl).
+DECODE_PDL = False
+DECODE_PREFETCH_K = 1024
 _SKINNY = None  # the config, where the kernel can be imported (the project's gpu package, Triton)
 if HAVE_TRITON:
     try:
@@ -55,6 +62,7 @@ if HAVE_TRITON:
             SkinnyConfig,
             norm_gemm,
             norm_prep,
+            pdl_supported,
             residual_gemm,
             scaled_gemm,
             silu_gemm,
@@ -66,13 +74,29 @@ if HAVE_TRITON:
         pass
 
 
-def linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False) -> torch.Tensor:
     """x [T, K] @ W^T for W [N, K] (nn.Linear's layout): the weight GEMM of every projection and of
     lm_head. gpu/bench_engine.py --decode-gemm replaces this function for one run (it is looked up
-    at call time, so before the graphs are captured)."""
+    at call time, so before the graphs are captured). ``pdl`` (given only in a ``_pdl_pass``): the
+    skinny GEMM launched with programmatic dependent launch, prefetching DECODE_PREFETCH_K."""
     if _skinny_rows(x) and w.dtype == torch.float16:
+        if pdl:
+            return skinny_gemm(x, w, _SKINNY, pdl=True, prefetch_k=DECODE_PREFETCH_K)
         return skinny_gemm(x, w, _SKINNY)
     return F.linear(x, w)
+
+
+def _linear(x: torch.Tensor, w: torch.Tensor, pdl: bool) -> torch.Tensor:
+    """``linear``, passing ``pdl`` only when set (a replacement from --decode-gemm need not take it)."""
+    return linear(x, w, pdl=True) if pdl else linear(x, w)
+
+
+def _pdl_pass(x: torch.Tensor, b: ForwardBatch) -> bool:
+    """Whether this forward pass launches its kernels with programmatic dependent launch
+    (DECODE_PDL): decode rows only (no prefill chunk, no token-graph tiles) through the skinny GEMM,
+    on a device that has it."""
+    return (DECODE_PDL and _skinny_rows(x) and x.is_cuda and not b.prefills and b.tiles is None
+            and b.num_decode == x.shape[0] and pdl_supported(x.device))
 
 
 def _skinny_rows(x: torch.Tensor) -> bool:
@@ -144,7 +168,10 @@ if HAVE_TRITON:
 
     @triton.jit
     def _add_rms_norm_kernel(x_ptr, d_ptr, w_ptr, o_ptr, stride_x, stride_d, stride_o, N, eps,
-                             HAS_D: tl.constexpr, BLOCK: tl.constexpr):
+                             HAS_D: tl.constexpr, BLOCK: tl.constexpr, PDL: tl.constexpr = False):
+        if PDL:  # launched with launch_pdl: wait for the kernel before, then let the next one launch
+            tl.extra.cuda.gdc_wait()
+            tl.extra.cuda.gdc_launch_dependents()
         row = tl.program_id(0)
         cols = tl.arange(0, BLOCK)
         m = cols < N
@@ -160,7 +187,10 @@ if HAVE_TRITON:
         tl.store(o_ptr + row * stride_o + cols, (w * y).to(o_ptr.dtype.element_ty), mask=m)
 
     @triton.jit
-    def _silu_mul_kernel(g_ptr, o_ptr, stride_g, stride_o, N, BLOCK: tl.constexpr):
+    def _silu_mul_kernel(g_ptr, o_ptr, stride_g, stride_o, N, BLOCK: tl.constexpr, PDL: tl.constexpr = False):
+        if PDL:
+            tl.extra.cuda.gdc_wait()
+            tl.extra.cuda.gdc_launch_dependents()
         row = tl.program_id(0)
         cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
         m = cols < N
@@ -170,15 +200,17 @@ if HAVE_TRITON:
         tl.store(o_ptr + row * stride_o + cols, (s * u).to(o_ptr.dtype.element_ty), mask=m)
 
 
-def add_rms_norm(x: torch.Tensor, d: torch.Tensor | None, w: torch.Tensor, eps: float) -> torch.Tensor:
-    """``x += d`` in place (when d is given), then returns RMSNorm(x) * w. One kernel on CUDA."""
+def add_rms_norm(x: torch.Tensor, d: torch.Tensor | None, w: torch.Tensor, eps: float,
+                 pdl: bool = False) -> torch.Tensor:
+    """``x += d`` in place (when d is given), then returns RMSNorm(x) * w. One kernel on CUDA
+    (``pdl``: launched with programmatic dependent launch, ``DECODE_PDL``)."""
     if HAVE_TRITON and (x.is_cuda or _attn.FORCE_TRITON):
         t, n = x.shape
         out = torch.empty_like(x)
         block = triton.next_power_of_2(n)
         _add_rms_norm_kernel[(t,)](
             x, d if d is not None else x, w, out, x.stride(0), (d if d is not None else x).stride(0), out.stride(0),
-            n, eps, HAS_D=d is not None, BLOCK=block, num_warps=8 if block >= 4096 else 4,
+            n, eps, HAS_D=d is not None, BLOCK=block, num_warps=8 if block >= 4096 else 4, **pdl_args(pdl),
         )
         return out
     if d is not None:
@@ -186,15 +218,16 @@ def add_rms_norm(x: torch.Tensor, d: torch.Tensor | None, w: torch.Tensor, eps: 
     return rms_norm(x, w, eps)
 
 
-def silu_mul(gu: torch.Tensor) -> torch.Tensor:
-    """``silu(gu[:, :N]) * gu[:, N:]`` for ``gu [T, 2N]``. One kernel on CUDA."""
+def silu_mul(gu: torch.Tensor, pdl: bool = False) -> torch.Tensor:
+    """``silu(gu[:, :N]) * gu[:, N:]`` for ``gu [T, 2N]``. One kernel on CUDA (``pdl`` as in
+    add_rms_norm)."""
     t, n2 = gu.shape
     n = n2 // 2
     if HAVE_TRITON and (gu.is_cuda or _attn.FORCE_TRITON):
         out = torch.empty((t, n), dtype=gu.dtype, device=gu.device)
         block = 1024
         _silu_mul_kernel[(t, triton.cdiv(n, block))](gu, out, gu.stride(0), out.stride(0), n, BLOCK=block,
-                                                     num_warps=4)
+                                                     num_warps=4, **pdl_args(pdl))
         return out
     return F.silu(gu[:, :n]) * gu[:, n:]
 
@@ -245,7 +278,7 @@ class LlamaModel:
             self.lora.add_delta(layer, module, x, mask, dst)
 
     def _attention(self, b: ForwardBatch, li: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                   nd: int) -> torch.Tensor:
+                   nd: int, pdl: bool = False) -> torch.Tensor:
         """Layer ``li``'s attention output ``[T, heads, D]``: decode rows over the paged cache,
         prefill chunks with FlashAttention-2, or everything tiled (token graphs)."""
         if b.tiles is not None:
@@ -258,7 +291,7 @@ class LlamaModel:
             attn = torch.empty_like(q)
         if nd > 0:
             paged_decode(q[:nd], self.kv.k[li], self.kv.v[li], b.decode_block_tables,
-                         b.decode_context_lens, out=attn[:nd])
+                         b.decode_context_lens, out=attn[:nd], pdl=pdl)
         for c in b.prefills:
             s, n = c.tok_start, c.num_tokens
             if c.start_pos == 0:
@@ -290,13 +323,14 @@ class LlamaModel:
             return self._forward_epilogues(b, x)
         pending = None  # residual update not yet added to x (fused into the next norm)
         fused = _fused(x)
+        pdl = not fused and _pdl_pass(x, b)
         for li, lw in enumerate(self.w.layers):
             if fused:  # x + pending is a new tensor here, not x updated in place
                 qkv, x, h = norm_gemm(x, pending, lw.attn_norm, cfg.rms_norm_eps, lw.wqkv, _SKINNY,
                                       want_h=mask is not None)
             else:
-                h = add_rms_norm(x, pending, lw.attn_norm, cfg.rms_norm_eps)
-                qkv = linear(h, lw.wqkv)
+                h = add_rms_norm(x, pending, lw.attn_norm, cfg.rms_norm_eps, pdl=pdl)
+                qkv = _linear(h, lw.wqkv, pdl)
             if mask is not None:
                 if self.lora.fused_qkv and self._seg is None:
                     self.lora.add_delta_qkv(li, h, mask, qkv, (qs, kvs))
@@ -307,29 +341,29 @@ class LlamaModel:
                     self._lora_add(li, "k_proj", h, qkv, mask, (qs, qs + kvs))
                     self._lora_add(li, "v_proj", h, qkv, mask, (qs + kvs, qs + 2 * kvs))
             q, k, v = rope_and_cache(qkv, b.positions, self.rotary.cos, self.rotary.sin, b.slot_mapping,
-                                     self.kv.k[li], self.kv.v[li], hq, hkv, d)
-            attn = self._attention(b, li, q, k, v, nd).view(-1, qs)
-            o = linear(attn, lw.wo)
+                                     self.kv.k[li], self.kv.v[li], hq, hkv, d, pdl=pdl)
+            attn = self._attention(b, li, q, k, v, nd, pdl).view(-1, qs)
+            o = _linear(attn, lw.wo, pdl)
             self._lora_add(li, "o_proj", attn, o, mask)
             if fused:
                 gu, x, h = norm_gemm(x, o, lw.mlp_norm, cfg.rms_norm_eps, lw.w_gate_up, _SKINNY,
                                      want_h=mask is not None)
             else:
-                h = add_rms_norm(x, o, lw.mlp_norm, cfg.rms_norm_eps)
-                gu = linear(h, lw.w_gate_up)
+                h = add_rms_norm(x, o, lw.mlp_norm, cfg.rms_norm_eps, pdl=pdl)
+                gu = _linear(h, lw.w_gate_up, pdl)
             self._lora_add(li, "gate_proj", h, gu, mask, (0, inter))
             self._lora_add(li, "up_proj", h, gu, mask, (inter, 2 * inter))
             if fused:
                 dn, a = silu_gemm(gu, lw.w_down, _SKINNY, want_h=mask is not None)
             else:
-                a = silu_mul(gu)
-                dn = linear(a, lw.w_down)
+                a = silu_mul(gu, pdl=pdl)
+                dn = _linear(a, lw.w_down, pdl)
             self._lora_add(li, "down_proj", a, dn, mask)
             pending = dn
-        x = add_rms_norm(x, pending, self.w.final_norm, cfg.rms_norm_eps)
+        x = add_rms_norm(x, pending, self.w.final_norm, cfg.rms_norm_eps, pdl=pdl)
         if b.logits_idx is not None:
             x = x[b.logits_idx]
-        return linear(x, self.w.lm_head)
+        return _linear(x, self.w.lm_head, pdl)
 
     def _forward_epilogues(self, b: ForwardBatch, x: torch.Tensor) -> torch.Tensor:
         """The forward pass without LoRA with the norms and SiLU in the GEMMs' epilogues

@@ -75,6 +75,38 @@ def unavailable_reason(device: torch.device | str) -> str | None:
     return f"Triton runs on CUDA tensors, or on {torch.device(device).type} under TRITON_INTERPRET=1 only"
 
 
+# --- Dependent launch (Hopper's programmatic dependent launch, PDL) ------------------------------
+#
+# In a decode step every weight GEMM waits for the small kernel before it (a norm, SiLU, the
+# attention), and reads W, which no kernel of the step writes. Launched with ``launch_pdl``, a
+# kernel may start while the one before it still runs: it must call ``gdc_wait`` before it touches
+# anything that kernel writes or reads (``griddepcontrol.wait``: returns once the kernel before has
+# completed and its memory is visible; the kernel before completes only after its own wait, so every
+# earlier kernel of the stream has completed too). A kernel that calls ``gdc_launch_dependents``
+# lets the next one be launched as soon as all its programs have called it. The skinny GEMM with
+# ``PDL`` asks L2 for the first PREFETCH_K elements of each of its W rows before its wait
+# (``cp.async.bulk.prefetch.L2``, one instruction a row: only a hint, it writes nothing, so even a
+# W written by the kernel before -- a dLoRA merge -- reads right: L2 is where writes land), so the
+# W stream starts while the kernel before runs; the small kernels wait at once and let the next
+# GEMM launch. Kernels launched without it are ordered as always (a PDL kernel after one that never
+# calls gdc_launch_dependents launches when that one ends). Triton's interpreter runs no inline
+# assembly: PDL is for CUDA only (``pdl_supported``).
+
+
+@triton.jit
+def l2_prefetch_rows(w_ptr, offs_n, N, stride_wn, k_begin, K, PREFETCH_K: tl.constexpr):
+    """Ask L2 for W[n, k_begin : k_begin + PREFETCH_K] (clipped to K) of the rows ``offs_n`` (rows
+    past N clipped to N - 1): one bulk prefetch a row, of whole 16-byte pieces (the caller checks
+    that rows start 16-byte aligned)."""
+    rows = tl.minimum(offs_n, N - 1).to(tl.int64)
+    nbytes = (tl.minimum(PREFETCH_K, tl.maximum(K - k_begin, 0)) * 2) // 16 * 16  # fp16 / bf16
+    sizes = tl.full(offs_n.shape, 0, tl.int32) + nbytes
+    ptrs = (w_ptr + rows * stride_wn + k_begin).to(tl.int64)  # the address, for the "l" operand
+    tl.inline_asm_elementwise(
+        "{ .reg .pred p; setp.ne.u32 p, $2, 0; @p cp.async.bulk.prefetch.L2.global [$1], $2; mov.u32 $0, 0; }",
+        "=r,l,r", [ptrs, sizes], dtype=tl.int32, is_pure=False, pack=1)
+
+
 @triton.jit(do_not_specialize=["M"])
 def skinny_gemm_kernel(
     x_ptr, w_ptr, y_ptr, part_ptr, count_ptr,
@@ -84,9 +116,12 @@ def skinny_gemm_kernel(
     stride_ym, stride_yn,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     SPLIT_K: tl.constexpr, EVEN_K: tl.constexpr, SWAP_AB: tl.constexpr = False,
+    PDL: tl.constexpr = False, PREFETCH_K: tl.constexpr = 0,
 ):
     """y[:, n-tile] = x @ W[n-tile, :]^T; with SPLIT_K > 1, the K slice's partial, summed by the
-    tile's last program."""
+    tile's last program. ``PDL`` (launched with ``launch_pdl``; "Dependent launch" below): the first
+    PREFETCH_K elements of each of the tile's W rows are asked into L2 before waiting for the kernel
+    before to finish."""
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
     offs_m = tl.arange(0, BLOCK_M)
@@ -95,6 +130,11 @@ def skinny_gemm_kernel(
     m_mask = offs_m < M
     n_mask = offs_n < N
     k_begin = pid_k * k_per_split
+    if PDL:
+        if PREFETCH_K > 0:  # W does not depend on the kernel before: stream it into L2 meanwhile
+            l2_prefetch_rows(w_ptr, offs_n, N, stride_wn, k_begin, K, PREFETCH_K)
+        tl.extra.cuda.gdc_wait()  # x, y, the partials: only once the kernel before has finished
+        tl.extra.cuda.gdc_launch_dependents()
 
     x_ptrs = x_ptr + offs_m[:, None] * stride_xm + (k_begin + offs_k)[None, :] * stride_xk
     w_ptrs = w_ptr + offs_n[:, None].to(tl.int64) * stride_wn + (k_begin + offs_k)[None, :] * stride_wk
@@ -225,12 +265,22 @@ def cached_workspace(m: int, n: int, cfg: SkinnyConfig, device: torch.device) ->
     return ws
 
 
+def pdl_supported(device: torch.device | str) -> bool:
+    """Whether kernels on ``device`` can be launched with PDL: CUDA, compute capability 9.0 or more."""
+    device = torch.device(device)
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9
+
+
 def skinny_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: torch.Tensor | None = None,
-                workspace: SkinnyWorkspace | None = None) -> torch.Tensor:
+                workspace: SkinnyWorkspace | None = None, pdl: bool = False, prefetch_k: int = 0) -> torch.Tensor:
     """``x [M, K] @ w[N, K]^T`` -> [M, N] in x's dtype (fp16 or bf16), fp32 accumulation, one launch.
 
     ``out``: an [M, N] tensor of x's dtype to write (else a new one). ``workspace``: split-K buffers
-    (else the cached ones for this shape). ValueError for shapes, dtypes or devices that do not fit.
+    (else the cached ones for this shape). ``pdl``: launched with programmatic dependent launch
+    ("Dependent launch" above; ValueError where ``pdl_supported`` is false), the first
+    ``prefetch_k`` elements of each W row of a program's slice asked into L2 before its wait (0:
+    none; left out where W's rows do not start 16-byte aligned). ValueError for shapes, dtypes or
+    devices that do not fit.
     """
     if x.dim() != 2 or w.dim() != 2:
         raise ValueError(f"skinny_gemm: x and w must be 2-D, got x {tuple(x.shape)}, w {tuple(w.shape)}")
@@ -259,6 +309,14 @@ def skinny_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: torch.
         part, counts = workspace.partials, workspace.counts
     else:
         part, counts = out, out  # never read: SPLIT_K == 1 compiles the epilogue out
+    if prefetch_k < 0:
+        raise ValueError(f"skinny_gemm: prefetch_k must be >= 0, got {prefetch_k}")
+    extra = {}
+    if pdl:
+        if not pdl_supported(x.device):
+            raise ValueError(f"skinny_gemm: pdl needs a CUDA device of compute capability 9.0 or more, got {x.device}")
+        aligned = w.stride(1) == 1 and (w.stride(0) * w.element_size()) % 16 == 0 and w.data_ptr() % 16 == 0
+        extra = {"PDL": True, "PREFETCH_K": prefetch_k if aligned else 0, "launch_pdl": True}
     grid = (triton.cdiv(n, cfg.block_n), cfg.split_k)
     skinny_gemm_kernel[grid](
         x, w, out, part, counts,
@@ -266,6 +324,7 @@ def skinny_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: torch.
         x.stride(0), x.stride(1), w.stride(0), w.stride(1), out.stride(0), out.stride(1),
         BLOCK_M=block_m(m), BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, SPLIT_K=cfg.split_k,
         EVEN_K=cfg.even_k(k), SWAP_AB=cfg.swap_ab, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        **extra,
     )
     return out
 
