@@ -4,7 +4,7 @@
 # and the skinny GEMM's on the GPU, the engine's logits against transformers + peft with it
 # (gpu/check_engine.py --runs fp16,fp16_pdl,fp16_sgmv_pdl), then the decode step (gpu/bench_engine.py,
 # no transformers) as the engine runs it by default (engine/), with PDL and no prefetch (engine-pdl0/),
-# with the default prefetch of 1,024 elements a W row (engine-pdl/) and 4,096 (engine-pdl4k/), the
+# with a prefetch of 1,024 elements a W row (engine-pdl/) and 4,096 (engine-pdl4k/), the
 # per-shape configuration WIDE,NARROW of PDL_NARROW with and without PDL (engine-narrow/,
 # engine-narrow-pdl/), and the default once more (engine-again/: the spread within the call).
 # About 5 minutes. Needs GIT_COMMIT in the environment. Results: $OUT/pdl-speed.tar.gz.
@@ -18,7 +18,7 @@ step check timeout 200 python3 gpu/check_engine.py --runs fp16,fp16_pdl,fp16_sgm
 B="timeout 150 python3 gpu/bench_engine.py --skip-transformers"
 step engine $B --out "$W/engine"
 step engine-pdl0 $B --pdl --pdl-prefetch-k 0 --out "$W/engine-pdl0"
-step engine-pdl $B --pdl --out "$W/engine-pdl"
+step engine-pdl $B --pdl --pdl-prefetch-k 1024 --out "$W/engine-pdl"
 step engine-pdl4k $B --pdl --pdl-prefetch-k 4096 --out "$W/engine-pdl4k"
 step engine-narrow $B --decode-gemm "$NARROW" --out "$W/engine-narrow"
 step engine-narrow-pdl $B --decode-gemm "$NARROW" --pdl --out "$W/engine-narrow-pdl"

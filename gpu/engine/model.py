@@ -50,11 +50,16 @@ FUSE_EPILOGUES = False
 EPILOGUE_CONFIG = None  # the epilogue GEMMs' skinny configuration name; None: SKINNY_CONFIG's
 EPILOGUE_GLU_CONFIG = None  # gate_up's (two W tiles a K step): None: EPILOGUE_CONFIG's
 # Decode passes through the skinny GEMM (at most SKINNY_MAX_M rows, no prefill chunk, Hopper or
-# later) launch their kernels with programmatic dependent launch (gpu/kernels/skinny_gemm.py,
-# "Dependent launch"): each GEMM asks L2 for the first DECODE_PREFETCH_K elements of its programs'
-# W rows while the kernel before it still runs. Off until measured (gpu/bench_engine.py --pdl).
+# later) may launch their kernels with programmatic dependent launch (gpu/kernels/skinny_gemm.py,
+# "Dependent launch"), each GEMM asking L2 for the first DECODE_PREFETCH_K elements of its
+# programs' W rows while the kernel before it still runs. Timed on the H200 at d861076
+# (`bash gpu/pdl_speed.sh`, gpu/results/pdl-speed-h200-d861076/): without prefetch the step
+# without LoRA took 0.15 ms less at batch 1 and 8 (3.98 against 4.13 ms, 4.32 against 4.46), the
+# same at 16 (4.69), and with SGMV LoRA 0.10 ms less at batch 1 but 0.07 ms more at 16; the
+# prefetch made every step slower (1,024 elements: 4.74 ms at batch 1; 4,096: 7.48). Off by
+# default: a mixed result, and turning it on changes the engine the profiles were measured on.
 DECODE_PDL = False
-DECODE_PREFETCH_K = 1024
+DECODE_PREFETCH_K = 0
 _SKINNY = None  # the config, where the kernel can be imported (the project's gpu package, Triton)
 if HAVE_TRITON:
     try:
