@@ -152,9 +152,18 @@ def test_mode_changes_table_groups_recordings_in_order(tmp_path: Path, monkeypat
         return {"metrics": {"mode_changes": {"live": live_n, "predicted": twin_n}}}
 
     monkeypatch.setattr(sl.twin_cli, "validate", fake_validate)
-    lines = sl.mode_changes_table("bin", live, rep).splitlines()
+    sums: dict = {}
+    lines = sl.mode_changes_table("bin", live, rep, sums).splitlines()
     assert lines[2] == "| d04-c | dLoRA | 4 | 8/12, 10/10, 12/12, 12/10 | 42 / 44 | 2 |"  # repeat, 2, 10 in order
     assert lines[3] == "| d04-c | dLoRA, no credits | 1 | 2/2 | 2 / 2 | 1 |"
     assert "fcfs" not in " ".join(seen)  # FCFS never switches: not counted
     assert lines[-2] == "| all | | 5 | | 44 / 46 (SMAPE 4.4 %) | 3 |"
     assert lines[-1] == "| priced with their lease's closed loop | | 2 | | 22 / 20 (SMAPE 9.5 %) | 1 |"
+    assert sums["all"][:3] == (5, 44, 46) and sums["all"][3] == pytest.approx(200 * 2 / 90)
+    assert sums["priced with their lease's closed loop"][:3] == (2, 22, 20)
+
+
+def test_smape_of_sums() -> None:
+    assert sl.smape_of_sums(0, 0) == 0.0
+    assert sl.smape_of_sums(132, 130) == pytest.approx(200 * 2 / 262)
+    assert sl.smape_of_sums(120, 108) == pytest.approx(10.526, abs=1e-3)
