@@ -452,7 +452,8 @@ def write_tables(res: dict, out: Path) -> str:
         lines.append(f"Decode graphs captured with the BLAS library preferred: {blas}.")
     if "decode_attention" in res:
         da = res["decode_attention"]
-        lines.append(f"Decode attention: {da['tile']}-token tiles, {da['warps']} warps, {da['stages']} stages.")
+        split = f", contexts split up to {da['target_programs']} programs" if "target_programs" in da else ""
+        lines.append(f"Decode attention: {da['tile']}-token tiles, {da['warps']} warps, {da['stages']} stages{split}.")
     dg = res.get("decode_gemm")
     if isinstance(dg, dict) and dg.get("max_m"):
         narrow = f" ({dg['narrow']} for N <= {dg['narrow_n']})" if dg["narrow"] != dg["wide"] else ""
@@ -621,6 +622,9 @@ def main() -> int:
     ap.add_argument("--epilogue-glu-config", default=None, metavar="NAME",
                     help="with --fuse-epilogues, gate_up's configuration (two W tiles a K step; default: "
                          "--epilogue-config's)")
+    ap.add_argument("--decode-target-programs", type=int, default=None, metavar="N",
+                    help="decode attention splits each context until it has N programs, at most "
+                         "DECODE_MAX_SPLITS splits (gpu/engine/attention.py DECODE_TARGET_PROGRAMS, 512)")
     ap.add_argument("--pdl", action="store_true",
                     help="launch the decode passes' kernels with programmatic dependent launch where the "
                          "skinny GEMM runs (gpu/engine/model.py DECODE_PDL, off by default)")
@@ -628,6 +632,10 @@ def main() -> int:
                     help="with --pdl, the elements of each W row a GEMM program asks into L2 before its wait "
                          "(DECODE_PREFETCH_K; 0: PDL without prefetch)")
     args = ap.parse_args()
+    if args.decode_target_programs is not None:
+        if args.decode_target_programs < 1:
+            ap.error("--decode-target-programs takes a count >= 1")
+        attention.DECODE_TARGET_PROGRAMS = args.decode_target_programs
     if args.pdl_prefetch_k is not None and (not args.pdl or args.pdl_prefetch_k < 0):
         ap.error("--pdl-prefetch-k takes a count >= 0 and goes with --pdl")
     if args.pdl and (args.fuse_prologues or args.fuse_epilogues):
@@ -667,7 +675,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     res: dict = {"meta": metadata(), "model": PRESETS[args.model].to_dict(), "dtype": "float16", "args": vars(args)}
     res["meta"]["git_commit"] = os.environ.get("GIT_COMMIT")
-    res["decode_attention"] = {"tile": attention.DECODE_TILE, "warps": attention.DECODE_WARPS,
+    res["decode_attention"] = {"target_programs": attention.DECODE_TARGET_PROGRAMS,
+                               "tile": attention.DECODE_TILE, "warps": attention.DECODE_WARPS,
                                "stages": attention.DECODE_STAGES, "head_fast": attention.DECODE_HEAD_FAST}
     if decode_gemm is None:  # the engine's own choice: the skinny GEMM where it can be imported
         from gpu.engine import model as engine_model
