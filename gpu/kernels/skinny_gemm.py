@@ -296,6 +296,8 @@ def skinny_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: torch.
         raise ValueError(f"skinny_gemm: x and w must both be float16 or bfloat16, got {x.dtype}, {w.dtype}")
     if x.device != w.device:
         raise ValueError(f"skinny_gemm: x on {x.device}, w on {w.device}")
+    if prefetch_k < 0:
+        raise ValueError(f"skinny_gemm: prefetch_k must be >= 0, got {prefetch_k}")
     if out is None:
         out = torch.empty((m, n), dtype=x.dtype, device=x.device)
     elif tuple(out.shape) != (m, n) or out.dtype != x.dtype or out.device != x.device:
@@ -309,8 +311,6 @@ def skinny_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: torch.
         part, counts = workspace.partials, workspace.counts
     else:
         part, counts = out, out  # never read: SPLIT_K == 1 compiles the epilogue out
-    if prefetch_k < 0:
-        raise ValueError(f"skinny_gemm: prefetch_k must be >= 0, got {prefetch_k}")
     extra = {}
     if pdl:
         if not pdl_supported(x.device):
