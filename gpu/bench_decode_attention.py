@@ -3,8 +3,10 @@
 For Llama-2-7B's attention shape (32 heads of 128, block size 16) at batch 1, 8, 16, 32, 64 and
 context 128, 1024, 4096 tokens per sequence, times every configuration of
 ``gpu.engine.attention.paged_decode_triton`` (splits per (sequence, head), context tile, warps,
-pipeline stages, launch order: sequence or head fastest), after checking each against the float64
-reference on fresh random inputs.
+pipeline stages, launch order: sequence or head fastest; with ``--family prefetch`` the loop
+pipelined by hand, the kernel's PREFETCH, beside the engine's default at each split count), after
+checking each against the float64 reference on fresh random inputs. ``--contexts`` sets the
+context lengths (the engine's bench decodes at 129: 128 tokens of prompt and the new one).
 The bytes a call must move (K and V of every context token, q and the output) over the measured
 copy bandwidth give the roofline; the table reports the fraction reached. Block tables point
 into a cache several times the L2, rotated between repetitions, so the timing is of HBM reads.
@@ -15,6 +17,7 @@ timed alone, and at short contexts the launch, not the kernel, sets the time (so
 at 128 tokens of context said nothing about the splits there; docs/engine.md).
 
 Usage (GPU machine): python3 gpu/bench_decode_attention.py --out DIR [--graph] [--quick] [--batches 1,8,16,32]
+    [--contexts 128,129] [--family all|prefetch]
 Writes DIR/decode_attention.csv (every configuration), DIR/decode_attention.json (the best per
 case, the default's time, metadata) and prints the best-per-case table last.
 """
@@ -88,6 +91,12 @@ def main() -> int:
     ap.add_argument("--graph", action="store_true", help="time 32 calls replayed as one CUDA graph, per call")
     ap.add_argument("--batches", default=None, help="batch sizes, comma-separated (default: 1,8,16,32,64; "
                     "--quick: 1,32)")
+    ap.add_argument("--contexts", default=None, help="context lengths, comma-separated (default: 128,1024,4096; "
+                    "--quick: 128)")
+    ap.add_argument("--family", default="all", choices=("all", "prefetch"),
+                    help="all: every STAGES-pipelined configuration (the default); prefetch: the hand-pipelined "
+                    "loop (PREFETCH) over splits, tiles, warps and launch orders, beside the engine's default "
+                    "tile, warps and stages at each split count")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -102,13 +111,27 @@ def main() -> int:
         except ValueError:
             ap.error(f"--batches: expected integers separated by commas, got {args.batches!r}")
     contexts = (128, 1024, 4096) if not args.quick else (128,)
-    configs = list(itertools.product((1, 2, 4, 8, 16), (16, 32, 64), (4, 8), (1, 2, 3), (False, True)))
+    if args.contexts:
+        try:
+            contexts = tuple(int(x) for x in args.contexts.split(","))
+        except ValueError:
+            ap.error(f"--contexts: expected integers separated by commas, got {args.contexts!r}")
+        if min(contexts) < 1:
+            ap.error(f"--contexts: lengths must be at least 1, got {args.contexts!r}")
+    if args.family == "all":
+        configs = [(*c, False) for c in itertools.product((1, 2, 4, 8, 16), (16, 32, 64), (4, 8), (1, 2, 3),
+                                                          (False, True))]
+    else:
+        configs = [(sp, A.DECODE_TILE, A.DECODE_WARPS, A.DECODE_STAGES, A.DECODE_HEAD_FAST, False)
+                   for sp in (1, 2, 4, 8)]
+        configs += [(*c, 1, False, True) for c in itertools.product((1, 2, 4, 8), (16, 32, 64), (2, 4, 8))]
+        configs += [(sp, tile, 4, 1, True, True) for sp in (1, 2, 4) for tile in (32, 64)]
     g = torch.Generator(device="cuda").manual_seed(0)
     # 12 GiB of cache: sequences read blocks spread over it, a different set each repetition.
     num_blocks = 12 * 2**30 // (2 * bs * kvh * d * 2)
     kc = torch.randn(num_blocks, bs, kvh, d, device="cuda", dtype=torch.float16, generator=g)
     vc = torch.randn_like(kc)
-    rows = ["batch,context,splits,tile,warps,stages,head_fast,us,gb_per_s,pct_roofline,rel_err"]
+    rows = ["batch,context,splits,tile,warps,stages,head_fast,prefetch,us,gb_per_s,pct_roofline,rel_err"]
     best = {}
     for b, ctx in itertools.product(batches, contexts):
         nblk = -(-ctx // bs)
@@ -121,16 +144,18 @@ def main() -> int:
         ref = reference(qs[0][:2], kc, vc, tables[0][:2], ctx)
         bytes_moved = b * ctx * kvh * d * 2 * 2 + 2 * b * h * d * 2
         case = []
-        for splits, tile, warps, stages, hf in configs:
-            key = f"{b},{ctx},{splits},{tile},{warps},{stages},{int(hf)}"
+        for splits, tile, warps, stages, hf, pf in configs:
+            key = f"{b},{ctx},{splits},{tile},{warps},{stages},{int(hf)},{int(pf)}"
             try:
+                o.fill_(float("nan"))
                 A.paged_decode_triton(qs[0], kc, vc, tables[0], lens, out=o, splits=splits, tile=tile, warps=warps,
-                                      stages=stages, head_fast=hf)
+                                      stages=stages, head_fast=hf, prefetch=pf)
                 err = float((o[:2].double() - ref).norm() / ref.norm())
                 if not err < 2e-3:
                     rows.append(f"{key},,,,{err:.2e}")
                     continue
-                cfg = {"splits": splits, "tile": tile, "warps": warps, "stages": stages, "head_fast": hf}
+                cfg = {"splits": splits, "tile": tile, "warps": warps, "stages": stages, "head_fast": hf,
+                       "prefetch": pf}
                 us = time_call(lambda i, cfg=cfg, qs=qs, tables=tables, lens=lens, o=o: A.paged_decode_triton(
                     qs[i], kc, vc, tables[i], lens, out=o, **cfg), sets, args.graph)
             except Exception as e:  # noqa: BLE001
@@ -139,13 +164,15 @@ def main() -> int:
             gbs = bytes_moved / (us * 1e-6) / 1e9
             pct = 100 * bytes_moved / (us * 1e-6) / bw
             rows.append(f"{key},{us:.2f},{gbs:.0f},{pct:.1f},{err:.2e}")
-            case.append((us, splits, tile, warps, stages, hf))
+            case.append((us, splits, tile, warps, stages, hf, pf))
         default_us = time_call(lambda i, qs=qs, tables=tables, lens=lens, o=o: A.paged_decode_triton(
             qs[i], kc, vc, tables[i], lens, out=o), sets, args.graph)
+        if not case:
+            raise SystemExit(f"batch {b} x context {ctx}: no configuration passed the float64 check")
         case.sort()
-        us, splits, tile, warps, stages, hf = case[0]
+        us, splits, tile, warps, stages, hf, pf = case[0]
         best[f"{b}x{ctx}"] = {"batch": b, "context": ctx, "us": us, "splits": splits, "tile": tile, "warps": warps,
-                              "stages": stages, "head_fast": hf,
+                              "stages": stages, "head_fast": hf, "prefetch": pf,
                               "pct_roofline": 100 * bytes_moved / (us * 1e-6) / bw,
                               "default_us": default_us,
                               "default_pct_roofline": 100 * bytes_moved / (default_us * 1e-6) / bw,
@@ -161,17 +188,18 @@ def main() -> int:
         "cuda": torch.version.cuda, "dtype": "float16", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "commit": os.environ.get("GIT_COMMIT", ""), "copy_bandwidth_bytes_per_s": bw,
         "shape": {"heads": h, "kv_heads": kvh, "head_dim": d, "block_size": bs},
+        "family": args.family,
         "defaults": {"tile": A.DECODE_TILE, "warps": A.DECODE_WARPS, "stages": A.DECODE_STAGES,
-                     "head_fast": A.DECODE_HEAD_FAST,
+                     "head_fast": A.DECODE_HEAD_FAST, "prefetch": A.DECODE_PREFETCH,
                      "target_programs": A.DECODE_TARGET_PROGRAMS},
         "seconds": time.perf_counter() - t0,
         "timing": f"CUDA graph of {LAYERS} calls, per call" if args.graph else "one launch between CUDA events",
     }
     (out / "decode_attention.json").write_text(json.dumps({"meta": meta, "best": best}, indent=2) + "\n")
     print(f"copy bandwidth {bw / 1e12:.2f} TB/s")
-    print("batch x ctx | best us (splits,tile,warps,stages,head_fast) | % roofline | default us | default %")
+    print("batch x ctx | best us (splits,tile,warps,stages,head_fast,prefetch) | % roofline | default us | default %")
     for k, v in best.items():
-        cfg = f"{v['splits']},{v['tile']},{v['warps']},{v['stages']},{int(v['head_fast'])}"
+        cfg = f"{v['splits']},{v['tile']},{v['warps']},{v['stages']},{int(v['head_fast'])},{int(v['prefetch'])}"
         print(f"{k:>10} | {v['us']:8.1f} ({cfg}) | "
               f"{v['pct_roofline']:5.1f} | {v['default_us']:8.1f} | {v['default_pct_roofline']:5.1f}")
     return 0

@@ -453,7 +453,8 @@ def write_tables(res: dict, out: Path) -> str:
     if "decode_attention" in res:
         da = res["decode_attention"]
         split = f", contexts split up to {da['target_programs']} programs" if "target_programs" in da else ""
-        lines.append(f"Decode attention: {da['tile']}-token tiles, {da['warps']} warps, {da['stages']} stages{split}.")
+        loop = "the loop pipelined by hand (PREFETCH)" if da.get("prefetch") else f"{da['stages']} stages"
+        lines.append(f"Decode attention: {da['tile']}-token tiles, {da['warps']} warps, {loop}{split}.")
     dg = res.get("decode_gemm")
     if isinstance(dg, dict) and dg.get("max_m"):
         narrow = f" ({dg['narrow']} for N <= {dg['narrow_n']})" if dg["narrow"] != dg["wide"] else ""
@@ -603,6 +604,10 @@ def main() -> int:
                          "(gpu/engine/attention.py DECODE_TILE, DECODE_WARPS, DECODE_STAGES): the step with "
                          "another configuration of gpu/bench_decode_attention.py before the engine's default "
                          "is changed")
+    ap.add_argument("--decode-attention-prefetch", action=argparse.BooleanOptionalAction, default=None,
+                    help="decode attention's loop pipelined by hand, the next tile's K and V loaded before the "
+                         "current one is computed (gpu/engine/attention.py DECODE_PREFETCH; STAGES unused), or "
+                         "not (--no-decode-attention-prefetch); default: the engine's")
     ap.add_argument("--decode-gemm", default=None, metavar="WIDE[,NARROW]",
                     help="time the step with the Triton skinny GEMM of gpu/kernels/skinny_gemm.py for the "
                          "weight GEMMs of batches up to 64 rows (config names as gpu/bench_gemm.py prints "
@@ -670,6 +675,8 @@ def main() -> int:
             engine_model.DECODE_PREFETCH_K = args.pdl_prefetch_k
     if args.decode_attention:
         set_decode_attention(args.decode_attention, ap)
+    if args.decode_attention_prefetch is not None:
+        attention.DECODE_PREFETCH = args.decode_attention_prefetch
     decode_gemm = set_decode_gemm(args.decode_gemm, ap) if args.decode_gemm else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -677,7 +684,8 @@ def main() -> int:
     res["meta"]["git_commit"] = os.environ.get("GIT_COMMIT")
     res["decode_attention"] = {"target_programs": attention.DECODE_TARGET_PROGRAMS,
                                "tile": attention.DECODE_TILE, "warps": attention.DECODE_WARPS,
-                               "stages": attention.DECODE_STAGES, "head_fast": attention.DECODE_HEAD_FAST}
+                               "stages": attention.DECODE_STAGES, "head_fast": attention.DECODE_HEAD_FAST,
+                               "prefetch": attention.DECODE_PREFETCH}
     if decode_gemm is None:  # the engine's own choice: the skinny GEMM where it can be imported
         from gpu.engine import model as engine_model
 

@@ -153,8 +153,8 @@ def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def check_decode_kernel(device: str) -> dict:
-    """Decode attention (every split count and launch order, contexts up to 3000 tokens) and prefill attention
-    (first and continuation chunks) against float64 references on fresh random inputs."""
+    """Decode attention (every split count and launch order, both loops, contexts up to 3000 tokens) and
+    prefill attention (first and continuation chunks) against float64 references on fresh random inputs."""
     from gpu.engine.attention import HAVE_TRITON, paged_decode_torch, paged_decode_triton, prefill_attention
 
     if not (HAVE_TRITON and device == "cuda"):
@@ -172,10 +172,13 @@ def check_decode_kernel(device: str) -> dict:
         bt = perm[: b * 188].view(b, 188).to(torch.int32)
         ref = paged_decode_torch(q.double(), kc.double(), vc.double(), bt, ctx)
         for splits in (1, 2, 4, 8, 16):
-            for head_fast in (False, True):  # both launch orders (gpu/engine/attention.py DECODE_HEAD_FAST)
+            # both launch orders (gpu/engine/attention.py DECODE_HEAD_FAST), the loop pipelined by STAGES
+            # and by hand (DECODE_PREFETCH)
+            for head_fast, prefetch in ((False, False), (True, False), (False, True)):
                 o = torch.full_like(q, float("nan"))
-                paged_decode_triton(q, kc, vc, bt, ctx, out=o, splits=splits, head_fast=head_fast)
-                key = f"H{h}_KVH{kvh}_D{d}_S{splits}" + ("_headfast" if head_fast else "")
+                paged_decode_triton(q, kc, vc, bt, ctx, out=o, splits=splits, head_fast=head_fast, prefetch=prefetch)
+                key = (f"H{h}_KVH{kvh}_D{d}_S{splits}" + ("_headfast" if head_fast else "")
+                       + ("_prefetch" if prefetch else ""))
                 out[key] = {"rel_err": rel_err(o, ref), "nan": bool(torch.isnan(o).any())}
     for (h, kvh, d, n, start) in [(32, 32, 128, 300, 0), (32, 32, 128, 257, 1000), (32, 8, 128, 64, 4000)]:
         q = torch.randn(n, h, d, device=device, dtype=torch.float16, generator=g)
@@ -357,7 +360,14 @@ def main() -> int:
                          "of them with _pdl after it (fp16_pdl, fp16_sgmv_pdl): gpu/engine/model.py DECODE_PDL on, "
                          "its decode passes of up to 16 rows launched with programmatic dependent launch")
     ap.add_argument("--dop-table", type=Path, default=ROOT / "gpu" / "dop" / "tuned_h200.json")
+    ap.add_argument("--decode-attention-prefetch", action=argparse.BooleanOptionalAction, default=None,
+                    help="every run with decode attention's loop pipelined by hand (gpu/engine/attention.py "
+                         "DECODE_PREFETCH), or not; default: the engine's")
     args = ap.parse_args()
+    if args.decode_attention_prefetch is not None:
+        from gpu.engine import attention
+
+        attention.DECODE_PREFETCH = args.decode_attention_prefetch
     runs = args.runs.split(",")
     if not args.dop_table.exists():  # without a table the dop kind is SGMV: nothing new to check
         skipped = [n for n in runs if n.endswith("dop")]

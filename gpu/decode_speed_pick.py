@@ -38,8 +38,8 @@ def pick(rows: list[dict[str, str]]) -> tuple[str | None, str]:
     line (the header is line 1) of a row whose numbers do not parse."""
     times: dict[tuple[int, int, int], dict[tuple[int, int], float]] = {}
     for line, r in enumerate(rows, start=2):
-        if not r.get("us") or r.get("head_fast") not in ("0", None):
-            continue
+        if not r.get("us") or r.get("head_fast") not in ("0", None) or r.get("prefetch") not in ("0", None):
+            continue  # the head-fastest order, or the hand-pipelined loop (--family prefetch): not STAGES configs
         try:
             if r.get("heads") is not None and int(r["heads"]) != 1:  # an older CSV's several-heads kernel
                 continue

@@ -39,17 +39,21 @@ if HAVE_TRITON:
         stride_ot, stride_oh,
         NUM_HEADS: tl.constexpr, SPLITS: tl.constexpr, STAGES: tl.constexpr,
         GROUP: tl.constexpr, BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr, TILE: tl.constexpr,
-        HEAD_FAST: tl.constexpr, PDL: tl.constexpr = False,
+        HEAD_FAST: tl.constexpr, PDL: tl.constexpr = False, PREFETCH: tl.constexpr = False,
     ):
         """One program per (sequence, head, split): the online softmax over its share of the
         context. With one split it writes the output; with more, the unnormalised partials (max,
         sum, weighted values) for the reduce kernel. ``HEAD_FAST``: the grid is (head, sequence,
         split), so programs launched together read the heads of the same tokens (neighbouring
         256-byte pieces of one cache row) rather than one head of many sequences. ``PDL``: launched
-        with launch_pdl (gpu/kernels/skinny_gemm.py, "Dependent launch")."""
-        if PDL:
-            tl.extra.cuda.gdc_wait()
-            tl.extra.cuda.gdc_launch_dependents()
+        with launch_pdl (gpu/kernels/skinny_gemm.py, "Dependent launch").
+
+        ``PREFETCH``: the loop is pipelined by hand instead of by ``STAGES``: K and V of the next
+        tile are loaded, and the block-table entries of the one after it, before the current
+        tile is computed, so a program waits for memory about once rather than twice a tile (the
+        V load otherwise waits behind the softmax of K, and each tile behind the one before). The
+        context length and the first block-table entries are read before ``gdc_wait`` (the host
+        writes them before the step; only q and the cache come from the kernel before)."""
         if HEAD_FAST:
             head = tl.program_id(0)
             seq = tl.program_id(1)
@@ -58,31 +62,74 @@ if HAVE_TRITON:
             head = tl.program_id(1)
         sp = tl.program_id(2)
         kv_head = head // GROUP
-        ctx = tl.load(ctx_ptr + seq)
-        per = tl.cdiv(tl.cdiv(ctx, SPLITS), TILE) * TILE
-        lo = sp * per
-        hi = tl.minimum(lo + per, ctx)
         d = tl.arange(0, HEAD_DIM)
+        if PREFETCH:
+            ctx = tl.load(ctx_ptr + seq)
+            per = tl.cdiv(tl.cdiv(ctx, SPLITS), TILE) * TILE
+            lo = sp * per
+            hi = tl.minimum(lo + per, ctx)
+            ar = tl.arange(0, TILE)
+            t = lo + ar
+            valid = t < hi
+            blk = tl.load(bt_ptr + seq * stride_bt + t // BLOCK_SIZE, mask=valid, other=0).to(tl.int64)
+            t2 = t + TILE
+            blk_nx = tl.load(bt_ptr + seq * stride_bt + t2 // BLOCK_SIZE, mask=t2 < hi, other=0).to(tl.int64)
+            if PDL:
+                tl.extra.cuda.gdc_wait()
+                tl.extra.cuda.gdc_launch_dependents()
+            offs = blk * stride_kb + (t % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
+            k_nx = tl.load(k_ptr + offs[:, None] + d[None, :], mask=valid[:, None], other=0.0)
+            v_nx = tl.load(v_ptr + offs[:, None] + d[None, :], mask=valid[:, None], other=0.0)
+        else:
+            if PDL:
+                tl.extra.cuda.gdc_wait()
+                tl.extra.cuda.gdc_launch_dependents()
+            ctx = tl.load(ctx_ptr + seq)
+            per = tl.cdiv(tl.cdiv(ctx, SPLITS), TILE) * TILE
+            lo = sp * per
+            hi = tl.minimum(lo + per, ctx)
         q = tl.load(q_ptr + seq * stride_qt + head * stride_qh + d).to(tl.float32) * scale
         m_i = tl.max(tl.full([TILE], float("-inf"), tl.float32), axis=0)
         l_i = tl.sum(tl.zeros([TILE], tl.float32), axis=0)
         acc = tl.zeros([HEAD_DIM], tl.float32)
-        for start in tl.range(lo, hi, TILE, num_stages=STAGES):
-            t = start + tl.arange(0, TILE)
-            valid = t < hi
-            blk = tl.load(bt_ptr + seq * stride_bt + t // BLOCK_SIZE, mask=valid, other=0).to(tl.int64)
-            base = blk * stride_kb + (t % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
-            offs = base[:, None] + d[None, :]
-            k = tl.load(k_ptr + offs, mask=valid[:, None], other=0.0).to(tl.float32)
-            s = tl.sum(k * q[None, :], axis=1)
-            s = tl.where(valid, s, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(s, axis=0))
-            p = tl.exp(s - m_new)
-            alpha = tl.exp(m_i - m_new)
-            l_i = l_i * alpha + tl.sum(p, axis=0)
-            v = tl.load(v_ptr + offs, mask=valid[:, None], other=0.0).to(tl.float32)
-            acc = acc * alpha + tl.sum(p[:, None] * v, axis=0)
-            m_i = m_new
+        if PREFETCH:
+            for start in tl.range(lo, hi, TILE, num_stages=1):
+                k = k_nx.to(tl.float32)
+                v = v_nx.to(tl.float32)
+                valid = start + ar < hi
+                # The next tile's K and V (addresses from the entries read last iteration), then
+                # the entries of the tile after it; all masked off past the end.
+                tn = start + TILE + ar
+                offs = blk_nx * stride_kb + (tn % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
+                k_nx = tl.load(k_ptr + offs[:, None] + d[None, :], mask=(tn < hi)[:, None], other=0.0)
+                v_nx = tl.load(v_ptr + offs[:, None] + d[None, :], mask=(tn < hi)[:, None], other=0.0)
+                tnn = tn + TILE
+                blk_nx = tl.load(bt_ptr + seq * stride_bt + tnn // BLOCK_SIZE, mask=tnn < hi, other=0).to(tl.int64)
+                s = tl.sum(k * q[None, :], axis=1)
+                s = tl.where(valid, s, float("-inf"))
+                m_new = tl.maximum(m_i, tl.max(s, axis=0))
+                p = tl.exp(s - m_new)
+                alpha = tl.exp(m_i - m_new)
+                l_i = l_i * alpha + tl.sum(p, axis=0)
+                acc = acc * alpha + tl.sum(p[:, None] * v, axis=0)
+                m_i = m_new
+        else:
+            for start in tl.range(lo, hi, TILE, num_stages=STAGES):
+                t = start + tl.arange(0, TILE)
+                valid = t < hi
+                blk = tl.load(bt_ptr + seq * stride_bt + t // BLOCK_SIZE, mask=valid, other=0).to(tl.int64)
+                base = blk * stride_kb + (t % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
+                offs = base[:, None] + d[None, :]
+                k = tl.load(k_ptr + offs, mask=valid[:, None], other=0.0).to(tl.float32)
+                s = tl.sum(k * q[None, :], axis=1)
+                s = tl.where(valid, s, float("-inf"))
+                m_new = tl.maximum(m_i, tl.max(s, axis=0))
+                p = tl.exp(s - m_new)
+                alpha = tl.exp(m_i - m_new)
+                l_i = l_i * alpha + tl.sum(p, axis=0)
+                v = tl.load(v_ptr + offs, mask=valid[:, None], other=0.0).to(tl.float32)
+                acc = acc * alpha + tl.sum(p[:, None] * v, axis=0)
+                m_i = m_new
         if SPLITS == 1:
             out = acc / l_i
             tl.store(o_ptr + seq * stride_ot + head * stride_oh + d, out.to(o_ptr.dtype.element_ty))
@@ -136,6 +183,9 @@ DECODE_STAGES = 2
 # (2, 4 or 8, reading 512-2,048 contiguous bytes of each token's cache row) was tried too: 13-26 %
 # slower than one head a program at batch 1-32 (gpu/results/decode-speed-h200-30a9ee2/); removed.
 DECODE_HEAD_FAST = False
+# The kernel's loop pipelined by hand (``_paged_decode_kernel``'s PREFETCH: the next tile's K and V
+# in flight while the current one is computed) instead of by Triton's STAGES.
+DECODE_PREFETCH = False
 
 
 def pdl_args(pdl: bool) -> dict:
@@ -155,7 +205,8 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
                         block_tables: torch.Tensor, context_lens: torch.Tensor,
                         out: torch.Tensor | None = None, splits: int | None = None,
                         tile: int | None = None, warps: int | None = None, stages: int | None = None,
-                        head_fast: bool | None = None, pdl: bool = False) -> torch.Tensor:
+                        head_fast: bool | None = None, pdl: bool = False,
+                        prefetch: bool | None = None) -> torch.Tensor:
     """q ``[B, H, D]``; caches ``[blocks, bs, KVH, D]``; block_tables ``[B, max_blocks]`` int32;
     context_lens ``[B]`` int32 (>= 1, the new token included). Returns ``[B, H, D]``.
     ``splits`` (a power of two; default ``decode_splits(B, H)``): programs per (sequence, head);
@@ -163,7 +214,8 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
     stages, and ``head_fast`` the launch order (defaults: DECODE_TILE, DECODE_WARPS,
     DECODE_STAGES, DECODE_HEAD_FAST; gpu/bench_decode_attention.py measures the alternatives).
     ``pdl``: both launches with programmatic dependent launch (gpu/kernels/skinny_gemm.py,
-    "Dependent launch")."""
+    "Dependent launch"). ``prefetch`` (default DECODE_PREFETCH): the loop pipelined by hand (the
+    kernel's PREFETCH; ``stages`` is then unused)."""
     b, h, d = q.shape
     bs, kvh = k_cache.shape[1], k_cache.shape[2]
     if out is None:
@@ -173,6 +225,7 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
     warps = DECODE_WARPS if warps is None else warps
     stages = DECODE_STAGES if stages is None else stages
     head_fast = DECODE_HEAD_FAST if head_fast is None else head_fast
+    prefetch = DECODE_PREFETCH if prefetch is None else prefetch
     if splits == 1:
         m = lsum = acc = out  # unused
     else:
@@ -187,7 +240,7 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
         block_tables.stride(0),
         out.stride(0), out.stride(1),
         NUM_HEADS=h, SPLITS=splits, STAGES=stages, GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d,
-        TILE=tile, HEAD_FAST=head_fast, num_warps=warps, **pdl_args(pdl))
+        TILE=tile, HEAD_FAST=head_fast, PREFETCH=prefetch, num_warps=warps, **pdl_args(pdl))
     if splits > 1:
         _paged_decode_reduce_kernel[(b, h)](m, lsum, acc, out, out.stride(0), out.stride(1),
                                             NUM_HEADS=h, SPLITS=splits, HEAD_DIM=d, num_warps=4, **pdl_args(pdl))

@@ -1,7 +1,8 @@
 """Decode attention over the paged KV cache on the CPU (Triton's interpreter): the decode kernel
 (one head a program) and its reduce kernel against the float64 reference on fresh random inputs --
 contexts of 1 token to several tiles, pages scattered, every split count, multi-head and
-grouped-query shapes, both launch orders."""
+grouped-query shapes, both launch orders, the loop pipelined by Triton's stages and by hand
+(PREFETCH)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,17 @@ def test_head_fast_order_matches_float64():
     q, kc, vc, bt, ctx, ref = _case(3, 4, 4)
     out = A.paged_decode_triton(q, kc, vc, bt, ctx, splits=2, tile=8, head_fast=True)
     assert float((out.double() - ref).norm() / ref.norm()) < 1e-5
+
+
+@pytest.mark.parametrize("heads, kvh", [(4, 4), (8, 2)])
+@pytest.mark.parametrize("splits", [1, 2, 4, 8])
+@pytest.mark.parametrize("tile", [4, 8, 16])
+def test_the_hand_pipelined_loop_matches_float64(heads, kvh, splits, tile):
+    # contexts of 1, 9, 30, 17 and 32 tokens over 8 pages of 4: one to eight tiles a program, splits
+    # that end mid-tile, and (8 splits of 1 token's context) empty splits
+    q, kc, vc, bt, ctx, ref = _case(heads * 100 + splits * 10 + tile, heads, kvh, contexts=(1, 9, 30, 17, 32))
+    out = torch.full_like(q, float("nan"))
+    A.paged_decode_triton(q, kc, vc, bt, ctx, out=out, splits=splits, tile=tile, prefetch=True)
+    assert not torch.isnan(out).any()
+    assert float((out.double() - ref).norm() / ref.norm()) < 1e-5
+

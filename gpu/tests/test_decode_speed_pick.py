@@ -84,3 +84,16 @@ def test_the_command_prints_only_the_configuration(tmp_path):
     f.write_text("\n".join([OLD_HEAD, "1,128,8,64,4,2,0,1,6.0,,,", "32,128,1,64,4,2,0,y,29.0,,,"]) + "\n")
     r = subprocess.run(cmd, capture_output=True, text=True)  # an older CSV's heads column must parse too
     assert r.returncode == 1 and r.stdout == "" and "line 3" in r.stderr
+
+
+def test_rows_of_the_hand_pipelined_loop_are_left_out():
+    head = "batch,context,splits,tile,warps,stages,head_fast,prefetch,us,gb_per_s,pct_roofline,rel_err"
+
+    def new_row(b, splits, tile, warps, stages, us, prefetch):
+        return dict(zip(head.split(","), map(str, (b, 129, splits, tile, warps, stages, 0, prefetch, us, 0, 0, 1e-4)),
+                        strict=True))
+
+    default = [new_row(1, 8, 64, 4, 2, 6.0, 0), new_row(32, 1, 64, 4, 2, 29.0, 0)]
+    prefetch = [new_row(1, 8, 32, 4, 1, 3.0, 1), new_row(32, 1, 32, 4, 1, 15.0, 1)]
+    assert dsp.pick(default + prefetch)[0] is None  # twice as fast, but --decode-attention cannot pick it
+    assert dsp.pick(default + [new_row(1, 8, 32, 4, 1, 3.0, 0), new_row(32, 1, 32, 4, 1, 15.0, 0)])[0] == "32,4,1"

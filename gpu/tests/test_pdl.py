@@ -6,7 +6,8 @@ L2 prefetch (none, part of K, more than K, a W whose rows are not 16-byte aligne
 bits as without and the float64 product within the skinny GEMM's bound; a chain of the decode pass's
 kernels (add_rms_norm, the GEMMs, rope and cache write, decode attention, silu_mul), every buffer
 reused from layer to layer so that a kernel started too early would read or overwrite another's data,
-captured in a CUDA graph and replayed on fresh inputs, gives the same bits with PDL as without. On
+captured in a CUDA graph and replayed on fresh inputs, gives the same bits with PDL as without (with
+decode attention's loop pipelined by STAGES and by hand). On
 the CPU: PDL is refused with a clear error and never chosen. Skipped without torch and Triton."""
 
 from __future__ import annotations
@@ -113,7 +114,13 @@ def _chain(bufs: dict, pdl: bool) -> torch.Tensor:
 
 @needs_hopper
 @pytest.mark.parametrize("batch", [1, 16])
-def test_decode_chain_in_a_graph_same_bits(batch):
+@pytest.mark.parametrize("attention_prefetch", [False, True])
+def test_decode_chain_in_a_graph_same_bits(batch, attention_prefetch, monkeypatch):
+    # attention_prefetch: decode attention's hand-pipelined loop, which reads the context lengths and
+    # block tables before its gdc_wait (attention.DECODE_PREFETCH)
+    from gpu.engine import attention
+
+    monkeypatch.setattr(attention, "DECODE_PREFETCH", attention_prefetch)
     dev, hid, inter, layers, bs, ctx = "cuda", 512, 1024, 4, 16, 40
     g = torch.Generator(device=dev).manual_seed(batch)
 
