@@ -12,7 +12,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ARCHIVE=attention-prefetch-speed.tar.gz
 . gpu/common/steps.sh  # OUT, W (the work folder), pack, step
-step tests env TRITON_INTERPRET=0 timeout 120 python3 -m pytest -q gpu/tests/test_decode_kernel.py \
+step tests env TRITON_INTERPRET=0 timeout 120 python3 -m pytest -q \
   gpu/tests/test_pdl.py::test_decode_chain_in_a_graph_same_bits
 B="timeout 110 python3 gpu/bench_engine.py --skip-transformers"
 step engine $B --out "$W/engine"
