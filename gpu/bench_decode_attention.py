@@ -4,7 +4,8 @@ For Llama-2-7B's attention shape (32 heads of 128, block size 16) at batch 1, 8,
 context 128, 1024, 4096 tokens per sequence, times every configuration of
 ``gpu.engine.attention.paged_decode_triton`` (splits per (sequence, head), context tile, warps,
 pipeline stages, launch order: sequence or head fastest; with ``--family prefetch`` the loop
-pipelined by hand, the kernel's PREFETCH, beside the engine's default at each split count), after
+pipelined by hand, the kernel's PREFETCH, beside the STAGES loop's 64-token tiles, 4 warps, 2 stages at
+each split count), after
 checking each against the float64 reference on fresh random inputs. ``--contexts`` sets the
 context lengths (the engine's bench decodes at 129: 128 tokens of prompt and the new one).
 The bytes a call must move (K and V of every context token, q and the output) over the measured
@@ -95,8 +96,8 @@ def main() -> int:
                     "--quick: 128)")
     ap.add_argument("--family", default="all", choices=("all", "prefetch"),
                     help="all: every STAGES-pipelined configuration (the default); prefetch: the hand-pipelined "
-                    "loop (PREFETCH) over splits, tiles, warps and launch orders, beside the engine's default "
-                    "tile, warps and stages at each split count")
+                    "loop (PREFETCH) over splits, tiles, warps and launch orders, beside the STAGES loop's "
+                    "64-token tiles, 4 warps, 2 stages at each split count")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -122,8 +123,8 @@ def main() -> int:
         configs = [(*c, False) for c in itertools.product((1, 2, 4, 8, 16), (16, 32, 64), (4, 8), (1, 2, 3),
                                                           (False, True))]
     else:
-        configs = [(sp, A.DECODE_TILE, A.DECODE_WARPS, A.DECODE_STAGES, A.DECODE_HEAD_FAST, False)
-                   for sp in (1, 2, 4, 8)]
+        # the loop Triton pipelines, in the engine's configuration before the hand-pipelined one
+        configs = [(sp, 64, 4, 2, False, False) for sp in (1, 2, 4, 8)]
         configs += [(*c, 1, False, True) for c in itertools.product((1, 2, 4, 8), (16, 32, 64), (2, 4, 8))]
         configs += [(sp, tile, 4, 1, True, True) for sp in (1, 2, 4) for tile in (32, 64)]
     g = torch.Generator(device="cuda").manual_seed(0)

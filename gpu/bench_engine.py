@@ -630,19 +630,20 @@ def main() -> int:
     ap.add_argument("--decode-target-programs", type=int, default=None, metavar="N",
                     help="decode attention splits each context until it has N programs, at most "
                          "DECODE_MAX_SPLITS splits (gpu/engine/attention.py DECODE_TARGET_PROGRAMS, 512)")
-    ap.add_argument("--pdl", action="store_true",
+    ap.add_argument("--pdl", action=argparse.BooleanOptionalAction, default=None,
                     help="launch the decode passes' kernels with programmatic dependent launch where the "
-                         "skinny GEMM runs (gpu/engine/model.py DECODE_PDL, off by default)")
+                         "skinny GEMM runs (gpu/engine/model.py DECODE_PDL), or not (--no-pdl); default: the "
+                         "engine's (on)")
     ap.add_argument("--pdl-prefetch-k", type=int, default=None, metavar="K",
-                    help="with --pdl, the elements of each W row a GEMM program asks into L2 before its wait "
-                         "(DECODE_PREFETCH_K; 0: PDL without prefetch)")
+                    help="with PDL (the default, or --pdl), the elements of each W row a GEMM program asks into "
+                         "L2 before its wait (DECODE_PREFETCH_K; 0: PDL without prefetch)")
     args = ap.parse_args()
     if args.decode_target_programs is not None:
         if args.decode_target_programs < 1:
             ap.error("--decode-target-programs takes a count >= 1")
         attention.DECODE_TARGET_PROGRAMS = args.decode_target_programs
-    if args.pdl_prefetch_k is not None and (not args.pdl or args.pdl_prefetch_k < 0):
-        ap.error("--pdl-prefetch-k takes a count >= 0 and goes with --pdl")
+    if args.pdl_prefetch_k is not None and (args.pdl is False or args.pdl_prefetch_k < 0):
+        ap.error("--pdl-prefetch-k takes a count >= 0 and goes with PDL (not with --no-pdl)")
     if args.pdl and (args.fuse_prologues or args.fuse_epilogues):
         ap.error("--pdl runs the unfused pass: not with --fuse-prologues or --fuse-epilogues")
     if (args.epilogue_config or args.epilogue_glu_config) and not args.fuse_epilogues:
@@ -667,12 +668,12 @@ def main() -> int:
         from gpu.engine import model as engine_model
 
         engine_model.FUSE_PROLOGUES = True
-    if args.pdl:
-        from gpu.engine import model as engine_model
+    from gpu.engine import model as engine_model
 
-        engine_model.DECODE_PDL = True
-        if args.pdl_prefetch_k is not None:
-            engine_model.DECODE_PREFETCH_K = args.pdl_prefetch_k
+    if args.pdl is not None:
+        engine_model.DECODE_PDL = args.pdl
+    if args.pdl_prefetch_k is not None:
+        engine_model.DECODE_PREFETCH_K = args.pdl_prefetch_k
     if args.decode_attention:
         set_decode_attention(args.decode_attention, ap)
     if args.decode_attention_prefetch is not None:
@@ -695,9 +696,7 @@ def main() -> int:
     res["decode_gemm"] = decode_gemm
     res["fuse_prologues"] = bool(args.fuse_prologues)
     res["fuse_epilogues"] = bool(args.fuse_epilogues)
-    if args.pdl:
-        from gpu.engine import model as engine_model
-
+    if engine_model.DECODE_PDL:
         res["pdl"] = {"prefetch_k": engine_model.DECODE_PREFETCH_K}
     res["epilogue_config"] = args.epilogue_config
     res["epilogue_glu_config"] = args.epilogue_glu_config

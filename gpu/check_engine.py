@@ -358,7 +358,8 @@ def main() -> int:
                          "--dop-table exists; otherwise skipped), fp16_fused (fp16 with gpu/engine/model.py "
                          "FUSE_EPILOGUES: its passes without LoRA, steps D, through the fused epilogues); any "
                          "of them with _pdl after it (fp16_pdl, fp16_sgmv_pdl): gpu/engine/model.py DECODE_PDL on, "
-                         "its decode passes of up to 16 rows launched with programmatic dependent launch")
+                         "its decode passes of up to 16 rows launched with programmatic dependent launch, or "
+                         "_nopdl: off; neither: the engine's default")
     ap.add_argument("--dop-table", type=Path, default=ROOT / "gpu" / "dop" / "tuned_h200.json")
     ap.add_argument("--decode-attention-prefetch", action=argparse.BooleanOptionalAction, default=None,
                     help="every run with decode attention's loop pipelined by hand (gpu/engine/attention.py "
@@ -414,9 +415,11 @@ def main() -> int:
             rows = refs16[rid][: len(spec[rid][1]) - 1]
             hf16[rid] = max(rel_err(rows[i], refs64[rid][i]) for i in range(rows.shape[0]))
         result["transformers_fp16_max_rel_err"] = hf16
+        pdl_default = engine_model.DECODE_PDL
         for name in runs:
-            pdl = name.endswith("_pdl")
-            kind_name = name[:-4] if pdl else name
+            forced = True if name.endswith("_pdl") else False if name.endswith("_nopdl") else None
+            kind_name = name.removesuffix("_pdl").removesuffix("_nopdl")
+            pdl = pdl_default if forced is None else forced
             dtype = torch.float32 if name.startswith("fp32") else torch.float16
             kind = "sgmv" if kind_name.endswith("sgmv") else "dop" if kind_name.endswith("dop") else "torch"
             fused = kind_name.endswith("fused")
@@ -442,7 +445,7 @@ def main() -> int:
                 else:
                     tol = {rid: max(4 * hf16.get(rid, 5e-4), 2e-3) for rid in spec}
                 ok = all(v["max_rel_err"] <= tol[rid] for rid, v in r["per_request"].items())
-                ok = ok and (not fused or len(fused_calls) > 0) and (not pdl or len(pdl_calls) > 0)
+                ok = ok and (not fused or len(fused_calls) > 0) and (forced is not True or len(pdl_calls) > 0)
                 m = r["merged"]
                 mtol = 1e-4 if dtype == torch.float32 else 2e-2
                 ok_m = "error" not in m and m["merged_vs_a8_rel_err"] <= mtol and m["unmerged_vs_base_rel_err"] <= mtol
@@ -455,7 +458,7 @@ def main() -> int:
                 result[f"engine_{name}"] = {"error": repr(e)}
             finally:
                 engine_model.FUSE_EPILOGUES = False
-                engine_model.DECODE_PDL = False
+                engine_model.DECODE_PDL = pdl_default
                 if pdl:
                     engine_model.skinny_gemm = real_skinny_gemm
                 if fused:

@@ -10,6 +10,7 @@
 #   3. gpu/bench_engine.py --skip-transformers: the decode step at batch 1-64 with the engine's
 #      defaults, its kernels and the time between them (decode_graph_kernels);
 #   4. the same with the configuration of step 2 that is fastest over its batches as the engine
+#      (the loop Triton pipelines, --no-decode-attention-prefetch, since the engine took the hand-pipelined one)
 #      would run it (gpu/decode_speed_pick.py: one configuration, the engine's split counts), when it
 #      is at least 3 % faster than the default there (--decode-attention).
 # Needs GIT_COMMIT in the environment (the tree on that machine has no .git). Everything goes to
@@ -24,7 +25,7 @@ step attention timeout 330 python3 gpu/bench_decode_attention.py --graph --quick
 step engine timeout 180 python3 gpu/bench_engine.py --skip-transformers --out "$W/engine"
 best=$(python3 gpu/decode_speed_pick.py "$W/attention/decode_attention.csv" 2>"$W/pick.log")
 if [ -n "$best" ]; then
-  step engine-best timeout 180 python3 gpu/bench_engine.py --skip-transformers --decode-attention "$best" \
+  step engine-best timeout 180 python3 gpu/bench_engine.py --skip-transformers --decode-attention "$best" --no-decode-attention-prefetch \
     --out "$W/engine-best"
 else
   echo "== no configuration 3 % faster than the default ($(cat "$W/pick.log"))"

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 MARGIN = 0.03  # 3 %: less is within the bench's repeat-to-repeat spread
-DEFAULT = (64, 4, 2)  # gpu/engine/attention.py: DECODE_TILE, DECODE_WARPS, DECODE_STAGES
+DEFAULT = (64, 4, 2)  # the STAGES loop's tile, warps, stages: the engine's before DECODE_PREFETCH
 HEADS = 32  # Llama-2-7B, the bench's shape
 TARGET_PROGRAMS, MAX_SPLITS = 512, 8  # gpu/engine/attention.py decode_splits
 

@@ -167,14 +167,20 @@ if HAVE_TRITON:
 # at least DECODE_TARGET_PROGRAMS programs, at most DECODE_MAX_SPLITS. It depends only on the
 # batch and head counts, so a captured CUDA graph keeps one choice for every context length.
 # The kernel's context tile (doubled for head dims of 64 or less), warps and software pipeline
-# stages. Chosen from gpu/bench_decode_attention.py on the H200 (gpu/results/decode_attention/):
-# tile 64, 4 warps, 2 stages was the best or within a few percent of it at every batch and context
-# where the kernel, not its launch, takes the time (e.g. batch 64 x 4096 tokens: 87 % of the copy
-# bandwidth, against 52 % for tile 32 / 1 stage); more than 8 splits never helped.
+# stages (STAGES: the loop Triton pipelines, used only without DECODE_PREFETCH below). With the
+# loop Triton pipelines, tile 64, 4 warps, 2 stages was the best or within a few percent of it at
+# every batch and context where the kernel, not its launch, takes the time (gpu/bench_decode_attention.py
+# on the H200, gpu/results/decode_attention/; e.g. batch 64 x 4096 tokens: 87 % of the copy
+# bandwidth, against 52 % for tile 32 / 1 stage); more than 8 splits never helped. With the loop
+# pipelined by hand (DECODE_PREFETCH), 32-token tiles and 2 warps at the engine's split counts
+# (`--family prefetch`, gpu/results/attention-prefetch-h200-ae82297/, us a call in a graph of 32):
+# 4.97 against 6.57 at batch 1 x 129 tokens of context, 15.6 against 21.0 at 16 x 129, 28.0
+# against 38.9 at 32 x 129 (16-token tiles: 25.7), 12.2 against 13.8 at 1 x 1,024, 74.3 against
+# 84.1 at 16 x 1,024, 160.0 against 173.7 at 32 x 1,024; the best of the sweep or near it in each.
 DECODE_TARGET_PROGRAMS = 512
 DECODE_MAX_SPLITS = 8
-DECODE_TILE = 64
-DECODE_WARPS = 4
+DECODE_TILE = 32
+DECODE_WARPS = 2
 DECODE_STAGES = 2
 # Launch order of the (sequence, head) programs: False = sequence fastest, True = head fastest.
 # Timed on the H200 (gpu/results/decode-speed-h200-30a9ee2/ and
@@ -184,8 +190,11 @@ DECODE_STAGES = 2
 # slower than one head a program at batch 1-32 (gpu/results/decode-speed-h200-30a9ee2/); removed.
 DECODE_HEAD_FAST = False
 # The kernel's loop pipelined by hand (``_paged_decode_kernel``'s PREFETCH: the next tile's K and V
-# in flight while the current one is computed) instead of by Triton's STAGES.
-DECODE_PREFETCH = False
+# in flight while the current one is computed) instead of by Triton's STAGES. The engine's step
+# without LoRA on the H200 (gpu/results/attention-prefetch-h200-ae82297/, one start, alternating
+# with the default of 64-token tiles, 4 warps, 2 stages): 4.504 against 4.661-4.678 ms at batch 16,
+# 4.954 against 5.263 at 32, 4.332 against 4.428-4.437 at 8.
+DECODE_PREFETCH = True
 
 
 def pdl_args(pdl: bool) -> dict:

@@ -56,9 +56,12 @@ EPILOGUE_GLU_CONFIG = None  # gate_up's (two W tiles a K step): None: EPILOGUE_C
 # (`bash gpu/pdl_speed.sh`, gpu/results/pdl-speed-h200-d861076/): without prefetch the step
 # without LoRA took 0.15 ms less at batch 1 and 8 (3.98 against 4.13 ms, 4.32 against 4.46), the
 # same at 16 (4.69), and with SGMV LoRA 0.10 ms less at batch 1 but 0.07 ms more at 16; the
-# prefetch made every step slower (1,024 elements: 4.74 ms at batch 1; 4,096: 7.48). Off by
-# default: a mixed result, and turning it on changes the engine the profiles were measured on.
-DECODE_PDL = False
+# prefetch made every step slower (1,024 elements: 4.74 ms at batch 1; 4,096: 7.48). With decode
+# attention's loop pipelined by hand (attention.DECODE_PREFETCH, 32-token tiles, 2 warps) it took
+# 3.941 / 4.128 / 4.477 ms at batch 1 / 8 / 16 against 4.061 / 4.332 / 4.504 without PDL and
+# 4.078 / 4.437 / 4.661 for the engine before both (gpu/results/attention-prefetch-h200-ae82297/,
+# one start): on by default since, with the profile of that engine recorded after it.
+DECODE_PDL = True
 DECODE_PREFETCH_K = 0
 _SKINNY = None  # the config, where the kernel can be imported (the project's gpu package, Triton)
 if HAVE_TRITON:
