@@ -30,6 +30,19 @@ FORCE_TRITON = False
 if HAVE_TRITON:
 
     @triton.jit
+    def _softmax_step(k, q, valid, m_i, l_i):
+        """One context tile of the online softmax: the scores of q against the tile's keys ``k``
+        (tokens outside ``valid`` masked off), the running max and sum updated. Returns the tile's
+        weights ``p``, the factor ``alpha`` that rescales what was summed before, the new max and
+        the new sum; the caller adds ``p @ v`` to its accumulator scaled by ``alpha``."""
+        s = tl.sum(k * q[None, :], axis=1)
+        s = tl.where(valid, s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, axis=0))
+        p = tl.exp(s - m_new)
+        alpha = tl.exp(m_i - m_new)
+        return p, alpha, m_new, l_i * alpha + tl.sum(p, axis=0)
+
+    @triton.jit
     def _paged_decode_kernel(
         q_ptr, k_ptr, v_ptr, bt_ptr, ctx_ptr, o_ptr, m_ptr, l_ptr, acc_ptr,
         scale,
@@ -105,14 +118,8 @@ if HAVE_TRITON:
                 v_nx = tl.load(v_ptr + offs[:, None] + d[None, :], mask=(tn < hi)[:, None], other=0.0)
                 tnn = tn + TILE
                 blk_nx = tl.load(bt_ptr + seq * stride_bt + tnn // BLOCK_SIZE, mask=tnn < hi, other=0).to(tl.int64)
-                s = tl.sum(k * q[None, :], axis=1)
-                s = tl.where(valid, s, float("-inf"))
-                m_new = tl.maximum(m_i, tl.max(s, axis=0))
-                p = tl.exp(s - m_new)
-                alpha = tl.exp(m_i - m_new)
-                l_i = l_i * alpha + tl.sum(p, axis=0)
+                p, alpha, m_i, l_i = _softmax_step(k, q, valid, m_i, l_i)
                 acc = acc * alpha + tl.sum(p[:, None] * v, axis=0)
-                m_i = m_new
         else:
             for start in tl.range(lo, hi, TILE, num_stages=STAGES):
                 t = start + tl.arange(0, TILE)
@@ -121,15 +128,9 @@ if HAVE_TRITON:
                 base = blk * stride_kb + (t % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
                 offs = base[:, None] + d[None, :]
                 k = tl.load(k_ptr + offs, mask=valid[:, None], other=0.0).to(tl.float32)
-                s = tl.sum(k * q[None, :], axis=1)
-                s = tl.where(valid, s, float("-inf"))
-                m_new = tl.maximum(m_i, tl.max(s, axis=0))
-                p = tl.exp(s - m_new)
-                alpha = tl.exp(m_i - m_new)
-                l_i = l_i * alpha + tl.sum(p, axis=0)
+                p, alpha, m_i, l_i = _softmax_step(k, q, valid, m_i, l_i)
                 v = tl.load(v_ptr + offs, mask=valid[:, None], other=0.0).to(tl.float32)
                 acc = acc * alpha + tl.sum(p[:, None] * v, axis=0)
-                m_i = m_new
         if SPLITS == 1:
             out = acc / l_i
             tl.store(o_ptr + seq * stride_ot + head * stride_oh + d, out.to(o_ptr.dtype.element_ty))
