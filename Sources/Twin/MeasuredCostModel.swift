@@ -26,6 +26,11 @@ public struct MeasuredCostModel: StepCostModel {
     /// `none`'s for steps without (and merged ones); absent without the profile's data.
     public private(set) var decodeCorrections: [String: DecodeCorrection] = [:]
 
+    /// Whether the closed loop corrects the steps with prefill tokens as well by default: off since
+    /// lease 9da212b-1's pooled Rule 4, on from lease 3a804f7-1 until then (docs/validation.md). The
+    /// scenario's `closed_loop_eager` and the CLI's `--closed-loop-eager` fall back to it.
+    public static let eagerCorrectionDefault = false
+
     /// Creates the model for the adapters of `catalogue`; fails if the profile has no LoRA table
     /// for `kernel`, or has closed-loop steps that cannot be read (the error names the file, line
     /// and column). `closedLoop: false` leaves the closed-loop correction out (a diagnostic);
@@ -33,11 +38,12 @@ public struct MeasuredCostModel: StepCostModel {
     /// own (its steps priced with this profile; an error if it has none for `kernel` or `none`).
     /// `loadStep` (the default) adds a load's excess to the step that orders it (the profile's
     /// `host_step` / `disk_step` rows); `eagerCorrection` corrects the steps with prefill tokens by
-    /// the closed loop as well, `false` (the default since lease 9da212b-1's pooled Rule 4) only the
-    /// decode-only steps. `loadStep`'s default is lease 3a804f7-1's Rule 3 (docs/validation.md).
+    /// the closed loop as well, `false` only the decode-only steps (default:
+    /// `eagerCorrectionDefault`). `loadStep`'s default is lease 3a804f7-1's Rule 3 (docs/validation.md).
     public init(
         profile: StepProfile, kernel: String, model: ModelSpec, catalogue: AdapterCatalogue, closedLoop: Bool = true,
-        closedLoopFrom: String? = nil, loadStep: Bool = true, eagerCorrection: Bool = false
+        closedLoopFrom: String? = nil, loadStep: Bool = true,
+        eagerCorrection: Bool = MeasuredCostModel.eagerCorrectionDefault
     ) throws(WorkloadError) {
         guard profile.loraGrids[kernel] != nil else {
             throw WorkloadError(

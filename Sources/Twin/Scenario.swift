@@ -18,7 +18,7 @@ public enum CostModelSpec: Sendable, Equatable {
     /// Rule 4, on from lease 3a804f7-1 until then; docs/validation.md).
     case measured(
         profile: String, kernel: String, closedLoop: Bool = true, closedLoopFrom: String? = nil, loadStep: Bool = true,
-        eagerCorrection: Bool = false)
+        eagerCorrection: Bool = MeasuredCostModel.eagerCorrectionDefault)
     /// Not given in the scenario: the measured profile `profiles/<gpu>-<model>` if one is found
     /// in the scenario's folder or a parent of it (or of the working directory), else analytic.
     case automatic
@@ -207,7 +207,7 @@ public struct Scenario: Sendable {
             if !closedLoop && from != nil {
                 throw b.error("closed_loop_from", "given with closed_loop: false; leave out one of the two")
             }
-            let eager = try b.bool("closed_loop_eager") ?? false
+            let eager = try b.bool("closed_loop_eager") ?? MeasuredCostModel.eagerCorrectionDefault
             if !closedLoop && eager {
                 throw b.error("closed_loop_eager", "given with closed_loop: false; leave out one of the two")
             }

@@ -199,7 +199,7 @@ public enum ScenarioRunner {
     /// to the scenario's folder); profile errors as workload errors naming file, line and column.
     static func measuredModel(
         _ s: Scenario, trace: Trace, profile dir: String, kernel: String, closedLoop: Bool, from: String? = nil,
-        loadStep: Bool = true, eagerCorrection: Bool = false
+        loadStep: Bool = true, eagerCorrection: Bool = MeasuredCostModel.eagerCorrectionDefault
     ) throws -> MeasuredCostModel {
         let path = resolvedPath(dir, against: s.baseDirectory)
         let loop = from.map { resolvedPath($0, against: s.baseDirectory) }

@@ -67,7 +67,7 @@ extension ProfileCommand {
                 do { prof = try StepProfile(directory: path) } catch { throw CLIError(error.description) }
                 let cost = try MeasuredCostModel(
                     profile: prof, kernel: k ?? "sgmv", model: s.model, catalogue: trace.catalogue, closedLoop: on,
-                    closedLoopFrom: on ? loop : nil, eagerCorrection: on && (eager ?? false))
+                    closedLoopFrom: on ? loop : nil, eagerCorrection: on && (eager ?? MeasuredCostModel.eagerCorrectionDefault))
                 let out = try priceSteps(path: steps, cost: cost, catalogue: trace.catalogue)
                 if let output {
                     let w = try AtomicFileWriter(path: output)
