@@ -63,6 +63,19 @@ EPILOGUE_GLU_CONFIG = None  # gate_up's (two W tiles a K step): None: EPILOGUE_C
 # one start): on by default since, with the profile of that engine recorded after it.
 DECODE_PDL = True
 DECODE_PREFETCH_K = 0
+# Batches over SKINNY_MAX_M rows: GEMMs of up to SKINNY_WIDE_MAX_M rows (0: none) through the
+# skinny GEMM too, with SKINNY_WIDE_CONFIG, or SKINNY_WIDE_NARROW_CONFIG for weights of at most
+# 4,096 output columns (o_proj, down_proj), except weights of more than SKINNY_WIDE_CUBLAS_N
+# output columns (None: none), which stay with cuBLAS. Decode passes of such batches then launch
+# with PDL like those of SKINNY_MAX_M rows or fewer. DECODE_PDL_CUBLAS: decode passes whose GEMMs
+# are cuBLAS's launch the engine's own kernels (norms, rope, attention, SiLU) with PDL all the
+# same; a cuBLAS kernel never lets the next one launch early, so only the launches between the
+# engine's own kernels overlap.
+SKINNY_WIDE_MAX_M = 0
+SKINNY_WIDE_CONFIG = "tsk_n64_k128_w4_s4_sk1_ab"
+SKINNY_WIDE_NARROW_CONFIG = "tsk_n64_k128_w4_s4_sk2_ab"
+SKINNY_WIDE_CUBLAS_N: int | None = None
+DECODE_PDL_CUBLAS = False
 _SKINNY = None  # the config, where the kernel can be imported (the project's gpu package, Triton)
 if HAVE_TRITON:
     try:
@@ -91,7 +104,22 @@ def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False) -> torch.Tensor:
         if pdl:
             return skinny_gemm(x, w, _SKINNY, pdl=True, prefetch_k=DECODE_PREFETCH_K)
         return skinny_gemm(x, w, _SKINNY)
+    if (_wide_rows(x) and w.dtype == torch.float16
+            and (SKINNY_WIDE_CUBLAS_N is None or w.shape[0] <= SKINNY_WIDE_CUBLAS_N)):
+        cfg = _wide_config(SKINNY_WIDE_NARROW_CONFIG if w.shape[0] <= 4096 else SKINNY_WIDE_CONFIG)
+        return skinny_gemm(x, w, cfg, pdl=pdl, prefetch_k=DECODE_PREFETCH_K if pdl else 0)
     return F.linear(x, w)
+
+
+_WIDE_CONFIGS: dict = {}
+
+
+def _wide_config(name: str):
+    """The SkinnyConfig of ``name``, parsed once."""
+    cfg = _WIDE_CONFIGS.get(name)
+    if cfg is None:
+        cfg = _WIDE_CONFIGS[name] = SkinnyConfig.from_name(name)
+    return cfg
 
 
 def _linear(x: torch.Tensor, w: torch.Tensor, pdl: bool) -> torch.Tensor:
@@ -103,7 +131,9 @@ def _pdl_pass(x: torch.Tensor, b: ForwardBatch) -> bool:
     """Whether this forward pass launches its kernels with programmatic dependent launch
     (DECODE_PDL): decode rows only (no prefill chunk, no token-graph tiles) through the skinny GEMM,
     on a device that has it."""
-    return (DECODE_PDL and _skinny_rows(x) and x.is_cuda and not b.prefills and b.tiles is None
+    own = _skinny_rows(x) or _wide_rows(x)
+    cublas = DECODE_PDL_CUBLAS and _SKINNY is not None and x.dtype in (torch.float16, torch.bfloat16)
+    return (DECODE_PDL and (own or cublas) and x.is_cuda and not b.prefills and b.tiles is None
             and b.num_decode == x.shape[0] and pdl_supported(x.device))
 
 
@@ -112,6 +142,13 @@ def _skinny_rows(x: torch.Tensor) -> bool:
     ``attention.FORCE_TRITON``, the tests' Triton interpreter), 1..SKINNY_MAX_M rows."""
     return (_SKINNY is not None and (x.is_cuda or _attn.FORCE_TRITON) and x.dim() == 2
             and 1 <= x.shape[0] <= SKINNY_MAX_M and x.dtype == torch.float16)
+
+
+def _wide_rows(x: torch.Tensor) -> bool:
+    """Whether ``x`` is an input of SKINNY_MAX_M + 1 .. SKINNY_WIDE_MAX_M rows that the skinny
+    GEMM takes with the wide configurations (fp16 on CUDA, or under FORCE_TRITON)."""
+    return (_SKINNY is not None and (x.is_cuda or _attn.FORCE_TRITON) and x.dim() == 2
+            and SKINNY_MAX_M < x.shape[0] <= SKINNY_WIDE_MAX_M and x.dtype == torch.float16)
 
 
 def _fused(x: torch.Tensor) -> bool:
@@ -286,7 +323,7 @@ class LlamaModel:
             self.lora.add_delta(layer, module, x, mask, dst)
 
     def _attention(self, b: ForwardBatch, li: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                   nd: int, pdl: bool = False) -> torch.Tensor:
+                   nd: int, pdl: bool = False, next_weight: torch.Tensor | None = None) -> torch.Tensor:
         """Layer ``li``'s attention output ``[T, heads, D]``: decode rows over the paged cache,
         prefill chunks with FlashAttention-2, or everything tiled (token graphs)."""
         if b.tiles is not None:
@@ -299,7 +336,7 @@ class LlamaModel:
             attn = torch.empty_like(q)
         if nd > 0:
             paged_decode(q[:nd], self.kv.k[li], self.kv.v[li], b.decode_block_tables,
-                         b.decode_context_lens, out=attn[:nd], pdl=pdl)
+                         b.decode_context_lens, out=attn[:nd], pdl=pdl, next_weight=next_weight)
         for c in b.prefills:
             s, n = c.tok_start, c.num_tokens
             if c.start_pos == 0:
@@ -350,7 +387,7 @@ class LlamaModel:
                     self._lora_add(li, "v_proj", h, qkv, mask, (qs + kvs, qs + 2 * kvs))
             q, k, v = rope_and_cache(qkv, b.positions, self.rotary.cos, self.rotary.sin, b.slot_mapping,
                                      self.kv.k[li], self.kv.v[li], hq, hkv, d, pdl=pdl)
-            attn = self._attention(b, li, q, k, v, nd, pdl).view(-1, qs)
+            attn = self._attention(b, li, q, k, v, nd, pdl, next_weight=lw.wo).view(-1, qs)
             o = _linear(attn, lw.wo, pdl)
             self._lora_add(li, "o_proj", attn, o, mask)
             if fused:

@@ -104,10 +104,11 @@ def patch_triton_interpreter_scalars(monkeypatch) -> None:
 
 
 
-def fused_forward_logits(monkeypatch, flag: str, spy: str, lora: bool, device: str):
+def fused_forward_logits(monkeypatch, flag: str, spy: str, lora: bool, device: str, values=(False, True)):
     """The engine's decode logits of three sequences of a tiny model (two layers; LoRA on two of
-    them when ``lora``) with ``gpu.engine.model.<flag>`` off and on, and the keyword arguments of
-    every call to ``model.<spy>`` made while it was on: ``({False: logits, True: logits}, calls)``.
+    them when ``lora``) with ``gpu.engine.model.<flag>`` off and on (``values``: the two settings,
+    the prefill run with the first), and the keyword arguments of every call to ``model.<spy>``
+    made while it was on: ``({False: logits, True: logits}, calls)``.
     For the fused-kernel tests (test_fused_prologues.py, test_fused_epilogues.py); on the CPU the
     fp16 tensors count as the skinny GEMM's inputs (Triton's interpreter)."""
     import torch
@@ -136,15 +137,17 @@ def fused_forward_logits(monkeypatch, flag: str, spy: str, lora: bool, device: s
     slot = {0: 0 if lora else None, 1: None, 2: 0 if lora else None}
     for rid, n in lens.items():
         ex.add_request(rid, torch.randint(0, cfg.vocab_size, (n,), generator=g).tolist())
-    monkeypatch.setattr(em, flag, False)
+    monkeypatch.setattr(em, flag, values[0])
     ex.execute([Seq(r, slot[r], 0, lens[r], tables[r]) for r in lens])
     seqs = [Seq(r, slot[r], lens[r], 1, tables[r]) for r in lens]
     calls = []
     real = getattr(em, spy)
     monkeypatch.setattr(em, spy, lambda *a, **k: calls.append(k) or real(*a, **k))
     logits = {}
-    for fuse in (False, True):
-        monkeypatch.setattr(em, flag, fuse)
+    for fuse, value in zip((False, True), values, strict=True):
+        monkeypatch.setattr(em, flag, value)
+        if not fuse:
+            calls.clear()  # only the calls of the second setting
         _, logits[fuse] = ex.execute(seqs, return_logits=True)
         for r in lens:  # the same inputs again: undo the sampled token
             ex.tokens[r].pop()

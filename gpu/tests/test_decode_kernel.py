@@ -73,3 +73,51 @@ def test_the_hand_pipelined_loop_matches_float64(heads, kvh, splits, tile):
     assert not torch.isnan(out).any()
     assert float((out.double() - ref).norm() / ref.norm()) < 1e-5
 
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_evict_first_cache_loads_match_float64(prefetch):
+    # the eviction policy is a hint: the same result (the interpreter ignores it; compiled runs are
+    # checked by gpu/check_engine.py)
+    q, kc, vc, bt, ctx, ref = _case(7, 4, 4, contexts=(1, 9, 30, 17, 32))
+    out = A.paged_decode_triton(q, kc, vc, bt, ctx, splits=2, tile=8, prefetch=prefetch, kv_evict="evict_first")
+    assert float((out.double() - ref).norm() / ref.norm()) < 1e-5
+
+
+def test_an_unknown_eviction_policy_is_refused():
+    q, kc, vc, bt, ctx, _ = _case(8, 4, 4)
+    with pytest.raises(ValueError, match="kv_evict"):
+        A.paged_decode_triton(q, kc, vc, bt, ctx, splits=1, tile=8, kv_evict="evict_soon")
+
+
+def test_the_l2_prefetch_is_left_out_off_cuda():
+    # the interpreter runs no inline assembly: a weight given off CUDA is not asked for, and the
+    # result is the reference's
+    q, kc, vc, bt, ctx, ref = _case(9, 4, 4)
+    w = torch.randn(64, 64).half()
+    out = A.paged_decode_triton(q, kc, vc, bt, ctx, splits=2, tile=8, prefetch=True, l2_prefetch=w)
+    assert float((out.double() - ref).norm() / ref.norm()) < 1e-5
+
+
+@pytest.mark.parametrize("batch, expect", [(2, 4), (5, 16)])
+def test_large_batches_take_the_large_tile(monkeypatch, batch, expect):
+    # DECODE_TILE_LARGE from DECODE_LARGE_BATCH sequences (4 here), DECODE_TILE below; head dims
+    # over 64 keep the tile as it is (d = 16 doubles it: 2 x 2, 2 x 8)
+    monkeypatch.setattr(A, "DECODE_TILE", 2)
+    monkeypatch.setattr(A, "DECODE_TILE_LARGE", 8)
+    monkeypatch.setattr(A, "DECODE_LARGE_BATCH", 4)
+    seen = []
+    kernel = A._paged_decode_kernel
+
+    class Spy:
+        def __getitem__(self, grid):
+            def launch(*args, **kw):
+                seen.append(kw["TILE"])
+                return kernel[grid](*args, **kw)
+            return launch
+
+    monkeypatch.setattr(A, "_paged_decode_kernel", Spy())
+    q, kc, vc, bt, ctx, ref = _case(10 + batch, 4, 4, contexts=(1, 9, 30, 17, 32)[:batch])
+    out = A.paged_decode_triton(q, kc, vc, bt, ctx, splits=1, prefetch=True)
+    assert seen == [expect]
+    assert float((out.double() - ref).norm() / ref.norm()) < 1e-5

@@ -1,0 +1,79 @@
+"""Decode batches over SKINNY_MAX_M rows through the skinny GEMM (gpu/engine/model.py
+SKINNY_WIDE_MAX_M), under Triton's interpreter on the CPU or on a GPU: the engine's logits with the
+wide configurations equal those of F.linear, each weight takes the configuration its width asks for
+(SKINNY_WIDE_NARROW_CONFIG up to 4,096 output columns), weights wider than SKINNY_WIDE_CUBLAS_N stay
+with F.linear, and batches of SKINNY_MAX_M rows or fewer, or over SKINNY_WIDE_MAX_M, are untouched."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("triton")
+
+os.environ.setdefault("TRITON_INTERPRET", "1")  # before any Triton import, as in conftest
+
+from conftest import fused_forward_logits, patch_triton_interpreter_scalars  # noqa: E402
+
+from gpu.engine import model as em  # noqa: E402
+
+DEVICE = "cuda" if os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
+WIDE, NARROW = "tsk_n32_k32_w4_s2_sk1_ab", "tsk_n16_k32_w4_s2_sk2"
+
+
+@pytest.fixture(autouse=True)
+def _wide(monkeypatch):
+    if DEVICE == "cpu":
+        patch_triton_interpreter_scalars(monkeypatch)
+        monkeypatch.setattr(em, "_wide_rows", lambda x: x.dim() == 2 and em.SKINNY_MAX_M < x.shape[0]
+                            <= em.SKINNY_WIDE_MAX_M and x.dtype == torch.float16)
+    monkeypatch.setattr(em, "SKINNY_MAX_M", 2)  # the test's three sequences are a wide batch
+    monkeypatch.setattr(em, "SKINNY_WIDE_CONFIG", WIDE)
+    monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_CONFIG", NARROW)
+    yield
+
+
+def _names(calls: list) -> list[str]:
+    return [c[0].name for c in calls]
+
+
+@pytest.mark.parametrize("cublas_n", [None, 100])
+def test_wide_batches_give_the_logits_of_f_linear(monkeypatch, cublas_n):
+    monkeypatch.setattr(em, "SKINNY_WIDE_CUBLAS_N", cublas_n)
+    seen = []
+    real = em.skinny_gemm
+
+    def spy(x, w, cfg, **k):
+        if em.SKINNY_WIDE_MAX_M:  # the second setting's pass only
+            seen.append((cfg, tuple(w.shape)))
+        return real(x, w, cfg, **k)
+
+    monkeypatch.setattr(em, "skinny_gemm", spy)
+    # SKINNY_WIDE_MAX_M 0 (F.linear) against 4 (the skinny GEMM for the three rows)
+    logits, _ = fused_forward_logits(monkeypatch, "SKINNY_WIDE_MAX_M", "add_rms_norm", False, DEVICE,
+                                     values=(0, 4))
+    ref = logits[False].double()
+    rel = float((logits[True].double() - ref).norm() / ref.norm())
+    assert rel <= 5e-3, rel
+    # tiny model: qkv [128, 64], o [64, 64], gate_up [192, 64], down [64, 96], lm_head [97, 64],
+    # two layers; all are "narrow" (<= 4,096 columns) but wider than 100 go to cuBLAS
+    shapes = [s for _, s in seen]
+    if cublas_n is None:
+        assert shapes == [(128, 64), (64, 64), (192, 64), (64, 96)] * 2 + [(97, 64)]
+    else:
+        assert shapes == [(64, 64), (64, 96)] * 2 + [(97, 64)]
+    assert {c.name for c, _ in seen} == {NARROW}
+
+
+def test_narrow_batches_keep_the_skinny_config(monkeypatch):
+    monkeypatch.setattr(em, "SKINNY_MAX_M", 4)  # the three rows are within SKINNY_MAX_M again
+    seen = []
+    real = em.skinny_gemm
+    monkeypatch.setattr(em, "skinny_gemm", lambda x, w, cfg, **k: seen.append(cfg.name) or real(x, w, cfg, **k))
+    if DEVICE == "cpu":
+        monkeypatch.setattr(em, "_skinny_rows", lambda x: x.dim() == 2 and 1 <= x.shape[0] <= em.SKINNY_MAX_M
+                            and x.dtype == torch.float16)
+    fused_forward_logits(monkeypatch, "SKINNY_WIDE_MAX_M", "add_rms_norm", False, DEVICE, values=(0, 4))
+    assert seen and set(seen) == {em.SKINNY_CONFIG}
