@@ -67,10 +67,11 @@ if HAVE_TRITON:
         stride_bt,
         stride_ot, stride_oh,
         pf_ptr, pf_piece, pf_total,
+        cos_ptr, sin_ptr, stride_cos, slot_ptr,
         NUM_HEADS: tl.constexpr, SPLITS: tl.constexpr, STAGES: tl.constexpr,
         GROUP: tl.constexpr, BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr, TILE: tl.constexpr,
         HEAD_FAST: tl.constexpr, PDL: tl.constexpr = False, PREFETCH: tl.constexpr = False,
-        L2_LANES: tl.constexpr = 0, KV_EVICT: tl.constexpr = "",
+        L2_LANES: tl.constexpr = 0, KV_EVICT: tl.constexpr = "", ROPE: tl.constexpr = False,
     ):
         """One program per (sequence, head, split): the online softmax over its share of the
         context. With one split it writes the output; with more, the unnormalised partials (max,
@@ -90,7 +91,15 @@ if HAVE_TRITON:
         ``pf_total`` elements at ``pf_ptr`` (``_l2_prefetch_share``: the weight the next GEMM
         reads, which no kernel of the step writes), so that it streams into L2 while this kernel,
         whose time latency rather than bandwidth sets at short contexts, runs. ``KV_EVICT``: the
-        cache loads' eviction policy ("" the default, "evict_first" to keep what was prefetched)."""
+        cache loads' eviction policy ("" the default, "evict_first" to keep what was prefetched).
+
+        ``ROPE`` (with PREFETCH; ``paged_decode_rope``): ``q_ptr`` is the qkv projection's output
+        ``[B, (H + 2 KVH) D]`` (row stride ``stride_qt``, ``stride_qh`` = D), and the kernel does
+        what ``rope_and_cache`` would before it: the rotary embedding of q and of the new token's
+        key at position context - 1 (``cos_ptr``/``sin_ptr`` tables), and the new key and value
+        written to the cache at ``slot_ptr[seq]`` by one program of each (sequence, KV head). The
+        loop reads the cache up to the new token only; the split that holds the new token adds it
+        last, from registers, so no program reads a cache row another program writes."""
         if L2_LANES > 0:
             _l2_prefetch_share(pf_ptr, pf_piece, pf_total, L2_LANES)
         if HEAD_FAST:
@@ -107,12 +116,16 @@ if HAVE_TRITON:
             per = tl.cdiv(tl.cdiv(ctx, SPLITS), TILE) * TILE
             lo = sp * per
             hi = tl.minimum(lo + per, ctx)
+            if ROPE:  # the cache holds the context before the new token; the new one comes from qkv
+                hc = tl.minimum(hi, ctx - 1)
+            else:
+                hc = hi
             ar = tl.arange(0, TILE)
             t = lo + ar
-            valid = t < hi
+            valid = t < hc
             blk = tl.load(bt_ptr + seq * stride_bt + t // BLOCK_SIZE, mask=valid, other=0).to(tl.int64)
             t2 = t + TILE
-            blk_nx = tl.load(bt_ptr + seq * stride_bt + t2 // BLOCK_SIZE, mask=t2 < hi, other=0).to(tl.int64)
+            blk_nx = tl.load(bt_ptr + seq * stride_bt + t2 // BLOCK_SIZE, mask=t2 < hc, other=0).to(tl.int64)
             if PDL:
                 tl.extra.cuda.gdc_wait()
                 tl.extra.cuda.gdc_launch_dependents()
@@ -127,27 +140,55 @@ if HAVE_TRITON:
             per = tl.cdiv(tl.cdiv(ctx, SPLITS), TILE) * TILE
             lo = sp * per
             hi = tl.minimum(lo + per, ctx)
-        q = tl.load(q_ptr + seq * stride_qt + head * stride_qh + d).to(tl.float32) * scale
+        if ROPE:
+            pos = ctx - 1
+            c = tl.load(cos_ptr + pos * stride_cos + d).to(tl.float32)
+            sn = tl.load(sin_ptr + pos * stride_cos + d).to(tl.float32)
+            rot = (d + HEAD_DIM // 2) % HEAD_DIM
+            sign = tl.where(d < HEAD_DIM // 2, -1.0, 1.0)
+            row = q_ptr + seq * stride_qt
+            qx = tl.load(row + head * stride_qh + d).to(tl.float32)
+            qr = tl.load(row + head * stride_qh + rot).to(tl.float32)
+            q = (qx * c + sign * (qr * sn)).to(q_ptr.dtype.element_ty).to(tl.float32) * scale
+            kx = tl.load(row + (NUM_HEADS + kv_head) * stride_qh + d).to(tl.float32)
+            kr = tl.load(row + (NUM_HEADS + kv_head) * stride_qh + rot).to(tl.float32)
+            k_new = (kx * c + sign * (kr * sn)).to(k_ptr.dtype.element_ty)
+            v_new = tl.load(row + (NUM_HEADS + NUM_HEADS // GROUP + kv_head) * stride_qh + d)
+            if (head % GROUP == 0) & (sp == 0):  # one writer per (sequence, KV head)
+                slot = tl.load(slot_ptr + seq).to(tl.int64)
+                tl.store(k_ptr + slot * stride_ks + kv_head * stride_kh + d, k_new)
+                tl.store(v_ptr + slot * stride_ks + kv_head * stride_kh + d, v_new.to(v_ptr.dtype.element_ty))
+        else:
+            q = tl.load(q_ptr + seq * stride_qt + head * stride_qh + d).to(tl.float32) * scale
         m_i = tl.max(tl.full([TILE], float("-inf"), tl.float32), axis=0)
         l_i = tl.sum(tl.zeros([TILE], tl.float32), axis=0)
         acc = tl.zeros([HEAD_DIM], tl.float32)
         if PREFETCH:
-            for start in tl.range(lo, hi, TILE, num_stages=1):
+            for start in tl.range(lo, hc, TILE, num_stages=1):
                 k = k_nx.to(tl.float32)
                 v = v_nx.to(tl.float32)
-                valid = start + ar < hi
+                valid = start + ar < hc
                 # The next tile's K and V (addresses from the entries read last iteration), then
                 # the entries of the tile after it; all masked off past the end.
                 tn = start + TILE + ar
                 offs = blk_nx * stride_kb + (tn % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
-                k_nx = tl.load(k_ptr + offs[:, None] + d[None, :], mask=(tn < hi)[:, None], other=0.0,
+                k_nx = tl.load(k_ptr + offs[:, None] + d[None, :], mask=(tn < hc)[:, None], other=0.0,
                                eviction_policy=KV_EVICT)
-                v_nx = tl.load(v_ptr + offs[:, None] + d[None, :], mask=(tn < hi)[:, None], other=0.0,
+                v_nx = tl.load(v_ptr + offs[:, None] + d[None, :], mask=(tn < hc)[:, None], other=0.0,
                                eviction_policy=KV_EVICT)
                 tnn = tn + TILE
-                blk_nx = tl.load(bt_ptr + seq * stride_bt + tnn // BLOCK_SIZE, mask=tnn < hi, other=0).to(tl.int64)
+                blk_nx = tl.load(bt_ptr + seq * stride_bt + tnn // BLOCK_SIZE, mask=tnn < hc, other=0).to(tl.int64)
                 p, alpha, m_i, l_i = _softmax_step(k, q, valid, m_i, l_i)
                 acc = acc * alpha + tl.sum(p[:, None] * v, axis=0)
+            if ROPE:  # the new token, in the split that holds it
+                own = (pos >= lo) & (pos < hi)
+                s_new = tl.sum(k_new.to(tl.float32) * q, axis=0)
+                m_new = tl.maximum(m_i, s_new)
+                p_new = tl.exp(s_new - m_new)
+                alpha = tl.exp(m_i - m_new)
+                acc = tl.where(own, acc * alpha + p_new * v_new.to(tl.float32), acc)
+                l_i = tl.where(own, l_i * alpha + p_new, l_i)
+                m_i = tl.where(own, m_new, m_i)
         else:
             for start in tl.range(lo, hi, TILE, num_stages=STAGES):
                 t = start + tl.arange(0, TILE)
@@ -255,7 +296,7 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
                         tile: int | None = None, warps: int | None = None, stages: int | None = None,
                         head_fast: bool | None = None, pdl: bool = False,
                         prefetch: bool | None = None, l2_prefetch: torch.Tensor | None = None,
-                        kv_evict: str | None = None) -> torch.Tensor:
+                        kv_evict: str | None = None, rope: tuple | None = None) -> torch.Tensor:
     """q ``[B, H, D]``; caches ``[blocks, bs, KVH, D]``; block_tables ``[B, max_blocks]`` int32;
     context_lens ``[B]`` int32 (>= 1, the new token included). Returns ``[B, H, D]``.
     ``splits`` (a power of two; default ``decode_splits(B, H)``): programs per (sequence, head);
@@ -267,11 +308,19 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
     kernel's PREFETCH; ``stages`` is then unused). ``l2_prefetch``: a weight the programs ask L2
     for while they run (the kernel's L2_LANES; skipped off CUDA, where Triton's interpreter runs
     no inline assembly, and for a tensor that is not contiguous 2-byte elements 16-byte aligned).
-    ``kv_evict`` (default DECODE_KV_EVICT): the cache loads' eviction policy."""
+    ``kv_evict`` (default DECODE_KV_EVICT): the cache loads' eviction policy. ``rope``: see
+    ``paged_decode_rope``, which passes it."""
     b, h, d = q.shape
     bs, kvh = k_cache.shape[1], k_cache.shape[2]
+    rope_args = (q, q, 0, q)  # unused without ROPE
+    if rope is not None:  # q is qkv [B, H + 2 KVH, D]
+        cos, sin, slot_mapping, h = rope
+        rope_args = (cos, sin, cos.stride(0), slot_mapping)
+        if prefetch is False:
+            raise ValueError("paged_decode_rope: the rotary embedding runs in the hand-pipelined loop only")
+        prefetch = True
     if out is None:
-        out = torch.empty_like(q)
+        out = torch.empty((b, h, d), dtype=q.dtype, device=q.device)
     if tile is None:
         tile = DECODE_TILE_LARGE if DECODE_TILE_LARGE is not None and b >= DECODE_LARGE_BATCH else DECODE_TILE
         tile = tile if d > 64 else 2 * tile
@@ -302,13 +351,36 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
         block_tables.stride(0),
         out.stride(0), out.stride(1),
         pf, piece, total,
+        *rope_args,
         NUM_HEADS=h, SPLITS=splits, STAGES=stages, GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d,
         TILE=tile, HEAD_FAST=head_fast, PREFETCH=prefetch, L2_LANES=lanes, KV_EVICT=kv_evict,
-        num_warps=warps, **pdl_args(pdl))
+        ROPE=rope is not None, num_warps=warps, **pdl_args(pdl))
     if splits > 1:
         _paged_decode_reduce_kernel[(b, h)](m, lsum, acc, out, out.stride(0), out.stride(1),
                                             NUM_HEADS=h, SPLITS=splits, HEAD_DIM=d, num_warps=4, **pdl_args(pdl))
     return out
+
+
+def paged_decode_rope(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, slot_mapping: torch.Tensor,
+                      k_cache: torch.Tensor, v_cache: torch.Tensor, block_tables: torch.Tensor,
+                      context_lens: torch.Tensor, heads: int, **kw) -> torch.Tensor:
+    """``rope_and_cache`` then ``paged_decode_triton``, in one kernel, for a pass of decode rows
+    only (row i at position context_lens[i] - 1): qkv ``[B, (H + 2 KVH) D]`` as the projection
+    wrote it (rows contiguous), ``cos``/``sin`` the rotary tables, ``slot_mapping`` ``[B]`` the
+    new tokens' cache slots, ``heads`` = H. Returns the attention ``[B, H, D]``; the new keys and
+    values are in the cache afterwards. The loop is the hand-pipelined one; ``kw`` as
+    ``paged_decode_triton``'s."""
+    b = qkv.shape[0]
+    kvh, d = k_cache.shape[2], k_cache.shape[3]
+    if qkv.dim() != 2 or qkv.shape[1] != (heads + 2 * kvh) * d or qkv.stride(1) != 1:
+        raise ValueError(f"paged_decode_rope: qkv must be [B, (H + 2 KVH) D] = [{b}, {(heads + 2 * kvh) * d}] "
+                         f"with contiguous rows, got {tuple(qkv.shape)} strides {qkv.stride()}")
+    if heads % kvh:
+        raise ValueError(f"paged_decode_rope: {heads} query heads over {kvh} KV heads")
+    q3 = qkv.view(b, heads + 2 * kvh, d) if qkv.is_contiguous() else qkv.as_strided(
+        (b, heads + 2 * kvh, d), (qkv.stride(0), d, 1))
+    return paged_decode_triton(q3, k_cache, v_cache, block_tables, context_lens,
+                               rope=(cos, sin, slot_mapping, heads), **kw)
 
 
 def paged_decode_torch(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,

@@ -21,6 +21,7 @@ from .attention import (
     HAVE_TRITON,
     PREFILL_TILE_M,
     paged_decode,
+    paged_decode_rope,
     paged_tiles,
     pdl_args,
     prefill_attention,
@@ -76,6 +77,9 @@ SKINNY_WIDE_CONFIG = "tsk_n64_k128_w4_s4_sk1_ab"
 SKINNY_WIDE_NARROW_CONFIG = "tsk_n64_k128_w4_s4_sk2_ab"
 SKINNY_WIDE_CUBLAS_N: int | None = None
 DECODE_PDL_CUBLAS = False
+# Passes of decode rows only: the rotary embedding and the cache write in decode attention's kernel
+# (attention.paged_decode_rope) instead of a kernel of their own before it (rope_and_cache).
+DECODE_FUSED_ROPE = False
 _SKINNY = None  # the config, where the kernel can be imported (the project's gpu package, Triton)
 if HAVE_TRITON:
     try:
@@ -149,6 +153,13 @@ def _wide_rows(x: torch.Tensor) -> bool:
     GEMM takes with the wide configurations (fp16 on CUDA, or under FORCE_TRITON)."""
     return (_SKINNY is not None and (x.is_cuda or _attn.FORCE_TRITON) and x.dim() == 2
             and SKINNY_MAX_M < x.shape[0] <= SKINNY_WIDE_MAX_M and x.dtype == torch.float16)
+
+
+def _rope_fused(x: torch.Tensor, b: ForwardBatch) -> bool:
+    """Whether this pass runs the rotary embedding and cache write inside decode attention
+    (DECODE_FUSED_ROPE): decode rows only, the Triton kernel's hand-pipelined loop, on CUDA."""
+    return (DECODE_FUSED_ROPE and HAVE_TRITON and _attn.DECODE_PREFETCH and x.is_cuda and not b.prefills
+            and b.tiles is None and b.num_decode == x.shape[0] and b.decode_block_tables is not None)
 
 
 def _fused(x: torch.Tensor) -> bool:
@@ -369,6 +380,7 @@ class LlamaModel:
         pending = None  # residual update not yet added to x (fused into the next norm)
         fused = _fused(x)
         pdl = not fused and _pdl_pass(x, b)
+        fuse_rope = _rope_fused(x, b)
         for li, lw in enumerate(self.w.layers):
             if fused:  # x + pending is a new tensor here, not x updated in place
                 qkv, x, h = norm_gemm(x, pending, lw.attn_norm, cfg.rms_norm_eps, lw.wqkv, _SKINNY,
@@ -385,9 +397,15 @@ class LlamaModel:
                     self._lora_add(li, "q_proj", h, qkv, mask, (0, qs))
                     self._lora_add(li, "k_proj", h, qkv, mask, (qs, qs + kvs))
                     self._lora_add(li, "v_proj", h, qkv, mask, (qs + kvs, qs + 2 * kvs))
-            q, k, v = rope_and_cache(qkv, b.positions, self.rotary.cos, self.rotary.sin, b.slot_mapping,
-                                     self.kv.k[li], self.kv.v[li], hq, hkv, d, pdl=pdl)
-            attn = self._attention(b, li, q, k, v, nd, pdl, next_weight=lw.wo).view(-1, qs)
+            if fuse_rope:
+                attn = paged_decode_rope(
+                    qkv, self.rotary.cos, self.rotary.sin, b.slot_mapping, self.kv.k[li], self.kv.v[li],
+                    b.decode_block_tables, b.decode_context_lens, hq, pdl=pdl,
+                    l2_prefetch=lw.wo if _attn.DECODE_L2_PREFETCH else None).view(-1, qs)
+            else:
+                q, k, v = rope_and_cache(qkv, b.positions, self.rotary.cos, self.rotary.sin, b.slot_mapping,
+                                         self.kv.k[li], self.kv.v[li], hq, hkv, d, pdl=pdl)
+                attn = self._attention(b, li, q, k, v, nd, pdl, next_weight=lw.wo).view(-1, qs)
             o = _linear(attn, lw.wo, pdl)
             self._lora_add(li, "o_proj", attn, o, mask)
             if fused:

@@ -121,3 +121,43 @@ def test_large_batches_take_the_large_tile(monkeypatch, batch, expect):
     out = A.paged_decode_triton(q, kc, vc, bt, ctx, splits=1, prefetch=True)
     assert seen == [expect]
     assert float((out.double() - ref).norm() / ref.norm()) < 1e-5
+
+
+@pytest.mark.parametrize("heads, kvh", [(4, 4), (8, 2)])
+@pytest.mark.parametrize("splits", [1, 2, 8])
+@pytest.mark.parametrize("tile", [4, 8])
+def test_rope_in_the_kernel_is_rope_and_cache_then_attention(heads, kvh, splits, tile):
+    # the new token at position context - 1; contexts of 1 (only the new token), 9, 30, 17, 32 over
+    # pages of 4, so the new token falls in every place of a tile and of a split
+    g = torch.Generator().manual_seed(heads * 100 + splits * 10 + tile)
+    d, bs, blocks = 16, 4, 64
+    contexts = (1, 9, 30, 17, 32)
+    b = len(contexts)
+    kc = torch.randn(blocks, bs, kvh, d, generator=g)
+    vc = torch.randn(blocks, bs, kvh, d, generator=g)
+    bt = torch.randperm(blocks, generator=g)[: b * 8].view(b, 8).to(torch.int32)
+    ctx = torch.tensor(contexts, dtype=torch.int32)
+    pos = ctx.long() - 1
+    slots = bt[torch.arange(b), pos // bs].long() * bs + pos % bs
+    qkv = torch.randn(b, (heads + 2 * kvh) * d, generator=g)
+    inv = 1.0 / (10000.0 ** (torch.arange(0, d, 2).float() / d))
+    emb = torch.outer(torch.arange(64).float(), inv).repeat(1, 2)
+    cos, sin = emb.cos(), emb.sin()
+    kc_ref, vc_ref = kc.clone(), vc.clone()
+    q, _, _ = A.rope_and_cache(qkv, pos, cos, sin, slots, kc_ref, vc_ref, heads, kvh, d)
+    ref = A.paged_decode_torch(q.double(), kc_ref.double(), vc_ref.double(), bt, ctx)
+    out = A.paged_decode_rope(qkv, cos, sin, slots, kc, vc, bt, ctx, heads, splits=splits, tile=tile)
+    assert out.shape == (b, heads, d)
+    assert float((out.double() - ref).norm() / ref.norm()) < 1e-5
+    # the new keys and values are written, once, where rope_and_cache writes them; nothing else
+    assert torch.allclose(kc, kc_ref, atol=1e-6) and torch.equal(vc, vc_ref)
+
+
+def test_rope_in_the_kernel_refuses_what_does_not_fit():
+    kc = torch.zeros(8, 4, 2, 16)
+    args = (torch.zeros(8, 64), torch.zeros(8, 64), torch.zeros(3, dtype=torch.int64), kc, kc,
+            torch.zeros(3, 2, dtype=torch.int32), torch.ones(3, dtype=torch.int32))
+    with pytest.raises(ValueError, match="qkv must be"):
+        A.paged_decode_rope(torch.zeros(3, 100), *args, heads=4)
+    with pytest.raises(ValueError, match="hand-pipelined"):
+        A.paged_decode_rope(torch.zeros(3, (4 + 4) * 16), *args, heads=4, prefetch=False)
