@@ -7,7 +7,7 @@
 # loads marked evict-first, 16-token tiles from batch 32 (DECODE_TILE_LARGE), PDL between the
 # engine's own kernels where cuBLAS runs the GEMMs (DECODE_PDL_CUBLAS), and the skinny GEMM's
 # transposed configurations for 17-32 rows (SKINNY_WIDE_MAX_M), with gate_up and lm_head left to
-# cuBLAS or not, the rotary embedding and cache write inside decode attention (DECODE_FUSED_ROPE),
+# cuBLAS or not, the rotary embedding and cache write inside decode attention (DECODE_FUSED_ROPE_MAX_ROWS),
 # and combinations; then the engine's logits against transformers + peft (gpu/check_engine.py --runs
 # fp16,fp16_sgmv, the committed defaults) and the decode kernel at batch 8 and 16 x 4,096 tokens
 # (gpu/bench_decode_attention.py --family prefetch). Needs GIT_COMMIT. Results: $OUT/b32-speed.tar.gz.
@@ -18,7 +18,7 @@ ARCHIVE=b32-speed.tar.gz
 L2="attention.DECODE_L2_PREFETCH=True"
 T16="attention.DECODE_TILE_LARGE=16"
 WIDE="model.SKINNY_WIDE_MAX_M=32"
-ROPE="model.DECODE_FUSED_ROPE=True"
+ROPE="model.DECODE_FUSED_ROPE_MAX_ROWS=64"
 PDLC="model.DECODE_PDL_CUBLAS=True"
 step tests env TRITON_INTERPRET=0 timeout 120 python3 -m pytest -q gpu/tests/test_fused_rope.py \
   gpu/tests/test_wide_rows.py gpu/tests/test_pdl.py

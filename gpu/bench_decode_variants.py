@@ -17,7 +17,7 @@ VALUE a Python literal: ``True``, ``16``, ``"evict_first"``, ``None``), for exam
 ``l2:attention.DECODE_L2_PREFETCH=True`` or ``t16:attention.DECODE_TILE_LARGE=16``.
 
 Usage (GPU machine): python3 gpu/bench_decode_variants.py --out DIR [--batches 1,8,16,32,64]
-    [--rounds 3] [--ctx 128] [--profile-batch 32] --variant NAME:SETTINGS ...
+    [--rounds 3] [--rotate] [--ctx 128] [--profile-batch 32] --variant NAME:SETTINGS ...
 Writes DIR/variants.json (metadata, copy bandwidth, the weight roofline, every timing and logits
 difference, the per-kernel device time of each variant's graph at ``--profile-batch``),
 DIR/variants.csv (one row per round, variant and batch) and DIR/variants.md (median over rounds,
@@ -100,6 +100,12 @@ class applied:
         self.saved.clear()
 
 
+def rotated(items: list, k: int) -> list:
+    """``items`` started ``k`` places on (wrapping round)."""
+    k %= max(len(items), 1)
+    return items[k:] + items[:k]
+
+
 def write_whole(path: Path, text: str) -> None:
     """Writes ``text`` to a temporary file beside ``path``, then renames it into place."""
     tmp = path.with_name(path.name + ".tmp")
@@ -153,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-diff", type=float, default=2e-2, help="largest relative L2 logits difference")
     ap.add_argument("--profile-batch", type=int, default=None,
                     help="per-kernel device time of each variant's graph at this batch (torch.profiler)")
+    ap.add_argument("--rotate", action="store_true",
+                    help="rotate the variants' order by one each round after the first (the first always starts "
+                         "with default, whose logits the others are compared with)")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME:SETTINGS")
     args = ap.parse_args(argv)
     batches = sorted({int(b) for b in args.batches.split(",") if b.strip()})
@@ -208,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     reference: dict[int, torch.Tensor] = {}
     profiles: dict[str, dict] = {}
     for rnd in range(args.rounds):
-        for v in variants:
+        for v in rotated(variants, rnd if args.rotate else 0):
             with applied(v, modules):
                 ex = None
                 try:

@@ -267,9 +267,10 @@ DECODE_HEAD_FAST = False
 DECODE_PREFETCH = True
 # Batches of at least DECODE_LARGE_BATCH sequences take DECODE_TILE_LARGE-token tiles (None: DECODE_TILE):
 # at 32 x 129 tokens, 16-token tiles took 25.7 us a call against 28.0 for 32 (the sweep above), and
-# 32-token tiles were faster at batch 16.
+# 32-token tiles were faster at batch 16. The step at batch 32 (gpu/results/b32-speed-h200-f8bc290/):
+# 4.924 against 4.958 ms, the decode kernel 823 against 912 us a step.
 DECODE_LARGE_BATCH = 32
-DECODE_TILE_LARGE: int | None = None
+DECODE_TILE_LARGE: int | None = 16
 # The decode kernel asks L2 for the weight of the GEMM after it (o_proj's, gpu/engine/model.py)
 # while it runs (``_paged_decode_kernel``'s L2_LANES), and its cache loads take DECODE_KV_EVICT as
 # their eviction policy ("" the default, "evict_first").

@@ -77,9 +77,12 @@ SKINNY_WIDE_CONFIG = "tsk_n64_k128_w4_s4_sk1_ab"
 SKINNY_WIDE_NARROW_CONFIG = "tsk_n64_k128_w4_s4_sk2_ab"
 SKINNY_WIDE_CUBLAS_N: int | None = None
 DECODE_PDL_CUBLAS = False
-# Passes of decode rows only: the rotary embedding and the cache write in decode attention's kernel
-# (attention.paged_decode_rope) instead of a kernel of their own before it (rope_and_cache).
-DECODE_FUSED_ROPE = False
+# Passes of at most DECODE_FUSED_ROPE_MAX_ROWS decode rows (and nothing else; 0: none): the rotary
+# embedding and the cache write in decode attention's kernel (attention.paged_decode_rope) instead
+# of a kernel of their own before it (rope_and_cache). On the H200 (gpu/results/b32-speed-h200-f8bc290/,
+# `bash gpu/b32_speed.sh`, three rounds in one process) the step without LoRA took 3.971 / 4.236 /
+# 4.415 ms at batch 1 / 8 / 16 against 4.047 / 4.246 / 4.557 without, but 5.038 against 4.958 at 32.
+DECODE_FUSED_ROPE_MAX_ROWS = 16
 _SKINNY = None  # the config, where the kernel can be imported (the project's gpu package, Triton)
 if HAVE_TRITON:
     try:
@@ -157,9 +160,10 @@ def _wide_rows(x: torch.Tensor) -> bool:
 
 def _rope_fused(x: torch.Tensor, b: ForwardBatch) -> bool:
     """Whether this pass runs the rotary embedding and cache write inside decode attention
-    (DECODE_FUSED_ROPE): decode rows only, the Triton kernel's hand-pipelined loop, on CUDA."""
-    return (DECODE_FUSED_ROPE and HAVE_TRITON and _attn.DECODE_PREFETCH and x.is_cuda and not b.prefills
-            and b.tiles is None and b.num_decode == x.shape[0] and b.decode_block_tables is not None)
+    (DECODE_FUSED_ROPE_MAX_ROWS): decode rows only, the Triton kernel's hand-pipelined loop, on CUDA."""
+    return (0 < x.shape[0] <= DECODE_FUSED_ROPE_MAX_ROWS and HAVE_TRITON and _attn.DECODE_PREFETCH and x.is_cuda
+            and not b.prefills and b.tiles is None and b.num_decode == x.shape[0]
+            and b.decode_block_tables is not None)
 
 
 def _fused(x: torch.Tensor) -> bool:

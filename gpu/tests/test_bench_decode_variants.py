@@ -59,3 +59,9 @@ def test_whole_files_only(tmp_path):
     p = tmp_path / "variants.md"
     bdv.write_whole(p, "table\n")
     assert p.read_text() == "table\n" and not (tmp_path / "variants.md.tmp").exists()
+
+
+def test_rounds_rotate_the_order():
+    assert bdv.rotated(["default", "a", "b"], 0) == ["default", "a", "b"]
+    assert bdv.rotated(["default", "a", "b"], 4) == ["a", "b", "default"]
+    assert bdv.rotated([], 3) == []

@@ -1,5 +1,5 @@
 """The engine's forward pass with the rotary embedding and the cache write inside decode attention
-(gpu/engine/model.py DECODE_FUSED_ROPE, attention.paged_decode_rope), under Triton's interpreter on
+(gpu/engine/model.py DECODE_FUSED_ROPE_MAX_ROWS, attention.paged_decode_rope), under Triton's interpreter on
 the CPU or on a GPU: the decode logits equal those of rope_and_cache then attention, with and
 without LoRA, and the fused kernel ran once a layer."""
 
@@ -26,8 +26,8 @@ def _interpreter(monkeypatch):
     if DEVICE == "cpu":
         patch_triton_interpreter_scalars(monkeypatch)
         # on the CPU the pass counts as one the kernel takes (it runs under the interpreter)
-        monkeypatch.setattr(em, "_rope_fused", lambda x, b: em.DECODE_FUSED_ROPE and not b.prefills
-                            and b.tiles is None and b.num_decode == x.shape[0])
+        monkeypatch.setattr(em, "_rope_fused", lambda x, b: x.shape[0] <= em.DECODE_FUSED_ROPE_MAX_ROWS
+                            and not b.prefills and b.tiles is None and b.num_decode == x.shape[0])
     yield
 
 
@@ -36,8 +36,17 @@ def test_forward_with_rope_in_attention_gives_the_logits_of_rope_and_cache(monke
     calls = []
     real = em.paged_decode_rope
     monkeypatch.setattr(em, "paged_decode_rope", lambda *a, **k: calls.append(1) or real(*a, **k))
-    logits, _ = fused_forward_logits(monkeypatch, "DECODE_FUSED_ROPE", "add_rms_norm", lora, DEVICE)
+    logits, _ = fused_forward_logits(monkeypatch, "DECODE_FUSED_ROPE_MAX_ROWS", "add_rms_norm", lora, DEVICE,
+                                     values=(0, 16))
     assert len(calls) == 2  # two layers, the fused pass only
     ref = logits[False].double()
     rel = float((logits[True].double() - ref).norm() / ref.norm())
     assert rel <= 5e-3, rel
+
+
+def test_passes_over_the_row_limit_keep_rope_and_cache(monkeypatch):
+    calls = []
+    real = em.paged_decode_rope
+    monkeypatch.setattr(em, "paged_decode_rope", lambda *a, **k: calls.append(1) or real(*a, **k))
+    fused_forward_logits(monkeypatch, "DECODE_FUSED_ROPE_MAX_ROWS", "add_rms_norm", False, DEVICE, values=(0, 2))
+    assert calls == []  # three rows, over 2
