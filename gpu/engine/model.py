@@ -82,7 +82,7 @@ DECODE_PDL_CUBLAS = False
 # of a kernel of their own before it (rope_and_cache). On the H200 (gpu/results/b32-speed-h200-f8bc290/,
 # `bash gpu/b32_speed.sh`, three rounds in one process) the step without LoRA took 3.971 / 4.236 /
 # 4.415 ms at batch 1 / 8 / 16 against 4.047 / 4.246 / 4.557 without, but 5.038 against 4.958 at 32.
-DECODE_FUSED_ROPE_MAX_ROWS = 16
+DECODE_FUSED_ROPE_MAX_ROWS = 1 << 16
 _SKINNY = None  # the config, where the kernel can be imported (the project's gpu package, Triton)
 if HAVE_TRITON:
     try:
