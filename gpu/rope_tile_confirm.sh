@@ -8,7 +8,9 @@
 # (gpu/bench_decode_variants.py --rotate); the engine's logits against transformers + peft with the
 # new defaults (gpu/check_engine.py --runs fp16,fp16_sgmv,fp16_nopdl); the engine's bench with them
 # (gpu/bench_engine.py, with SGMV LoRA and prefill). Needs GIT_COMMIT. Results:
-# $OUT/rope-tile-confirm.tar.gz.
+# $OUT/rope-tile-confirm.tar.gz. (Written for 4944a98, gpu/results/rope-tile-h200-4944a98/; since
+# then the defaults are the fusion up to 16 rows and 32-token tiles at every batch, so `old` differs
+# from the default from 17 rows on only by the rope kernel, and `t32` is the default.)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ARCHIVE=rope-tile-confirm.tar.gz

@@ -265,15 +265,19 @@ DECODE_HEAD_FAST = False
 # with the default of 64-token tiles, 4 warps, 2 stages): 4.504 against 4.661-4.678 ms at batch 16,
 # 4.954 against 5.263 at 32, 4.332 against 4.428-4.437 at 8.
 DECODE_PREFETCH = True
-# Batches of at least DECODE_LARGE_BATCH sequences take DECODE_TILE_LARGE-token tiles (None: DECODE_TILE):
-# at 32 x 129 tokens, 16-token tiles took 25.7 us a call against 28.0 for 32 (the sweep above), and
-# 32-token tiles were faster at batch 16. The step at batch 32 (gpu/results/b32-speed-h200-f8bc290/):
-# 4.924 against 4.958 ms, the decode kernel 823 against 912 us a step.
+# Batches of at least DECODE_LARGE_BATCH sequences take DECODE_TILE_LARGE-token tiles (None: DECODE_TILE).
+# 16-token tiles are faster at short contexts (32 x 129 tokens: 25.7 us a call against 28.0 for 32,
+# the sweep above; the step 4.924 against 4.958 ms, gpu/results/b32-speed-h200-f8bc290/) but slower
+# at long ones: the profile of 95210c1, which took them from 32 sequences, prices 40-128 sequences
+# at 2,048-4,096 tokens 6-31 % over 84cab04's (64 x 4,096: 42.7 against 37.3 ms), where 1-16
+# sequences, which kept 32-token tiles, came out 3-9 % under it. A graph serves every context, so None.
 DECODE_LARGE_BATCH = 32
-DECODE_TILE_LARGE: int | None = 16
+DECODE_TILE_LARGE: int | None = None
 # The decode kernel asks L2 for the weight of the GEMM after it (o_proj's, gpu/engine/model.py)
 # while it runs (``_paged_decode_kernel``'s L2_LANES), and its cache loads take DECODE_KV_EVICT as
-# their eviction policy ("" the default, "evict_first").
+# their eviction policy ("" the default, "evict_first"). Both off: on the H200 the prefetch made
+# every step slower (batch 32: 5.163 ms against 4.958, 5.161 with evict-first; the decode kernel
+# 1,063 against 912 us a step; gpu/results/b32-speed-h200-f8bc290/), the o_proj GEMM no faster.
 DECODE_L2_PREFETCH = False
 DECODE_KV_EVICT = ""
 

@@ -72,6 +72,9 @@ DECODE_PREFETCH_K = 0
 # are cuBLAS's launch the engine's own kernels (norms, rope, attention, SiLU) with PDL all the
 # same; a cuBLAS kernel never lets the next one launch early, so only the launches between the
 # engine's own kernels overlap.
+# All off: on the H200 (gpu/results/b32-speed-h200-f8bc290/) the transposed skinny GEMM for 32 rows
+# took the step at batch 32 to 5.018 ms (5.009 with gate_up and lm_head on cuBLAS) against cuBLAS's
+# 4.958, and PDL under cuBLAS to 5.158.
 SKINNY_WIDE_MAX_M = 0
 SKINNY_WIDE_CONFIG = "tsk_n64_k128_w4_s4_sk1_ab"
 SKINNY_WIDE_NARROW_CONFIG = "tsk_n64_k128_w4_s4_sk2_ab"
@@ -79,10 +82,15 @@ SKINNY_WIDE_CUBLAS_N: int | None = None
 DECODE_PDL_CUBLAS = False
 # Passes of at most DECODE_FUSED_ROPE_MAX_ROWS decode rows (and nothing else; 0: none): the rotary
 # embedding and the cache write in decode attention's kernel (attention.paged_decode_rope) instead
-# of a kernel of their own before it (rope_and_cache). On the H200 (gpu/results/b32-speed-h200-f8bc290/,
-# `bash gpu/b32_speed.sh`, three rounds in one process) the step without LoRA took 3.971 / 4.236 /
-# 4.415 ms at batch 1 / 8 / 16 against 4.047 / 4.246 / 4.557 without, but 5.038 against 4.958 at 32.
-DECODE_FUSED_ROPE_MAX_ROWS = 1 << 16
+# of a kernel of their own before it (rope_and_cache). On the H200, eight rotating rounds in one
+# process (gpu/results/rope-tile-h200-4944a98/ab/): 3.837 / 4.101 / 4.294 ms at batch 1 / 8 / 16
+# against 3.974 / 4.172 / 4.481 for the engine before (84cab04), 128 + 1 tokens of context; the
+# profile of 95210c1 (which fused at every batch) prices 1-16 sequences 3-9 % under 84cab04's at
+# every context up to 4,096 tokens. From 32 sequences it was faster only with 16-token attention
+# tiles (4.726 against 4.843 ms at 32 x 129; with 32-token tiles slower, 5.038 against 4.958,
+# gpu/results/b32-speed-h200-f8bc290/), and those tiles are slower at long contexts
+# (attention.DECODE_TILE_LARGE): hence 16.
+DECODE_FUSED_ROPE_MAX_ROWS = 16
 _SKINNY = None  # the config, where the kernel can be imported (the project's gpu package, Triton)
 if HAVE_TRITON:
     try:
