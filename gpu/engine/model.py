@@ -144,8 +144,9 @@ def _linear(x: torch.Tensor, w: torch.Tensor, pdl: bool) -> torch.Tensor:
 
 def _pdl_pass(x: torch.Tensor, b: ForwardBatch) -> bool:
     """Whether this forward pass launches its kernels with programmatic dependent launch
-    (DECODE_PDL): decode rows only (no prefill chunk, no token-graph tiles) through the skinny GEMM,
-    on a device that has it."""
+    (DECODE_PDL): decode rows only (no prefill chunk, no token-graph tiles) through the skinny GEMM
+    (SKINNY_MAX_M rows or fewer, or SKINNY_WIDE_MAX_M), or with cuBLAS's GEMMs where
+    DECODE_PDL_CUBLAS is set, on a device that has it."""
     own = _skinny_rows(x) or _wide_rows(x)
     cublas = DECODE_PDL_CUBLAS and _SKINNY is not None and x.dtype in (torch.float16, torch.bfloat16)
     return (DECODE_PDL and (own or cublas) and x.is_cuda and not b.prefills and b.tiles is None
