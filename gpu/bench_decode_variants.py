@@ -57,9 +57,9 @@ class Variant:
 
 def parse_variant(text: str, modules: dict) -> Variant:
     """``NAME:mod.ATTR=VALUE;...`` -> Variant; ValueError naming the variant and the setting."""
-    name, sep, rest = text.partition(":")
+    name, _, rest = text.partition(":")
     name = name.strip()
-    if not name or not sep and text.strip() != name:
+    if not name:
         raise ValueError(f"variant {text!r}: expected NAME:module.ATTR=VALUE;...")
     if not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"variant {text!r}: the name {name!r} must be letters, digits, '-' or '_'")

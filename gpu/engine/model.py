@@ -10,6 +10,7 @@ kernel over the pages, whose launch also depends only on shapes.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import torch
@@ -126,15 +127,10 @@ def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False) -> torch.Tensor:
     return F.linear(x, w)
 
 
-_WIDE_CONFIGS: dict = {}
-
-
+@functools.cache
 def _wide_config(name: str):
     """The SkinnyConfig of ``name``, parsed once."""
-    cfg = _WIDE_CONFIGS.get(name)
-    if cfg is None:
-        cfg = _WIDE_CONFIGS[name] = SkinnyConfig.from_name(name)
-    return cfg
+    return SkinnyConfig.from_name(name)
 
 
 def _linear(x: torch.Tensor, w: torch.Tensor, pdl: bool) -> torch.Tensor:

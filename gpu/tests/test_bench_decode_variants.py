@@ -65,3 +65,9 @@ def test_rounds_rotate_the_order():
     assert bdv.rotated(["default", "a", "b"], 0) == ["default", "a", "b"]
     assert bdv.rotated(["default", "a", "b"], 4) == ["a", "b", "default"]
     assert bdv.rotated([], 3) == []
+
+
+def test_a_variant_without_settings_is_the_default_under_another_name():
+    assert bdv.parse_variant("again", MODS).settings == []
+    with pytest.raises(ValueError, match="expected NAME"):
+        bdv.parse_variant(":attention.DECODE_TILE=16", MODS)
