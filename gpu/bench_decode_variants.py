@@ -28,10 +28,7 @@ from __future__ import annotations
 
 import argparse
 import ast
-import csv
 import gc
-import io
-import json
 import os
 import statistics
 import sys
@@ -106,13 +103,6 @@ def rotated(items: list, k: int) -> list:
     return items[k:] + items[:k]
 
 
-def write_whole(path: Path, text: str) -> None:
-    """Writes ``text`` to a temporary file beside ``path``, then renames it into place."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def summarize(rows: list[dict], variants: list[str], batches: list[int], roof_ms: float) -> dict:
     """variant -> batch -> {step_ms (median over rounds), pct, max_rel_diff, ok}."""
     out: dict = {}
@@ -174,11 +164,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from gpu.bench_engine import cuda_time_ms, kernel_table, measure_ceilings
     from gpu.check_engine import metadata
+    from gpu.common.results import write_rows
     from gpu.engine import attention
     from gpu.engine import model as engine_model
     from gpu.engine.executor import Executor
     from gpu.engine.executor import StepSeq as Seq
     from gpu.engine.kv_cache import PagedKVCache
+    from gpu.engine.records import write_text_atomic
     from gpu.engine.weights import PRESETS, random_weights
 
     modules = {"attention": attention, "model": engine_model}
@@ -269,19 +261,14 @@ def main(argv: list[str] | None = None) -> int:
            "weight_roofline_ms": roof_ms, "variants": {v.name: v.spec() for v in variants},
            "rows": rows, "summary": summary, "profiles": profiles,
            "seconds": time.perf_counter() - t_start}
-    buf = io.StringIO()
-    fields = ["round", "variant", "batch", "step_ms", "step_ms_min", "capture_s", "rel_diff_vs_default", "ok", "error"]
-    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
     head = (f"# Decode step variants: {meta.get('gpu')}, driver {meta.get('driver')}, CUDA {meta.get('cuda')}, "
             f"torch {meta.get('torch')}, triton {meta.get('triton')}, fp16, {meta.get('date')}, "
             f"commit {meta.get('git_commit')}; {args.model}, {args.ctx} + 1 tokens of context, no LoRA")
     md = table(summary, batches, roof_ms, head) + "\n" + "\n".join(
         f"- `{v.name}`: {v.spec() or 'the engine as committed'}" for v in variants) + "\n"
-    write_whole(out / "variants.csv", buf.getvalue())
-    write_whole(out / "variants.json", json.dumps(res, indent=2, default=str) + "\n")
-    write_whole(out / "variants.md", md)
+    fields = ["round", "variant", "batch", "step_ms", "step_ms_min", "capture_s", "rel_diff_vs_default", "ok", "error"]
+    write_rows(out, "variants", fields, rows, res)  # variants.csv and variants.json, each written whole
+    write_text_atomic(out / "variants.md", md)
     print(md)
     return 0
 

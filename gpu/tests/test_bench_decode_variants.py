@@ -55,12 +55,6 @@ def test_the_summary_is_the_median_over_rounds_and_marks_differences():
     assert "| t16 | 4.800 (66.7 %) DIFFERS |" in md and "| broken | error |" in md
 
 
-def test_whole_files_only(tmp_path):
-    p = tmp_path / "variants.md"
-    bdv.write_whole(p, "table\n")
-    assert p.read_text() == "table\n" and not (tmp_path / "variants.md.tmp").exists()
-
-
 def test_rounds_rotate_the_order():
     assert bdv.rotated(["default", "a", "b"], 0) == ["default", "a", "b"]
     assert bdv.rotated(["default", "a", "b"], 4) == ["a", "b", "default"]
