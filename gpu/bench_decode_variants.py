@@ -14,7 +14,7 @@ over ``--max-diff`` the variant is marked ``DIFFERS`` and its times never count 
 A variant is ``NAME:SETTING;SETTING...`` with each SETTING ``attention.ATTR=VALUE`` or
 ``model.ATTR=VALUE`` (gpu/engine/attention.py, gpu/engine/model.py; the attribute must exist;
 VALUE a Python literal: ``True``, ``16``, ``"evict_first"``, ``None``), for example
-``l2:attention.DECODE_L2_PREFETCH=True`` or ``t16:attention.DECODE_TILE_LARGE=16``.
+``rope:model.DECODE_FUSED_ROPE_MAX_ROWS=64`` or ``t16:attention.DECODE_TILE_LARGE=16``.
 
 Usage (GPU machine): python3 gpu/bench_decode_variants.py --out DIR [--batches 1,8,16,32,64]
     [--rounds 3] [--rotate] [--ctx 128] [--profile-batch 32] --variant NAME:SETTINGS ...

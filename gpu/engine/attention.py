@@ -43,22 +43,6 @@ if HAVE_TRITON:
         return p, alpha, m_new, l_i * alpha + tl.sum(p, axis=0)
 
     @triton.jit
-    def _l2_prefetch_share(w_ptr, piece, total, LANES: tl.constexpr):
-        """Asks L2 for this program's share of the ``total`` elements at ``w_ptr`` (16-byte
-        aligned, 2-byte elements): LANES pieces of ``piece`` elements (a multiple of 8), one
-        ``cp.async.bulk.prefetch.L2`` a thread, the programs' shares tiling [0, total) in launch
-        order. A hint only: it writes nothing, and a piece past ``total`` asks for nothing."""
-        pid = (tl.program_id(2) * tl.num_programs(1) + tl.program_id(1)) * tl.num_programs(0) + tl.program_id(0)
-        lane = tl.arange(0, LANES)
-        start = (pid.to(tl.int64) * LANES + lane) * piece
-        n = tl.minimum(tl.maximum(total - start, 0), piece)
-        nbytes = (n * 2).to(tl.int32)
-        ptrs = (w_ptr + start).to(tl.int64)
-        tl.inline_asm_elementwise(
-            "{ .reg .pred p; setp.ne.u32 p, $2, 0; @p cp.async.bulk.prefetch.L2.global [$1], $2; mov.u32 $0, 0; }",
-            "=r,l,r", [ptrs, nbytes], dtype=tl.int32, is_pure=False, pack=1)
-
-    @triton.jit
     def _paged_decode_kernel(
         q_ptr, k_ptr, v_ptr, bt_ptr, ctx_ptr, o_ptr, m_ptr, l_ptr, acc_ptr,
         scale,
@@ -66,12 +50,11 @@ if HAVE_TRITON:
         stride_kb, stride_ks, stride_kh,
         stride_bt,
         stride_ot, stride_oh,
-        pf_ptr, pf_piece, pf_total,
         cos_ptr, sin_ptr, stride_cos, slot_ptr,
         NUM_HEADS: tl.constexpr, SPLITS: tl.constexpr, STAGES: tl.constexpr,
         GROUP: tl.constexpr, BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr, TILE: tl.constexpr,
         HEAD_FAST: tl.constexpr, PDL: tl.constexpr = False, PREFETCH: tl.constexpr = False,
-        L2_LANES: tl.constexpr = 0, KV_EVICT: tl.constexpr = "", ROPE: tl.constexpr = False,
+        ROPE: tl.constexpr = False,
     ):
         """One program per (sequence, head, split): the online softmax over its share of the
         context. With one split it writes the output; with more, the unnormalised partials (max,
@@ -87,12 +70,6 @@ if HAVE_TRITON:
         context length and the first block-table entries are read before ``gdc_wait`` (the host
         writes them before the step; only q and the cache come from the kernel before).
 
-        ``L2_LANES`` > 0: before anything else, the program asks L2 for its share of the
-        ``pf_total`` elements at ``pf_ptr`` (``_l2_prefetch_share``: the weight the next GEMM
-        reads, which no kernel of the step writes), so that it streams into L2 while this kernel,
-        whose time latency rather than bandwidth sets at short contexts, runs. ``KV_EVICT``: the
-        cache loads' eviction policy ("" the default, "evict_first" to keep what was prefetched).
-
         ``ROPE`` (with PREFETCH; ``paged_decode_rope``): ``q_ptr`` is the qkv projection's output
         ``[B, (H + 2 KVH) D]`` (row stride ``stride_qt``, ``stride_qh`` = D), and the kernel does
         what ``rope_and_cache`` would before it: the rotary embedding of q and of the new token's
@@ -100,8 +77,6 @@ if HAVE_TRITON:
         written to the cache at ``slot_ptr[seq]`` by one program of each (sequence, KV head). The
         loop reads the cache up to the new token only; the split that holds the new token adds it
         last, from registers, so no program reads a cache row another program writes."""
-        if L2_LANES > 0:
-            _l2_prefetch_share(pf_ptr, pf_piece, pf_total, L2_LANES)
         if HEAD_FAST:
             head = tl.program_id(0)
             seq = tl.program_id(1)
@@ -130,8 +105,8 @@ if HAVE_TRITON:
                 tl.extra.cuda.gdc_wait()
                 tl.extra.cuda.gdc_launch_dependents()
             offs = blk * stride_kb + (t % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
-            k_nx = tl.load(k_ptr + offs[:, None] + d[None, :], mask=valid[:, None], other=0.0, eviction_policy=KV_EVICT)
-            v_nx = tl.load(v_ptr + offs[:, None] + d[None, :], mask=valid[:, None], other=0.0, eviction_policy=KV_EVICT)
+            k_nx = tl.load(k_ptr + offs[:, None] + d[None, :], mask=valid[:, None], other=0.0)
+            v_nx = tl.load(v_ptr + offs[:, None] + d[None, :], mask=valid[:, None], other=0.0)
         else:
             if PDL:
                 tl.extra.cuda.gdc_wait()
@@ -172,10 +147,8 @@ if HAVE_TRITON:
                 # the entries of the tile after it; all masked off past the end.
                 tn = start + TILE + ar
                 offs = blk_nx * stride_kb + (tn % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
-                k_nx = tl.load(k_ptr + offs[:, None] + d[None, :], mask=(tn < hc)[:, None], other=0.0,
-                               eviction_policy=KV_EVICT)
-                v_nx = tl.load(v_ptr + offs[:, None] + d[None, :], mask=(tn < hc)[:, None], other=0.0,
-                               eviction_policy=KV_EVICT)
+                k_nx = tl.load(k_ptr + offs[:, None] + d[None, :], mask=(tn < hc)[:, None], other=0.0)
+                v_nx = tl.load(v_ptr + offs[:, None] + d[None, :], mask=(tn < hc)[:, None], other=0.0)
                 tnn = tn + TILE
                 blk_nx = tl.load(bt_ptr + seq * stride_bt + tnn // BLOCK_SIZE, mask=tnn < hc, other=0).to(tl.int64)
                 p, alpha, m_i, l_i = _softmax_step(k, q, valid, m_i, l_i)
@@ -196,9 +169,9 @@ if HAVE_TRITON:
                 blk = tl.load(bt_ptr + seq * stride_bt + t // BLOCK_SIZE, mask=valid, other=0).to(tl.int64)
                 base = blk * stride_kb + (t % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
                 offs = base[:, None] + d[None, :]
-                k = tl.load(k_ptr + offs, mask=valid[:, None], other=0.0, eviction_policy=KV_EVICT).to(tl.float32)
+                k = tl.load(k_ptr + offs, mask=valid[:, None], other=0.0).to(tl.float32)
                 p, alpha, m_i, l_i = _softmax_step(k, q, valid, m_i, l_i)
-                v = tl.load(v_ptr + offs, mask=valid[:, None], other=0.0, eviction_policy=KV_EVICT).to(tl.float32)
+                v = tl.load(v_ptr + offs, mask=valid[:, None], other=0.0).to(tl.float32)
                 acc = acc * alpha + tl.sum(p[:, None] * v, axis=0)
         if SPLITS == 1:
             out = acc / l_i
@@ -273,13 +246,10 @@ DECODE_PREFETCH = True
 # sequences, which kept 32-token tiles, came out 3-9 % under it. A graph serves every context, so None.
 DECODE_LARGE_BATCH = 32
 DECODE_TILE_LARGE: int | None = None
-# The decode kernel asks L2 for the weight of the GEMM after it (o_proj's, gpu/engine/model.py)
-# while it runs (``_paged_decode_kernel``'s L2_LANES), and its cache loads take DECODE_KV_EVICT as
-# their eviction policy ("" the default, "evict_first"). Both off: on the H200 the prefetch made
-# every step slower (batch 32: 5.163 ms against 4.958, 5.161 with evict-first; the decode kernel
-# 1,063 against 912 us a step; gpu/results/b32-speed-h200-f8bc290/), the o_proj GEMM no faster.
-DECODE_L2_PREFETCH = False
-DECODE_KV_EVICT = ""
+# Tried and removed after f8bc290: the decode kernel asking L2 for o_proj's weight while it runs,
+# with its cache loads evict-first or not. On the H200 it made every step slower (batch 32: 5.163 ms
+# against 4.958, 5.161 with evict-first; the decode kernel 1,063 against 912 us a step;
+# gpu/results/b32-speed-h200-f8bc290/), and o_proj's GEMM no faster.
 
 
 def pdl_args(pdl: bool) -> dict:
@@ -300,8 +270,7 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
                         out: torch.Tensor | None = None, splits: int | None = None,
                         tile: int | None = None, warps: int | None = None, stages: int | None = None,
                         head_fast: bool | None = None, pdl: bool = False,
-                        prefetch: bool | None = None, l2_prefetch: torch.Tensor | None = None,
-                        kv_evict: str | None = None, rope: tuple | None = None) -> torch.Tensor:
+                        prefetch: bool | None = None, rope: tuple | None = None) -> torch.Tensor:
     """q ``[B, H, D]``; caches ``[blocks, bs, KVH, D]``; block_tables ``[B, max_blocks]`` int32;
     context_lens ``[B]`` int32 (>= 1, the new token included). Returns ``[B, H, D]``.
     ``splits`` (a power of two; default ``decode_splits(B, H)``): programs per (sequence, head);
@@ -310,11 +279,8 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
     DECODE_STAGES, DECODE_HEAD_FAST; gpu/bench_decode_attention.py measures the alternatives).
     ``pdl``: both launches with programmatic dependent launch (gpu/kernels/skinny_gemm.py,
     "Dependent launch"). ``prefetch`` (default DECODE_PREFETCH): the loop pipelined by hand (the
-    kernel's PREFETCH; ``stages`` is then unused). ``l2_prefetch``: a weight the programs ask L2
-    for while they run (the kernel's L2_LANES; skipped off CUDA, where Triton's interpreter runs
-    no inline assembly, and for a tensor that is not contiguous 2-byte elements 16-byte aligned).
-    ``kv_evict`` (default DECODE_KV_EVICT): the cache loads' eviction policy. ``rope``: see
-    ``paged_decode_rope``, which passes it."""
+    kernel's PREFETCH; ``stages`` is then unused). ``rope``: see ``paged_decode_rope``, which
+    passes it."""
     b, h, d = q.shape
     bs, kvh = k_cache.shape[1], k_cache.shape[2]
     rope_args = (q, q, 0, q)  # unused without ROPE
@@ -331,14 +297,6 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
         tile = tile if d > 64 else 2 * tile
     splits = decode_splits(b, h) if splits is None else splits
     warps = DECODE_WARPS if warps is None else warps
-    kv_evict = DECODE_KV_EVICT if kv_evict is None else kv_evict
-    if kv_evict not in ("", "evict_first", "evict_last"):
-        raise ValueError(f"paged_decode: kv_evict must be '', 'evict_first' or 'evict_last', got {kv_evict!r}")
-    lanes, pf, piece, total = 0, q, 0, 0
-    if (l2_prefetch is not None and q.is_cuda and l2_prefetch.is_cuda and l2_prefetch.is_contiguous()
-            and l2_prefetch.element_size() == 2 and l2_prefetch.data_ptr() % 16 == 0 and l2_prefetch.numel() > 0):
-        lanes, pf, total = 32 * warps, l2_prefetch, l2_prefetch.numel()
-        piece = -(-total // (b * h * splits * lanes * 8)) * 8  # elements a thread, whole 16-byte units
     stages = DECODE_STAGES if stages is None else stages
     head_fast = DECODE_HEAD_FAST if head_fast is None else head_fast
     prefetch = DECODE_PREFETCH if prefetch is None else prefetch
@@ -355,11 +313,9 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
         k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
         block_tables.stride(0),
         out.stride(0), out.stride(1),
-        pf, piece, total,
         *rope_args,
         NUM_HEADS=h, SPLITS=splits, STAGES=stages, GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d,
-        TILE=tile, HEAD_FAST=head_fast, PREFETCH=prefetch, L2_LANES=lanes, KV_EVICT=kv_evict,
-        ROPE=rope is not None, num_warps=warps, **pdl_args(pdl))
+        TILE=tile, HEAD_FAST=head_fast, PREFETCH=prefetch, ROPE=rope is not None, num_warps=warps, **pdl_args(pdl))
     if splits > 1:
         _paged_decode_reduce_kernel[(b, h)](m, lsum, acc, out, out.stride(0), out.stride(1),
                                             NUM_HEADS=h, SPLITS=splits, HEAD_DIM=d, num_warps=4, **pdl_args(pdl))
@@ -408,13 +364,11 @@ def paged_decode_torch(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Te
     return torch.stack(outs).to(q.dtype)
 
 
-def paged_decode(q, k_cache, v_cache, block_tables, context_lens, out=None, pdl=False, next_weight=None):
+def paged_decode(q, k_cache, v_cache, block_tables, context_lens, out=None, pdl=False):
     """Decode attention: the Triton kernel on CUDA (``pdl``: launched with programmatic dependent
-    launch; ``next_weight``: the weight of the GEMM after it, asked into L2 meanwhile where
-    DECODE_L2_PREFETCH is set), the reference elsewhere."""
+    launch), the reference elsewhere."""
     if HAVE_TRITON and (q.is_cuda or FORCE_TRITON):
-        return paged_decode_triton(q, k_cache, v_cache, block_tables, context_lens, out, pdl=pdl,
-                                   l2_prefetch=next_weight if DECODE_L2_PREFETCH else None)
+        return paged_decode_triton(q, k_cache, v_cache, block_tables, context_lens, out, pdl=pdl)
     res = paged_decode_torch(q, k_cache, v_cache, block_tables, context_lens)
     if out is not None:
         out.copy_(res)

@@ -343,7 +343,7 @@ class LlamaModel:
             self.lora.add_delta(layer, module, x, mask, dst)
 
     def _attention(self, b: ForwardBatch, li: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                   nd: int, pdl: bool = False, next_weight: torch.Tensor | None = None) -> torch.Tensor:
+                   nd: int, pdl: bool = False) -> torch.Tensor:
         """Layer ``li``'s attention output ``[T, heads, D]``: decode rows over the paged cache,
         prefill chunks with FlashAttention-2, or everything tiled (token graphs)."""
         if b.tiles is not None:
@@ -356,7 +356,7 @@ class LlamaModel:
             attn = torch.empty_like(q)
         if nd > 0:
             paged_decode(q[:nd], self.kv.k[li], self.kv.v[li], b.decode_block_tables,
-                         b.decode_context_lens, out=attn[:nd], pdl=pdl, next_weight=next_weight)
+                         b.decode_context_lens, out=attn[:nd], pdl=pdl)
         for c in b.prefills:
             s, n = c.tok_start, c.num_tokens
             if c.start_pos == 0:
@@ -409,12 +409,11 @@ class LlamaModel:
             if fuse_rope:
                 attn = paged_decode_rope(
                     qkv, self.rotary.cos, self.rotary.sin, b.slot_mapping, self.kv.k[li], self.kv.v[li],
-                    b.decode_block_tables, b.decode_context_lens, hq, pdl=pdl,
-                    l2_prefetch=lw.wo if _attn.DECODE_L2_PREFETCH else None).view(-1, qs)
+                    b.decode_block_tables, b.decode_context_lens, hq, pdl=pdl).view(-1, qs)
             else:
                 q, k, v = rope_and_cache(qkv, b.positions, self.rotary.cos, self.rotary.sin, b.slot_mapping,
                                          self.kv.k[li], self.kv.v[li], hq, hkv, d, pdl=pdl)
-                attn = self._attention(b, li, q, k, v, nd, pdl, next_weight=lw.wo).view(-1, qs)
+                attn = self._attention(b, li, q, k, v, nd, pdl).view(-1, qs)
             o = _linear(attn, lw.wo, pdl)
             self._lora_add(li, "o_proj", attn, o, mask)
             if fused:

@@ -75,30 +75,6 @@ def test_the_hand_pipelined_loop_matches_float64(heads, kvh, splits, tile):
 
 
 
-@pytest.mark.parametrize("prefetch", [False, True])
-def test_evict_first_cache_loads_match_float64(prefetch):
-    # the eviction policy is a hint: the same result (the interpreter ignores it; compiled runs are
-    # checked by gpu/check_engine.py)
-    q, kc, vc, bt, ctx, ref = _case(7, 4, 4, contexts=(1, 9, 30, 17, 32))
-    out = A.paged_decode_triton(q, kc, vc, bt, ctx, splits=2, tile=8, prefetch=prefetch, kv_evict="evict_first")
-    assert float((out.double() - ref).norm() / ref.norm()) < 1e-5
-
-
-def test_an_unknown_eviction_policy_is_refused():
-    q, kc, vc, bt, ctx, _ = _case(8, 4, 4)
-    with pytest.raises(ValueError, match="kv_evict"):
-        A.paged_decode_triton(q, kc, vc, bt, ctx, splits=1, tile=8, kv_evict="evict_soon")
-
-
-def test_the_l2_prefetch_is_left_out_off_cuda():
-    # the interpreter runs no inline assembly: a weight given off CUDA is not asked for, and the
-    # result is the reference's
-    q, kc, vc, bt, ctx, ref = _case(9, 4, 4)
-    w = torch.randn(64, 64).half()
-    out = A.paged_decode_triton(q, kc, vc, bt, ctx, splits=2, tile=8, prefetch=True, l2_prefetch=w)
-    assert float((out.double() - ref).norm() / ref.norm()) < 1e-5
-
-
 @pytest.mark.parametrize("batch, expect", [(2, 4), (5, 16)])
 def test_large_batches_take_the_large_tile(monkeypatch, batch, expect):
     # DECODE_TILE_LARGE from DECODE_LARGE_BATCH sequences (4 here), DECODE_TILE below; head dims
