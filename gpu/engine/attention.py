@@ -338,8 +338,7 @@ def paged_decode_rope(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, s
                          f"with contiguous rows, got {tuple(qkv.shape)} strides {qkv.stride()}")
     if heads % kvh:
         raise ValueError(f"paged_decode_rope: {heads} query heads over {kvh} KV heads")
-    q3 = qkv.view(b, heads + 2 * kvh, d) if qkv.is_contiguous() else qkv.as_strided(
-        (b, heads + 2 * kvh, d), (qkv.stride(0), d, 1))
+    q3 = qkv.as_strided((b, heads + 2 * kvh, d), (qkv.stride(0), d, 1))  # rows of heads, as they lie
     return paged_decode_triton(q3, k_cache, v_cache, block_tables, context_lens,
                                rope=(cos, sin, slot_mapping, heads), **kw)
 
