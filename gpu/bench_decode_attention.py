@@ -6,7 +6,8 @@ context 128, 1024, 4096 tokens per sequence, times every configuration of
 pipeline stages, launch order: sequence or head fastest; with ``--family prefetch`` the loop
 pipelined by hand, the kernel's PREFETCH, beside the STAGES loop's 64-token tiles, 4 warps, 2 stages at
 each split count; with ``--family wave`` the hand loop at 1 and 2 splits, 8-32-token tiles, 1, 2 and
-4 warps, with the tile's products on CUDA cores or on tensor cores, the kernel's MMA), after
+4 warps, with the tile's products on CUDA cores or on tensor cores, the kernel's MMA; with ``--family
+one-warp`` the hand loop at one warp a program, 1-16 splits, 8-32-token tiles), after
 checking each against the float64 reference on fresh random inputs. ``--contexts`` sets the
 context lengths (the engine's bench decodes at 129: 128 tokens of prompt and the new one).
 The bytes a call must move (K and V of every context token, q and the output) over the measured
@@ -19,7 +20,7 @@ timed alone, and at short contexts the launch, not the kernel, sets the time (so
 at 128 tokens of context said nothing about the splits there; docs/engine.md).
 
 Usage (GPU machine): python3 gpu/bench_decode_attention.py --out DIR [--graph] [--quick] [--batches 1,8,16,32]
-    [--contexts 128,129] [--family all|prefetch|wave]
+    [--contexts 128,129] [--family all|prefetch|wave|one-warp]
 Writes DIR/decode_attention.csv (every configuration), DIR/decode_attention.json (the best per
 case, the default's time, metadata) and prints the best-per-case table last.
 """
@@ -95,11 +96,12 @@ def main() -> int:
                     "--quick: 1,32)")
     ap.add_argument("--contexts", default=None, help="context lengths, comma-separated (default: 128,1024,4096; "
                     "--quick: 128)")
-    ap.add_argument("--family", default="all", choices=("all", "prefetch", "wave"),
+    ap.add_argument("--family", default="all", choices=("all", "prefetch", "wave", "one-warp"),
                     help="all: every STAGES-pipelined configuration (the default); prefetch: the hand-pipelined "
                     "loop (PREFETCH) over splits, tiles, warps and launch orders, beside the STAGES loop's "
                     "64-token tiles, 4 warps, 2 stages at each split count; wave: the hand loop at 1 and 2 "
-                    "splits, 8-32-token tiles, 1, 2, 4 warps, with and without tensor cores (MMA)")
+                    "splits, 8-32-token tiles, 1, 2, 4 warps, with and without tensor cores (MMA); one-warp: "
+                    "the hand loop at one warp, 1-16 splits, 8-32-token tiles")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,6 +130,8 @@ def main() -> int:
         # whether a batch's programs fit the GPU at once: registers per program fall with the tile
         configs = [(sp, tile, w, 1, False, True, mma) for sp in (1, 2) for tile in (8, 16, 32) for w in (1, 2, 4)
                    for mma in (False, True) if not (mma and tile < 16)]
+    elif args.family == "one-warp":
+        configs = [(sp, tile, 1, 1, False, True, False) for sp in (1, 2, 4, 8, 16) for tile in (8, 16, 32)]
     else:
         # the loop Triton pipelines, in the engine's configuration before the hand-pipelined one
         configs = [(sp, 64, 4, 2, False, False, False) for sp in (1, 2, 4, 8)]
