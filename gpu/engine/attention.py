@@ -275,10 +275,21 @@ if HAVE_TRITON:
 # 4.97 against 6.57 at batch 1 x 129 tokens of context, 15.6 against 21.0 at 16 x 129, 28.0
 # against 38.9 at 32 x 129 (16-token tiles: 25.7), 12.2 against 13.8 at 1 x 1,024, 74.3 against
 # 84.1 at 16 x 1,024, 160.0 against 173.7 at 32 x 1,024; the best of the sweep or near it in each.
-DECODE_TARGET_PROGRAMS = 512
-DECODE_MAX_SPLITS = 8
+# That sweep tried 2, 4 and 8 warps. One warp a program (`--family wave` and `--family one-warp`,
+# gpu/results/attention-one-warp-h200-0e30e11/) is faster again: a program then needs no reduction
+# across warps, and takes about half the registers of two warps' tile, so all the programs of 32
+# and 64 sequences fit the GPU at once (two warps at 32-token tiles: 213 registers a thread, 4
+# programs an SM). It wants twice the programs at small batches, so the target went from 512 to
+# 1,024 and the cap from 8 to 16 splits. Against the two-warp default before, us a call in a graph of 32:
+# 32 x 129 tokens 21.5 against 27.9, 32 x 4,096 475 against 604 (110 % of the copy bandwidth, which
+# a copy's writes hold back), 64 x 129 39.8 against 46.9, 8 x 4,096 127 against 147 (4 splits), 1 x
+# 4,096 26.1 against 33.2 (16 splits); 1 x 129 5.5 against 5.0 is the one case it loses. 16-token
+# tiles are within a few percent of 32 everywhere at one warp, but slower in the step with the
+# rotary embedding inside the kernel at 64 x 2,048 (22.2 against 19.3 ms).
+DECODE_TARGET_PROGRAMS = 1024
+DECODE_MAX_SPLITS = 16
 DECODE_TILE = 32
-DECODE_WARPS = 2
+DECODE_WARPS = 1
 DECODE_STAGES = 2
 # Launch order of the (sequence, head) programs: False = sequence fastest, True = head fastest.
 # Timed on the H200 (gpu/results/decode-speed-h200-30a9ee2/ and

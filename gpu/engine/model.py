@@ -90,8 +90,12 @@ DECODE_PDL_CUBLAS = False
 # every context up to 4,096 tokens. From 32 sequences it was faster only with 16-token attention
 # tiles (4.726 against 4.843 ms at 32 x 129; with 32-token tiles slower, 5.038 against 4.958,
 # gpu/results/b32-speed-h200-f8bc290/), and those tiles are slower at long contexts
-# (attention.DECODE_TILE_LARGE): hence 16.
-DECODE_FUSED_ROPE_MAX_ROWS = 16
+# (attention.DECODE_TILE_LARGE): hence 16 then. With one warp a program in decode attention
+# (attention.DECODE_WARPS) it is faster at every batch from 8 with 32-token tiles
+# (gpu/results/attention-one-warp-h200-0e30e11/, ms: batch 32 4.603 against 4.707 at 128 + 1
+# tokens, 11.569 against 11.655 at 2,048 + 1; batch 64 5.240 against 5.419, 19.253 against
+# 19.414): every decode pass since (128 rows, the largest decode graph).
+DECODE_FUSED_ROPE_MAX_ROWS = 128
 _SKINNY = None  # the config, where the kernel can be imported (the project's gpu package, Triton)
 if HAVE_TRITON:
     try:
