@@ -95,6 +95,9 @@ def main(src: str, dst: str) -> int:
     for key in ("decode_attention", "graph_sizes", "token_graph_sizes"):
         if step_meta.get(key):  # an empty token_graph_sizes: none (the twin refuses an empty list)
             meta[key] = step_meta[key]
+    if step_meta.get("decode_attention"):  # not the base profile's note on where its rule came from
+        meta["decode_attention_source"] = (f"gpu/profile_steps.py at {step_meta.get('commit')}: the engine's "
+                                           "constants as the profile ran")
     meta.setdefault("gpu_name", step_meta.get("gpu"))
     meta["model"] = step_meta.get("model")
     meta["step_profile"] = {k: step_meta.get(k) for k in (

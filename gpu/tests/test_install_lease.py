@@ -64,6 +64,9 @@ def test_a_lease_is_installed_as_the_docs_describe(tmp_path):
     prof = root / "profiles/h200-llama2-7b-abcdef1"
     meta = json.loads((prof / "meta.json").read_text())
     assert meta["step_profile"]["commit"] == "a70f021"  # what the step meta says it measured
+    # the split rule is the one the profile ran, and says so (not the base profile's note)
+    assert meta["decode_attention"]["target_programs"] == 512
+    assert meta["decode_attention_source"].startswith("gpu/profile_steps.py at a70f021")
     assert (prof / "closed_loop/sgmv/steps.csv").exists()
     assert (root / "gpu/results/profile/profile-h200-abcdef1.log").exists()
     assert (root / "gpu/results/profile/closed-loop-sgmv-h200-abcdef1.log").exists()
