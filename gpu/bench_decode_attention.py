@@ -6,8 +6,8 @@ context 128, 1024, 4096 tokens per sequence, times every configuration of
 pipeline stages, launch order: sequence or head fastest; with ``--family prefetch`` the loop
 pipelined by hand, the kernel's PREFETCH, beside the STAGES loop's 64-token tiles, 4 warps, 2 stages at
 each split count; with ``--family wave`` the hand loop at 1 and 2 splits, 8-32-token tiles, 1, 2 and
-4 warps, with the tile's products on CUDA cores or on tensor cores, the kernel's MMA; with ``--family
-one-warp`` the hand loop at one warp a program, 1-16 splits, 8-32-token tiles), after
+4 warps; with ``--family one-warp`` the hand loop at one warp a program, 1-16 splits, 8-32-token
+tiles), after
 checking each against the float64 reference on fresh random inputs. ``--contexts`` sets the
 context lengths (the engine's bench decodes at 129: 128 tokens of prompt and the new one).
 The bytes a call must move (K and V of every context token, q and the output) over the measured
@@ -100,8 +100,8 @@ def main() -> int:
                     help="all: every STAGES-pipelined configuration (the default); prefetch: the hand-pipelined "
                     "loop (PREFETCH) over splits, tiles, warps and launch orders, beside the STAGES loop's "
                     "64-token tiles, 4 warps, 2 stages at each split count; wave: the hand loop at 1 and 2 "
-                    "splits, 8-32-token tiles, 1, 2, 4 warps, with and without tensor cores (MMA); one-warp: "
-                    "the hand loop at one warp, 1-16 splits, 8-32-token tiles")
+                    "splits, 8-32-token tiles, 1, 2, 4 warps; one-warp: the hand loop at one warp, 1-16 "
+                    "splits, 8-32-token tiles")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,25 +124,24 @@ def main() -> int:
         if min(contexts) < 1:
             ap.error(f"--contexts: lengths must be at least 1, got {args.contexts!r}")
     if args.family == "all":
-        configs = [(*c, False, False) for c in itertools.product((1, 2, 4, 8, 16), (16, 32, 64), (4, 8), (1, 2, 3),
-                                                                 (False, True))]
+        configs = [(*c, False) for c in itertools.product((1, 2, 4, 8, 16), (16, 32, 64), (4, 8), (1, 2, 3),
+                                                          (False, True))]
     elif args.family == "wave":
         # whether a batch's programs fit the GPU at once: registers per program fall with the tile
-        configs = [(sp, tile, w, 1, False, True, mma) for sp in (1, 2) for tile in (8, 16, 32) for w in (1, 2, 4)
-                   for mma in (False, True) if not (mma and tile < 16)]
+        configs = [(sp, tile, w, 1, False, True) for sp in (1, 2) for tile in (8, 16, 32) for w in (1, 2, 4)]
     elif args.family == "one-warp":
-        configs = [(sp, tile, 1, 1, False, True, False) for sp in (1, 2, 4, 8, 16) for tile in (8, 16, 32)]
+        configs = [(sp, tile, 1, 1, False, True) for sp in (1, 2, 4, 8, 16) for tile in (8, 16, 32)]
     else:
         # the loop Triton pipelines, in the engine's configuration before the hand-pipelined one
-        configs = [(sp, 64, 4, 2, False, False, False) for sp in (1, 2, 4, 8)]
-        configs += [(*c, 1, False, True, False) for c in itertools.product((1, 2, 4, 8), (16, 32, 64), (2, 4, 8))]
-        configs += [(sp, tile, 4, 1, True, True, False) for sp in (1, 2, 4) for tile in (32, 64)]
+        configs = [(sp, 64, 4, 2, False, False) for sp in (1, 2, 4, 8)]
+        configs += [(*c, 1, False, True) for c in itertools.product((1, 2, 4, 8), (16, 32, 64), (2, 4, 8))]
+        configs += [(sp, tile, 4, 1, True, True) for sp in (1, 2, 4) for tile in (32, 64)]
     g = torch.Generator(device="cuda").manual_seed(0)
     # 12 GiB of cache: sequences read blocks spread over it, a different set each repetition.
     num_blocks = 12 * 2**30 // (2 * bs * kvh * d * 2)
     kc = torch.randn(num_blocks, bs, kvh, d, device="cuda", dtype=torch.float16, generator=g)
     vc = torch.randn_like(kc)
-    rows = ["batch,context,splits,tile,warps,stages,head_fast,prefetch,mma,us,gb_per_s,pct_roofline,rel_err"]
+    rows = ["batch,context,splits,tile,warps,stages,head_fast,prefetch,us,gb_per_s,pct_roofline,rel_err"]
     best = {}
     for b, ctx in itertools.product(batches, contexts):
         nblk = -(-ctx // bs)
@@ -155,18 +154,18 @@ def main() -> int:
         ref = reference(qs[0][:2], kc, vc, tables[0][:2], ctx)
         bytes_moved = b * ctx * kvh * d * 2 * 2 + 2 * b * h * d * 2
         case = []
-        for splits, tile, warps, stages, hf, pf, mma in configs:
-            key = f"{b},{ctx},{splits},{tile},{warps},{stages},{int(hf)},{int(pf)},{int(mma)}"
+        for splits, tile, warps, stages, hf, pf in configs:
+            key = f"{b},{ctx},{splits},{tile},{warps},{stages},{int(hf)},{int(pf)}"
             try:
                 o.fill_(float("nan"))
                 A.paged_decode_triton(qs[0], kc, vc, tables[0], lens, out=o, splits=splits, tile=tile, warps=warps,
-                                      stages=stages, head_fast=hf, prefetch=pf, mma=mma)
+                                      stages=stages, head_fast=hf, prefetch=pf)
                 err = float((o[:2].double() - ref).norm() / ref.norm())
                 if not err < 2e-3:
                     rows.append(f"{key},,,,{err:.2e}")
                     continue
                 cfg = {"splits": splits, "tile": tile, "warps": warps, "stages": stages, "head_fast": hf,
-                       "prefetch": pf, "mma": mma}
+                       "prefetch": pf}
                 us = time_call(lambda i, cfg=cfg, qs=qs, tables=tables, lens=lens, o=o: A.paged_decode_triton(
                     qs[i], kc, vc, tables[i], lens, out=o, **cfg), sets, args.graph)
             except Exception as e:  # noqa: BLE001
@@ -175,15 +174,15 @@ def main() -> int:
             gbs = bytes_moved / (us * 1e-6) / 1e9
             pct = 100 * bytes_moved / (us * 1e-6) / bw
             rows.append(f"{key},{us:.2f},{gbs:.0f},{pct:.1f},{err:.2e}")
-            case.append((us, splits, tile, warps, stages, hf, pf, mma))
+            case.append((us, splits, tile, warps, stages, hf, pf))
         default_us = time_call(lambda i, qs=qs, tables=tables, lens=lens, o=o: A.paged_decode_triton(
             qs[i], kc, vc, tables[i], lens, out=o), sets, args.graph)
         if not case:
             raise SystemExit(f"batch {b} x context {ctx}: no configuration passed the float64 check")
         case.sort()
-        us, splits, tile, warps, stages, hf, pf, mma = case[0]
+        us, splits, tile, warps, stages, hf, pf = case[0]
         best[f"{b}x{ctx}"] = {"batch": b, "context": ctx, "us": us, "splits": splits, "tile": tile, "warps": warps,
-                              "stages": stages, "head_fast": hf, "prefetch": pf, "mma": mma,
+                              "stages": stages, "head_fast": hf, "prefetch": pf,
                               "pct_roofline": 100 * bytes_moved / (us * 1e-6) / bw,
                               "default_us": default_us,
                               "default_pct_roofline": 100 * bytes_moved / (default_us * 1e-6) / bw,
@@ -201,18 +200,17 @@ def main() -> int:
         "shape": {"heads": h, "kv_heads": kvh, "head_dim": d, "block_size": bs},
         "family": args.family,
         "defaults": {"tile": A.DECODE_TILE, "warps": A.DECODE_WARPS, "stages": A.DECODE_STAGES,
-                     "head_fast": A.DECODE_HEAD_FAST, "prefetch": A.DECODE_PREFETCH, "mma": A.DECODE_MMA,
+                     "head_fast": A.DECODE_HEAD_FAST, "prefetch": A.DECODE_PREFETCH,
                      "target_programs": A.DECODE_TARGET_PROGRAMS},
         "seconds": time.perf_counter() - t0,
         "timing": f"CUDA graph of {LAYERS} calls, per call" if args.graph else "one launch between CUDA events",
     }
     (out / "decode_attention.json").write_text(json.dumps({"meta": meta, "best": best}, indent=2) + "\n")
     print(f"copy bandwidth {bw / 1e12:.2f} TB/s")
-    print("batch x ctx | best us (splits,tile,warps,stages,head_fast,prefetch,mma) | % roofline | "
+    print("batch x ctx | best us (splits,tile,warps,stages,head_fast,prefetch) | % roofline | "
           "default us | default %")
     for k, v in best.items():
-        cfg = (f"{v['splits']},{v['tile']},{v['warps']},{v['stages']},{int(v['head_fast'])},{int(v['prefetch'])},"
-               f"{int(v['mma'])}")
+        cfg = f"{v['splits']},{v['tile']},{v['warps']},{v['stages']},{int(v['head_fast'])},{int(v['prefetch'])}"
         print(f"{k:>10} | {v['us']:8.1f} ({cfg}) | "
               f"{v['pct_roofline']:5.1f} | {v['default_us']:8.1f} | {v['default_pct_roofline']:5.1f}")
     return 0

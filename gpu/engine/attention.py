@@ -54,7 +54,7 @@ if HAVE_TRITON:
         NUM_HEADS: tl.constexpr, SPLITS: tl.constexpr, STAGES: tl.constexpr,
         GROUP: tl.constexpr, BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr, TILE: tl.constexpr,
         HEAD_FAST: tl.constexpr, PDL: tl.constexpr = False, PREFETCH: tl.constexpr = False,
-        ROPE: tl.constexpr = False, MMA: tl.constexpr = False,
+        ROPE: tl.constexpr = False,
     ):
         """One program per (sequence, head, split): the online softmax over its share of the
         context. With one split it writes the output; with more, the unnormalised partials (max,
@@ -76,15 +76,7 @@ if HAVE_TRITON:
         key at position context - 1 (``cos_ptr``/``sin_ptr`` tables), and the new key and value
         written to the cache at ``slot_ptr[seq]`` by one program of each (sequence, KV head). The
         loop reads the cache up to the new token only; the split that holds the new token adds it
-        last, from registers, so no program reads a cache row another program writes.
-
-        ``MMA`` (with PREFETCH): the tile's scores and its weighted values are two tensor-core
-        products (``tl.dot``) instead of multiply-and-reduce over the tile in fp32: q, in its fp16
-        (after the rotary embedding, rounded as ``rope_and_cache`` rounds it), is repeated on 16
-        rows (``tl.dot``'s least), so every row carries the same softmax and row 0 is stored; the
-        scores are scaled after the product, in fp32, and the weights enter the second product in
-        the cache's dtype, as in prefill attention. The point is fewer instructions and registers a
-        tile: no fp32 copy of K and V, no cross-thread sums over the head dimension."""
+        last, from registers, so no program reads a cache row another program writes."""
         if HEAD_FAST:
             head = tl.program_id(0)
             seq = tl.program_id(1)
@@ -132,8 +124,7 @@ if HAVE_TRITON:
             row = q_ptr + seq * stride_qt
             qx = tl.load(row + head * stride_qh + d).to(tl.float32)
             qr = tl.load(row + head * stride_qh + rot).to(tl.float32)
-            q_h = (qx * c + sign * (qr * sn)).to(q_ptr.dtype.element_ty)
-            q = q_h.to(tl.float32) * scale
+            q = (qx * c + sign * (qr * sn)).to(q_ptr.dtype.element_ty).to(tl.float32) * scale
             kx = tl.load(row + (NUM_HEADS + kv_head) * stride_qh + d).to(tl.float32)
             kr = tl.load(row + (NUM_HEADS + kv_head) * stride_qh + rot).to(tl.float32)
             k_new = (kx * c + sign * (kr * sn)).to(k_ptr.dtype.element_ty)
@@ -143,55 +134,11 @@ if HAVE_TRITON:
                 tl.store(k_ptr + slot * stride_ks + kv_head * stride_kh + d, k_new)
                 tl.store(v_ptr + slot * stride_ks + kv_head * stride_kh + d, v_new.to(v_ptr.dtype.element_ty))
         else:
-            q_h = tl.load(q_ptr + seq * stride_qt + head * stride_qh + d)
-            q = q_h.to(tl.float32) * scale
+            q = tl.load(q_ptr + seq * stride_qt + head * stride_qh + d).to(tl.float32) * scale
         m_i = tl.max(tl.full([TILE], float("-inf"), tl.float32), axis=0)
         l_i = tl.sum(tl.zeros([TILE], tl.float32), axis=0)
         acc = tl.zeros([HEAD_DIM], tl.float32)
-        if MMA:
-            q16 = tl.broadcast_to(q_h[None, :], (16, HEAD_DIM)).to(k_ptr.dtype.element_ty)
-            m16 = tl.full([16], float("-inf"), tl.float32)
-            l16 = tl.zeros([16], tl.float32)
-            acc16 = tl.zeros([16, HEAD_DIM], tl.float32)
-            for start in tl.range(lo, hc, TILE, num_stages=1):
-                k = k_nx
-                v = v_nx
-                valid = start + ar < hc
-                tn = start + TILE + ar
-                offs = blk_nx * stride_kb + (tn % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
-                k_nx = tl.load(k_ptr + offs[:, None] + d[None, :], mask=(tn < hc)[:, None], other=0.0)
-                v_nx = tl.load(v_ptr + offs[:, None] + d[None, :], mask=(tn < hc)[:, None], other=0.0)
-                tnn = tn + TILE
-                blk_nx = tl.load(bt_ptr + seq * stride_bt + tnn // BLOCK_SIZE, mask=tnn < hc, other=0).to(tl.int64)
-                s16 = tl.dot(q16, tl.trans(k)) * scale  # [16, TILE], the same on every row
-                s16 = tl.where(valid[None, :], s16, float("-inf"))
-                m_new = tl.maximum(m16, tl.max(s16, axis=1))
-                p16 = tl.exp(s16 - m_new[:, None])
-                alpha16 = tl.exp(m16 - m_new)
-                l16 = l16 * alpha16 + tl.sum(p16, axis=1)
-                acc16 = acc16 * alpha16[:, None] + tl.dot(p16.to(v.dtype), v)
-                m16 = m_new
-            if ROPE:  # the new token, in the split that holds it
-                own = (pos >= lo) & (pos < hi)
-                s_new = tl.sum(k_new.to(tl.float32) * q_h.to(tl.float32), axis=0) * scale
-                m_new = tl.maximum(m16, s_new)
-                p_new = tl.exp(s_new - m_new)
-                alpha16 = tl.exp(m16 - m_new)
-                acc16 = tl.where(own, acc16 * alpha16[:, None] + p_new[:, None] * v_new.to(tl.float32)[None, :], acc16)
-                l16 = tl.where(own, l16 * alpha16 + p_new, l16)
-                m16 = tl.where(own, m_new, m16)
-            row0 = tl.arange(0, 16) == 0
-            if SPLITS == 1:
-                out16 = acc16 / l16[:, None]
-                tl.store(o_ptr + seq * stride_ot + head * stride_oh + tl.zeros([16], tl.int32)[:, None] + d[None, :],
-                         out16.to(o_ptr.dtype.element_ty), mask=row0[:, None])
-            else:
-                idx = (seq * NUM_HEADS + head) * SPLITS + sp
-                zero16 = tl.zeros([16], tl.int32)
-                tl.store(m_ptr + idx + zero16, m16, mask=row0)
-                tl.store(l_ptr + idx + zero16, l16, mask=row0)
-                tl.store(acc_ptr + idx * HEAD_DIM + zero16[:, None] + d[None, :], acc16, mask=row0[:, None])
-        elif PREFETCH:
+        if PREFETCH:
             for start in tl.range(lo, hc, TILE, num_stages=1):
                 k = k_nx.to(tl.float32)
                 v = v_nx.to(tl.float32)
@@ -226,9 +173,7 @@ if HAVE_TRITON:
                 p, alpha, m_i, l_i = _softmax_step(k, q, valid, m_i, l_i)
                 v = tl.load(v_ptr + offs, mask=valid[:, None], other=0.0).to(tl.float32)
                 acc = acc * alpha + tl.sum(p[:, None] * v, axis=0)
-        if MMA:
-            pass  # stored above
-        elif SPLITS == 1:
+        if SPLITS == 1:
             out = acc / l_i
             tl.store(o_ptr + seq * stride_ot + head * stride_oh + d, out.to(o_ptr.dtype.element_ty))
         else:
@@ -312,8 +257,9 @@ DECODE_PREFETCH = True
 # sequences, which kept 32-token tiles, came out 3-9 % under it. A graph serves every context, so None.
 DECODE_LARGE_BATCH = 32
 DECODE_TILE_LARGE: int | None = None
-# The hand-pipelined loop's two products per tile on tensor cores (the kernel's MMA).
-DECODE_MMA = False
+# Tried and removed after a1b64b8: the tile's two products on tensor cores (``tl.dot``, q repeated on
+# 16 rows). Slower at one warp (16-token tiles, 32 x 129: 22.8 against 20.9 us a call), a little
+# faster at two (32-token tiles: 27.1 against 28.1); gpu/results/attention-wave-h200-a1b64b8/.
 # Tried and removed after f8bc290: the decode kernel asking L2 for o_proj's weight while it runs,
 # with its cache loads evict-first or not. On the H200 it made every step slower (batch 32: 5.163 ms
 # against 4.958, 5.161 with evict-first; the decode kernel 1,063 against 912 us a step;
@@ -338,8 +284,7 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
                         out: torch.Tensor | None = None, splits: int | None = None,
                         tile: int | None = None, warps: int | None = None, stages: int | None = None,
                         head_fast: bool | None = None, pdl: bool = False,
-                        prefetch: bool | None = None, rope: tuple | None = None,
-                        mma: bool | None = None) -> torch.Tensor:
+                        prefetch: bool | None = None, rope: tuple | None = None) -> torch.Tensor:
     """q ``[B, H, D]``; caches ``[blocks, bs, KVH, D]``; block_tables ``[B, max_blocks]`` int32;
     context_lens ``[B]`` int32 (>= 1, the new token included). Returns ``[B, H, D]``.
     ``splits`` (a power of two; default ``decode_splits(B, H)``): programs per (sequence, head);
@@ -349,8 +294,7 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
     ``pdl``: both launches with programmatic dependent launch (gpu/kernels/skinny_gemm.py,
     "Dependent launch"). ``prefetch`` (default DECODE_PREFETCH): the loop pipelined by hand (the
     kernel's PREFETCH; ``stages`` is then unused). ``rope``: see ``paged_decode_rope``, which
-    passes it. ``mma`` (default DECODE_MMA, with the hand-pipelined loop only): the tile's two
-    products on tensor cores (the kernel's MMA)."""
+    passes it."""
     b, h, d = q.shape
     bs, kvh = k_cache.shape[1], k_cache.shape[2]
     rope_args = (q, q, 0, q)  # unused without ROPE
@@ -370,11 +314,6 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
     stages = DECODE_STAGES if stages is None else stages
     head_fast = DECODE_HEAD_FAST if head_fast is None else head_fast
     prefetch = DECODE_PREFETCH if prefetch is None else prefetch
-    mma = (DECODE_MMA and prefetch) if mma is None else mma
-    if mma and not prefetch:
-        raise ValueError("paged_decode_triton: the tensor-core tile (mma) runs in the hand-pipelined loop only")
-    if mma and tile < 16:
-        raise ValueError(f"paged_decode_triton: tensor-core tiles (mma) need 16 tokens or more, got {tile}")
     if splits == 1:
         m = lsum = acc = out  # unused
     else:
@@ -390,8 +329,7 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
         out.stride(0), out.stride(1),
         *rope_args,
         NUM_HEADS=h, SPLITS=splits, STAGES=stages, GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d,
-        TILE=tile, HEAD_FAST=head_fast, PREFETCH=prefetch, ROPE=rope is not None, MMA=mma, num_warps=warps,
-        **pdl_args(pdl))
+        TILE=tile, HEAD_FAST=head_fast, PREFETCH=prefetch, ROPE=rope is not None, num_warps=warps, **pdl_args(pdl))
     if splits > 1:
         _paged_decode_reduce_kernel[(b, h)](m, lsum, acc, out, out.stride(0), out.stride(1),
                                             NUM_HEADS=h, SPLITS=splits, HEAD_DIM=d, num_warps=4, **pdl_args(pdl))

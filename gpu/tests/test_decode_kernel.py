@@ -74,22 +74,6 @@ def test_the_hand_pipelined_loop_matches_float64(heads, kvh, splits, tile):
     assert float((out.double() - ref).norm() / ref.norm()) < 1e-5
 
 
-@pytest.mark.parametrize("heads, kvh", [(4, 4), (8, 2)])
-@pytest.mark.parametrize("splits", [1, 2, 8])
-def test_the_tensor_core_tile_matches_float64(heads, kvh, splits):
-    # MMA: the two products of a 16-token tile by tl.dot, q repeated on 16 rows and row 0 stored;
-    # the same contexts (one to two tiles, splits ending mid-tile, empty splits)
-    q, kc, vc, bt, ctx, ref = _case(heads * 7 + splits, heads, kvh, contexts=(1, 9, 30, 17, 32))
-    out = torch.full_like(q, float("nan"))
-    A.paged_decode_triton(q, kc, vc, bt, ctx, out=out, splits=splits, tile=16, prefetch=True, mma=True)
-    assert not torch.isnan(out).any()
-    assert float((out.double() - ref).norm() / ref.norm()) < 1e-5
-    with pytest.raises(ValueError, match="hand-pipelined"):
-        A.paged_decode_triton(q, kc, vc, bt, ctx, prefetch=False, mma=True)
-    with pytest.raises(ValueError, match="16 tokens or more"):
-        A.paged_decode_triton(q, kc, vc, bt, ctx, tile=8, prefetch=True, mma=True)
-
-
 @pytest.mark.parametrize("batch, expect", [(2, 4), (5, 16)])
 def test_large_batches_take_the_large_tile(monkeypatch, batch, expect):
     # DECODE_TILE_LARGE from DECODE_LARGE_BATCH sequences (4 here), DECODE_TILE below; head dims
@@ -116,8 +100,8 @@ def test_large_batches_take_the_large_tile(monkeypatch, batch, expect):
 
 @pytest.mark.parametrize("heads, kvh", [(4, 4), (8, 2)])
 @pytest.mark.parametrize("splits", [1, 2, 8])
-@pytest.mark.parametrize("tile, mma", [(4, False), (8, False), (16, True)])
-def test_rope_in_the_kernel_is_rope_and_cache_then_attention(heads, kvh, splits, tile, mma):
+@pytest.mark.parametrize("tile", [4, 8])
+def test_rope_in_the_kernel_is_rope_and_cache_then_attention(heads, kvh, splits, tile):
     # the new token at position context - 1; contexts of 1 (only the new token), 9, 30, 17, 32 over
     # pages of 4, so the new token falls in every place of a tile and of a split
     g = torch.Generator().manual_seed(heads * 100 + splits * 10 + tile)
@@ -137,7 +121,7 @@ def test_rope_in_the_kernel_is_rope_and_cache_then_attention(heads, kvh, splits,
     kc_ref, vc_ref = kc.clone(), vc.clone()
     q, _, _ = A.rope_and_cache(qkv, pos, cos, sin, slots, kc_ref, vc_ref, heads, kvh, d)
     ref = A.paged_decode_torch(q.double(), kc_ref.double(), vc_ref.double(), bt, ctx)
-    out = A.paged_decode_rope(qkv, cos, sin, slots, kc, vc, bt, ctx, heads, splits=splits, tile=tile, mma=mma)
+    out = A.paged_decode_rope(qkv, cos, sin, slots, kc, vc, bt, ctx, heads, splits=splits, tile=tile)
     assert out.shape == (b, heads, d)
     assert float((out.double() - ref).norm() / ref.norm()) < 1e-5
     # the new keys and values are written, once, where rope_and_cache writes them; nothing else
