@@ -6,7 +6,9 @@
 # engine's default; then the decode step without LoRA (gpu/bench_decode_variants.py, three rotating
 # rounds, logits against the default's) with one warp and 16- or 32-token tiles at every batch, with
 # and without the rotary embedding inside attention from every batch, at 128 + 1 and 2,048 + 1
-# tokens of context. Needs GIT_COMMIT. Results: $OUT/attention-one-warp.tar.gz.
+# tokens of context. Needs GIT_COMMIT. Results: $OUT/attention-one-warp.tar.gz. Written for 0e30e11
+# (gpu/results/attention-one-warp-h200-0e30e11/); since 7018608 one warp, 32-token tiles and the
+# rope at every batch are the defaults, so w1t32rope equals the default but for the split rule.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ARCHIVE=attention-one-warp.tar.gz
