@@ -4,9 +4,8 @@
 # wave (the hand-pipelined loop at 1 and 2 splits, 8-32-token tiles, 1, 2 and 4 warps, every
 # configuration float64-checked) at 32 and 64 x 129 and 2,048 tokens; then the decode step without
 # LoRA (gpu/bench_decode_variants.py, rotating rounds, logits against the default's) with the rotary
-# embedding inside attention from
-# every batch (rope), 16-token tiles from 32 sequences (t16) and both (rope16), at 128 + 1 and at
-# 2,048 + 1 tokens of context. Needs GIT_COMMIT. Results: $OUT/attention-wave.tar.gz. The run at
+# embedding inside attention from every batch (rope), 16-token tiles from 32 sequences (t16) and
+# both (rope16), at 128 + 1 and at 2,048 + 1 tokens of context. Needs GIT_COMMIT. Results: $OUT/attention-wave.tar.gz. The run at
 # a1b64b8 (gpu/results/attention-wave-h200-a1b64b8/) also had the tile's products on tensor cores
 # (the kernel's MMA, in the sweep and as mma16), removed after it: `git checkout a1b64b8` runs it.
 # The engine's defaults have changed since (one warp), so the variants now start from those.
