@@ -51,6 +51,7 @@ Choices:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -58,9 +59,10 @@ import torch
 import triton
 import triton.language as tl
 
+BALANCED_SMEM = 200 * 1024  # bytes of W and x stages a balanced program may take (a Hopper SM has 228 KB)
 MAX_M = 64  # rows the kernel is meant for: BLOCK_M = 64 at most; larger batches belong to cuBLAS
 _DTYPES = (torch.float16, torch.bfloat16)
-_NAME = re.compile(r"tsk_n(\d+)_k(\d+)_w(\d+)_s(\d+)_sk(\d+)(_ab)?")
+_NAME = re.compile(r"tsk_n(\d+)_k(\d+)_w(\d+)_s(\d+)_sk(\d+)(_ab)?(_bal)?")
 
 
 def unavailable_reason(device: torch.device | str) -> str | None:
@@ -110,25 +112,33 @@ def l2_prefetch_rows(w_ptr, offs_n, N, stride_wn, k_begin, K, PREFETCH_K: tl.con
 @triton.jit(do_not_specialize=["M"])
 def skinny_gemm_kernel(
     x_ptr, w_ptr, y_ptr, part_ptr, count_ptr,
-    M, N, K, k_per_split,
+    M, N, K, k_per_split, programs,
     stride_xm, stride_xk,
     stride_wn, stride_wk,
     stride_ym, stride_yn,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     SPLIT_K: tl.constexpr, EVEN_K: tl.constexpr, SWAP_AB: tl.constexpr = False,
-    PDL: tl.constexpr = False, PREFETCH_K: tl.constexpr = 0,
+    PDL: tl.constexpr = False, PREFETCH_K: tl.constexpr = 0, BALANCED: tl.constexpr = False,
 ):
     """y[:, n-tile] = x @ W[n-tile, :]^T; with SPLIT_K > 1, the K slice's partial, summed by the
     tile's last program. ``PDL`` (launched with ``launch_pdl``; "Dependent launch" below): the first
     PREFETCH_K elements of each of the tile's W rows are asked into L2 before waiting for the kernel
-    before to finish."""
+    before to finish. ``BALANCED`` (one K slice): ``programs`` programs share W's N rows evenly,
+    program p taking rows [p N / programs, (p + 1) N / programs) in a BLOCK_N tile whose rows past
+    its share are masked (no memory traffic), so every program streams the same bytes: launched
+    with as many programs as SMs, no SM waits on a tile another SM's second program still reads."""
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
     offs_m = tl.arange(0, BLOCK_M)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    if BALANCED:
+        n_lo = (pid_n * N) // programs
+        offs_n = n_lo + tl.arange(0, BLOCK_N)
+        n_mask = offs_n < ((pid_n + 1) * N) // programs
+    else:
+        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        n_mask = offs_n < N
     offs_k = tl.arange(0, BLOCK_K)
     m_mask = offs_m < M
-    n_mask = offs_n < N
     k_begin = pid_k * k_per_split
     if PDL:
         if PREFETCH_K > 0:  # W does not depend on the kernel before: stream it into L2 meanwhile
@@ -181,8 +191,10 @@ def skinny_gemm_kernel(
 class SkinnyConfig:
     """Compile-time tiling of ``skinny_gemm_kernel``: N tile rows, K step, warps, pipeline stages
     and K slices (1: no split), and whether the product is computed transposed (``swap_ab``: y^T =
-    W x^T, the W tile as the MMA's row side; name suffix ``_ab``). BLOCK_M is not part of it: it
-    follows M."""
+    W x^T, the W tile as the MMA's row side; name suffix ``_ab``), and whether the programs share
+    W's rows evenly (``balanced``, one program an SM, the kernel's BALANCED; name suffix ``_bal``:
+    ``block_n`` is then the least tile, widened to hold a program's share, ``balanced_tiling``).
+    BLOCK_M is not part of it: it follows M."""
 
     block_n: int = 64
     block_k: int = 256
@@ -190,6 +202,7 @@ class SkinnyConfig:
     num_stages: int = 4
     split_k: int = 1
     swap_ab: bool = False
+    balanced: bool = False
 
     def __post_init__(self) -> None:
         for field, v in (("block_n", self.block_n), ("block_k", self.block_k)):
@@ -199,12 +212,15 @@ class SkinnyConfig:
             raise ValueError(f"num_warps must be a power of two up to 16, got {self.num_warps}")
         if self.num_stages < 1 or self.split_k < 1:
             raise ValueError(f"num_stages and split_k must be >= 1, got {self.num_stages}, {self.split_k}")
+        if self.balanced and self.split_k != 1:
+            raise ValueError(f"balanced programs take all of K: split_k must be 1, got {self.split_k}")
 
     @property
     def name(self) -> str:
-        """``tsk_n{block_n}_k{block_k}_w{num_warps}_s{num_stages}_sk{split_k}``, ``_ab`` after it with swap_ab."""
+        """``tsk_n{block_n}_k{block_k}_w{num_warps}_s{num_stages}_sk{split_k}``, ``_ab`` after it with
+        swap_ab, then ``_bal`` with balanced."""
         return (f"tsk_n{self.block_n}_k{self.block_k}_w{self.num_warps}_s{self.num_stages}_sk{self.split_k}"
-                + ("_ab" if self.swap_ab else ""))
+                + ("_ab" if self.swap_ab else "") + ("_bal" if self.balanced else ""))
 
     @classmethod
     def from_name(cls, name: str) -> SkinnyConfig:
@@ -212,8 +228,18 @@ class SkinnyConfig:
         match = _NAME.fullmatch(name)
         if match is None:
             raise ValueError(f"not a skinny GEMM config name: {name!r} (like tsk_n64_k256_w4_s4_sk1)")
-        *ints, ab = match.groups()
-        return cls(*(int(v) for v in ints), swap_ab=ab is not None)
+        *ints, ab, bal = match.groups()
+        return cls(*(int(v) for v in ints), swap_ab=ab is not None, balanced=bal is not None)
+
+    def balanced_tiling(self, n: int, programs: int) -> tuple[int, int]:
+        """(BLOCK_N, BLOCK_K) of a balanced launch over ``programs`` programs: the N tile the next
+        power of two that holds a program's share of ``n`` rows (``block_n`` at least), and the K
+        step halved (down to 32) while the pipeline's W and x stages would pass BALANCED_SMEM."""
+        bn = max(self.block_n, triton.next_power_of_2(triton.cdiv(n, programs)))
+        bk = self.block_k
+        while bk > 32 and (bn + MAX_M) * bk * 2 * self.num_stages > BALANCED_SMEM:
+            bk //= 2
+        return bn, bk
 
     def k_per_split(self, k: int) -> int:
         """K elements per slice: K / split_k rounded up to whole BLOCK_K steps (so slices start on
@@ -271,16 +297,27 @@ def pdl_supported(device: torch.device | str) -> bool:
     return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9
 
 
+@functools.cache
+def sm_count(device: torch.device) -> int:
+    """Streaming multiprocessors of a CUDA ``device`` (a balanced launch's programs); 8 elsewhere
+    (Triton's interpreter, for the tests)."""
+    if device.type != "cuda":
+        return 8
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
 def skinny_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: torch.Tensor | None = None,
-                workspace: SkinnyWorkspace | None = None, pdl: bool = False, prefetch_k: int = 0) -> torch.Tensor:
+                workspace: SkinnyWorkspace | None = None, pdl: bool = False, prefetch_k: int = 0,
+                programs: int | None = None) -> torch.Tensor:
     """``x [M, K] @ w[N, K]^T`` -> [M, N] in x's dtype (fp16 or bf16), fp32 accumulation, one launch.
 
     ``out``: an [M, N] tensor of x's dtype to write (else a new one). ``workspace``: split-K buffers
     (else the cached ones for this shape). ``pdl``: launched with programmatic dependent launch
     ("Dependent launch" above; ValueError where ``pdl_supported`` is false), the first
     ``prefetch_k`` elements of each W row of a program's slice asked into L2 before its wait (0:
-    none; left out where W's rows do not start 16-byte aligned). ValueError for shapes, dtypes or
-    devices that do not fit.
+    none; left out where W's rows do not start 16-byte aligned). ``programs``: a balanced config's
+    programs (default: one an SM, ``sm_count``). ValueError for shapes, dtypes or devices that do
+    not fit.
     """
     if x.dim() != 2 or w.dim() != 2:
         raise ValueError(f"skinny_gemm: x and w must be 2-D, got x {tuple(x.shape)}, w {tuple(w.shape)}")
@@ -317,14 +354,24 @@ def skinny_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: torch.
             raise ValueError(f"skinny_gemm: pdl needs a CUDA device of compute capability 9.0 or more, got {x.device}")
         aligned = w.stride(1) == 1 and (w.stride(0) * w.element_size()) % 16 == 0 and w.data_ptr() % 16 == 0
         extra = {"PDL": True, "PREFETCH_K": prefetch_k if aligned else 0, "launch_pdl": True}
-    grid = (triton.cdiv(n, cfg.block_n), cfg.split_k)
+    if cfg.balanced:
+        programs = sm_count(x.device) if programs is None else programs
+        if programs < 1:
+            raise ValueError(f"skinny_gemm: a balanced launch needs programs >= 1, got {programs}")
+        bn, bk = cfg.balanced_tiling(n, programs)
+        grid = (programs, 1)
+        k_per_split, even_k = triton.cdiv(k, bk) * bk, k % bk == 0
+    else:
+        bn, bk = cfg.block_n, cfg.block_k
+        grid = (triton.cdiv(n, cfg.block_n), cfg.split_k)
+        k_per_split, even_k, programs = cfg.k_per_split(k), cfg.even_k(k), grid[0]
     skinny_gemm_kernel[grid](
         x, w, out, part, counts,
-        m, n, k, cfg.k_per_split(k),
+        m, n, k, k_per_split, programs,
         x.stride(0), x.stride(1), w.stride(0), w.stride(1), out.stride(0), out.stride(1),
-        BLOCK_M=block_m(m), BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, SPLIT_K=cfg.split_k,
-        EVEN_K=cfg.even_k(k), SWAP_AB=cfg.swap_ab, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        **extra,
+        BLOCK_M=block_m(m), BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=cfg.split_k,
+        EVEN_K=even_k, SWAP_AB=cfg.swap_ab, BALANCED=cfg.balanced, num_warps=cfg.num_warps,
+        num_stages=cfg.num_stages, **extra,
     )
     return out
 

@@ -87,6 +87,37 @@ def test_matches_float64(m, n, k, cfg):
         assert int(ws.counts.abs().sum()) == 0
 
 
+# Balanced launches (the kernel's BALANCED): N rows shared evenly over `programs` programs, each a
+# tile of the next power of two over its share, the rows past it masked. 100 rows over 8 programs:
+# shares of 12 and 13 in 16-row tiles (none starting on a tile boundary); over 3: 33-34 in 64-row
+# tiles; 10 rows over 16 programs: six programs with no rows at all.
+@pytest.mark.parametrize("m", [1, 17, 32])
+@pytest.mark.parametrize("n,k,programs,ab", [(100, 80, 8, False), (100, 80, 8, True), (100, 200, 3, True),
+                                             (10, 64, 16, False)])
+def test_balanced_programs_match_float64(m, n, k, programs, ab):
+    cfg = SkinnyConfig(16, 32, 4, 2, 1, swap_ab=ab, balanced=True)
+    x, w = _inputs(m, n, k, seed=31 * m + n + programs)
+    y = torch.full((m, n), float("nan"), dtype=torch.float16, device=DEVICE)
+    skinny_gemm(x, w, cfg, out=y, programs=programs)
+    assert not torch.isnan(y).any()  # every row written, by exactly the program that holds it
+    assert _rel_err(y, x, w) <= TOL, (_rel_err(y, x, w), cfg.name)
+
+
+def test_balanced_tiling():
+    c = SkinnyConfig(64, 128, 4, 4, 1, swap_ab=True, balanced=True)
+    assert c.name == "tsk_n64_k128_w4_s4_sk1_ab_bal" and SkinnyConfig.from_name(c.name) == c
+    # Llama-2-7B's weights over the H200's 132 SMs: 94 rows of qkv a program in a 128-row tile,
+    # 167 of gate_up in 256 (K step halved to keep the stages within BALANCED_SMEM), 32 of o / down
+    assert c.balanced_tiling(12288, 132) == (128, 128)
+    assert c.balanced_tiling(22016, 132) == (256, 64)
+    assert c.balanced_tiling(4096, 132) == (64, 128)
+    with pytest.raises(ValueError, match="split_k must be 1"):
+        SkinnyConfig(64, 128, 4, 4, 2, balanced=True)
+    x, w = _inputs(2, 16, 32, seed=1)
+    with pytest.raises(ValueError, match="programs >= 1"):
+        skinny_gemm(x, w, c, programs=0)
+
+
 def test_split_k_replay_on_own_buffers_and_fresh_inputs():
     cfg = SkinnyConfig(32, 32, 4, 2, 3)
     m, n, k = 5, 100, 150
