@@ -76,6 +76,9 @@ DECODE_PREFETCH_K = 0
 # All off: on the H200 (gpu/results/b32-speed-h200-f8bc290/) the transposed skinny GEMM for 32 rows
 # took the step at batch 32 to 5.018 ms (5.009 with gate_up and lm_head on cuBLAS) against cuBLAS's
 # 4.958, and PDL under cuBLAS to 5.158.
+# The balanced launch (config suffix _bal, gpu/kernels/skinny_gemm.py: one program an SM, each
+# weight's rows shared evenly) is the candidate not yet timed: gpu/balanced_gemm.sh sets both
+# configs to tsk_n64_k128_w4_s4_sk1_ab_bal.
 SKINNY_WIDE_MAX_M = 0
 SKINNY_WIDE_CONFIG = "tsk_n64_k128_w4_s4_sk1_ab"
 SKINNY_WIDE_NARROW_CONFIG = "tsk_n64_k128_w4_s4_sk2_ab"

@@ -36,6 +36,15 @@ Choices:
   Hopper program may have, at M > 32 -- such a launch fails with Triton's OutOfResources.
 - M is not specialized (``do_not_specialize``), so M = 1, 8, 16 share one compiled kernel per
   BLOCK_M instead of one per divisibility class of M.
+- Balanced (config suffix ``_bal``, one K slice): the grid is one program per SM and program p
+  takes W's rows [p N / P, (p + 1) N / P) in one N tile of the next power of two over its share,
+  the rows past it masked. Tiles of a fixed BLOCK_N leave SMs idle or doubly loaded (qkv's 12,288
+  rows are 96 tiles of 128 or 192 of 64 for 132 SMs, 73 % or 145 % of a wave); here every SM
+  streams the same bytes (qkv: 93-94 rows a program, 128-row tiles; gate_up 166-167 in 256; o and
+  down 31-32 in 64). The K step is halved while the stages would pass BALANCED_SMEM. Compiled for
+  sm_90 (Triton 3.9 on the CPU machine, M = 32, transposed, 4 warps, 4 stages) the tiles take
+  96-160 KB of shared memory and 74-136 registers, no spills. Not yet timed on a GPU
+  (``gpu/balanced_gemm.sh``).
 - Split-K: N = 4096 (o, down) gives only 64 tiles of 64 rows for 132 SMs; cutting K into SPLIT_K
   slices multiplies the programs. The slices meet inside the same launch, with no memset and no
   cast kernel: each program stores its fp32 partial to ``partials[pid_k]``, then (after a barrier,

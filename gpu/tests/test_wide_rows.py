@@ -67,6 +67,22 @@ def test_wide_batches_give_the_logits_of_f_linear(monkeypatch, cublas_n):
     assert {c.name for c, _ in seen} == {NARROW}
 
 
+def test_balanced_wide_configs_give_the_logits_of_f_linear(monkeypatch):
+    # the balanced launch (programs sharing each weight's rows evenly, one an SM; 8 programs under
+    # the interpreter): qkv's 128 rows, 16 a program, down's 64, 8 a program in 16-row tiles
+    bal = "tsk_n16_k32_w4_s2_sk1_ab_bal"
+    monkeypatch.setattr(em, "SKINNY_WIDE_CONFIG", bal)
+    monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_CONFIG", bal)
+    seen = []
+    real = em.skinny_gemm
+    monkeypatch.setattr(em, "skinny_gemm", lambda x, w, cfg, **k: seen.append(cfg.name) or real(x, w, cfg, **k))
+    logits, _ = fused_forward_logits(monkeypatch, "SKINNY_WIDE_MAX_M", "add_rms_norm", False, DEVICE,
+                                     values=(0, 4))
+    ref = logits[False].double()
+    assert float((logits[True].double() - ref).norm() / ref.norm()) <= 5e-3
+    assert seen and set(seen) == {bal}
+
+
 def test_narrow_batches_keep_the_skinny_config(monkeypatch):
     monkeypatch.setattr(em, "SKINNY_MAX_M", 4)  # the three rows are within SKINNY_MAX_M again
     seen = []
