@@ -13,7 +13,7 @@ ARCHIVE=balanced-gemm.tar.gz
 BAL="model.SKINNY_WIDE_MAX_M=32;model.SKINNY_WIDE_CONFIG='tsk_n64_k128_w4_s4_sk1_ab_bal'"
 BAL="$BAL;model.SKINNY_WIDE_NARROW_CONFIG='tsk_n64_k128_w4_s4_sk1_ab_bal'"
 step gemm timeout 100 python3 gpu/bench_gemm.py --batches 32 --out "$W/gemm" \
-  --triton-configs tsk_n64_k128_w4_s4_sk1_ab,tsk_n64_k128_w4_s4_sk1_ab_bal,tsk_n64_k128_w4_s3_sk1_ab_bal,tsk_n128_k64_w4_s4_sk1_ab_bal
+  --triton-configs tsk_n64_k128_w4_s4_sk1_ab,tsk_n64_k128_w4_s4_sk1_ab_bal,tsk_n64_k128_w8_s4_sk1_ab_bal,tsk_n64_k128_w4_s3_sk1_ab_bal,tsk_n128_k64_w4_s4_sk1_ab_bal
 step variants timeout 120 python3 gpu/bench_decode_variants.py --out "$W/variants" --rounds 3 --rotate \
   --batches 16,24,32 --profile-batch 32 --variant "bal:$BAL" --variant "balcb:$BAL;model.SKINNY_WIDE_CUBLAS_N=16384"
 tail -n 30 "$W/gemm.log" | grep -E "^\| *(qkv|o|gate_up|down|lm_head|step)|32 " | head -40
