@@ -35,7 +35,7 @@ Choices:
   takes wgmma there): 64 x 256 tiles in 4 stages take 120 KB at M <= 16 but 256 KB, more than a
   Hopper program may have, at M > 32 -- such a launch fails with Triton's OutOfResources.
 - M is not specialized (``do_not_specialize``), so M = 1, 8, 16 share one compiled kernel per
-  BLOCK_M instead of one per divisibility class of M.
+  BLOCK_M instead of one per divisibility class of M; nor is ``programs`` (below).
 - Balanced (config suffix ``_bal``, one K slice): the grid is one program per SM and program p
   takes W's rows [p N / P, (p + 1) N / P) in one N tile of the next power of two over its share,
   the rows past it masked. Tiles of a fixed BLOCK_N leave SMs idle or doubly loaded (qkv's 12,288
@@ -118,7 +118,7 @@ def l2_prefetch_rows(w_ptr, offs_n, N, stride_wn, k_begin, K, PREFETCH_K: tl.con
         "=r,l,r", [ptrs, sizes], dtype=tl.int32, is_pure=False, pack=1)
 
 
-@triton.jit(do_not_specialize=["M"])
+@triton.jit(do_not_specialize=["M", "programs"])
 def skinny_gemm_kernel(
     x_ptr, w_ptr, y_ptr, part_ptr, count_ptr,
     M, N, K, k_per_split, programs,
@@ -373,7 +373,7 @@ def skinny_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: torch.
     else:
         bn, bk = cfg.block_n, cfg.block_k
         grid = (triton.cdiv(n, cfg.block_n), cfg.split_k)
-        k_per_split, even_k, programs = cfg.k_per_split(k), cfg.even_k(k), grid[0]
+        k_per_split, even_k, programs = cfg.k_per_split(k), cfg.even_k(k), 1  # programs: unread
     skinny_gemm_kernel[grid](
         x, w, out, part, counts,
         m, n, k, k_per_split, programs,
