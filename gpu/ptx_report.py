@@ -12,7 +12,18 @@ of the copy pipeline, and the shared memory the kernel asks for.
 
 It answers questions a device call should not be spent on: whether loads are 16-byte copies, whether
 the loop is software-pipelined, and how much work a prologue adds per iteration. It measures no
-time. Usage: python3 gpu/ptx_report.py [--config tsk_n32_k128_w4_s6_sk1] [--arch 90] [--json FILE]
+time. Each kernel's registers a thread, spilled bytes and shared memory come from the cubin
+(Triton's bundled ``cuobjdump --dump-resource-usage``).
+
+``--rows M`` compiles the GEMM for M-row batches (BLOCK_M follows M); with a balanced config
+(suffix ``_bal``) ``--n N`` and ``--programs P`` give the tile ``balanced_tiling`` picks for a
+weight of N rows over P programs. ``--attention`` reports decode attention's hand-pipelined kernel
+instead (gpu/engine/attention.py, Llama-2-7B's 32 heads of 128, one split), at 16- and 32-token
+tiles and 1, 2 and 4 warps, with and without the rotary embedding inside it, and how many programs
+of that size an SM holds by registers (65,536 a Hopper SM).
+
+Usage: python3 gpu/ptx_report.py [--config tsk_n32_k128_w4_s6_sk1] [--rows 16] [--n N --programs 132]
+    [--arch 90] [--json FILE] | --attention [--arch 90] [--json FILE]
 """
 
 from __future__ import annotations
@@ -21,7 +32,9 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -84,7 +97,28 @@ def _attrs(sig: dict[str, str], aligned: list[str]) -> dict:
     return {(names.index(n),): [["tt.divisibility", 16]] for n in aligned}
 
 
-def compile_kernels(cfg_name: str, arch: int) -> dict[str, object]:
+def resources(ck) -> dict:
+    """Registers a thread, spilled (local) bytes and shared memory of a compiled kernel, from its
+    cubin by the cuobjdump Triton bundles; {} where that tool is missing."""
+    import triton.backends.nvidia as nv
+
+    tool = Path(nv.__file__).parent / "bin" / "cuobjdump"
+    if not tool.exists():
+        return {}
+    with tempfile.TemporaryDirectory() as d:
+        cubin = Path(d) / "k.cubin"
+        cubin.write_bytes(ck.asm["cubin"])
+        text = subprocess.run([str(tool), "--dump-resource-usage", str(cubin)], capture_output=True,
+                              text=True).stdout
+    m = re.search(r"REG:(\d+).*?STACK:(\d+).*?SHARED:(\d+).*?LOCAL:(\d+)", text)
+    if not m:
+        return {}
+    regs, stack, _, local = (int(v) for v in m.groups())
+    return {"registers": regs, "spill_bytes": stack + local}
+
+
+def compile_kernels(cfg_name: str, arch: int, rows: int = 16, n: int | None = None,
+                    programs: int = 132) -> dict[str, object]:
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -94,14 +128,17 @@ def compile_kernels(cfg_name: str, arch: int) -> dict[str, object]:
     cfg = sg.SkinnyConfig.from_name(cfg_name)
     target = GPUTarget("cuda", arch, 32)
     opts = {"num_warps": cfg.num_warps, "num_stages": cfg.num_stages}
+    block_n, block_k = cfg.balanced_tiling(n, programs) if cfg.balanced and n else (cfg.block_n, cfg.block_k)
     out = {}
     sig = {"x_ptr": "*fp16", "w_ptr": "*fp16", "y_ptr": "*fp16", "part_ptr": "*fp32", "count_ptr": "*i32",
-           "M": "i32", "N": "i32", "K": "i32", "k_per_split": "i32", "stride_xm": "i32", "stride_xk": "constexpr",
-           "stride_wn": "i32", "stride_wk": "constexpr", "stride_ym": "i32", "stride_yn": "constexpr",
-           "BLOCK_M": "constexpr", "BLOCK_N": "constexpr", "BLOCK_K": "constexpr", "SPLIT_K": "constexpr",
-           "EVEN_K": "constexpr", "SWAP_AB": "constexpr"}
-    const = {"stride_xk": 1, "stride_wk": 1, "stride_yn": 1, "BLOCK_M": 16, "BLOCK_N": cfg.block_n,
-             "BLOCK_K": cfg.block_k, "SPLIT_K": cfg.split_k, "EVEN_K": True, "SWAP_AB": cfg.swap_ab}
+           "M": "i32", "N": "i32", "K": "i32", "k_per_split": "i32", "programs": "i32", "stride_xm": "i32",
+           "stride_xk": "constexpr", "stride_wn": "i32", "stride_wk": "constexpr", "stride_ym": "i32",
+           "stride_yn": "constexpr", "BLOCK_M": "constexpr", "BLOCK_N": "constexpr", "BLOCK_K": "constexpr",
+           "SPLIT_K": "constexpr", "EVEN_K": "constexpr", "SWAP_AB": "constexpr", "PDL": "constexpr",
+           "PREFETCH_K": "constexpr", "BALANCED": "constexpr"}
+    const = {"stride_xk": 1, "stride_wk": 1, "stride_yn": 1, "BLOCK_M": sg.block_m(rows), "BLOCK_N": block_n,
+             "BLOCK_K": block_k, "SPLIT_K": cfg.split_k, "EVEN_K": True, "SWAP_AB": cfg.swap_ab,
+             "PDL": False, "PREFETCH_K": 0, "BALANCED": cfg.balanced}
     aligned = ["x_ptr", "w_ptr", "y_ptr", "part_ptr", "count_ptr", "N", "K", "k_per_split", "stride_xm",
                "stride_wn", "stride_ym"]
     out["gemm"] = triton.compile(ASTSource(fn=sg.skinny_gemm_kernel, signature=sig, constexprs=const,
@@ -114,13 +151,53 @@ def compile_kernels(cfg_name: str, arch: int) -> dict[str, object]:
            "EVEN_K": "constexpr"}
     aligned = ["x_ptr", "d_ptr", "g_ptr", "res_ptr", "h_ptr", "w_ptr", "y_ptr", "N", "K", "stride_xm",
                "stride_dm", "stride_resm", "stride_hm", "stride_wn", "stride_ym"]
-    for name, pro, has_d in [("norm+residual", sg.PRO_NORM, True), ("norm", sg.PRO_NORM, False),
-                             ("silu", sg.PRO_SILU, False)]:
-        const = {"PRO": pro, "HAS_D": has_d, "WRITE_H": False, "BLOCK_M": 16, "BLOCK_N": cfg.block_n,
-                 "BLOCK_K": cfg.block_k, "EVEN_K": True}
-        out[name] = triton.compile(ASTSource(fn=sg.skinny_prologue_kernel, signature=sig, constexprs=const,
-                                             attrs=_attrs(sig, aligned)), target=target, options=opts)
+    if rows <= 16 and not cfg.balanced and not cfg.swap_ab:  # the prologues: no swap_ab, 16-row tiles
+        for name, pro, has_d in [("norm+residual", sg.PRO_NORM, True), ("norm", sg.PRO_NORM, False),
+                                 ("silu", sg.PRO_SILU, False)]:
+            const = {"PRO": pro, "HAS_D": has_d, "WRITE_H": False, "BLOCK_M": 16, "BLOCK_N": cfg.block_n,
+                     "BLOCK_K": cfg.block_k, "EVEN_K": True}
+            out[name] = triton.compile(ASTSource(fn=sg.skinny_prologue_kernel, signature=sig, constexprs=const,
+                                                 attrs=_attrs(sig, aligned)), target=target, options=opts)
     return out
+
+
+REGISTERS_PER_SM = 65536  # a Hopper SM's register file, 32-bit registers
+
+
+def attention_report(arch: int) -> dict[str, dict]:
+    """Decode attention's hand-pipelined kernel (PREFETCH, one split, 32 heads of 128, block size 16)
+    compiled for ``arch``: registers, spills and shared memory, and the programs an SM holds by
+    registers (allocated 8 a thread at a time), at each tile, warp count and with the rope or not."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from gpu.engine import attention as A
+
+    ptr16 = ("q_ptr", "k_ptr", "v_ptr", "o_ptr", "cos_ptr", "sin_ptr")
+    names = ["q_ptr", "k_ptr", "v_ptr", "bt_ptr", "ctx_ptr", "o_ptr", "m_ptr", "l_ptr", "acc_ptr", "scale",
+             "stride_qt", "stride_qh", "stride_kb", "stride_ks", "stride_kh", "stride_bt", "stride_ot",
+             "stride_oh", "cos_ptr", "sin_ptr", "stride_cos", "slot_ptr"]
+    sig = {n: "*fp16" if n in ptr16 else "*fp32" if n in ("m_ptr", "l_ptr", "acc_ptr") else
+           "*i32" if n in ("bt_ptr", "ctx_ptr", "slot_ptr") else "fp32" if n == "scale" else "i32" for n in names}
+    aligned = [n for n in names if n.endswith("_ptr") or n.startswith("stride")]
+    report = {}
+    for rope in (False, True):
+        for tile in (16, 32):
+            for warps in (1, 2, 4):
+                const = {"NUM_HEADS": 32, "SPLITS": 1, "STAGES": 1, "GROUP": 1, "BLOCK_SIZE": 16, "HEAD_DIM": 128,
+                         "TILE": tile, "HEAD_FAST": False, "PDL": False, "PREFETCH": True, "ROPE": rope}
+                s = dict(sig, **{k: "constexpr" for k in const})
+                ck = triton.compile(ASTSource(fn=A._paged_decode_kernel, signature=s, constexprs=const,
+                                              attrs=_attrs(s, aligned)), target=GPUTarget("cuda", arch, 32),
+                                    options={"num_warps": warps, "num_stages": 1})
+                r = resources(ck)
+                r["shared_bytes"] = getattr(getattr(ck, "metadata", None), "shared", None)
+                if r.get("registers"):
+                    per_program = -(-r["registers"] // 8) * 8 * 32 * warps
+                    r["programs_per_sm_by_registers"] = REGISTERS_PER_SM // per_program
+                report[f"tile {tile}, {warps} warp{'s' if warps > 1 else ''}{', rope' if rope else ''}"] = r
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,7 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default=None, help="a SkinnyConfig name (default: the engine's)")
     ap.add_argument("--arch", type=int, default=90, help="CUDA compute capability x 10 (90: Hopper)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--rows", type=int, default=16, help="rows of x (batch), 1..64: BLOCK_M follows it")
+    ap.add_argument("--n", type=int, default=None, help="a balanced config's weight rows (its tile follows)")
+    ap.add_argument("--programs", type=int, default=132, help="a balanced config's programs (132: the H200's SMs)")
+    ap.add_argument("--attention", action="store_true", help="decode attention's kernel instead of the GEMM")
     args = ap.parse_args(argv)
+    if not 1 <= args.rows <= 64:
+        ap.error(f"--rows: 1..64, got {args.rows}")
+    if args.programs < 1:
+        ap.error(f"--programs: at least 1, got {args.programs}")
     # the kernels must be compiled, not interpreted: set before the first Triton import of this process
     os.environ["TRITON_INTERPRET"] = "0"
     try:
@@ -136,7 +221,23 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("ptx_report: needs Triton (no GPU)", file=sys.stderr)
         return 2
+    import triton
+
+    from gpu.common.meta import collect_metadata
     from gpu.kernels.skinny_gemm import SkinnyConfig
+    if args.attention:
+        report = attention_report(args.arch)
+        meta = collect_metadata(arch=args.arch, triton=triton.__version__,
+                                note="compiled for the target only; no GPU used, no time measured")
+        if args.json:
+            _write_json(args.json, {"meta": meta, "kernels": report})
+        print(f"decode attention, hand-pipelined loop, one split, sm_{args.arch}, Triton {meta['triton']}")
+        print("| kernel | registers a thread | spilled bytes | shared bytes | programs an SM holds by registers |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for name, r in report.items():
+            print(f"| {name} | {r.get('registers')} | {r.get('spill_bytes')} | {r['shared_bytes']} | "
+                  f"{r.get('programs_per_sm_by_registers')} |")
+        return 0
     if args.config is None:
         from gpu.engine.model import SKINNY_CONFIG
         args.config = SKINNY_CONFIG
@@ -144,35 +245,51 @@ def main(argv: list[str] | None = None) -> int:
         cfg = SkinnyConfig.from_name(args.config)
     except ValueError as e:
         ap.error(f"--config: {e}")
-    kernels = compile_kernels(args.config, args.arch)
-    w_kb = cfg.block_n * cfg.block_k * 2 / 1024  # the W tile one iteration streams
+    if cfg.balanced and args.n is None:
+        ap.error("--n: a balanced config's tile follows the weight's rows; give them")
+    kernels = compile_kernels(args.config, args.arch, args.rows, args.n, args.programs)
+    block_n, block_k = cfg.balanced_tiling(args.n, args.programs) if cfg.balanced else (cfg.block_n, cfg.block_k)
+    w_kb = block_n * block_k * 2 / 1024  # the W tile one iteration streams
     report = {}
     for name, ck in kernels.items():
         r = summarize(ck.asm["ptx"])
         r["shared_bytes"] = getattr(getattr(ck, "metadata", None), "shared", None)
+        r.update(resources(ck))
         # per thread, times the warps: the instructions the SM issues per KB of weights
         r["warp_instructions_per_w_kb"] = r["loop_instructions"] * cfg.num_warps / w_kb
         report[name] = r
-    import triton
-
-    from gpu.common.meta import collect_metadata
-    meta = collect_metadata(config=args.config, arch=args.arch, triton=triton.__version__, block_m=16,
+    bm = sg_block_m(args.rows)
+    meta = collect_metadata(config=args.config, arch=args.arch, triton=triton.__version__, block_m=bm,
+                            block_n=block_n, block_k=block_k,
                             note="compiled for the target only; no GPU used, no time measured")
     if args.json:
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(json.dumps({"meta": meta, "kernels": report}, indent=1))
-        tmp.replace(args.json)
+        _write_json(args.json, {"meta": meta, "kernels": report})
     kinds = list(KINDS)
-    print(f"K loop per iteration, {args.config}, sm_{args.arch}, BLOCK_M 16, Triton {meta['triton']}")
+    print(f"K loop per iteration, {args.config}, sm_{args.arch}, BLOCK_M {bm}, BLOCK_N {block_n}, "
+          f"BLOCK_K {block_k}, Triton {meta['triton']}")
     print("| kernel | instructions | warp instructions per KB of W | " + " | ".join(kinds)
-          + " | cp.async bytes | wait depth | shared bytes |")
-    print("| --- | ---: | ---: | " + " | ".join("---:" for _ in kinds) + " | --- | --- | ---: |")
+          + " | cp.async bytes | wait depth | shared bytes | registers | spilled bytes |")
+    print("| --- | ---: | ---: | " + " | ".join("---:" for _ in kinds) + " | --- | --- | ---: | ---: | ---: |")
     for name, r in report.items():
         cells = " | ".join(str(r["by_kind"][k]) for k in kinds)
         sizes = ", ".join(f"{b} B x {n}" for b, n in r["cp_async_bytes"].items())
         print(f"| {name} | {r['loop_instructions']} | {r['warp_instructions_per_w_kb']:.0f} | {cells} | {sizes} | "
-              f"{'/'.join(map(str, r['wait_group_depths']))} | {r['shared_bytes']} |")
+              f"{'/'.join(map(str, r['wait_group_depths']))} | {r['shared_bytes']} | {r.get('registers')} | "
+              f"{r.get('spill_bytes')} |")
     return 0
+
+
+def sg_block_m(rows: int) -> int:
+    from gpu.kernels.skinny_gemm import block_m
+
+    return block_m(rows)
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    """``doc`` to ``path`` whole or not at all."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -82,3 +82,41 @@ def test_bad_config_is_a_usage_error(capsys, monkeypatch):
     with pytest.raises(SystemExit) as e:
         pr.main(["--config", "bogus"])
     assert e.value.code == 2 and "not a skinny GEMM config name" in capsys.readouterr().err
+
+
+def _run(tmp_path, *args):
+    out = tmp_path / "r.json"
+    r = subprocess.run([sys.executable, str(ROOT / "gpu/ptx_report.py"), *args, "--json", str(out)],
+                       capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return r, (json.loads(out.read_text()) if out.exists() else None)
+
+
+def test_balanced_gemm_and_decode_attention_resources(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("triton")
+    # the balanced config at 32 rows for qkv's 12,288 rows over 132 programs: a 128-row tile,
+    # pipelined 16-byte copies, registers read from the cubin, nothing spilled
+    r, doc = _run(tmp_path, "--config", "tsk_n64_k128_w4_s4_sk1_ab_bal", "--rows", "32", "--n", "12288")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert doc["meta"]["block_m"] == 32 and doc["meta"]["block_n"] == 128
+    g = doc["kernels"]["gemm"]
+    assert g["pipelined"] and set(g["cp_async_bytes"]) == {"16"} and list(doc["kernels"]) == ["gemm"]
+    assert g["registers"] > 0 and g["spill_bytes"] == 0
+    # decode attention: one warp holds twice the programs of two at 32-token tiles
+    r, doc = _run(tmp_path, "--attention")
+    assert r.returncode == 0, r.stderr[-2000:]
+    k = doc["kernels"]
+    assert len(k) == 12 and "| tile 32, 1 warp |" in r.stdout
+    fit = {name: r["programs_per_sm_by_registers"] for name, r in k.items()}
+    assert fit["tile 32, 1 warp"] >= 2 * fit["tile 32, 2 warps"]
+
+
+def test_usage_errors(capsys, monkeypatch):
+    pytest.importorskip("torch")
+    pytest.importorskip("triton")
+    monkeypatch.setenv("TRITON_INTERPRET", os.environ.get("TRITON_INTERPRET", "1"))
+    for args, msg in ((["--config", "tsk_n64_k128_w4_s4_sk1_ab_bal"], "--n"), (["--rows", "65"], "--rows"),
+                      (["--programs", "0"], "--programs")):
+        with pytest.raises(SystemExit) as e:
+            pr.main(args)
+        assert e.value.code == 2 and msg in capsys.readouterr().err
