@@ -224,7 +224,8 @@ if HAVE_TRITON:
 # gpu/results/attention-one-warp-h200-0e30e11/) is faster again: a program then needs no reduction
 # across warps, and takes about half the registers of two warps' tile, so all the programs of 32
 # and 64 sequences fit the GPU at once (two warps at 32-token tiles: 213 registers a thread, 4
-# programs an SM, compiled for sm_90 by Triton 3.9 on the CPU machine). It wants twice the
+# programs an SM; one warp: 255 and 32 bytes spilled, 8 programs an SM; `python3 gpu/ptx_report.py
+# --attention`, Triton 3.9 on the CPU machine). It wants twice the
 # programs at small batches, so the target went from 512 to 1,024 and the cap from 8 to 16
 # splits. Against the two-warp default before, us a call in a graph of 32:
 # 32 x 129 tokens 21.5 against 27.9, 32 x 4,096 475 against 604 (110 % of the copy bandwidth, which

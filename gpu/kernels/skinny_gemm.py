@@ -42,8 +42,9 @@ Choices:
   rows are 96 tiles of 128 or 192 of 64 for 132 SMs, 73 % or 145 % of a wave); here every SM
   streams the same bytes (qkv: 93-94 rows a program, 128-row tiles; gate_up 166-167 in 256; o and
   down 31-32 in 64). The K step is halved while the stages would pass BALANCED_SMEM. Compiled for
-  sm_90 (Triton 3.9 on the CPU machine, M = 32, transposed, 4 warps, 4 stages) the tiles take
-  96-160 KB of shared memory and 74-136 registers, no spills. Not yet timed on a GPU
+  sm_90 (``python3 gpu/ptx_report.py --config tsk_n64_k128_w4_s4_sk1_ab_bal --rows 32 --n N``,
+  Triton 3.9 on the CPU machine) the tiles take 96-160 KB of shared memory and 74-136 registers,
+  no spills. Not yet timed on a GPU
   (``gpu/balanced_gemm.sh``).
 - Split-K: N = 4096 (o, down) gives only 64 tiles of 64 rows for 132 SMs; cutting K into SPLIT_K
   slices multiplies the programs. The slices meet inside the same launch, with no memset and no
