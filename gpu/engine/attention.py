@@ -222,8 +222,8 @@ if HAVE_TRITON:
 # 84.1 at 16 x 1,024, 160.0 against 173.7 at 32 x 1,024; the best of the sweep or near it in each.
 # That sweep tried 2, 4 and 8 warps. One warp a program (`--family wave` and `--family one-warp`,
 # gpu/results/attention-one-warp-h200-0e30e11/) is faster again: a program then needs no reduction
-# across warps, and takes about half the registers of two warps' tile, so all the programs of 32
-# and 64 sequences fit the GPU at once (two warps at 32-token tiles: 213 registers a thread, 4
+# across warps, and takes about half the registers of two warps' tile, so all 1,024 programs of 32
+# sequences fit the GPU at once (two warps at 32-token tiles: 213 registers a thread, 4
 # programs an SM; one warp: 255 and 32 bytes spilled, 8 programs an SM; `python3 gpu/ptx_report.py
 # --attention`, Triton 3.9 on the CPU machine). It wants twice the
 # programs at small batches, so the target went from 512 to 1,024 and the cap from 8 to 16
