@@ -458,8 +458,16 @@ def write_tables(res: dict, out: Path) -> str:
     dg = res.get("decode_gemm")
     if isinstance(dg, dict) and dg.get("max_m"):
         narrow = f" ({dg['narrow']} for N <= {dg['narrow_n']})" if dg["narrow"] != dg["wide"] else ""
-        lines.append(f"Weight GEMMs up to {dg['max_m']} rows: Triton skinny GEMM {dg['wide']}{narrow}; "
-                     "F.linear above.")
+        wide = dg.get("wide_max_m") or 0
+        if wide > dg["max_m"]:
+            cub = (f", weights of more than {dg['wide_cublas_n']} output columns with F.linear"
+                   if dg.get("wide_cublas_n") is not None else "")
+            lines.append(f"Weight GEMMs up to {dg['max_m']} rows: Triton skinny GEMM {dg['wide']}{narrow}; "
+                         f"{dg['max_m'] + 1}-{wide} rows: {dg['wide_config']} ({dg['wide_narrow_config']} for "
+                         f"N <= 4096{cub}); F.linear above.")
+        else:
+            lines.append(f"Weight GEMMs up to {dg['max_m']} rows: Triton skinny GEMM {dg['wide']}{narrow}; "
+                         "F.linear above.")
     elif dg is not None:
         lines.append("Weight GEMMs: F.linear at every batch.")
     if res.get("fuse_prologues"):
@@ -555,6 +563,22 @@ def set_decode_attention(spec: str, ap: argparse.ArgumentParser) -> None:
     attention.DECODE_TILE, attention.DECODE_WARPS, attention.DECODE_STAGES = tile, warps, stages
 
 
+def apply_settings(spec: str, ap: argparse.ArgumentParser) -> str:
+    """--set: the engine's module constants (gpu/engine/model.py, attention.py) for this run, parsed
+    as gpu/bench_decode_variants.py parses a variant's; returns them as set, an argument error
+    naming the flag and the setting for a bad one."""
+    from gpu.bench_decode_variants import parse_variant
+    from gpu.engine import model as engine_model
+
+    try:
+        v = parse_variant(f"set:{spec}", {"attention": attention, "model": engine_model})
+    except ValueError as e:
+        ap.error(f"--set: {e}")
+    for mod, attr, val in v.settings:
+        setattr({"attention": attention, "model": engine_model}[mod], attr, val)
+    return v.spec()
+
+
 NARROW_N = 8192  # --decode-gemm: weights with at most this many output columns take the NARROW config
 
 
@@ -637,7 +661,12 @@ def main() -> int:
     ap.add_argument("--pdl-prefetch-k", type=int, default=None, metavar="K",
                     help="with PDL (the default, or --pdl), the elements of each W row a GEMM program asks into "
                          "L2 before its wait (DECODE_PREFETCH_K; 0: PDL without prefetch)")
+    ap.add_argument("--set", default=None, metavar="SETTINGS",
+                    help="module constants for this run, as gpu/bench_decode_variants.py's variants take them: "
+                         "'model.ATTR=VALUE;attention.ATTR=VALUE;...' (VALUE a Python literal), set before the "
+                         "other flags apply and written to bench.json's settings")
     args = ap.parse_args()
+    settings = apply_settings(args.set, ap) if args.set else None
     if args.decode_target_programs is not None:
         if args.decode_target_programs < 1:
             ap.error("--decode-target-programs takes a count >= 1")
@@ -683,6 +712,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     res: dict = {"meta": metadata(), "model": PRESETS[args.model].to_dict(), "dtype": "float16", "args": vars(args)}
     res["meta"]["git_commit"] = os.environ.get("GIT_COMMIT")
+    res["settings"] = settings
     res["decode_attention"] = {"target_programs": attention.DECODE_TARGET_PROGRAMS,
                                "tile": attention.DECODE_TILE, "warps": attention.DECODE_WARPS,
                                "stages": attention.DECODE_STAGES, "head_fast": attention.DECODE_HEAD_FAST,
@@ -692,7 +722,10 @@ def main() -> int:
 
         sk = engine_model.SKINNY_CONFIG
         decode_gemm = "F.linear" if engine_model._SKINNY is None else {
-            "wide": sk, "narrow": sk, "narrow_n": 0, "max_m": engine_model.SKINNY_MAX_M, "engine_default": True}
+            "wide": sk, "narrow": sk, "narrow_n": 0, "max_m": engine_model.SKINNY_MAX_M, "engine_default": True,
+            "wide_max_m": engine_model.SKINNY_WIDE_MAX_M, "wide_config": engine_model.SKINNY_WIDE_CONFIG,
+            "wide_narrow_config": engine_model.SKINNY_WIDE_NARROW_CONFIG,
+            "wide_cublas_n": engine_model.SKINNY_WIDE_CUBLAS_N}
     res["decode_gemm"] = decode_gemm
     res["fuse_prologues"] = bool(args.fuse_prologues)
     res["fuse_epilogues"] = bool(args.fuse_epilogues)

@@ -56,6 +56,31 @@ def test_decode_attention_flag_sets_the_engine_configuration(monkeypatch, tmp_pa
     assert "Decode attention: 16-token tiles, 8 warps, 3 stages." in be.write_tables(res, tmp_path)
 
 
+def test_set_flag_sets_module_constants_or_names_the_bad_setting(monkeypatch, tmp_path, capsys):
+    import argparse
+
+    from gpu.engine import attention
+    from gpu.engine import model as engine_model
+
+    for mod, name in ((engine_model, "SKINNY_WIDE_MAX_M"), (engine_model, "SKINNY_WIDE_CONFIG"),
+                      (attention, "DECODE_WARPS")):
+        monkeypatch.setattr(mod, name, getattr(mod, name))  # restored after the test
+    ap = argparse.ArgumentParser()
+    got = be.apply_settings("model.SKINNY_WIDE_MAX_M=32;model.SKINNY_WIDE_CONFIG='x_bal'; attention.DECODE_WARPS=2", ap)
+    assert engine_model.SKINNY_WIDE_MAX_M == 32 and engine_model.SKINNY_WIDE_CONFIG == "x_bal"
+    assert attention.DECODE_WARPS == 2 and "model.SKINNY_WIDE_MAX_M=32" in got
+    for bad, says in (("model.NO_SUCH=1", "has no NO_SUCH"), ("model.SKINNY_WIDE_MAX_M=thirty", "Python literal"),
+                      ("torch.X=1", "module 'torch'"), ("SKINNY_WIDE_MAX_M=1", "module.ATTR=VALUE")):
+        with pytest.raises(SystemExit):
+            be.apply_settings(bad, ap)
+        assert says in capsys.readouterr().err
+    assert engine_model.SKINNY_WIDE_MAX_M == 32  # unchanged by the bad ones
+    res = {"meta": {}, "decode_gemm": {"wide": "a", "narrow": "a", "narrow_n": 0, "max_m": 16, "wide_max_m": 32,
+                                       "wide_config": "w_bal", "wide_narrow_config": "n_bal", "wide_cublas_n": 16384}}
+    text = be.write_tables(res, tmp_path)
+    assert "17-32 rows: w_bal (n_bal for N <= 4096, weights of more than 16384 output columns with F.linear)" in text
+
+
 def test_decode_gemm_flag_routes_small_batches_to_the_skinny_gemm(monkeypatch, tmp_path):
     import argparse
 
