@@ -233,7 +233,13 @@ if HAVE_TRITON:
 # 4,096 26.1 against 33.2 (16 splits); 1 x 129 5.5 against 5.0 is the one case it loses. 16-token
 # tiles are within a few percent of 32 everywhere at one warp, but slower in the step with the
 # rotary embedding inside the kernel at 64 x 2,048 (22.2 against 19.3 ms).
-DECODE_TARGET_PROGRAMS = 1024
+# Target 768, not 1,024: the same split counts at 1, 2, 4, 8, 16 and from 32 sequences, and one
+# fewer doubling at graph sizes 12 (2 splits, not 4) and 24 (1, not 2), whose 1,024 target asked
+# for more programs than fit the GPU at once. At one warp (gpu/results/balanced-gemm-h200-23ad912/
+# attention/, us a call in a graph of 32, 32-token tiles): 24 x 129 tokens 18.3 against 21.7 at 2
+# splits, 24 x 1,024 99.9 against 109.4, 24 x 4,096 383.6 against 418.4; 12 x 129 13.0 against
+# 13.8 at 4 splits, 12 x 1,024 55.6 against 58.9, 12 x 4,096 201.8 against 210.0.
+DECODE_TARGET_PROGRAMS = 768
 DECODE_MAX_SPLITS = 16
 DECODE_TILE = 32
 DECODE_WARPS = 1

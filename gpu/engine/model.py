@@ -67,9 +67,10 @@ DECODE_PDL = True
 DECODE_PREFETCH_K = 0
 # Batches over SKINNY_MAX_M rows: GEMMs of up to SKINNY_WIDE_MAX_M rows (0: none) through the
 # skinny GEMM too, with SKINNY_WIDE_CONFIG, or SKINNY_WIDE_NARROW_CONFIG for weights of at most
-# 4,096 output columns (o_proj, down_proj), except weights of more than SKINNY_WIDE_CUBLAS_N
-# output columns (None: none), which stay with cuBLAS. Decode passes of such batches then launch
-# with PDL like those of SKINNY_MAX_M rows or fewer. DECODE_PDL_CUBLAS: decode passes whose GEMMs
+# SKINNY_WIDE_NARROW_N output columns (o_proj, down_proj; None: those stay with cuBLAS), except
+# weights of more than SKINNY_WIDE_CUBLAS_N output columns (None: none), which stay with cuBLAS.
+# Decode passes of such batches then launch with PDL like those of SKINNY_MAX_M rows or fewer.
+# DECODE_PDL_CUBLAS: decode passes whose GEMMs
 # are cuBLAS's launch the engine's own kernels (norms, rope, attention, SiLU) with PDL all the
 # same; a cuBLAS kernel never lets the next one launch early, so only the launches between the
 # engine's own kernels overlap.
@@ -81,8 +82,9 @@ DECODE_PREFETCH_K = 0
 # configs to tsk_n64_k128_w4_s4_sk1_ab_bal.
 SKINNY_WIDE_MAX_M = 0
 SKINNY_WIDE_CONFIG = "tsk_n64_k128_w4_s4_sk1_ab"
-SKINNY_WIDE_NARROW_CONFIG = "tsk_n64_k128_w4_s4_sk2_ab"
+SKINNY_WIDE_NARROW_CONFIG: str | None = "tsk_n64_k128_w4_s4_sk2_ab"
 SKINNY_WIDE_CUBLAS_N: int | None = None
+SKINNY_WIDE_NARROW_N = 4096
 DECODE_PDL_CUBLAS = False
 # Passes of at most DECODE_FUSED_ROPE_MAX_ROWS decode rows (and nothing else; 0: none): the rotary
 # embedding and the cache write in decode attention's kernel (attention.paged_decode_rope) instead
@@ -129,8 +131,9 @@ def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False) -> torch.Tensor:
         return skinny_gemm(x, w, _SKINNY)
     if (_wide_rows(x) and w.dtype == torch.float16
             and (SKINNY_WIDE_CUBLAS_N is None or w.shape[0] <= SKINNY_WIDE_CUBLAS_N)):
-        cfg = _wide_config(SKINNY_WIDE_NARROW_CONFIG if w.shape[0] <= 4096 else SKINNY_WIDE_CONFIG)
-        return skinny_gemm(x, w, cfg, pdl=pdl, prefetch_k=DECODE_PREFETCH_K if pdl else 0)
+        name = SKINNY_WIDE_NARROW_CONFIG if w.shape[0] <= SKINNY_WIDE_NARROW_N else SKINNY_WIDE_CONFIG
+        if name is not None:
+            return skinny_gemm(x, w, _wide_config(name), pdl=pdl, prefetch_k=DECODE_PREFETCH_K if pdl else 0)
     return F.linear(x, w)
 
 

@@ -97,7 +97,8 @@ def test_decode_gemm_flag_routes_small_batches_to_the_skinny_gemm(monkeypatch, t
     monkeypatch.setattr(be, "NARROW_N", 24)
     calls = []
     real = sg.skinny_gemm
-    monkeypatch.setattr(sg, "skinny_gemm", lambda x, w, cfg, **kw: calls.append((w.shape[0], cfg.name)) or real(x, w, cfg, **kw))
+    monkeypatch.setattr(sg, "skinny_gemm",
+                        lambda x, w, cfg, **kw: calls.append((w.shape[0], cfg.name)) or real(x, w, cfg, **kw))
     ap = argparse.ArgumentParser()
     for bad in ("", "tsk_n64", "tsk_n64_k256_w4_s4_sk1,tsk_n32_k128_w4_s4_sk2,tsk_n32_k128_w4_s4_sk1"):
         with pytest.raises(SystemExit):

@@ -33,8 +33,8 @@ def old_row(b, splits, tile, warps, stages, heads, us):
 def test_the_engine_splits_follow_attention_decode_splits(monkeypatch):
     assert [dsp.engine_splits(b) for b in (1, 8, 16, 32, 64)] == [8, 2, 1, 1, 1]
     A = pytest.importorskip("gpu.engine.attention")
-    # the engine's rule since one warp a program (DECODE_TARGET_PROGRAMS 1,024, DECODE_MAX_SPLITS 16)
-    assert [A.decode_splits(b, 32) for b in (1, 8, 16, 32, 64)] == [16, 4, 2, 1, 1]
+    # the engine's rule since one warp a program (DECODE_TARGET_PROGRAMS 768, DECODE_MAX_SPLITS 16)
+    assert [A.decode_splits(b, 32) for b in (1, 2, 4, 8, 12, 16, 24, 32, 64)] == [16, 16, 8, 4, 2, 2, 1, 1, 1]
     # the tool's rule is the engine's of the STAGES loop
     monkeypatch.setattr(A, "DECODE_TARGET_PROGRAMS", dsp.TARGET_PROGRAMS)
     monkeypatch.setattr(A, "DECODE_MAX_SPLITS", dsp.MAX_SPLITS)

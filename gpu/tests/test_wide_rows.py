@@ -1,8 +1,9 @@
 """Decode batches over SKINNY_MAX_M rows through the skinny GEMM (gpu/engine/model.py
 SKINNY_WIDE_MAX_M), under Triton's interpreter on the CPU or on a GPU: the engine's logits with the
 wide configurations equal those of F.linear, each weight takes the configuration its width asks for
-(SKINNY_WIDE_NARROW_CONFIG up to 4,096 output columns), weights wider than SKINNY_WIDE_CUBLAS_N stay
-with F.linear, and batches of SKINNY_MAX_M rows or fewer, or over SKINNY_WIDE_MAX_M, are untouched."""
+(SKINNY_WIDE_NARROW_CONFIG up to SKINNY_WIDE_NARROW_N output columns, or F.linear where it is
+None), weights wider than SKINNY_WIDE_CUBLAS_N stay with F.linear, and batches of SKINNY_MAX_M rows
+or fewer, or over SKINNY_WIDE_MAX_M, are untouched."""
 
 from __future__ import annotations
 
@@ -65,6 +66,28 @@ def test_wide_batches_give_the_logits_of_f_linear(monkeypatch, cublas_n):
     else:
         assert shapes == [(64, 64), (64, 96)] * 2 + [(97, 64)]
     assert {c.name for c, _ in seen} == {NARROW}
+
+
+def test_narrow_weights_stay_with_cublas_when_their_config_is_none(monkeypatch):
+    # o [64, 64] and down [64, 96] are narrow at 64 columns and stay with F.linear (config None),
+    # gate_up's 192 columns are over SKINNY_WIDE_CUBLAS_N: qkv and lm_head alone take the wide config
+    monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_N", 64)
+    monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_CONFIG", None)
+    monkeypatch.setattr(em, "SKINNY_WIDE_CUBLAS_N", 150)
+    seen = []
+    real = em.skinny_gemm
+
+    def spy(x, w, cfg, **k):
+        if em.SKINNY_WIDE_MAX_M:
+            seen.append((cfg.name, tuple(w.shape)))
+        return real(x, w, cfg, **k)
+
+    monkeypatch.setattr(em, "skinny_gemm", spy)
+    logits, _ = fused_forward_logits(monkeypatch, "SKINNY_WIDE_MAX_M", "add_rms_norm", False, DEVICE,
+                                     values=(0, 4))
+    ref = logits[False].double()
+    assert float((logits[True].double() - ref).norm() / ref.norm()) <= 5e-3
+    assert seen == [(WIDE, (128, 64))] * 2 + [(WIDE, (97, 64))]
 
 
 def test_balanced_wide_configs_give_the_logits_of_f_linear(monkeypatch):
