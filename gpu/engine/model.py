@@ -78,8 +78,11 @@ DECODE_PREFETCH_K = 0
 # took the step at batch 32 to 5.018 ms (5.009 with gate_up and lm_head on cuBLAS) against cuBLAS's
 # 4.958, and PDL under cuBLAS to 5.158.
 # The balanced launch (config suffix _bal, gpu/kernels/skinny_gemm.py: one program an SM, each
-# weight's rows shared evenly) is the candidate not yet timed: gpu/balanced_gemm.sh sets both
-# configs to tsk_n64_k128_w4_s4_sk1_ab_bal.
+# weight's rows shared evenly) lost too (gpu/results/balanced-gemm-h200-23ad912/): batch 32 took
+# 5.002 ms with both wide configs _bal against 4.678 as committed, and per GEMM at 32 rows it was
+# no faster than the plain transposed kernel, which beat cuBLASLt on qkv (27.7 against 29.5 us)
+# and lm_head (65.7 against 68.2) and lost on o_proj (13.8 against 12.2) and down_proj (33.1
+# against 25.8). Hence gpu/wide_route.sh: qkv alone through the skinny GEMM.
 SKINNY_WIDE_MAX_M = 0
 SKINNY_WIDE_CONFIG = "tsk_n64_k128_w4_s4_sk1_ab"
 SKINNY_WIDE_NARROW_CONFIG: str | None = "tsk_n64_k128_w4_s4_sk2_ab"
