@@ -88,6 +88,12 @@ SKINNY_WIDE_CONFIG = "tsk_n64_k128_w4_s4_sk1_ab"
 SKINNY_WIDE_NARROW_CONFIG: str | None = "tsk_n64_k128_w4_s4_sk2_ab"
 SKINNY_WIDE_CUBLAS_N: int | None = None
 SKINNY_WIDE_NARROW_N = 4096
+# Whether decode passes of SKINNY_MAX_M + 1 .. SKINNY_WIDE_MAX_M rows launch with PDL (DECODE_PDL).
+# With qkv alone through the skinny GEMM at 17-32 rows, PDL made the step at 1,024 + 1 tokens slower
+# than cuBLAS (batch 32: 8.314 ms against 7.992) and the same without PDL faster (7.940; at 128 + 1
+# tokens 4.695 against 4.778, with PDL 4.690), gpu/results/wide-route-h200-1386b0a/; that run
+# turned PDL off at every batch, so this switch (wide passes only) is not yet timed.
+SKINNY_WIDE_PDL = True
 DECODE_PDL_CUBLAS = False
 # Passes of at most DECODE_FUSED_ROPE_MAX_ROWS decode rows (and nothing else; 0: none): the rotary
 # embedding and the cache write in decode attention's kernel (attention.paged_decode_rope) instead
@@ -156,7 +162,7 @@ def _pdl_pass(x: torch.Tensor, b: ForwardBatch) -> bool:
     (DECODE_PDL): decode rows only (no prefill chunk, no token-graph tiles) through the skinny GEMM
     (SKINNY_MAX_M rows or fewer, or SKINNY_WIDE_MAX_M), or with cuBLAS's GEMMs where
     DECODE_PDL_CUBLAS is set, on a device that has it."""
-    own = _skinny_rows(x) or _wide_rows(x)
+    own = _skinny_rows(x) or (SKINNY_WIDE_PDL and _wide_rows(x))
     cublas = DECODE_PDL_CUBLAS and _SKINNY is not None and x.dtype in (torch.float16, torch.bfloat16)
     return (DECODE_PDL and (own or cublas) and x.is_cuda and not b.prefills and b.tiles is None
             and b.num_decode == x.shape[0] and pdl_supported(x.device))

@@ -56,6 +56,25 @@ def test_pdl_pass_needs_decode_rows_on_cuda(monkeypatch):
     assert not engine_model._pdl_pass(x, b)
 
 
+def test_wide_passes_take_pdl_only_with_skinny_wide_pdl(monkeypatch):
+    class Rows:  # a decode input of 20 rows on a CUDA device with PDL, without needing one
+        is_cuda, shape, dtype, device = True, (20, 64), torch.float16, "cuda"
+
+    monkeypatch.setattr(engine_model, "DECODE_PDL", True)
+    monkeypatch.setattr(engine_model, "DECODE_PDL_CUBLAS", False)
+    monkeypatch.setattr(engine_model, "pdl_supported", lambda device: True)
+    monkeypatch.setattr(engine_model, "_skinny_rows", lambda x: False)
+    monkeypatch.setattr(engine_model, "_wide_rows", lambda x: True)
+    b = engine_model.ForwardBatch.__new__(engine_model.ForwardBatch)
+    b.prefills, b.tiles, b.num_decode = [], None, 20
+    monkeypatch.setattr(engine_model, "SKINNY_WIDE_PDL", True)
+    assert engine_model._pdl_pass(Rows(), b)
+    monkeypatch.setattr(engine_model, "SKINNY_WIDE_PDL", False)
+    assert not engine_model._pdl_pass(Rows(), b)
+    monkeypatch.setattr(engine_model, "_skinny_rows", lambda x: True)  # 16 rows or fewer keep PDL
+    assert engine_model._pdl_pass(Rows(), b)
+
+
 def _rel(a: torch.Tensor, ref: torch.Tensor) -> float:
     return float((a.double() - ref).norm() / ref.norm())
 
