@@ -5,7 +5,8 @@
 # tokens only with PDL off, and that run turned PDL off at every batch. Here the wide passes alone
 # go without PDL (gpu/engine/model.py SKINNY_WIDE_PDL), batches of 16 rows or fewer keep it.
 #   tests       the PDL and wide rows' tests compiled (TRITON_INTERPRET=0)
-#   variants-*  the step without LoRA at 128 + 1, 1,024 + 1 and 2,048 + 1 tokens, three rotating rounds:
+#   variants-*  the step without LoRA at 128 + 1, 1,024 + 1 and 2,048 + 1 tokens, three rotating rounds
+#               (the graph profiled at batch 24 at 128 + 1 tokens, where cuBLAS ran slower than at 32):
 #               qonlynp (qkv alone through the skinny GEMM, no PDL in the wide passes), qsknp (o_proj and
 #               down_proj on the split-K skinny config too), qonly (with PDL, as in wide_route.sh)
 #   engine-*    gpu/bench_engine.py --skip-transformers as committed, and with qonlynp's settings
@@ -21,7 +22,7 @@ NP="model.SKINNY_WIDE_PDL=False"
 step tests env TRITON_INTERPRET=0 timeout 150 python3 -m pytest -q gpu/tests/test_wide_rows.py gpu/tests/test_pdl.py
 for ctx in 128 1024 2048; do
   step "variants-$ctx" timeout 150 python3 gpu/bench_decode_variants.py --out "$W/variants-$ctx" --rounds 3 \
-    --rotate --ctx "$ctx" --batches 16,24,32 --profile-batch 32 \
+    --rotate --ctx "$ctx" --batches 16,24,32 --profile-batch "$([ "$ctx" = 128 ] && echo 24 || echo 32)" \
     --variant "qonlynp:$QONLY;$NP" --variant "qsknp:$QSK;$NP" --variant "qonly:$QONLY"
 done
 step engine-default timeout 90 python3 gpu/bench_engine.py --skip-transformers --out "$W/engine-default"
