@@ -462,9 +462,10 @@ def write_tables(res: dict, out: Path) -> str:
         if wide > dg["max_m"]:
             cub = (f", weights of more than {dg['wide_cublas_n']} output columns with F.linear"
                    if dg.get("wide_cublas_n") is not None else "")
+            pdl = "" if dg.get("wide_pdl", True) else ", without PDL"
             lines.append(f"Weight GEMMs up to {dg['max_m']} rows: Triton skinny GEMM {dg['wide']}{narrow}; "
                          f"{dg['max_m'] + 1}-{wide} rows: {dg['wide_config']} ({dg['wide_narrow_config']} for "
-                         f"N <= 4096{cub}); F.linear above.")
+                         f"N <= {dg.get('wide_narrow_n', 4096)}{cub}{pdl}); F.linear above.")
         else:
             lines.append(f"Weight GEMMs up to {dg['max_m']} rows: Triton skinny GEMM {dg['wide']}{narrow}; "
                          "F.linear above.")
@@ -725,7 +726,8 @@ def main() -> int:
             "wide": sk, "narrow": sk, "narrow_n": 0, "max_m": engine_model.SKINNY_MAX_M, "engine_default": True,
             "wide_max_m": engine_model.SKINNY_WIDE_MAX_M, "wide_config": engine_model.SKINNY_WIDE_CONFIG,
             "wide_narrow_config": engine_model.SKINNY_WIDE_NARROW_CONFIG,
-            "wide_cublas_n": engine_model.SKINNY_WIDE_CUBLAS_N}
+            "wide_cublas_n": engine_model.SKINNY_WIDE_CUBLAS_N, "wide_narrow_n": engine_model.SKINNY_WIDE_NARROW_N,
+            "wide_pdl": engine_model.SKINNY_WIDE_PDL}
     res["decode_gemm"] = decode_gemm
     res["fuse_prologues"] = bool(args.fuse_prologues)
     res["fuse_epilogues"] = bool(args.fuse_epilogues)

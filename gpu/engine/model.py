@@ -69,11 +69,10 @@ DECODE_PREFETCH_K = 0
 # skinny GEMM too, with SKINNY_WIDE_CONFIG, or SKINNY_WIDE_NARROW_CONFIG for weights of at most
 # SKINNY_WIDE_NARROW_N output columns (o_proj, down_proj; None: those stay with cuBLAS), except
 # weights of more than SKINNY_WIDE_CUBLAS_N output columns (None: none), which stay with cuBLAS.
-# Decode passes of such batches then launch with PDL like those of SKINNY_MAX_M rows or fewer.
-# DECODE_PDL_CUBLAS: decode passes whose GEMMs
-# are cuBLAS's launch the engine's own kernels (norms, rope, attention, SiLU) with PDL all the
-# same; a cuBLAS kernel never lets the next one launch early, so only the launches between the
-# engine's own kernels overlap.
+# Decode passes of such batches then launch with PDL like those of SKINNY_MAX_M rows or fewer
+# (SKINNY_WIDE_PDL below). DECODE_PDL_CUBLAS: decode passes whose GEMMs are cuBLAS's launch the
+# engine's own kernels (norms, rope, attention, SiLU) with PDL all the same; a cuBLAS kernel never
+# lets the next one launch early, so only the launches between the engine's own kernels overlap.
 # All off: on the H200 (gpu/results/b32-speed-h200-f8bc290/) the transposed skinny GEMM for 32 rows
 # took the step at batch 32 to 5.018 ms (5.009 with gate_up and lm_head on cuBLAS) against cuBLAS's
 # 4.958, and PDL under cuBLAS to 5.158.

@@ -79,6 +79,9 @@ def test_set_flag_sets_module_constants_or_names_the_bad_setting(monkeypatch, tm
                                        "wide_config": "w_bal", "wide_narrow_config": "n_bal", "wide_cublas_n": 16384}}
     text = be.write_tables(res, tmp_path)
     assert "17-32 rows: w_bal (n_bal for N <= 4096, weights of more than 16384 output columns with F.linear)" in text
+    res["decode_gemm"].update(wide_narrow_n=8192, wide_pdl=False, wide_narrow_config=None)
+    assert "17-32 rows: w_bal (None for N <= 8192, weights of more than 16384 output columns with F.linear, " \
+           "without PDL)" in be.write_tables(res, tmp_path)
 
 
 def test_decode_gemm_flag_routes_small_batches_to_the_skinny_gemm(monkeypatch, tmp_path):
