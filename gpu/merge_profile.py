@@ -103,6 +103,8 @@ def main(src: str, dst: str) -> int:
     meta["step_profile"] = {k: step_meta.get(k) for k in (
         "date", "commit", "command", "gpu", "driver", "torch", "triton", "cuda", "dtype", "kv_blocks",
         "graph_capture_s", "lora_kernels", "seconds", "rest", "decode_rest", "dense_lora_from", "decode_blas")}
+    if "decode_gemm" in step_meta:  # profiles measured after 1386b0a
+        meta["step_profile"]["decode_gemm"] = step_meta["decode_gemm"]
     tmp = meta_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(tmp, meta_path)

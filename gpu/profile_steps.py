@@ -60,7 +60,7 @@ from gpu.engine.executor import (  # noqa: E402
 from gpu.engine.kv_cache import PagedKVCache, lora_slot_bytes  # noqa: E402
 from gpu.engine.loader import AdapterLoader  # noqa: E402
 from gpu.engine.lora import LoraSlots, random_adapter, save_adapter  # noqa: E402
-from gpu.engine.model import LlamaModel  # noqa: E402
+from gpu.engine.model import LlamaModel, decode_gemm_settings  # noqa: E402
 from gpu.engine.scheduler import AdapterInfo, Request, Scheduler  # noqa: E402
 from gpu.engine.weights import PRESETS, random_weights  # noqa: E402
 
@@ -756,6 +756,8 @@ def main() -> int:
         "dense_lora_from": rig.dense_lora_from if rig.token_sizes else None,
         # the BLAS library preferred while the decode graphs were captured (None: torch's default)
         "decode_blas": rig.decode_blas,
+        # the weight GEMMs' routing by rows and PDL (gpu/engine/model.py), as the tables were timed
+        "decode_gemm": decode_gemm_settings(),
         "graph_capture_s": capture,
         "lora_kernels": rig.kinds,
         "dop": {"table": str(args.dop_table), "profiled": "dop" in rig.kinds, "note": rig.dop_note,

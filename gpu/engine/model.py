@@ -128,6 +128,17 @@ if HAVE_TRITON:
         pass
 
 
+def decode_gemm_settings() -> dict:
+    """How the weight GEMMs of a decode pass are routed and launched, as set now (a profile's
+    ``step_profile.decode_gemm``, docs/profile-format.md): which rows take the skinny GEMM and with
+    which configurations, which weights stay with cuBLAS, and where PDL is on."""
+    return {"skinny": _SKINNY is not None, "skinny_max_m": SKINNY_MAX_M, "skinny_config": SKINNY_CONFIG,
+            "wide_max_m": SKINNY_WIDE_MAX_M, "wide_config": SKINNY_WIDE_CONFIG,
+            "wide_narrow_config": SKINNY_WIDE_NARROW_CONFIG, "wide_narrow_n": SKINNY_WIDE_NARROW_N,
+            "wide_cublas_n": SKINNY_WIDE_CUBLAS_N, "pdl": DECODE_PDL, "wide_pdl": SKINNY_WIDE_PDL,
+            "pdl_cublas": DECODE_PDL_CUBLAS}
+
+
 def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False) -> torch.Tensor:
     """x [T, K] @ W^T for W [N, K] (nn.Linear's layout): the weight GEMM of every projection and of
     lm_head. gpu/bench_engine.py --decode-gemm replaces this function for one run (it is looked up

@@ -67,6 +67,7 @@ def test_a_lease_is_installed_as_the_docs_describe(tmp_path):
     # the split rule is the one the profile ran, and says so (not the base profile's note)
     assert meta["decode_attention"]["target_programs"] == 512
     assert meta["decode_attention_source"].startswith("gpu/profile_steps.py at a70f021")
+    assert "decode_gemm" not in meta["step_profile"]  # a70f021's step meta predates the record
     assert (prof / "closed_loop/sgmv/steps.csv").exists()
     assert (root / "gpu/results/profile/profile-h200-abcdef1.log").exists()
     assert (root / "gpu/results/profile/closed-loop-sgmv-h200-abcdef1.log").exists()
@@ -82,6 +83,16 @@ def test_a_lease_is_installed_as_the_docs_describe(tmp_path):
     before = sorted(str(p) for p in root.rglob("*"))
     assert il.main([str(work), "--commit", "abcdef1", "--lease", "abcdef1-1", "--root", str(root)]) == 2
     assert sorted(str(p) for p in root.rglob("*")) == before
+
+
+def test_the_profile_keeps_the_gemm_routing_its_tables_ran_with(tmp_path):
+    root, work = _repo(tmp_path), _work(tmp_path)
+    step_meta = json.loads((work / "profile/meta.json").read_text())
+    routing = {"skinny_max_m": 16, "wide_max_m": 32, "wide_narrow_config": None, "wide_pdl": False}
+    (work / "profile/meta.json").write_text(json.dumps({**step_meta, "decode_gemm": routing}))
+    assert il.main([str(work), "--commit", "abcdef1", "--lease", "abcdef1-1", "--root", str(root)]) == 0
+    meta = json.loads((root / "profiles/h200-llama2-7b-abcdef1/meta.json").read_text())
+    assert meta["step_profile"]["decode_gemm"] == routing
 
 
 def test_refusals_write_nothing(tmp_path, capsys):

@@ -116,3 +116,12 @@ def test_narrow_batches_keep_the_skinny_config(monkeypatch):
                             and x.dtype == torch.float16)
     fused_forward_logits(monkeypatch, "SKINNY_WIDE_MAX_M", "add_rms_norm", False, DEVICE, values=(0, 4))
     assert seen and set(seen) == {em.SKINNY_CONFIG}
+
+
+def test_decode_gemm_settings_report_the_routing_as_set(monkeypatch):
+    monkeypatch.setattr(em, "SKINNY_WIDE_MAX_M", 32)
+    monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_CONFIG", None)
+    monkeypatch.setattr(em, "SKINNY_WIDE_PDL", False)
+    got = em.decode_gemm_settings()
+    assert got["skinny_max_m"] == 2 and got["wide_max_m"] == 32 and got["wide_config"] == WIDE
+    assert got["wide_narrow_config"] is None and got["wide_pdl"] is False and got["pdl"] == em.DECODE_PDL
