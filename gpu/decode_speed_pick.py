@@ -23,7 +23,7 @@ MARGIN = 0.03  # 3 %: less is within the bench's repeat-to-repeat spread
 DEFAULT = (64, 4, 2)  # the STAGES loop's tile, warps, stages: the engine's before DECODE_PREFETCH
 HEADS = 32  # Llama-2-7B, the bench's shape
 # gpu/engine/attention.py decode_splits's rule while the engine ran the STAGES loop, which this picks for
-# (1,024 and 16 since decode attention runs one warp a program)
+# (since decode attention runs one warp a program: 1,024 and 16, then 768 and 16 from 40255a5)
 TARGET_PROGRAMS, MAX_SPLITS = 512, 8
 
 

@@ -44,8 +44,9 @@ Choices:
   down 31-32 in 64). The K step is halved while the stages would pass BALANCED_SMEM. Compiled for
   sm_90 (``python3 gpu/ptx_report.py --config tsk_n64_k128_w4_s4_sk1_ab_bal --rows 32 --n N``,
   Triton 3.9 on the CPU machine) the tiles take 96-160 KB of shared memory and 74-136 registers,
-  no spills. Not yet timed on a GPU
-  (``gpu/balanced_gemm.sh``).
+  no spills. On the H200 (``gpu/balanced_gemm.sh``, gpu/results/balanced-gemm-h200-23ad912/) it
+  was no faster than the plain transposed kernel at 32 rows, and slower in the decode step; the
+  engine does not use it.
 - Split-K: N = 4096 (o, down) gives only 64 tiles of 64 rows for 132 SMs; cutting K into SPLIT_K
   slices multiplies the programs. The slices meet inside the same launch, with no memset and no
   cast kernel: each program stores its fp32 partial to ``partials[pid_k]``, then (after a barrier,
