@@ -724,10 +724,7 @@ def main() -> int:
         sk = engine_model.SKINNY_CONFIG
         decode_gemm = "F.linear" if engine_model._SKINNY is None else {
             "wide": sk, "narrow": sk, "narrow_n": 0, "max_m": engine_model.SKINNY_MAX_M, "engine_default": True,
-            "wide_max_m": engine_model.SKINNY_WIDE_MAX_M, "wide_config": engine_model.SKINNY_WIDE_CONFIG,
-            "wide_narrow_config": engine_model.SKINNY_WIDE_NARROW_CONFIG,
-            "wide_cublas_n": engine_model.SKINNY_WIDE_CUBLAS_N, "wide_narrow_n": engine_model.SKINNY_WIDE_NARROW_N,
-            "wide_pdl": engine_model.SKINNY_WIDE_PDL}
+            **engine_model.decode_gemm_settings()}  # the wide rows' routing, as a profile records it
     res["decode_gemm"] = decode_gemm
     res["fuse_prologues"] = bool(args.fuse_prologues)
     res["fuse_epilogues"] = bool(args.fuse_epilogues)
