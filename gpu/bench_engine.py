@@ -463,9 +463,11 @@ def write_tables(res: dict, out: Path) -> str:
             cub = (f", weights of more than {dg['wide_cublas_n']} output columns with F.linear"
                    if dg.get("wide_cublas_n") is not None else "")
             pdl = "" if dg.get("wide_pdl", True) else ", without PDL"
+            nm = dg.get("wide_narrow_max_m")
+            nrows = f" up to {nm} rows, F.linear above" if nm is not None and dg["wide_narrow_config"] else ""
             lines.append(f"Weight GEMMs up to {dg['max_m']} rows: Triton skinny GEMM {dg['wide']}{narrow}; "
                          f"{dg['max_m'] + 1}-{wide} rows: {dg['wide_config']} ({dg['wide_narrow_config']} for "
-                         f"N <= {dg.get('wide_narrow_n', 4096)}{cub}{pdl}); F.linear above.")
+                         f"N <= {dg.get('wide_narrow_n', 4096)}{nrows}{cub}{pdl}); F.linear above.")
         else:
             lines.append(f"Weight GEMMs up to {dg['max_m']} rows: Triton skinny GEMM {dg['wide']}{narrow}; "
                          "F.linear above.")

@@ -87,6 +87,10 @@ SKINNY_WIDE_CONFIG = "tsk_n64_k128_w4_s4_sk1_ab"
 SKINNY_WIDE_NARROW_CONFIG: str | None = "tsk_n64_k128_w4_s4_sk2_ab"
 SKINNY_WIDE_CUBLAS_N: int | None = None
 SKINNY_WIDE_NARROW_N = 4096
+# The narrow weights take SKINNY_WIDE_NARROW_CONFIG at batches of at most this many rows only (None:
+# every wide batch), cuBLAS above: cuBLASLt's pick for o_proj and down_proj at 24 rows (split-K with
+# a reduce kernel after it) was slower than at 32 (gpu/results/wide-nopdl-h200-da9b307/).
+SKINNY_WIDE_NARROW_MAX_M: int | None = None
 # Whether decode passes of SKINNY_MAX_M + 1 .. SKINNY_WIDE_MAX_M rows launch with PDL (DECODE_PDL).
 # With qkv alone through the skinny GEMM at 17-32 rows, PDL made the step at 1,024 + 1 tokens slower
 # than cuBLAS (batch 32: 8.314 ms against 7.992) and the same without PDL faster (7.940; at 128 + 1
@@ -135,6 +139,7 @@ def decode_gemm_settings() -> dict:
     return {"skinny": _SKINNY is not None, "skinny_max_m": SKINNY_MAX_M, "skinny_config": SKINNY_CONFIG,
             "wide_max_m": SKINNY_WIDE_MAX_M, "wide_config": SKINNY_WIDE_CONFIG,
             "wide_narrow_config": SKINNY_WIDE_NARROW_CONFIG, "wide_narrow_n": SKINNY_WIDE_NARROW_N,
+            "wide_narrow_max_m": SKINNY_WIDE_NARROW_MAX_M,
             "wide_cublas_n": SKINNY_WIDE_CUBLAS_N, "pdl": DECODE_PDL, "wide_pdl": SKINNY_WIDE_PDL,
             "pdl_cublas": DECODE_PDL_CUBLAS}
 
@@ -150,7 +155,10 @@ def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False) -> torch.Tensor:
         return skinny_gemm(x, w, _SKINNY)
     if (_wide_rows(x) and w.dtype == torch.float16
             and (SKINNY_WIDE_CUBLAS_N is None or w.shape[0] <= SKINNY_WIDE_CUBLAS_N)):
-        name = SKINNY_WIDE_NARROW_CONFIG if w.shape[0] <= SKINNY_WIDE_NARROW_N else SKINNY_WIDE_CONFIG
+        name = SKINNY_WIDE_CONFIG
+        if w.shape[0] <= SKINNY_WIDE_NARROW_N:
+            narrow_rows = SKINNY_WIDE_NARROW_MAX_M is None or x.shape[0] <= SKINNY_WIDE_NARROW_MAX_M
+            name = SKINNY_WIDE_NARROW_CONFIG if narrow_rows else None
         if name is not None:
             return skinny_gemm(x, w, _wide_config(name), pdl=pdl, prefetch_k=DECODE_PREFETCH_K if pdl else 0)
     return F.linear(x, w)

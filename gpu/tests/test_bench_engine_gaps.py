@@ -82,6 +82,9 @@ def test_set_flag_sets_module_constants_or_names_the_bad_setting(monkeypatch, tm
     res["decode_gemm"].update(wide_narrow_n=8192, wide_pdl=False, wide_narrow_config=None)
     assert "17-32 rows: w_bal (None for N <= 8192, weights of more than 16384 output columns with F.linear, " \
            "without PDL)" in be.write_tables(res, tmp_path)
+    res["decode_gemm"].update(wide_narrow_config="n", wide_narrow_max_m=24)
+    assert "17-32 rows: w_bal (n for N <= 8192 up to 24 rows, F.linear above, weights of more than 16384" \
+        in be.write_tables(res, tmp_path)
 
 
 def test_decode_gemm_flag_routes_small_batches_to_the_skinny_gemm(monkeypatch, tmp_path):

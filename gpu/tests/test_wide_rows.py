@@ -2,8 +2,9 @@
 SKINNY_WIDE_MAX_M), under Triton's interpreter on the CPU or on a GPU: the engine's logits with the
 wide configurations equal those of F.linear, each weight takes the configuration its width asks for
 (SKINNY_WIDE_NARROW_CONFIG up to SKINNY_WIDE_NARROW_N output columns, or F.linear where it is
-None), weights wider than SKINNY_WIDE_CUBLAS_N stay with F.linear, and batches of SKINNY_MAX_M rows
-or fewer, or over SKINNY_WIDE_MAX_M, are untouched."""
+None or the batch has more than SKINNY_WIDE_NARROW_MAX_M rows), weights wider than
+SKINNY_WIDE_CUBLAS_N stay with F.linear, and batches of SKINNY_MAX_M rows or fewer, or over
+SKINNY_WIDE_MAX_M, are untouched."""
 
 from __future__ import annotations
 
@@ -90,6 +91,31 @@ def test_narrow_weights_stay_with_cublas_when_their_config_is_none(monkeypatch):
     assert seen == [(WIDE, (128, 64))] * 2 + [(WIDE, (97, 64))]
 
 
+@pytest.mark.parametrize("narrow_max_m", [2, 3])
+def test_narrow_weights_take_their_config_up_to_narrow_max_m_rows(monkeypatch, narrow_max_m):
+    # the three rows are over a bound of 2 (o and down with F.linear) and within one of 3
+    monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_N", 64)
+    monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_MAX_M", narrow_max_m)
+    seen = []
+    real = em.skinny_gemm
+
+    def spy(x, w, cfg, **k):
+        if em.SKINNY_WIDE_MAX_M:
+            seen.append((cfg.name, tuple(w.shape)))
+        return real(x, w, cfg, **k)
+
+    monkeypatch.setattr(em, "skinny_gemm", spy)
+    logits, _ = fused_forward_logits(monkeypatch, "SKINNY_WIDE_MAX_M", "add_rms_norm", False, DEVICE,
+                                     values=(0, 4))
+    ref = logits[False].double()
+    assert float((logits[True].double() - ref).norm() / ref.norm()) <= 5e-3
+    if narrow_max_m >= 3:
+        layer = [(WIDE, (128, 64)), (NARROW, (64, 64)), (WIDE, (192, 64)), (NARROW, (64, 96))]
+    else:
+        layer = [(WIDE, (128, 64)), (WIDE, (192, 64))]
+    assert seen == layer * 2 + [(WIDE, (97, 64))]
+
+
 def test_balanced_wide_configs_give_the_logits_of_f_linear(monkeypatch):
     # the balanced launch (programs sharing each weight's rows evenly, one an SM; 8 programs under
     # the interpreter): qkv's 128 rows, 16 a program, down's 64, 8 a program in 16-row tiles
@@ -122,6 +148,8 @@ def test_decode_gemm_settings_report_the_routing_as_set(monkeypatch):
     monkeypatch.setattr(em, "SKINNY_WIDE_MAX_M", 32)
     monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_CONFIG", None)
     monkeypatch.setattr(em, "SKINNY_WIDE_PDL", False)
+    monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_MAX_M", 24)
     got = em.decode_gemm_settings()
     assert got["skinny_max_m"] == 2 and got["wide_max_m"] == 32 and got["wide_config"] == WIDE
     assert got["wide_narrow_config"] is None and got["wide_pdl"] is False and got["pdl"] == em.DECODE_PDL
+    assert got["wide_narrow_max_m"] == 24
