@@ -82,21 +82,32 @@ DECODE_PREFETCH_K = 0
 # no faster than the plain transposed kernel, which beat cuBLASLt on qkv (27.7 against 29.5 us)
 # and lm_head (65.7 against 68.2) and lost on o_proj (13.8 against 12.2) and down_proj (33.1
 # against 25.8). Hence gpu/wide_route.sh: qkv alone through the skinny GEMM.
-SKINNY_WIDE_MAX_M = 0
+# On since 5fe82d2: qkv through the transposed skinny GEMM at 17-32 rows, o_proj and down_proj on
+# its split-K config at 17-24 rows (cuBLASLt at 25-32), gate_up and lm_head (over
+# SKINNY_WIDE_CUBLAS_N columns) with cuBLASLt, no PDL in these passes. Three starts on the H200,
+# three rotating rounds each, step ms without LoRA (gpu/results/wide-route-h200-1386b0a/,
+# wide-nopdl-h200-da9b307/, wide-split-h200-5fe82d2/): batch 32 at 128 + 1 tokens 4.695 / 4.636 /
+# 4.617 against 4.778 / 4.632 / 4.683 for cuBLASLt alone, at 1,024 + 1 7.940 / 7.867 / 7.992
+# against 7.992 / 7.894 / 8.069; batch 24 with o_proj and down_proj split-K 4.538 / 4.542 against
+# 4.746 / 4.774 at 128 + 1 tokens, 7.069 / 7.220 against 7.269 / 7.423 at 1,024 + 1. At 32 rows
+# no split-K config of a spread of twelve beat cuBLASLt on o_proj + down_proj (39.6 against 38.6
+# us, wide-split-h200-5fe82d2/gemm), at 24 rows the best did (39.1 against 41.5).
+SKINNY_WIDE_MAX_M = 32
 SKINNY_WIDE_CONFIG = "tsk_n64_k128_w4_s4_sk1_ab"
 SKINNY_WIDE_NARROW_CONFIG: str | None = "tsk_n64_k128_w4_s4_sk2_ab"
-SKINNY_WIDE_CUBLAS_N: int | None = None
+SKINNY_WIDE_CUBLAS_N: int | None = 16384
 SKINNY_WIDE_NARROW_N = 4096
 # The narrow weights take SKINNY_WIDE_NARROW_CONFIG at batches of at most this many rows only (None:
 # every wide batch), cuBLAS above: cuBLASLt's pick for o_proj and down_proj at 24 rows (split-K with
 # a reduce kernel after it) was slower than at 32 (gpu/results/wide-nopdl-h200-da9b307/).
-SKINNY_WIDE_NARROW_MAX_M: int | None = None
+SKINNY_WIDE_NARROW_MAX_M: int | None = 24
 # Whether decode passes of SKINNY_MAX_M + 1 .. SKINNY_WIDE_MAX_M rows launch with PDL (DECODE_PDL).
 # With qkv alone through the skinny GEMM at 17-32 rows, PDL made the step at 1,024 + 1 tokens slower
 # than cuBLAS (batch 32: 8.314 ms against 7.992) and the same without PDL faster (7.940; at 128 + 1
-# tokens 4.695 against 4.778, with PDL 4.690), gpu/results/wide-route-h200-1386b0a/; that run
-# turned PDL off at every batch, so this switch (wide passes only) is not yet timed.
-SKINNY_WIDE_PDL = True
+# tokens 4.695 against 4.778, with PDL 4.690), gpu/results/wide-route-h200-1386b0a/; at 24 rows
+# with PDL 7.937 against 7.389 without (gpu/results/wide-nopdl-h200-da9b307/). Batches of 16 rows
+# or fewer keep PDL (2.7-3.7 % faster with it at 12 and 16 rows, wide-route-h200-1386b0a/).
+SKINNY_WIDE_PDL = False
 DECODE_PDL_CUBLAS = False
 # Passes of at most DECODE_FUSED_ROPE_MAX_ROWS decode rows (and nothing else; 0: none): the rotary
 # embedding and the cache write in decode attention's kernel (attention.paged_decode_rope) instead

@@ -138,12 +138,16 @@ def test_the_engine_uses_the_skinny_gemm_for_small_fp16_batches_on_cuda_only(mon
     from gpu.engine import model as engine_model
 
     seen = []
-    monkeypatch.setattr(engine_model, "skinny_gemm", lambda x, w, cfg: seen.append(cfg.name) or x @ w.t())
+    monkeypatch.setattr(engine_model, "skinny_gemm", lambda x, w, cfg, **k: seen.append(cfg.name) or x @ w.t())
     x, w = torch.randn(4, 8).half(), torch.randn(6, 8).half()
     engine_model.linear(x, w)  # CPU tensors: F.linear
     assert seen == []
     monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))  # stands in for a GPU
     engine_model.linear(x, w)
-    engine_model.linear(torch.randn(engine_model.SKINNY_MAX_M + 1, 8).half(), w)  # above the bound
+    wide = max(engine_model.SKINNY_MAX_M, engine_model.SKINNY_WIDE_MAX_M)
+    engine_model.linear(torch.randn(wide + 1, 8).half(), w)  # above both bounds: F.linear
     engine_model.linear(x.float(), w.float())  # fp32: F.linear
     assert seen == [engine_model.SKINNY_CONFIG]
+    if engine_model.SKINNY_WIDE_MAX_M > engine_model.SKINNY_MAX_M:  # a wide batch, a weight over 4,096 columns
+        engine_model.linear(torch.randn(engine_model.SKINNY_MAX_M + 1, 8).half(), torch.randn(4100, 8).half())
+        assert seen[-1] == engine_model.SKINNY_WIDE_CONFIG

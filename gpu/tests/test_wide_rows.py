@@ -34,6 +34,8 @@ def _wide(monkeypatch):
     monkeypatch.setattr(em, "SKINNY_MAX_M", 2)  # the test's three sequences are a wide batch
     monkeypatch.setattr(em, "SKINNY_WIDE_CONFIG", WIDE)
     monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_CONFIG", NARROW)
+    monkeypatch.setattr(em, "SKINNY_WIDE_CUBLAS_N", None)  # the tests' own routing, not the engine's default
+    monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_MAX_M", None)
     yield
 
 
