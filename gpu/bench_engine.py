@@ -454,7 +454,8 @@ def write_tables(res: dict, out: Path) -> str:
         da = res["decode_attention"]
         split = f", contexts split up to {da['target_programs']} programs" if "target_programs" in da else ""
         loop = "the loop pipelined by hand (PREFETCH)" if da.get("prefetch") else f"{da['stages']} stages"
-        lines.append(f"Decode attention: {da['tile']}-token tiles, {da['warps']} warps, {loop}{split}.")
+        late = ", under PDL letting the next kernel launch after its loop" if da.get("late_trigger") else ""
+        lines.append(f"Decode attention: {da['tile']}-token tiles, {da['warps']} warps, {loop}{split}{late}.")
     dg = res.get("decode_gemm")
     if isinstance(dg, dict) and dg.get("max_m"):
         narrow = f" ({dg['narrow']} for N <= {dg['narrow_n']})" if dg["narrow"] != dg["wide"] else ""
@@ -719,7 +720,8 @@ def main() -> int:
     res["decode_attention"] = {"target_programs": attention.DECODE_TARGET_PROGRAMS,
                                "tile": attention.DECODE_TILE, "warps": attention.DECODE_WARPS,
                                "stages": attention.DECODE_STAGES, "head_fast": attention.DECODE_HEAD_FAST,
-                               "prefetch": attention.DECODE_PREFETCH}
+                               "prefetch": attention.DECODE_PREFETCH,
+                               "late_trigger": attention.DECODE_LATE_TRIGGER}
     if decode_gemm is None:  # the engine's own choice: the skinny GEMM where it can be imported
         from gpu.engine import model as engine_model
 

@@ -54,14 +54,16 @@ if HAVE_TRITON:
         NUM_HEADS: tl.constexpr, SPLITS: tl.constexpr, STAGES: tl.constexpr,
         GROUP: tl.constexpr, BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr, TILE: tl.constexpr,
         HEAD_FAST: tl.constexpr, PDL: tl.constexpr = False, PREFETCH: tl.constexpr = False,
-        ROPE: tl.constexpr = False,
+        ROPE: tl.constexpr = False, LATE_TRIGGER: tl.constexpr = False,
     ):
         """One program per (sequence, head, split): the online softmax over its share of the
         context. With one split it writes the output; with more, the unnormalised partials (max,
         sum, weighted values) for the reduce kernel. ``HEAD_FAST``: the grid is (head, sequence,
         split), so programs launched together read the heads of the same tokens (neighbouring
         256-byte pieces of one cache row) rather than one head of many sequences. ``PDL``: launched
-        with launch_pdl (gpu/kernels/skinny_gemm.py, "Dependent launch").
+        with launch_pdl (gpu/kernels/skinny_gemm.py, "Dependent launch"); it lets the next kernel
+        launch right after its ``gdc_wait``, or with ``LATE_TRIGGER`` once its loop is done
+        (DECODE_LATE_TRIGGER).
 
         ``PREFETCH``: the loop is pipelined by hand instead of by ``STAGES``: K and V of the next
         tile are loaded, and the block-table entries of the one after it, before the current
@@ -103,14 +105,16 @@ if HAVE_TRITON:
             blk_nx = tl.load(bt_ptr + seq * stride_bt + t2 // BLOCK_SIZE, mask=t2 < hc, other=0).to(tl.int64)
             if PDL:
                 tl.extra.cuda.gdc_wait()
-                tl.extra.cuda.gdc_launch_dependents()
+                if not LATE_TRIGGER:
+                    tl.extra.cuda.gdc_launch_dependents()
             offs = blk * stride_kb + (t % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
             k_nx = tl.load(k_ptr + offs[:, None] + d[None, :], mask=valid[:, None], other=0.0)
             v_nx = tl.load(v_ptr + offs[:, None] + d[None, :], mask=valid[:, None], other=0.0)
         else:
             if PDL:
                 tl.extra.cuda.gdc_wait()
-                tl.extra.cuda.gdc_launch_dependents()
+                if not LATE_TRIGGER:
+                    tl.extra.cuda.gdc_launch_dependents()
             ctx = tl.load(ctx_ptr + seq)
             per = tl.cdiv(tl.cdiv(ctx, SPLITS), TILE) * TILE
             lo = sp * per
@@ -173,6 +177,9 @@ if HAVE_TRITON:
                 p, alpha, m_i, l_i = _softmax_step(k, q, valid, m_i, l_i)
                 v = tl.load(v_ptr + offs, mask=valid[:, None], other=0.0).to(tl.float32)
                 acc = acc * alpha + tl.sum(p[:, None] * v, axis=0)
+        if PDL:
+            if LATE_TRIGGER:
+                tl.extra.cuda.gdc_launch_dependents()
         if SPLITS == 1:
             out = acc / l_i
             tl.store(o_ptr + seq * stride_ot + head * stride_oh + d, out.to(o_ptr.dtype.element_ty))
@@ -257,6 +264,12 @@ DECODE_HEAD_FAST = False
 # with the default of 64-token tiles, 4 warps, 2 stages): 4.504 against 4.661-4.678 ms at batch 16,
 # 4.954 against 5.263 at 32, 4.332 against 4.428-4.437 at 8.
 DECODE_PREFETCH = True
+# Under PDL, the decode kernel lets the kernel after it (o_proj's GEMM, or the reduce of the splits)
+# launch once each program's loop is done (True) instead of right after its gdc_wait (False). Early,
+# the next GEMM's programs (one an SM, 100 KB of shared memory or more) sit resident through the whole
+# of attention, and at long contexts attention ran slower beside them (32 x 1,025 in the graph: 160
+# us a layer against 125 without PDL, gpu/results/wide-route-h200-1386b0a/). Not yet timed.
+DECODE_LATE_TRIGGER = False
 # Batches of at least DECODE_LARGE_BATCH sequences take DECODE_TILE_LARGE-token tiles (None: DECODE_TILE).
 # 16-token tiles are faster at short contexts (32 x 129 tokens: 25.7 us a call against 28.0 for 32,
 # the sweep above; the step 4.924 against 4.958 ms, gpu/results/b32-speed-h200-f8bc290/) but slower
@@ -337,7 +350,8 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
         out.stride(0), out.stride(1),
         *rope_args,
         NUM_HEADS=h, SPLITS=splits, STAGES=stages, GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d,
-        TILE=tile, HEAD_FAST=head_fast, PREFETCH=prefetch, ROPE=rope is not None, num_warps=warps, **pdl_args(pdl))
+        TILE=tile, HEAD_FAST=head_fast, PREFETCH=prefetch, ROPE=rope is not None, num_warps=warps,
+        LATE_TRIGGER=bool(pdl and DECODE_LATE_TRIGGER), **pdl_args(pdl))
     if splits > 1:
         _paged_decode_reduce_kernel[(b, h)](m, lsum, acc, out, out.stride(0), out.stride(1),
                                             NUM_HEADS=h, SPLITS=splits, HEAD_DIM=d, num_warps=4, **pdl_args(pdl))

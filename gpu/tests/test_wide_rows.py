@@ -155,3 +155,4 @@ def test_decode_gemm_settings_report_the_routing_as_set(monkeypatch):
     assert got["skinny_max_m"] == 2 and got["wide_max_m"] == 32 and got["wide_config"] == WIDE
     assert got["wide_narrow_config"] is None and got["wide_pdl"] is False and got["pdl"] == em.DECODE_PDL
     assert got["wide_narrow_max_m"] == 24
+    assert got["pdl_attention_late_trigger"] is em._attn.DECODE_LATE_TRIGGER
