@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# On the GPU machine, one call (about 4 minutes): decode attention letting the next kernel launch
+# On the GPU machine, one call (about 4 minutes; each step packs what it wrote, the longest
+# context first, so a call stopped early still returns what finished): decode attention letting the next kernel launch
 # after its loop rather than at its start (gpu/engine/attention.py DECODE_LATE_TRIGGER). Under PDL
 # the GEMM after attention otherwise sits resident beside it, and at long contexts attention ran
 # slower (gpu/results/wide-route-h200-1386b0a/, wide-nopdl-h200-da9b307/).
@@ -14,12 +15,12 @@ cd "$(dirname "$0")/.."
 ARCHIVE=late-trigger.tar.gz
 . gpu/common/steps.sh  # OUT, W (the work folder), pack, step
 LATE="attention.DECODE_LATE_TRIGGER=True"
-step tests env TRITON_INTERPRET=0 timeout 100 python3 -m pytest -q gpu/tests/test_pdl.py
-for ctx in 128 1024 2048; do
+for ctx in 2048 128 1024; do  # the longest first: where the late trigger should show
   step "variants-$ctx" timeout 120 python3 gpu/bench_decode_variants.py --out "$W/variants-$ctx" --rounds 3 \
     --rotate --ctx "$ctx" --batches 8,12,16,24,32 --profile-batch 12 \
     --variant "late:$LATE" --variant "latewide:$LATE;model.SKINNY_WIDE_PDL=True"
 done
+step tests env TRITON_INTERPRET=0 timeout 100 python3 -m pytest -q gpu/tests/test_pdl.py
 step engine-late timeout 90 python3 gpu/bench_engine.py --skip-transformers --out "$W/engine-late" --set "$LATE"
 tail -n 1 "$W/tests.log"
 for ctx in 128 1024 2048; do [ -f "$W/variants-$ctx/variants.md" ] && sed -n 5,9p "$W/variants-$ctx/variants.md"; done
