@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# On the GPU machine, one call (about 4 minutes; each step packs what it wrote, the longest
-# context first, so a call stopped early still returns what finished): decode attention letting the next kernel launch
+# On the GPU machine, one call (about 4 minutes): decode attention letting the next kernel launch
 # after its loop rather than at its start (gpu/engine/attention.py DECODE_LATE_TRIGGER). Under PDL
 # the GEMM after attention otherwise sits resident beside it, and at long contexts attention ran
-# slower (gpu/results/wide-route-h200-1386b0a/, wide-nopdl-h200-da9b307/).
+# slower (gpu/results/wide-route-h200-1386b0a/, wide-nopdl-h200-da9b307/). Each step packs what it
+# wrote, the longest context first, so a call stopped early still returns what finished.
 #   tests       the PDL tests compiled (TRITON_INTERPRET=0), the late trigger's chain among them
 #   variants-*  the step without LoRA at 128 + 1, 1,024 + 1 and 2,048 + 1 tokens, three rotating rounds,
 #               batch 8 / 12 / 16 / 24 / 32: late (the late trigger), latewide (and PDL in the passes of
