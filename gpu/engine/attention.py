@@ -268,7 +268,10 @@ DECODE_PREFETCH = True
 # launch once each program's loop is done (True) instead of right after its gdc_wait (False). Early,
 # the next GEMM's programs (one an SM, 100 KB of shared memory or more) sit resident through the whole
 # of attention, and at long contexts attention ran slower beside them (32 x 1,025 in the graph: 160
-# us a layer against 125 without PDL, gpu/results/wide-route-h200-1386b0a/). Not yet timed.
+# us a layer against 125 without PDL, gpu/results/wide-route-h200-1386b0a/). Timed on the H200
+# (gpu/results/late-trigger-h200-045628f/): no faster anywhere, 3-5 % slower at 8 sequences (4.405
+# against 4.212 ms at 128 + 1 tokens), and PDL in the passes of 17-32 rows still 7-11 % slower from
+# 1,024 + 1 tokens with it. Off.
 DECODE_LATE_TRIGGER = False
 # Batches of at least DECODE_LARGE_BATCH sequences take DECODE_TILE_LARGE-token tiles (None: DECODE_TILE).
 # 16-token tiles are faster at short contexts (32 x 129 tokens: 25.7 us a call against 28.0 for 32,
