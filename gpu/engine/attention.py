@@ -273,6 +273,13 @@ DECODE_PREFETCH = True
 # against 4.212 ms at 128 + 1 tokens), and PDL in the passes of 17-32 rows still 7-11 % slower from
 # 1,024 + 1 tokens with it. Off.
 DECODE_LATE_TRIGGER = False
+# In a pass under PDL, whether the decode kernel is itself launched with PDL (True), so that it
+# starts while the qkv GEMM before it still runs and waits in its gdc_wait, or launched plainly
+# (False), after that GEMM has finished, while still letting the kernel after it launch early. With
+# PDL in the passes of 17-32 rows the step was 7-12 % slower from 1,024 + 1 tokens, and neither
+# o_proj's early launch (DECODE_LATE_TRIGGER) nor the GEMMs explain it; the early launch of attention
+# itself is what is left. Not yet timed (gpu/attention_launch.sh).
+DECODE_PDL_LAUNCH = True
 # Batches of at least DECODE_LARGE_BATCH sequences take DECODE_TILE_LARGE-token tiles (None: DECODE_TILE).
 # 16-token tiles are faster at short contexts (32 x 129 tokens: 25.7 us a call against 28.0 for 32,
 # the sweep above; the step 4.924 against 4.958 ms, gpu/results/b32-speed-h200-f8bc290/) but slower
@@ -316,9 +323,11 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
     stages, and ``head_fast`` the launch order (defaults: DECODE_TILE, DECODE_WARPS,
     DECODE_STAGES, DECODE_HEAD_FAST; gpu/bench_decode_attention.py measures the alternatives).
     ``pdl``: both launches with programmatic dependent launch (gpu/kernels/skinny_gemm.py,
-    "Dependent launch"). ``prefetch`` (default DECODE_PREFETCH): the loop pipelined by hand (the
-    kernel's PREFETCH; ``stages`` is then unused). ``rope``: see ``paged_decode_rope``, which
-    passes it."""
+    "Dependent launch"); the decode kernel's own launch only where DECODE_PDL_LAUNCH is set (else
+    it is compiled for PDL, so that it lets the reduce or the GEMM after it launch early, and
+    launched plainly: its ``gdc_wait`` then has no grid to wait for). ``prefetch`` (default
+    DECODE_PREFETCH): the loop pipelined by hand (the kernel's PREFETCH; ``stages`` is then
+    unused). ``rope``: see ``paged_decode_rope``, which passes it."""
     b, h, d = q.shape
     bs, kvh = k_cache.shape[1], k_cache.shape[2]
     rope_args = (q, q, 0, q)  # unused without ROPE
@@ -354,7 +363,8 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
         *rope_args,
         NUM_HEADS=h, SPLITS=splits, STAGES=stages, GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d,
         TILE=tile, HEAD_FAST=head_fast, PREFETCH=prefetch, ROPE=rope is not None, num_warps=warps,
-        LATE_TRIGGER=bool(pdl and DECODE_LATE_TRIGGER), **pdl_args(pdl))
+        LATE_TRIGGER=bool(pdl and DECODE_LATE_TRIGGER),
+        **(pdl_args(pdl) if DECODE_PDL_LAUNCH or not pdl else {"PDL": True}))
     if splits > 1:
         _paged_decode_reduce_kernel[(b, h)](m, lsum, acc, out, out.stride(0), out.stride(1),
                                             NUM_HEADS=h, SPLITS=splits, HEAD_DIM=d, num_warps=4, **pdl_args(pdl))

@@ -152,7 +152,8 @@ def decode_gemm_settings() -> dict:
             "wide_narrow_config": SKINNY_WIDE_NARROW_CONFIG, "wide_narrow_n": SKINNY_WIDE_NARROW_N,
             "wide_narrow_max_m": SKINNY_WIDE_NARROW_MAX_M,
             "wide_cublas_n": SKINNY_WIDE_CUBLAS_N, "pdl": DECODE_PDL, "wide_pdl": SKINNY_WIDE_PDL,
-            "pdl_cublas": DECODE_PDL_CUBLAS, "pdl_attention_late_trigger": _attn.DECODE_LATE_TRIGGER}
+            "pdl_cublas": DECODE_PDL_CUBLAS, "pdl_attention_late_trigger": _attn.DECODE_LATE_TRIGGER,
+            "pdl_attention_launch": _attn.DECODE_PDL_LAUNCH}
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False) -> torch.Tensor:

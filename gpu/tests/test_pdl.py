@@ -134,15 +134,17 @@ def _chain(bufs: dict, pdl: bool) -> torch.Tensor:
 @needs_hopper
 @pytest.mark.parametrize("batch", [1, 16])
 @pytest.mark.parametrize("attention_prefetch", [False, True])
-@pytest.mark.parametrize("late_trigger", [False, True])
-def test_decode_chain_in_a_graph_same_bits(batch, attention_prefetch, late_trigger, monkeypatch):
+@pytest.mark.parametrize("attention_pdl", ["early", "late_trigger", "plain_launch"])
+def test_decode_chain_in_a_graph_same_bits(batch, attention_prefetch, attention_pdl, monkeypatch):
     # attention_prefetch: decode attention's hand-pipelined loop, which reads the context lengths and
-    # block tables before its gdc_wait (attention.DECODE_PREFETCH); late_trigger: it lets o_proj's
-    # GEMM launch after its loop rather than at its start (attention.DECODE_LATE_TRIGGER)
+    # block tables before its gdc_wait (attention.DECODE_PREFETCH); attention_pdl: it lets o_proj's
+    # GEMM launch after its loop rather than at its start (attention.DECODE_LATE_TRIGGER), or it is
+    # launched without PDL itself (attention.DECODE_PDL_LAUNCH False)
     from gpu.engine import attention
 
     monkeypatch.setattr(attention, "DECODE_PREFETCH", attention_prefetch)
-    monkeypatch.setattr(attention, "DECODE_LATE_TRIGGER", late_trigger)
+    monkeypatch.setattr(attention, "DECODE_LATE_TRIGGER", attention_pdl == "late_trigger")
+    monkeypatch.setattr(attention, "DECODE_PDL_LAUNCH", attention_pdl != "plain_launch")
     dev, hid, inter, layers, bs, ctx = "cuda", 512, 1024, 4, 16, 40
     g = torch.Generator(device=dev).manual_seed(batch)
 

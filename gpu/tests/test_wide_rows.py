@@ -156,3 +156,4 @@ def test_decode_gemm_settings_report_the_routing_as_set(monkeypatch):
     assert got["wide_narrow_config"] is None and got["wide_pdl"] is False and got["pdl"] == em.DECODE_PDL
     assert got["wide_narrow_max_m"] == 24
     assert got["pdl_attention_late_trigger"] is em._attn.DECODE_LATE_TRIGGER
+    assert got["pdl_attention_launch"] is em._attn.DECODE_PDL_LAUNCH
