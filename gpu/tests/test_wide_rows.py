@@ -43,24 +43,31 @@ def _names(calls: list) -> list[str]:
     return [c[0].name for c in calls]
 
 
-@pytest.mark.parametrize("cublas_n", [None, 100])
-def test_wide_batches_give_the_logits_of_f_linear(monkeypatch, cublas_n):
-    monkeypatch.setattr(em, "SKINNY_WIDE_CUBLAS_N", cublas_n)
+def _wide_pass(monkeypatch) -> list[tuple[str, tuple]]:
+    """The tiny model's logits with SKINNY_WIDE_MAX_M 0 (F.linear) against 4 (the skinny GEMM for
+    the three rows), asserted equal within fp16's bound; returns the (config name, W shape) of each
+    skinny GEMM call of the second pass."""
     seen = []
     real = em.skinny_gemm
 
     def spy(x, w, cfg, **k):
         if em.SKINNY_WIDE_MAX_M:  # the second setting's pass only
-            seen.append((cfg, tuple(w.shape)))
+            seen.append((cfg.name, tuple(w.shape)))
         return real(x, w, cfg, **k)
 
     monkeypatch.setattr(em, "skinny_gemm", spy)
-    # SKINNY_WIDE_MAX_M 0 (F.linear) against 4 (the skinny GEMM for the three rows)
     logits, _ = fused_forward_logits(monkeypatch, "SKINNY_WIDE_MAX_M", "add_rms_norm", False, DEVICE,
                                      values=(0, 4))
     ref = logits[False].double()
     rel = float((logits[True].double() - ref).norm() / ref.norm())
     assert rel <= 5e-3, rel
+    return seen
+
+
+@pytest.mark.parametrize("cublas_n", [None, 100])
+def test_wide_batches_give_the_logits_of_f_linear(monkeypatch, cublas_n):
+    monkeypatch.setattr(em, "SKINNY_WIDE_CUBLAS_N", cublas_n)
+    seen = _wide_pass(monkeypatch)
     # tiny model: qkv [128, 64], o [64, 64], gate_up [192, 64], down [64, 96], lm_head [97, 64],
     # two layers; all are "narrow" (<= 4,096 columns) but wider than 100 go to cuBLAS
     shapes = [s for _, s in seen]
@@ -68,7 +75,7 @@ def test_wide_batches_give_the_logits_of_f_linear(monkeypatch, cublas_n):
         assert shapes == [(128, 64), (64, 64), (192, 64), (64, 96)] * 2 + [(97, 64)]
     else:
         assert shapes == [(64, 64), (64, 96)] * 2 + [(97, 64)]
-    assert {c.name for c, _ in seen} == {NARROW}
+    assert {name for name, _ in seen} == {NARROW}
 
 
 def test_narrow_weights_stay_with_cublas_when_their_config_is_none(monkeypatch):
@@ -77,20 +84,7 @@ def test_narrow_weights_stay_with_cublas_when_their_config_is_none(monkeypatch):
     monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_N", 64)
     monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_CONFIG", None)
     monkeypatch.setattr(em, "SKINNY_WIDE_CUBLAS_N", 150)
-    seen = []
-    real = em.skinny_gemm
-
-    def spy(x, w, cfg, **k):
-        if em.SKINNY_WIDE_MAX_M:
-            seen.append((cfg.name, tuple(w.shape)))
-        return real(x, w, cfg, **k)
-
-    monkeypatch.setattr(em, "skinny_gemm", spy)
-    logits, _ = fused_forward_logits(monkeypatch, "SKINNY_WIDE_MAX_M", "add_rms_norm", False, DEVICE,
-                                     values=(0, 4))
-    ref = logits[False].double()
-    assert float((logits[True].double() - ref).norm() / ref.norm()) <= 5e-3
-    assert seen == [(WIDE, (128, 64))] * 2 + [(WIDE, (97, 64))]
+    assert _wide_pass(monkeypatch) == [(WIDE, (128, 64))] * 2 + [(WIDE, (97, 64))]
 
 
 @pytest.mark.parametrize("narrow_max_m", [2, 3])
@@ -98,24 +92,11 @@ def test_narrow_weights_take_their_config_up_to_narrow_max_m_rows(monkeypatch, n
     # the three rows are over a bound of 2 (o and down with F.linear) and within one of 3
     monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_N", 64)
     monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_MAX_M", narrow_max_m)
-    seen = []
-    real = em.skinny_gemm
-
-    def spy(x, w, cfg, **k):
-        if em.SKINNY_WIDE_MAX_M:
-            seen.append((cfg.name, tuple(w.shape)))
-        return real(x, w, cfg, **k)
-
-    monkeypatch.setattr(em, "skinny_gemm", spy)
-    logits, _ = fused_forward_logits(monkeypatch, "SKINNY_WIDE_MAX_M", "add_rms_norm", False, DEVICE,
-                                     values=(0, 4))
-    ref = logits[False].double()
-    assert float((logits[True].double() - ref).norm() / ref.norm()) <= 5e-3
     if narrow_max_m >= 3:
         layer = [(WIDE, (128, 64)), (NARROW, (64, 64)), (WIDE, (192, 64)), (NARROW, (64, 96))]
     else:
         layer = [(WIDE, (128, 64)), (WIDE, (192, 64))]
-    assert seen == layer * 2 + [(WIDE, (97, 64))]
+    assert _wide_pass(monkeypatch) == layer * 2 + [(WIDE, (97, 64))]
 
 
 def test_balanced_wide_configs_give_the_logits_of_f_linear(monkeypatch):
@@ -124,14 +105,8 @@ def test_balanced_wide_configs_give_the_logits_of_f_linear(monkeypatch):
     bal = "tsk_n16_k32_w4_s2_sk1_ab_bal"
     monkeypatch.setattr(em, "SKINNY_WIDE_CONFIG", bal)
     monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_CONFIG", bal)
-    seen = []
-    real = em.skinny_gemm
-    monkeypatch.setattr(em, "skinny_gemm", lambda x, w, cfg, **k: seen.append(cfg.name) or real(x, w, cfg, **k))
-    logits, _ = fused_forward_logits(monkeypatch, "SKINNY_WIDE_MAX_M", "add_rms_norm", False, DEVICE,
-                                     values=(0, 4))
-    ref = logits[False].double()
-    assert float((logits[True].double() - ref).norm() / ref.norm()) <= 5e-3
-    assert seen and set(seen) == {bal}
+    seen = _wide_pass(monkeypatch)
+    assert seen and {name for name, _ in seen} == {bal}
 
 
 def test_narrow_batches_keep_the_skinny_config(monkeypatch):
