@@ -30,8 +30,6 @@ step engine-plain timeout 90 python3 gpu/bench_engine.py --skip-transformers --o
 step engine-plainwide timeout 90 python3 gpu/bench_engine.py --skip-transformers --out "$W/engine-plainwide" \
   --set "$WIDE"
 tail -n 1 "$W/tests.log"
-for ctx in 2048 128 1024; do [ -f "$W/variants-$ctx/variants.md" ] && sed -n 5,9p "$W/variants-$ctx/variants.md"; done
-for e in plain plainwide; do
-  echo "engine-$e"; [ -f "$W/engine-$e/bench.md" ] && grep -E "^\| (1|8|16|32|64) \| none" "$W/engine-$e/bench.md"
-done
+show_variants 2048 128 1024
+show_engine plain plainwide
 echo "== done $(date -u +%T)"

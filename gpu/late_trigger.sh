@@ -23,6 +23,6 @@ done
 step tests env TRITON_INTERPRET=0 timeout 100 python3 -m pytest -q gpu/tests/test_pdl.py
 step engine-late timeout 90 python3 gpu/bench_engine.py --skip-transformers --out "$W/engine-late" --set "$LATE"
 tail -n 1 "$W/tests.log"
-for ctx in 128 1024 2048; do [ -f "$W/variants-$ctx/variants.md" ] && sed -n 5,9p "$W/variants-$ctx/variants.md"; done
-[ -f "$W/engine-late/bench.md" ] && grep -E "^\| (1|8|16|32|64) \| none" "$W/engine-late/bench.md"
+show_variants 2048 128 1024
+show_engine late
 echo "== done $(date -u +%T)"

@@ -60,6 +60,6 @@ step engine-pick timeout 90 python3 gpu/bench_engine.py --skip-transformers --ou
 tail -n 1 "$W/tests.log"
 grep -E "^ *(24|32) \|" "$W/gemm.log" | head -4
 cat "$W/pick.log"
-for ctx in 128 1024; do [ -f "$W/variants-$ctx/variants.md" ] && sed -n 5,10p "$W/variants-$ctx/variants.md"; done
-[ -f "$W/engine-pick/bench.md" ] && grep -E "^\| (1|8|16|32|64) \| none" "$W/engine-pick/bench.md"
+show_variants 128 1024
+show_engine pick
 echo "== done $(date -u +%T)"

@@ -15,3 +15,17 @@ step() {  # step NAME COMMAND...: runs it, its output in NAME.log, then packs
   echo "rc=$? $(tail -n 1 "$W/$name.log")"
   pack
 }
+# The short tables a call prints last: show_variants CTX... (each variants-CTX/variants.md's step
+# table), show_engine NAME... (each engine-NAME/bench.md's rows without LoRA).
+show_variants() {
+  local ctx
+  for ctx in "$@"; do
+    [ -f "$W/variants-$ctx/variants.md" ] && sed -n '/^| variant/,/^$/p' "$W/variants-$ctx/variants.md"
+  done
+}
+show_engine() {
+  local e
+  for e in "$@"; do
+    echo "engine-$e"; [ -f "$W/engine-$e/bench.md" ] && grep -E "^\| (1|8|16|32|64) \| none" "$W/engine-$e/bench.md"
+  done
+}
