@@ -69,11 +69,11 @@ DECODE_PREFETCH_K = 0
 # skinny GEMM too, with SKINNY_WIDE_CONFIG, or SKINNY_WIDE_NARROW_CONFIG for weights of at most
 # SKINNY_WIDE_NARROW_N output columns (o_proj, down_proj; None: those stay with cuBLAS), except
 # weights of more than SKINNY_WIDE_CUBLAS_N output columns (None: none), which stay with cuBLAS.
-# Decode passes of such batches then launch with PDL like those of SKINNY_MAX_M rows or fewer
-# (SKINNY_WIDE_PDL below). DECODE_PDL_CUBLAS: decode passes whose GEMMs are cuBLAS's launch the
+# Decode passes of such batches may launch with PDL like those of SKINNY_MAX_M rows or fewer
+# (SKINNY_WIDE_PDL below, off). DECODE_PDL_CUBLAS: decode passes whose GEMMs are cuBLAS's launch the
 # engine's own kernels (norms, rope, attention, SiLU) with PDL all the same; a cuBLAS kernel never
 # lets the next one launch early, so only the launches between the engine's own kernels overlap.
-# All off: on the H200 (gpu/results/b32-speed-h200-f8bc290/) the transposed skinny GEMM for 32 rows
+# Off until 341c731: on the H200 (gpu/results/b32-speed-h200-f8bc290/) the transposed skinny GEMM for 32 rows
 # took the step at batch 32 to 5.018 ms (5.009 with gate_up and lm_head on cuBLAS) against cuBLAS's
 # 4.958, and PDL under cuBLAS to 5.158.
 # The balanced launch (config suffix _bal, gpu/kernels/skinny_gemm.py: one program an SM, each
@@ -82,7 +82,7 @@ DECODE_PREFETCH_K = 0
 # no faster than the plain transposed kernel, which beat cuBLASLt on qkv (27.7 against 29.5 us)
 # and lm_head (65.7 against 68.2) and lost on o_proj (13.8 against 12.2) and down_proj (33.1
 # against 25.8). Hence gpu/wide_route.sh: qkv alone through the skinny GEMM.
-# On since 5fe82d2: qkv through the transposed skinny GEMM at 17-32 rows, o_proj and down_proj on
+# On since 341c731: qkv through the transposed skinny GEMM at 17-32 rows, o_proj and down_proj on
 # its split-K config at 17-24 rows (cuBLASLt at 25-32), gate_up and lm_head (over
 # SKINNY_WIDE_CUBLAS_N columns) with cuBLASLt, no PDL in these passes. Three starts on the H200,
 # three rotating rounds each, step ms without LoRA (gpu/results/wide-route-h200-1386b0a/,
