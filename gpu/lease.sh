@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU machine: one lease of the engine as committed (docs/validation.md, the leases under
-# "Results today"), in two
-# calls of one machine start, issued back to back.
+# "Results today"), in two calls of one machine start, issued back to back.
 #   bash gpu/lease.sh first   the engine's bench (gpu/bench_engine.py --skip-transformers, into
 #                             $OUT/work/bench), the profile, the SGMV closed loop and the v02 run
 #                             (about 9.5 minutes: 570 s at 045628f; RUNS_DEADLINE_S keeps it under the 10-minute limit)
