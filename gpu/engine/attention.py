@@ -270,7 +270,7 @@ DECODE_PREFETCH = True
 # of attention, and at long contexts attention ran slower beside them (32 x 1,025 in the graph: 160
 # us a layer against 125 without PDL, gpu/results/wide-route-h200-1386b0a/). Timed on the H200
 # (gpu/results/late-trigger-h200-045628f/): no faster anywhere, 3-5 % slower at 8 sequences (4.405
-# against 4.212 ms at 128 + 1 tokens), and PDL in the passes of 17-32 rows still 7-11 % slower from
+# against 4.212 ms at 128 + 1 tokens), and PDL in the passes of 17-32 rows still 6-11 % slower from
 # 1,024 + 1 tokens with it. Off.
 DECODE_LATE_TRIGGER = False
 # In a pass under PDL, whether the decode kernel is itself launched with PDL (True), so that it
