@@ -353,6 +353,9 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
         m = torch.empty((b, h, splits), dtype=torch.float32, device=q.device)
         lsum = torch.empty_like(m)
         acc = torch.empty((b, h, splits, d), dtype=torch.float32, device=q.device)
+    launch = pdl_args(pdl)
+    if pdl and not DECODE_PDL_LAUNCH:  # compiled for PDL (it lets the next kernel launch), launched plainly
+        launch = {"PDL": True}
     _paged_decode_kernel[(h, b, splits) if head_fast else (b, h, splits)](
         q, k_cache, v_cache, block_tables, context_lens, out, m, lsum, acc,
         1.0 / math.sqrt(d),
@@ -363,8 +366,7 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
         *rope_args,
         NUM_HEADS=h, SPLITS=splits, STAGES=stages, GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d,
         TILE=tile, HEAD_FAST=head_fast, PREFETCH=prefetch, ROPE=rope is not None, num_warps=warps,
-        LATE_TRIGGER=bool(pdl and DECODE_LATE_TRIGGER),
-        **(pdl_args(pdl) if DECODE_PDL_LAUNCH or not pdl else {"PDL": True}))
+        LATE_TRIGGER=bool(pdl and DECODE_LATE_TRIGGER), **launch)
     if splits > 1:
         _paged_decode_reduce_kernel[(b, h)](m, lsum, acc, out, out.stride(0), out.stride(1),
                                             NUM_HEADS=h, SPLITS=splits, HEAD_DIM=d, num_warps=4, **pdl_args(pdl))
