@@ -17,7 +17,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ARCHIVE=attention-launch.tar.gz
-. gpu/common/steps.sh  # OUT, W (the work folder), pack, step
+. gpu/common/steps.sh  # OUT, W (the work folder), pack, step, show_variants, show_engine
 PLAIN="attention.DECODE_PDL_LAUNCH=False"
 WIDE="$PLAIN;model.SKINNY_WIDE_PDL=True"
 for ctx in 2048 128 1024; do

@@ -13,7 +13,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ARCHIVE=late-trigger.tar.gz
-. gpu/common/steps.sh  # OUT, W (the work folder), pack, step
+. gpu/common/steps.sh  # OUT, W (the work folder), pack, step, show_variants, show_engine
 LATE="attention.DECODE_LATE_TRIGGER=True"
 for ctx in 2048 128 1024; do  # the longest first: where the late trigger should show
   step "variants-$ctx" timeout 120 python3 gpu/bench_decode_variants.py --out "$W/variants-$ctx" --rounds 3 \

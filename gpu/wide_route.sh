@@ -16,7 +16,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ARCHIVE=wide-route.tar.gz
-. gpu/common/steps.sh  # OUT, W (the work folder), pack, step
+. gpu/common/steps.sh  # OUT, W (the work folder), pack, step, show_variants, show_engine
 SK="tsk_n64_k128_w4_s4_sk1_ab"
 QSK="model.SKINNY_WIDE_MAX_M=32;model.SKINNY_WIDE_CONFIG='$SK';model.SKINNY_WIDE_CUBLAS_N=16384"
 QONLY="$QSK;model.SKINNY_WIDE_NARROW_CONFIG=None"
@@ -37,8 +37,6 @@ step engine-qonly timeout 90 python3 gpu/bench_engine.py --skip-transformers --o
 step engine-qsk timeout 90 python3 gpu/bench_engine.py --skip-transformers --out "$W/engine-qsk" --set "$QSK"
 tail -n 1 "$W/tests.log"
 grep -E "^fp16(_sgmv)?(_nopdl)?:" "$W/check.log" | cut -c1-60
-for ctx in 128 1024; do [ -f "$W/variants-$ctx/variants.md" ] && sed -n 5,13p "$W/variants-$ctx/variants.md"; done
-for e in default qonly qsk; do
-  echo "engine-$e"; [ -f "$W/engine-$e/bench.md" ] && grep -E "^\| (1|8|16|32|64) \| none" "$W/engine-$e/bench.md"
-done
+show_variants 128 1024
+show_engine default qonly qsk
 echo "== done $(date -u +%T)"

@@ -20,7 +20,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ARCHIVE=wide-split.tar.gz
-. gpu/common/steps.sh  # OUT, W (the work folder), pack, step
+. gpu/common/steps.sh  # OUT, W (the work folder), pack, step, show_variants, show_engine
 SK="tsk_n64_k128_w4_s4_sk1_ab"
 QSK="model.SKINNY_WIDE_MAX_M=32;model.SKINNY_WIDE_CONFIG='$SK';model.SKINNY_WIDE_CUBLAS_N=16384;model.SKINNY_WIDE_PDL=False"
 CONFIGS="$SK,tsk_n64_k128_w4_s4_sk2_ab,tsk_n64_k128_w4_s4_sk4_ab,tsk_n32_k128_w4_s4_sk2_ab,tsk_n32_k128_w4_s4_sk4_ab"
