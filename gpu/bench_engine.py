@@ -456,6 +456,7 @@ def write_tables(res: dict, out: Path) -> str:
         loop = "the loop pipelined by hand (PREFETCH)" if da.get("prefetch") else f"{da['stages']} stages"
         late = ", under PDL letting the next kernel launch after its loop" if da.get("late_trigger") else ""
         late += ", launched without PDL itself" if da.get("pdl_launch") is False else ""
+        late += ", its first tile loaded before its wait" if da.get("prewait") else ""
         lines.append(f"Decode attention: {da['tile']}-token tiles, {da['warps']} warps, {loop}{split}{late}.")
     dg = res.get("decode_gemm")
     if isinstance(dg, dict) and dg.get("max_m"):
@@ -723,7 +724,8 @@ def main() -> int:
                                "stages": attention.DECODE_STAGES, "head_fast": attention.DECODE_HEAD_FAST,
                                "prefetch": attention.DECODE_PREFETCH,
                                "late_trigger": attention.DECODE_LATE_TRIGGER,
-                               "pdl_launch": attention.DECODE_PDL_LAUNCH}
+                               "pdl_launch": attention.DECODE_PDL_LAUNCH,
+                               "prewait": attention.DECODE_PREWAIT_TILE}
     if decode_gemm is None:  # the engine's own choice: the skinny GEMM where it can be imported
         from gpu.engine import model as engine_model
 

@@ -54,7 +54,7 @@ if HAVE_TRITON:
         NUM_HEADS: tl.constexpr, SPLITS: tl.constexpr, STAGES: tl.constexpr,
         GROUP: tl.constexpr, BLOCK_SIZE: tl.constexpr, HEAD_DIM: tl.constexpr, TILE: tl.constexpr,
         HEAD_FAST: tl.constexpr, PDL: tl.constexpr = False, PREFETCH: tl.constexpr = False,
-        ROPE: tl.constexpr = False, LATE_TRIGGER: tl.constexpr = False,
+        ROPE: tl.constexpr = False, LATE_TRIGGER: tl.constexpr = False, PREWAIT: tl.constexpr = False,
     ):
         """One program per (sequence, head, split): the online softmax over its share of the
         context. With one split it writes the output; with more, the unnormalised partials (max,
@@ -78,7 +78,13 @@ if HAVE_TRITON:
         key at position context - 1 (``cos_ptr``/``sin_ptr`` tables), and the new key and value
         written to the cache at ``slot_ptr[seq]`` by one program of each (sequence, KV head). The
         loop reads the cache up to the new token only; the split that holds the new token adds it
-        last, from registers, so no program reads a cache row another program writes."""
+        last, from registers, so no program reads a cache row another program writes.
+
+        ``PREWAIT`` (with PDL and ROPE; DECODE_PREWAIT_TILE): the first tile's K and V are loaded
+        before ``gdc_wait`` too. With the rotary embedding inside, the loop reads only cache rows
+        written by earlier steps (the new token's row is this kernel's own), never by the qkv GEMM
+        before it, which writes only qkv; and every kernel before that GEMM has completed once the
+        GEMM lets this one launch (it does so after its own wait)."""
         if HEAD_FAST:
             head = tl.program_id(0)
             seq = tl.program_id(1)
@@ -103,13 +109,21 @@ if HAVE_TRITON:
             blk = tl.load(bt_ptr + seq * stride_bt + t // BLOCK_SIZE, mask=valid, other=0).to(tl.int64)
             t2 = t + TILE
             blk_nx = tl.load(bt_ptr + seq * stride_bt + t2 // BLOCK_SIZE, mask=t2 < hc, other=0).to(tl.int64)
-            if PDL:
-                tl.extra.cuda.gdc_wait()
-                if not LATE_TRIGGER:
-                    tl.extra.cuda.gdc_launch_dependents()
             offs = blk * stride_kb + (t % BLOCK_SIZE) * stride_ks + kv_head * stride_kh
-            k_nx = tl.load(k_ptr + offs[:, None] + d[None, :], mask=valid[:, None], other=0.0)
-            v_nx = tl.load(v_ptr + offs[:, None] + d[None, :], mask=valid[:, None], other=0.0)
+            if PREWAIT:  # the first tile in flight while the kernel before still runs
+                k_nx = tl.load(k_ptr + offs[:, None] + d[None, :], mask=valid[:, None], other=0.0)
+                v_nx = tl.load(v_ptr + offs[:, None] + d[None, :], mask=valid[:, None], other=0.0)
+                if PDL:
+                    tl.extra.cuda.gdc_wait()
+                    if not LATE_TRIGGER:
+                        tl.extra.cuda.gdc_launch_dependents()
+            else:
+                if PDL:
+                    tl.extra.cuda.gdc_wait()
+                    if not LATE_TRIGGER:
+                        tl.extra.cuda.gdc_launch_dependents()
+                k_nx = tl.load(k_ptr + offs[:, None] + d[None, :], mask=valid[:, None], other=0.0)
+                v_nx = tl.load(v_ptr + offs[:, None] + d[None, :], mask=valid[:, None], other=0.0)
         else:
             if PDL:
                 tl.extra.cuda.gdc_wait()
@@ -278,8 +292,18 @@ DECODE_LATE_TRIGGER = False
 # (False), after that GEMM has finished, while still letting the kernel after it launch early. With
 # PDL in the passes of 17-32 rows the step was 7-12 % slower from 1,024 + 1 tokens, and neither
 # o_proj's early launch (DECODE_LATE_TRIGGER) nor the GEMMs explain it; the early launch of attention
-# itself is what is left. Not yet timed (gpu/attention_launch.sh).
+# itself is what is left. Timed on the H200 (gpu/results/attention-launch-h200-3d399df/): launched
+# plainly, it costs 3-5 % at 8-16 sequences and 128 + 1 tokens (8: 4.491 against 4.267 ms) and gains
+# 2-7 % at 2,048 + 1 (12: 7.146 against 7.679); the wide passes' PDL then costs 1.1-2.3 % at 32
+# sequences instead of 6-11 %. True stays.
 DECODE_PDL_LAUNCH = True
+# In a pass under PDL with the rotary embedding inside the decode kernel (paged_decode_rope), whether
+# each program loads its first context tile before its gdc_wait, so that the tile is in flight while
+# the qkv GEMM before it still runs (the kernel's PREWAIT: safe there, as its docstring says; without
+# the rope inside, the kernel before writes the new token's cache row, so never). At 128 + 1 tokens
+# a program of 32 sequences reads four tiles, and the first one's wait is on the critical path.
+# Not yet timed (gpu/prewait.sh).
+DECODE_PREWAIT_TILE = False
 # Batches of at least DECODE_LARGE_BATCH sequences take DECODE_TILE_LARGE-token tiles (None: DECODE_TILE).
 # 16-token tiles are faster at short contexts (32 x 129 tokens: 25.7 us a call against 28.0 for 32,
 # the sweep above; the step 4.924 against 4.958 ms, gpu/results/b32-speed-h200-f8bc290/) but slower
@@ -366,7 +390,8 @@ def paged_decode_triton(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
         *rope_args,
         NUM_HEADS=h, SPLITS=splits, STAGES=stages, GROUP=h // kvh, BLOCK_SIZE=bs, HEAD_DIM=d,
         TILE=tile, HEAD_FAST=head_fast, PREFETCH=prefetch, ROPE=rope is not None, num_warps=warps,
-        LATE_TRIGGER=bool(pdl and DECODE_LATE_TRIGGER), **launch)
+        LATE_TRIGGER=bool(pdl and DECODE_LATE_TRIGGER),
+        PREWAIT=bool(pdl and DECODE_PREWAIT_TILE and rope is not None and DECODE_PDL_LAUNCH), **launch)
     if splits > 1:
         _paged_decode_reduce_kernel[(b, h)](m, lsum, acc, out, out.stride(0), out.stride(1),
                                             NUM_HEADS=h, SPLITS=splits, HEAD_DIM=d, num_warps=4, **pdl_args(pdl))

@@ -109,6 +109,15 @@ SKINNY_WIDE_NARROW_MAX_M: int | None = 24
 # or fewer keep PDL (2.7-3.7 % faster with it at 12 and 16 rows, wide-route-h200-1386b0a/).
 SKINNY_WIDE_PDL = False
 DECODE_PDL_CUBLAS = False
+# Under PDL, whether the qkv GEMM (when it is the skinny GEMM) lets decode attention launch only once
+# each of its programs' K loops is done (skinny_gemm's late_trigger) instead of right after its wait.
+# Launched early, attention's programs (one warp and the whole register file's share of 255
+# registers a thread: 8 an SM) can take only part of an SM whose GEMM program still runs, so at 24-32
+# sequences part of them start in a second wave, which costs most at long contexts. With
+# attention launched plainly (attention.DECODE_PDL_LAUNCH False) the wide passes' PDL loss at 32 x
+# 2,048 + 1 tokens fell from 7-11 % to 1.6 % (gpu/results/attention-launch-h200-3d399df/).
+# Not yet timed (gpu/prewait.sh).
+SKINNY_LATE_TRIGGER_QKV = False
 # Passes of at most DECODE_FUSED_ROPE_MAX_ROWS decode rows (and nothing else; 0: none): the rotary
 # embedding and the cache write in decode attention's kernel (attention.paged_decode_rope) instead
 # of a kernel of their own before it (rope_and_cache). On the H200, eight rotating rounds in one
@@ -153,17 +162,19 @@ def decode_gemm_settings() -> dict:
             "wide_narrow_max_m": SKINNY_WIDE_NARROW_MAX_M,
             "wide_cublas_n": SKINNY_WIDE_CUBLAS_N, "pdl": DECODE_PDL, "wide_pdl": SKINNY_WIDE_PDL,
             "pdl_cublas": DECODE_PDL_CUBLAS, "pdl_attention_late_trigger": _attn.DECODE_LATE_TRIGGER,
-            "pdl_attention_launch": _attn.DECODE_PDL_LAUNCH}
+            "pdl_attention_launch": _attn.DECODE_PDL_LAUNCH, "pdl_attention_prewait": _attn.DECODE_PREWAIT_TILE,
+            "pdl_qkv_late_trigger": SKINNY_LATE_TRIGGER_QKV}
 
 
-def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False) -> torch.Tensor:
+def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False, late_trigger: bool = False) -> torch.Tensor:
     """x [T, K] @ W^T for W [N, K] (nn.Linear's layout): the weight GEMM of every projection and of
     lm_head. gpu/bench_engine.py --decode-gemm replaces this function for one run (it is looked up
     at call time, so before the graphs are captured). ``pdl`` (given only in a ``_pdl_pass``): the
-    skinny GEMM launched with programmatic dependent launch, prefetching DECODE_PREFETCH_K."""
+    skinny GEMM launched with programmatic dependent launch, prefetching DECODE_PREFETCH_K, and
+    with ``late_trigger`` letting the next kernel launch after its K loops (SKINNY_LATE_TRIGGER_QKV)."""
     if _skinny_rows(x) and w.dtype == torch.float16:
         if pdl:
-            return skinny_gemm(x, w, _SKINNY, pdl=True, prefetch_k=DECODE_PREFETCH_K)
+            return skinny_gemm(x, w, _SKINNY, pdl=True, prefetch_k=DECODE_PREFETCH_K, late_trigger=late_trigger)
         return skinny_gemm(x, w, _SKINNY)
     if (_wide_rows(x) and w.dtype == torch.float16
             and (SKINNY_WIDE_CUBLAS_N is None or w.shape[0] <= SKINNY_WIDE_CUBLAS_N)):
@@ -172,7 +183,8 @@ def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False) -> torch.Tensor:
             narrow_rows = SKINNY_WIDE_NARROW_MAX_M is None or x.shape[0] <= SKINNY_WIDE_NARROW_MAX_M
             name = SKINNY_WIDE_NARROW_CONFIG if narrow_rows else None
         if name is not None:
-            return skinny_gemm(x, w, _wide_config(name), pdl=pdl, prefetch_k=DECODE_PREFETCH_K if pdl else 0)
+            return skinny_gemm(x, w, _wide_config(name), pdl=pdl, prefetch_k=DECODE_PREFETCH_K if pdl else 0,
+                               late_trigger=pdl and late_trigger)
     return F.linear(x, w)
 
 
@@ -182,9 +194,12 @@ def _wide_config(name: str):
     return SkinnyConfig.from_name(name)
 
 
-def _linear(x: torch.Tensor, w: torch.Tensor, pdl: bool) -> torch.Tensor:
-    """``linear``, passing ``pdl`` only when set (a replacement from --decode-gemm need not take it)."""
-    return linear(x, w, pdl=True) if pdl else linear(x, w)
+def _linear(x: torch.Tensor, w: torch.Tensor, pdl: bool, late_trigger: bool = False) -> torch.Tensor:
+    """``linear``, passing ``pdl`` and ``late_trigger`` only when set (a replacement from
+    --decode-gemm need not take them)."""
+    if not pdl:
+        return linear(x, w)
+    return linear(x, w, pdl=True, late_trigger=True) if late_trigger else linear(x, w, pdl=True)
 
 
 def _pdl_pass(x: torch.Tensor, b: ForwardBatch) -> bool:
@@ -445,7 +460,7 @@ class LlamaModel:
                                       want_h=mask is not None)
             else:
                 h = add_rms_norm(x, pending, lw.attn_norm, cfg.rms_norm_eps, pdl=pdl)
-                qkv = _linear(h, lw.wqkv, pdl)
+                qkv = _linear(h, lw.wqkv, pdl, SKINNY_LATE_TRIGGER_QKV)
             if mask is not None:
                 if self.lora.fused_qkv and self._seg is None:
                     self.lora.add_delta_qkv(li, h, mask, qkv, (qs, kvs))

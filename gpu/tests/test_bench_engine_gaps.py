@@ -57,6 +57,9 @@ def test_decode_attention_flag_sets_the_engine_configuration(monkeypatch, tmp_pa
     res["decode_attention"].update(late_trigger=True, pdl_launch=False)
     assert ("Decode attention: 16-token tiles, 8 warps, 3 stages, under PDL letting the next kernel launch after "
             "its loop, launched without PDL itself.") in be.write_tables(res, tmp_path)
+    res["decode_attention"].update(late_trigger=False, pdl_launch=True, prewait=True)
+    assert ("Decode attention: 16-token tiles, 8 warps, 3 stages, its first tile loaded before its wait."
+            in be.write_tables(res, tmp_path))
 
 
 def test_set_flag_sets_module_constants_or_names_the_bad_setting(monkeypatch, tmp_path, capsys):

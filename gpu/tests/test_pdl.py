@@ -7,7 +7,9 @@ bits as without and the float64 product within the skinny GEMM's bound; a chain 
 kernels (add_rms_norm, the GEMMs, rope and cache write, decode attention, silu_mul), every buffer
 reused from layer to layer so that a kernel started too early would read or overwrite another's data,
 captured in a CUDA graph and replayed on fresh inputs, gives the same bits with PDL as without (with
-decode attention's loop pipelined by STAGES and by hand). On
+decode attention's loop pipelined by STAGES and by hand; with the rotary embedding inside decode
+attention, its first tile loaded before its wait or not, the qkv GEMM letting it launch after its K
+loops or not, at 1-32 rows with the wide rows' configs). On
 the CPU: PDL is refused with a clear error and never chosen. Skipped without torch and Triton."""
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
 
 from gpu.engine import model as engine_model  # noqa: E402
-from gpu.engine.attention import paged_decode, rope_and_cache  # noqa: E402
+from gpu.engine.attention import paged_decode, paged_decode_rope, rope_and_cache  # noqa: E402
 from gpu.engine.model import add_rms_norm, silu_mul  # noqa: E402
 from gpu.kernels.skinny_gemm import SkinnyConfig, pdl_supported, skinny_gemm  # noqa: E402
 
@@ -97,6 +99,10 @@ def test_skinny_gemm_pdl_same_bits(m, n, k, name, prefetch_k):
     torch.cuda.synchronize()
     assert torch.equal(plain, pdl)
     assert _rel(pdl, x.double() @ w.double().T) <= TOL
+    if prefetch_k == 0:  # letting the next kernel launch after the K loop changes no bits either
+        late = skinny_gemm(x, w, cfg, pdl=True, late_trigger=True)
+        torch.cuda.synchronize()
+        assert torch.equal(plain, late)
 
 
 @needs_hopper
@@ -110,24 +116,32 @@ def test_skinny_gemm_pdl_unaligned_rows_skip_the_prefetch():
     assert _rel(out, x.double() @ w.double().T) <= TOL
 
 
-def _chain(bufs: dict, pdl: bool) -> torch.Tensor:
+def _chain(bufs: dict, pdl: bool, cfg: SkinnyConfig = CFG, rope_fused: bool = False,
+           qkv_late: bool = False) -> torch.Tensor:
     """Four layers of the decode pass's kernels over the same buffers (norm, qkv, rope and cache
-    write, attention, o, norm, gate_up, silu, down), as gpu/engine/model.py runs them."""
+    write, attention, o, norm, gate_up, silu, down), as gpu/engine/model.py runs them: the GEMMs
+    with ``cfg``, the rotary embedding and cache write inside decode attention with ``rope_fused``
+    (paged_decode_rope), the qkv GEMM letting attention launch after its K loops with ``qkv_late``."""
     x = bufs["x"].clone()
     pending = None
     h_, kvh, d = 8, 8, 64
     qs = h_ * d
+    pre = 1024 if pdl else 0
     for li in range(4):
         h = add_rms_norm(x, pending, bufs["g"], 1e-5, pdl=pdl)
-        qkv = skinny_gemm(h, bufs["wqkv"][li], CFG, pdl=pdl, prefetch_k=1024 if pdl else 0)
-        q, _, _ = rope_and_cache(qkv, bufs["pos"], bufs["cos"], bufs["sin"], bufs["slots"], bufs["kc"][li],
-                                 bufs["vc"][li], h_, kvh, d, pdl=pdl)
-        attn = paged_decode(q, bufs["kc"][li], bufs["vc"][li], bufs["bt"], bufs["ctx"], pdl=pdl).view(-1, qs)
-        o = skinny_gemm(attn, bufs["wo"][li], CFG, pdl=pdl, prefetch_k=1024 if pdl else 0)
+        qkv = skinny_gemm(h, bufs["wqkv"][li], cfg, pdl=pdl, prefetch_k=pre, late_trigger=qkv_late)
+        if rope_fused:
+            attn = paged_decode_rope(qkv, bufs["cos"], bufs["sin"], bufs["slots"], bufs["kc"][li], bufs["vc"][li],
+                                     bufs["bt"], bufs["ctx"], h_, pdl=pdl).view(-1, qs)
+        else:
+            q, _, _ = rope_and_cache(qkv, bufs["pos"], bufs["cos"], bufs["sin"], bufs["slots"], bufs["kc"][li],
+                                     bufs["vc"][li], h_, kvh, d, pdl=pdl)
+            attn = paged_decode(q, bufs["kc"][li], bufs["vc"][li], bufs["bt"], bufs["ctx"], pdl=pdl).view(-1, qs)
+        o = skinny_gemm(attn, bufs["wo"][li], cfg, pdl=pdl, prefetch_k=pre)
         h = add_rms_norm(x, o, bufs["g"], 1e-5, pdl=pdl)
-        gu = skinny_gemm(h, bufs["wgu"][li], CFG, pdl=pdl, prefetch_k=1024 if pdl else 0)
+        gu = skinny_gemm(h, bufs["wgu"][li], cfg, pdl=pdl, prefetch_k=pre)
         a = silu_mul(gu, pdl=pdl)
-        pending = skinny_gemm(a, bufs["wdown"][li], CFG, pdl=pdl, prefetch_k=1024 if pdl else 0)
+        pending = skinny_gemm(a, bufs["wdown"][li], cfg, pdl=pdl, prefetch_k=pre)
     return add_rms_norm(x, pending, bufs["g"], 1e-5, pdl=pdl)
 
 
@@ -145,6 +159,28 @@ def test_decode_chain_in_a_graph_same_bits(batch, attention_prefetch, attention_
     monkeypatch.setattr(attention, "DECODE_PREFETCH", attention_prefetch)
     monkeypatch.setattr(attention, "DECODE_LATE_TRIGGER", attention_pdl == "late_trigger")
     monkeypatch.setattr(attention, "DECODE_PDL_LAUNCH", attention_pdl != "plain_launch")
+    _check_chain(batch, lambda bufs, pdl: _chain(bufs, pdl))
+
+
+@needs_hopper
+@pytest.mark.parametrize("batch,cfg_name", [(1, engine_model.SKINNY_CONFIG), (16, engine_model.SKINNY_CONFIG),
+                                            (32, "tsk_n64_k128_w4_s4_sk1_ab"), (24, "tsk_n64_k128_w4_s4_sk2_ab")])
+@pytest.mark.parametrize("prewait", [False, True])
+@pytest.mark.parametrize("qkv_late", [False, True])
+def test_fused_rope_chain_in_a_graph_same_bits(batch, cfg_name, prewait, qkv_late, monkeypatch):
+    # The rotary embedding inside decode attention (paged_decode_rope), whose first context tile may
+    # be loaded before its gdc_wait (attention.DECODE_PREWAIT_TILE), behind a qkv GEMM that may let
+    # it launch only after its K loops (model.SKINNY_LATE_TRIGGER_QKV); the wide rows' configs too
+    from gpu.engine import attention
+
+    monkeypatch.setattr(attention, "DECODE_PREWAIT_TILE", prewait)
+    cfg = SkinnyConfig.from_name(cfg_name)
+    _check_chain(batch, lambda bufs, pdl: _chain(bufs, pdl, cfg, rope_fused=True, qkv_late=qkv_late))
+
+
+def _check_chain(batch: int, chain) -> None:
+    """``chain(bufs, pdl)`` captured in a CUDA graph without and with PDL, replayed on three fresh
+    inputs (the caches reset before each): the same bits, finite."""
     dev, hid, inter, layers, bs, ctx = "cuda", 512, 1024, 4, 16, 40
     g = torch.Generator(device=dev).manual_seed(batch)
 
@@ -170,10 +206,10 @@ def test_decode_chain_in_a_graph_same_bits(batch, attention_prefetch, attention_
     for pdl in (False, True):
         bufs["kc"] = [c.clone() for c in cache0[:layers]]
         bufs["vc"] = [c.clone() for c in cache0[layers:]]
-        _chain(bufs, pdl)  # compile and make the workspaces before capture
+        chain(bufs, pdl)  # compile and make the workspaces before capture
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            out = _chain(bufs, pdl)
+            out = chain(bufs, pdl)
         got = []
         for seed in range(3):  # fresh inputs into the graph's buffers
             gg = torch.Generator(device=dev).manual_seed(100 + seed)

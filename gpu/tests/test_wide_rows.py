@@ -132,3 +132,6 @@ def test_decode_gemm_settings_report_the_routing_as_set(monkeypatch):
     assert got["wide_narrow_max_m"] == 24
     assert got["pdl_attention_late_trigger"] is em._attn.DECODE_LATE_TRIGGER
     assert got["pdl_attention_launch"] is em._attn.DECODE_PDL_LAUNCH
+    assert got["pdl_attention_prewait"] is em._attn.DECODE_PREWAIT_TILE
+    monkeypatch.setattr(em, "SKINNY_LATE_TRIGGER_QKV", True)
+    assert em.decode_gemm_settings()["pdl_qkv_late_trigger"] is True
