@@ -8,11 +8,14 @@
 # second wave, long at long contexts.
 #   pre      attention.DECODE_PREWAIT_TILE: attention's first context tile loaded before its wait
 #   late     model.SKINNY_LATE_TRIGGER_QKV: the qkv GEMM lets attention launch after its K loops
-#   prelate  both; prelatewide / latewide: and PDL in the passes of 17-32 rows (model.SKINNY_WIDE_PDL)
+#   prelate  both; prelatewide: and PDL in the passes of 17-32 rows (model.SKINNY_WIDE_PDL)
+#   tail     model.SKINNY_WIDE_LM_HEAD (lm_head on the transposed skinny GEMM at 17-32 rows) and
+#            model.TRITON_ARGMAX (greedy sampling's argmax in one Triton program a row): about 10 us
+#            a step together, less than the rounds' spread, so read batch 32's profile for them
 # variants-*  the step without LoRA at 2,048 + 1, 128 + 1 and 1,024 + 1 tokens, three rotating rounds,
 #             batch 8 / 12 / 16 / 24 / 32, batch 32's graph profiled
-# tests       the PDL tests compiled (TRITON_INTERPRET=0): the chains with the fused rope, prewait and late
-#             trigger in a CUDA graph among them
+# tests       the PDL and argmax tests compiled (TRITON_INTERPRET=0): the chains with the fused rope,
+#             prewait and late trigger in a CUDA graph among them
 # engine-*    gpu/bench_engine.py --skip-transformers with prelate's and prelatewide's settings
 # Needs GIT_COMMIT. Results: $OUT/prewait.tar.gz.
 set -uo pipefail
@@ -22,13 +25,14 @@ ARCHIVE=prewait.tar.gz
 PRE="attention.DECODE_PREWAIT_TILE=True"
 LATE="model.SKINNY_LATE_TRIGGER_QKV=True"
 WIDE="model.SKINNY_WIDE_PDL=True"
+TAIL="model.SKINNY_WIDE_LM_HEAD=True;model.TRITON_ARGMAX=True"
 for ctx in 2048 128 1024; do
   step "variants-$ctx" timeout 150 python3 gpu/bench_decode_variants.py --out "$W/variants-$ctx" --rounds 3 \
     --rotate --ctx "$ctx" --batches 8,12,16,24,32 --profile-batch 32 \
     --variant "pre:$PRE" --variant "late:$LATE" --variant "prelate:$PRE;$LATE" \
-    --variant "prelatewide:$PRE;$LATE;$WIDE" --variant "latewide:$LATE;$WIDE"
+    --variant "prelatewide:$PRE;$LATE;$WIDE" --variant "tail:$TAIL"
 done
-step tests env TRITON_INTERPRET=0 timeout 120 python3 -m pytest -q gpu/tests/test_pdl.py
+step tests env TRITON_INTERPRET=0 timeout 150 python3 -m pytest -q gpu/tests/test_pdl.py gpu/tests/test_greedy.py
 step engine-prelate timeout 90 python3 gpu/bench_engine.py --skip-transformers --out "$W/engine-prelate" \
   --set "$PRE;$LATE"
 step engine-prelatewide timeout 90 python3 gpu/bench_engine.py --skip-transformers --out "$W/engine-prelatewide" \

@@ -27,7 +27,7 @@ import torch
 
 from .attention import PREFILL_TILE_M, max_prefill_tiles, tile_rows
 from .lora import build_segment_info
-from .model import AttnTiles, ForwardBatch, LlamaModel, PrefillChunk
+from .model import AttnTiles, ForwardBatch, LlamaModel, PrefillChunk, greedy
 
 
 @dataclass
@@ -304,7 +304,7 @@ class Executor:
         g = torch.cuda.CUDAGraph()
         with torch.cuda.graph(g, pool=pool):
             logits = self.model.forward(batch)
-            toks = logits.argmax(-1)
+            toks = greedy(logits)
         return g, logits, toks
 
     def bucket(self, n: int) -> int | None:
@@ -439,7 +439,7 @@ class Executor:
             self.model.forward(batch)
             return {}, None
         logits = self.model.forward(batch)
-        toks_d = logits.argmax(-1)
+        toks_d = greedy(logits)
         self._wait()
         return self._collect(seqs, [s for s in ordered if s.samples], toks_d, logits, return_logits)
 

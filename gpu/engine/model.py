@@ -118,6 +118,16 @@ DECODE_PDL_CUBLAS = False
 # 2,048 + 1 tokens fell from 7-11 % to 1.6 % (gpu/results/attention-launch-h200-3d399df/).
 # Not yet timed (gpu/prewait.sh).
 SKINNY_LATE_TRIGGER_QKV = False
+# lm_head at SKINNY_MAX_M + 1 .. SKINNY_WIDE_MAX_M rows through the transposed skinny GEMM
+# (SKINNY_WIDE_CONFIG) even though its output columns pass SKINNY_WIDE_CUBLAS_N (which is there for
+# gate_up): per GEMM at 32 rows it took 65.7-66.1 us against cuBLASLt's 67.9-68.2
+# (gpu/results/balanced-gemm-h200-23ad912/gemm/, wide-split-h200-5fe82d2/gemm/). Not yet timed in
+# the step (gpu/prewait.sh).
+SKINNY_WIDE_LM_HEAD = False
+# Greedy sampling's argmax over the vocabulary as one Triton program a row (``greedy``) instead of
+# torch's reduction (10 us a step at 32 rows in the graph, gpu/results/attention-launch-h200-3d399df/).
+# Not yet timed in the step (gpu/prewait.sh).
+TRITON_ARGMAX = False
 # Passes of at most DECODE_FUSED_ROPE_MAX_ROWS decode rows (and nothing else; 0: none): the rotary
 # embedding and the cache write in decode attention's kernel (attention.paged_decode_rope) instead
 # of a kernel of their own before it (rope_and_cache). On the H200, eight rotating rounds in one
@@ -163,21 +173,24 @@ def decode_gemm_settings() -> dict:
             "wide_cublas_n": SKINNY_WIDE_CUBLAS_N, "pdl": DECODE_PDL, "wide_pdl": SKINNY_WIDE_PDL,
             "pdl_cublas": DECODE_PDL_CUBLAS, "pdl_attention_late_trigger": _attn.DECODE_LATE_TRIGGER,
             "pdl_attention_launch": _attn.DECODE_PDL_LAUNCH, "pdl_attention_prewait": _attn.DECODE_PREWAIT_TILE,
-            "pdl_qkv_late_trigger": SKINNY_LATE_TRIGGER_QKV}
+            "pdl_qkv_late_trigger": SKINNY_LATE_TRIGGER_QKV, "wide_lm_head": SKINNY_WIDE_LM_HEAD,
+            "triton_argmax": TRITON_ARGMAX}
 
 
-def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False, late_trigger: bool = False) -> torch.Tensor:
+def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False, late_trigger: bool = False,
+           head: bool = False) -> torch.Tensor:
     """x [T, K] @ W^T for W [N, K] (nn.Linear's layout): the weight GEMM of every projection and of
     lm_head. gpu/bench_engine.py --decode-gemm replaces this function for one run (it is looked up
     at call time, so before the graphs are captured). ``pdl`` (given only in a ``_pdl_pass``): the
     skinny GEMM launched with programmatic dependent launch, prefetching DECODE_PREFETCH_K, and
-    with ``late_trigger`` letting the next kernel launch after its K loops (SKINNY_LATE_TRIGGER_QKV)."""
+    with ``late_trigger`` letting the next kernel launch after its K loops (SKINNY_LATE_TRIGGER_QKV).
+    ``head``: W is lm_head (SKINNY_WIDE_LM_HEAD)."""
     if _skinny_rows(x) and w.dtype == torch.float16:
         if pdl:
             return skinny_gemm(x, w, _SKINNY, pdl=True, prefetch_k=DECODE_PREFETCH_K, late_trigger=late_trigger)
         return skinny_gemm(x, w, _SKINNY)
     if (_wide_rows(x) and w.dtype == torch.float16
-            and (SKINNY_WIDE_CUBLAS_N is None or w.shape[0] <= SKINNY_WIDE_CUBLAS_N)):
+            and (SKINNY_WIDE_CUBLAS_N is None or w.shape[0] <= SKINNY_WIDE_CUBLAS_N or (head and SKINNY_WIDE_LM_HEAD))):
         name = SKINNY_WIDE_CONFIG
         if w.shape[0] <= SKINNY_WIDE_NARROW_N:
             narrow_rows = SKINNY_WIDE_NARROW_MAX_M is None or x.shape[0] <= SKINNY_WIDE_NARROW_MAX_M
@@ -194,12 +207,13 @@ def _wide_config(name: str):
     return SkinnyConfig.from_name(name)
 
 
-def _linear(x: torch.Tensor, w: torch.Tensor, pdl: bool, late_trigger: bool = False) -> torch.Tensor:
-    """``linear``, passing ``pdl`` and ``late_trigger`` only when set (a replacement from
-    --decode-gemm need not take them)."""
-    if not pdl:
-        return linear(x, w)
-    return linear(x, w, pdl=True, late_trigger=True) if late_trigger else linear(x, w, pdl=True)
+def _linear(x: torch.Tensor, w: torch.Tensor, pdl: bool, late_trigger: bool = False,
+            head: bool = False) -> torch.Tensor:
+    """``linear``, passing ``pdl``, ``late_trigger`` and ``head`` only when set (a replacement
+    from --decode-gemm need not take them)."""
+    kw = {k: True for k, on in (("pdl", pdl), ("late_trigger", pdl and late_trigger),
+                                ("head", head and SKINNY_WIDE_LM_HEAD)) if on}
+    return linear(x, w, **kw)
 
 
 def _pdl_pass(x: torch.Tensor, b: ForwardBatch) -> bool:
@@ -316,6 +330,24 @@ if HAVE_TRITON:
         tl.store(o_ptr + row * stride_o + cols, (w * y).to(o_ptr.dtype.element_ty), mask=m)
 
     @triton.jit
+    def _argmax_kernel(x_ptr, o_ptr, stride_x, stride_c, N, BLOCK: tl.constexpr):
+        """o[row] = the first index of row's largest value (NaN as +inf), BLOCK entries a step."""
+        row = tl.program_id(0)
+        cols = tl.arange(0, BLOCK)
+        best = tl.full([], float("-inf"), tl.float32)
+        best_i = tl.full([], 0, tl.int32)
+        for start in range(0, N, BLOCK):
+            c = start + cols
+            v = tl.load(x_ptr + row * stride_x + c * stride_c, mask=c < N, other=float("-inf")).to(tl.float32)
+            v = tl.where(v != v, float("inf"), v)
+            m = tl.max(v, axis=0)
+            i = tl.min(tl.where(v == m, c, N), axis=0)  # the first index of the step's largest
+            take = m > best  # strictly: an equal value later keeps the earlier index
+            best_i = tl.where(take, i, best_i)
+            best = tl.where(take, m, best)
+        tl.store(o_ptr + row, best_i.to(tl.int64))
+
+    @triton.jit
     def _silu_mul_kernel(g_ptr, o_ptr, stride_g, stride_o, N, BLOCK: tl.constexpr, PDL: tl.constexpr = False):
         if PDL:
             tl.extra.cuda.gdc_wait()
@@ -327,6 +359,24 @@ if HAVE_TRITON:
         u = tl.load(g_ptr + row * stride_g + N + cols, mask=m, other=0.0).to(tl.float32)
         s = (g / (1.0 + tl.exp(-g))).to(o_ptr.dtype.element_ty).to(tl.float32)
         tl.store(o_ptr + row * stride_o + cols, (s * u).to(o_ptr.dtype.element_ty), mask=m)
+
+
+def greedy(logits: torch.Tensor) -> torch.Tensor:
+    """The index of each row's largest logit (int64 ``[T]``), the first of equal ones, as
+    ``logits.argmax(-1)``: with TRITON_ARGMAX on CUDA one program a row (a NaN counts as +inf
+    there, where torch takes the first NaN), else torch's."""
+    if TRITON_ARGMAX and HAVE_TRITON and logits.dim() == 2 and (logits.is_cuda or _attn.FORCE_TRITON):
+        t, n = logits.shape
+        out = torch.empty(t, dtype=torch.int64, device=logits.device)
+        if t:
+            block = min(triton.next_power_of_2(n), ARGMAX_BLOCK)
+            _argmax_kernel[(t,)](logits, out, logits.stride(0), logits.stride(1), n, BLOCK=block,
+                                 num_warps=16 if block >= 16384 else 4)
+        return out
+    return logits.argmax(-1)
+
+
+ARGMAX_BLOCK = 32768  # vocabulary entries a program holds at once (Llama-2's 32,000 in one go)
 
 
 def add_rms_norm(x: torch.Tensor, d: torch.Tensor | None, w: torch.Tensor, eps: float,
@@ -498,7 +548,7 @@ class LlamaModel:
         x = add_rms_norm(x, pending, self.w.final_norm, cfg.rms_norm_eps, pdl=pdl)
         if b.logits_idx is not None:
             x = x[b.logits_idx]
-        return _linear(x, self.w.lm_head, pdl)
+        return _linear(x, self.w.lm_head, pdl, head=True)
 
     def _forward_epilogues(self, b: ForwardBatch, x: torch.Tensor) -> torch.Tensor:
         """The forward pass without LoRA with the norms and SiLU in the GEMMs' epilogues

@@ -3,8 +3,8 @@ SKINNY_WIDE_MAX_M), under Triton's interpreter on the CPU or on a GPU: the engin
 wide configurations equal those of F.linear, each weight takes the configuration its width asks for
 (SKINNY_WIDE_NARROW_CONFIG up to SKINNY_WIDE_NARROW_N output columns, or F.linear where it is
 None or the batch has more than SKINNY_WIDE_NARROW_MAX_M rows), weights wider than
-SKINNY_WIDE_CUBLAS_N stay with F.linear, and batches of SKINNY_MAX_M rows or fewer, or over
-SKINNY_WIDE_MAX_M, are untouched."""
+SKINNY_WIDE_CUBLAS_N stay with F.linear (lm_head too, unless SKINNY_WIDE_LM_HEAD), and batches of
+SKINNY_MAX_M rows or fewer, or over SKINNY_WIDE_MAX_M, are untouched."""
 
 from __future__ import annotations
 
@@ -87,6 +87,17 @@ def test_narrow_weights_stay_with_cublas_when_their_config_is_none(monkeypatch):
     assert _wide_pass(monkeypatch) == [(WIDE, (128, 64))] * 2 + [(WIDE, (97, 64))]
 
 
+@pytest.mark.parametrize("wide_lm_head", [False, True])
+def test_lm_head_takes_the_wide_config_past_cublas_n_only_when_asked(monkeypatch, wide_lm_head):
+    # gate_up's 192 and lm_head's 97 columns are over SKINNY_WIDE_CUBLAS_N 90; SKINNY_WIDE_LM_HEAD
+    # brings lm_head (alone) back to the wide config
+    monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_N", 64)
+    monkeypatch.setattr(em, "SKINNY_WIDE_CUBLAS_N", 90)
+    monkeypatch.setattr(em, "SKINNY_WIDE_LM_HEAD", wide_lm_head)
+    layer = [(NARROW, (64, 64)), (NARROW, (64, 96))]
+    assert _wide_pass(monkeypatch) == layer * 2 + ([(WIDE, (97, 64))] if wide_lm_head else [])
+
+
 @pytest.mark.parametrize("narrow_max_m", [2, 3])
 def test_narrow_weights_take_their_config_up_to_narrow_max_m_rows(monkeypatch, narrow_max_m):
     # the three rows are over a bound of 2 (o and down with F.linear) and within one of 3
@@ -135,3 +146,7 @@ def test_decode_gemm_settings_report_the_routing_as_set(monkeypatch):
     assert got["pdl_attention_prewait"] is em._attn.DECODE_PREWAIT_TILE
     monkeypatch.setattr(em, "SKINNY_LATE_TRIGGER_QKV", True)
     assert em.decode_gemm_settings()["pdl_qkv_late_trigger"] is True
+    monkeypatch.setattr(em, "SKINNY_WIDE_LM_HEAD", True)
+    monkeypatch.setattr(em, "TRITON_ARGMAX", True)
+    got = em.decode_gemm_settings()
+    assert got["wide_lm_head"] is True and got["triton_argmax"] is True
