@@ -135,10 +135,10 @@ def compile_kernels(cfg_name: str, arch: int, rows: int = 16, n: int | None = No
            "stride_xk": "constexpr", "stride_wn": "i32", "stride_wk": "constexpr", "stride_ym": "i32",
            "stride_yn": "constexpr", "BLOCK_M": "constexpr", "BLOCK_N": "constexpr", "BLOCK_K": "constexpr",
            "SPLIT_K": "constexpr", "EVEN_K": "constexpr", "SWAP_AB": "constexpr", "PDL": "constexpr",
-           "PREFETCH_K": "constexpr", "BALANCED": "constexpr"}
+           "PREFETCH_K": "constexpr", "BALANCED": "constexpr", "LATE_TRIGGER": "constexpr"}
     const = {"stride_xk": 1, "stride_wk": 1, "stride_yn": 1, "BLOCK_M": sg.block_m(rows), "BLOCK_N": block_n,
              "BLOCK_K": block_k, "SPLIT_K": cfg.split_k, "EVEN_K": True, "SWAP_AB": cfg.swap_ab,
-             "PDL": False, "PREFETCH_K": 0, "BALANCED": cfg.balanced}
+             "PDL": False, "PREFETCH_K": 0, "BALANCED": cfg.balanced, "LATE_TRIGGER": False}
     aligned = ["x_ptr", "w_ptr", "y_ptr", "part_ptr", "count_ptr", "N", "K", "k_per_split", "stride_xm",
                "stride_wn", "stride_ym"]
     out["gemm"] = triton.compile(ASTSource(fn=sg.skinny_gemm_kernel, signature=sig, constexprs=const,
@@ -186,7 +186,8 @@ def attention_report(arch: int) -> dict[str, dict]:
         for tile in (16, 32):
             for warps in (1, 2, 4):
                 const = {"NUM_HEADS": 32, "SPLITS": 1, "STAGES": 1, "GROUP": 1, "BLOCK_SIZE": 16, "HEAD_DIM": 128,
-                         "TILE": tile, "HEAD_FAST": False, "PDL": False, "PREFETCH": True, "ROPE": rope}
+                         "TILE": tile, "HEAD_FAST": False, "PDL": False, "PREFETCH": True, "ROPE": rope,
+                         "LATE_TRIGGER": False, "PREWAIT": False}
                 s = dict(sig, **{k: "constexpr" for k in const})
                 ck = triton.compile(ASTSource(fn=A._paged_decode_kernel, signature=s, constexprs=const,
                                               attrs=_attrs(s, aligned)), target=GPUTarget("cuda", arch, 32),
