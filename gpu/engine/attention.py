@@ -302,7 +302,8 @@ DECODE_PDL_LAUNCH = True
 # the qkv GEMM before it still runs (the kernel's PREWAIT: safe there, as its docstring says; without
 # the rope inside, the kernel before writes the new token's cache row, so never). At 128 + 1 tokens
 # a program of 32 sequences reads four tiles, and the first one's wait is on the critical path.
-# Not yet timed (gpu/prewait.sh).
+# Timed on the H200 (gpu/results/prewait-h200-16aba57/): 1.2 % faster at 8 x 129 tokens (4.165
+# against 4.215 ms), within the rounds' spread (under 1 %) everywhere else. Off.
 DECODE_PREWAIT_TILE = False
 # Batches of at least DECODE_LARGE_BATCH sequences take DECODE_TILE_LARGE-token tiles (None: DECODE_TILE).
 # 16-token tiles are faster at short contexts (32 x 129 tokens: 25.7 us a call against 28.0 for 32,

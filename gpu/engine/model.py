@@ -116,17 +116,26 @@ DECODE_PDL_CUBLAS = False
 # sequences part of them start in a second wave, which costs most at long contexts. With
 # attention launched plainly (attention.DECODE_PDL_LAUNCH False) the wide passes' PDL loss at 32 x
 # 2,048 + 1 tokens fell from 7-11 % to 1.6 % (gpu/results/attention-launch-h200-3d399df/).
-# Not yet timed (gpu/prewait.sh).
+# Timed on the H200 (gpu/results/prewait-h200-16aba57/): it behaves like attention launched
+# plainly, 3-5 % slower at 8-16 sequences and 128 + 1 tokens, 2-7 % faster at 2,048 + 1, so the
+# register wave above is not the reason. Off.
 SKINNY_LATE_TRIGGER_QKV = False
+# Under PDL, whether each skinny GEMM loads its first W tile before its wait and computes that K step
+# ahead of its loop (skinny_gemm's peel): the tile's latency, part of every GEMM's ramp, then
+# overlaps the kernel before. An L2 prefetch of more of W before the wait made every step slower
+# (DECODE_PREFETCH_K above); one tile a program is far less traffic. Not yet timed (gpu/peel.sh).
+SKINNY_PEEL = False
 # lm_head at SKINNY_MAX_M + 1 .. SKINNY_WIDE_MAX_M rows through the transposed skinny GEMM
 # (SKINNY_WIDE_CONFIG) even though its output columns pass SKINNY_WIDE_CUBLAS_N (which is there for
 # gate_up): per GEMM at 32 rows it took 65.7-66.1 us against cuBLASLt's 67.9-68.2
-# (gpu/results/balanced-gemm-h200-23ad912/gemm/, wide-split-h200-5fe82d2/gemm/). Not yet timed in
-# the step (gpu/prewait.sh).
+# (gpu/results/balanced-gemm-h200-23ad912/gemm/, wide-split-h200-5fe82d2/gemm/). In batch 32's
+# graph (gpu/results/prewait-h200-16aba57/, 129 tokens): 65.4 us a step against 67.0. Off until a
+# lease measures it with the argmax below (together 7.7 us a step at 32 rows, 0.17 %).
 SKINNY_WIDE_LM_HEAD = False
 # Greedy sampling's argmax over the vocabulary as one Triton program a row (``greedy``) instead of
 # torch's reduction (10 us a step at 32 rows in the graph, gpu/results/attention-launch-h200-3d399df/).
-# Not yet timed in the step (gpu/prewait.sh).
+# In batch 32's graph (gpu/results/prewait-h200-16aba57/): 4.0 us a step against torch's 10.1. Off
+# until a lease measures it.
 TRITON_ARGMAX = False
 # Passes of at most DECODE_FUSED_ROPE_MAX_ROWS decode rows (and nothing else; 0: none): the rotary
 # embedding and the cache write in decode attention's kernel (attention.paged_decode_rope) instead
@@ -174,7 +183,7 @@ def decode_gemm_settings() -> dict:
             "pdl_cublas": DECODE_PDL_CUBLAS, "pdl_attention_late_trigger": _attn.DECODE_LATE_TRIGGER,
             "pdl_attention_launch": _attn.DECODE_PDL_LAUNCH, "pdl_attention_prewait": _attn.DECODE_PREWAIT_TILE,
             "pdl_qkv_late_trigger": SKINNY_LATE_TRIGGER_QKV, "wide_lm_head": SKINNY_WIDE_LM_HEAD,
-            "triton_argmax": TRITON_ARGMAX}
+            "triton_argmax": TRITON_ARGMAX, "pdl_peel": SKINNY_PEEL}
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False, late_trigger: bool = False,
@@ -187,7 +196,8 @@ def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False, late_trigger: bo
     ``head``: W is lm_head (SKINNY_WIDE_LM_HEAD)."""
     if _skinny_rows(x) and w.dtype == torch.float16:
         if pdl:
-            return skinny_gemm(x, w, _SKINNY, pdl=True, prefetch_k=DECODE_PREFETCH_K, late_trigger=late_trigger)
+            return skinny_gemm(x, w, _SKINNY, pdl=True, prefetch_k=DECODE_PREFETCH_K, late_trigger=late_trigger,
+                               peel=SKINNY_PEEL)
         return skinny_gemm(x, w, _SKINNY)
     if (_wide_rows(x) and w.dtype == torch.float16
             and (SKINNY_WIDE_CUBLAS_N is None or w.shape[0] <= SKINNY_WIDE_CUBLAS_N or (head and SKINNY_WIDE_LM_HEAD))):
@@ -197,7 +207,7 @@ def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False, late_trigger: bo
             name = SKINNY_WIDE_NARROW_CONFIG if narrow_rows else None
         if name is not None:
             return skinny_gemm(x, w, _wide_config(name), pdl=pdl, prefetch_k=DECODE_PREFETCH_K if pdl else 0,
-                               late_trigger=pdl and late_trigger)
+                               late_trigger=pdl and late_trigger, peel=pdl and SKINNY_PEEL)
     return F.linear(x, w)
 
 

@@ -149,4 +149,4 @@ def test_decode_gemm_settings_report_the_routing_as_set(monkeypatch):
     monkeypatch.setattr(em, "SKINNY_WIDE_LM_HEAD", True)
     monkeypatch.setattr(em, "TRITON_ARGMAX", True)
     got = em.decode_gemm_settings()
-    assert got["wide_lm_head"] is True and got["triton_argmax"] is True
+    assert got["wide_lm_head"] is True and got["triton_argmax"] is True and got["pdl_peel"] is em.SKINNY_PEEL
