@@ -123,19 +123,23 @@ SKINNY_LATE_TRIGGER_QKV = False
 # Under PDL, whether each skinny GEMM loads its first W tile before its wait and computes that K step
 # ahead of its loop (skinny_gemm's peel): the tile's latency, part of every GEMM's ramp, then
 # overlaps the kernel before. An L2 prefetch of more of W before the wait made every step slower
-# (DECODE_PREFETCH_K above); one tile a program is far less traffic. Not yet timed (gpu/peel.sh).
+# (DECODE_PREFETCH_K above); one tile a program is far less traffic. Timed on the H200
+# (gpu/results/peel-h200-d5cf0fd/): 1-3.5 % slower at 1-16 rows (16 x 129 tokens: 4.429 against
+# 4.280 ms), and with PDL in the wide passes slower there too; the peeled tiles take 24 KB more
+# shared memory a program, so the wide config's qkv GEMM fits one program an SM instead of two. Off.
 SKINNY_PEEL = False
 # lm_head at SKINNY_MAX_M + 1 .. SKINNY_WIDE_MAX_M rows through the transposed skinny GEMM
 # (SKINNY_WIDE_CONFIG) even though its output columns pass SKINNY_WIDE_CUBLAS_N (which is there for
 # gate_up): per GEMM at 32 rows it took 65.7-66.1 us against cuBLASLt's 67.9-68.2
 # (gpu/results/balanced-gemm-h200-23ad912/gemm/, wide-split-h200-5fe82d2/gemm/). In batch 32's
-# graph (gpu/results/prewait-h200-16aba57/, 129 tokens): 65.4 us a step against 67.0. Off until a
-# lease measures it with the argmax below (together 7.7 us a step at 32 rows, 0.17 %).
+# graph (gpu/results/prewait-h200-16aba57/, 129 tokens): 65.4 us a step against 67.0, and about 61
+# against 64.6 in another start (gpu/results/peel-h200-d5cf0fd/). Off until a lease measures it with
+# the argmax below (together 7-8 us a step at 32 rows, 0.17 %).
 SKINNY_WIDE_LM_HEAD = False
 # Greedy sampling's argmax over the vocabulary as one Triton program a row (``greedy``) instead of
 # torch's reduction (10 us a step at 32 rows in the graph, gpu/results/attention-launch-h200-3d399df/).
-# In batch 32's graph (gpu/results/prewait-h200-16aba57/): 4.0 us a step against torch's 10.1. Off
-# until a lease measures it.
+# In batch 32's graph: 4.0 us a step against torch's 10.1 and 10.3 in two starts
+# (gpu/results/prewait-h200-16aba57/, peel-h200-d5cf0fd/). Off until a lease measures it.
 TRITON_ARGMAX = False
 # Passes of at most DECODE_FUSED_ROPE_MAX_ROWS decode rows (and nothing else; 0: none): the rotary
 # embedding and the cache write in decode attention's kernel (attention.paged_decode_rope) instead
