@@ -27,7 +27,16 @@ import torch
 
 from .attention import PREFILL_TILE_M, max_prefill_tiles, tile_rows
 from .lora import build_segment_info
-from .model import AttnTiles, ForwardBatch, LlamaModel, PrefillChunk, greedy
+from .model import (
+    AttnTiles,
+    ForwardBatch,
+    LlamaModel,
+    PrefillChunk,
+    decode_long_context,
+    greedy,
+    pdl_decode_rows,
+    plain_attention_launch,
+)
 
 
 @dataclass
@@ -113,6 +122,12 @@ class Executor:
         self.s_bt = torch.full((g, self.max_blocks), self.kv.scratch_block, dtype=torch.int32, device=dev)
         self.s_ctx = torch.ones(g, dtype=torch.int32, device=dev)
         self.graphs: dict[tuple[int, bool], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        # decode graphs captured with decode attention launched plainly, for steps whose longest
+        # context reaches model.DECODE_LONG_CONTEXT (only sizes whose passes run under PDL)
+        self.long_graphs: dict[tuple[int, bool], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        self.long_from: int | None = None  # the threshold the long graphs were captured for
+        self.static_max_ctx = 1  # the longest context _fill_static last wrote
+        self.last_long = False  # whether the last replay took a long graph
         self.sgmv = model.lora is not None and model.lora.kind in ("sgmv", "dop")  # segment metadata needed
         self.dop = model.lora is not None and model.lora.kind == "dop"
         self.s_seg: dict[int, object] = {}  # static SGMV segment info per graph size
@@ -272,6 +287,16 @@ class Executor:
             for size in reversed(self.graph_sizes):
                 for use_lora in variants:
                     self.graphs[(size, use_lora)] = self._capture(self._decode_batch(size, use_lora), pool)
+            self.long_graphs.clear()
+            self.long_from = decode_long_context()
+            if self.long_from is not None:
+                with plain_attention_launch():
+                    for size in reversed(self.graph_sizes):
+                        if not pdl_decode_rows(size):  # no PDL in its pass: the long graph would be the same
+                            continue
+                        for use_lora in variants:
+                            self.long_graphs[(size, use_lora)] = self._capture(self._decode_batch(size, use_lora),
+                                                                               pool)
         if self.token_sizes:
             self._fill_tokens([])
             self._token_segments()
@@ -330,6 +355,7 @@ class Executor:
                 lora[i] = s.slot
             bt[i, :len(s.block_table)] = s.block_table
             ctx[i] = p + 1
+        self.static_max_ctx = int(ctx[:len(seqs)].max()) if len(seqs) else 1
         self.s_ids.copy_(torch.from_numpy(ids))
         self.s_pos.copy_(torch.from_numpy(pos))
         self.s_slots.copy_(torch.from_numpy(slots))
@@ -340,7 +366,14 @@ class Executor:
             self.s_seg[size].update(self._seg(lora[:size].tolist()))
 
     def replay(self, size: int, use_lora: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        g, logits, toks = self.graphs[(size, use_lora)]
+        """Replays the decode graph of ``size`` rows over the static inputs as _fill_static last
+        wrote them: the long graph (decode attention launched plainly) where one was captured and
+        their longest context reaches ``long_from``."""
+        entry = None
+        if self.long_from is not None and self.static_max_ctx >= self.long_from:
+            entry = self.long_graphs.get((size, use_lora))
+        self.last_long = entry is not None
+        g, logits, toks = entry if entry is not None else self.graphs[(size, use_lora)]
         g.replay()
         return logits, toks
 
@@ -375,7 +408,7 @@ class Executor:
                     sampled[s.request_id] = t
             rows = [i for i, s in enumerate(seqs) if s.samples]
             out_logits = logits[rows].float().clone() if return_logits else None
-            self.last_path = f"graph{size}"
+            self.last_path = f"graph{size}" + ("-long" if self.last_long else "")
         elif (self.use_graphs and not force_eager and not all_one and len(seqs) <= self.t_smax
               and (tsize := self.token_bucket(sum(s.num_tokens for s in seqs))) is not None
               and (tsize, use_lora) in self.token_graphs):

@@ -10,6 +10,7 @@ kernel over the pages, whose launch also depends only on shapes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass, field
 
@@ -141,6 +142,13 @@ SKINNY_WIDE_LM_HEAD = False
 # In batch 32's graph: 4.0 us a step against torch's 10.1 and 10.3 in two starts
 # (gpu/results/prewait-h200-16aba57/, peel-h200-d5cf0fd/). Off until a lease measures it.
 TRITON_ARGMAX = False
+# Decode steps whose longest context is at least DECODE_LONG_CONTEXT tokens (None: never) replay a
+# second set of decode graphs, captured with decode attention launched plainly
+# (attention.DECODE_PDL_LAUNCH False), for the graph sizes whose passes run under PDL. On the H200
+# (gpu/results/attention-launch-h200-3d399df/) the plain launch costs 3-5 % at 8-16 sequences and
+# 128 + 1 tokens and gains 2-7 % at 2,048 + 1; at 1,024 + 1 it is -2.5 to +1.6 %. Not yet timed
+# as graphs chosen by context (gpu/long_graphs.sh).
+DECODE_LONG_CONTEXT: int | None = None
 # Passes of at most DECODE_FUSED_ROPE_MAX_ROWS decode rows (and nothing else; 0: none): the rotary
 # embedding and the cache write in decode attention's kernel (attention.paged_decode_rope) instead
 # of a kernel of their own before it (rope_and_cache). On the H200, eight rotating rounds in one
@@ -187,7 +195,7 @@ def decode_gemm_settings() -> dict:
             "pdl_cublas": DECODE_PDL_CUBLAS, "pdl_attention_late_trigger": _attn.DECODE_LATE_TRIGGER,
             "pdl_attention_launch": _attn.DECODE_PDL_LAUNCH, "pdl_attention_prewait": _attn.DECODE_PREWAIT_TILE,
             "pdl_qkv_late_trigger": SKINNY_LATE_TRIGGER_QKV, "wide_lm_head": SKINNY_WIDE_LM_HEAD,
-            "triton_argmax": TRITON_ARGMAX, "pdl_peel": SKINNY_PEEL}
+            "triton_argmax": TRITON_ARGMAX, "pdl_peel": SKINNY_PEEL, "long_context": DECODE_LONG_CONTEXT}
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False, late_trigger: bool = False,
@@ -219,6 +227,33 @@ def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False, late_trigger: bo
 def _wide_config(name: str):
     """The SkinnyConfig of ``name``, parsed once."""
     return SkinnyConfig.from_name(name)
+
+
+def decode_long_context() -> int | None:
+    """DECODE_LONG_CONTEXT where a long graph would differ from the plain one (decode passes
+    under PDL with attention launched early, on a device that has PDL), else None."""
+    if (DECODE_LONG_CONTEXT is None or not DECODE_PDL or not _attn.DECODE_PDL_LAUNCH or _SKINNY is None
+            or not torch.cuda.is_available() or not pdl_supported("cuda")):
+        return None
+    return DECODE_LONG_CONTEXT
+
+
+def pdl_decode_rows(rows: int) -> bool:
+    """Whether a decode pass of ``rows`` rows through the skinny GEMM runs under PDL (fp16 on a
+    device that has it; ``_pdl_pass`` decides for a given pass)."""
+    return rows <= SKINNY_MAX_M or (SKINNY_WIDE_PDL and rows <= SKINNY_WIDE_MAX_M)
+
+
+@contextlib.contextmanager
+def plain_attention_launch():
+    """Within it, decode attention is launched plainly in PDL passes (attention.DECODE_PDL_LAUNCH
+    False); restored after."""
+    saved = _attn.DECODE_PDL_LAUNCH
+    _attn.DECODE_PDL_LAUNCH = False
+    try:
+        yield
+    finally:
+        _attn.DECODE_PDL_LAUNCH = saved
 
 
 def _linear(x: torch.Tensor, w: torch.Tensor, pdl: bool, late_trigger: bool = False,

@@ -150,3 +150,4 @@ def test_decode_gemm_settings_report_the_routing_as_set(monkeypatch):
     monkeypatch.setattr(em, "TRITON_ARGMAX", True)
     got = em.decode_gemm_settings()
     assert got["wide_lm_head"] is True and got["triton_argmax"] is True and got["pdl_peel"] is em.SKINNY_PEEL
+    assert got["long_context"] == em.DECODE_LONG_CONTEXT
