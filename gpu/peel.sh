@@ -14,6 +14,8 @@
 #             / 16 / 24 / 32, batch 32's graph profiled
 # tests       the PDL tests compiled (TRITON_INTERPRET=0): the peeled GEMM's bits, the chains with it
 # engine-*    gpu/bench_engine.py --skip-transformers with peelpre's and tailpre's settings
+# model.SKINNY_PEEL was removed after a0c6a84 (it lost): run this script on a checkout of d5cf0fd, where it
+# ran (gpu/results/peel-h200-d5cf0fd/).
 # Needs GIT_COMMIT. Results: $OUT/peel.tar.gz.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -17,6 +17,8 @@
 # tests       the PDL and argmax tests compiled (TRITON_INTERPRET=0): the chains with the fused rope,
 #             prewait and late trigger in a CUDA graph among them
 # engine-*    gpu/bench_engine.py --skip-transformers with prelate's and prelatewide's settings
+# model.SKINNY_LATE_TRIGGER_QKV was removed after a0c6a84 (it lost): run this script on a checkout of 16aba57, where it
+# ran (gpu/results/prewait-h200-16aba57/).
 # Needs GIT_COMMIT. Results: $OUT/prewait.tar.gz.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -135,12 +135,10 @@ def compile_kernels(cfg_name: str, arch: int, rows: int = 16, n: int | None = No
            "stride_xk": "constexpr", "stride_wn": "i32", "stride_wk": "constexpr", "stride_ym": "i32",
            "stride_yn": "constexpr", "BLOCK_M": "constexpr", "BLOCK_N": "constexpr", "BLOCK_K": "constexpr",
            "SPLIT_K": "constexpr", "EVEN_K": "constexpr", "SWAP_AB": "constexpr", "PDL": "constexpr",
-           "PREFETCH_K": "constexpr", "BALANCED": "constexpr", "LATE_TRIGGER": "constexpr",
-           "PEEL": "constexpr"}
+           "PREFETCH_K": "constexpr", "BALANCED": "constexpr"}
     const = {"stride_xk": 1, "stride_wk": 1, "stride_yn": 1, "BLOCK_M": sg.block_m(rows), "BLOCK_N": block_n,
              "BLOCK_K": block_k, "SPLIT_K": cfg.split_k, "EVEN_K": True, "SWAP_AB": cfg.swap_ab,
-             "PDL": False, "PREFETCH_K": 0, "BALANCED": cfg.balanced, "LATE_TRIGGER": False,
-             "PEEL": False}
+             "PDL": False, "PREFETCH_K": 0, "BALANCED": cfg.balanced}
     aligned = ["x_ptr", "w_ptr", "y_ptr", "part_ptr", "count_ptr", "N", "K", "k_per_split", "stride_xm",
                "stride_wn", "stride_ym"]
     out["gemm"] = triton.compile(ASTSource(fn=sg.skinny_gemm_kernel, signature=sig, constexprs=const,

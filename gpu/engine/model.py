@@ -110,25 +110,14 @@ SKINNY_WIDE_NARROW_MAX_M: int | None = 24
 # or fewer keep PDL (2.7-3.7 % faster with it at 12 and 16 rows, wide-route-h200-1386b0a/).
 SKINNY_WIDE_PDL = False
 DECODE_PDL_CUBLAS = False
-# Under PDL, whether the qkv GEMM (when it is the skinny GEMM) lets decode attention launch only once
-# each of its programs' K loops is done (skinny_gemm's late_trigger) instead of right after its wait.
-# Launched early, attention's programs (one warp and the whole register file's share of 255
-# registers a thread: 8 an SM) can take only part of an SM whose GEMM program still runs, so at 24-32
-# sequences part of them start in a second wave, which costs most at long contexts. With
-# attention launched plainly (attention.DECODE_PDL_LAUNCH False) the wide passes' PDL loss at 32 x
-# 2,048 + 1 tokens fell from 7-11 % to 1.6 % (gpu/results/attention-launch-h200-3d399df/).
-# Timed on the H200 (gpu/results/prewait-h200-16aba57/): it behaves like attention launched
-# plainly, 3-5 % slower at 8-16 sequences and 128 + 1 tokens, 2-7 % faster at 2,048 + 1, so the
-# register wave above is not the reason. Off.
-SKINNY_LATE_TRIGGER_QKV = False
-# Under PDL, whether each skinny GEMM loads its first W tile before its wait and computes that K step
-# ahead of its loop (skinny_gemm's peel): the tile's latency, part of every GEMM's ramp, then
-# overlaps the kernel before. An L2 prefetch of more of W before the wait made every step slower
-# (DECODE_PREFETCH_K above); one tile a program is far less traffic. Timed on the H200
-# (gpu/results/peel-h200-d5cf0fd/): 1-3.5 % slower at 1-16 rows (16 x 129 tokens: 4.429 against
-# 4.280 ms), and with PDL in the wide passes slower there too; the peeled tiles take 24 KB more
-# shared memory a program, so the wide config's qkv GEMM fits one program an SM instead of two. Off.
-SKINNY_PEEL = False
+# Tried and removed after a0c6a84 (timed on the H200, gpu/results/prewait-h200-16aba57/ and
+# peel-h200-d5cf0fd/, docs/engine.md "Decode attention's launch under PDL"):
+# - the qkv GEMM letting decode attention launch only after its K loops, under PDL: like attention
+#   launched plainly, 3-5 % slower at 8-16 sequences and 128 + 1 tokens, 2-7 % faster at 2,048 + 1
+#   (DECODE_LONG_CONTEXT below takes the long-context half of that);
+# - each skinny GEMM under PDL loading its first W tile before its wait and computing that K step
+#   ahead of its loop: 1-3.5 % slower at 1-16 rows, no help at 17-32 (the peeled tiles' 24 KB of
+#   shared memory left one program an SM where two fit).
 # lm_head at SKINNY_MAX_M + 1 .. SKINNY_WIDE_MAX_M rows through the transposed skinny GEMM
 # (SKINNY_WIDE_CONFIG) even though its output columns pass SKINNY_WIDE_CUBLAS_N (which is there for
 # gate_up): per GEMM at 32 rows it took 65.7-66.1 us against cuBLASLt's 67.9-68.2
@@ -194,22 +183,19 @@ def decode_gemm_settings() -> dict:
             "wide_cublas_n": SKINNY_WIDE_CUBLAS_N, "pdl": DECODE_PDL, "wide_pdl": SKINNY_WIDE_PDL,
             "pdl_cublas": DECODE_PDL_CUBLAS, "pdl_attention_late_trigger": _attn.DECODE_LATE_TRIGGER,
             "pdl_attention_launch": _attn.DECODE_PDL_LAUNCH, "pdl_attention_prewait": _attn.DECODE_PREWAIT_TILE,
-            "pdl_qkv_late_trigger": SKINNY_LATE_TRIGGER_QKV, "wide_lm_head": SKINNY_WIDE_LM_HEAD,
-            "triton_argmax": TRITON_ARGMAX, "pdl_peel": SKINNY_PEEL, "long_context": DECODE_LONG_CONTEXT}
+            "wide_lm_head": SKINNY_WIDE_LM_HEAD, "triton_argmax": TRITON_ARGMAX,
+            "long_context": DECODE_LONG_CONTEXT}
 
 
-def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False, late_trigger: bool = False,
-           head: bool = False) -> torch.Tensor:
+def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False, head: bool = False) -> torch.Tensor:
     """x [T, K] @ W^T for W [N, K] (nn.Linear's layout): the weight GEMM of every projection and of
     lm_head. gpu/bench_engine.py --decode-gemm replaces this function for one run (it is looked up
     at call time, so before the graphs are captured). ``pdl`` (given only in a ``_pdl_pass``): the
-    skinny GEMM launched with programmatic dependent launch, prefetching DECODE_PREFETCH_K, and
-    with ``late_trigger`` letting the next kernel launch after its K loops (SKINNY_LATE_TRIGGER_QKV).
+    skinny GEMM launched with programmatic dependent launch, prefetching DECODE_PREFETCH_K.
     ``head``: W is lm_head (SKINNY_WIDE_LM_HEAD)."""
     if _skinny_rows(x) and w.dtype == torch.float16:
         if pdl:
-            return skinny_gemm(x, w, _SKINNY, pdl=True, prefetch_k=DECODE_PREFETCH_K, late_trigger=late_trigger,
-                               peel=SKINNY_PEEL)
+            return skinny_gemm(x, w, _SKINNY, pdl=True, prefetch_k=DECODE_PREFETCH_K)
         return skinny_gemm(x, w, _SKINNY)
     if (_wide_rows(x) and w.dtype == torch.float16
             and (SKINNY_WIDE_CUBLAS_N is None or w.shape[0] <= SKINNY_WIDE_CUBLAS_N or (head and SKINNY_WIDE_LM_HEAD))):
@@ -218,8 +204,7 @@ def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False, late_trigger: bo
             narrow_rows = SKINNY_WIDE_NARROW_MAX_M is None or x.shape[0] <= SKINNY_WIDE_NARROW_MAX_M
             name = SKINNY_WIDE_NARROW_CONFIG if narrow_rows else None
         if name is not None:
-            return skinny_gemm(x, w, _wide_config(name), pdl=pdl, prefetch_k=DECODE_PREFETCH_K if pdl else 0,
-                               late_trigger=pdl and late_trigger, peel=pdl and SKINNY_PEEL)
+            return skinny_gemm(x, w, _wide_config(name), pdl=pdl, prefetch_k=DECODE_PREFETCH_K if pdl else 0)
     return F.linear(x, w)
 
 
@@ -256,12 +241,10 @@ def plain_attention_launch():
         _attn.DECODE_PDL_LAUNCH = saved
 
 
-def _linear(x: torch.Tensor, w: torch.Tensor, pdl: bool, late_trigger: bool = False,
-            head: bool = False) -> torch.Tensor:
-    """``linear``, passing ``pdl``, ``late_trigger`` and ``head`` only when set (a replacement
-    from --decode-gemm need not take them)."""
-    kw = {k: True for k, on in (("pdl", pdl), ("late_trigger", pdl and late_trigger),
-                                ("head", head and SKINNY_WIDE_LM_HEAD)) if on}
+def _linear(x: torch.Tensor, w: torch.Tensor, pdl: bool, head: bool = False) -> torch.Tensor:
+    """``linear``, passing ``pdl`` and ``head`` only when set (a replacement from --decode-gemm
+    need not take them)."""
+    kw = {k: True for k, on in (("pdl", pdl), ("head", head and SKINNY_WIDE_LM_HEAD)) if on}
     return linear(x, w, **kw)
 
 
@@ -559,7 +542,7 @@ class LlamaModel:
                                       want_h=mask is not None)
             else:
                 h = add_rms_norm(x, pending, lw.attn_norm, cfg.rms_norm_eps, pdl=pdl)
-                qkv = _linear(h, lw.wqkv, pdl, SKINNY_LATE_TRIGGER_QKV)
+                qkv = _linear(h, lw.wqkv, pdl)
             if mask is not None:
                 if self.lora.fused_qkv and self._seg is None:
                     self.lora.add_delta_qkv(li, h, mask, qkv, (qs, kvs))

@@ -130,7 +130,6 @@ def skinny_gemm_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     SPLIT_K: tl.constexpr, EVEN_K: tl.constexpr, SWAP_AB: tl.constexpr = False,
     PDL: tl.constexpr = False, PREFETCH_K: tl.constexpr = 0, BALANCED: tl.constexpr = False,
-    LATE_TRIGGER: tl.constexpr = False, PEEL: tl.constexpr = False,
 ):
     """y[:, n-tile] = x @ W[n-tile, :]^T; with SPLIT_K > 1, the K slice's partial, summed by the
     tile's last program. ``PDL`` (launched with ``launch_pdl``; "Dependent launch" below): the first
@@ -138,12 +137,7 @@ def skinny_gemm_kernel(
     before to finish. ``BALANCED`` (one K slice): ``programs`` programs share W's N rows evenly,
     program p taking rows [p N / programs, (p + 1) N / programs) in a BLOCK_N tile whose rows past
     its share are masked (no memory traffic), so every program streams the same bytes: launched
-    with as many programs as SMs, no SM waits on a tile another SM's second program still reads.
-    ``LATE_TRIGGER`` (with PDL): a program lets the next kernel launch once its K loop is done, not
-    right after its wait, so the next kernel's programs do not take SM room while this one's later
-    programs still wait to start. ``PEEL`` (with PDL): the first K step's W tile is loaded into
-    registers before the wait (W is not written by the kernel before) and that step is computed
-    ahead of the loop, so the tile's memory latency overlaps the kernel before."""
+    with as many programs as SMs, no SM waits on a tile another SM's second program still reads."""
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
     offs_m = tl.arange(0, BLOCK_M)
@@ -157,34 +151,19 @@ def skinny_gemm_kernel(
     offs_k = tl.arange(0, BLOCK_K)
     m_mask = offs_m < M
     k_begin = pid_k * k_per_split
-    x_ptrs = x_ptr + offs_m[:, None] * stride_xm + (k_begin + offs_k)[None, :] * stride_xk
-    w_ptrs = w_ptr + offs_n[:, None].to(tl.int64) * stride_wn + (k_begin + offs_k)[None, :] * stride_wk
-    k_mask0 = (k_begin + offs_k) < K  # the peeled step's K mask (all true where EVEN_K)
     if PDL:
         if PREFETCH_K > 0:  # W does not depend on the kernel before: stream it into L2 meanwhile
             l2_prefetch_rows(w_ptr, offs_n, N, stride_wn, k_begin, K, PREFETCH_K)
-        if PEEL:  # the first W tile in flight while the kernel before still runs
-            wt0 = tl.load(w_ptrs, mask=n_mask[:, None] & k_mask0[None, :], other=0.0)
         tl.extra.cuda.gdc_wait()  # x, y, the partials: only once the kernel before has finished
-        if not LATE_TRIGGER:
-            tl.extra.cuda.gdc_launch_dependents()
+        tl.extra.cuda.gdc_launch_dependents()
 
+    x_ptrs = x_ptr + offs_m[:, None] * stride_xm + (k_begin + offs_k)[None, :] * stride_xk
+    w_ptrs = w_ptr + offs_n[:, None].to(tl.int64) * stride_wn + (k_begin + offs_k)[None, :] * stride_wk
     if SWAP_AB:  # y^T = W x^T: the W tile is the product's row side (wgmma's 64-row side at BLOCK_N >= 64)
         acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
     else:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    k_first = 0
-    if PDL:
-        if PEEL:  # the first K step, ahead of the loop, in the loop's order of accumulation
-            xt0 = tl.load(x_ptrs, mask=m_mask[:, None] & k_mask0[None, :], other=0.0)
-            if SWAP_AB:
-                acc = tl.dot(wt0, tl.trans(xt0), acc)
-            else:
-                acc = tl.dot(xt0, tl.trans(wt0), acc)
-            x_ptrs += BLOCK_K * stride_xk
-            w_ptrs += BLOCK_K * stride_wk
-            k_first = BLOCK_K
-    for k0 in range(k_first, k_per_split, BLOCK_K):  # the same trip count in every program
+    for k0 in range(0, k_per_split, BLOCK_K):  # the same trip count in every program
         if EVEN_K:  # the slices tile K exactly: no K masks
             xt = tl.load(x_ptrs, mask=m_mask[:, None], other=0.0)
             wt = tl.load(w_ptrs, mask=n_mask[:, None], other=0.0)
@@ -198,9 +177,6 @@ def skinny_gemm_kernel(
             acc = tl.dot(xt, tl.trans(wt), acc)
         x_ptrs += BLOCK_K * stride_xk
         w_ptrs += BLOCK_K * stride_wk
-    if PDL:
-        if LATE_TRIGGER:
-            tl.extra.cuda.gdc_launch_dependents()
     if SWAP_AB:
         acc = tl.trans(acc)  # [BLOCK_M, BLOCK_N] again, for the same epilogue
 
@@ -343,17 +319,14 @@ def sm_count(device: torch.device) -> int:
 
 def skinny_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: torch.Tensor | None = None,
                 workspace: SkinnyWorkspace | None = None, pdl: bool = False, prefetch_k: int = 0,
-                programs: int | None = None, late_trigger: bool = False, peel: bool = False) -> torch.Tensor:
+                programs: int | None = None) -> torch.Tensor:
     """``x [M, K] @ w[N, K]^T`` -> [M, N] in x's dtype (fp16 or bf16), fp32 accumulation, one launch.
 
     ``out``: an [M, N] tensor of x's dtype to write (else a new one). ``workspace``: split-K buffers
     (else the cached ones for this shape). ``pdl``: launched with programmatic dependent launch
     ("Dependent launch" above; ValueError where ``pdl_supported`` is false), the first
     ``prefetch_k`` elements of each W row of a program's slice asked into L2 before its wait (0:
-    none; left out where W's rows do not start 16-byte aligned), and with ``late_trigger`` letting
-    the next kernel launch after each program's K loop (the kernel's LATE_TRIGGER), with ``peel``
-    loading the first W tile before the wait (PEEL; both have no effect without ``pdl``).
-    ``programs``: a balanced config's
+    none; left out where W's rows do not start 16-byte aligned). ``programs``: a balanced config's
     programs (default: one an SM, ``sm_count``). ValueError for shapes, dtypes or devices that do
     not fit.
     """
@@ -391,8 +364,7 @@ def skinny_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: torch.
         if not pdl_supported(x.device):
             raise ValueError(f"skinny_gemm: pdl needs a CUDA device of compute capability 9.0 or more, got {x.device}")
         aligned = w.stride(1) == 1 and (w.stride(0) * w.element_size()) % 16 == 0 and w.data_ptr() % 16 == 0
-        extra = {"PDL": True, "PREFETCH_K": prefetch_k if aligned else 0, "launch_pdl": True,
-                 "LATE_TRIGGER": late_trigger, "PEEL": peel and not cfg.balanced}
+        extra = {"PDL": True, "PREFETCH_K": prefetch_k if aligned else 0, "launch_pdl": True}
     if cfg.balanced:
         programs = sm_count(x.device) if programs is None else programs
         if programs < 1:

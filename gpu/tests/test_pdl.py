@@ -8,8 +8,8 @@ kernels (add_rms_norm, the GEMMs, rope and cache write, decode attention, silu_m
 reused from layer to layer so that a kernel started too early would read or overwrite another's data,
 captured in a CUDA graph and replayed on fresh inputs, gives the same bits with PDL as without (with
 decode attention's loop pipelined by STAGES and by hand; with the rotary embedding inside decode
-attention, its first tile loaded before its wait or not, the qkv GEMM letting it launch after its K
-loops or not, at 1-32 rows with the wide rows' configs). On
+attention, its first tile loaded before its wait or not, at 1-32 rows with the wide rows'
+configs). On
 the CPU: PDL is refused with a clear error and never chosen. Skipped without torch and Triton."""
 
 from __future__ import annotations
@@ -99,13 +99,6 @@ def test_skinny_gemm_pdl_same_bits(m, n, k, name, prefetch_k):
     torch.cuda.synchronize()
     assert torch.equal(plain, pdl)
     assert _rel(pdl, x.double() @ w.double().T) <= TOL
-    if prefetch_k == 0:  # letting the next kernel launch after the K loop changes no bits either,
-        late = skinny_gemm(x, w, cfg, pdl=True, late_trigger=True)  # nor the first K step peeled
-        peeled = skinny_gemm(x, w, cfg, pdl=True, peel=True)
-        torch.cuda.synchronize()
-        assert torch.equal(plain, late)
-        assert _rel(peeled, x.double() @ w.double().T) <= TOL
-        assert torch.equal(plain, peeled)
 
 
 @needs_hopper
@@ -119,13 +112,11 @@ def test_skinny_gemm_pdl_unaligned_rows_skip_the_prefetch():
     assert _rel(out, x.double() @ w.double().T) <= TOL
 
 
-def _chain(bufs: dict, pdl: bool, cfg: SkinnyConfig = CFG, rope_fused: bool = False,
-           qkv_late: bool = False, peel: bool = False) -> torch.Tensor:
+def _chain(bufs: dict, pdl: bool, cfg: SkinnyConfig = CFG, rope_fused: bool = False) -> torch.Tensor:
     """Four layers of the decode pass's kernels over the same buffers (norm, qkv, rope and cache
     write, attention, o, norm, gate_up, silu, down), as gpu/engine/model.py runs them: the GEMMs
     with ``cfg``, the rotary embedding and cache write inside decode attention with ``rope_fused``
-    (paged_decode_rope), the qkv GEMM letting attention launch after its K loops with ``qkv_late``,
-    every GEMM's first W tile loaded before its wait with ``peel``."""
+    (paged_decode_rope)."""
     x = bufs["x"].clone()
     pending = None
     h_, kvh, d = 8, 8, 64
@@ -133,7 +124,7 @@ def _chain(bufs: dict, pdl: bool, cfg: SkinnyConfig = CFG, rope_fused: bool = Fa
     pre = 1024 if pdl else 0
     for li in range(4):
         h = add_rms_norm(x, pending, bufs["g"], 1e-5, pdl=pdl)
-        qkv = skinny_gemm(h, bufs["wqkv"][li], cfg, pdl=pdl, prefetch_k=pre, late_trigger=qkv_late, peel=peel)
+        qkv = skinny_gemm(h, bufs["wqkv"][li], cfg, pdl=pdl, prefetch_k=pre)
         if rope_fused:
             attn = paged_decode_rope(qkv, bufs["cos"], bufs["sin"], bufs["slots"], bufs["kc"][li], bufs["vc"][li],
                                      bufs["bt"], bufs["ctx"], h_, pdl=pdl).view(-1, qs)
@@ -141,11 +132,11 @@ def _chain(bufs: dict, pdl: bool, cfg: SkinnyConfig = CFG, rope_fused: bool = Fa
             q, _, _ = rope_and_cache(qkv, bufs["pos"], bufs["cos"], bufs["sin"], bufs["slots"], bufs["kc"][li],
                                      bufs["vc"][li], h_, kvh, d, pdl=pdl)
             attn = paged_decode(q, bufs["kc"][li], bufs["vc"][li], bufs["bt"], bufs["ctx"], pdl=pdl).view(-1, qs)
-        o = skinny_gemm(attn, bufs["wo"][li], cfg, pdl=pdl, prefetch_k=pre, peel=peel)
+        o = skinny_gemm(attn, bufs["wo"][li], cfg, pdl=pdl, prefetch_k=pre)
         h = add_rms_norm(x, o, bufs["g"], 1e-5, pdl=pdl)
-        gu = skinny_gemm(h, bufs["wgu"][li], cfg, pdl=pdl, prefetch_k=pre, peel=peel)
+        gu = skinny_gemm(h, bufs["wgu"][li], cfg, pdl=pdl, prefetch_k=pre)
         a = silu_mul(gu, pdl=pdl)
-        pending = skinny_gemm(a, bufs["wdown"][li], cfg, pdl=pdl, prefetch_k=pre, peel=peel)
+        pending = skinny_gemm(a, bufs["wdown"][li], cfg, pdl=pdl, prefetch_k=pre)
     return add_rms_norm(x, pending, bufs["g"], 1e-5, pdl=pdl)
 
 
@@ -170,17 +161,14 @@ def test_decode_chain_in_a_graph_same_bits(batch, attention_prefetch, attention_
 @pytest.mark.parametrize("batch,cfg_name", [(1, engine_model.SKINNY_CONFIG), (16, engine_model.SKINNY_CONFIG),
                                             (32, "tsk_n64_k128_w4_s4_sk1_ab"), (24, "tsk_n64_k128_w4_s4_sk2_ab")])
 @pytest.mark.parametrize("prewait", [False, True])
-@pytest.mark.parametrize("qkv_late", [False, True])
-@pytest.mark.parametrize("peel", [False, True])
-def test_fused_rope_chain_in_a_graph_same_bits(batch, cfg_name, prewait, qkv_late, peel, monkeypatch):
+def test_fused_rope_chain_in_a_graph_same_bits(batch, cfg_name, prewait, monkeypatch):
     # The rotary embedding inside decode attention (paged_decode_rope), whose first context tile may
-    # be loaded before its gdc_wait (attention.DECODE_PREWAIT_TILE), behind a qkv GEMM that may let
-    # it launch only after its K loops (model.SKINNY_LATE_TRIGGER_QKV); the wide rows' configs too
+    # be loaded before its gdc_wait (attention.DECODE_PREWAIT_TILE); the wide rows' configs too
     from gpu.engine import attention
 
     monkeypatch.setattr(attention, "DECODE_PREWAIT_TILE", prewait)
     cfg = SkinnyConfig.from_name(cfg_name)
-    _check_chain(batch, lambda bufs, pdl: _chain(bufs, pdl, cfg, rope_fused=True, qkv_late=qkv_late, peel=peel))
+    _check_chain(batch, lambda bufs, pdl: _chain(bufs, pdl, cfg, rope_fused=True))
 
 
 def _check_chain(batch: int, chain) -> None:

@@ -144,10 +144,8 @@ def test_decode_gemm_settings_report_the_routing_as_set(monkeypatch):
     assert got["pdl_attention_late_trigger"] is em._attn.DECODE_LATE_TRIGGER
     assert got["pdl_attention_launch"] is em._attn.DECODE_PDL_LAUNCH
     assert got["pdl_attention_prewait"] is em._attn.DECODE_PREWAIT_TILE
-    monkeypatch.setattr(em, "SKINNY_LATE_TRIGGER_QKV", True)
-    assert em.decode_gemm_settings()["pdl_qkv_late_trigger"] is True
     monkeypatch.setattr(em, "SKINNY_WIDE_LM_HEAD", True)
     monkeypatch.setattr(em, "TRITON_ARGMAX", True)
     got = em.decode_gemm_settings()
-    assert got["wide_lm_head"] is True and got["triton_argmax"] is True and got["pdl_peel"] is em.SKINNY_PEEL
+    assert got["wide_lm_head"] is True and got["triton_argmax"] is True
     assert got["long_context"] == em.DECODE_LONG_CONTEXT
