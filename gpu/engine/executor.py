@@ -34,7 +34,7 @@ from .model import (
     PrefillChunk,
     decode_long_context,
     greedy,
-    pdl_decode_rows,
+    long_graph_rows,
     plain_attention_launch,
 )
 
@@ -123,7 +123,7 @@ class Executor:
         self.s_ctx = torch.ones(g, dtype=torch.int32, device=dev)
         self.graphs: dict[tuple[int, bool], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
         # decode graphs captured with decode attention launched plainly, for steps whose longest
-        # context reaches model.DECODE_LONG_CONTEXT (only sizes whose passes run under PDL)
+        # context reaches model.DECODE_LONG_CONTEXT (only the sizes model.long_graph_rows names)
         self.long_graphs: dict[tuple[int, bool], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
         self.long_from: int | None = None  # the threshold the long graphs were captured for
         self.static_max_ctx = 1  # the longest context _fill_static last wrote
@@ -292,7 +292,7 @@ class Executor:
             if self.long_from is not None:
                 with plain_attention_launch():
                     for size in reversed(self.graph_sizes):
-                        if not pdl_decode_rows(size):  # no PDL in its pass: the long graph would be the same
+                        if not long_graph_rows(size):  # too few rows, or no PDL in its pass
                             continue
                         for use_lora in variants:
                             self.long_graphs[(size, use_lora)] = self._capture(self._decode_batch(size, use_lora),

@@ -135,9 +135,14 @@ TRITON_ARGMAX = False
 # second set of decode graphs, captured with decode attention launched plainly
 # (attention.DECODE_PDL_LAUNCH False), for the graph sizes whose passes run under PDL. On the H200
 # (gpu/results/attention-launch-h200-3d399df/) the plain launch costs 3-5 % at 8-16 sequences and
-# 128 + 1 tokens and gains 2-7 % at 2,048 + 1; at 1,024 + 1 it is -2.5 to +1.6 %. Not yet timed
-# as graphs chosen by context (gpu/long_graphs.sh).
+# 128 + 1 tokens and gains 2-7 % at 2,048 + 1; at 1,024 + 1 it is -2.5 to +1.6 %. As graphs chosen
+# by context (threshold 1,024, gpu/results/long-graphs-h200-278dde0/): at 128 + 1 tokens within 0.1 %
+# of the default (the usual graphs replayed), at 1,024 + 1 and 2,048 + 1 the plain launch's times
+# within 0.3 %: 12 and 16 sequences 1.6-5.3 % faster, but 1 sequence 5-6 % slower and 8 sequences
+# +1.7 / -2.3 %. Hence only graph sizes of at least DECODE_LONG_MIN_ROWS rows take long graphs.
+# Off until a lease measures it.
 DECODE_LONG_CONTEXT: int | None = None
+DECODE_LONG_MIN_ROWS = 12
 # Passes of at most DECODE_FUSED_ROPE_MAX_ROWS decode rows (and nothing else; 0: none): the rotary
 # embedding and the cache write in decode attention's kernel (attention.paged_decode_rope) instead
 # of a kernel of their own before it (rope_and_cache). On the H200, eight rotating rounds in one
@@ -184,7 +189,7 @@ def decode_gemm_settings() -> dict:
             "pdl_cublas": DECODE_PDL_CUBLAS, "pdl_attention_late_trigger": _attn.DECODE_LATE_TRIGGER,
             "pdl_attention_launch": _attn.DECODE_PDL_LAUNCH, "pdl_attention_prewait": _attn.DECODE_PREWAIT_TILE,
             "wide_lm_head": SKINNY_WIDE_LM_HEAD, "triton_argmax": TRITON_ARGMAX,
-            "long_context": DECODE_LONG_CONTEXT}
+            "long_context": DECODE_LONG_CONTEXT, "long_min_rows": DECODE_LONG_MIN_ROWS}
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False, head: bool = False) -> torch.Tensor:
@@ -227,6 +232,12 @@ def pdl_decode_rows(rows: int) -> bool:
     """Whether a decode pass of ``rows`` rows through the skinny GEMM runs under PDL (fp16 on a
     device that has it; ``_pdl_pass`` decides for a given pass)."""
     return rows <= SKINNY_MAX_M or (SKINNY_WIDE_PDL and rows <= SKINNY_WIDE_MAX_M)
+
+
+def long_graph_rows(rows: int) -> bool:
+    """Whether the decode graph of ``rows`` rows gets a long twin (DECODE_LONG_CONTEXT): at least
+    DECODE_LONG_MIN_ROWS rows, and a pass under PDL (else the twin would be the same graph)."""
+    return rows >= DECODE_LONG_MIN_ROWS and pdl_decode_rows(rows)
 
 
 @contextlib.contextmanager

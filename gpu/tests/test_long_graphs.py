@@ -61,6 +61,10 @@ def test_pdl_rows_and_the_plain_launch_restored(monkeypatch):
     assert em.pdl_decode_rows(16) and not em.pdl_decode_rows(17)
     monkeypatch.setattr(em, "SKINNY_WIDE_PDL", True)
     assert em.pdl_decode_rows(32) and not em.pdl_decode_rows(33)
+    monkeypatch.setattr(em, "DECODE_LONG_MIN_ROWS", 12)
+    assert [r for r in (1, 8, 12, 16, 24, 32) if em.long_graph_rows(r)] == [12, 16, 24, 32]
+    monkeypatch.setattr(em, "SKINNY_WIDE_PDL", False)
+    assert [r for r in (1, 8, 12, 16, 24, 32) if em.long_graph_rows(r)] == [12, 16]
     monkeypatch.setattr(attention, "DECODE_PDL_LAUNCH", True)
     with pytest.raises(RuntimeError), em.plain_attention_launch():
         assert attention.DECODE_PDL_LAUNCH is False
@@ -101,10 +105,11 @@ ON_HOPPER = (os.environ.get("TRITON_INTERPRET") != "1" and torch.cuda.is_availab
 @pytest.mark.skipif(not ON_HOPPER, reason="needs a CUDA GPU of compute capability 9.0+")
 def test_long_graphs_give_the_usual_graphs_bits(monkeypatch):
     monkeypatch.setattr(em, "DECODE_LONG_CONTEXT", 12)
+    monkeypatch.setattr(em, "DECODE_LONG_MIN_ROWS", 2)
     ex = _executor("cuda", torch.float16, graphs=True)
     ex.capture_graphs()
     assert ex.long_from == 12
-    assert set(ex.long_graphs) == {(s, False) for s in (1, 2, 4) if em.pdl_decode_rows(s)}
+    assert set(ex.long_graphs) == {(s, False) for s in (2, 4) if em.pdl_decode_rows(s)}
     g = torch.Generator().manual_seed(1)
     for rid in range(3):
         ex.add_request(rid, torch.randint(0, TINY.vocab_size, (40,), generator=g).tolist())

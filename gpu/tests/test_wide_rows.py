@@ -148,4 +148,4 @@ def test_decode_gemm_settings_report_the_routing_as_set(monkeypatch):
     monkeypatch.setattr(em, "TRITON_ARGMAX", True)
     got = em.decode_gemm_settings()
     assert got["wide_lm_head"] is True and got["triton_argmax"] is True
-    assert got["long_context"] == em.DECODE_LONG_CONTEXT
+    assert got["long_context"] == em.DECODE_LONG_CONTEXT and got["long_min_rows"] == em.DECODE_LONG_MIN_ROWS
