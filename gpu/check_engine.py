@@ -284,7 +284,15 @@ def run_engine(base: Path, adapters: dict[str, Path], dtype: torch.dtype, device
     # Step B: decodes of R0..R2 and the rest of R3's prompt (start_pos > 0: gathered pages).
     step_b = [mk(0, computed[0], 1), mk(1, computed[1], 1), mk(2, computed[2], 1),
               mk(3, chunk1, seqs_spec[3][2] - chunk1)]
-    _, lg = ex.execute(step_b, return_logits=True)
+    sampled_ok: list[bool] = []  # each sampled token is its logits row's argmax (model.greedy)
+
+    def check_sampled(step, sampled, lg):
+        for st, row in zip(step, lg, strict=True):
+            if st.samples:
+                sampled_ok.append(sampled.get(st.request_id) == int(row.argmax()))
+
+    got, lg = ex.execute(step_b, return_logits=True)
+    check_sampled(step_b, got, lg)
     mixed_path = ex.last_path
     for s, r in zip(step_b, lg, strict=True):
         record(s.request_id, s.start_pos + s.num_tokens - 1, r)
@@ -293,7 +301,8 @@ def run_engine(base: Path, adapters: dict[str, Path], dtype: torch.dtype, device
     # Steps C: decode steps of all four, graphs and eager alternating.
     for j in range(5):
         step = [mk(rid, computed[rid], 1) for rid in (0, 1, 2, 3)]
-        _, lg = ex.execute(step, return_logits=True, force_eager=(j % 2 == 1))
+        got, lg = ex.execute(step, return_logits=True, force_eager=(j % 2 == 1))
+        check_sampled(step, got, lg)
         paths.append(ex.last_path)
         for s, r in zip(step, lg, strict=True):
             record(s.request_id, s.start_pos, r)
@@ -301,7 +310,8 @@ def run_engine(base: Path, adapters: dict[str, Path], dtype: torch.dtype, device
     # Steps D: R0 (no adapter) alone, graph then eager: a pass without LoRA (FUSE_EPILOGUES's path).
     for j in range(2):
         step = [mk(0, computed[0], 1)]
-        _, lg = ex.execute(step, return_logits=True, force_eager=(j == 1))
+        got, lg = ex.execute(step, return_logits=True, force_eager=(j == 1))
+        check_sampled(step, got, lg)
         paths.append(ex.last_path)
         record(0, step[0].start_pos, lg[0])
         computed[0] += 1
@@ -333,7 +343,8 @@ def run_engine(base: Path, adapters: dict[str, Path], dtype: torch.dtype, device
             "decode_max_rel_err": max((r[2] for r in rows if r[0] >= seqs_spec[rid][2]), default=None),
         }
     out = {"per_request": per_req, "decode_paths": paths, "mixed_path": mixed_path, "merged": merged,
-           "lora_kind": slots.kind}
+           "lora_kind": slots.kind, "sampled_match": bool(sampled_ok) and all(sampled_ok),
+           "sampled_tokens": len(sampled_ok)}
     if lora_kind == "dop":
         out["dop"] = {"status": slots.dop_status, "choices": {str(k): v for k, v in slots.dop_choices.items()}}
     return out
@@ -364,7 +375,15 @@ def main() -> int:
     ap.add_argument("--decode-attention-prefetch", action=argparse.BooleanOptionalAction, default=None,
                     help="every run with decode attention's loop pipelined by hand (gpu/engine/attention.py "
                          "DECODE_PREFETCH), or not; default: the engine's")
+    ap.add_argument("--set", default=None, metavar="SETTINGS",
+                    help="the engine's module constants for every run, as gpu/bench_engine.py --set "
+                         "(say \"model.TRITON_ARGMAX=True;model.DECODE_LONG_CONTEXT=55\")")
     args = ap.parse_args()
+    settings = None
+    if args.set:
+        from gpu.bench_engine import apply_settings
+
+        settings = apply_settings(args.set, ap)
     if args.decode_attention_prefetch is not None:
         from gpu.engine import attention
 
@@ -380,7 +399,7 @@ def main() -> int:
     dev = args.device
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    result: dict = {"meta": metadata(), "device": dev}
+    result: dict = {"meta": metadata(), "device": dev, "settings": settings}
     t0 = time.time()
     try:
         result["decode_kernel"] = check_decode_kernel(dev)
@@ -444,7 +463,7 @@ def main() -> int:
                     tol = {rid: 1e-4 for rid in spec}
                 else:
                     tol = {rid: max(4 * hf16.get(rid, 5e-4), 2e-3) for rid in spec}
-                ok = all(v["max_rel_err"] <= tol[rid] for rid, v in r["per_request"].items())
+                ok = all(v["max_rel_err"] <= tol[rid] for rid, v in r["per_request"].items()) and r["sampled_match"]
                 ok = ok and (not fused or len(fused_calls) > 0) and (forced is not True or len(pdl_calls) > 0)
                 m = r["merged"]
                 mtol = 1e-4 if dtype == torch.float32 else 2e-2
@@ -478,7 +497,7 @@ def main() -> int:
                   f"{v['prefill_max_rel_err']:>10.2e} {v['decode_max_rel_err'] or 0:>10.2e} "
                   f"{v['max_abs_err']:>9.2e} {v['argmax_agree']:>6.2f} {r['tolerance'][rid]:>8.1e}")
         print(f"{name}: pass={r['pass']} kind={r['lora_kind']} merged={r['merged']} merged_pass={r['merged_pass']} "
-              f"paths={r['decode_paths']} mixed={r.get('mixed_path')}"
+              f"paths={r['decode_paths']} mixed={r.get('mixed_path')} sampled_match={r['sampled_match']}"
               + (f" pdl_gemms={r['pdl_gemms']}" if "pdl_gemms" in r else ""))
     print("transformers fp16 max rel err:", {k: f"{v:.2e}" for k, v in hf16.items()})
     print("decode kernel:", result["decode_kernel"])
