@@ -323,8 +323,8 @@ class Executor:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            for _ in range(2):
-                self.model.forward(batch)
+            for _ in range(2):  # compiles and warms every kernel the capture will record
+                greedy(self.model.forward(batch))
         torch.cuda.current_stream().wait_stream(side)
         g = torch.cuda.CUDAGraph()
         with torch.cuda.graph(g, pool=pool):
