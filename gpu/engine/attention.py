@@ -113,15 +113,11 @@ if HAVE_TRITON:
             if PREWAIT:  # the first tile in flight while the kernel before still runs
                 k_nx = tl.load(k_ptr + offs[:, None] + d[None, :], mask=valid[:, None], other=0.0)
                 v_nx = tl.load(v_ptr + offs[:, None] + d[None, :], mask=valid[:, None], other=0.0)
-                if PDL:
-                    tl.extra.cuda.gdc_wait()
-                    if not LATE_TRIGGER:
-                        tl.extra.cuda.gdc_launch_dependents()
-            else:
-                if PDL:
-                    tl.extra.cuda.gdc_wait()
-                    if not LATE_TRIGGER:
-                        tl.extra.cuda.gdc_launch_dependents()
+            if PDL:
+                tl.extra.cuda.gdc_wait()
+                if not LATE_TRIGGER:
+                    tl.extra.cuda.gdc_launch_dependents()
+            if not PREWAIT:
                 k_nx = tl.load(k_ptr + offs[:, None] + d[None, :], mask=valid[:, None], other=0.0)
                 v_nx = tl.load(v_ptr + offs[:, None] + d[None, :], mask=valid[:, None], other=0.0)
         else:
