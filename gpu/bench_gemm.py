@@ -205,7 +205,8 @@ def triton_variants(names: list[str] | None, device: torch.device) -> dict[str, 
     for c in cfgs:
         out[c.name] = Variant(
             f"Triton skinny GEMM (gpu/kernels/skinny_gemm.py): BLOCK_N {c.block_n}, BLOCK_K {c.block_k}, "
-            f"{c.num_warps} warps, {c.num_stages} stages, split-K {c.split_k}" + (", y^T = W x^T" if c.swap_ab else ""),
+            f"{c.num_warps} warps, {c.num_stages} stages, split-K {c.split_k}" + (", y^T = W x^T" if c.swap_ab else "")
+            + (", tiles through TMA" if c.tma else ""),
             functools.partial(sg.skinny_gemm, cfg=c), unsupported=lambda n, k, reason=reason: reason)
     return out
 

@@ -123,14 +123,14 @@ DECODE_PDL_CUBLAS = False
 # gate_up): per GEMM at 32 rows it took 65.7-66.1 us against cuBLASLt's 67.9-68.2
 # (gpu/results/balanced-gemm-h200-23ad912/gemm/, wide-split-h200-5fe82d2/gemm/). In batch 32's
 # graph (gpu/results/prewait-h200-16aba57/, 129 tokens): 65.4 us a step against 67.0, and about 61
-# against 64.6 in another start (gpu/results/peel-h200-d5cf0fd/). Off until a lease measures it with
-# the argmax below (together 7-8 us a step at 32 rows, 0.17 %).
-SKINNY_WIDE_LM_HEAD = False
+# against 64.6 in another start (gpu/results/peel-h200-d5cf0fd/). With the argmax below together 7-8
+# us a step at 32 rows (0.17 %): both on by default since the session-30 lease (docs/validation.md).
+SKINNY_WIDE_LM_HEAD = True
 # Greedy sampling's argmax over the vocabulary as one Triton program a row (``greedy``) instead of
 # torch's reduction (10 us a step at 32 rows in the graph, gpu/results/attention-launch-h200-3d399df/).
 # In batch 32's graph: 4.0 us a step against torch's 10.1 and 10.3 in two starts
-# (gpu/results/prewait-h200-16aba57/, peel-h200-d5cf0fd/). Off until a lease measures it.
-TRITON_ARGMAX = False
+# (gpu/results/prewait-h200-16aba57/, peel-h200-d5cf0fd/). On by default since the session-30 lease.
+TRITON_ARGMAX = True
 # Decode steps whose longest context is at least DECODE_LONG_CONTEXT tokens (None: never) replay a
 # second set of decode graphs, captured with decode attention launched plainly
 # (attention.DECODE_PDL_LAUNCH False), for the graph sizes whose passes run under PDL. On the H200
@@ -140,8 +140,8 @@ TRITON_ARGMAX = False
 # of the default (the usual graphs replayed), at 1,024 + 1 and 2,048 + 1 the plain launch's times
 # within 0.3 %: 12 and 16 sequences 1.6-5.3 % faster, but 1 sequence 5-6 % slower and 8 sequences
 # +1.7 / -2.3 %. Hence only graph sizes of at least DECODE_LONG_MIN_ROWS rows take long graphs.
-# Off until a lease measures it.
-DECODE_LONG_CONTEXT: int | None = None
+# On (1,024 tokens) by default since the session-30 lease.
+DECODE_LONG_CONTEXT: int | None = 1024
 DECODE_LONG_MIN_ROWS = 12
 # Passes of at most DECODE_FUSED_ROPE_MAX_ROWS decode rows (and nothing else; 0: none): the rotary
 # embedding and the cache write in decode attention's kernel (attention.paged_decode_rope) instead
@@ -199,9 +199,10 @@ def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False, head: bool = Fal
     skinny GEMM launched with programmatic dependent launch, prefetching DECODE_PREFETCH_K.
     ``head``: W is lm_head (SKINNY_WIDE_LM_HEAD)."""
     if _skinny_rows(x) and w.dtype == torch.float16:
+        cfg = _wide_config(SKINNY_CONFIG)  # by name at call time, so that --set can change it
         if pdl:
-            return skinny_gemm(x, w, _SKINNY, pdl=True, prefetch_k=DECODE_PREFETCH_K)
-        return skinny_gemm(x, w, _SKINNY)
+            return skinny_gemm(x, w, cfg, pdl=True, prefetch_k=DECODE_PREFETCH_K)
+        return skinny_gemm(x, w, cfg)
     if (_wide_rows(x) and w.dtype == torch.float16
             and (SKINNY_WIDE_CUBLAS_N is None or w.shape[0] <= SKINNY_WIDE_CUBLAS_N or (head and SKINNY_WIDE_LM_HEAD))):
         name = SKINNY_WIDE_CONFIG
@@ -215,7 +216,7 @@ def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False, head: bool = Fal
 
 @functools.cache
 def _wide_config(name: str):
-    """The SkinnyConfig of ``name``, parsed once."""
+    """The SkinnyConfig of ``name``, parsed once (SKINNY_CONFIG's too, in ``linear``)."""
     return SkinnyConfig.from_name(name)
 
 

@@ -47,6 +47,13 @@ Choices:
   no spills. On the H200 (``gpu/balanced_gemm.sh``, gpu/results/balanced-gemm-h200-23ad912/) it
   was no faster than the plain transposed kernel at 32 rows, and slower in the decode step; the
   engine does not use it.
+- TMA (config suffix ``_tma``; ``skinny_gemm_tma_kernel``): the same tiling, but x and W tiles
+  come through host-made tensor descriptors (Hopper's bulk tensor copies into shared memory, with
+  Triton's pipeline over them) instead of per-thread pointer loads: no address arithmetic or
+  masks in the loop (the copy engine zero-fills rows past M or N and columns past K), and every
+  stage's bytes in flight at once. Needs x and W contiguous along K with 16-byte aligned rows, and
+  a device with TMA (compute capability 9.0); elsewhere ``skinny_gemm`` refuses the config. No
+  PDL prefetch, no balanced launch.
 - Split-K: N = 4096 (o, down) gives only 64 tiles of 64 rows for 132 SMs; cutting K into SPLIT_K
   slices multiplies the programs. The slices meet inside the same launch, with no memset and no
   cast kernel: each program stores its fp32 partial to ``partials[pid_k]``, then (after a barrier,
@@ -73,7 +80,7 @@ import triton.language as tl
 BALANCED_SMEM = 200 * 1024  # bytes of W and x stages a balanced program may take (a Hopper SM has 228 KB)
 MAX_M = 64  # rows the kernel is meant for: BLOCK_M = 64 at most; larger batches belong to cuBLAS
 _DTYPES = (torch.float16, torch.bfloat16)
-_NAME = re.compile(r"tsk_n(\d+)_k(\d+)_w(\d+)_s(\d+)_sk(\d+)(_ab)?(_bal)?")
+_NAME = re.compile(r"tsk_n(\d+)_k(\d+)_w(\d+)_s(\d+)_sk(\d+)(_ab)?(_tma)?(_bal)?")
 
 
 def unavailable_reason(device: torch.device | str) -> str | None:
@@ -198,14 +205,68 @@ def skinny_gemm_kernel(
             tl.atomic_xchg(count_ptr + pid_n, 0, sem="relaxed", scope="gpu")  # ready for the next launch
 
 
+@triton.jit(do_not_specialize=["M"])
+def skinny_gemm_tma_kernel(
+    x_desc, w_desc, y_ptr, part_ptr, count_ptr,
+    M, N, K, k_per_split,
+    stride_ym, stride_yn,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    SPLIT_K: tl.constexpr, SWAP_AB: tl.constexpr = False, PDL: tl.constexpr = False,
+):
+    """``skinny_gemm_kernel`` with x and W read through tensor descriptors (TMA): x_desc over x [M, K]
+    in [BLOCK_M, BLOCK_K] boxes, w_desc over W [N, K] in [BLOCK_N, BLOCK_K] boxes. Boxes past M, N
+    or K come back zero-filled, so the loop has no masks; the epilogue is the plain kernel's."""
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    offs_m = tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    k_begin = pid_k * k_per_split
+    if PDL:
+        tl.extra.cuda.gdc_wait()
+        tl.extra.cuda.gdc_launch_dependents()
+    if SWAP_AB:
+        acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    else:
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, k_per_split, BLOCK_K):  # the same trip count in every program
+        k = k_begin + k0
+        xt = x_desc.load([0, k])
+        wt = w_desc.load([pid_n * BLOCK_N, k])
+        if SWAP_AB:
+            acc = tl.dot(wt, tl.trans(xt), acc)
+        else:
+            acc = tl.dot(xt, tl.trans(wt), acc)
+    if SWAP_AB:
+        acc = tl.trans(acc)
+
+    m_mask = offs_m < M
+    n_mask = offs_n < N
+    mn_mask = m_mask[:, None] & n_mask[None, :]
+    y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :] * stride_yn
+    if SPLIT_K == 1:
+        tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=mn_mask)
+    else:  # as in skinny_gemm_kernel
+        mn_offs = offs_m[:, None] * N + offs_n[None, :]
+        tl.store(part_ptr + pid_k * M * N + mn_offs, acc, mask=mn_mask)
+        tl.debug_barrier()
+        arrived = tl.atomic_add(count_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
+        if arrived == SPLIT_K - 1:
+            total = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+            for s in tl.static_range(SPLIT_K):
+                total += tl.load(part_ptr + s * M * N + mn_offs, mask=mn_mask, other=0.0, cache_modifier=".cg")
+            tl.store(y_ptrs, total.to(y_ptr.dtype.element_ty), mask=mn_mask)
+            tl.atomic_xchg(count_ptr + pid_n, 0, sem="relaxed", scope="gpu")
+
+
 @dataclass(frozen=True)
 class SkinnyConfig:
     """Compile-time tiling of ``skinny_gemm_kernel``: N tile rows, K step, warps, pipeline stages
     and K slices (1: no split), and whether the product is computed transposed (``swap_ab``: y^T =
     W x^T, the W tile as the MMA's row side; name suffix ``_ab``), and whether the programs share
     W's rows evenly (``balanced``, one program an SM, the kernel's BALANCED; name suffix ``_bal``:
-    ``block_n`` is then the least tile, widened to hold a program's share, ``balanced_tiling``).
-    BLOCK_M is not part of it: it follows M."""
+    ``block_n`` is then the least tile, widened to hold a program's share, ``balanced_tiling``), and
+    whether the tiles come through TMA (``tma``, ``skinny_gemm_tma_kernel``; name suffix ``_tma``,
+    after ``_ab``). BLOCK_M is not part of it: it follows M."""
 
     block_n: int = 64
     block_k: int = 256
@@ -214,6 +275,7 @@ class SkinnyConfig:
     split_k: int = 1
     swap_ab: bool = False
     balanced: bool = False
+    tma: bool = False
 
     def __post_init__(self) -> None:
         for field, v in (("block_n", self.block_n), ("block_k", self.block_k)):
@@ -225,13 +287,15 @@ class SkinnyConfig:
             raise ValueError(f"num_stages and split_k must be >= 1, got {self.num_stages}, {self.split_k}")
         if self.balanced and self.split_k != 1:
             raise ValueError(f"balanced programs take all of K: split_k must be 1, got {self.split_k}")
+        if self.balanced and self.tma:
+            raise ValueError("a balanced launch has no TMA variant (_tma and _bal together)")
 
     @property
     def name(self) -> str:
         """``tsk_n{block_n}_k{block_k}_w{num_warps}_s{num_stages}_sk{split_k}``, ``_ab`` after it with
-        swap_ab, then ``_bal`` with balanced."""
+        swap_ab, then ``_tma`` with tma, then ``_bal`` with balanced."""
         return (f"tsk_n{self.block_n}_k{self.block_k}_w{self.num_warps}_s{self.num_stages}_sk{self.split_k}"
-                + ("_ab" if self.swap_ab else "") + ("_bal" if self.balanced else ""))
+                + ("_ab" if self.swap_ab else "") + ("_tma" if self.tma else "") + ("_bal" if self.balanced else ""))
 
     @classmethod
     def from_name(cls, name: str) -> SkinnyConfig:
@@ -239,8 +303,8 @@ class SkinnyConfig:
         match = _NAME.fullmatch(name)
         if match is None:
             raise ValueError(f"not a skinny GEMM config name: {name!r} (like tsk_n64_k256_w4_s4_sk1)")
-        *ints, ab, bal = match.groups()
-        return cls(*(int(v) for v in ints), swap_ab=ab is not None, balanced=bal is not None)
+        *ints, ab, tma, bal = match.groups()
+        return cls(*(int(v) for v in ints), swap_ab=ab is not None, balanced=bal is not None, tma=tma is not None)
 
     def balanced_tiling(self, n: int, programs: int) -> tuple[int, int]:
         """(BLOCK_N, BLOCK_K) of a balanced launch over ``programs`` programs: the N tile the next
@@ -359,6 +423,8 @@ def skinny_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: torch.
         part, counts = workspace.partials, workspace.counts
     else:
         part, counts = out, out  # never read: SPLIT_K == 1 compiles the epilogue out
+    if cfg.tma:
+        return _skinny_gemm_tma(x, w, cfg, out, part, counts, pdl)
     extra = {}
     if pdl:
         if not pdl_supported(x.device):
@@ -383,6 +449,45 @@ def skinny_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: torch.
         BLOCK_M=block_m(m), BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=cfg.split_k,
         EVEN_K=even_k, SWAP_AB=cfg.swap_ab, BALANCED=cfg.balanced, num_warps=cfg.num_warps,
         num_stages=cfg.num_stages, **extra,
+    )
+    return out
+
+
+def tma_unavailable_reason(x: torch.Tensor, w: torch.Tensor) -> str | None:
+    """Why x and W cannot be read through tensor descriptors (None: they can): rows contiguous along
+    K, 16-byte aligned rows and base addresses, and on CUDA compute capability 9.0 or more."""
+    for name, t in (("x", x), ("w", w)):
+        if t.stride(1) != 1 or (t.stride(0) * t.element_size()) % 16 or t.data_ptr() % 16:
+            return f"{name} {tuple(t.shape)} strides {t.stride()}: rows must be contiguous and 16-byte aligned"
+    if x.device.type == "cuda" and torch.cuda.get_device_capability(x.device)[0] < 9:
+        return f"{x.device} has no TMA (compute capability 9.0 or more)"
+    return None
+
+
+def _skinny_gemm_tma(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: torch.Tensor,
+                     part: torch.Tensor, counts: torch.Tensor, pdl: bool) -> torch.Tensor:
+    """``skinny_gemm`` for a ``_tma`` config (checked there): descriptors over x and W, one launch."""
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    why = tma_unavailable_reason(x, w)
+    if why is not None:
+        raise ValueError(f"skinny_gemm: {cfg.name} reads through TMA: {why}")
+    m, k = x.shape
+    n = w.shape[0]
+    bm = block_m(m)
+    extra = {}
+    if pdl:
+        if not pdl_supported(x.device):
+            raise ValueError(f"skinny_gemm: pdl needs a CUDA device of compute capability 9.0 or more, got {x.device}")
+        extra = {"PDL": True, "launch_pdl": True}
+    x_desc = TensorDescriptor(x, list(x.shape), list(x.stride()), [bm, cfg.block_k])
+    w_desc = TensorDescriptor(w, list(w.shape), list(w.stride()), [cfg.block_n, cfg.block_k])
+    grid = (triton.cdiv(n, cfg.block_n), cfg.split_k)
+    skinny_gemm_tma_kernel[grid](
+        x_desc, w_desc, out, part, counts,
+        m, n, k, cfg.k_per_split(k), out.stride(0), out.stride(1),
+        BLOCK_M=bm, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, SPLIT_K=cfg.split_k,
+        SWAP_AB=cfg.swap_ab, num_warps=cfg.num_warps, num_stages=cfg.num_stages, **extra,
     )
     return out
 

@@ -50,6 +50,10 @@ CASES = [
     (64, 96, SkinnyConfig(16, 16, 4, 2, 3)),
     (100, 80, SkinnyConfig(64, 32, 4, 2, 1, swap_ab=True)),  # the transposed product, N and K tails
     (100, 200, SkinnyConfig(32, 64, 4, 2, 2, swap_ab=True)),  # and with split-K
+    # tiles through tensor descriptors (_tma): zero-filled boxes past M, N and K instead of masks
+    (100, 80, SkinnyConfig(32, 32, 4, 2, 1, tma=True)),
+    (100, 200, SkinnyConfig(32, 64, 4, 2, 2, swap_ab=True, tma=True)),
+    (100, 40, SkinnyConfig(64, 32, 4, 2, 4, swap_ab=True, tma=True)),
 ]
 
 
@@ -140,6 +144,20 @@ def test_strided_x():
     assert _rel_err(skinny_gemm(x, w, cfg), x, w) <= TOL
 
 
+def test_tma_refuses_rows_it_cannot_describe():
+    """A _tma config needs rows contiguous along K and 16-byte aligned: a column-sliced x whose
+    rows start 8 bytes into a line is refused, by name, not read wrongly."""
+    cfg = SkinnyConfig(32, 32, 4, 2, 1, tma=True)
+    g = torch.Generator().manual_seed(9)
+    wide = torch.randn(6, 160, generator=g).half().to(DEVICE)
+    w = (torch.randn(70, 96, generator=g) * SCALE).half().to(DEVICE)
+    assert _rel_err(skinny_gemm(wide[:, 16:112], w, cfg), wide[:, 16:112], w) <= TOL  # 32-byte offset: fine
+    with pytest.raises(ValueError, match="TMA.*16-byte"):
+        skinny_gemm(wide[:, 4:100], w, cfg)
+    with pytest.raises(ValueError, match="TMA.*16-byte"):
+        skinny_gemm(wide[:, 16:112].t().contiguous().t(), w, cfg)
+
+
 @pytest.mark.skipif(DEVICE == "cpu", reason="Triton 3.6's interpreter gets tl.dot of bf16 tiles wrong (errors ~1e10)")
 def test_bf16():
     xb, wb = _inputs(4, 70, 96, seed=8, dtype=torch.bfloat16)
@@ -152,6 +170,11 @@ def test_config_names_and_tiles():
     assert c.name == "tsk_n64_k256_w4_s4_sk2" and SkinnyConfig.from_name(c.name) == c
     ab = SkinnyConfig(64, 128, 4, 4, 1, swap_ab=True)
     assert ab.name == "tsk_n64_k128_w4_s4_sk1_ab" and SkinnyConfig.from_name(ab.name) == ab
+    tma = SkinnyConfig(64, 128, 4, 4, 2, swap_ab=True, tma=True)
+    assert tma.name == "tsk_n64_k128_w4_s4_sk2_ab_tma" and SkinnyConfig.from_name(tma.name) == tma
+    assert SkinnyConfig.from_name("tsk_n32_k64_w4_s3_sk1_tma") == SkinnyConfig(32, 64, 4, 3, 1, tma=True)
+    with pytest.raises(ValueError, match="TMA"):
+        SkinnyConfig(64, 128, balanced=True, tma=True)
     assert [block_m(m) for m in (1, 15, 16, 17, 32, 33, 64)] == [16, 16, 16, 32, 32, 64, 64]
     assert c.k_per_split(4096) == 2048 and c.even_k(4096)
     assert SkinnyConfig(64, 256, 4, 4, 4).k_per_split(11008) == 11 * 256  # 43 steps: 11, 11, 11, 10

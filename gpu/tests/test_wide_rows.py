@@ -120,7 +120,20 @@ def test_balanced_wide_configs_give_the_logits_of_f_linear(monkeypatch):
     assert seen and {name for name, _ in seen} == {bal}
 
 
-def test_narrow_batches_keep_the_skinny_config(monkeypatch):
+def test_tma_wide_configs_give_the_logits_of_f_linear(monkeypatch):
+    # tiles through tensor descriptors (_tma): every wide GEMM, split-K on the narrow weights
+    tma, narrow_tma = "tsk_n32_k32_w4_s2_sk1_ab_tma", "tsk_n32_k32_w4_s2_sk2_ab_tma"
+    monkeypatch.setattr(em, "SKINNY_WIDE_CONFIG", tma)
+    monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_CONFIG", narrow_tma)
+    monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_N", 64)  # o and down narrow, the others wide
+    seen = _wide_pass(monkeypatch)
+    assert seen and {name for name, _ in seen} == {tma, narrow_tma}
+
+
+@pytest.mark.parametrize("config", [None, "tsk_n32_k32_w4_s2_sk1_tma"])
+def test_narrow_batches_keep_the_skinny_config(monkeypatch, config):
+    if config is not None:  # SKINNY_CONFIG is looked up by name at call time: a _tma one too
+        monkeypatch.setattr(em, "SKINNY_CONFIG", config)
     monkeypatch.setattr(em, "SKINNY_MAX_M", 4)  # the three rows are within SKINNY_MAX_M again
     seen = []
     real = em.skinny_gemm
