@@ -464,6 +464,7 @@ def write_tables(res: dict, out: Path) -> str:
         wide = dg.get("wide_max_m") or 0
         if wide > dg["max_m"]:
             cub = (f", weights of more than {dg['wide_cublas_n']} output columns with F.linear"
+                   + (" but lm_head" if dg.get("wide_lm_head") else "")
                    if dg.get("wide_cublas_n") is not None else "")
             pdl = "" if dg.get("wide_pdl", True) else ", without PDL"
             nm = dg.get("wide_narrow_max_m")
@@ -476,6 +477,11 @@ def write_tables(res: dict, out: Path) -> str:
                          "F.linear above.")
     elif dg is not None:
         lines.append("Weight GEMMs: F.linear at every batch.")
+    if isinstance(dg, dict) and dg.get("long_context") is not None:
+        lines.append(f"Decode steps whose longest context is at least {dg['long_context']} tokens replay graphs with "
+                     f"decode attention launched without PDL (graphs of {dg.get('long_min_rows')} rows or more).")
+    if isinstance(dg, dict) and dg.get("triton_argmax"):
+        lines.append("Greedy sampling's argmax: one Triton program a row (TRITON_ARGMAX).")
     if res.get("fuse_prologues"):
         lines.append("add_rms_norm and silu_mul folded into the skinny GEMMs (FUSE_PROLOGUES).")
     if res.get("pdl"):

@@ -157,3 +157,17 @@ def test_the_engine_uses_the_skinny_gemm_for_small_fp16_batches_on_cuda_only(mon
     if engine_model.SKINNY_WIDE_MAX_M > engine_model.SKINNY_MAX_M:  # a wide batch, a weight over 4,096 columns
         engine_model.linear(torch.randn(engine_model.SKINNY_MAX_M + 1, 8).half(), torch.randn(4100, 8).half())
         assert seen[-1] == engine_model.SKINNY_WIDE_CONFIG
+
+
+def test_header_names_the_wide_lm_head_the_long_graphs_and_the_argmax(tmp_path):
+    dg = {"wide": "a", "narrow": "a", "narrow_n": 0, "max_m": 16, "wide_max_m": 32, "wide_config": "b",
+          "wide_narrow_config": "c", "wide_narrow_n": 4096, "wide_narrow_max_m": 24, "wide_cublas_n": 16384,
+          "wide_pdl": False, "wide_lm_head": True, "long_context": 1024, "long_min_rows": 12, "triton_argmax": True}
+    text = be.write_tables({"meta": {}, "decode_gemm": dg}, tmp_path)
+    assert "weights of more than 16384 output columns with F.linear but lm_head, without PDL" in text
+    assert "at least 1024 tokens replay graphs with decode attention launched without PDL (graphs of 12 rows" in text
+    assert "argmax: one Triton program a row" in text
+    dg.update(wide_lm_head=False, long_context=None, triton_argmax=False)
+    text = be.write_tables({"meta": {}, "decode_gemm": dg}, tmp_path)
+    assert "F.linear, without PDL" in text and "but lm_head" not in text
+    assert "launched without PDL (graphs" not in text and "argmax" not in text
