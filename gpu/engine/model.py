@@ -52,6 +52,15 @@ FUSE_PROLOGUES = False
 FUSE_EPILOGUES = False
 EPILOGUE_CONFIG = None  # the epilogue GEMMs' skinny configuration name; None: SKINNY_CONFIG's
 EPILOGUE_GLU_CONFIG = None  # gate_up's (two W tiles a K step): None: EPILOGUE_CONFIG's
+# The same epilogue path for passes of SKINNY_MAX_M + 1 .. SKINNY_WIDE_MAX_M rows without LoRA, where
+# the norms, SiLU and their launches cost about 190 + 60 us of batch 32's 4.5 ms step while cuBLASLt
+# runs gate_up, o_proj and down_proj: qkv and lm_head on WIDE_EPILOGUE_CONFIG, gate_up (gate and up
+# tiles, silu(gate) * up written) on WIDE_EPILOGUE_GLU_CONFIG, o_proj and down_proj on
+# WIDE_EPILOGUE_NARROW_CONFIG (split-K: their 4,096 columns are 64 tiles of 64). Off until timed.
+WIDE_EPILOGUES = False
+WIDE_EPILOGUE_CONFIG = "tsk_n64_k128_w4_s4_sk1_ab"
+WIDE_EPILOGUE_GLU_CONFIG = "tsk_n64_k128_w4_s3_sk1_ab"
+WIDE_EPILOGUE_NARROW_CONFIG = "tsk_n64_k128_w4_s4_sk2_ab"
 # Decode passes through the skinny GEMM (at most SKINNY_MAX_M rows, no prefill chunk, Hopper or
 # later) may launch their kernels with programmatic dependent launch (gpu/kernels/skinny_gemm.py,
 # "Dependent launch"), each GEMM asking L2 for the first DECODE_PREFETCH_K elements of its
@@ -189,7 +198,9 @@ def decode_gemm_settings() -> dict:
             "pdl_cublas": DECODE_PDL_CUBLAS, "pdl_attention_late_trigger": _attn.DECODE_LATE_TRIGGER,
             "pdl_attention_launch": _attn.DECODE_PDL_LAUNCH, "pdl_attention_prewait": _attn.DECODE_PREWAIT_TILE,
             "wide_lm_head": SKINNY_WIDE_LM_HEAD, "triton_argmax": TRITON_ARGMAX,
-            "long_context": DECODE_LONG_CONTEXT, "long_min_rows": DECODE_LONG_MIN_ROWS}
+            "long_context": DECODE_LONG_CONTEXT, "long_min_rows": DECODE_LONG_MIN_ROWS,
+            "wide_epilogues": WIDE_EPILOGUES, "wide_epilogue_configs": [
+                WIDE_EPILOGUE_CONFIG, WIDE_EPILOGUE_GLU_CONFIG, WIDE_EPILOGUE_NARROW_CONFIG]}
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False, head: bool = False) -> torch.Tensor:
@@ -299,10 +310,11 @@ def _fused(x: torch.Tensor) -> bool:
 
 
 def _fused_epilogues(x: torch.Tensor, lora_on: bool) -> bool:
-    """Whether this forward pass folds the norms and SiLU into the GEMMs' epilogues (FUSE_EPILOGUES):
-    only without LoRA, whose kernels read the normalized activations and add to the projections'
-    outputs before the residual."""
-    return FUSE_EPILOGUES and not lora_on and _skinny_rows(x) and x.stride(-1) == 1
+    """Whether this forward pass folds the norms and SiLU into the GEMMs' epilogues (FUSE_EPILOGUES
+    up to SKINNY_MAX_M rows, WIDE_EPILOGUES above): only without LoRA, whose kernels read the
+    normalized activations and add to the projections' outputs before the residual."""
+    return (not lora_on and x.stride(-1) == 1
+            and ((FUSE_EPILOGUES and _skinny_rows(x)) or (WIDE_EPILOGUES and _wide_rows(x))))
 
 
 @dataclass
@@ -602,21 +614,32 @@ class LlamaModel:
         hq, hkv, d, qs = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.q_size
         eps = cfg.rms_norm_eps
         layers = self.w.layers
-        sk = _SKINNY if EPILOGUE_CONFIG is None else SkinnyConfig.from_name(EPILOGUE_CONFIG)
-        sk_glu = sk if EPILOGUE_GLU_CONFIG is None else SkinnyConfig.from_name(EPILOGUE_GLU_CONFIG)
+        if x.shape[0] > SKINNY_MAX_M:  # WIDE_EPILOGUES
+            sk, sk_glu, sk_res = (_wide_config(n) for n in (WIDE_EPILOGUE_CONFIG, WIDE_EPILOGUE_GLU_CONFIG,
+                                                            WIDE_EPILOGUE_NARROW_CONFIG))
+        else:
+            sk = _SKINNY if EPILOGUE_CONFIG is None else SkinnyConfig.from_name(EPILOGUE_CONFIG)
+            sk_glu = sk if EPILOGUE_GLU_CONFIG is None else SkinnyConfig.from_name(EPILOGUE_GLU_CONFIG)
+            sk_res = sk
         ss = torch.zeros((2 * len(layers) + 1, x.shape[0]), dtype=torch.float32, device=x.device)
         hg = torch.empty_like(x)
         norm_prep(x, layers[0].attn_norm, hg, ss[0])
         nd = b.num_decode
+        fuse_rope = _rope_fused(x, b)
         for li, lw in enumerate(layers):
             qkv = scaled_gemm(hg, lw.wqkv, sk, ss[2 * li], eps)
-            q, k, v = rope_and_cache(qkv, b.positions, self.rotary.cos, self.rotary.sin, b.slot_mapping,
-                                     self.kv.k[li], self.kv.v[li], hq, hkv, d)
-            attn = self._attention(b, li, q, k, v, nd)
-            residual_gemm(attn.view(-1, qs), lw.wo, sk, x, lw.mlp_norm, hg, ss[2 * li + 1])
+            if fuse_rope:  # as in forward: the rotary embedding and cache write inside decode attention
+                attn = paged_decode_rope(
+                    qkv, self.rotary.cos, self.rotary.sin, b.slot_mapping, self.kv.k[li], self.kv.v[li],
+                    b.decode_block_tables, b.decode_context_lens, hq)
+            else:
+                q, k, v = rope_and_cache(qkv, b.positions, self.rotary.cos, self.rotary.sin, b.slot_mapping,
+                                         self.kv.k[li], self.kv.v[li], hq, hkv, d)
+                attn = self._attention(b, li, q, k, v, nd)
+            residual_gemm(attn.view(-1, qs), lw.wo, sk_res, x, lw.mlp_norm, hg, ss[2 * li + 1])
             a = scaled_gemm(hg, lw.w_gate_up, sk_glu, ss[2 * li + 1], eps, glu=True)
             g_next = layers[li + 1].attn_norm if li + 1 < len(layers) else self.w.final_norm
-            residual_gemm(a, lw.w_down, sk, x, g_next, hg, ss[2 * li + 2])
+            residual_gemm(a, lw.w_down, sk_res, x, g_next, hg, ss[2 * li + 2])
         h, s = hg, ss[-1]
         if b.logits_idx is not None:
             h, s = h[b.logits_idx], s[b.logits_idx]

@@ -580,10 +580,14 @@ def skinny_prologue_kernel(
     tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])
 
 
-def _check_prologue(x: torch.Tensor, w: torch.Tensor, k: int, cfg: SkinnyConfig, what: str) -> int:
-    """M of a prologue GEMM's x, after the checks skinny_gemm makes (ValueError naming ``what``)."""
-    if cfg.split_k != 1 or cfg.swap_ab:
-        raise ValueError(f"{what}: a prologue or epilogue runs without split-K or swap_ab, got {cfg.name}")
+def _check_prologue(x: torch.Tensor, w: torch.Tensor, k: int, cfg: SkinnyConfig, what: str,
+                    epilogue: bool = False) -> int:
+    """M of a prologue GEMM's x, after the checks skinny_gemm makes (ValueError naming ``what``).
+    Prologues take neither split-K nor swap_ab; epilogues take both, but not TMA or a balanced launch."""
+    if not epilogue and (cfg.split_k != 1 or cfg.swap_ab):
+        raise ValueError(f"{what}: a prologue runs without split-K or swap_ab, got {cfg.name}")
+    if cfg.tma or cfg.balanced:
+        raise ValueError(f"{what}: no TMA or balanced launch here, got {cfg.name}")
     if x.dim() != 2 or w.dim() != 2 or x.stride(-1) != 1 or w.stride(-1) != 1:
         raise ValueError(f"{what}: x and w must be 2-D with contiguous rows, "
                          f"got x {tuple(x.shape)}, w {tuple(w.shape)}")
@@ -665,71 +669,115 @@ def silu_gemm(gu: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, want_h: bool
 #
 # So a layer runs five weight GEMMs and no add_rms_norm or silu_mul; the step's first norm comes
 # from ``norm_prep`` (hg and ss of the embeddings), its last one is lm_head's ROW_SCALE.
-# No split-K and no swap_ab here (the engine's skinny configuration has neither).
+# The configuration may compute the product transposed (``_ab``) and split K (the tile's last
+# program sums the partials and runs the epilogue alone), for batches of 17-32 rows
+# (gpu/engine/model.py WIDE_EPILOGUES), where N = 4,096 gives o_proj and down_proj 64 tiles only.
 
 
 @triton.jit(do_not_specialize=["M"])
 def skinny_epilogue_kernel(
-    x_ptr, w_ptr, y_ptr, ss_in_ptr, res_ptr, g_ptr, hg_ptr, ss_out_ptr,
-    M, N, K, n_up, eps,
+    x_ptr, w_ptr, y_ptr, ss_in_ptr, res_ptr, g_ptr, hg_ptr, ss_out_ptr, part_ptr, count_ptr,
+    M, N, K, n_up, eps, k_per_split,
     stride_xm, stride_wn, stride_ym, stride_resm, stride_hgm,
     ROW_SCALE: tl.constexpr, GLU: tl.constexpr, RESID: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr,
+    SPLIT_K: tl.constexpr = 1, SWAP_AB: tl.constexpr = False,
 ):
-    """The skinny GEMM's loop (rows of x and W contiguous along K), then the epilogue(s) asked for."""
+    """The skinny GEMM's loop (rows of x and W contiguous along K), then the epilogue(s) asked for.
+    With SPLIT_K > 1 each program computes its K slice's partial(s) (GLU: gate and up), stores them
+    to ``part_ptr`` (fp32 [SPLIT_K, 1 or 2, M, N]) and the tile's last program (the counter of
+    ``skinny_gemm_kernel``) sums them in slice order and runs the epilogue alone. SWAP_AB: the
+    product computed transposed (W's tile as the MMA's row side), as in skinny_gemm_kernel."""
     pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
     offs_m = tl.arange(0, BLOCK_M)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_k = tl.arange(0, BLOCK_K)
     m_mask = offs_m < M
     n_mask = offs_n < N
-    x_ptrs = x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :]
-    w_ptrs = w_ptr + offs_n[:, None].to(tl.int64) * stride_wn + offs_k[None, :]
+    k_begin = pid_k * k_per_split
+    x_ptrs = x_ptr + offs_m[:, None] * stride_xm + (k_begin + offs_k)[None, :]
+    w_ptrs = w_ptr + offs_n[:, None].to(tl.int64) * stride_wn + (k_begin + offs_k)[None, :]
     u_ptrs = w_ptrs + n_up * stride_wn  # GLU: the up rows of the same columns (n_up * K < 2^31)
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    acc_u = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
+    if SWAP_AB:
+        acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+        acc_u = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    else:
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        acc_u = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, k_per_split, BLOCK_K):  # the same trip count in every program
         if EVEN_K:
             xt = tl.load(x_ptrs, mask=m_mask[:, None], other=0.0)
             wt = tl.load(w_ptrs, mask=n_mask[:, None], other=0.0)
             if GLU:
                 ut = tl.load(u_ptrs, mask=n_mask[:, None], other=0.0)
         else:
-            k_mask = (k0 + offs_k) < K
+            k_mask = (k_begin + k0 + offs_k) < K
             xt = tl.load(x_ptrs, mask=m_mask[:, None] & k_mask[None, :], other=0.0)
             wt = tl.load(w_ptrs, mask=n_mask[:, None] & k_mask[None, :], other=0.0)
             if GLU:
                 ut = tl.load(u_ptrs, mask=n_mask[:, None] & k_mask[None, :], other=0.0)
-        acc = tl.dot(xt, tl.trans(wt), acc)
+        if SWAP_AB:
+            acc = tl.dot(wt, tl.trans(xt), acc)
+        else:
+            acc = tl.dot(xt, tl.trans(wt), acc)
         if GLU:
-            acc_u = tl.dot(xt, tl.trans(ut), acc_u)
+            if SWAP_AB:
+                acc_u = tl.dot(ut, tl.trans(xt), acc_u)
+            else:
+                acc_u = tl.dot(xt, tl.trans(ut), acc_u)
             u_ptrs += BLOCK_K
         x_ptrs += BLOCK_K
         w_ptrs += BLOCK_K
-    dt = x_ptr.dtype.element_ty
-    if ROW_SCALE:
-        ss = tl.load(ss_in_ptr + offs_m, mask=m_mask, other=0.0)
-        r = tl.rsqrt(ss / K + eps)
-        acc = acc * r[:, None]
-        if GLU:
-            acc_u = acc_u * r[:, None]
-    if GLU:  # as the unfused pass rounds: gate and up to dt, silu to dt, then the product
-        gf = acc.to(dt).to(tl.float32)
-        s = (gf / (1.0 + tl.exp(-gf))).to(dt).to(tl.float32)
-        acc = s * acc_u.to(dt).to(tl.float32)
+    if SWAP_AB:
+        acc = tl.trans(acc)
+        acc_u = tl.trans(acc_u)  # unused without GLU, but of the shape the epilogue gives it
     mn_mask = m_mask[:, None] & n_mask[None, :]
-    if RESID:
-        r_ptrs = res_ptr + offs_m[:, None] * stride_resm + offs_n[None, :]
-        old = tl.load(r_ptrs, mask=mn_mask, other=0.0)
-        new = (old.to(tl.float32) + acc.to(dt).to(tl.float32)).to(dt)
-        tl.store(r_ptrs, new, mask=mn_mask)
-        nf = new.to(tl.float32)
-        tl.atomic_add(ss_out_ptr + offs_m, tl.sum(nf * nf, axis=1), mask=m_mask, sem="relaxed")
-        gv = tl.load(g_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)
-        tl.store(hg_ptr + offs_m[:, None] * stride_hgm + offs_n[None, :], (nf * gv[None, :]).to(dt),
-                 mask=mn_mask)
-    else:
-        tl.store(y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :], acc.to(dt), mask=mn_mask)
+    last = True
+    if SPLIT_K > 1:
+        # partials [SPLIT_K, NP, M, N], contiguous (NP = 2 with GLU: gate, then up)
+        NP: tl.constexpr = 2 if GLU else 1
+        mn_offs = offs_m[:, None] * N + offs_n[None, :]
+        tl.store(part_ptr + (pid_k * NP) * M * N + mn_offs, acc, mask=mn_mask)
+        if GLU:
+            tl.store(part_ptr + (pid_k * NP + 1) * M * N + mn_offs, acc_u, mask=mn_mask)
+        tl.debug_barrier()  # all threads' partial stores issued before the one thread's release
+        arrived = tl.atomic_add(count_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
+        last = arrived == SPLIT_K - 1
+        if last:  # every partial is visible: sum them in slice order, reset the counter
+            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+            acc_u = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+            for sl in tl.static_range(SPLIT_K):
+                acc += tl.load(part_ptr + (sl * NP) * M * N + mn_offs, mask=mn_mask, other=0.0,
+                               cache_modifier=".cg")
+                if GLU:
+                    acc_u += tl.load(part_ptr + (sl * NP + 1) * M * N + mn_offs, mask=mn_mask, other=0.0,
+                                     cache_modifier=".cg")
+            tl.atomic_xchg(count_ptr + pid_n, 0, sem="relaxed", scope="gpu")
+    if last:
+        dt = x_ptr.dtype.element_ty
+        if ROW_SCALE:
+            ss = tl.load(ss_in_ptr + offs_m, mask=m_mask, other=0.0)
+            r = tl.rsqrt(ss / K + eps)
+            acc = acc * r[:, None]
+            if GLU:
+                acc_u = acc_u * r[:, None]
+        if GLU:  # as the unfused pass rounds: gate and up to dt, silu to dt, then the product
+            gf = acc.to(dt).to(tl.float32)
+            s = (gf / (1.0 + tl.exp(-gf))).to(dt).to(tl.float32)
+            acc = s * acc_u.to(dt).to(tl.float32)
+        if RESID:
+            r_ptrs = res_ptr + offs_m[:, None] * stride_resm + offs_n[None, :]
+            old = tl.load(r_ptrs, mask=mn_mask, other=0.0)
+            new = (old.to(tl.float32) + acc.to(dt).to(tl.float32)).to(dt)
+            tl.store(r_ptrs, new, mask=mn_mask)
+            nf = new.to(tl.float32)
+            tl.atomic_add(ss_out_ptr + offs_m, tl.sum(nf * nf, axis=1), mask=m_mask, sem="relaxed")
+            gv = tl.load(g_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)
+            tl.store(hg_ptr + offs_m[:, None] * stride_hgm + offs_n[None, :], (nf * gv[None, :]).to(dt),
+                     mask=mn_mask)
+        else:
+            tl.store(y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :], acc.to(dt), mask=mn_mask)
 
 
 @triton.jit
@@ -760,7 +808,7 @@ def _check_ss(what: str, name: str, ss: torch.Tensor, m: int) -> None:
 
 def _check_epilogue(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, what: str) -> tuple[int, int]:
     """(M, K) of an epilogue GEMM's x, after the prologues' checks (ValueError naming ``what``)."""
-    m = _check_prologue(x, w, x.shape[-1], cfg, what)
+    m = _check_prologue(x, w, x.shape[-1], cfg, what, epilogue=True)
     if x.device != w.device:
         raise ValueError(f"{what}: x on {x.device}, w on {w.device}")
     return m, x.shape[1]
@@ -793,15 +841,26 @@ def scaled_gemm(hg: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, ss: torch.
             raise ValueError(f"{what}: with glu, w must be [2 N, K] (gate, then up), got {tuple(w.shape)}")
         n //= 2
     y = torch.empty((m, n), dtype=hg.dtype, device=hg.device)
-    skinny_epilogue_kernel[(triton.cdiv(n, cfg.block_n),)](
-        hg, w, y, ss, y, ss, y, ss,
-        m, n, k, n if glu else 0, eps,
+    part, counts = _epilogue_workspace(m, n, cfg, glu, hg.device, y)
+    skinny_epilogue_kernel[(triton.cdiv(n, cfg.block_n), cfg.split_k)](
+        hg, w, y, ss, y, ss, y, ss, part, counts,
+        m, n, k, n if glu else 0, eps, cfg.k_per_split(k),
         hg.stride(0), w.stride(0), y.stride(0), 0, 0,
         ROW_SCALE=True, GLU=glu, RESID=False,
-        BLOCK_M=block_m(m), BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, EVEN_K=k % cfg.block_k == 0,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        BLOCK_M=block_m(m), BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, EVEN_K=cfg.even_k(k),
+        SPLIT_K=cfg.split_k, SWAP_AB=cfg.swap_ab, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     return y
+
+
+def _epilogue_workspace(m: int, n: int, cfg: SkinnyConfig, glu: bool, device: torch.device,
+                        dummy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(partials, counters) of a split-K epilogue GEMM: the cached workspace of [split_k x 2, M, N]
+    partials with GLU (gate and up), [split_k, M, N] without; (dummy, dummy) without split-K."""
+    if cfg.split_k == 1:
+        return dummy, dummy
+    ws = cached_workspace(m, 2 * n if glu else n, cfg, device)  # [split_k, M, 2 N] holds [split_k, 2, M, N]
+    return ws.partials, ws.counts
 
 
 def residual_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, res: torch.Tensor, g: torch.Tensor,
@@ -819,11 +878,12 @@ def residual_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, res: torc
     if hg.data_ptr() == res.data_ptr():
         raise ValueError(f"{what}: hg and res must be different tensors")
     _check_ss(what, "ss_out", ss_out, m)
-    skinny_epilogue_kernel[(triton.cdiv(n, cfg.block_n),)](
-        x, w, res, ss_out, res, g, hg, ss_out,
-        m, n, k, 0, 0.0,
+    part, counts = _epilogue_workspace(m, n, cfg, False, x.device, res)
+    skinny_epilogue_kernel[(triton.cdiv(n, cfg.block_n), cfg.split_k)](
+        x, w, res, ss_out, res, g, hg, ss_out, part, counts,
+        m, n, k, 0, 0.0, cfg.k_per_split(k),
         x.stride(0), w.stride(0), res.stride(0), res.stride(0), hg.stride(0),
         ROW_SCALE=False, GLU=False, RESID=True,
-        BLOCK_M=block_m(m), BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, EVEN_K=k % cfg.block_k == 0,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        BLOCK_M=block_m(m), BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, EVEN_K=cfg.even_k(k),
+        SPLIT_K=cfg.split_k, SWAP_AB=cfg.swap_ab, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )

@@ -29,7 +29,11 @@ from gpu.kernels.skinny_gemm import (  # noqa: E402
 DEVICE = "cuda" if os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
 TOL = 2e-3
 EPS = 1e-5
-CFGS = [SkinnyConfig(32, 32, 4, 2, 1), SkinnyConfig(16, 64, 4, 3, 1)]  # K tails at K = 96 and 64 / 96
+CFGS = [SkinnyConfig(32, 32, 4, 2, 1), SkinnyConfig(16, 64, 4, 3, 1),  # K tails at K = 96 and 64 / 96
+        # the wide batches' forms: the product transposed, K split (the last slice partly or wholly
+        # masked: K 96 in 3 slices of 32, or in 2 of 64), the tile's last program running the epilogue
+        SkinnyConfig(32, 32, 4, 2, 1, swap_ab=True), SkinnyConfig(32, 32, 4, 2, 3, swap_ab=True),
+        SkinnyConfig(16, 64, 4, 2, 2)]
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +55,7 @@ def _data(m: int, k: int, n: int, seed: int):
     return g, r, gw, w
 
 
-@pytest.mark.parametrize("m", [1, 5, 16])
+@pytest.mark.parametrize("m", [1, 5, 16, 20])
 @pytest.mark.parametrize("cfg", CFGS, ids=[c.name for c in CFGS])
 def test_norm_prep_then_scaled_gemm_is_rms_norm_then_the_product(m, cfg):
     _, r, gw, w = _data(m, 96, 70, m * 3 + cfg.block_n)
@@ -67,7 +71,7 @@ def test_norm_prep_then_scaled_gemm_is_rms_norm_then_the_product(m, cfg):
     assert y.shape == (m, 70) and _rel(y, ref) <= TOL
 
 
-@pytest.mark.parametrize("m", [1, 9])
+@pytest.mark.parametrize("m", [1, 9, 24])
 @pytest.mark.parametrize("cfg", CFGS, ids=[c.name for c in CFGS])
 def test_scaled_gemm_with_glu_is_silu_mul_of_the_normed_product(m, cfg):
     _, r, gw, w = _data(m, 96, 2 * 40, m + cfg.block_k)
@@ -80,7 +84,7 @@ def test_scaled_gemm_with_glu_is_silu_mul_of_the_normed_product(m, cfg):
     assert a.shape == (m, 40) and _rel(a, ref) <= TOL
 
 
-@pytest.mark.parametrize("m", [1, 5, 16])
+@pytest.mark.parametrize("m", [1, 5, 16, 32])
 @pytest.mark.parametrize("cfg", CFGS, ids=[c.name for c in CFGS])
 def test_residual_gemm_updates_the_residual_and_the_next_norms_inputs(m, cfg):
     g, res, gw, _ = _data(m, 70, 1, 11 * m + cfg.block_n)  # the residual [M, N], N = 70
@@ -122,8 +126,8 @@ def test_epilogue_inputs_that_do_not_fit():
     ss = torch.zeros(3, dtype=torch.float32, device=DEVICE)
     cfg = CFGS[0]
     bad = [
-        (lambda: scaled_gemm(x, w, SkinnyConfig(32, 32, 4, 2, 2), ss, EPS), "without split-K"),
-        (lambda: scaled_gemm(x, w, SkinnyConfig(32, 32, 4, 2, 1, swap_ab=True), ss, EPS), "swap_ab"),
+        (lambda: scaled_gemm(x, w, SkinnyConfig(32, 32, 4, 2, 2, tma=True), ss, EPS), "no TMA"),
+        (lambda: scaled_gemm(x, w, SkinnyConfig(32, 32, 4, 2, 1, swap_ab=True, balanced=True), ss, EPS), "balanced"),
         (lambda: scaled_gemm(x, w[:, :32], cfg, ss, EPS), "K=64"),
         (lambda: scaled_gemm(x, w, cfg, ss[:2], EPS), "at least 3"),
         (lambda: scaled_gemm(x, w, cfg, ss.double(), EPS), "float32"),

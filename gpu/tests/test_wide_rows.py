@@ -162,3 +162,29 @@ def test_decode_gemm_settings_report_the_routing_as_set(monkeypatch):
     got = em.decode_gemm_settings()
     assert got["wide_lm_head"] is True and got["triton_argmax"] is True
     assert got["long_context"] == em.DECODE_LONG_CONTEXT and got["long_min_rows"] == em.DECODE_LONG_MIN_ROWS
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_wide_epilogues_give_the_unfused_logits(monkeypatch, lora):
+    # WIDE_EPILOGUES: the three rows (over SKINNY_MAX_M 2) through the epilogue GEMMs with the wide
+    # configurations: qkv and lm_head transposed, gate_up's GLU transposed and split in 2, o_proj and
+    # down_proj split in 3 (the tile's last program adding to the residual); none where LoRA is on
+    configs = ("tsk_n32_k32_w4_s2_sk1_ab", "tsk_n16_k32_w4_s2_sk2_ab", "tsk_n32_k32_w4_s2_sk3_ab")
+    for name, value in zip(("WIDE_EPILOGUE_CONFIG", "WIDE_EPILOGUE_GLU_CONFIG", "WIDE_EPILOGUE_NARROW_CONFIG"),
+                           configs, strict=True):
+        monkeypatch.setattr(em, name, value)
+    seen = []
+    for fn in ("scaled_gemm", "residual_gemm"):
+        real = getattr(em, fn)
+        monkeypatch.setattr(em, fn, lambda x, w, cfg, *a, real=real, fn=fn, **k:
+                            seen.append((fn, cfg.name, tuple(w.shape))) or real(x, w, cfg, *a, **k))
+    logits, _ = fused_forward_logits(monkeypatch, "WIDE_EPILOGUES", "add_rms_norm", lora, DEVICE)
+    ref = logits[False].double()
+    rel = float((logits[True].double() - ref).norm() / ref.norm())
+    assert rel <= 5e-3, rel
+    if lora:
+        assert seen == []
+        return
+    layer = [("scaled_gemm", configs[0], (128, 64)), ("residual_gemm", configs[2], (64, 64)),
+             ("scaled_gemm", configs[1], (192, 64)), ("residual_gemm", configs[2], (64, 96))]
+    assert seen == layer * 2 + [("scaled_gemm", configs[0], (97, 64))]
