@@ -22,7 +22,9 @@ about 60 MB), so the time is of HBM reads. The table ends with a layer's sum (qk
 down) unfused and fused, per configuration, x 32 plus lm_head: the step's GEMM and small-kernel time.
 
 Usage (GPU machine): python3 gpu/bench_epilogues.py --out DIR [--batches 1,8,16] [--configs NAME,...]
-[--glu-configs NAME,...]. Writes DIR/epilogues.csv and DIR/epilogues.json (metadata, copy
+[--glu-configs NAME,...] [--gemm-config NAME]. ``unfused linear`` and ``gemm linear`` run the same with
+F.linear (cuBLASLt preferred), what the engine runs over SKINNY_MAX_M rows. Writes DIR/epilogues.csv
+and DIR/epilogues.json (metadata, copy
 bandwidth, rows) and prints the table last.
 """
 
@@ -96,16 +98,21 @@ def reference(kind: str, inp: Inputs, w: torch.Tensor) -> torch.Tensor:
     return y
 
 
+def _mm(x: torch.Tensor, w: torch.Tensor, gemm_cfg) -> torch.Tensor:
+    """The plain GEMM: the skinny one with ``gemm_cfg``, F.linear where it is None."""
+    return torch.nn.functional.linear(x, w) if gemm_cfg is None else sg.skinny_gemm(x, w, gemm_cfg)
+
+
 def _unfused(kind: str, gemm_cfg, inp: Inputs, w: torch.Tensor) -> torch.Tensor:
     if kind == "resid":
-        return sg.skinny_gemm(inp.x, w, gemm_cfg)
+        return _mm(inp.x, w, gemm_cfg)
     h = em.add_rms_norm(inp.r, inp.d, inp.g, EPS)  # r += d in place, as the engine's layer does
-    y = sg.skinny_gemm(h, w, gemm_cfg)
+    y = _mm(h, w, gemm_cfg)
     return em.silu_mul(y) if kind == "glu" else y
 
 
 def _gemm(kind: str, gemm_cfg, inp: Inputs, w: torch.Tensor) -> torch.Tensor:
-    return sg.skinny_gemm(inp.x if kind == "resid" else inp.hg, w, gemm_cfg)
+    return _mm(inp.x if kind == "resid" else inp.hg, w, gemm_cfg)
 
 
 def _fused(kind: str, cfg, inp: Inputs, w: torch.Tensor) -> torch.Tensor:
@@ -116,8 +123,12 @@ def _fused(kind: str, cfg, inp: Inputs, w: torch.Tensor) -> torch.Tensor:
 
 
 def variants(kind: str, cfgs: list, glu_cfgs: list, gemm_cfg) -> dict:
-    """name -> fn(inputs, w) returning the output to check (the residual for resid)."""
-    out = {"unfused": functools.partial(_unfused, kind, gemm_cfg), "gemm": functools.partial(_gemm, kind, gemm_cfg)}
+    """name -> fn(inputs, w) returning the output to check (the residual for resid). ``unfused
+    linear`` and ``gemm linear``: the same with F.linear (cuBLASLt where main sets it), what the
+    engine runs over SKINNY_MAX_M rows."""
+    out = {"unfused": functools.partial(_unfused, kind, gemm_cfg), "gemm": functools.partial(_gemm, kind, gemm_cfg),
+           "unfused linear": functools.partial(_unfused, kind, None),
+           "gemm linear": functools.partial(_gemm, kind, None)}
     for c in (glu_cfgs if kind == "glu" else []) + cfgs:
         out.setdefault(f"fused {c.name}", functools.partial(_fused, kind, c))
     return out
@@ -127,9 +138,11 @@ def programs(kind: str, name: str, n: int, gemm_cfg) -> int:
     """Programs of the variant's GEMM launch (one per N tile): how many waves it makes on the GPU's
     SMs, where a partial last wave idles some of them. gate_up's fused kernel covers two W tiles a
     program, so it launches half as many as the plain GEMM of the same configuration."""
+    if name.endswith(" linear"):
+        return 0  # cuBLAS's own grid, not known here
     cfg = gemm_cfg if not name.startswith("fused") else sg.SkinnyConfig.from_name(name.split()[1])
     out_n = n // 2 if kind == "glu" and name.startswith("fused") else n
-    return -(-out_n // cfg.block_n)
+    return -(-out_n // cfg.block_n) * cfg.split_k
 
 
 def check(kind: str, name: str, fn, inp: Inputs, w: torch.Tensor) -> float:
@@ -182,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", default=",".join(DEFAULT_CONFIGS))
     ap.add_argument("--glu-configs", default=",".join(DEFAULT_GLU_CONFIGS))
     ap.add_argument("--shapes", default=",".join(SHAPES))
+    ap.add_argument("--gemm-config", default=None,
+                    help="the plain skinny GEMM's config for unfused / gemm (default: the engine's SKINNY_CONFIG)")
     args = ap.parse_args(argv)
     try:
         batches = [int(b) for b in args.batches.split(",")]
@@ -189,16 +204,20 @@ def main(argv: list[str] | None = None) -> int:
         glu_cfgs = [sg.SkinnyConfig.from_name(n) for n in args.glu_configs.split(",") if n]
     except ValueError as e:
         ap.error(f"--batches / --configs / --glu-configs: {e}")
-    bad = [c.name for c in cfgs + glu_cfgs if c.split_k != 1 or c.swap_ab]
+    bad = [c.name for c in cfgs + glu_cfgs if c.tma or c.balanced]
     if bad:
-        ap.error(f"the epilogues run without split-K or _ab: {bad}")
+        ap.error(f"the epilogues run without _tma or _bal: {bad}")
     unknown = [s for s in args.shapes.split(",") if s not in SHAPES]
     if unknown:
         ap.error(f"--shapes: unknown {unknown}, expected some of {list(SHAPES)}")
     if not torch.cuda.is_available():
         print("bench_epilogues: needs CUDA", file=sys.stderr)
         return 2
-    gemm_cfg = sg.SkinnyConfig.from_name(em.SKINNY_CONFIG)
+    gemm_cfg = sg.SkinnyConfig.from_name(args.gemm_config or em.SKINNY_CONFIG)
+    try:  # F.linear as the engine's decode graphs run it
+        torch.backends.cuda.preferred_blas_library("cublaslt")
+    except Exception as e:  # noqa: BLE001
+        print(f"bench_epilogues: cuBLASLt not preferred ({type(e).__name__}: {e})", file=sys.stderr)
     dev = torch.device("cuda")
     torch.manual_seed(0)
     bw = measure_hbm()
