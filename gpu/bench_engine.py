@@ -480,6 +480,11 @@ def write_tables(res: dict, out: Path) -> str:
     if isinstance(dg, dict) and dg.get("long_context") is not None:
         lines.append(f"Decode steps whose longest context is at least {dg['long_context']} tokens replay graphs with "
                      f"decode attention launched without PDL (graphs of {dg.get('long_min_rows')} rows or more).")
+    if isinstance(dg, dict) and dg.get("wide_epilogues") and (dg.get("wide_max_m") or 0) > dg.get("max_m", 0):
+        q, glu, narrow_cfg = dg.get("wide_epilogue_configs") or ("?", "?", "?")
+        lines.append(f"Passes of {dg['max_m'] + 1}-{dg['wide_max_m']} rows without LoRA: the norms and SiLU in the "
+                     f"skinny GEMMs' epilogues (WIDE_EPILOGUES; qkv, lm_head {q}, gate_up {glu}, o_proj and "
+                     f"down_proj {narrow_cfg}), which then replace the routing above.")
     if isinstance(dg, dict) and dg.get("triton_argmax"):
         lines.append("Greedy sampling's argmax: one Triton program a row (TRITON_ARGMAX).")
     if res.get("fuse_prologues"):

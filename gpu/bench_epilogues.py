@@ -148,12 +148,12 @@ def programs(kind: str, name: str, n: int, gemm_cfg) -> int:
 def check(kind: str, name: str, fn, inp: Inputs, w: torch.Tensor) -> float:
     """Relative L2 error of variant ``name`` (``fn``) on fresh inputs against float64: the GEMM alone
     against the plain product, the unfused residual GEMM with the add the next norm makes."""
-    if name == "gemm":
+    if name.startswith("gemm"):  # gemm, gemm linear
         ref = (inp.x if kind == "resid" else inp.hg).double() @ w.double().t()
     else:
         ref = reference(kind, inp, w)
     y = fn(inp, w)
-    if kind == "resid" and name == "unfused":
+    if kind == "resid" and name.startswith("unfused"):
         y = inp.res.double() + y.double()
     return rel(y, ref)
 

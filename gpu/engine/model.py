@@ -56,11 +56,18 @@ EPILOGUE_GLU_CONFIG = None  # gate_up's (two W tiles a K step): None: EPILOGUE_C
 # the norms, SiLU and their launches cost about 190 + 60 us of batch 32's 4.5 ms step while cuBLASLt
 # runs gate_up, o_proj and down_proj: qkv and lm_head on WIDE_EPILOGUE_CONFIG, gate_up (gate and up
 # tiles, silu(gate) * up written) on WIDE_EPILOGUE_GLU_CONFIG, o_proj and down_proj on
-# WIDE_EPILOGUE_NARROW_CONFIG (split-K: their 4,096 columns are 64 tiles of 64). Off until timed.
-WIDE_EPILOGUES = False
+# WIDE_EPILOGUE_NARROW_CONFIG (split-K: their 4,096 columns are 64 tiles of 64). On the H200: with
+# gate_up's GLU on 128-element K steps at 2-3 stages the fused GEMMs took 258 us a step more than the
+# plain ones and the step was no faster (gpu/results/wide-epilogues-h200-8536348/); timed one by one
+# at 32 rows (gpu/results/epilogue-parts-h200-a8377b0/), the GLU on 64-element K steps at 4 stages
+# took 47.6 us against 51-63 for the others and 52.3 for cuBLASLt's gate_up with add_rms_norm and
+# silu_mul, and with it the step took 4.459 ms against 4.601 at 32 x 129 and 4.318 against 4.507 at
+# 24 x 129 (three rotating rounds), 11.682 against 11.709 at 32 x 2,049; bench_engine 4.420 and
+# 4.424 ms at batch 32 (71.1 and 70.4 % of the weight roofline). On by default since then.
+WIDE_EPILOGUES = True
 WIDE_EPILOGUE_CONFIG = "tsk_n64_k128_w4_s4_sk1_ab"
-WIDE_EPILOGUE_GLU_CONFIG = "tsk_n64_k128_w4_s3_sk1_ab"
-WIDE_EPILOGUE_NARROW_CONFIG = "tsk_n64_k128_w4_s4_sk2_ab"
+WIDE_EPILOGUE_GLU_CONFIG = "tsk_n64_k64_w4_s4_sk1_ab"
+WIDE_EPILOGUE_NARROW_CONFIG = "tsk_n64_k128_w4_s6_sk2_ab"
 # Decode passes through the skinny GEMM (at most SKINNY_MAX_M rows, no prefill chunk, Hopper or
 # later) may launch their kernels with programmatic dependent launch (gpu/kernels/skinny_gemm.py,
 # "Dependent launch"), each GEMM asking L2 for the first DECODE_PREFETCH_K elements of its

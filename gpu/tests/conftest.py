@@ -104,11 +104,13 @@ def patch_triton_interpreter_scalars(monkeypatch) -> None:
 
 
 
-def fused_forward_logits(monkeypatch, flag: str, spy: str, lora: bool, device: str, values=(False, True)):
+def fused_forward_logits(monkeypatch, flag: str, spy: str, lora: bool, device: str, values=(False, True),
+                         mixed_prompt: int = 0):
     """The engine's decode logits of three sequences of a tiny model (two layers; LoRA on two of
     them when ``lora``) with ``gpu.engine.model.<flag>`` off and on (``values``: the two settings,
     the prefill run with the first), and the keyword arguments of every call to ``model.<spy>``
-    made while it was on: ``({False: logits, True: logits}, calls)``.
+    made while it was on: ``({False: logits, True: logits}, calls)``. ``mixed_prompt`` > 0: the step
+    also prefills a fourth request's prompt of that many tokens (no adapter), a mixed step.
     For the fused-kernel tests (test_fused_prologues.py, test_fused_epilogues.py); on the CPU the
     fp16 tensors count as the skinny GEMM's inputs (Triton's interpreter)."""
     import torch
@@ -140,6 +142,9 @@ def fused_forward_logits(monkeypatch, flag: str, spy: str, lora: bool, device: s
     monkeypatch.setattr(em, flag, values[0])
     ex.execute([Seq(r, slot[r], 0, lens[r], tables[r]) for r in lens])
     seqs = [Seq(r, slot[r], lens[r], 1, tables[r]) for r in lens]
+    if mixed_prompt:
+        ex.add_request(3, torch.randint(0, cfg.vocab_size, (mixed_prompt,), generator=g).tolist())
+        seqs.append(Seq(3, None, 0, mixed_prompt, [50, 51, 52, 53]))
     calls = []
     real = getattr(em, spy)
     monkeypatch.setattr(em, spy, lambda *a, **k: calls.append(k) or real(*a, **k))
@@ -149,6 +154,6 @@ def fused_forward_logits(monkeypatch, flag: str, spy: str, lora: bool, device: s
         if not fuse:
             calls.clear()  # only the calls of the second setting
         _, logits[fuse] = ex.execute(seqs, return_logits=True)
-        for r in lens:  # the same inputs again: undo the sampled token
+        for r in list(lens) + ([3] if mixed_prompt else []):  # the same inputs again: undo the sampled token
             ex.tokens[r].pop()
     return logits, calls

@@ -167,7 +167,12 @@ def test_header_names_the_wide_lm_head_the_long_graphs_and_the_argmax(tmp_path):
     assert "weights of more than 16384 output columns with F.linear but lm_head, without PDL" in text
     assert "at least 1024 tokens replay graphs with decode attention launched without PDL (graphs of 12 rows" in text
     assert "argmax: one Triton program a row" in text
-    dg.update(wide_lm_head=False, long_context=None, triton_argmax=False)
+    assert "WIDE_EPILOGUES" not in text
+    dg.update(wide_epilogues=True, wide_epilogue_configs=["q", "g", "r"])
+    text = be.write_tables({"meta": {}, "decode_gemm": dg}, tmp_path)
+    assert ("Passes of 17-32 rows without LoRA: the norms and SiLU in the skinny GEMMs' epilogues (WIDE_EPILOGUES; "
+            "qkv, lm_head q, gate_up g, o_proj and down_proj r)") in text
+    dg.update(wide_lm_head=False, long_context=None, triton_argmax=False, wide_epilogues=False)
     text = be.write_tables({"meta": {}, "decode_gemm": dg}, tmp_path)
     assert "F.linear, without PDL" in text and "but lm_head" not in text
     assert "launched without PDL (graphs" not in text and "argmax" not in text

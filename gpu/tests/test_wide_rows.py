@@ -36,6 +36,7 @@ def _wide(monkeypatch):
     monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_CONFIG", NARROW)
     monkeypatch.setattr(em, "SKINNY_WIDE_CUBLAS_N", None)  # the tests' own routing, not the engine's default
     monkeypatch.setattr(em, "SKINNY_WIDE_NARROW_MAX_M", None)
+    monkeypatch.setattr(em, "WIDE_EPILOGUES", False)  # the plain pass's routing (the epilogues' test sets it)
     yield
 
 
@@ -164,11 +165,12 @@ def test_decode_gemm_settings_report_the_routing_as_set(monkeypatch):
     assert got["long_context"] == em.DECODE_LONG_CONTEXT and got["long_min_rows"] == em.DECODE_LONG_MIN_ROWS
 
 
-@pytest.mark.parametrize("lora", [False, True])
-def test_wide_epilogues_give_the_unfused_logits(monkeypatch, lora):
+@pytest.mark.parametrize("lora,mixed", [(False, 0), (True, 0), (False, 6)])
+def test_wide_epilogues_give_the_unfused_logits(monkeypatch, lora, mixed):
     # WIDE_EPILOGUES: the three rows (over SKINNY_MAX_M 2) through the epilogue GEMMs with the wide
     # configurations: qkv and lm_head transposed, gate_up's GLU transposed and split in 2, o_proj and
-    # down_proj split in 3 (the tile's last program adding to the residual); none where LoRA is on
+    # down_proj split in 3 (the tile's last program adding to the residual); none where LoRA is on;
+    # ``mixed``: the three decodes and a 6-token prompt in one step (9 rows, prefill attention)
     configs = ("tsk_n32_k32_w4_s2_sk1_ab", "tsk_n16_k32_w4_s2_sk2_ab", "tsk_n32_k32_w4_s2_sk3_ab")
     for name, value in zip(("WIDE_EPILOGUE_CONFIG", "WIDE_EPILOGUE_GLU_CONFIG", "WIDE_EPILOGUE_NARROW_CONFIG"),
                            configs, strict=True):
@@ -178,7 +180,9 @@ def test_wide_epilogues_give_the_unfused_logits(monkeypatch, lora):
         real = getattr(em, fn)
         monkeypatch.setattr(em, fn, lambda x, w, cfg, *a, real=real, fn=fn, **k:
                             seen.append((fn, cfg.name, tuple(w.shape))) or real(x, w, cfg, *a, **k))
-    logits, _ = fused_forward_logits(monkeypatch, "WIDE_EPILOGUES", "add_rms_norm", lora, DEVICE)
+    logits, _ = fused_forward_logits(monkeypatch, "WIDE_EPILOGUES", "add_rms_norm", lora, DEVICE,
+                                     mixed_prompt=mixed)
+    assert logits[True].shape[0] == 3 + (1 if mixed else 0)
     ref = logits[False].double()
     rel = float((logits[True].double() - ref).norm() / ref.norm())
     assert rel <= 5e-3, rel
