@@ -187,6 +187,15 @@ def skinny_gemm_kernel(
     if SWAP_AB:
         acc = tl.trans(acc)  # [BLOCK_M, BLOCK_N] again, for the same epilogue
 
+    store_tile(acc, y_ptr, part_ptr, count_ptr, offs_m, offs_n, m_mask, n_mask, M, N, pid_n, pid_k,
+               stride_ym, stride_yn, BLOCK_M, BLOCK_N, SPLIT_K)
+
+
+@triton.jit
+def store_tile(acc, y_ptr, part_ptr, count_ptr, offs_m, offs_n, m_mask, n_mask, M, N, pid_n, pid_k,
+               stride_ym, stride_yn, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SPLIT_K: tl.constexpr):
+    """The [BLOCK_M, BLOCK_N] fp32 tile ``acc`` into y (y's dtype); with SPLIT_K > 1, as the K
+    slice's partial, summed into y by the tile's last program (skinny_gemm_kernel, TMA kernel)."""
     mn_mask = m_mask[:, None] & n_mask[None, :]
     y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :] * stride_yn
     if SPLIT_K == 1:
@@ -239,23 +248,8 @@ def skinny_gemm_tma_kernel(
     if SWAP_AB:
         acc = tl.trans(acc)
 
-    m_mask = offs_m < M
-    n_mask = offs_n < N
-    mn_mask = m_mask[:, None] & n_mask[None, :]
-    y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :] * stride_yn
-    if SPLIT_K == 1:
-        tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=mn_mask)
-    else:  # as in skinny_gemm_kernel
-        mn_offs = offs_m[:, None] * N + offs_n[None, :]
-        tl.store(part_ptr + pid_k * M * N + mn_offs, acc, mask=mn_mask)
-        tl.debug_barrier()
-        arrived = tl.atomic_add(count_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
-        if arrived == SPLIT_K - 1:
-            total = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-            for s in tl.static_range(SPLIT_K):
-                total += tl.load(part_ptr + s * M * N + mn_offs, mask=mn_mask, other=0.0, cache_modifier=".cg")
-            tl.store(y_ptrs, total.to(y_ptr.dtype.element_ty), mask=mn_mask)
-            tl.atomic_xchg(count_ptr + pid_n, 0, sem="relaxed", scope="gpu")
+    store_tile(acc, y_ptr, part_ptr, count_ptr, offs_m, offs_n, offs_m < M, offs_n < N, M, N, pid_n, pid_k,
+               stride_ym, stride_yn, BLOCK_M, BLOCK_N, SPLIT_K)
 
 
 @dataclass(frozen=True)
