@@ -217,7 +217,7 @@ def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False, head: bool = Fal
     skinny GEMM launched with programmatic dependent launch, prefetching DECODE_PREFETCH_K.
     ``head``: W is lm_head (SKINNY_WIDE_LM_HEAD)."""
     if _skinny_rows(x) and w.dtype == torch.float16:
-        cfg = _wide_config(SKINNY_CONFIG)  # by name at call time, so that --set can change it
+        cfg = _config_named(SKINNY_CONFIG)  # by name at call time, so that --set can change it
         if pdl:
             return skinny_gemm(x, w, cfg, pdl=True, prefetch_k=DECODE_PREFETCH_K)
         return skinny_gemm(x, w, cfg)
@@ -228,13 +228,13 @@ def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False, head: bool = Fal
             narrow_rows = SKINNY_WIDE_NARROW_MAX_M is None or x.shape[0] <= SKINNY_WIDE_NARROW_MAX_M
             name = SKINNY_WIDE_NARROW_CONFIG if narrow_rows else None
         if name is not None:
-            return skinny_gemm(x, w, _wide_config(name), pdl=pdl, prefetch_k=DECODE_PREFETCH_K if pdl else 0)
+            return skinny_gemm(x, w, _config_named(name), pdl=pdl, prefetch_k=DECODE_PREFETCH_K if pdl else 0)
     return F.linear(x, w)
 
 
 @functools.cache
-def _wide_config(name: str):
-    """The SkinnyConfig of ``name``, parsed once (SKINNY_CONFIG's too, in ``linear``)."""
+def _config_named(name: str):
+    """The SkinnyConfig of ``name``, parsed once (looked up at call time, so that --set can change it)."""
     return SkinnyConfig.from_name(name)
 
 
@@ -622,11 +622,11 @@ class LlamaModel:
         eps = cfg.rms_norm_eps
         layers = self.w.layers
         if x.shape[0] > SKINNY_MAX_M:  # WIDE_EPILOGUES
-            sk, sk_glu, sk_res = (_wide_config(n) for n in (WIDE_EPILOGUE_CONFIG, WIDE_EPILOGUE_GLU_CONFIG,
-                                                            WIDE_EPILOGUE_NARROW_CONFIG))
+            names = (WIDE_EPILOGUE_CONFIG, WIDE_EPILOGUE_GLU_CONFIG, WIDE_EPILOGUE_NARROW_CONFIG)
+            sk, sk_glu, sk_res = (_config_named(n) for n in names)
         else:
-            sk = _SKINNY if EPILOGUE_CONFIG is None else SkinnyConfig.from_name(EPILOGUE_CONFIG)
-            sk_glu = sk if EPILOGUE_GLU_CONFIG is None else SkinnyConfig.from_name(EPILOGUE_GLU_CONFIG)
+            sk = _config_named(EPILOGUE_CONFIG or SKINNY_CONFIG)
+            sk_glu = sk if EPILOGUE_GLU_CONFIG is None else _config_named(EPILOGUE_GLU_CONFIG)
             sk_res = sk
         ss = torch.zeros((2 * len(layers) + 1, x.shape[0]), dtype=torch.float32, device=x.device)
         hg = torch.empty_like(x)

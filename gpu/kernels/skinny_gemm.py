@@ -417,14 +417,15 @@ def skinny_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: torch.
         part, counts = workspace.partials, workspace.counts
     else:
         part, counts = out, out  # never read: SPLIT_K == 1 compiles the epilogue out
-    if cfg.tma:
-        return _skinny_gemm_tma(x, w, cfg, out, part, counts, pdl)
     extra = {}
     if pdl:
         if not pdl_supported(x.device):
             raise ValueError(f"skinny_gemm: pdl needs a CUDA device of compute capability 9.0 or more, got {x.device}")
         aligned = w.stride(1) == 1 and (w.stride(0) * w.element_size()) % 16 == 0 and w.data_ptr() % 16 == 0
         extra = {"PDL": True, "PREFETCH_K": prefetch_k if aligned else 0, "launch_pdl": True}
+    if cfg.tma:  # no L2 prefetch in the TMA kernel
+        extra.pop("PREFETCH_K", None)
+        return _skinny_gemm_tma(x, w, cfg, out, part, counts, extra)
     if cfg.balanced:
         programs = sm_count(x.device) if programs is None else programs
         if programs < 1:
@@ -459,8 +460,9 @@ def tma_unavailable_reason(x: torch.Tensor, w: torch.Tensor) -> str | None:
 
 
 def _skinny_gemm_tma(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: torch.Tensor,
-                     part: torch.Tensor, counts: torch.Tensor, pdl: bool) -> torch.Tensor:
-    """``skinny_gemm`` for a ``_tma`` config (checked there): descriptors over x and W, one launch."""
+                     part: torch.Tensor, counts: torch.Tensor, extra: dict) -> torch.Tensor:
+    """``skinny_gemm`` for a ``_tma`` config (checked there, PDL's launch options in ``extra``):
+    descriptors over x and W, one launch."""
     from triton.tools.tensor_descriptor import TensorDescriptor
 
     why = tma_unavailable_reason(x, w)
@@ -469,11 +471,6 @@ def _skinny_gemm_tma(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, out: t
     m, k = x.shape
     n = w.shape[0]
     bm = block_m(m)
-    extra = {}
-    if pdl:
-        if not pdl_supported(x.device):
-            raise ValueError(f"skinny_gemm: pdl needs a CUDA device of compute capability 9.0 or more, got {x.device}")
-        extra = {"PDL": True, "launch_pdl": True}
     x_desc = TensorDescriptor(x, list(x.shape), list(x.stride()), [bm, cfg.block_k])
     w_desc = TensorDescriptor(w, list(w.shape), list(w.stride()), [cfg.block_n, cfg.block_k])
     grid = (triton.cdiv(n, cfg.block_n), cfg.split_k)
