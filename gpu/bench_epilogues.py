@@ -81,7 +81,7 @@ class Inputs:
             self.res = torch.randn(m, n, device=dev, dtype=torch.float16)
             self.gn = (1 + 0.1 * torch.randn(n, device=dev)).half()
             self.hg_out = torch.empty_like(self.res)
-            self.ss_out = torch.zeros(m, device=dev, dtype=torch.float32)
+            self.ss_out = torch.empty(n, m, device=dev, dtype=torch.float32)  # room for one part a tile of any config
 
 
 def reference(kind: str, inp: Inputs, w: torch.Tensor) -> torch.Tensor:

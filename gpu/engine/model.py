@@ -186,6 +186,7 @@ if HAVE_TRITON:
             scaled_gemm,
             silu_gemm,
             skinny_gemm,
+            ss_parts,
         )
 
         _SKINNY = SkinnyConfig.from_name(SKINNY_CONFIG)
@@ -616,7 +617,9 @@ class LlamaModel:
     def _forward_epilogues(self, b: ForwardBatch, x: torch.Tensor) -> torch.Tensor:
         """The forward pass without LoRA with the norms and SiLU in the GEMMs' epilogues
         (FUSE_EPILOGUES): x is the residual, updated in place by o_proj's and down_proj's
-        epilogues; hg holds r * g of the next norm, ss[i] the row sums of squares of norm i."""
+        epilogues; hg holds r * g of the next norm, ss[i] the row sums of squares of norm i, as the
+        parts the residual GEMMs store (one an N tile; norm_prep's one part for the first norm), summed
+        in a fixed order by the GEMM that reads them: the same logits each run."""
         cfg = self.cfg
         hq, hkv, d, qs = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.q_size
         eps = cfg.rms_norm_eps
@@ -628,13 +631,15 @@ class LlamaModel:
             sk = _config_named(EPILOGUE_CONFIG or SKINNY_CONFIG)
             sk_glu = sk if EPILOGUE_GLU_CONFIG is None else _config_named(EPILOGUE_GLU_CONFIG)
             sk_res = sk
-        ss = torch.zeros((2 * len(layers) + 1, x.shape[0]), dtype=torch.float32, device=x.device)
+        parts = ss_parts(cfg.hidden_size, sk_res)
+        ss = torch.empty((2 * len(layers) + 1, parts, x.shape[0]), dtype=torch.float32, device=x.device)
         hg = torch.empty_like(x)
-        norm_prep(x, layers[0].attn_norm, hg, ss[0])
+        norm_prep(x, layers[0].attn_norm, hg, ss[0, 0])
+        s = ss[0, :1]
         nd = b.num_decode
         fuse_rope = _rope_fused(x, b)
         for li, lw in enumerate(layers):
-            qkv = scaled_gemm(hg, lw.wqkv, sk, ss[2 * li], eps)
+            qkv = scaled_gemm(hg, lw.wqkv, sk, s, eps)
             if fuse_rope:  # as in forward: the rotary embedding and cache write inside decode attention
                 attn = paged_decode_rope(
                     qkv, self.rotary.cos, self.rotary.sin, b.slot_mapping, self.kv.k[li], self.kv.v[li],
@@ -643,11 +648,11 @@ class LlamaModel:
                 q, k, v = rope_and_cache(qkv, b.positions, self.rotary.cos, self.rotary.sin, b.slot_mapping,
                                          self.kv.k[li], self.kv.v[li], hq, hkv, d)
                 attn = self._attention(b, li, q, k, v, nd)
-            residual_gemm(attn.view(-1, qs), lw.wo, sk_res, x, lw.mlp_norm, hg, ss[2 * li + 1])
-            a = scaled_gemm(hg, lw.w_gate_up, sk_glu, ss[2 * li + 1], eps, glu=True)
+            s = residual_gemm(attn.view(-1, qs), lw.wo, sk_res, x, lw.mlp_norm, hg, ss[2 * li + 1])
+            a = scaled_gemm(hg, lw.w_gate_up, sk_glu, s, eps, glu=True)
             g_next = layers[li + 1].attn_norm if li + 1 < len(layers) else self.w.final_norm
-            residual_gemm(a, lw.w_down, sk_res, x, g_next, hg, ss[2 * li + 2])
-        h, s = hg, ss[-1]
+            s = residual_gemm(a, lw.w_down, sk_res, x, g_next, hg, ss[2 * li + 2])
+        h = hg
         if b.logits_idx is not None:
-            h, s = h[b.logits_idx], s[b.logits_idx]
+            h, s = h[b.logits_idx], s[:, b.logits_idx]
         return scaled_gemm(h, self.w.lm_head, sk, s, eps)

@@ -649,11 +649,14 @@ def silu_gemm(gu: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, want_h: bool
 #
 # - RESID (o_proj and down_proj, whose output is added to the residual r): the epilogue rounds its
 #   tile to x's dtype as the unfused GEMM would, adds it to r's tile in place (r += y, each tile
-#   owned by one program), writes hg = r * g (g: the next norm's weight) and adds the tile's part of
-#   each row's sum of squares of r into ``ss_out`` with an fp32 atomic (zeroed before the step). y
-#   itself is not written: without LoRA nothing else reads it.
+#   owned by one program), writes hg = r * g (g: the next norm's weight) and stores the tile's part
+#   of each row's sum of squares of r as row ``pid_n`` of ``ss_out`` ([N tiles, M] parts). y itself
+#   is not written: without LoRA nothing else reads it.
 # - ROW_SCALE (qkv, gate_up, lm_head, which read the norm's output): the GEMM is the plain one over
-#   hg, and the epilogue multiplies each row by 1 / rms = rsqrt(ss[m] / K + eps).
+#   hg, and the epilogue multiplies each row by 1 / rms = rsqrt(ss[m] / K + eps), ss[m] the sum of
+#   the parts in a fixed order. Until 8c64e5e the parts were added with fp32 atomics into one
+#   vector, in whatever order the tiles finished: batch 32's logits moved by about 1.3e-3 from one
+#   run to the next (gpu/results/model-13b-h200-8c64e5e/). Stored parts give the same bits each run.
 # - GLU (gate_up, with ROW_SCALE): each program reads the gate tile and the up tile of the same
 #   columns (rows n and n + n_up of W) into two accumulators and writes silu(gate) * up, rounded as
 #   silu_mul rounds it, so neither gate_up's [M, 2 N] output nor the silu_mul launch exists.
@@ -668,17 +671,20 @@ def silu_gemm(gu: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, want_h: bool
 @triton.jit(do_not_specialize=["M"])
 def skinny_epilogue_kernel(
     x_ptr, w_ptr, y_ptr, ss_in_ptr, res_ptr, g_ptr, hg_ptr, ss_out_ptr, part_ptr, count_ptr,
-    M, N, K, n_up, eps, k_per_split,
-    stride_xm, stride_wn, stride_ym, stride_resm, stride_hgm,
+    M, N, K, n_up, eps, k_per_split, n_ss_in,
+    stride_xm, stride_wn, stride_ym, stride_resm, stride_hgm, stride_ss_in, stride_ss_out,
     ROW_SCALE: tl.constexpr, GLU: tl.constexpr, RESID: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr,
-    SPLIT_K: tl.constexpr = 1, SWAP_AB: tl.constexpr = False,
+    SPLIT_K: tl.constexpr = 1, SWAP_AB: tl.constexpr = False, SS_IN_BLOCK: tl.constexpr = 1,
 ):
     """The skinny GEMM's loop (rows of x and W contiguous along K), then the epilogue(s) asked for.
     With SPLIT_K > 1 each program computes its K slice's partial(s) (GLU: gate and up), stores them
     to ``part_ptr`` (fp32 [SPLIT_K, 1 or 2, M, N]) and the tile's last program (the counter of
     ``skinny_gemm_kernel``) sums them in slice order and runs the epilogue alone. SWAP_AB: the
-    product computed transposed (W's tile as the MMA's row side), as in skinny_gemm_kernel."""
+    product computed transposed (W's tile as the MMA's row side), as in skinny_gemm_kernel.
+    ROW_SCALE reads the ``n_ss_in`` parts of the row sums of squares ([n_ss_in, M], row stride
+    ``stride_ss_in``; SS_IN_BLOCK a power of two at least n_ss_in) and sums them in one fixed order;
+    RESID stores its tile's part as row pid_n of ss_out (row stride ``stride_ss_out``)."""
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
     offs_m = tl.arange(0, BLOCK_M)
@@ -748,7 +754,10 @@ def skinny_epilogue_kernel(
     if last:
         dt = x_ptr.dtype.element_ty
         if ROW_SCALE:
-            ss = tl.load(ss_in_ptr + offs_m, mask=m_mask, other=0.0)
+            offs_p = tl.arange(0, SS_IN_BLOCK)
+            parts = tl.load(ss_in_ptr + offs_p[:, None] * stride_ss_in + offs_m[None, :],
+                            mask=(offs_p < n_ss_in)[:, None] & m_mask[None, :], other=0.0)
+            ss = tl.sum(parts, axis=0)  # one reduction tree for a given SS_IN_BLOCK: the same bits each run
             r = tl.rsqrt(ss / K + eps)
             acc = acc * r[:, None]
             if GLU:
@@ -763,7 +772,7 @@ def skinny_epilogue_kernel(
             new = (old.to(tl.float32) + acc.to(dt).to(tl.float32)).to(dt)
             tl.store(r_ptrs, new, mask=mn_mask)
             nf = new.to(tl.float32)
-            tl.atomic_add(ss_out_ptr + offs_m, tl.sum(nf * nf, axis=1), mask=m_mask, sem="relaxed")
+            tl.store(ss_out_ptr + pid_n * stride_ss_out + offs_m, tl.sum(nf * nf, axis=1), mask=m_mask)
             gv = tl.load(g_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)
             tl.store(hg_ptr + offs_m[:, None] * stride_hgm + offs_n[None, :], (nf * gv[None, :]).to(dt),
                      mask=mn_mask)
@@ -797,6 +806,25 @@ def _check_ss(what: str, name: str, ss: torch.Tensor, m: int) -> None:
                          f"got {tuple(ss.shape)} {ss.dtype}")
 
 
+def _check_ss_parts(what: str, name: str, ss: torch.Tensor, m: int, parts: int | None = None) -> torch.Tensor:
+    """ss as [P, >= m] parts of the row sums of squares (a vector is one part): float32, each part's
+    entries contiguous; ``parts``: at least that many rows."""
+    if ss.dim() == 1:
+        ss = ss.unsqueeze(0)
+    if (ss.dim() != 2 or ss.shape[1] < m or ss.shape[0] < (parts or 1) or ss.dtype != torch.float32
+            or ss.stride(1) != 1):
+        need = f"[{parts} or more, {m} or more]" if parts else f"a vector of {m} or more, or [P, {m} or more]"
+        raise ValueError(f"{what}: {name} must be float32 {need} with contiguous rows, "
+                         f"got {tuple(ss.shape)} {ss.dtype} strides {ss.stride()}")
+    return ss
+
+
+def ss_parts(n: int, cfg: SkinnyConfig) -> int:
+    """How many parts of the row sums of squares ``residual_gemm`` stores for N output columns: one
+    an N tile."""
+    return triton.cdiv(n, cfg.block_n)
+
+
 def _check_epilogue(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, what: str) -> tuple[int, int]:
     """(M, K) of an epilogue GEMM's x, after the prologues' checks (ValueError naming ``what``)."""
     m = _check_prologue(x, w, x.shape[-1], cfg, what, epilogue=True)
@@ -807,7 +835,8 @@ def _check_epilogue(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, what: s
 
 def norm_prep(x: torch.Tensor, g: torch.Tensor, hg: torch.Tensor, ss: torch.Tensor) -> None:
     """``hg = x * g`` and ``ss[:M]`` = each row's sum of squares of x: the first norm of a step
-    whose others come from ``residual_gemm``. x, hg [M, K] fp16, g [K], ss fp32."""
+    whose others come from ``residual_gemm``. x, hg [M, K] fp16, g [K], ss an fp32 vector (one part,
+    for ``scaled_gemm``)."""
     _check_rows("norm_prep", x=x, hg=hg)
     m, k = x.shape
     if tuple(hg.shape) != (m, k) or tuple(g.shape) != (k,):
@@ -820,12 +849,13 @@ def norm_prep(x: torch.Tensor, g: torch.Tensor, hg: torch.Tensor, ss: torch.Tens
 
 def scaled_gemm(hg: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, ss: torch.Tensor, eps: float,
                 glu: bool = False) -> torch.Tensor:
-    """``RMSNorm(r) * g @ w^T`` from ``hg = r * g`` and ss = r's row sums of squares (what
-    residual_gemm or norm_prep wrote): [M, N] in hg's dtype. With ``glu``, w is [2 N, K] (gate rows,
-    then up rows) and the result is silu(gate) * up, [M, N]: what silu_mul of the product gives."""
+    """``RMSNorm(r) * g @ w^T`` from ``hg = r * g`` and ss = r's row sums of squares, as parts [P, M]
+    summed in a fixed order (what residual_gemm returns) or one vector (what norm_prep wrote): [M, N]
+    in hg's dtype. With ``glu``, w is [2 N, K] (gate rows, then up rows) and the result is
+    silu(gate) * up, [M, N]: what silu_mul of the product gives."""
     what = "scaled_gemm"
     m, k = _check_epilogue(hg, w, cfg, what)
-    _check_ss(what, "ss", ss, m)
+    ss = _check_ss_parts(what, "ss", ss, m)
     n = w.shape[0]
     if glu:
         if n % 2:
@@ -835,11 +865,12 @@ def scaled_gemm(hg: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, ss: torch.
     part, counts = _epilogue_workspace(m, n, cfg, glu, hg.device, y)
     skinny_epilogue_kernel[(triton.cdiv(n, cfg.block_n), cfg.split_k)](
         hg, w, y, ss, y, ss, y, ss, part, counts,
-        m, n, k, n if glu else 0, eps, cfg.k_per_split(k),
-        hg.stride(0), w.stride(0), y.stride(0), 0, 0,
+        m, n, k, n if glu else 0, eps, cfg.k_per_split(k), ss.shape[0],
+        hg.stride(0), w.stride(0), y.stride(0), 0, 0, ss.stride(0), 0,
         ROW_SCALE=True, GLU=glu, RESID=False,
         BLOCK_M=block_m(m), BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, EVEN_K=cfg.even_k(k),
-        SPLIT_K=cfg.split_k, SWAP_AB=cfg.swap_ab, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        SPLIT_K=cfg.split_k, SWAP_AB=cfg.swap_ab, SS_IN_BLOCK=triton.next_power_of_2(ss.shape[0]),
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
     return y
 
@@ -855,10 +886,12 @@ def _epilogue_workspace(m: int, n: int, cfg: SkinnyConfig, glu: bool, device: to
 
 
 def residual_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, res: torch.Tensor, g: torch.Tensor,
-                  hg: torch.Tensor, ss_out: torch.Tensor) -> None:
+                  hg: torch.Tensor, ss_out: torch.Tensor) -> torch.Tensor:
     """``res += x @ w^T`` in place (the product rounded to res's dtype first, as F.linear's output
-    would be), then ``hg = res * g`` and ``ss_out[:M] +=`` res's row sums of squares (fp32 atomics:
-    zero it first). x [M, K], w [N, K], res and hg [M, N], g [N]."""
+    would be), then ``hg = res * g`` and res's row sums of squares as parts: row t of ``ss_out``
+    ([ss_parts(N, cfg) or more, M or more] fp32) gets N tile t's part, stored, not added. Returns
+    the parts written (``ss_out[:ss_parts(N, cfg)]``), what scaled_gemm takes. x [M, K], w [N, K],
+    res and hg [M, N], g [N]."""
     what = "residual_gemm"
     m, k = _check_epilogue(x, w, cfg, what)
     n = w.shape[0]
@@ -868,13 +901,15 @@ def residual_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, res: torc
                          f"got {tuple(res.shape)}, {tuple(hg.shape)}, {tuple(g.shape)}")
     if hg.data_ptr() == res.data_ptr():
         raise ValueError(f"{what}: hg and res must be different tensors")
-    _check_ss(what, "ss_out", ss_out, m)
+    tiles = ss_parts(n, cfg)
+    ss_out = _check_ss_parts(what, "ss_out", ss_out, m, parts=tiles)
     part, counts = _epilogue_workspace(m, n, cfg, False, x.device, res)
-    skinny_epilogue_kernel[(triton.cdiv(n, cfg.block_n), cfg.split_k)](
+    skinny_epilogue_kernel[(tiles, cfg.split_k)](
         x, w, res, ss_out, res, g, hg, ss_out, part, counts,
-        m, n, k, 0, 0.0, cfg.k_per_split(k),
-        x.stride(0), w.stride(0), res.stride(0), res.stride(0), hg.stride(0),
+        m, n, k, 0, 0.0, cfg.k_per_split(k), 0,
+        x.stride(0), w.stride(0), res.stride(0), res.stride(0), hg.stride(0), 0, ss_out.stride(0),
         ROW_SCALE=False, GLU=False, RESID=True,
         BLOCK_M=block_m(m), BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, EVEN_K=cfg.even_k(k),
         SPLIT_K=cfg.split_k, SWAP_AB=cfg.swap_ab, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
+    return ss_out[:tiles]

@@ -1,6 +1,7 @@
 """The skinny GEMM's epilogues (gpu/kernels/skinny_gemm.py, "Epilogues"), under Triton's
 interpreter on the CPU or on a GPU: residual_gemm adds the product to the residual in place as
-the unfused pass rounds it and writes r * g and the row sums of squares; scaled_gemm over those is
+the unfused pass rounds it and writes r * g and the row sums of squares (one part an N tile,
+stored, the same bits each run); scaled_gemm over those is
 add_rms_norm then the product, and with glu silu_mul of it (against float64 of the unfused
 reference); bad inputs raise ValueError; and the engine's forward pass with FUSE_EPILOGUES gives
 the unfused logits without LoRA, and takes the unfused path when LoRA is on."""
@@ -24,6 +25,7 @@ from gpu.kernels.skinny_gemm import (  # noqa: E402
     norm_prep,
     residual_gemm,
     scaled_gemm,
+    ss_parts,
 )
 
 DEVICE = "cuda" if os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
@@ -92,30 +94,47 @@ def test_residual_gemm_updates_the_residual_and_the_next_norms_inputs(m, cfg):
     w = (torch.randn(70, 96, generator=g) * 0.05).half().to(DEVICE)
     res0 = res.clone()
     hg = torch.empty_like(res)
-    ss = torch.zeros(m, dtype=torch.float32, device=DEVICE)
-    residual_gemm(x, w, cfg, res, gw, hg, ss)
+    tiles = ss_parts(70, cfg)
+    assert tiles == -(-70 // cfg.block_n)
+    ss = torch.full((tiles + 1, m + 2), -1.0, dtype=torch.float32, device=DEVICE)
+    parts = residual_gemm(x, w, cfg, res, gw, hg, ss)
+    assert parts.shape == (tiles, m + 2) and parts.data_ptr() == ss.data_ptr()
+    assert torch.all(ss[tiles] == -1.0) and torch.all(ss[:, m:] == -1.0)  # only the parts' rows are written
     y_ref = x.double() @ w.double().t()
     # res0 + y, y rounded to fp16 first: within one fp16 rounding of the exact sum per element
     exact = res0.double() + y_ref
     assert (res.double() - exact).abs().max() <= 2e-3 * exact.abs().max()
     rd = res.double()
-    assert torch.allclose(ss.double(), (rd * rd).sum(1), rtol=1e-5)
+    for t in range(tiles):  # part t: the row sums of squares over N tile t's columns
+        cols = rd[:, t * cfg.block_n:(t + 1) * cfg.block_n]
+        assert torch.allclose(parts[t, :m].double(), (cols * cols).sum(1), rtol=1e-5)
     assert torch.equal(hg, (res.float() * gw.float()).half())
     # and the next GEMM over them is the unfused add_rms_norm then the product
     w2 = (torch.randn(24, 70, generator=g) * 0.05).half().to(DEVICE)
     ref = em.rms_norm(res, gw, EPS).double() @ w2.double().t()
-    assert _rel(scaled_gemm(hg, w2, cfg, ss, EPS), ref) <= TOL
+    assert _rel(scaled_gemm(hg, w2, cfg, parts, EPS), ref) <= TOL
 
 
-def test_ss_accumulates_so_it_must_start_at_zero():
-    _, res, gw, _ = _data(3, 64, 1, 5)
-    x = torch.randn(3, 32).half().to(DEVICE)
-    w = (torch.randn(64, 32) * 0.05).half().to(DEVICE)
-    hg = torch.empty_like(res)
-    ss = torch.full((3,), 100.0, dtype=torch.float32, device=DEVICE)
-    residual_gemm(x, w, CFGS[0], res, gw, hg, ss)
-    rd = res.double()
-    assert torch.allclose(ss.double(), 100.0 + (rd * rd).sum(1), rtol=1e-5)
+@pytest.mark.parametrize("cfg", [CFGS[0], CFGS[3]], ids=[CFGS[0].name, CFGS[3].name])
+def test_ss_parts_are_stored_not_added_and_give_the_same_bits_each_run(cfg):
+    # Until 8c64e5e the parts were fp32 atomics into one vector, in whatever order the tiles
+    # finished: on a GPU the logits moved by about 1e-3 from one run to the next. Stored parts,
+    # summed in one order by the GEMM that reads them, give the same bits (on a GPU, where it
+    # matters, and under the interpreter).
+    g, res0, gw, _ = _data(20, 160, 1, 5)
+    x = torch.randn(20, 96, generator=g).half().to(DEVICE)
+    w = (torch.randn(160, 96, generator=g) * 0.05).half().to(DEVICE)
+    w2 = (torch.randn(48, 160, generator=g) * 0.05).half().to(DEVICE)
+    outs = []
+    for fill in (100.0, -7.0):  # whatever the buffer held before
+        res, hg = res0.clone(), torch.empty_like(res0)
+        ss = torch.full((ss_parts(160, cfg), 20), fill, dtype=torch.float32, device=DEVICE)
+        parts = residual_gemm(x, w, cfg, res, gw, hg, ss)
+        outs.append((res, hg, parts.clone(), scaled_gemm(hg, w2, cfg, parts, EPS)))
+    rd = outs[0][0].double()
+    assert torch.allclose(outs[0][2].double().sum(0), (rd * rd).sum(1), rtol=1e-5)
+    for a, b in zip(outs[0], outs[1], strict=True):
+        assert torch.equal(a, b)
 
 
 def test_epilogue_inputs_that_do_not_fit():
@@ -124,12 +143,15 @@ def test_epilogue_inputs_that_do_not_fit():
     gw = torch.ones(8).half().to(DEVICE)
     res = torch.randn(3, 8).half().to(DEVICE)
     ss = torch.zeros(3, dtype=torch.float32, device=DEVICE)
+    w70 = torch.randn(70, 64).half().to(DEVICE)  # three N tiles of 32: three parts
+    gw70, res70 = torch.ones(70).half().to(DEVICE), torch.randn(3, 70).half().to(DEVICE)
     cfg = CFGS[0]
     bad = [
         (lambda: scaled_gemm(x, w, SkinnyConfig(32, 32, 4, 2, 2, tma=True), ss, EPS), "no TMA"),
         (lambda: scaled_gemm(x, w, SkinnyConfig(32, 32, 4, 2, 1, swap_ab=True, balanced=True), ss, EPS), "balanced"),
         (lambda: scaled_gemm(x, w[:, :32], cfg, ss, EPS), "K=64"),
-        (lambda: scaled_gemm(x, w, cfg, ss[:2], EPS), "at least 3"),
+        (lambda: scaled_gemm(x, w, cfg, ss[:2], EPS), "3 or more"),
+        (lambda: scaled_gemm(x, w, cfg, ss.view(3, 1)[:, :0], EPS), "3 or more"),
         (lambda: scaled_gemm(x, w, cfg, ss.double(), EPS), "float32"),
         (lambda: scaled_gemm(x, w[:7], cfg, ss, EPS, glu=True), r"\[2 N, K\]"),
         (lambda: scaled_gemm(x.float(), w, cfg, ss, EPS), "float16"),
@@ -137,6 +159,7 @@ def test_epilogue_inputs_that_do_not_fit():
         (lambda: residual_gemm(x, w, cfg, res[:, :4], gw, torch.empty_like(res), ss), r"\[3, 8\]"),
         (lambda: residual_gemm(x, w, cfg, res, gw, res, ss), "different tensors"),
         (lambda: residual_gemm(x, w, cfg, res, gw[:4], torch.empty_like(res), ss), "g"),
+        (lambda: residual_gemm(x, w70, cfg, res70, gw70, torch.empty_like(res70), ss), r"\[3 or more, 3 or more\]"),
         (lambda: norm_prep(x, gw, torch.empty_like(x), ss), "g"),
     ]
     for call, msg in bad:
