@@ -68,6 +68,11 @@ WIDE_EPILOGUES = True
 WIDE_EPILOGUE_CONFIG = "tsk_n64_k128_w4_s4_sk1_ab"
 WIDE_EPILOGUE_GLU_CONFIG = "tsk_n64_k64_w4_s4_sk1_ab"
 WIDE_EPILOGUE_NARROW_CONFIG = "tsk_n64_k128_w4_s6_sk2_ab"
+# The epilogues' row sums of squares: stored as one part an N tile and summed in one order by the
+# GEMM that reads them (False), so a pass gives the same bits each run; or added with fp32 atomics
+# into one vector (True), the form until 8c64e5e, whose order varies with the tiles' finishing and
+# moved batch 32's logits by about 1.3e-3 between captures (gpu/results/model-13b-h200-8c64e5e/).
+EPILOGUE_SS_ATOMIC = False
 # Decode passes through the skinny GEMM (at most SKINNY_MAX_M rows, no prefill chunk, Hopper or
 # later) may launch their kernels with programmatic dependent launch (gpu/kernels/skinny_gemm.py,
 # "Dependent launch"), each GEMM asking L2 for the first DECODE_PREFETCH_K elements of its
@@ -208,7 +213,8 @@ def decode_gemm_settings() -> dict:
             "wide_lm_head": SKINNY_WIDE_LM_HEAD, "triton_argmax": TRITON_ARGMAX,
             "long_context": DECODE_LONG_CONTEXT, "long_min_rows": DECODE_LONG_MIN_ROWS,
             "wide_epilogues": WIDE_EPILOGUES, "wide_epilogue_configs": [
-                WIDE_EPILOGUE_CONFIG, WIDE_EPILOGUE_GLU_CONFIG, WIDE_EPILOGUE_NARROW_CONFIG]}
+                WIDE_EPILOGUE_CONFIG, WIDE_EPILOGUE_GLU_CONFIG, WIDE_EPILOGUE_NARROW_CONFIG],
+            "epilogue_ss_atomic": EPILOGUE_SS_ATOMIC}
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, pdl: bool = False, head: bool = False) -> torch.Tensor:
@@ -631,8 +637,10 @@ class LlamaModel:
             sk = _config_named(EPILOGUE_CONFIG or SKINNY_CONFIG)
             sk_glu = sk if EPILOGUE_GLU_CONFIG is None else _config_named(EPILOGUE_GLU_CONFIG)
             sk_res = sk
-        parts = ss_parts(cfg.hidden_size, sk_res)
-        ss = torch.empty((2 * len(layers) + 1, parts, x.shape[0]), dtype=torch.float32, device=x.device)
+        atomic = EPILOGUE_SS_ATOMIC
+        parts = 1 if atomic else ss_parts(cfg.hidden_size, sk_res)
+        ss = (torch.zeros if atomic else torch.empty)((2 * len(layers) + 1, parts, x.shape[0]),
+                                                      dtype=torch.float32, device=x.device)
         hg = torch.empty_like(x)
         norm_prep(x, layers[0].attn_norm, hg, ss[0, 0])
         s = ss[0, :1]
@@ -648,10 +656,10 @@ class LlamaModel:
                 q, k, v = rope_and_cache(qkv, b.positions, self.rotary.cos, self.rotary.sin, b.slot_mapping,
                                          self.kv.k[li], self.kv.v[li], hq, hkv, d)
                 attn = self._attention(b, li, q, k, v, nd)
-            s = residual_gemm(attn.view(-1, qs), lw.wo, sk_res, x, lw.mlp_norm, hg, ss[2 * li + 1])
+            s = residual_gemm(attn.view(-1, qs), lw.wo, sk_res, x, lw.mlp_norm, hg, ss[2 * li + 1], atomic)
             a = scaled_gemm(hg, lw.w_gate_up, sk_glu, s, eps, glu=True)
             g_next = layers[li + 1].attn_norm if li + 1 < len(layers) else self.w.final_norm
-            s = residual_gemm(a, lw.w_down, sk_res, x, g_next, hg, ss[2 * li + 2])
+            s = residual_gemm(a, lw.w_down, sk_res, x, g_next, hg, ss[2 * li + 2], atomic)
         h = hg
         if b.logits_idx is not None:
             h, s = h[b.logits_idx], s[:, b.logits_idx]

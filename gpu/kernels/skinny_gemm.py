@@ -676,6 +676,7 @@ def skinny_epilogue_kernel(
     ROW_SCALE: tl.constexpr, GLU: tl.constexpr, RESID: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr,
     SPLIT_K: tl.constexpr = 1, SWAP_AB: tl.constexpr = False, SS_IN_BLOCK: tl.constexpr = 1,
+    SS_ATOMIC: tl.constexpr = False,
 ):
     """The skinny GEMM's loop (rows of x and W contiguous along K), then the epilogue(s) asked for.
     With SPLIT_K > 1 each program computes its K slice's partial(s) (GLU: gate and up), stores them
@@ -684,7 +685,9 @@ def skinny_epilogue_kernel(
     product computed transposed (W's tile as the MMA's row side), as in skinny_gemm_kernel.
     ROW_SCALE reads the ``n_ss_in`` parts of the row sums of squares ([n_ss_in, M], row stride
     ``stride_ss_in``; SS_IN_BLOCK a power of two at least n_ss_in) and sums them in one fixed order;
-    RESID stores its tile's part as row pid_n of ss_out (row stride ``stride_ss_out``)."""
+    RESID stores its tile's part as row pid_n of ss_out (row stride ``stride_ss_out``), or with
+    SS_ATOMIC adds it into row 0 with an fp32 atomic (the order the tiles finish in: not the same bits
+    each run)."""
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
     offs_m = tl.arange(0, BLOCK_M)
@@ -772,7 +775,10 @@ def skinny_epilogue_kernel(
             new = (old.to(tl.float32) + acc.to(dt).to(tl.float32)).to(dt)
             tl.store(r_ptrs, new, mask=mn_mask)
             nf = new.to(tl.float32)
-            tl.store(ss_out_ptr + pid_n * stride_ss_out + offs_m, tl.sum(nf * nf, axis=1), mask=m_mask)
+            if SS_ATOMIC:
+                tl.atomic_add(ss_out_ptr + offs_m, tl.sum(nf * nf, axis=1), mask=m_mask, sem="relaxed")
+            else:
+                tl.store(ss_out_ptr + pid_n * stride_ss_out + offs_m, tl.sum(nf * nf, axis=1), mask=m_mask)
             gv = tl.load(g_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)
             tl.store(hg_ptr + offs_m[:, None] * stride_hgm + offs_n[None, :], (nf * gv[None, :]).to(dt),
                      mask=mn_mask)
@@ -886,12 +892,14 @@ def _epilogue_workspace(m: int, n: int, cfg: SkinnyConfig, glu: bool, device: to
 
 
 def residual_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, res: torch.Tensor, g: torch.Tensor,
-                  hg: torch.Tensor, ss_out: torch.Tensor) -> torch.Tensor:
+                  hg: torch.Tensor, ss_out: torch.Tensor, ss_atomic: bool = False) -> torch.Tensor:
     """``res += x @ w^T`` in place (the product rounded to res's dtype first, as F.linear's output
     would be), then ``hg = res * g`` and res's row sums of squares as parts: row t of ``ss_out``
     ([ss_parts(N, cfg) or more, M or more] fp32) gets N tile t's part, stored, not added. Returns
-    the parts written (``ss_out[:ss_parts(N, cfg)]``), what scaled_gemm takes. x [M, K], w [N, K],
-    res and hg [M, N], g [N]."""
+    the parts written (``ss_out[:ss_parts(N, cfg)]``), what scaled_gemm takes. With ``ss_atomic``
+    every tile adds its part into ``ss_out[0]`` with an fp32 atomic instead (zero it first; returns
+    ``ss_out[:1]``): one part to read, but the sum's order, and so its last bits, vary from run to
+    run. x [M, K], w [N, K], res and hg [M, N], g [N]."""
     what = "residual_gemm"
     m, k = _check_epilogue(x, w, cfg, what)
     n = w.shape[0]
@@ -902,7 +910,7 @@ def residual_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, res: torc
     if hg.data_ptr() == res.data_ptr():
         raise ValueError(f"{what}: hg and res must be different tensors")
     tiles = ss_parts(n, cfg)
-    ss_out = _check_ss_parts(what, "ss_out", ss_out, m, parts=tiles)
+    ss_out = _check_ss_parts(what, "ss_out", ss_out, m, parts=1 if ss_atomic else tiles)
     part, counts = _epilogue_workspace(m, n, cfg, False, x.device, res)
     skinny_epilogue_kernel[(tiles, cfg.split_k)](
         x, w, res, ss_out, res, g, hg, ss_out, part, counts,
@@ -910,6 +918,7 @@ def residual_gemm(x: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, res: torc
         x.stride(0), w.stride(0), res.stride(0), res.stride(0), hg.stride(0), 0, ss_out.stride(0),
         ROW_SCALE=False, GLU=False, RESID=True,
         BLOCK_M=block_m(m), BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, EVEN_K=cfg.even_k(k),
-        SPLIT_K=cfg.split_k, SWAP_AB=cfg.swap_ab, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        SPLIT_K=cfg.split_k, SWAP_AB=cfg.swap_ab, SS_ATOMIC=ss_atomic, num_warps=cfg.num_warps,
+        num_stages=cfg.num_stages,
     )
-    return ss_out[:tiles]
+    return ss_out[:1 if ss_atomic else tiles]

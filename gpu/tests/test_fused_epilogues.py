@@ -137,6 +137,19 @@ def test_ss_parts_are_stored_not_added_and_give_the_same_bits_each_run(cfg):
         assert torch.equal(a, b)
 
 
+def test_ss_atomic_adds_into_one_part_so_it_must_start_at_zero():
+    _, res, gw, _ = _data(3, 64, 1, 5)
+    x = torch.randn(3, 32).half().to(DEVICE)
+    w = (torch.randn(64, 32) * 0.05).half().to(DEVICE)
+    hg = torch.empty_like(res)
+    ss = torch.full((2, 3), 100.0, dtype=torch.float32, device=DEVICE)
+    parts = residual_gemm(x, w, CFGS[0], res, gw, hg, ss, ss_atomic=True)  # two N tiles of 32, one part
+    rd = res.double()
+    assert parts.shape == (1, 3)
+    assert torch.allclose(ss[0].double(), 100.0 + (rd * rd).sum(1), rtol=1e-5)
+    assert torch.all(ss[1] == 100.0)
+
+
 def test_epilogue_inputs_that_do_not_fit():
     x = torch.randn(3, 64).half().to(DEVICE)
     w = torch.randn(8, 64).half().to(DEVICE)

@@ -163,14 +163,19 @@ def test_decode_gemm_settings_report_the_routing_as_set(monkeypatch):
     got = em.decode_gemm_settings()
     assert got["wide_lm_head"] is True and got["triton_argmax"] is True
     assert got["long_context"] == em.DECODE_LONG_CONTEXT and got["long_min_rows"] == em.DECODE_LONG_MIN_ROWS
+    monkeypatch.setattr(em, "EPILOGUE_SS_ATOMIC", True)
+    assert em.decode_gemm_settings()["epilogue_ss_atomic"] is True
 
 
-@pytest.mark.parametrize("lora,mixed", [(False, 0), (True, 0), (False, 6)])
-def test_wide_epilogues_give_the_unfused_logits(monkeypatch, lora, mixed):
+@pytest.mark.parametrize("lora,mixed,atomic", [(False, 0, False), (True, 0, False), (False, 6, False),
+                                               (False, 0, True)])
+def test_wide_epilogues_give_the_unfused_logits(monkeypatch, lora, mixed, atomic):
     # WIDE_EPILOGUES: the three rows (over SKINNY_MAX_M 2) through the epilogue GEMMs with the wide
     # configurations: qkv and lm_head transposed, gate_up's GLU transposed and split in 2, o_proj and
     # down_proj split in 3 (the tile's last program adding to the residual); none where LoRA is on;
     # ``mixed``: the three decodes and a 6-token prompt in one step (9 rows, prefill attention)
+    # ``atomic``: the row sums of squares added with atomics (EPILOGUE_SS_ATOMIC), not stored as parts
+    monkeypatch.setattr(em, "EPILOGUE_SS_ATOMIC", atomic)
     configs = ("tsk_n32_k32_w4_s2_sk1_ab", "tsk_n16_k32_w4_s2_sk2_ab", "tsk_n32_k32_w4_s2_sk3_ab")
     for name, value in zip(("WIDE_EPILOGUE_CONFIG", "WIDE_EPILOGUE_GLU_CONFIG", "WIDE_EPILOGUE_NARROW_CONFIG"),
                            configs, strict=True):
