@@ -68,11 +68,14 @@ WIDE_EPILOGUES = True
 WIDE_EPILOGUE_CONFIG = "tsk_n64_k128_w4_s4_sk1_ab"
 WIDE_EPILOGUE_GLU_CONFIG = "tsk_n64_k64_w4_s4_sk1_ab"
 WIDE_EPILOGUE_NARROW_CONFIG = "tsk_n64_k128_w4_s6_sk2_ab"
-# The epilogues' row sums of squares: stored as one part an N tile and summed in one order by the
-# GEMM that reads them (False), so a pass gives the same bits each run; or added with fp32 atomics
-# into one vector (True), the form until 8c64e5e, whose order varies with the tiles' finishing and
-# moved batch 32's logits by about 1.3e-3 between captures (gpu/results/model-13b-h200-8c64e5e/).
-EPILOGUE_SS_ATOMIC = False
+# The epilogues' row sums of squares: added with fp32 atomics into one vector (True), whose order
+# varies with the tiles' finishing, so batch 17-32's logits move by about 1.2e-3 from one capture to
+# the next (gpu/results/model-13b-h200-8c64e5e/); or stored as one part an N tile and summed in one
+# order by the GEMM that reads them (False): the same bits each run (gpu/results/deterministic-ss-
+# h200-abf1045/), but 1.1 % slower at 32 x 129 (4.471 against 4.421 ms), 0.8 % at 24 and at 13B's
+# 32, side by side in one process (gpu/results/ss-atomic-ab-h200-3dd5a38/). Atomics stay the default,
+# the engine of lease cd9171f-1; set False for bit-reproducible decode.
+EPILOGUE_SS_ATOMIC = True
 # Decode passes through the skinny GEMM (at most SKINNY_MAX_M rows, no prefill chunk, Hopper or
 # later) may launch their kernels with programmatic dependent launch (gpu/kernels/skinny_gemm.py,
 # "Dependent launch"), each GEMM asking L2 for the first DECODE_PREFETCH_K elements of its
@@ -623,9 +626,10 @@ class LlamaModel:
     def _forward_epilogues(self, b: ForwardBatch, x: torch.Tensor) -> torch.Tensor:
         """The forward pass without LoRA with the norms and SiLU in the GEMMs' epilogues
         (FUSE_EPILOGUES): x is the residual, updated in place by o_proj's and down_proj's
-        epilogues; hg holds r * g of the next norm, ss[i] the row sums of squares of norm i, as the
-        parts the residual GEMMs store (one an N tile; norm_prep's one part for the first norm), summed
-        in a fixed order by the GEMM that reads them: the same logits each run."""
+        epilogues; hg holds r * g of the next norm, ss[i] the row sums of squares of norm i: one
+        vector the residual GEMMs add into with atomics (EPILOGUE_SS_ATOMIC), or the parts they store
+        (one an N tile), summed in a fixed order by the GEMM that reads them (the same logits each run).
+        norm_prep writes the first norm's as one part."""
         cfg = self.cfg
         hq, hkv, d, qs = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.q_size
         eps = cfg.rms_norm_eps

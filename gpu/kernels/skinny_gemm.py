@@ -650,13 +650,16 @@ def silu_gemm(gu: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, want_h: bool
 # - RESID (o_proj and down_proj, whose output is added to the residual r): the epilogue rounds its
 #   tile to x's dtype as the unfused GEMM would, adds it to r's tile in place (r += y, each tile
 #   owned by one program), writes hg = r * g (g: the next norm's weight) and stores the tile's part
-#   of each row's sum of squares of r as row ``pid_n`` of ``ss_out`` ([N tiles, M] parts). y itself
-#   is not written: without LoRA nothing else reads it.
+#   of each row's sum of squares of r as row ``pid_n`` of ``ss_out`` ([N tiles, M] parts), or with
+#   SS_ATOMIC adds it into one vector with an fp32 atomic. y itself is not written: without LoRA
+#   nothing else reads it.
 # - ROW_SCALE (qkv, gate_up, lm_head, which read the norm's output): the GEMM is the plain one over
 #   hg, and the epilogue multiplies each row by 1 / rms = rsqrt(ss[m] / K + eps), ss[m] the sum of
-#   the parts in a fixed order. Until 8c64e5e the parts were added with fp32 atomics into one
-#   vector, in whatever order the tiles finished: batch 32's logits moved by about 1.3e-3 from one
-#   run to the next (gpu/results/model-13b-h200-8c64e5e/). Stored parts give the same bits each run.
+#   the parts in a fixed order. The atomics add in whatever order the tiles finish: batch 32's
+#   logits moved by about 1.2e-3 from one run to the next (gpu/results/model-13b-h200-8c64e5e/).
+#   Stored parts give the same bits each run, but batch 32's step takes about 1 % longer
+#   (gpu/results/ss-atomic-ab-h200-3dd5a38/); the engine keeps the atomics by default
+#   (gpu/engine/model.py EPILOGUE_SS_ATOMIC).
 # - GLU (gate_up, with ROW_SCALE): each program reads the gate tile and the up tile of the same
 #   columns (rows n and n + n_up of W) into two accumulators and writes silu(gate) * up, rounded as
 #   silu_mul rounds it, so neither gate_up's [M, 2 N] output nor the silu_mul launch exists.
