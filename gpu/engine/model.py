@@ -69,7 +69,7 @@ WIDE_EPILOGUE_CONFIG = "tsk_n64_k128_w4_s4_sk1_ab"
 WIDE_EPILOGUE_GLU_CONFIG = "tsk_n64_k64_w4_s4_sk1_ab"
 WIDE_EPILOGUE_NARROW_CONFIG = "tsk_n64_k128_w4_s6_sk2_ab"
 # The epilogues' row sums of squares: added with fp32 atomics into one vector (True), whose order
-# varies with the tiles' finishing, so batch 17-32's logits move by about 1.2e-3 from one capture to
+# varies with the tiles' finishing, so batch 17-32's logits move by about 1.3e-3 from one capture to
 # the next (gpu/results/model-13b-h200-8c64e5e/); or stored as one part an N tile and summed in one
 # order by the GEMM that reads them (False): the same bits each run (gpu/results/deterministic-ss-
 # h200-abf1045/), but 1.1 % slower at 32 x 129 (4.471 against 4.421 ms), 0.8 % at 24 and at 13B's

@@ -656,7 +656,7 @@ def silu_gemm(gu: torch.Tensor, w: torch.Tensor, cfg: SkinnyConfig, want_h: bool
 # - ROW_SCALE (qkv, gate_up, lm_head, which read the norm's output): the GEMM is the plain one over
 #   hg, and the epilogue multiplies each row by 1 / rms = rsqrt(ss[m] / K + eps), ss[m] the sum of
 #   the parts in a fixed order. The atomics add in whatever order the tiles finish: batch 32's
-#   logits moved by about 1.2e-3 from one run to the next (gpu/results/model-13b-h200-8c64e5e/).
+#   logits moved by about 1.3e-3 from one run to the next (gpu/results/model-13b-h200-8c64e5e/).
 #   Stored parts give the same bits each run, but batch 32's step takes about 1 % longer
 #   (gpu/results/ss-atomic-ab-h200-3dd5a38/); the engine keeps the atomics by default
 #   (gpu/engine/model.py EPILOGUE_SS_ATOMIC).
