@@ -20,10 +20,15 @@ time. Each kernel's registers a thread, spilled bytes and shared memory come fro
 weight of N rows over P programs. ``--attention`` reports decode attention's hand-pipelined kernel
 instead (gpu/engine/attention.py, Llama-2-7B's 32 heads of 128, one split), at 16- and 32-token
 tiles and 1, 2 and 4 warps, with and without the rotary embedding inside it, and how many programs
-of that size an SM holds by registers (65,536 a Hopper SM).
+of that size an SM holds by registers (65,536 a Hopper SM). ``--epilogues`` reports the epilogue
+GEMMs the engine runs at 17-32 rows without LoRA (gpu/engine/model.py WIDE_EPILOGUE*: qkv and
+lm_head's row scale, gate_up's GLU, o_proj and down_proj's residual) at ``--rows`` rows, with the row
+sums of squares added by atomics (EPILOGUE_SS_ATOMIC) and stored as parts: registers, spills, shared
+memory and the global atomics in the PTX.
 
 Usage: python3 gpu/ptx_report.py [--config tsk_n32_k128_w4_s6_sk1] [--rows 16] [--n N --programs 132]
-    [--arch 90] [--json FILE] | --attention [--arch 90] [--json FILE]
+    [--arch 90] [--json FILE] | --attention [--arch 90] [--json FILE] | --epilogues [--rows 32] [--arch 90]
+    [--json FILE]
 """
 
 from __future__ import annotations
@@ -201,6 +206,53 @@ def attention_report(arch: int) -> dict[str, dict]:
     return report
 
 
+def global_atomics(ptx: str) -> int:
+    """Global-memory atomics and reductions (``atom.global``, ``red.global``) in a kernel's PTX."""
+    return sum(1 for line in ptx.splitlines() if opcode(line.strip()).startswith(("atom.global", "red.global")))
+
+
+def epilogue_report(arch: int, rows: int, hidden: int = 4096) -> dict[str, dict]:
+    """The engine's epilogue GEMMs at 17-32 rows (WIDE_EPILOGUE_CONFIG's row scale, the GLU config's
+    GLU, WIDE_EPILOGUE_NARROW_CONFIG's residual) compiled for ``arch`` at ``rows`` rows, each with the
+    row sums of squares by atomics and as stored parts (one an N tile of a ``hidden``-column residual
+    GEMM): registers, spilled bytes, shared bytes and global atomics."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from gpu.engine import model as em
+    from gpu.kernels import skinny_gemm as sg
+
+    ptrs = {"x_ptr": "*fp16", "w_ptr": "*fp16", "y_ptr": "*fp16", "ss_in_ptr": "*fp32", "res_ptr": "*fp16",
+            "g_ptr": "*fp16", "hg_ptr": "*fp16", "ss_out_ptr": "*fp32", "part_ptr": "*fp32", "count_ptr": "*i32"}
+    ints = ["M", "N", "K", "n_up", "eps", "k_per_split", "n_ss_in", "stride_xm", "stride_wn", "stride_ym",
+            "stride_resm", "stride_hgm", "stride_ss_in", "stride_ss_out"]
+    sig = dict(ptrs, **{n: "fp32" if n == "eps" else "i32" for n in ints})
+    aligned = list(ptrs) + ["N", "K", "k_per_split", "stride_xm", "stride_wn", "stride_ym", "stride_resm",
+                            "stride_hgm", "stride_ss_in", "stride_ss_out"]
+    narrow = sg.SkinnyConfig.from_name(em.WIDE_EPILOGUE_NARROW_CONFIG)
+    parts = triton.next_power_of_2(sg.ss_parts(hidden, narrow))
+    report = {}
+    kernels = (("row scale", em.WIDE_EPILOGUE_CONFIG, "norm"), ("GLU", em.WIDE_EPILOGUE_GLU_CONFIG, "glu"),
+               ("residual", em.WIDE_EPILOGUE_NARROW_CONFIG, "resid"))
+    for what, name, kind in kernels:
+        cfg = sg.SkinnyConfig.from_name(name)
+        for atomic in (True, False):
+            const = {"ROW_SCALE": kind != "resid", "GLU": kind == "glu", "RESID": kind == "resid",
+                     "BLOCK_M": sg.block_m(rows), "BLOCK_N": cfg.block_n, "BLOCK_K": cfg.block_k, "EVEN_K": True,
+                     "SPLIT_K": cfg.split_k, "SWAP_AB": cfg.swap_ab,
+                     "SS_IN_BLOCK": 1 if atomic or kind == "resid" else parts, "SS_ATOMIC": atomic}
+            s = dict(sig, **{k: "constexpr" for k in const})
+            ck = triton.compile(ASTSource(fn=sg.skinny_epilogue_kernel, signature=s, constexprs=const,
+                                          attrs=_attrs(s, aligned)), target=GPUTarget("cuda", arch, 32),
+                                options={"num_warps": cfg.num_warps, "num_stages": cfg.num_stages})
+            r = resources(ck)
+            r["shared_bytes"] = getattr(getattr(ck, "metadata", None), "shared", None)
+            r["global_atomics"] = global_atomics(ck.asm["ptx"])
+            report[f"{what}, {name}, {'atomics' if atomic else 'parts'}"] = r
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default=None, help="a SkinnyConfig name (default: the engine's)")
@@ -210,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=None, help="a balanced config's weight rows (its tile follows)")
     ap.add_argument("--programs", type=int, default=132, help="a balanced config's programs (132: the H200's SMs)")
     ap.add_argument("--attention", action="store_true", help="decode attention's kernel instead of the GEMM")
+    ap.add_argument("--epilogues", action="store_true",
+                    help="the engine's 17-32-row epilogue GEMMs (at --rows rows), the sums of squares both ways")
     args = ap.parse_args(argv)
     if not 1 <= args.rows <= 64:
         ap.error(f"--rows: 1..64, got {args.rows}")
@@ -226,6 +280,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from gpu.common.meta import collect_metadata
     from gpu.kernels.skinny_gemm import SkinnyConfig
+    if args.epilogues:
+        report = epilogue_report(args.arch, args.rows)
+        meta = collect_metadata(arch=args.arch, triton=triton.__version__, rows=args.rows,
+                                note="compiled for the target only; no GPU used, no time measured")
+        if args.json:
+            _write_json(args.json, {"meta": meta, "kernels": report})
+        print(f"the epilogue GEMMs at {args.rows} rows, sm_{args.arch}, Triton {meta['triton']}")
+        print("| kernel | registers a thread | spilled bytes | shared bytes | global atomics |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for name, r in report.items():
+            print(f"| {name} | {r.get('registers')} | {r.get('spill_bytes')} | {r['shared_bytes']} | "
+                  f"{r['global_atomics']} |")
+        return 0
     if args.attention:
         report = attention_report(args.arch)
         meta = collect_metadata(arch=args.arch, triton=triton.__version__,

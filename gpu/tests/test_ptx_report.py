@@ -120,3 +120,31 @@ def test_usage_errors(capsys, monkeypatch):
         with pytest.raises(SystemExit) as e:
             pr.main(args)
         assert e.value.code == 2 and msg in capsys.readouterr().err
+
+
+def test_global_atomics_counts_atom_and_red_on_global_memory():
+    ptx = ("\t@%p24 atom.global.gpu.acq_rel.add.u32 %r1, [ %rd2 + 0 ], %r3;\n"
+           "\tred.global.gpu.relaxed.add.f32 [ %rd4 + 0 ], %f1;\n"
+           "\tatom.shared.add.u32 %r5, [%r6], 1;\n"
+           "\tcp.async.cg.shared.global [ %r7 + 0 ], [ %rd8 + 0 ], 0x10, %r9;\n")
+    assert pr.global_atomics(ptx) == 2
+
+
+def test_epilogue_gemms_by_atomics_and_by_parts(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("triton")
+    # the residual epilogue by atomics has one global atomic more than by stored parts (the split-K
+    # counter's two in both); the readers' registers and shared memory do not change; nothing spills
+    r, doc = _run(tmp_path, "--epilogues", "--rows", "32")
+    assert r.returncode == 0, r.stderr[-2000:]
+    k = doc["kernels"]
+    assert len(k) == 6 and doc["meta"]["rows"] == 32
+    resid = {form: v for name, v in k.items() if name.startswith("residual") for form in ("atomics", "parts")
+             if name.endswith(form)}
+    assert resid["atomics"]["global_atomics"] == resid["parts"]["global_atomics"] + 1
+    for name, v in k.items():
+        assert v["spill_bytes"] == 0 and v["registers"] > 0, name
+    for what in ("row scale", "GLU"):
+        pair = [v for name, v in k.items() if name.startswith(what)]
+        assert pair[0]["registers"] == pair[1]["registers"] and pair[0]["shared_bytes"] == pair[1]["shared_bytes"]
+    assert "| residual, " in r.stdout
