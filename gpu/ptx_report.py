@@ -102,6 +102,13 @@ def _attrs(sig: dict[str, str], aligned: list[str]) -> dict:
     return {(names.index(n),): [["tt.divisibility", 16]] for n in aligned}
 
 
+def kernel_resources(ck) -> dict:
+    """``resources(ck)`` and the kernel's shared memory (``shared_bytes``)."""
+    r = resources(ck)
+    r["shared_bytes"] = getattr(getattr(ck, "metadata", None), "shared", None)
+    return r
+
+
 def resources(ck) -> dict:
     """Registers a thread, spilled (local) bytes and shared memory of a compiled kernel, from its
     cubin by the cuobjdump Triton bundles; {} where that tool is missing."""
@@ -197,8 +204,7 @@ def attention_report(arch: int) -> dict[str, dict]:
                 ck = triton.compile(ASTSource(fn=A._paged_decode_kernel, signature=s, constexprs=const,
                                               attrs=_attrs(s, aligned)), target=GPUTarget("cuda", arch, 32),
                                     options={"num_warps": warps, "num_stages": 1})
-                r = resources(ck)
-                r["shared_bytes"] = getattr(getattr(ck, "metadata", None), "shared", None)
+                r = kernel_resources(ck)
                 if r.get("registers"):
                     per_program = -(-r["registers"] // 8) * 8 * 32 * warps
                     r["programs_per_sm_by_registers"] = REGISTERS_PER_SM // per_program
@@ -246,8 +252,7 @@ def epilogue_report(arch: int, rows: int, hidden: int = 4096) -> dict[str, dict]
             ck = triton.compile(ASTSource(fn=sg.skinny_epilogue_kernel, signature=s, constexprs=const,
                                           attrs=_attrs(s, aligned)), target=GPUTarget("cuda", arch, 32),
                                 options={"num_warps": cfg.num_warps, "num_stages": cfg.num_stages})
-            r = resources(ck)
-            r["shared_bytes"] = getattr(getattr(ck, "metadata", None), "shared", None)
+            r = kernel_resources(ck)
             r["global_atomics"] = global_atomics(ck.asm["ptx"])
             report[f"{what}, {name}, {'atomics' if atomic else 'parts'}"] = r
     return report
@@ -281,30 +286,18 @@ def main(argv: list[str] | None = None) -> int:
     from gpu.common.meta import collect_metadata
     from gpu.kernels.skinny_gemm import SkinnyConfig
     if args.epilogues:
-        report = epilogue_report(args.arch, args.rows)
         meta = collect_metadata(arch=args.arch, triton=triton.__version__, rows=args.rows,
                                 note="compiled for the target only; no GPU used, no time measured")
-        if args.json:
-            _write_json(args.json, {"meta": meta, "kernels": report})
-        print(f"the epilogue GEMMs at {args.rows} rows, sm_{args.arch}, Triton {meta['triton']}")
-        print("| kernel | registers a thread | spilled bytes | shared bytes | global atomics |")
-        print("| --- | ---: | ---: | ---: | ---: |")
-        for name, r in report.items():
-            print(f"| {name} | {r.get('registers')} | {r.get('spill_bytes')} | {r['shared_bytes']} | "
-                  f"{r['global_atomics']} |")
+        _resource_table(args.json, meta, epilogue_report(args.arch, args.rows),
+                        f"the epilogue GEMMs at {args.rows} rows, sm_{args.arch}, Triton {meta['triton']}",
+                        "global atomics", "global_atomics")
         return 0
     if args.attention:
-        report = attention_report(args.arch)
         meta = collect_metadata(arch=args.arch, triton=triton.__version__,
                                 note="compiled for the target only; no GPU used, no time measured")
-        if args.json:
-            _write_json(args.json, {"meta": meta, "kernels": report})
-        print(f"decode attention, hand-pipelined loop, one split, sm_{args.arch}, Triton {meta['triton']}")
-        print("| kernel | registers a thread | spilled bytes | shared bytes | programs an SM holds by registers |")
-        print("| --- | ---: | ---: | ---: | ---: |")
-        for name, r in report.items():
-            print(f"| {name} | {r.get('registers')} | {r.get('spill_bytes')} | {r['shared_bytes']} | "
-                  f"{r.get('programs_per_sm_by_registers')} |")
+        _resource_table(args.json, meta, attention_report(args.arch),
+                        f"decode attention, hand-pipelined loop, one split, sm_{args.arch}, Triton {meta['triton']}",
+                        "programs an SM holds by registers", "programs_per_sm_by_registers")
         return 0
     if args.config is None:
         from gpu.engine.model import SKINNY_CONFIG
@@ -321,8 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {}
     for name, ck in kernels.items():
         r = summarize(ck.asm["ptx"])
-        r["shared_bytes"] = getattr(getattr(ck, "metadata", None), "shared", None)
-        r.update(resources(ck))
+        r.update(kernel_resources(ck))
         # per thread, times the warps: the instructions the SM issues per KB of weights
         r["warp_instructions_per_w_kb"] = r["loop_instructions"] * cfg.num_warps / w_kb
         report[name] = r
@@ -345,6 +337,19 @@ def main(argv: list[str] | None = None) -> int:
               f"{'/'.join(map(str, r['wait_group_depths']))} | {r['shared_bytes']} | {r.get('registers')} | "
               f"{r.get('spill_bytes')} |")
     return 0
+
+
+def _resource_table(json_path: Path | None, meta: dict, report: dict[str, dict], title: str, last: str,
+                    last_key: str) -> None:
+    """Writes ``report`` (with ``meta``) to ``json_path`` where given, and prints it as a table of each
+    kernel's registers, spills, shared bytes and one more column (``last``, from ``last_key``)."""
+    if json_path:
+        _write_json(json_path, {"meta": meta, "kernels": report})
+    print(title)
+    print(f"| kernel | registers a thread | spilled bytes | shared bytes | {last} |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, r in report.items():
+        print(f"| {name} | {r.get('registers')} | {r.get('spill_bytes')} | {r['shared_bytes']} | {r.get(last_key)} |")
 
 
 def sg_block_m(rows: int) -> int:
