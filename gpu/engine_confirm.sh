@@ -12,10 +12,8 @@ cd "$(dirname "$0")/.."
 : "${GIT_COMMIT:?GIT_COMMIT must name the commit this tree is}"
 ARCHIVE=engine-confirm.tar.gz
 . gpu/common/steps.sh  # OUT, W (the work folder), pack, step, show_variants, show_engine
-marker=${MACHINE_START_FILE:-/tmp/loratwin-machine-start}  # as gpu/record_runs.sh marks a start
-if [ ! -s "$marker" ]; then date -u +%Y-%m-%dT%H:%M:%SZ > "$marker"; how="new: this call is its first"
-else how="seen by an earlier call"; fi
-echo "== machine start $(cat "$marker") ($how)" | tee "$W/machine-start.txt"
+. gpu/common/machine_start.sh  # start_id, how
+echo "== machine start $start_id ($how)" | tee "$W/machine-start.txt"
 step tests env TRITON_INTERPRET=0 timeout 200 python3 -m pytest -q gpu/tests/test_skinny_gemm.py \
   gpu/tests/test_wide_rows.py gpu/tests/test_fused_epilogues.py
 step engine timeout 300 python3 gpu/bench_engine.py --out "$W/engine"

@@ -43,11 +43,7 @@ for run in "$@"; do
     exit 2
   fi
 done
-marker=${MACHINE_START_FILE:-/tmp/loratwin-machine-start}
-new_start=
-if [ ! -s "$marker" ]; then new_start=1; date -u +%Y-%m-%dT%H:%M:%SZ > "$marker"; fi
-start_id=$(cat "$marker")
-if [ -n "$new_start" ]; then how="new: this call is its first"; else how="seen by an earlier call"; fi
+. gpu/common/machine_start.sh  # start_id, how, new_start
 echo "== machine start $start_id ($how)"
 if [ -n "$profile" ]; then
   echo "== profile $(date -u +%T)"
